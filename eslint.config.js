@@ -1,0 +1,47 @@
+// Lint rules. The important one is the purity fence around src/raft: the consensus core takes
+// messages and ticks and hands back data, so it may import nothing but its own files, and may not
+// read a clock, draw randomness or schedule timers (DESIGN principle 1). Deterministic simulation
+// depends on it.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import globals from 'globals';
+
+const impureGlobals = ['Date', 'setTimeout', 'setInterval', 'setImmediate', 'queueMicrotask', 'process', 'performance', 'crypto', 'require'].map((name) => ({
+  name,
+  message: `src/raft is pure: '${name}' is not allowed (inject time, randomness and I/O from the driver).`,
+}));
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', '.raftauth/**', 'tmp/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { ...globals.node } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  {
+    files: ['src/raft/**/*.ts'],
+    languageOptions: { globals: {} },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*'], message: 'src/raft is pure: no Node built-ins.' },
+            { regex: '^[^.]', message: 'src/raft is pure: it imports only its own files (relative paths).' },
+            { regex: '^\\.\\./', message: 'src/raft imports nothing of the project outside src/raft.' },
+          ],
+        },
+      ],
+      'no-restricted-globals': ['error', ...impureGlobals],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Math', property: 'random', message: 'src/raft is pure: use the injected seeded RNG.' },
+      ],
+    },
+  },
+);
