@@ -238,8 +238,6 @@ export type Rng = (bound: number) => number;
  * the config loader refuses them outside test builds.
  */
 export interface UnsafeBugs {
-  /** Do not include the vote in hardState, so a restart forgets it (breaks election safety). */
-  readonly forgetVote?: boolean;
   /** Commit entries of earlier terms by counting replicas (the figure 8 bug, §5.4.2). */
   readonly commitPriorTermByCounting?: boolean;
   /** Grant votes without the up-to-date log check (§5.4.1), breaking leader completeness. */
