@@ -5,15 +5,30 @@ import { RaftError, invariant } from './errors.ts';
 import type { ConfState, Entry, HardState, Snapshot, Storage } from './types.ts';
 import { emptyConfState, entrySize } from './util.ts';
 
+/** Index and term of the bootstrap snapshot of a founding member. */
+export const BOOTSTRAP_INDEX = 1;
+export const BOOTSTRAP_TERM = 1;
+
 export class MemoryStorage implements Storage {
   private hardState: HardState = { term: 0, vote: 0, commit: 0 };
   private snap: Snapshot;
   /** ents[0] is a dummy entry at the snapshot's index and term. */
   private ents: Entry[];
 
+  /**
+   * An empty store (a node that will join an existing cluster), or, given the initial voters, the
+   * store of a founding member: bootstrapped with a snapshot at index 1, term 1 that carries the
+   * initial configuration (and an empty state-machine image). Every founding member starts from
+   * the same snapshot, so a node that joins later is always sent a snapshot first and learns the
+   * configuration from it, rather than replaying conf changes against a configuration it never saw.
+   */
   constructor(confState: ConfState = emptyConfState()) {
-    this.snap = { metadata: { index: 0, term: 0, confState }, data: new Uint8Array(0) };
-    this.ents = [{ term: 0, index: 0, type: 'normal', data: new Uint8Array(0) }];
+    const bootstrap = confState.voters.length > 0;
+    const index = bootstrap ? BOOTSTRAP_INDEX : 0;
+    const term = bootstrap ? BOOTSTRAP_TERM : 0;
+    this.snap = { metadata: { index, term, confState }, data: new Uint8Array(0) };
+    this.ents = [{ term, index, type: 'normal', data: new Uint8Array(0) }];
+    if (bootstrap) this.hardState = { term, vote: 0, commit: index };
   }
 
   initialState(): { hardState: HardState; confState: ConfState } {

@@ -1,0 +1,231 @@
+// RawNode: the driver-facing shell around the Raft state machine (etcd's RawNode).
+//
+// The driver calls tick/step/propose/readIndex, then collects work with ready(), carries it out
+// in the order stated on the Ready type (persist -> send -> apply), and calls advance().
+import { RaftError, invariant } from './errors.ts';
+import { Raft, DEFAULT_MAX_COMMITTED_SIZE_PER_READY } from './raft.ts';
+import { encodeConfChange, isJoint, nextConfState } from './confchange.ts';
+import type { ConfChange, ConfState, Config, Entry, HardState, Message, NodeId, ProgressStatus, Ready, SoftState, Status } from './types.ts';
+import { NONE } from './types.ts';
+
+export { encodeConfChange, decodeConfChange } from './confchange.ts';
+
+export interface ProposalId {
+  readonly index: number;
+  readonly term: number;
+}
+
+export class RawNode {
+  private readonly raft: Raft;
+  private readonly maxCommittedSize: number;
+  private prevSoft: SoftState;
+  private prevHard: HardState;
+  /** The Ready handed out and not yet advanced. */
+  private outstanding: Ready | null = null;
+
+  constructor(config: Config) {
+    this.raft = new Raft(config);
+    this.maxCommittedSize = config.maxCommittedSizePerReady ?? DEFAULT_MAX_COMMITTED_SIZE_PER_READY;
+    this.prevSoft = this.raft.softState();
+    this.prevHard = this.raft.hardState();
+  }
+
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Deliver a message from a peer. */
+  step(m: Message): void {
+    this.raft.stepMessage(m);
+  }
+
+  /** Start an election now (used by tests and by operators forcing a campaign). */
+  campaign(): void {
+    this.raft.hup(false);
+  }
+
+  /** Propose a normal entry. Only the leader accepts proposals; the router forwards. */
+  propose(data: Uint8Array): ProposalId {
+    return this.appendProposal({ term: 0, index: 0, type: 'normal', data });
+  }
+
+  /**
+   * Propose a membership change. Refused while an earlier change is not applied, and before the
+   * leader's first entry of its term is applied (the 2015 single-server-change correction).
+   */
+  proposeConfChange(cc: ConfChange): ProposalId {
+    const r = this.raft;
+    this.requireLeader();
+    if (r.pendingConfIndex > r.log.applied) {
+      throw new RaftError('CONF_CHANGE_PENDING', `a conf change at index ${r.pendingConfIndex} is not applied yet (applied ${r.log.applied})`);
+    }
+    const data = encodeConfChange(cc);
+    // Validate against the configuration in force (throws INVALID_CONF_CHANGE); nothing changes yet.
+    nextConfState(r.conf, cc);
+    const id = this.appendProposal({ term: 0, index: 0, type: 'confChange', data });
+    r.pendingConfIndex = id.index;
+    return id;
+  }
+
+  private requireLeader(): void {
+    const r = this.raft;
+    if (r.role !== 'leader') throw new RaftError('NOT_LEADER', `node ${r.id} is ${r.role}`, r.lead);
+  }
+
+  private appendProposal(e: Entry): ProposalId {
+    const r = this.raft;
+    this.requireLeader();
+    if (!r.progress.has(r.id)) throw new RaftError('PROPOSAL_DROPPED', `node ${r.id} is not a member`);
+    if (r.leadTransferee !== NONE) throw new RaftError('PROPOSAL_DROPPED', `leadership transfer to ${r.leadTransferee} in progress`);
+    if (!r.appendEntries([e])) throw new RaftError('PROPOSAL_DROPPED', 'too many uncommitted bytes on the leader');
+    r.pendingBroadcast = true;
+    return { index: r.log.lastIndex(), term: r.term };
+  }
+
+  /** The application applies a committed conf-change entry: switch to the new configuration. */
+  applyConfChange(cc: ConfChange): ConfState {
+    return this.raft.applyConfChange(cc);
+  }
+
+  /**
+   * Ask for a linearizable read point (§6.4). The answer arrives as a ReadState with the same
+   * context in a later Ready. Contexts must be unique among pending reads.
+   */
+  readIndex(context: string): void {
+    const r = this.raft;
+    if (r.role === 'leader') {
+      r.handleReadIndexOnLeader({ type: 'readIndex', from: r.id, to: r.id, term: r.term, context });
+      return;
+    }
+    if (r.lead === NONE || r.role !== 'follower') throw new RaftError('NOT_LEADER', `node ${r.id} knows no leader`, NONE);
+    r.msgs.push({ type: 'readIndex', from: r.id, to: r.lead, term: r.term, context });
+  }
+
+  /** Hand leadership to `to` (§3.10). On a follower the request is forwarded to the leader. */
+  transferLeadership(to: NodeId): void {
+    const r = this.raft;
+    if (r.role === 'leader') {
+      r.handleTransferLeader(to);
+      return;
+    }
+    if (r.lead === NONE) throw new RaftError('NOT_LEADER', `node ${r.id} knows no leader`, NONE);
+    r.msgs.push({ type: 'transferLeader', from: r.id, to: r.lead, term: r.term, transferee: to });
+  }
+
+  /** The transport could not reach `id`: stop pipelining to it and probe instead. */
+  reportUnreachable(id: NodeId): void {
+    const pr = this.raft.role === 'leader' ? this.raft.progress.get(id) : undefined;
+    if (pr && pr.state === 'replicate') pr.becomeProbe();
+  }
+
+  /** The transport finished (ok) or failed sending a snapshot to `id`. */
+  reportSnapshot(id: NodeId, ok: boolean): void {
+    const pr = this.raft.role === 'leader' ? this.raft.progress.get(id) : undefined;
+    if (!pr || pr.state !== 'snapshot') return;
+    if (!ok) pr.pendingSnapshot = 0;
+    pr.becomeProbe();
+    // Wait for a heartbeat response before probing again, so a failed snapshot is not resent in a loop.
+    pr.probeSent = true;
+  }
+
+  hasReady(): boolean {
+    if (this.outstanding) return false;
+    const r = this.raft;
+    if (r.pendingBroadcast || r.msgs.length > 0 || r.readStates.length > 0) return true;
+    if (r.log.unstableEntries().length > 0 || r.log.unstableSnapshot() !== null) return true;
+    if (r.log.hasNextCommittedEntries()) return true;
+    const hs = r.hardState();
+    if (!hardStateEqual(hs, this.prevHard)) return true;
+    const ss = r.softState();
+    return ss.lead !== this.prevSoft.lead || ss.role !== this.prevSoft.role;
+  }
+
+  ready(): Ready {
+    invariant(this.outstanding === null, 'ready() called again before advance() of the previous Ready');
+    const r = this.raft;
+    if (r.pendingBroadcast) {
+      // Proposals since the last Ready go out as one batched MsgApp per follower.
+      r.pendingBroadcast = false;
+      r.bcastAppend();
+    }
+    const entries = r.log.unstableEntries();
+    const snapshot = r.log.unstableSnapshot();
+    const committedEntries = r.log.nextCommittedEntries(this.maxCommittedSize);
+    const hs = r.hardState();
+    const ss = r.softState();
+    const hardChanged = !hardStateEqual(hs, this.prevHard);
+    const softChanged = ss.lead !== this.prevSoft.lead || ss.role !== this.prevSoft.role;
+    const rd: Ready = {
+      softState: softChanged ? ss : null,
+      hardState: hardChanged ? hs : null,
+      entries,
+      snapshot,
+      committedEntries,
+      messages: r.msgs,
+      readStates: r.readStates,
+      // A new term, a vote or new entries are promises to peers: they must hit the disk first.
+      mustSync: entries.length > 0 || hs.term !== this.prevHard.term || hs.vote !== this.prevHard.vote || snapshot !== null,
+    };
+    r.msgs = [];
+    r.readStates = [];
+    if (softChanged) this.prevSoft = ss;
+    this.outstanding = rd;
+    return rd;
+  }
+
+  /** The previous Ready has been persisted, sent and applied. */
+  advance(): void {
+    const rd = this.outstanding;
+    invariant(rd !== null, 'advance() without a Ready');
+    this.outstanding = null;
+    const r = this.raft;
+    if (rd.hardState) this.prevHard = rd.hardState;
+    if (rd.snapshot) {
+      r.log.stableSnapTo(rd.snapshot.metadata.index);
+      if (rd.snapshot.metadata.index > r.log.applied) r.log.applied = rd.snapshot.metadata.index;
+    }
+    if (rd.entries.length > 0) {
+      const last = rd.entries[rd.entries.length - 1]!;
+      r.log.stableTo(last.index, last.term);
+      r.selfStable(last.index, last.term);
+    }
+    if (rd.committedEntries.length > 0) {
+      const last = rd.committedEntries[rd.committedEntries.length - 1]!;
+      r.log.appliedTo(last.index);
+      r.reduceUncommittedSize(rd.committedEntries);
+    }
+    // Leave a joint configuration by ourselves once it is applied (autoLeave, §4.3).
+    if (r.role === 'leader' && r.conf.autoLeave && isJoint(r.conf) && r.log.applied >= r.pendingConfIndex && r.leadTransferee === NONE) {
+      try {
+        const id = this.appendProposal({ term: 0, index: 0, type: 'confChange', data: encodeConfChange({ changes: [] }) });
+        r.pendingConfIndex = id.index;
+      } catch (e) {
+        // Refused for now (size budget); retried at the next advance.
+        if (!(e instanceof RaftError)) throw e;
+      }
+    }
+  }
+
+  status(): Status {
+    const r = this.raft;
+    let progress: Map<NodeId, ProgressStatus> | null = null;
+    if (r.role === 'leader') {
+      progress = new Map();
+      for (const [id, pr] of r.progress) progress.set(id, pr.status());
+    }
+    return {
+      id: r.id,
+      hardState: r.hardState(),
+      softState: r.softState(),
+      applied: r.log.applied,
+      lastIndex: r.log.lastIndex(),
+      confState: r.conf,
+      progress,
+      leadTransferee: r.leadTransferee,
+    };
+  }
+}
+
+function hardStateEqual(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
