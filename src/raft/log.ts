@@ -186,6 +186,10 @@ export class RaftLog {
     return this.unstable.entries.slice();
   }
 
+  hasUnstableEntries(): boolean {
+    return this.unstable.entries.length > 0;
+  }
+
   unstableSnapshot(): Snapshot | null {
     return this.unstable.snapshot;
   }

@@ -113,7 +113,9 @@ export class MemoryStorage implements Storage {
     if (first > es[0]!.index) es = es.slice(first - es[0]!.index);
     const offset = es[0]!.index - this.ents[0]!.index;
     invariant(offset <= this.ents.length, () => `append: gap: storage last index ${this.lastIndex()}, appending from ${es[0]!.index}`);
-    this.ents = this.ents.slice(0, offset).concat(es);
+    // Truncate a conflicting suffix in place, then push: appending at the end is the hot path.
+    if (offset < this.ents.length) this.ents.length = offset;
+    for (const e of es) this.ents.push(e);
   }
 
   /** A deep-enough copy for the simulator's "durable state survives a crash" model. */

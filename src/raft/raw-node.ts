@@ -132,7 +132,7 @@ export class RawNode {
     if (this.outstanding) return false;
     const r = this.raft;
     if (r.pendingBroadcast || r.msgs.length > 0 || r.readStates.length > 0) return true;
-    if (r.log.unstableEntries().length > 0 || r.log.unstableSnapshot() !== null) return true;
+    if (r.log.hasUnstableEntries() || r.log.unstableSnapshot() !== null) return true;
     if (r.log.hasNextCommittedEntries()) return true;
     const hs = r.hardState();
     if (!hardStateEqual(hs, this.prevHard)) return true;
