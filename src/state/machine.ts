@@ -1,0 +1,156 @@
+// The replicated state machine: a pure function of (state, command), applied in log order.
+//
+// - Domains (kv now; clients, users, tokens, mfa, keys, audit later) register an apply module by
+//   name. apply() is synchronous and deterministic: it reads state through the transaction (which
+//   sees the writes of earlier commands in the same batch), takes time only from the command's
+//   `ts`, and never touches the network, a clock or randomness.
+// - Each command runs in its own child transaction. A command the domain rejects (DomainError)
+//   changes nothing and answers with the error; an unexpected exception is a bug that stops the
+//   node (the same entry would throw on every node, and serving from a state machine that failed
+//   half-way is not an option).
+// - Exactly-once (§6.3 of the Raft dissertation): results are remembered per client session and
+//   returned again for a retried (sid, seq). See sessions.ts.
+// - The batch's writes and the applied index are handed to storage as one write, so after a crash
+//   the state and the applied index always agree.
+import type { Entry } from '../raft/types.ts';
+import { CommandDecodeError, decodeCommand } from './command.ts';
+import type { Command } from './command.ts';
+import { SessionTable, SESSION_DOMAIN } from './sessions.ts';
+import type { SessionConfig } from './sessions.ts';
+import { Overlay, type StateReader, type StateChangeSet } from './overlay.ts';
+
+export type { StateReader } from './overlay.ts';
+
+/** A rejected command: the client sees `code` and `message`; state is unchanged. */
+export class DomainError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DomainError';
+  }
+}
+
+export interface Tx extends StateReader {
+  put(keyspace: string, key: string, value: Uint8Array): void;
+  del(keyspace: string, key: string): void;
+}
+
+export interface ApplyContext {
+  /** Log index of the command. */
+  readonly index: number;
+  /** Leader time of the command, made monotonic across leaders (never goes backwards). */
+  readonly ts: number;
+  readonly tx: Tx;
+  readonly sid: string | null;
+}
+
+export interface Domain {
+  readonly name: string;
+  /** Keyspaces the domain owns (for documentation and checks; names as storage accepts them). */
+  readonly keyspaces: readonly string[];
+  apply(ctx: ApplyContext, op: string, args: unknown): unknown;
+}
+
+export type ApplyResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly code: string; readonly message: string };
+
+export interface AppliedBatch {
+  /** Writes of the whole batch, last write per key wins. */
+  readonly changes: StateChangeSet;
+  /** Result per log index of the commands in the batch (no-ops and conf changes have none). */
+  readonly results: Map<number, ApplyResult>;
+  readonly applied: number;
+}
+
+/** Monotonic time is kept in this keyspace so a restarted node continues from the same value. */
+const META_KEYSPACE = 'sys.meta';
+const CLOCK_KEY = 'clock';
+
+export class StateMachine {
+  private readonly domains = new Map<string, Domain>();
+  readonly sessions: SessionTable;
+  private lastTs: number | null = null;
+
+  constructor(
+    private readonly backing: StateReader,
+    sessionConfig: SessionConfig,
+  ) {
+    this.sessions = new SessionTable(sessionConfig);
+  }
+
+  register(d: Domain): void {
+    if (this.domains.has(d.name) || d.name === SESSION_DOMAIN) throw new Error(`domain ${d.name} registered twice`);
+    this.domains.set(d.name, d);
+  }
+
+  /**
+   * Apply committed entries in order. Conf-change entries are skipped here (the driver hands
+   * them to the Raft core); they still advance the applied index.
+   */
+  applyEntries(entries: readonly Entry[]): AppliedBatch {
+    const batch = new Overlay(this.backing);
+    const results = new Map<number, ApplyResult>();
+    let applied = 0;
+    for (const e of entries) {
+      applied = e.index;
+      if (e.type !== 'normal' || e.data.length === 0) continue;
+      let cmd: Command;
+      try {
+        cmd = decodeCommand(e.data);
+      } catch (err) {
+        // Every node decodes the same bytes the same way: answer with an error, change nothing.
+        if (err instanceof CommandDecodeError) {
+          results.set(e.index, { ok: false, code: 'MALFORMED_COMMAND', message: err.message });
+          continue;
+        }
+        throw err;
+      }
+      results.set(e.index, this.applyCommand(batch, e.index, cmd));
+    }
+    return { changes: batch.changes(), results, applied };
+  }
+
+  private monotonicTs(batch: Overlay, ts: number): number {
+    if (this.lastTs === null) {
+      const stored = batch.get(META_KEYSPACE, CLOCK_KEY);
+      this.lastTs = stored ? new DataView(stored.buffer, stored.byteOffset, stored.byteLength).getFloat64(0) : 0;
+    }
+    if (ts > this.lastTs) {
+      this.lastTs = ts;
+      const b = new Uint8Array(8);
+      new DataView(b.buffer).setFloat64(0, ts);
+      batch.put(META_KEYSPACE, CLOCK_KEY, b);
+    }
+    return this.lastTs;
+  }
+
+  private applyCommand(batch: Overlay, index: number, cmd: Command): ApplyResult {
+    const ts = this.monotonicTs(batch, cmd.ts);
+    if (cmd.domain === SESSION_DOMAIN) return this.sessions.applySessionOp(batch, ts, cmd);
+    const seen = this.sessions.check(batch, ts, cmd);
+    if (seen) return seen;
+    const d = this.domains.get(cmd.domain);
+    let result: ApplyResult;
+    if (!d) {
+      result = { ok: false, code: 'UNKNOWN_DOMAIN', message: `no domain ${cmd.domain}` };
+    } else {
+      const tx = batch.child();
+      try {
+        const value = d.apply({ index, ts, tx, sid: cmd.sid }, cmd.op, cmd.args);
+        tx.commit();
+        result = { ok: true, value };
+      } catch (e) {
+        if (!(e instanceof DomainError)) throw e;
+        result = { ok: false, code: e.code, message: e.message };
+      }
+    }
+    this.sessions.record(batch, ts, cmd, result);
+    return result;
+  }
+
+  /** After a snapshot is installed the cached clock must be re-read. */
+  resetCaches(): void {
+    this.lastTs = null;
+  }
+}

@@ -1,0 +1,159 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { StateMachine, DomainError } from '../../../src/state/machine.ts';
+import type { AppliedBatch, Domain, StateReader } from '../../../src/state/machine.ts';
+import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
+import { kvDomain } from '../../../src/state/kv.ts';
+import { encodeCommand } from '../../../src/state/command.ts';
+import type { Command } from '../../../src/state/command.ts';
+import type { Entry } from '../../../src/raft/types.ts';
+
+/** Durable state stand-in: applies a batch's changes the way storage does. */
+class MapState implements StateReader {
+  readonly m = new Map<string, Uint8Array>();
+  get(ks: string, key: string): Uint8Array | undefined {
+    return this.m.get(`${ks}/${key}`);
+  }
+  commit(b: AppliedBatch): void {
+    for (const [ks, key, v] of b.changes.puts) this.m.set(`${ks}/${key}`, v);
+    for (const [ks, key] of b.changes.dels) this.m.delete(`${ks}/${key}`);
+  }
+}
+
+let index = 10;
+const entry = (c: Partial<Command> & Pick<Command, 'domain' | 'op'>): Entry => ({
+  term: 2,
+  index: ++index,
+  type: 'normal',
+  data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts: 1_000_000, args: null, ...c }),
+});
+
+function setup(): { sm: StateMachine; st: MapState; run: (...es: Entry[]) => AppliedBatch } {
+  const st = new MapState();
+  const sm = new StateMachine(st, { ...SESSION_LIMITS, maxPendingResults: 3 });
+  sm.register(kvDomain);
+  const run = (...es: Entry[]) => {
+    const b = sm.applyEntries(es);
+    st.commit(b);
+    return b;
+  };
+  return { sm, st, run };
+}
+
+const open = (sid: string, ts = 1_000_000) => entry({ domain: 'session', op: 'open', sid, ts, args: { ttlMs: 60_000 } });
+
+test('kv operations apply in order within one batch and report per-index results', () => {
+  const { run } = setup();
+  const a = entry({ domain: 'kv', op: 'put', args: { key: 'k', value: 'a' } });
+  const b = entry({ domain: 'kv', op: 'append', args: { key: 'k', value: 'b' } });
+  const c = entry({ domain: 'kv', op: 'cas', args: { key: 'k', expected: 'ab', value: 'z' } });
+  const d = entry({ domain: 'kv', op: 'cas', args: { key: 'k', expected: 'ab', value: 'y' } });
+  const g = entry({ domain: 'kv', op: 'get', args: { key: 'k' } });
+  const r = run(a, b, c, d, g);
+  assert.deepEqual(r.results.get(b.index), { ok: true, value: { value: 'ab' } });
+  assert.deepEqual(r.results.get(c.index), { ok: true, value: { ok: true, actual: 'ab' } });
+  assert.deepEqual(r.results.get(d.index), { ok: true, value: { ok: false, actual: 'z' } });
+  assert.deepEqual(r.results.get(g.index), { ok: true, value: { value: 'z' } });
+  assert.equal(r.applied, g.index);
+});
+
+test('a retried (sid, seq) is answered with its first result and applied once', () => {
+  const { run } = setup();
+  run(open('session-1'));
+  const cmd = { domain: 'kv', op: 'append', sid: 'session-1', seq: 1, args: { key: 'k', value: 'x' } } as const;
+  const first = run(entry(cmd));
+  const again = run(entry(cmd)); // the same command, committed again at a later index (a retry)
+  assert.deepEqual([...first.results.values()], [{ ok: true, value: { value: 'x' } }]);
+  assert.deepEqual([...again.results.values()], [{ ok: true, value: { value: 'x' } }]);
+  const read = run(entry({ domain: 'kv', op: 'get', args: { key: 'k' } }));
+  assert.deepEqual([...read.results.values()], [{ ok: true, value: { value: 'x' } }]);
+});
+
+test('acknowledged results are forgotten; a late duplicate of an acknowledged seq is refused', () => {
+  const { run, st } = setup();
+  run(open('session-2'));
+  run(entry({ domain: 'kv', op: 'put', sid: 'session-2', seq: 1, args: { key: 'a', value: '1' } }));
+  run(entry({ domain: 'kv', op: 'put', sid: 'session-2', seq: 2, ack: 1, args: { key: 'a', value: '2' } }));
+  assert.equal([...st.m.keys()].filter((k) => k.startsWith('sys.results/session-2/')).length, 1);
+  const late = run(entry({ domain: 'kv', op: 'put', sid: 'session-2', seq: 1, args: { key: 'a', value: '1' } }));
+  assert.equal([...late.results.values()][0]!.ok, false);
+  assert.deepEqual([...late.results.values()][0], { ok: false, code: 'STALE_SEQUENCE', message: 'seq 1 was acknowledged already' });
+});
+
+test('a session with too many unacknowledged results refuses more commands', () => {
+  const { run } = setup();
+  run(open('session-3'));
+  for (let seq = 1; seq <= 3; seq++) run(entry({ domain: 'kv', op: 'put', sid: 'session-3', seq, args: { key: 'a', value: `${seq}` } }));
+  const r = run(entry({ domain: 'kv', op: 'put', sid: 'session-3', seq: 4, args: { key: 'a', value: '4' } }));
+  assert.equal((([...r.results.values()][0]) as { code: string }).code, 'SESSION_BACKLOG');
+  const ok = run(entry({ domain: 'kv', op: 'put', sid: 'session-3', seq: 4, ack: 3, args: { key: 'a', value: '4' } }));
+  assert.equal([...ok.results.values()][0]!.ok, true);
+});
+
+test('sessions expire by leader time carried in commands, identically on every node', () => {
+  const a = setup();
+  const b = setup();
+  const es = [
+    open('session-4', 1_000_000),
+    entry({ domain: 'kv', op: 'put', sid: 'session-4', seq: 1, ts: 1_030_000, args: { key: 'a', value: '1' } }),
+    // 61 s after the last use: expired.
+    entry({ domain: 'kv', op: 'put', sid: 'session-4', seq: 2, ts: 1_091_001, args: { key: 'a', value: '2' } }),
+    entry({ domain: 'kv', op: 'put', sid: 'session-4', seq: 3, ts: 1_091_002, args: { key: 'a', value: '3' } }),
+  ];
+  const ra = a.run(...es);
+  const rb = b.run(...es);
+  assert.deepEqual([...ra.results.values()].map((r) => (r.ok ? 'ok' : r.code)), ['ok', 'ok', 'SESSION_EXPIRED', 'SESSION_UNKNOWN']);
+  assert.deepEqual(ra.changes, rb.changes, 'two nodes applying the same entries produce the same writes');
+});
+
+test('the expire sweep drops idle sessions', () => {
+  const { run, st } = setup();
+  run(open('session-5', 1_000_000), open('session-6', 1_050_000));
+  const r = run(entry({ domain: 'session', op: 'expire', ts: 1_100_000 }));
+  assert.deepEqual([...r.results.values()], [{ ok: true, value: { expired: 1 } }]);
+  assert.equal(st.get('sys.sessions', 'session-5'), undefined);
+  assert.ok(st.get('sys.sessions', 'session-6'));
+});
+
+test('a rejected command changes nothing, even if it wrote before failing', () => {
+  const { sm, run, st } = setup();
+  const partial: Domain = {
+    name: 'partial',
+    keyspaces: ['partial'],
+    apply(ctx, _op, args) {
+      ctx.tx.put('partial', 'written', new Uint8Array([1]));
+      if ((args as { fail: boolean }).fail) throw new DomainError('REFUSED', 'no');
+      return 'done';
+    },
+  };
+  sm.register(partial);
+  const r = run(entry({ domain: 'partial', op: 'x', args: { fail: true } }));
+  assert.deepEqual([...r.results.values()], [{ ok: false, code: 'REFUSED', message: 'no' }]);
+  assert.equal(st.get('partial', 'written'), undefined);
+  run(entry({ domain: 'partial', op: 'x', args: { fail: false } }));
+  assert.ok(st.get('partial', 'written'));
+});
+
+test('an unexpected exception in apply is a bug and propagates (the node stops)', () => {
+  const { sm, run } = setup();
+  sm.register({ name: 'buggy', keyspaces: [], apply: () => { throw new TypeError('boom'); } });
+  assert.throws(() => run(entry({ domain: 'buggy', op: 'x' })), /boom/);
+});
+
+test('malformed entries, unknown domains and bad arguments answer with errors and change nothing', () => {
+  const { run, st } = setup();
+  const before = st.m.size;
+  const bad: Entry = { term: 2, index: ++index, type: 'normal', data: new Uint8Array([0xc1]) };
+  const r = run(bad, entry({ domain: 'nope', op: 'x' }), entry({ domain: 'kv', op: 'put', args: { key: 'k', value: 7 } }), entry({ domain: 'kv', op: 'put', args: { key: '', value: 'v' } }));
+  assert.deepEqual([...r.results.values()].map((x) => (x.ok ? 'ok' : x.code)), ['MALFORMED_COMMAND', 'UNKNOWN_DOMAIN', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT']);
+  // Only the monotonic clock record may have been written.
+  assert.ok(st.m.size - before <= 1);
+});
+
+test('time never goes backwards across leaders', () => {
+  const { sm, run } = setup();
+  const seen: number[] = [];
+  sm.register({ name: 'clock', keyspaces: [], apply: (ctx) => seen.push(ctx.ts) });
+  run(entry({ domain: 'clock', op: 'x', ts: 5_000 }), entry({ domain: 'clock', op: 'x', ts: 4_000 }), entry({ domain: 'clock', op: 'x', ts: 6_000 }));
+  assert.deepEqual(seen, [5_000, 5_000, 6_000]);
+});
