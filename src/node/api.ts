@@ -1,0 +1,73 @@
+// The interface between a replicated node (primary process: raft, storage, apply) and whatever
+// serves clients (the HTTP layer, in the primary or in node:cluster workers over IPC).
+// Everything here is plain data so it crosses the IPC boundary unchanged (msgpackr).
+import type { ApplyResult } from '../state/machine.ts';
+
+export type { ApplyResult } from '../state/machine.ts';
+
+/** Errors a client of the node can see, beyond a domain's own (ApplyResult with ok: false). */
+export type NodeErrorCode =
+  /** No leader could be reached before the deadline (election in progress, minority side). */
+  | 'UNAVAILABLE'
+  /** The deadline passed; a write may or may not have been applied (retrying is safe: exactly-once). */
+  | 'TIMEOUT'
+  /** The request is malformed or too large. */
+  | 'INVALID_REQUEST'
+  /** The node is shutting down. */
+  | 'STOPPING';
+
+export class NodeError extends Error {
+  constructor(
+    readonly code: NodeErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'NodeError';
+  }
+}
+
+export interface WriteRequest {
+  readonly domain: string;
+  readonly op: string;
+  readonly args: unknown;
+  /** Relative deadline: the caller waits at most this long (leader changes are retried inside it). */
+  readonly timeoutMs: number;
+}
+
+/** A linearizable read (ReadIndex, §6.4) of named state: the read runs on this node once it is safe. */
+export interface ReadRequest {
+  readonly domain: string;
+  readonly op: string;
+  readonly args: unknown;
+  readonly timeoutMs: number;
+  /** 'linearizable' (default) or 'local' (may be stale: served from this node's applied state). */
+  readonly consistency?: 'linearizable' | 'local';
+}
+
+export interface MemberStatus {
+  readonly id: number;
+  readonly role: 'leader' | 'follower' | 'learner' | 'candidate' | 'preCandidate' | 'unknown';
+  readonly voter: boolean;
+  readonly match: number | null;
+}
+
+export interface NodeStatus {
+  readonly id: number;
+  readonly role: string;
+  readonly leader: number;
+  readonly term: number;
+  readonly commit: number;
+  readonly applied: number;
+  readonly lastIndex: number;
+  readonly voters: readonly number[];
+  readonly learners: readonly number[];
+  /** Only on the leader: each member's replication progress. */
+  readonly members: readonly MemberStatus[] | null;
+}
+
+/** What the serving side may ask of a node. Implemented by the node in the primary, and by an IPC proxy in workers. */
+export interface NodeApi {
+  write(req: WriteRequest): Promise<ApplyResult>;
+  read(req: ReadRequest): Promise<ApplyResult>;
+  status(): Promise<NodeStatus>;
+}
