@@ -1,0 +1,98 @@
+// Every limit of the peer transport, with its unit in its name (TIGER_STYLE: put a limit on
+// everything). Defaults are sized for a 3–5 node cluster on a LAN; the node config may override
+// any of them, and validateLimits refuses a combination that cannot work.
+
+export interface TransportLimits {
+  /** gRPC max send AND receive message size, on server and client. Larger messages are refused. */
+  readonly maxMessageBytes: number;
+  /** Target upper bound of one encoded MessageBatch (estimated conservatively, see codec.ts). */
+  readonly maxBatchBytes: number;
+  /** Messages in one batch, enforced by the sender (splits) and the receiver (refuses). */
+  readonly maxMessagesPerBatch: number;
+  /** Outbound queue length per peer, in messages. When full, new messages are dropped and counted. */
+  readonly maxQueuedMessagesPerPeer: number;
+  /** Size of one snapshot data chunk on the wire. */
+  readonly maxSnapshotChunkBytes: number;
+  /** Total snapshot data accepted in one stream, sent or received. */
+  readonly maxSnapshotBytes: number;
+  /** Snapshot streams a server accepts at once (each holds a sink open). */
+  readonly maxConcurrentSnapshotReceives: number;
+  /** Deadline of one Send (batch) call. One batch is in flight per peer, so this bounds head-of-line blocking. */
+  readonly sendTimeoutMs: number;
+  /** Deadline of a whole snapshot stream. */
+  readonly snapshotTimeoutMs: number;
+  /** Upper bound on the timeout a forwarded Propose/ReadIndex may ask for. */
+  readonly maxForwardTimeoutMs: number;
+  /** Bytes of a proposal's opaque command. */
+  readonly maxCommandBytes: number;
+  /** Length of a session id string. */
+  readonly maxSessionIdChars: number;
+  /** A TLS handshake not finished in this time is abandoned (a stalled client holds no slot for long). */
+  readonly handshakeTimeoutMs: number;
+  /** Inbound connections the server holds at once; peers need one each. */
+  readonly maxInboundConnections: number;
+  /** HTTP/2 keepalive ping interval; a peer that does not answer within keepaliveTimeoutMs is dead. */
+  readonly keepaliveTimeMs: number;
+  readonly keepaliveTimeoutMs: number;
+  /** Reconnect backoff of the gRPC channel (exponential, jittered by grpc-js). */
+  readonly initialReconnectBackoffMs: number;
+  readonly maxReconnectBackoffMs: number;
+}
+
+const MIB = 1024 * 1024;
+
+export const DEFAULT_LIMITS: TransportLimits = {
+  maxMessageBytes: 16 * MIB,
+  maxBatchBytes: 4 * MIB,
+  maxMessagesPerBatch: 1024,
+  maxQueuedMessagesPerPeer: 4096,
+  maxSnapshotChunkBytes: 1 * MIB,
+  maxSnapshotBytes: 1024 * MIB,
+  maxConcurrentSnapshotReceives: 2,
+  sendTimeoutMs: 5_000,
+  snapshotTimeoutMs: 10 * 60_000,
+  maxForwardTimeoutMs: 30_000,
+  maxCommandBytes: 1 * MIB,
+  maxSessionIdChars: 128,
+  handshakeTimeoutMs: 10_000,
+  maxInboundConnections: 64,
+  keepaliveTimeMs: 10_000,
+  keepaliveTimeoutMs: 5_000,
+  initialReconnectBackoffMs: 100,
+  maxReconnectBackoffMs: 5_000,
+};
+
+/**
+ * Room left in a gRPC message beyond a batch's or chunk's payload: the batch header, a snapshot
+ * chunk's oneof tag and length. Batches and chunks must fit in maxMessageBytes with this margin.
+ */
+export const ENVELOPE_MARGIN_BYTES = 1024;
+
+export function resolveLimits(overrides: Partial<TransportLimits> | undefined): TransportLimits {
+  const limits: TransportLimits = { ...DEFAULT_LIMITS, ...overrides };
+  validateLimits(limits);
+  return limits;
+}
+
+export function validateLimits(l: TransportLimits): void {
+  for (const [name, value] of Object.entries(l)) {
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new RangeError(`transport limit ${name} must be a positive integer, got ${String(value)}`);
+    }
+  }
+  if (l.maxBatchBytes + ENVELOPE_MARGIN_BYTES > l.maxMessageBytes) {
+    throw new RangeError(`maxBatchBytes (${l.maxBatchBytes}) + ${ENVELOPE_MARGIN_BYTES} must not exceed maxMessageBytes (${l.maxMessageBytes})`);
+  }
+  if (l.maxSnapshotChunkBytes + ENVELOPE_MARGIN_BYTES > l.maxMessageBytes) {
+    throw new RangeError(`maxSnapshotChunkBytes (${l.maxSnapshotChunkBytes}) + ${ENVELOPE_MARGIN_BYTES} must not exceed maxMessageBytes (${l.maxMessageBytes})`);
+  }
+  if (l.maxCommandBytes + ENVELOPE_MARGIN_BYTES + l.maxSessionIdChars * 4 > l.maxMessageBytes) {
+    throw new RangeError(`maxCommandBytes (${l.maxCommandBytes}) does not fit in maxMessageBytes (${l.maxMessageBytes})`);
+  }
+  if (l.maxMessagesPerBatch > l.maxQueuedMessagesPerPeer) {
+    throw new RangeError('maxMessagesPerBatch must not exceed maxQueuedMessagesPerPeer');
+  }
+  if (l.initialReconnectBackoffMs > l.maxReconnectBackoffMs) {
+    throw new RangeError('initialReconnectBackoffMs must not exceed maxReconnectBackoffMs');
+  }
+}

@@ -1,0 +1,377 @@
+// The server half of the peer transport: the Raft gRPC service behind our own TLS listener.
+//
+// Why our own tls.Server rather than grpc's ServerCredentials.createSsl: grpc-js performs the
+// handshake inside its HTTP/2 server and only traces a refused handshake, but a peer whose
+// certificate comes from another CA must be refused AND logged. So a node:tls server does the
+// mutual-TLS handshake (logging 'tlsClientError'), and each authorized TLS socket is handed to
+// grpc-js through Server.createConnectionInjector. grpc-js then sees an authorized TLSSocket and
+// exposes the client certificate through call.getAuthContext().sslPeerCertificate, which every
+// handler compares with the node id the request claims.
+import * as grpc from '@grpc/grpc-js';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import * as tls from 'node:tls';
+import type { Message, NodeId } from '../raft/types.ts';
+import {
+  bytesView,
+  decodeMessage,
+  decodeSnapshotHeader,
+  encodeForwardError,
+  u64,
+} from './codec.ts';
+import { TransportError } from './errors.ts';
+import type { TransportLimits } from './limits.ts';
+import type {
+  WireAck,
+  WireMessageBatch,
+  WireProposeRequest,
+  WireProposeResponse,
+  WireReadIndexRequest,
+  WireReadIndexResponse,
+  WireSnapshotAck,
+  WireSnapshotChunk,
+} from './proto.ts';
+import { raftServiceDefinition } from './proto.ts';
+
+/** What every server call offers (grpc-js does not export ServerSurfaceCall from its index). */
+type SurfaceCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext' | 'getPeer' | 'getDeadline'>;
+import type { TransportStats } from './stats.ts';
+import { nodeIdFromPeerCertificate, serverTlsOptions } from './tls.ts';
+import type { ForwardError, ListenAddress, ProposeResult, ReadIndexResult, SnapshotHeader, TlsMaterial, TransportHandler, TransportLogger } from './types.ts';
+
+export interface PeerServerOptions {
+  readonly id: NodeId;
+  readonly listen: ListenAddress;
+  readonly tls: TlsMaterial;
+  readonly handler: TransportHandler;
+  readonly limits: TransportLimits;
+  readonly logger: TransportLogger;
+  readonly stats: TransportStats;
+}
+
+/** A refusal with the gRPC status the caller sees. */
+class Refusal extends Error {
+  constructor(
+    readonly status: grpc.status,
+    message: string,
+    /** True when the refusal was already logged with more context where it was decided. */
+    readonly logged = false,
+  ) {
+    super(message);
+  }
+}
+
+function statusOf(e: unknown): { code: grpc.status; details: string } {
+  if (e instanceof Refusal) return { code: e.status, details: e.message };
+  if (e instanceof TransportError) {
+    if (e.code === 'MALFORMED') return { code: grpc.status.INVALID_ARGUMENT, details: e.message };
+    if (e.code === 'LIMIT_EXCEEDED') return { code: grpc.status.RESOURCE_EXHAUSTED, details: e.message };
+  }
+  return { code: grpc.status.INTERNAL, details: e instanceof Error ? e.message : String(e) };
+}
+
+export class PeerServer {
+  private readonly opts: PeerServerOptions;
+  private tls: TlsMaterial;
+  private grpcServer: grpc.Server | null = null;
+  private injector: ReturnType<grpc.Server['createConnectionInjector']> | null = null;
+  private tlsServer: tls.Server | null = null;
+  private readonly sockets = new Set<tls.TLSSocket>();
+  /** Senders whose snapshot stream is being received (at most one per sender). */
+  private readonly snapshotsReceiving = new Set<NodeId>();
+
+  constructor(opts: PeerServerOptions) {
+    this.opts = opts;
+    this.tls = opts.tls;
+  }
+
+  /**
+   * New TLS material (certificate rotation). New connections use it at once; established ones
+   * keep the session they negotiated until they close.
+   */
+  updateTls(material: TlsMaterial): void {
+    this.tls = material;
+    this.tlsServer?.setSecureContext(serverTlsOptions(material, this.opts.limits.handshakeTimeoutMs));
+  }
+
+  /** Binds and serves; resolves with the bound port (useful with port 0). */
+  async start(): Promise<number> {
+    if (this.grpcServer !== null) throw new TransportError('STOPPED', 'server already started');
+    const { limits, logger, stats } = this.opts;
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': limits.maxMessageBytes,
+      'grpc.max_send_message_length': limits.maxMessageBytes,
+      'grpc.keepalive_time_ms': limits.keepaliveTimeMs,
+      'grpc.keepalive_timeout_ms': limits.keepaliveTimeoutMs,
+    });
+    server.addService(raftServiceDefinition, {
+      Send: (call: grpc.ServerUnaryCall<WireMessageBatch, WireAck>, cb: grpc.sendUnaryData<WireAck>) => {
+        this.onSend(call).then((ack) => cb(null, ack), (e: unknown) => cb(this.fail('Send', call, e)));
+      },
+      Snapshot: (call: grpc.ServerReadableStream<WireSnapshotChunk, WireSnapshotAck>, cb: grpc.sendUnaryData<WireSnapshotAck>) => {
+        this.onSnapshot(call).then((ack) => cb(null, ack), (e: unknown) => cb(this.fail('Snapshot', call, e)));
+      },
+      Propose: (call: grpc.ServerUnaryCall<WireProposeRequest, WireProposeResponse>, cb: grpc.sendUnaryData<WireProposeResponse>) => {
+        this.onPropose(call).then((r) => cb(null, r), (e: unknown) => cb(this.fail('Propose', call, e)));
+      },
+      ReadIndex: (call: grpc.ServerUnaryCall<WireReadIndexRequest, WireReadIndexResponse>, cb: grpc.sendUnaryData<WireReadIndexResponse>) => {
+        this.onReadIndex(call).then((r) => cb(null, r), (e: unknown) => cb(this.fail('ReadIndex', call, e)));
+      },
+    });
+    // The TLS is ours (below), so grpc's HTTP/2 server behind the injector must not add its own.
+    const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    const tlsServer = tls.createServer(serverTlsOptions(this.tls, limits.handshakeTimeoutMs));
+    tlsServer.maxConnections = limits.maxInboundConnections;
+    tlsServer.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+      stats.refusedHandshakes++;
+      logger.warn({ peer: describePeer(socket), err: err.message }, 'peer TLS handshake failed');
+    });
+    tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
+      if (!socket.authorized) {
+        // No client certificate, or one that does not chain to the cluster CA.
+        stats.refusedHandshakes++;
+        const cert = socket.getPeerCertificate();
+        logger.warn(
+          { peer: describePeer(socket), reason: String(socket.authorizationError), subject: cert?.subject?.CN, issuer: cert?.issuer?.CN, san: cert?.subjectaltname },
+          'refused a peer connection: its certificate is missing or not issued by the cluster CA',
+        );
+        socket.destroy();
+        return;
+      }
+      if (socket.alpnProtocol !== 'h2') {
+        stats.refusedHandshakes++;
+        logger.warn({ peer: describePeer(socket), alpn: socket.alpnProtocol }, 'refused a peer connection: not HTTP/2');
+        socket.destroy();
+        return;
+      }
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      // A reset from a vanished peer is normal; without a listener it would crash the process.
+      socket.on('error', (e) => logger.debug({ peer: describePeer(socket), err: e.message }, 'peer connection error'));
+      injector.injectConnection(socket);
+    });
+    await new Promise<void>((resolve, reject) => {
+      tlsServer.once('error', reject);
+      tlsServer.listen({ host: this.opts.listen.host, port: this.opts.listen.port }, () => {
+        tlsServer.off('error', reject);
+        resolve();
+      });
+    });
+    tlsServer.on('error', (e) => logger.error({ err: e.message }, 'peer listener error'));
+    this.grpcServer = server;
+    this.injector = injector;
+    this.tlsServer = tlsServer;
+    const port = (tlsServer.address() as AddressInfo).port;
+    logger.info({ id: this.opts.id, host: this.opts.listen.host, port }, 'peer transport listening');
+    return port;
+  }
+
+  /** Stops accepting, cancels calls in progress, closes every connection. */
+  async stop(): Promise<void> {
+    const { grpcServer, tlsServer, injector } = this;
+    if (grpcServer === null || tlsServer === null || injector === null) return;
+    this.grpcServer = null;
+    this.tlsServer = null;
+    this.injector = null;
+    const closed = new Promise<void>((resolve) => tlsServer.close(() => resolve()));
+    injector.destroy();
+    grpcServer.forceShutdown();
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    await closed;
+  }
+
+  /**
+   * The status a failed call answers with. Identity refusals were logged where they were
+   * decided; anything else a peer provoked (malformed, over a limit) is a warning, and an
+   * INTERNAL error is ours and logged as an error.
+   */
+  private fail(rpc: string, call: SurfaceCall, e: unknown): Partial<grpc.StatusObject> {
+    const { code, details } = statusOf(e);
+    if (!(e instanceof Refusal && e.logged)) {
+      const log = { rpc, peer: call.getPeer(), status: grpc.status[code], err: details };
+      if (code === grpc.status.INTERNAL) this.opts.logger.error(log, 'peer request failed');
+      else this.opts.logger.warn(log, 'peer request refused');
+    }
+    return { code, details, metadata: new grpc.Metadata() };
+  }
+
+  // ---- authentication ------------------------------------------------------------------------
+
+  /**
+   * The node id in the client's certificate, which must equal `claimed`. A mismatch is a node
+   * with a valid certificate speaking for another node: refused and logged.
+   */
+  private authenticate(call: SurfaceCall, claimedWire: unknown, rpc: string): NodeId {
+    const { logger, stats } = this.opts;
+    const certId = nodeIdFromPeerCertificate(call.getAuthContext().sslPeerCertificate);
+    if (certId === null) {
+      stats.refusedIdentity++;
+      logger.warn({ rpc, peer: call.getPeer() }, 'refused a peer request: its certificate names no node');
+      throw new Refusal(grpc.status.UNAUTHENTICATED, 'client certificate names no node', true);
+    }
+    let claimed: NodeId;
+    try {
+      claimed = u64(claimedWire as string, 'from');
+    } catch {
+      claimed = -1;
+    }
+    if (claimed !== certId) {
+      stats.refusedIdentity++;
+      logger.warn({ rpc, peer: call.getPeer(), certNode: certId, claimedNode: String(claimedWire) }, 'refused a peer request: it claims another node id than its certificate names');
+      throw new Refusal(grpc.status.PERMISSION_DENIED, `certificate names node ${certId}, request claims node ${String(claimedWire)}`, true);
+    }
+    return certId;
+  }
+
+  private checkAddressedToUs(to: number, what: string): void {
+    if (to !== this.opts.id) throw new Refusal(grpc.status.FAILED_PRECONDITION, `${what} is for node ${to}, this is node ${this.opts.id}`);
+  }
+
+  // ---- Send -------------------------------------------------------------------------------------
+
+  private async onSend(call: grpc.ServerUnaryCall<WireMessageBatch, WireAck>): Promise<WireAck> {
+    const { limits, stats, handler } = this.opts;
+    const req = call.request;
+    const from = this.authenticate(call, req.from, 'Send');
+    this.checkAddressedToUs(u64(req.to, 'to'), 'batch');
+    if (!Array.isArray(req.messages)) throw new TransportError('MALFORMED', 'messages: not a list');
+    if (req.messages.length > limits.maxMessagesPerBatch) {
+      stats.refusedBatches++;
+      throw new TransportError('LIMIT_EXCEEDED', `batch of ${req.messages.length} messages exceeds maxMessagesPerBatch ${limits.maxMessagesPerBatch}`);
+    }
+    const msgs: Message[] = [];
+    for (const w of req.messages) {
+      const m = decodeMessage(w);
+      // Each message must be from the authenticated sender and for us; otherwise a peer could
+      // inject messages "from" a third node inside its own batch.
+      if (m.from !== from) throw new Refusal(grpc.status.PERMISSION_DENIED, `message from node ${m.from} inside a batch from node ${from}`);
+      if (m.to !== this.opts.id) throw new Refusal(grpc.status.FAILED_PRECONDITION, `message for node ${m.to} inside a batch for node ${this.opts.id}`);
+      msgs.push(m);
+    }
+    stats.receivedBatches++;
+    stats.receivedMessages += msgs.length;
+    if (msgs.length > 0) await handler.onMessages(from, msgs);
+    return { accepted: msgs.length };
+  }
+
+  // ---- Snapshot ---------------------------------------------------------------------------------
+
+  private async onSnapshot(call: grpc.ServerReadableStream<WireSnapshotChunk, WireSnapshotAck>): Promise<WireSnapshotAck> {
+    const { limits, logger, stats, handler } = this.opts;
+    const it = call[Symbol.asyncIterator]() as AsyncIterator<WireSnapshotChunk>;
+    const first = await it.next();
+    if (first.done === true || first.value.kind !== 'header') throw new TransportError('MALFORMED', 'a snapshot stream must start with its header');
+    const wireHeader = first.value.header;
+    this.authenticate(call, wireHeader?.from, 'Snapshot');
+    const header: SnapshotHeader = decodeSnapshotHeader(wireHeader);
+    this.checkAddressedToUs(header.to, 'snapshot');
+    // A leader sends one snapshot at a time to a follower (its progress is in state snapshot), so a
+    // second stream from the same sender is stale or a bug; refusing it keeps one sink per sender.
+    if (this.snapshotsReceiving.has(header.from)) throw new TransportError('LIMIT_EXCEEDED', `already receiving a snapshot from node ${header.from}`);
+    if (this.snapshotsReceiving.size >= limits.maxConcurrentSnapshotReceives) {
+      throw new TransportError('LIMIT_EXCEEDED', `already receiving ${this.snapshotsReceiving.size} snapshots (maxConcurrentSnapshotReceives)`);
+    }
+    this.snapshotsReceiving.add(header.from);
+    let receivedBytes = 0;
+    let verified = false;
+    async function* chunks(): AsyncGenerator<Uint8Array, void, undefined> {
+      const hash = createHash('sha256');
+      for (;;) {
+        const r = await it.next();
+        if (r.done === true) throw new TransportError('MALFORMED', `snapshot stream ended after ${receivedBytes} bytes without its trailer`);
+        const c = r.value;
+        if (c.kind === 'data') {
+          const data = bytesView(c.data, 'data');
+          if (data.length > limits.maxSnapshotChunkBytes) throw new TransportError('LIMIT_EXCEEDED', `snapshot chunk of ${data.length} bytes exceeds maxSnapshotChunkBytes ${limits.maxSnapshotChunkBytes}`);
+          receivedBytes += data.length;
+          if (receivedBytes > limits.maxSnapshotBytes) throw new TransportError('LIMIT_EXCEEDED', `snapshot exceeds maxSnapshotBytes ${limits.maxSnapshotBytes}`);
+          hash.update(data);
+          yield data;
+        } else if (c.kind === 'trailer' && c.trailer) {
+          const total = u64(c.trailer.totalBytes, 'trailer.totalBytes');
+          const digest = hash.digest();
+          const sent = bytesView(c.trailer.sha256, 'trailer.sha256');
+          if (total !== receivedBytes) throw new TransportError('MALFORMED', `snapshot trailer says ${total} bytes, received ${receivedBytes}`);
+          if (sent.length !== digest.length || !timingSafeEqual(sent, digest)) throw new TransportError('MALFORMED', 'snapshot SHA-256 mismatch');
+          const end = await it.next();
+          if (end.done !== true) throw new TransportError('MALFORMED', 'data after the snapshot trailer');
+          verified = true;
+          return;
+        } else {
+          throw new TransportError('MALFORMED', `unexpected snapshot chunk ${String(c.kind)}`);
+        }
+      }
+    }
+    try {
+      await handler.onSnapshot(header, chunks());
+      // A handler that stops reading early has not stored the snapshot: a bug on our side.
+      if (!verified) throw new Refusal(grpc.status.INTERNAL, 'snapshot handler returned before the whole stream was received and verified');
+      stats.receivedSnapshots++;
+      logger.info({ from: header.from, index: header.metadata.index, term: header.metadata.term, bytes: receivedBytes }, 'received snapshot');
+      return { receivedBytes };
+    } catch (e) {
+      stats.failedSnapshotReceives++;
+      logger.warn({ from: header.from, index: header.metadata.index, bytes: receivedBytes, err: (e as Error).message }, 'snapshot receive failed');
+      throw e;
+    } finally {
+      this.snapshotsReceiving.delete(header.from);
+    }
+  }
+
+  // ---- forwarding ---------------------------------------------------------------------------
+
+  private deadlineMs(timeoutWire: unknown, call: SurfaceCall): { timeoutMs: number; deadlineMs: number } {
+    const requested = Math.min(u64(timeoutWire as string, 'timeoutMs'), this.opts.limits.maxForwardTimeoutMs);
+    const nowMs = Date.now();
+    let deadlineMs = nowMs + requested;
+    const grpcDeadline = call.getDeadline();
+    const grpcDeadlineMs = grpcDeadline instanceof Date ? grpcDeadline.getTime() : grpcDeadline;
+    if (Number.isFinite(grpcDeadlineMs)) deadlineMs = Math.min(deadlineMs, grpcDeadlineMs);
+    return { timeoutMs: Math.max(0, deadlineMs - nowMs), deadlineMs };
+  }
+
+  private async onPropose(call: grpc.ServerUnaryCall<WireProposeRequest, WireProposeResponse>): Promise<WireProposeResponse> {
+    const { limits, handler, logger } = this.opts;
+    const req = call.request;
+    const from = this.authenticate(call, req.from, 'Propose');
+    if (typeof req.sessionId !== 'string' || req.sessionId.length === 0 || req.sessionId.length > limits.maxSessionIdChars) {
+      throw new TransportError('MALFORMED', `sessionId must be 1..${limits.maxSessionIdChars} characters`);
+    }
+    const command = bytesView(req.command, 'command');
+    if (command.length > limits.maxCommandBytes) throw new TransportError('LIMIT_EXCEEDED', `command of ${command.length} bytes exceeds maxCommandBytes ${limits.maxCommandBytes}`);
+    const seq = u64(req.seq, 'seq');
+    const { timeoutMs, deadlineMs } = this.deadlineMs(req.timeoutMs, call);
+    let result: ProposeResult;
+    try {
+      result = await handler.onPropose({ from, sessionId: req.sessionId, seq, command, timeoutMs, deadlineMs });
+    } catch (e) {
+      logger.error({ from, err: (e as Error).message }, 'propose handler failed');
+      result = { ok: false, error: internal(e) };
+    }
+    return result.ok ? { result: result.result } : { error: encodeForwardError(result.error) };
+  }
+
+  private async onReadIndex(call: grpc.ServerUnaryCall<WireReadIndexRequest, WireReadIndexResponse>): Promise<WireReadIndexResponse> {
+    const { handler, logger } = this.opts;
+    const req = call.request;
+    const from = this.authenticate(call, req.from, 'ReadIndex');
+    const { timeoutMs, deadlineMs } = this.deadlineMs(req.timeoutMs, call);
+    let result: ReadIndexResult;
+    try {
+      result = await handler.onReadIndex({ from, timeoutMs, deadlineMs });
+    } catch (e) {
+      logger.error({ from, err: (e as Error).message }, 'readIndex handler failed');
+      result = { ok: false, error: internal(e) };
+    }
+    return result.ok ? { index: result.index } : { error: encodeForwardError(result.error) };
+  }
+}
+
+function describePeer(socket: tls.TLSSocket): string {
+  return `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+}
+
+function internal(e: unknown): ForwardError {
+  return { code: 'INTERNAL', leaderHint: 0, message: e instanceof Error ? e.message : String(e) };
+}

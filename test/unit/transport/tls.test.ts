@@ -1,0 +1,12 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { nodeIdFromPeerCertificate } from '../../../src/transport/tls.ts';
+
+// Regression: grpc-js reads the client certificate from the HTTP/2 session's socket when a call is
+// handled; once that socket has lost its handle (the peer went away under load), Node returns null.
+// authenticate() threw a TypeError (answered INTERNAL) instead of refusing the request cleanly.
+test('a missing peer certificate (null, undefined or empty) names no node', () => {
+  assert.equal(nodeIdFromPeerCertificate(null), null);
+  assert.equal(nodeIdFromPeerCertificate(undefined), null);
+  assert.equal(nodeIdFromPeerCertificate({} as never), null);
+});

@@ -1,0 +1,395 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { X509Certificate, createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { connect as tlsConnect } from 'node:tls';
+import { issueNodeCert, createClusterCa } from '../../../src/crypto/certs.ts';
+import { Transport } from '../../../src/transport/transport.ts';
+import type { TransportOptions } from '../../../src/transport/transport.ts';
+import { PeerClient } from '../../../src/transport/peer-client.ts';
+import { TransportError } from '../../../src/transport/errors.ts';
+import { resolveLimits } from '../../../src/transport/limits.ts';
+import type { TransportLimits } from '../../../src/transport/limits.ts';
+import { newStats } from '../../../src/transport/stats.ts';
+import { raftServiceDefinition } from '../../../src/transport/proto.ts';
+import { encodeMessage } from '../../../src/transport/codec.ts';
+import type { TlsMaterial } from '../../../src/transport/types.ts';
+import type { Message, MsgHeartbeat, NodeId, SnapshotMetadata } from '../../../src/raft/types.ts';
+import { CapturingLogger, RecordingHandler, makePki, waitFor } from './helpers.ts';
+import type { Pki } from './helpers.ts';
+
+const HOST = '127.0.0.1';
+let pki: Pki;
+
+before(async () => {
+  pki = await makePki([1, 2, 3]);
+});
+
+const running: Transport[] = [];
+const clients: PeerClient[] = [];
+after(async () => {
+  for (const c of clients) c.close();
+  await Promise.all(running.map((t) => t.stop()));
+});
+
+interface Node {
+  readonly t: Transport;
+  readonly handler: RecordingHandler;
+  readonly logger: CapturingLogger;
+  readonly port: number;
+  readonly address: string;
+}
+
+async function startNode(id: NodeId, opts: { peers?: Map<NodeId, string>; limits?: Partial<TransportLimits>; port?: number; tls?: TlsMaterial } = {}): Promise<Node> {
+  const handler = new RecordingHandler();
+  const logger = new CapturingLogger();
+  const o: TransportOptions = {
+    id,
+    listen: { host: HOST, port: opts.port ?? 0 },
+    peers: opts.peers ?? new Map(),
+    tls: opts.tls ?? pki.tls(id),
+    handler,
+    logger,
+    limits: { initialReconnectBackoffMs: 20, maxReconnectBackoffMs: 200, sendTimeoutMs: 2_000, ...opts.limits },
+  };
+  const t = new Transport(o);
+  running.push(t);
+  const port = await t.start();
+  return { t, handler, logger, port, address: `${HOST}:${port}` };
+}
+
+/** A bare client, to send what a Transport never would (another identity, oversized batches). */
+function rawClient(selfId: NodeId, peerId: NodeId, address: string, tls: TlsMaterial, limits: Partial<TransportLimits> = {}): { client: PeerClient; logger: CapturingLogger; stats: ReturnType<typeof newStats> } {
+  const logger = new CapturingLogger();
+  const stats = newStats();
+  const client = new PeerClient({ selfId, peerId, address, tls, limits: resolveLimits(limits), logger, stats });
+  clients.push(client);
+  return { client, logger, stats };
+}
+
+const hb = (from: NodeId, to: NodeId, commit: number): MsgHeartbeat => ({ type: 'heartbeat', from, to, term: 1, commit, context: null });
+
+function grpcStatusOf(e: unknown): number | null {
+  return e instanceof TransportError ? e.grpcStatus : null;
+}
+
+test('two transports exchange batches over mutual TLS, in order', async () => {
+  const b = await startNode(2);
+  const a = await startNode(1, { peers: new Map([[2, b.address]]) });
+  b.t.addPeer(1, a.address);
+  const toB: Message[] = [];
+  for (let i = 1; i <= 500; i++) toB.push(hb(1, 2, i));
+  toB.push({ type: 'app', from: 1, to: 2, term: 1, logTerm: 1, index: 0, commit: 0, entries: [{ term: 1, index: 1, type: 'normal', data: new Uint8Array([1, 2, 3]) }] });
+  // Several send() calls: batches are formed per call and per limit, order must hold across them.
+  a.t.send(toB.slice(0, 100));
+  a.t.send(toB.slice(100, 101));
+  a.t.send(toB.slice(101));
+  b.t.send([{ type: 'appResp', from: 2, to: 1, term: 1, index: 1, reject: false, rejectHint: 0, logTerm: 0 }]);
+  await waitFor(() => b.handler.messages().length === toB.length, 'B to receive every message');
+  await waitFor(() => a.handler.messages().length === 1, 'A to receive the reply');
+  assert.deepEqual(b.handler.messages(), toB);
+  assert.ok(b.handler.received.every((r) => r.from === 1));
+  assert.equal(a.handler.messages()[0]?.type, 'appResp');
+  await waitFor(() => a.t.stats().sentMessages === toB.length, 'the sender to count every acknowledged message');
+  assert.equal(a.t.stats().droppedQueueFull, 0);
+});
+
+test('a batch is split at maxMessagesPerBatch and the receiver refuses a larger one', async () => {
+  const b = await startNode(2, { limits: { maxMessagesPerBatch: 10, maxQueuedMessagesPerPeer: 100 } });
+  const a = await startNode(1, { peers: new Map([[2, b.address]]), limits: { maxMessagesPerBatch: 10, maxQueuedMessagesPerPeer: 100 } });
+  const msgs = Array.from({ length: 35 }, (_, i) => hb(1, 2, i));
+  a.t.send(msgs);
+  await waitFor(() => b.handler.messages().length === 35, 'all 35 messages');
+  assert.deepEqual(b.handler.received.map((r) => r.msgs.length), [10, 10, 10, 5]);
+  // A client that does not split: the server refuses the whole batch.
+  const { client } = rawClient(1, 2, b.address, pki.tls(1), { maxMessagesPerBatch: 100, maxQueuedMessagesPerPeer: 100 });
+  await assert.rejects(client.sendBatch(Array.from({ length: 11 }, (_, i) => hb(1, 2, i))), (e: unknown) => grpcStatusOf(e) === grpc.status.RESOURCE_EXHAUSTED);
+  assert.equal(b.handler.messages().length, 35, 'nothing of the refused batch was delivered');
+  assert.equal(b.t.stats().refusedBatches, 1);
+});
+
+test('an oversized batch is refused by the receiver and dropped by the sender', async () => {
+  const small = { maxMessageBytes: 64 * 1024, maxBatchBytes: 32 * 1024, maxSnapshotChunkBytes: 16 * 1024, maxCommandBytes: 16 * 1024 };
+  const b = await startNode(2, { limits: small });
+  const big: Message = { type: 'app', from: 1, to: 2, term: 1, logTerm: 0, index: 0, commit: 0, entries: [{ term: 1, index: 1, type: 'normal', data: new Uint8Array(100 * 1024) }] };
+  // A client allowed to send 1 MiB: the server's grpc.max_receive_message_length refuses it.
+  const { client } = rawClient(1, 2, b.address, pki.tls(1), { maxMessageBytes: 1024 * 1024, maxBatchBytes: 512 * 1024, maxSnapshotChunkBytes: 16 * 1024, maxCommandBytes: 16 * 1024 });
+  await assert.rejects(client.sendBatch([big]), (e: unknown) => grpcStatusOf(e) === grpc.status.RESOURCE_EXHAUSTED);
+  assert.equal(b.handler.messages().length, 0);
+  // A transport with the same small limits never sends it: dropped and counted, the rest goes through.
+  const a = await startNode(1, { peers: new Map([[2, b.address]]), limits: small });
+  a.t.send([big, hb(1, 2, 1)]);
+  await waitFor(() => b.handler.messages().length === 1, 'the small message');
+  assert.equal(a.t.stats().droppedOversize, 1);
+  assert.ok(a.logger.has('error', /larger than maxBatchBytes/));
+});
+
+test('a full outbound queue drops new messages and counts them', async () => {
+  // Peer 2's address points at a server that is not listening: batches fail, the queue fills.
+  const dead = await startNode(3);
+  const deadAddress = dead.address;
+  await dead.t.stop();
+  const a = await startNode(1, { peers: new Map([[2, deadAddress]]), limits: { maxQueuedMessagesPerPeer: 20, maxMessagesPerBatch: 5 } });
+  a.t.send(Array.from({ length: 50 }, (_, i) => hb(1, 2, i)));
+  // The queue takes 20, the other 30 are dropped at once; then the first batch of 5 leaves.
+  assert.equal(a.t.stats().droppedQueueFull, 30);
+  assert.equal(a.t.queueLength(2), 15);
+  await waitFor(() => a.handler.unreachable.includes(2), 'onUnreachable(2)');
+  assert.ok(a.t.stats().failedBatches >= 1);
+});
+
+test('a snapshot streamed in chunks arrives intact and the MsgSnap is delivered', async () => {
+  const chunkBytes = 4096;
+  const b = await startNode(2, { limits: { maxSnapshotChunkBytes: chunkBytes } });
+  const a = await startNode(1, { peers: new Map([[2, b.address]]), limits: { maxSnapshotChunkBytes: chunkBytes } });
+  const data = new Uint8Array(100_003);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 31 + 7) & 0xff;
+  const metadata: SnapshotMetadata = { index: 500, term: 4, confState: { voters: [1, 2, 3], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } };
+  async function* source(): AsyncGenerator<Uint8Array> {
+    // Uneven source pieces; the transport re-chunks them to maxSnapshotChunkBytes.
+    for (let off = 0; off < data.length; off += 10_000) yield data.subarray(off, off + 10_000);
+  }
+  await a.t.sendSnapshot(2, { term: 5, metadata }, source());
+  assert.equal(b.handler.snapshots.length, 1);
+  const snap = b.handler.snapshots[0]!;
+  assert.deepEqual({ ...snap, snapshot: { ...snap.snapshot, data: null } }, { type: 'snap', from: 1, to: 2, term: 5, snapshot: { metadata, data: null } });
+  assert.equal(createHash('sha256').update(snap.snapshot.data).digest('hex'), createHash('sha256').update(data).digest('hex'));
+  const sizes = b.handler.sinks[0]!.chunkSizes;
+  assert.ok(sizes.length > data.length / chunkBytes);
+  assert.ok(sizes.every((n) => n <= chunkBytes));
+  // A MsgSnap handed to send() goes the same way and reports its outcome.
+  a.t.send([{ type: 'snap', from: 1, to: 2, term: 5, snapshot: { metadata, data: data.subarray(0, 5000) } }]);
+  await waitFor(() => a.handler.snapshotStatus.length === 1, 'snapshot status');
+  assert.deepEqual(a.handler.snapshotStatus, [{ id: 2, status: 'finished' }]);
+  assert.deepEqual(b.handler.snapshots[1]?.snapshot.data, data.subarray(0, 5000));
+});
+
+test('a snapshot larger than the receiver allows is refused and the sender learns it', async () => {
+  const b = await startNode(2, { limits: { maxSnapshotBytes: 50_000, maxSnapshotChunkBytes: 4096 } });
+  const a = await startNode(1, { peers: new Map([[2, b.address]]), limits: { maxSnapshotChunkBytes: 4096 } });
+  const metadata: SnapshotMetadata = { index: 9, term: 1, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } };
+  async function* source(): AsyncGenerator<Uint8Array> {
+    yield new Uint8Array(80_000);
+  }
+  await assert.rejects(a.t.sendSnapshot(2, { term: 1, metadata }, source()), (e: unknown) => grpcStatusOf(e) === grpc.status.RESOURCE_EXHAUSTED);
+  assert.equal(b.handler.snapshots.length, 0);
+  await waitFor(() => b.t.stats().failedSnapshotReceives === 1, 'the receive failure to be counted');
+});
+
+test('a snapshot stream that breaks midway is discarded by the receiver', async () => {
+  const b = await startNode(2, { limits: { maxSnapshotChunkBytes: 4096 } });
+  const a = await startNode(1, { peers: new Map([[2, b.address]]), limits: { maxSnapshotChunkBytes: 4096 } });
+  const metadata: SnapshotMetadata = { index: 9, term: 1, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } };
+  let produced = 0;
+  async function* failing(): AsyncGenerator<Uint8Array> {
+    for (let i = 0; i < 5; i++) {
+      produced += 20_000;
+      yield new Uint8Array(20_000);
+    }
+    // Wait until the receiver has the data so far, then fail like a broken disk read.
+    await waitFor(() => b.handler.sinks[0] !== undefined && b.handler.sinks[0].chunkSizes.reduce((x, y) => x + y, 0) === produced, 'the receiver to store the first 100000 bytes');
+    throw new Error('disk read failed');
+  }
+  await assert.rejects(a.t.sendSnapshot(2, { term: 1, metadata }, failing()), /disk read failed/);
+  await waitFor(() => b.handler.sinks[0]?.status === 'aborted', 'the receiver to abort its sink');
+  assert.equal(b.handler.snapshots.length, 0);
+  await waitFor(() => b.t.stats().failedSnapshotReceives === 1, 'the receive failure to be counted');
+  // The receiver's sink refusing (full disk) fails the send too.
+  b.handler.sinkMaxBytes = 1000;
+  async function* ok(): AsyncGenerator<Uint8Array> {
+    yield new Uint8Array(5000);
+  }
+  await assert.rejects(a.t.sendSnapshot(2, { term: 1, metadata }, ok()), (e: unknown) => grpcStatusOf(e) === grpc.status.RESOURCE_EXHAUSTED);
+  assert.equal(b.handler.sinks[1]?.status, 'aborted');
+  assert.equal(b.handler.snapshots.length, 0);
+});
+
+test('a client with a certificate from another CA is refused at the handshake, and logged', async () => {
+  const b = await startNode(2);
+  const rogueCa = await createClusterCa();
+  const rogue = await issueNodeCert(rogueCa, 1);
+  // The rogue client trusts our CA (so it could verify our server) but presents its own-CA cert.
+  const { client } = rawClient(1, 2, b.address, { caPem: pki.ca.certPem, certPem: rogue.certPem, keyPem: rogue.keyPem });
+  await assert.rejects(client.sendBatch([hb(1, 2, 1)]), (e: unknown) => grpcStatusOf(e) === grpc.status.UNAVAILABLE);
+  assert.equal(b.handler.messages().length, 0);
+  await waitFor(() => b.t.stats().refusedHandshakes >= 1, 'the refused handshake to be counted');
+  const line = b.logger.lines.find((l) => l.level === 'warn' && /not issued by the cluster CA/.test(l.msg));
+  assert.ok(line, 'the refusal is logged');
+  assert.match((line.obj as { reason: string }).reason, /UNABLE_TO_GET_ISSUER_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_SIGNATURE_FAILURE/);
+  assert.equal((line.obj as { subject: string }).subject, 'node-1');
+  assert.match((line.obj as { peer: string }).peer, /^127\.0\.0\.1:\d+$/);
+  // A client with no certificate at all is refused the same way.
+  const anonymous = new grpc.Client(b.address, grpc.credentials.createSsl(Buffer.from(pki.ca.certPem), null, null, { checkServerIdentity: () => undefined }), { 'grpc.ssl_target_name_override': 'node-2.raftauth' });
+  const send = raftServiceDefinition.Send!;
+  const status = await new Promise<number>((resolve) => {
+    anonymous.makeUnaryRequest(send.path, send.requestSerialize, send.responseDeserialize, { from: 1, to: 2, messages: [encodeMessage(hb(1, 2, 1))] }, { deadline: Date.now() + 2000 }, (err) => resolve(err?.code ?? grpc.status.OK));
+  });
+  anonymous.close();
+  assert.equal(status, grpc.status.UNAVAILABLE);
+  await waitFor(() => b.t.stats().refusedHandshakes >= 2, 'the second refusal to be counted');
+  assert.equal(b.handler.messages().length, 0);
+});
+
+test('a node presenting node-2\'s certificate while claiming to be node-3 is refused, and logged', async () => {
+  const b = await startNode(1);
+  const { client } = rawClient(3, 1, b.address, pki.tls(2));
+  await assert.rejects(client.sendBatch([hb(3, 1, 1)]), (e: unknown) => grpcStatusOf(e) === grpc.status.PERMISSION_DENIED);
+  const forged = await client.propose({ sessionId: 's', seq: 1, command: new Uint8Array([1]), timeoutMs: 1000 });
+  assert.equal(forged.ok, false);
+  const read = await client.readIndex({ timeoutMs: 1000 });
+  assert.equal(read.ok, false);
+  async function* one(): AsyncGenerator<Uint8Array> {
+    yield new Uint8Array(10);
+  }
+  await assert.rejects(client.sendSnapshot({ term: 1, metadata: { index: 1, term: 1, confState: { voters: [1], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } } }, one()), (e: unknown) => grpcStatusOf(e) === grpc.status.PERMISSION_DENIED);
+  assert.equal(b.handler.messages().length, 0);
+  assert.equal(b.handler.proposals.length, 0);
+  assert.equal(b.handler.readIndexes.length, 0);
+  assert.equal(b.handler.snapshots.length, 0);
+  assert.equal(b.t.stats().refusedIdentity, 4);
+  const line = b.logger.lines.find((l) => l.level === 'warn' && /claims another node id/.test(l.msg));
+  assert.ok(line);
+  assert.deepEqual({ cert: (line.obj as { certNode: number }).certNode, claimed: (line.obj as { claimedNode: string }).claimedNode }, { cert: 2, claimed: '3' });
+  // Control: the same certificate claiming its own id is accepted.
+  const { client: honest } = rawClient(2, 1, b.address, pki.tls(2));
+  assert.equal(await honest.sendBatch([hb(2, 1, 1)]), 1);
+});
+
+test('a batch carrying a message from a third node is refused', async () => {
+  const b = await startNode(1);
+  const { client } = rawClient(2, 1, b.address, pki.tls(2));
+  await assert.rejects(client.sendBatch([hb(2, 1, 1), hb(3, 1, 1)]), (e: unknown) => grpcStatusOf(e) === grpc.status.PERMISSION_DENIED);
+  assert.equal(b.handler.messages().length, 0);
+});
+
+test('a server whose certificate names another node is refused by the client', async () => {
+  const two = await startNode(2);
+  // Node 1 believes node 3 lives at node 2's address.
+  const a = await startNode(1, { peers: new Map([[3, two.address]]) });
+  a.t.send([hb(1, 3, 1)]);
+  await waitFor(() => a.handler.unreachable.includes(3), 'onUnreachable(3)');
+  assert.equal(two.handler.messages().length, 0);
+  assert.ok(a.t.stats().refusedServerIdentity >= 1);
+  assert.ok(a.logger.has('warn', /refused a peer server: its certificate names another node/));
+  const forwarded = await a.t.forwardPropose(3, { sessionId: 's', seq: 1, command: new Uint8Array([1]), timeoutMs: 1000 });
+  assert.deepEqual(forwarded.ok ? null : forwarded.error.code, 'UNAVAILABLE');
+  assert.equal(two.handler.proposals.length, 0);
+});
+
+test('a transport refuses to start with a certificate that names another node', async () => {
+  const handler = new RecordingHandler();
+  assert.throws(
+    () => new Transport({ id: 3, listen: { host: HOST, port: 0 }, peers: new Map(), tls: pki.tls(2), handler, logger: new CapturingLogger() }),
+    (e: unknown) => e instanceof TransportError && e.code === 'TLS_CONFIG' && /names node 2/.test(e.message),
+  );
+  const other = await createClusterCa();
+  const foreign = await issueNodeCert(other, 3);
+  assert.throws(
+    () => new Transport({ id: 3, listen: { host: HOST, port: 0 }, peers: new Map(), tls: { caPem: pki.ca.certPem, ...foreign }, handler, logger: new CapturingLogger() }),
+    (e: unknown) => e instanceof TransportError && e.code === 'TLS_CONFIG' && /not issued by the cluster CA/.test(e.message),
+  );
+});
+
+test('send() refuses a message that is not from this node, or is addressed to it', async () => {
+  const a = await startNode(1, { peers: new Map([[2, '127.0.0.1:1']]) });
+  assert.throws(() => a.t.send([hb(2, 1, 1)]), /transport invariant broken/);
+  assert.throws(() => a.t.send([hb(1, 1, 1)]), /transport invariant broken/);
+  assert.equal(a.t.queueLength(2), 0);
+});
+
+test('removePeer drops the peer and its queue; updatePeer points it at a new address', async () => {
+  const b1 = await startNode(2);
+  const b2 = await startNode(2);
+  const a = await startNode(1, { peers: new Map([[2, b1.address]]) });
+  a.t.send([hb(1, 2, 1)]);
+  await waitFor(() => b1.handler.messages().length === 1, 'the message at the first address');
+  a.t.updatePeer(2, b2.address);
+  a.t.send([hb(1, 2, 2)]);
+  await waitFor(() => b2.handler.messages().length === 1, 'the message at the new address');
+  assert.equal(b1.handler.messages().length, 1);
+  a.t.removePeer(2);
+  a.t.send([hb(1, 2, 3)]);
+  assert.equal(a.t.stats().droppedUnknownPeer, 1);
+  assert.throws(() => a.t.addPeer(1, b1.address), /own peer/);
+  assert.throws(() => a.t.addPeer(4, 'no-port'), /host:port/);
+  a.t.addPeer(2, b1.address);
+  assert.throws(() => a.t.addPeer(2, b1.address), /already exists/);
+});
+
+test('updateTls rotates the certificate a node serves and presents', async () => {
+  const b = await startNode(2);
+  const a = await startNode(1, { peers: new Map([[2, b.address]]) });
+  b.t.addPeer(1, a.address);
+  const fingerprint = async (): Promise<string> => {
+    const socket = tlsConnect({ host: HOST, port: b.port, ca: pki.ca.certPem, cert: pki.tls(1).certPem, key: pki.tls(1).keyPem, servername: 'node-2.raftauth', ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
+    await once(socket, 'secureConnect');
+    const fp = socket.getPeerCertificate().fingerprint256;
+    socket.destroy();
+    return fp;
+  };
+  const renewed = await issueNodeCert(pki.ca, 2);
+  assert.equal(await fingerprint(), new X509Certificate(pki.tls(2).certPem).fingerprint256);
+  assert.throws(() => b.t.updateTls({ caPem: pki.ca.certPem, ...pki.nodes.get(3)! }), /names node 3/);
+  b.t.updateTls({ caPem: pki.ca.certPem, ...renewed });
+  assert.equal(await fingerprint(), new X509Certificate(renewed.certPem).fingerprint256);
+  a.t.send([hb(1, 2, 1)]);
+  b.t.send([hb(2, 1, 1)]);
+  await waitFor(() => b.handler.messages().length === 1 && a.handler.messages().length === 1, 'traffic both ways after rotation');
+});
+
+test('a peer that restarts is reached again (reconnect with backoff)', async () => {
+  const b1 = await startNode(2);
+  const port = b1.port;
+  const a = await startNode(1, { peers: new Map([[2, b1.address]]) });
+  a.t.send([hb(1, 2, 1)]);
+  await waitFor(() => b1.handler.messages().length === 1, 'first message');
+  await b1.t.stop();
+  // While B is down, sends fail and A reports B unreachable.
+  let commit = 2;
+  await waitFor(() => {
+    a.t.send([hb(1, 2, commit++)]);
+    return a.handler.unreachable.includes(2);
+  }, 'onUnreachable(2) while B is down');
+  const b2 = await startNode(2, { port });
+  await waitFor(() => {
+    a.t.send([hb(1, 2, commit++)]);
+    return b2.handler.messages().length > 0;
+  }, 'a message to reach the restarted B', 10_000);
+  assert.ok(b2.handler.messages().every((m) => m.from === 1 && m.type === 'heartbeat'));
+});
+
+test('propose and readIndex are forwarded and answered, errors included', async () => {
+  const leader = await startNode(1);
+  const follower = await startNode(2, { peers: new Map([[1, leader.address]]) });
+  leader.handler.proposeReply = async (req) => ({ ok: true, result: new TextEncoder().encode(`applied ${req.sessionId}/${req.seq}: ${new TextDecoder().decode(req.command)}`) });
+  const r = await follower.t.forwardPropose(1, { sessionId: 'sess-1', seq: 42, command: new TextEncoder().encode('put x'), timeoutMs: 2000 });
+  assert.ok(r.ok);
+  assert.equal(new TextDecoder().decode(r.result), 'applied sess-1/42: put x');
+  const seen = leader.handler.proposals[0]!;
+  assert.equal(seen.from, 2);
+  assert.ok(seen.timeoutMs > 0 && seen.timeoutMs <= 2000);
+  assert.ok(seen.deadlineMs > Date.now() - 2000 && seen.deadlineMs <= Date.now() + 2000);
+
+  leader.handler.proposeReply = async () => ({ ok: false, error: { code: 'NOT_LEADER', leaderHint: 3, message: 'lost leadership' } });
+  const nl = await follower.t.forwardPropose(1, { sessionId: 'sess-1', seq: 43, command: new Uint8Array(), timeoutMs: 2000 });
+  assert.deepEqual(nl, { ok: false, error: { code: 'NOT_LEADER', leaderHint: 3, message: 'lost leadership' } });
+
+  // The handler never answers: the caller's deadline turns into TIMEOUT.
+  leader.handler.proposeReply = () => new Promise(() => undefined);
+  const to = await follower.t.forwardPropose(1, { sessionId: 'sess-1', seq: 44, command: new Uint8Array(), timeoutMs: 200 });
+  assert.equal(to.ok ? null : to.error.code, 'TIMEOUT');
+
+  leader.handler.readIndexReply = async () => ({ ok: true, index: 9_000_000_000_000 });
+  assert.deepEqual(await follower.t.forwardReadIndex(1, { timeoutMs: 2000 }), { ok: true, index: 9_000_000_000_000 });
+  leader.handler.readIndexReply = async () => ({ ok: false, error: { code: 'NOT_LEADER', leaderHint: 0, message: 'no leader' } });
+  assert.deepEqual(await follower.t.forwardReadIndex(1, { timeoutMs: 2000 }), { ok: false, error: { code: 'NOT_LEADER', leaderHint: 0, message: 'no leader' } });
+  leader.handler.readIndexReply = async () => {
+    throw new Error('boom');
+  };
+  const internal = await follower.t.forwardReadIndex(1, { timeoutMs: 2000 });
+  assert.equal(internal.ok ? null : internal.error.code, 'INTERNAL');
+  assert.equal(leader.handler.readIndexes.at(-1)?.from, 2);
+
+  assert.deepEqual(await follower.t.forwardReadIndex(7, { timeoutMs: 100 }), { ok: false, error: { code: 'UNAVAILABLE', leaderHint: 0, message: 'no address for node 7' } });
+});
