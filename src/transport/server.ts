@@ -204,7 +204,7 @@ export class PeerServer {
    */
   private authenticate(call: SurfaceCall, claimedWire: unknown, rpc: string): NodeId {
     const { logger, stats } = this.opts;
-    const certId = nodeIdFromPeerCertificate(call.getAuthContext().sslPeerCertificate);
+    const certId = nodeIdFromPeerCertificate(peerCertificateOf(call));
     if (certId === null) {
       stats.refusedIdentity++;
       logger.warn({ rpc, peer: call.getPeer() }, 'refused a peer request: its certificate names no node');
@@ -374,4 +374,18 @@ function describePeer(socket: tls.TLSSocket): string {
 
 function internal(e: unknown): ForwardError {
   return { code: 'INTERNAL', leaderHint: 0, message: e instanceof Error ? e.message : String(e) };
+}
+
+/**
+ * The client certificate of a call, or null. grpc-js (1.14) reads it from the HTTP/2 session's
+ * socket when asked, and its getAuthContext() throws a TypeError (`peerCertificate.raw` of null)
+ * once that socket has lost its handle, i.e. the connection is already gone. Such a call cannot be
+ * authenticated and is refused like one without a certificate.
+ */
+export function peerCertificateOf(call: Pick<SurfaceCall, 'getAuthContext'>): tls.PeerCertificate | null {
+  try {
+    return call.getAuthContext().sslPeerCertificate ?? null;
+  } catch {
+    return null;
+  }
 }

@@ -10,3 +10,14 @@ test('a missing peer certificate (null, undefined or empty) names no node', () =
   assert.equal(nodeIdFromPeerCertificate(undefined), null);
   assert.equal(nodeIdFromPeerCertificate({} as never), null);
 });
+
+test('a call whose connection is gone (grpc-js getAuthContext throws) yields no certificate', async () => {
+  const { peerCertificateOf } = await import('../../../src/transport/server.ts');
+  const gone = {
+    getAuthContext(): never {
+      throw new TypeError("Cannot read properties of null (reading 'raw')");
+    },
+  };
+  assert.equal(peerCertificateOf(gone), null);
+  assert.equal(peerCertificateOf({ getAuthContext: () => ({}) }), null);
+});
