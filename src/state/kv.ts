@@ -1,7 +1,7 @@
 // The KV domain: a linearizable register/CAS keyspace for tests, the Jepsen workload and
 // operators (admin API). Values are strings; a missing key reads as null.
 import { DomainError } from './machine.ts';
-import type { ApplyContext, Domain } from './machine.ts';
+import type { ApplyContext, Domain, StateReader } from './machine.ts';
 
 const KEYSPACE = 'kv';
 /** Key and value limits, enforced in apply so every node refuses the same commands. */
@@ -64,10 +64,15 @@ export const kvDomain: Domain = {
         throw new DomainError('UNKNOWN_OPERATION', `kv has no operation ${op}`);
     }
   },
+  read(reader: StateReader, op: string, args: unknown): unknown {
+    if (op !== 'get') throw new DomainError('UNKNOWN_OPERATION', `kv has no read ${op}`);
+    const key = str((args as Record<string, unknown> | null)?.key, 'key', KV_MAX_KEY_BYTES);
+    return { value: kvRead(reader, key) };
+  },
 };
 
 /** Read a key straight from state (for ReadIndex reads served locally). */
-export function kvRead(reader: { get(keyspace: string, key: string): Uint8Array | undefined }, key: string): string | null {
+export function kvRead(reader: StateReader, key: string): string | null {
   const b = reader.get(KEYSPACE, key);
   return b === undefined ? null : dec.decode(b);
 }

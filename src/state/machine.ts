@@ -51,6 +51,8 @@ export interface Domain {
   /** Keyspaces the domain owns (for documentation and checks; names as storage accepts them). */
   readonly keyspaces: readonly string[];
   apply(ctx: ApplyContext, op: string, args: unknown): unknown;
+  /** Read-only queries served from applied state (after ReadIndex for linearizable reads). */
+  read?(reader: StateReader, op: string, args: unknown): unknown;
 }
 
 export type ApplyResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly code: string; readonly message: string };
@@ -147,6 +149,18 @@ export class StateMachine {
     }
     this.sessions.record(batch, ts, cmd, result);
     return result;
+  }
+
+  /** Run a domain's read query against applied state. Never changes state. */
+  read(domain: string, op: string, args: unknown): ApplyResult {
+    const d = this.domains.get(domain);
+    if (!d || !d.read) return { ok: false, code: 'UNKNOWN_DOMAIN', message: `no readable domain ${domain}` };
+    try {
+      return { ok: true, value: d.read(this.backing, op, args) };
+    } catch (e) {
+      if (!(e instanceof DomainError)) throw e;
+      return { ok: false, code: e.code, message: e.message };
+    }
   }
 
   /** After a snapshot is installed the cached clock must be re-read. */

@@ -1,0 +1,454 @@
+// The raft driver: the actor that owns the Raft core, the durable store and the state machine of
+// a node, and carries out each Ready in the order of the persistence contract (src/raft/types.ts):
+//
+//   1. install a received snapshot (atomic state-generation flip);
+//   2. apply the committed entries to the state machine in memory (an overlay over the store);
+//   3. ONE fsynced LevelDB batch: hard state + new log entries + the state writes of step 2 + the
+//      applied index + the conf state. This is the group commit: every proposal that arrived since
+//      the previous Ready shares one fsync. The state writes may ride in the same batch as entries
+//      that were not yet durable here, because committed entries are durable on a quorum already,
+//      and the batch is atomic: after a crash the applied index and the state always agree.
+//   4. send the messages (only now: votes and acknowledgements are durable);
+//   5. answer the proposals and reads that this Ready settled; advance().
+//
+// Everything reaches the driver as a typed input in its bounded inbox; nothing else touches the
+// core, the store or the state machine (DESIGN principle 2).
+import type { RawNode } from '../raft/raw-node.ts';
+import { decodeConfChange } from '../raft/confchange.ts';
+import { RaftError, RaftInvariantError } from '../raft/errors.ts';
+import type { ConfChange, ConfState, Entry, Message, MsgSnap, NodeId, Ready, SoftState, Status } from '../raft/types.ts';
+import { NONE } from '../raft/types.ts';
+import type { DurableStorage } from '../storage/durable-storage.ts';
+import type { StateMachine, ApplyResult } from '../state/machine.ts';
+import type { StateChangeSet } from '../state/overlay.ts';
+import { memberChanges } from './members.ts';
+import type { MemberAddress } from './members.ts';
+
+/** Inputs beyond this many wait-less messages are dropped (raft tolerates loss); proposals are refused. */
+export const MAX_INBOX = 20_000;
+/** Most proposals and reads waiting for their outcome at once; more are refused as overload. */
+export const MAX_WAITERS = 50_000;
+
+export type ProposeOutcome =
+  | { readonly kind: 'applied'; readonly result: ApplyResult }
+  /** The entry was overwritten by another leader's entry (it will never apply): retry. */
+  | { readonly kind: 'lost' }
+  | { readonly kind: 'notLeader'; readonly leader: NodeId }
+  | { readonly kind: 'dropped'; readonly reason: string };
+
+export type ReadOutcome = { readonly kind: 'ready'; readonly index: number } | { readonly kind: 'notLeader'; readonly leader: NodeId } | { readonly kind: 'dropped'; readonly reason: string };
+
+export type DriverInput =
+  | { readonly kind: 'messages'; readonly messages: readonly Message[] }
+  | { readonly kind: 'propose'; readonly data: Uint8Array; readonly reply: (o: ProposeOutcome) => void }
+  | { readonly kind: 'readIndex'; readonly context: string; readonly reply: (o: ReadOutcome) => void }
+  | { readonly kind: 'confChange'; readonly cc: ConfChange; readonly reply: (o: ProposeOutcome) => void }
+  | { readonly kind: 'transfer'; readonly to: NodeId; readonly reply: (err: Error | null) => void }
+  | { readonly kind: 'snapshotReceived'; readonly msg: MsgSnap; readonly path: string }
+  | { readonly kind: 'unreachable'; readonly id: NodeId }
+  | { readonly kind: 'snapshotStatus'; readonly id: NodeId; readonly ok: boolean };
+
+/** What the driver needs from the transport. */
+export interface DriverTransport {
+  send(messages: readonly Message[]): void;
+  sendSnapshot(to: NodeId, header: { term: number; metadata: MsgSnap['snapshot']['metadata'] }, chunks: AsyncIterable<Uint8Array>): Promise<void>;
+  addPeer(id: NodeId, address: string): void;
+  updatePeer(id: NodeId, address: string): void;
+  removePeer(id: NodeId): void;
+}
+
+export interface DriverLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface DriverOptions {
+  readonly id: NodeId;
+  readonly node: RawNode;
+  readonly storage: DurableStorage;
+  readonly sm: StateMachine;
+  readonly transport: DriverTransport;
+  readonly logger: DriverLogger;
+  /** A fatal error: the node must stop (broken invariant, damaged or failing store). */
+  readonly onFatal: (err: unknown) => void;
+  /** Leader or role changed. */
+  readonly onSoftState?: (ss: SoftState, term: number) => void;
+  /** Debug-only: answer writes as soon as they are proposed (negative control for the checkers). */
+  readonly unsafeAckBeforeCommit?: boolean;
+}
+
+interface ProposalWaiter {
+  readonly term: number;
+  readonly reply: (o: ProposeOutcome) => void;
+}
+
+export class RaftDriver {
+  private readonly id: NodeId;
+  private readonly node: RawNode;
+  private readonly storage: DurableStorage;
+  private readonly sm: StateMachine;
+  private readonly transport: DriverTransport;
+  private readonly log: DriverLogger;
+  private inbox: DriverInput[] = [];
+  private pendingTicks = 0;
+  private wake: (() => void) | null = null;
+  private running = false;
+  private stopped = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private fatal: unknown = null;
+
+  /** Proposals by log index, settled when an entry at that index is applied. */
+  private readonly proposals = new Map<number, ProposalWaiter>();
+  /** ReadIndex requests by context, settled by a ReadState and then the applied index. */
+  private readonly readContexts = new Map<string, (o: ReadOutcome) => void>();
+  /** Reads whose read index is known, waiting for applied >= index (sorted by arrival). */
+  private readsWaitingApply: { index: number; reply: (o: ReadOutcome) => void }[] = [];
+  /** Received snapshot files by snapshot index, until their MsgSnap's Ready installs them. */
+  private readonly receivedSnapshots = new Map<number, string>();
+  private confState: ConfState;
+  private applied: number;
+  private softState: SoftState = { lead: NONE, role: 'follower' };
+  private lastStatus: Status;
+
+  constructor(private readonly opts: DriverOptions) {
+    this.id = opts.id;
+    this.node = opts.node;
+    this.storage = opts.storage;
+    this.sm = opts.sm;
+    this.transport = opts.transport;
+    this.log = opts.logger;
+    this.confState = opts.storage.confState;
+    this.applied = opts.storage.applied;
+    this.lastStatus = this.node.status();
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loopDone;
+    this.failAll('STOPPING');
+  }
+
+  /** Status as of the last processed batch (cheap; safe to call from anywhere). */
+  status(): Status {
+    return this.lastStatus;
+  }
+
+  appliedIndex(): number {
+    return this.applied;
+  }
+
+  tick(): void {
+    this.pendingTicks = Math.min(this.pendingTicks + 1, 1000);
+    this.wake?.();
+  }
+
+  /** Queue an input. Returns false if the inbox is full (the input's reply, if any, is told). */
+  enqueue(input: DriverInput): boolean {
+    if (this.stopped || this.fatal !== null) {
+      this.refuse(input, this.fatal !== null ? 'node stopped after a fatal error' : 'node stopping');
+      return false;
+    }
+    if (this.inbox.length >= MAX_INBOX) {
+      this.refuse(input, 'driver inbox full');
+      return false;
+    }
+    this.inbox.push(input);
+    this.wake?.();
+    return true;
+  }
+
+  private refuse(input: DriverInput, reason: string): void {
+    switch (input.kind) {
+      case 'propose':
+      case 'confChange':
+      case 'readIndex':
+        input.reply({ kind: 'dropped', reason });
+        return;
+      case 'transfer':
+        input.reply(new Error(reason));
+        return;
+      default:
+        return;
+    }
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (!this.stopped) {
+        if (this.inbox.length === 0 && this.pendingTicks === 0 && !this.node.hasReady()) {
+          await new Promise<void>((resolve) => (this.wake = resolve));
+          this.wake = null;
+          continue;
+        }
+        const ticks = this.pendingTicks;
+        this.pendingTicks = 0;
+        for (let i = 0; i < ticks; i++) this.node.tick();
+        const inputs = this.inbox;
+        this.inbox = [];
+        for (const input of inputs) this.handle(input);
+        while (this.node.hasReady() && !this.stopped) {
+          const rd = this.node.ready();
+          await this.handleReady(rd);
+          this.node.advance();
+        }
+        this.lastStatus = this.node.status();
+      }
+    } catch (e) {
+      this.fatal = e;
+      this.log.error({ err: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined }, 'raft driver stopped by a fatal error');
+      this.failAll('FATAL');
+      this.opts.onFatal(e);
+    }
+  }
+
+  private failAll(why: string): void {
+    for (const w of this.proposals.values()) w.reply({ kind: 'dropped', reason: why });
+    this.proposals.clear();
+    for (const r of this.readContexts.values()) r({ kind: 'dropped', reason: why });
+    this.readContexts.clear();
+    for (const r of this.readsWaitingApply) r.reply({ kind: 'dropped', reason: why });
+    this.readsWaitingApply = [];
+  }
+
+  private waiterCount(): number {
+    return this.proposals.size + this.readContexts.size + this.readsWaitingApply.length;
+  }
+
+  private handle(input: DriverInput): void {
+    switch (input.kind) {
+      case 'messages':
+        for (const m of input.messages) this.node.step(m);
+        return;
+      case 'propose':
+      case 'confChange': {
+        if (this.waiterCount() >= MAX_WAITERS) {
+          input.reply({ kind: 'dropped', reason: 'too many proposals in flight' });
+          return;
+        }
+        try {
+          const id = input.kind === 'propose' ? this.node.propose(input.data) : this.node.proposeConfChange(input.cc);
+          if (this.opts.unsafeAckBeforeCommit && input.kind === 'propose') {
+            // Deliberately wrong: acknowledge before the entry is committed or applied.
+            input.reply({ kind: 'applied', result: { ok: true, value: { unsafe: true } } });
+            return;
+          }
+          this.proposals.set(id.index, { term: id.term, reply: input.reply });
+        } catch (e) {
+          input.reply(proposeError(e));
+        }
+        return;
+      }
+      case 'readIndex': {
+        if (this.waiterCount() >= MAX_WAITERS) {
+          input.reply({ kind: 'dropped', reason: 'too many reads in flight' });
+          return;
+        }
+        try {
+          this.node.readIndex(input.context);
+          this.readContexts.set(input.context, input.reply);
+        } catch (e) {
+          if (e instanceof RaftError && e.code === 'NOT_LEADER') input.reply({ kind: 'notLeader', leader: e.leader });
+          else throw e;
+        }
+        return;
+      }
+      case 'transfer':
+        try {
+          this.node.transferLeadership(input.to);
+          input.reply(null);
+        } catch (e) {
+          if (e instanceof RaftError) input.reply(e);
+          else throw e;
+        }
+        return;
+      case 'snapshotReceived':
+        this.receivedSnapshots.set(input.msg.snapshot.metadata.index, input.path);
+        this.node.step(input.msg);
+        return;
+      case 'unreachable':
+        this.node.reportUnreachable(input.id);
+        return;
+      case 'snapshotStatus':
+        this.node.reportSnapshot(input.id, input.ok);
+        return;
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) {
+      const changedLeader = rd.softState.lead !== this.softState.lead;
+      this.softState = rd.softState;
+      if (changedLeader) {
+        // Reads waiting on the old leader's confirmation will never be answered: retry them.
+        for (const r of this.readContexts.values()) r({ kind: 'notLeader', leader: rd.softState.lead });
+        this.readContexts.clear();
+        this.log.info({ leader: rd.softState.lead, role: rd.softState.role, term: this.node.status().hardState.term }, 'leader changed');
+      }
+      this.opts.onSoftState?.(rd.softState, this.node.status().hardState.term);
+    }
+
+    if (rd.snapshot) {
+      const idx = rd.snapshot.metadata.index;
+      const path = this.receivedSnapshots.get(idx);
+      if (path === undefined) throw new RaftInvariantError(`Ready carries snapshot ${idx} but no received file is known for it`);
+      this.receivedSnapshots.delete(idx);
+      await this.storage.installSnapshot(path);
+      this.sm.resetCaches();
+      this.confState = rd.snapshot.metadata.confState;
+      this.applied = idx;
+      await this.syncPeers(rd.snapshot.metadata.confState);
+      this.log.info({ index: idx, term: rd.snapshot.metadata.term }, 'installed snapshot');
+    }
+
+    // Apply in memory; the writes go into the same batch as the entries and hard state.
+    const settled: { e: Entry; result: ApplyResult | undefined }[] = [];
+    let changes: StateChangeSet | undefined;
+    let appliedTo: number | undefined;
+    let confChanged = false;
+    if (rd.committedEntries.length > 0) {
+      const batch = this.sm.applyEntries(rd.committedEntries);
+      const puts = [...batch.changes.puts];
+      const dels = [...batch.changes.dels];
+      for (const e of rd.committedEntries) {
+        if (e.type === 'confChange') {
+          const cc = decodeConfChange(e.data);
+          this.confState = this.node.applyConfChange(cc);
+          confChanged = true;
+          const mc = memberChanges(cc);
+          puts.push(...mc.puts);
+          dels.push(...mc.dels);
+          settled.push({ e, result: { ok: true, value: { confState: this.confState } } });
+        } else {
+          settled.push({ e, result: batch.results.get(e.index) });
+        }
+      }
+      changes = { puts, dels };
+      appliedTo = batch.applied;
+    }
+
+    const durable = rd.hardState !== null || rd.entries.length > 0 || changes !== undefined;
+    // fsync only when the Ready carries a promise (entries, term, vote). Applied state and the
+    // commit index may be lost in a crash: the log re-creates them, and they are written atomically
+    // with the applied index, so they never disagree.
+    if (durable) await this.storage.commit({
+      ...(rd.hardState ? { hardState: rd.hardState } : {}),
+      ...(rd.entries.length > 0 ? { entries: rd.entries } : {}),
+      ...(changes ? { state: { puts: changes.puts, dels: changes.dels } } : {}),
+      ...(appliedTo !== undefined ? { applied: appliedTo, confState: this.confState } : {}),
+    }, { sync: rd.mustSync });
+    if (appliedTo !== undefined) this.applied = appliedTo;
+    if (confChanged) await this.syncPeers(this.confState);
+
+    // Durable: now the messages may leave.
+    const plain: Message[] = [];
+    for (const m of rd.messages) {
+      if (m.type === 'snap') this.streamSnapshot(m);
+      else plain.push(m);
+    }
+    if (plain.length > 0) this.transport.send(plain);
+
+    for (const { e, result } of settled) {
+      const w = this.proposals.get(e.index);
+      if (!w) continue;
+      this.proposals.delete(e.index);
+      if (w.term !== e.term) w.reply({ kind: 'lost' });
+      else w.reply({ kind: 'applied', result: result ?? { ok: true, value: null } });
+    }
+    // A proposal whose index was passed by entries of another term will never apply.
+    if (rd.committedEntries.length > 0) {
+      for (const [idx, w] of this.proposals) {
+        if (idx <= this.applied) {
+          this.proposals.delete(idx);
+          w.reply({ kind: 'lost' });
+        }
+      }
+    }
+
+    for (const rs of rd.readStates) {
+      const reply = this.readContexts.get(rs.context);
+      if (!reply) continue;
+      this.readContexts.delete(rs.context);
+      this.readsWaitingApply.push({ index: rs.index, reply });
+    }
+    if (this.readsWaitingApply.length > 0) {
+      const still: typeof this.readsWaitingApply = [];
+      for (const r of this.readsWaitingApply) {
+        if (r.index <= this.applied) r.reply({ kind: 'ready', index: r.index });
+        else still.push(r);
+      }
+      this.readsWaitingApply = still;
+    }
+
+    if (appliedTo !== undefined && this.storage.shouldSnapshot(this.applied)) await this.makeSnapshot();
+  }
+
+  private async makeSnapshot(): Promise<void> {
+    const index = this.applied;
+    const term = this.storage.term(index);
+    const info = await this.storage.createSnapshot({ index, term, confState: this.confState });
+    this.log.info({ index, term, bytes: info.bytes, records: info.records, compactedThrough: info.compactedThrough }, 'created snapshot');
+  }
+
+  /** Stream a snapshot file to a follower; report the outcome to the core through the inbox. */
+  private streamSnapshot(m: MsgSnap): void {
+    const md = m.snapshot.metadata;
+    void (async () => {
+      try {
+        const stream = await this.storage.openSnapshotChunks(md.index);
+        await this.transport.sendSnapshot(m.to, { term: m.term, metadata: md }, stream.chunks);
+        this.enqueue({ kind: 'snapshotStatus', id: m.to, ok: true });
+      } catch (e) {
+        this.log.warn({ to: m.to, index: md.index, err: e instanceof Error ? e.message : String(e) }, 'snapshot send failed');
+        this.enqueue({ kind: 'snapshotStatus', id: m.to, ok: false });
+      }
+    })();
+  }
+
+  /** Keep the transport's peer list equal to the members of the configuration. */
+  private async syncPeers(cs: ConfState): Promise<void> {
+    const members = new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext]);
+    for (const id of members) {
+      if (id === this.id) continue;
+      const addr = this.memberAddress(id)?.raftAddress;
+      const known = this.knownPeers.get(id);
+      if (addr === undefined || addr === known) continue;
+      if (known === undefined) this.transport.addPeer(id, addr);
+      else this.transport.updatePeer(id, addr);
+      this.knownPeers.set(id, addr);
+    }
+    for (const id of [...this.knownPeers.keys()]) {
+      if (members.has(id)) continue;
+      this.transport.removePeer(id);
+      this.knownPeers.delete(id);
+    }
+  }
+
+  /** Peers the transport knows, with their addresses. */
+  private knownPeers = new Map<NodeId, string>();
+
+  /** Addresses of members, from the replicated member table. */
+  memberAddress(id: NodeId): MemberAddress | undefined {
+    const b = this.storage.getSync('sys.members', String(id));
+    return b ? (JSON.parse(new TextDecoder().decode(b)) as MemberAddress) : undefined;
+  }
+
+  setKnownPeers(peers: ReadonlyMap<NodeId, string>): void {
+    this.knownPeers = new Map(peers);
+  }
+}
+
+function proposeError(e: unknown): ProposeOutcome {
+  if (e instanceof RaftError) {
+    if (e.code === 'NOT_LEADER') return { kind: 'notLeader', leader: e.leader };
+    return { kind: 'dropped', reason: e.message };
+  }
+  throw e;
+}

@@ -1,0 +1,296 @@
+// A replicated raftauth node: the Raft core, the durable store, the transport and the state
+// machine wired together (the primary process of DESIGN's process model).
+import { randomInt } from 'node:crypto';
+import { RawNode } from '../raft/raw-node.ts';
+import type { ConfChange, ConfState, MsgSnap, NodeId, SoftState } from '../raft/types.ts';
+import { NONE } from '../raft/types.ts';
+import { DurableStorage } from '../storage/durable-storage.ts';
+import type { StorageConfig } from '../storage/config.ts';
+import { Transport } from '../transport/transport.ts';
+import type { TlsMaterial, TransportHandler, TransportLogger } from '../transport/types.ts';
+import { StateMachine } from '../state/machine.ts';
+import type { ApplyResult, Domain } from '../state/machine.ts';
+import { SESSION_LIMITS } from '../state/sessions.ts';
+import { kvDomain } from '../state/kv.ts';
+import { RaftDriver } from './driver.ts';
+import type { ProposeOutcome, ReadOutcome } from './driver.ts';
+import { ProposalRouter } from './router.ts';
+import { ReadService } from './reads.ts';
+import { NodeError } from './api.ts';
+import type { NodeApi, NodeStatus, ReadRequest, WriteRequest, MemberStatus } from './api.ts';
+import { MEMBERS_KEYSPACE, encodeMembersContext, memberRecord } from './members.ts';
+import type { MemberAddress } from './members.ts';
+
+export interface RaftNodeOptions {
+  readonly id: NodeId;
+  readonly dataDir: string;
+  /** The founding members (bootstrap) or, for a node joining a running cluster, members to contact. */
+  readonly initialMembers: ReadonlyMap<NodeId, MemberAddress>;
+  /** True for a node added to a running cluster: it starts empty and waits for a snapshot. */
+  readonly join: boolean;
+  readonly raftListen: { readonly host: string; readonly port: number };
+  readonly tls: TlsMaterial;
+  readonly tickMs: number;
+  readonly electionTick: number;
+  readonly heartbeatTick: number;
+  readonly preVote?: boolean;
+  readonly checkQuorum?: boolean;
+  readonly readOnly?: 'safe' | 'leaseBased';
+  readonly maxSizePerMsg?: number;
+  readonly maxInflightMsgs?: number;
+  readonly storage?: Partial<StorageConfig>;
+  readonly logger: TransportLogger;
+  readonly domains?: readonly Domain[];
+  /** Debug-only switches for negative controls. Never in production. */
+  readonly unsafe?: { readonly ackBeforeCommit?: boolean; readonly readWithoutReadIndex?: boolean };
+  /** Called when the node stops on a fatal error (default: log and exit the process). */
+  readonly onFatal?: (err: unknown) => void;
+}
+
+/** Longest a client may ask to wait. */
+export const MAX_TIMEOUT_MS = 60_000;
+
+export class RaftNode implements NodeApi {
+  private leaderWaiters: (() => void)[] = [];
+  private tickTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
+
+  private constructor(
+    readonly id: NodeId,
+    private readonly storage: DurableStorage,
+    private readonly sm: StateMachine,
+    private readonly driver: RaftDriver,
+    readonly transport: Transport,
+    private readonly router: ProposalRouter,
+    private readonly reads: ReadService,
+    private readonly opts: RaftNodeOptions,
+  ) {}
+
+  /** The port the raft transport listens on (useful with port 0). */
+  raftPort = 0;
+
+  static async start(opts: RaftNodeOptions): Promise<RaftNode> {
+    const storage = await DurableStorage.open(opts.dataDir, { config: opts.storage ?? {} });
+    try {
+      const fresh = storage.lastIndex() === 0 && storage.hardState.term === 0 && storage.snapshotMetadata.index === 0;
+      if (fresh && !opts.join) {
+        if (!opts.initialMembers.has(opts.id)) throw new Error(`node ${opts.id} is not among cluster.initialMembers and cluster.join is false`);
+        // The bootstrap snapshot (index 1, term 1) carries the initial configuration and the member
+        // table; every founding member writes the same one, so they agree on index 1 without talking.
+        const ids = [...opts.initialMembers.keys()].sort((a, b) => a - b);
+        const enc = new TextEncoder();
+        await storage.bootstrap(
+          { voters: ids, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+          ids.map((id) => ({ keyspace: MEMBERS_KEYSPACE, key: enc.encode(String(id)), value: memberRecord(opts.initialMembers.get(id)!) })),
+        );
+      }
+      const sm = new StateMachine({ get: (ks, k) => storage.getSync(ks, k) }, SESSION_LIMITS);
+      sm.register(kvDomain);
+      for (const d of opts.domains ?? []) sm.register(d);
+
+      const rawNode = new RawNode({
+        id: opts.id,
+        storage,
+        applied: storage.applied,
+        electionTick: opts.electionTick,
+        heartbeatTick: opts.heartbeatTick,
+        rng: (bound) => randomInt(bound),
+        preVote: opts.preVote ?? true,
+        checkQuorum: opts.checkQuorum ?? true,
+        readOnlyOption: opts.readOnly ?? 'safe',
+        ...(opts.maxSizePerMsg !== undefined ? { maxSizePerMsg: opts.maxSizePerMsg } : {}),
+        ...(opts.maxInflightMsgs !== undefined ? { maxInflightMsgs: opts.maxInflightMsgs } : {}),
+      });
+
+      // Peers: the replicated member table, plus the configured members (a joiner knows no table yet).
+      const peers = new Map<NodeId, string>();
+      for (const [id, a] of opts.initialMembers) if (id !== opts.id) peers.set(id, a.raftAddress);
+      const cs = storage.confState;
+      for (const id of [...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext]) {
+        const b = storage.getSync(MEMBERS_KEYSPACE, String(id));
+        if (b && id !== opts.id) peers.set(id, (JSON.parse(new TextDecoder().decode(b)) as MemberAddress).raftAddress);
+      }
+
+      // The transport calls back into the node; `self` is set before the transport starts.
+      let self: RaftNode | null = null;
+      const handler: TransportHandler = {
+        onMessages: (_from, messages) => {
+          self?.driver.enqueue({ kind: 'messages', messages });
+        },
+        onSnapshot: async (header, chunks) => {
+          const received = await storage.receiveSnapshot({ index: header.metadata.index, term: header.metadata.term }, chunks);
+          const msg: MsgSnap = { type: 'snap', from: header.from, to: header.to, term: header.term, snapshot: { metadata: header.metadata, data: new Uint8Array(0) } };
+          if (!self?.driver.enqueue({ kind: 'snapshotReceived', msg, path: received.path })) throw new Error('node is not accepting snapshots');
+        },
+        onPropose: async (req) => {
+          if (!self) return { ok: false, error: { code: 'UNAVAILABLE', leaderHint: NONE, message: 'starting' } };
+          return self.router.onForwarded(req);
+        },
+        onReadIndex: async (req) => {
+          if (!self) return { ok: false, error: { code: 'UNAVAILABLE', leaderHint: NONE, message: 'starting' } };
+          const o = await self.readIndexOnce(`fwd:${req.from}:${randomInt(2 ** 47)}`);
+          if (o.kind === 'ready') return { ok: true, index: o.index };
+          return { ok: false, error: { code: o.kind === 'notLeader' ? 'NOT_LEADER' : 'UNAVAILABLE', leaderHint: o.kind === 'notLeader' ? o.leader : NONE, message: 'no read index' } };
+        },
+        onUnreachable: (id) => {
+          self?.driver.enqueue({ kind: 'unreachable', id });
+        },
+        onSnapshotStatus: (id, status) => {
+          self?.driver.enqueue({ kind: 'snapshotStatus', id, ok: status === 'finished' });
+        },
+      };
+      const transport = new Transport({ id: opts.id, listen: opts.raftListen, peers, tls: opts.tls, handler, logger: opts.logger });
+
+      const leaderChangeWaiters: (() => void)[] = [];
+      const now = () => Date.now();
+      const driver = new RaftDriver({
+        id: opts.id,
+        node: rawNode,
+        storage,
+        sm,
+        transport,
+        logger: opts.logger,
+        onFatal: (err) => {
+          if (opts.onFatal) opts.onFatal(err);
+          else {
+            opts.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'fatal error: stopping the node');
+            process.exit(70);
+          }
+        },
+        onSoftState: (_ss: SoftState) => {
+          const ws = leaderChangeWaiters.splice(0);
+          for (const w of ws) w();
+        },
+        ...(opts.unsafe?.ackBeforeCommit ? { unsafeAckBeforeCommit: true } : {}),
+      });
+      driver.setKnownPeers(peers);
+
+      const leaderChange = (ms: number) =>
+        new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, ms);
+          leaderChangeWaiters.push(() => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      const leader = () => driver.status().softState.lead;
+      const proposeLocal = (data: Uint8Array) => new Promise<ProposeOutcome>((resolve) => driver.enqueue({ kind: 'propose', data, reply: resolve }));
+      const router = new ProposalRouter({ id: opts.id, proposeLocal, leader, leaderChange, forward: (to, req) => transport.forwardPropose(to, req), now });
+      const reads = new ReadService({
+        id: opts.id,
+        readIndex: (context) => new Promise<ReadOutcome>((resolve) => driver.enqueue({ kind: 'readIndex', context, reply: resolve })),
+        leader,
+        leaderChange,
+        now,
+      });
+
+      const node = new RaftNode(opts.id, storage, sm, driver, transport, router, reads, opts);
+      self = node;
+      node.raftPort = await transport.start();
+      driver.start();
+      node.tickTimer = setInterval(() => driver.tick(), opts.tickMs);
+      opts.logger.info({ node: opts.id, raftPort: node.raftPort, applied: storage.applied, lastIndex: storage.lastIndex() }, 'node started');
+      return node;
+    } catch (e) {
+      await storage.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private readIndexOnce(context: string): Promise<ReadOutcome> {
+    return new Promise<ReadOutcome>((resolve) => this.driver.enqueue({ kind: 'readIndex', context, reply: resolve }));
+  }
+
+  private checkTimeout(ms: number): number {
+    if (this.stopping) throw new NodeError('STOPPING', 'node is stopping');
+    if (!Number.isFinite(ms) || ms <= 0) throw new NodeError('INVALID_REQUEST', 'timeoutMs must be positive');
+    return Math.min(ms, MAX_TIMEOUT_MS);
+  }
+
+  async write(req: WriteRequest): Promise<ApplyResult> {
+    const timeoutMs = this.checkTimeout(req.timeoutMs);
+    return this.router.write(req.domain, req.op, req.args, timeoutMs);
+  }
+
+  async read(req: ReadRequest): Promise<ApplyResult> {
+    const timeoutMs = this.checkTimeout(req.timeoutMs);
+    const local = req.consistency === 'local' || this.opts.unsafe?.readWithoutReadIndex === true;
+    if (!local) await this.reads.barrier(timeoutMs);
+    return this.sm.read(req.domain, req.op, req.args);
+  }
+
+  async status(): Promise<NodeStatus> {
+    const s = this.driver.status();
+    let members: MemberStatus[] | null = null;
+    if (s.progress) {
+      members = [...s.progress].map(([id, p]) => ({
+        id,
+        role: id === this.id ? 'leader' : p.isLearner ? 'learner' : 'follower',
+        voter: !p.isLearner,
+        match: p.match,
+      }));
+    }
+    return {
+      id: this.id,
+      role: s.softState.role,
+      leader: s.softState.lead,
+      term: s.hardState.term,
+      commit: s.hardState.commit,
+      applied: this.driver.appliedIndex(),
+      lastIndex: s.lastIndex,
+      voters: [...new Set([...s.confState.voters, ...s.confState.votersOutgoing])].sort((a, b) => a - b),
+      learners: [...s.confState.learners, ...s.confState.learnersNext].sort((a, b) => a - b),
+      members,
+    };
+  }
+
+  confState(): ConfState {
+    return this.driver.status().confState;
+  }
+
+  /** Propose a membership change on the leader (this node must be the leader). */
+  async changeMembership(cc: ConfChange, timeoutMs: number): Promise<ApplyResult> {
+    const deadline = Date.now() + this.checkTimeout(timeoutMs);
+    for (;;) {
+      const o = await new Promise<ProposeOutcome>((resolve) => this.driver.enqueue({ kind: 'confChange', cc, reply: resolve }));
+      if (o.kind === 'applied') return o.result;
+      if (o.kind === 'notLeader') throw new NodeError('UNAVAILABLE', `not the leader (leader: ${o.leader})`);
+      if (Date.now() > deadline) throw new NodeError('TIMEOUT', `membership change not applied: ${o.kind === 'dropped' ? o.reason : o.kind}`);
+      if (o.kind === 'dropped' && !/pending/.test(o.reason)) throw new NodeError('INVALID_REQUEST', o.reason);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  addLearner(id: NodeId, addr: MemberAddress, timeoutMs = 10_000): Promise<ApplyResult> {
+    return this.changeMembership({ changes: [{ type: 'addLearner', nodeId: id }], context: encodeMembersContext(new Map([[id, addr]])) }, timeoutMs);
+  }
+
+  promote(id: NodeId, timeoutMs = 10_000): Promise<ApplyResult> {
+    return this.changeMembership({ changes: [{ type: 'addVoter', nodeId: id }] }, timeoutMs);
+  }
+
+  removeMember(id: NodeId, timeoutMs = 10_000): Promise<ApplyResult> {
+    return this.changeMembership({ changes: [{ type: 'removeNode', nodeId: id }] }, timeoutMs);
+  }
+
+  transferLeadership(to: NodeId): Promise<void> {
+    return new Promise<void>((resolve, reject) =>
+      this.driver.enqueue({ kind: 'transfer', to, reply: (err) => (err ? reject(err) : resolve()) }),
+    );
+  }
+
+  /** The HTTP address of a member, from the replicated member table. */
+  memberHttpAddress(id: NodeId): string | undefined {
+    return this.driver.memberAddress(id)?.httpAddress;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    for (const w of this.leaderWaiters.splice(0)) w();
+    await this.driver.stop();
+    await this.transport.stop();
+    await this.storage.close();
+  }
+}

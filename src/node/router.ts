@@ -1,0 +1,173 @@
+// The proposal router: turns a client write into a replicated command, gets it applied exactly
+// once, and answers with its result, wherever the leader is.
+//
+// - Each node process owns one client session (sid) in the state machine and numbers its
+//   commands. A write keeps its (sid, seq) across every retry, so a command that did commit
+//   before a leader change or a lost answer is not applied twice (Raft dissertation §6.3).
+// - On the leader the command is proposed locally; elsewhere it is forwarded over the transport.
+//   NOT_LEADER, a lost entry, an unreachable leader or a timeout of one attempt are retried
+//   inside the request's deadline (clients see latency, not errors, during a leader change).
+// - The leader stamps the command with its own clock (`ts`): apply never reads a node's clock.
+import { randomBytes } from 'node:crypto';
+import { encodeCommand, decodeCommand, packValue, unpackValue, MAX_COMMAND_BYTES } from '../state/command.ts';
+import type { Command } from '../state/command.ts';
+import type { ApplyResult } from '../state/machine.ts';
+import type { NodeId } from '../raft/types.ts';
+import { NONE } from '../raft/types.ts';
+import type { ProposeOutcome } from './driver.ts';
+import { NodeError } from './api.ts';
+import type { IncomingProposeRequest, ProposeRequest, ProposeResult } from '../transport/types.ts';
+
+/** Session time-to-live: a node that disappears for longer loses its session (and reopens one). */
+export const SESSION_TTL_MS = 10 * 60_000;
+/** Most writes this node has in flight at once; more are refused rather than queued without bound. */
+export const MAX_WRITES_IN_FLIGHT = 10_000;
+/** Longest single attempt before retrying (a leader that went silent is abandoned after this). */
+const ATTEMPT_TIMEOUT_MS = 1_000;
+/** Pause between attempts while no leader is known: short, since elections take ~1 s. */
+const RETRY_BACKOFF_MS = [5, 10, 20, 40, 80, 100];
+
+export interface RouterDeps {
+  readonly id: NodeId;
+  /** Propose encoded command bytes on this node (only succeeds on the leader). */
+  proposeLocal(data: Uint8Array): Promise<ProposeOutcome>;
+  /** The leader as this node knows it (NONE if unknown). */
+  leader(): NodeId;
+  /** Resolves when the known leader changes, or after `ms`. */
+  leaderChange(ms: number): Promise<void>;
+  forward(to: NodeId, req: ProposeRequest): Promise<ProposeResult>;
+  now(): number;
+}
+
+export class ProposalRouter {
+  readonly sid: string;
+  private seq = 0;
+  /** Sequence numbers not yet completed (answered, or abandoned with an ambiguous outcome). */
+  private readonly open = new Set<number>();
+  private acked = 0;
+  private inFlight = 0;
+  private sessionReady: Promise<void> | null = null;
+
+  constructor(private readonly deps: RouterDeps) {
+    this.sid = `n${deps.id}-${randomBytes(12).toString('base64url')}`;
+  }
+
+  /** All seqs at or below this have completed: the state machine may forget their results. */
+  private ackFloor(): number {
+    let a = this.acked;
+    while (a < this.seq && !this.open.has(a + 1)) a++;
+    this.acked = a;
+    return a;
+  }
+
+  private async ensureSession(deadline: number): Promise<void> {
+    if (!this.sessionReady) {
+      this.sessionReady = this.submit({ v: 1, sid: this.sid, seq: 0, ack: 0, ts: 0, domain: 'session', op: 'open', args: { ttlMs: SESSION_TTL_MS } }, deadline).then(
+        (r) => {
+          if (!r.ok) throw new NodeError('UNAVAILABLE', `could not open a session: ${r.code} ${r.message}`);
+        },
+      );
+      this.sessionReady.catch(() => (this.sessionReady = null));
+    }
+    return this.sessionReady;
+  }
+
+  /** Apply a write exactly once; resolves with the domain's result. */
+  async write(domain: string, op: string, args: unknown, timeoutMs: number): Promise<ApplyResult> {
+    if (this.inFlight >= MAX_WRITES_IN_FLIGHT) throw new NodeError('UNAVAILABLE', `more than ${MAX_WRITES_IN_FLIGHT} writes in flight on this node`);
+    const deadline = this.deps.now() + timeoutMs;
+    this.inFlight++;
+    try {
+      await this.ensureSession(deadline);
+      const seq = ++this.seq;
+      this.open.add(seq);
+      try {
+        const cmd: Command = { v: 1, sid: this.sid, seq, ack: this.ackFloor(), ts: 0, domain, op, args };
+        const r = await this.submit(cmd, deadline);
+        if (!r.ok && (r.code === 'SESSION_EXPIRED' || r.code === 'SESSION_UNKNOWN')) {
+          // This node was away longer than the session TTL: open a new session and try once more.
+          this.sessionReady = null;
+          throw new NodeError('UNAVAILABLE', 'session expired; retry');
+        }
+        return r;
+      } finally {
+        // An attempt that timed out stays ambiguous, but retrying it is always safe with the same
+        // (sid, seq); once we stop waiting we acknowledge it so the state machine can forget it.
+        this.open.delete(seq);
+      }
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  /** Retry one command until it is applied or the deadline passes. */
+  private async submit(cmd: Command, deadline: number): Promise<ApplyResult> {
+    let attempt = 0;
+    for (;;) {
+      const left = deadline - this.deps.now();
+      if (left <= 0) throw new NodeError('TIMEOUT', 'deadline passed; the write may or may not have been applied');
+      const leader = this.deps.leader();
+      if (leader === this.deps.id) {
+        const data = encodeCommand({ ...cmd, ts: this.deps.now() });
+        const o = await withTimeout(this.deps.proposeLocal(data), Math.min(left, ATTEMPT_TIMEOUT_MS));
+        if (o && o.kind === 'applied') return o.result;
+        if (o && o.kind === 'dropped' && /STOPPING|FATAL|fatal|stopping/.test(o.reason)) throw new NodeError('STOPPING', o.reason);
+      } else if (leader !== NONE) {
+        const data = encodeCommand(cmd);
+        if (data.length > MAX_COMMAND_BYTES) throw new NodeError('INVALID_REQUEST', 'command too large');
+        const r = await this.deps.forward(leader, { sessionId: cmd.sid ?? '', seq: cmd.seq, command: data, timeoutMs: Math.min(left, ATTEMPT_TIMEOUT_MS * 2) });
+        if (r.ok) return unpackValue<ApplyResult>(r.result);
+      }
+      // No leader, not the leader any more, lost entry, unreachable leader: wait for a leader change
+      // (or a short backoff) and try again with the same (sid, seq).
+      const backoff = RETRY_BACKOFF_MS[Math.min(attempt, RETRY_BACKOFF_MS.length - 1)]!;
+      attempt++;
+      await this.deps.leaderChange(Math.min(backoff, Math.max(0, deadline - this.deps.now())));
+    }
+  }
+
+  /**
+   * The leader's side of a forwarded write: stamp it with this node's clock and propose it.
+   * Answers NOT_LEADER (with a hint) if this node is not the leader.
+   */
+  async onForwarded(req: IncomingProposeRequest): Promise<ProposeResult> {
+    let cmd: Command;
+    try {
+      cmd = decodeCommand(req.command);
+    } catch (e) {
+      return { ok: false, error: { code: 'INTERNAL', leaderHint: NONE, message: (e as Error).message } };
+    }
+    if (cmd.sid !== req.sessionId || cmd.seq !== req.seq) {
+      return { ok: false, error: { code: 'INTERNAL', leaderHint: NONE, message: 'session id or seq does not match the command' } };
+    }
+    const leader = this.deps.leader();
+    if (leader !== this.deps.id) return { ok: false, error: { code: 'NOT_LEADER', leaderHint: leader, message: `node ${this.deps.id} is not the leader` } };
+    const left = req.deadlineMs - this.deps.now();
+    if (left <= 0) return { ok: false, error: { code: 'TIMEOUT', leaderHint: NONE, message: 'deadline passed before proposing' } };
+    const o = await withTimeout(this.deps.proposeLocal(encodeCommand({ ...cmd, ts: this.deps.now() })), left);
+    if (o === null) return { ok: false, error: { code: 'TIMEOUT', leaderHint: NONE, message: 'not applied before the deadline' } };
+    switch (o.kind) {
+      case 'applied':
+        return { ok: true, result: packValue(o.result) };
+      case 'notLeader':
+        return { ok: false, error: { code: 'NOT_LEADER', leaderHint: o.leader, message: 'not the leader' } };
+      case 'lost':
+        return { ok: false, error: { code: 'NOT_LEADER', leaderHint: NONE, message: 'the entry was overwritten by a new leader' } };
+      case 'dropped':
+        return { ok: false, error: { code: 'PROPOSAL_DROPPED', leaderHint: NONE, message: o.reason } };
+    }
+  }
+}
+
+/** The promise's value, or null if it has not settled within `ms`. */
+export async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([p, t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,113 @@
+// The replicated node end to end, in one process: real LevelDB stores, real mTLS gRPC transport.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LocalCluster, get, put, waitFor } from './helpers.ts';
+
+test('writes through any node are applied once and read linearizably on every node', async () => {
+  const c = new LocalCluster();
+  await c.init([1, 2, 3]);
+  try {
+    for (const id of [1, 2, 3]) await c.start(id);
+    await c.leader();
+    for (const id of [1, 2, 3]) {
+      const r = await c.nodes.get(id)!.write({ domain: 'kv', op: 'append', args: { key: 'log', value: String(id) }, timeoutMs: 10_000 });
+      assert.deepEqual(r, { ok: true, value: { value: '123'.slice(0, id) } });
+    }
+    for (const id of [1, 2, 3]) assert.equal(await get(c.nodes.get(id)!, 'log'), '123');
+    // A domain error comes back as a result and changes nothing.
+    const bad = await c.nodes.get(2)!.write({ domain: 'kv', op: 'put', args: { key: '', value: 'x' }, timeoutMs: 5_000 });
+    assert.equal(bad.ok, false);
+  } finally {
+    await c.close();
+  }
+});
+
+test('the leader stops: a new leader is elected and no acknowledged write is lost; the old leader restarts and catches up', async () => {
+  const c = new LocalCluster();
+  await c.init([1, 2, 3]);
+  try {
+    for (const id of [1, 2, 3]) await c.start(id);
+    const leader = await c.leader();
+    const acked: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      await put(c.nodes.get(1 + (i % 3))!, `k${i}`, `v${i}`);
+      acked.push(`k${i}`);
+    }
+    const oldId = leader.id;
+    await c.stop(oldId);
+    const next = await c.leader();
+    assert.notEqual(next.id, oldId);
+    for (let i = 20; i < 30; i++) {
+      await put(next, `k${i}`, `v${i}`);
+      acked.push(`k${i}`);
+    }
+    await c.start(oldId);
+    const back = c.nodes.get(oldId)!;
+    for (const k of acked) assert.equal(await get(back, k), `v${k.slice(1)}`);
+    await waitFor('the restarted node applied everything locally', async () => (await get(back, 'k29', 'local')) === 'v29');
+  } finally {
+    await c.close();
+  }
+});
+
+test('a node far behind the compacted log catches up by snapshot', async () => {
+  const c = new LocalCluster({ storage: { snapshotEveryEntries: 40, snapshotCatchupEntries: 5 } });
+  await c.init([1, 2, 3]);
+  try {
+    for (const id of [1, 2, 3]) await c.start(id);
+    const leader = await c.leader();
+    const lagger = [1, 2, 3].find((id) => id !== leader.id)!;
+    await c.stop(lagger);
+    const live = [...c.nodes.values()];
+    for (let i = 0; i < 150; i++) await put(live[i % live.length]!, `s${i % 30}`, `v${i}`);
+    const ls = await (await c.leader()).status();
+    await c.start(lagger);
+    const n = c.nodes.get(lagger)!;
+    await waitFor('the lagging node reaches the leader\'s commit', async () => (await n.status()).applied >= ls.commit, 20_000);
+    for (let k = 0; k < 30; k++) {
+      const want = `v${120 + k}`;
+      assert.equal(await get(n, `s${k}`, 'local'), want);
+    }
+  } finally {
+    await c.close();
+  }
+});
+
+test('membership: add a learner that catches up, promote it, remove a follower, remove the leader', async () => {
+  const c = new LocalCluster({ storage: { snapshotEveryEntries: 30, snapshotCatchupEntries: 5 } });
+  await c.init([1, 2, 3]);
+  try {
+    for (const id of [1, 2, 3]) await c.start(id);
+    let leader = await c.leader();
+    for (let i = 0; i < 50; i++) await put(leader, `m${i}`, `v${i}`);
+    const a4 = await c.reserve(4);
+    await c.start(4, { join: true, initial: [1, 2, 3, 4] });
+    await leader.addLearner(4, a4);
+    const n4 = c.nodes.get(4)!;
+    await waitFor('the learner caught up', async () => (await get(n4, 'm49', 'local')) === 'v49', 20_000);
+    await waitFor('the learner applied its own addition', async () => (await n4.status()).learners.includes(4));
+    assert.equal((await n4.status()).voters.includes(4), false);
+    await leader.promote(4);
+    await waitFor('node 4 is a voter everywhere', async () => {
+      for (const n of c.nodes.values()) if (!(await n.status()).voters.includes(4)) return false;
+      return true;
+    });
+    const follower = [1, 2, 3].find((id) => id !== leader.id)!;
+    await leader.removeMember(follower);
+    await c.stop(follower);
+    await put(leader, 'after-remove', 'yes');
+    assert.equal(await get(n4, 'after-remove'), 'yes');
+    // Remove the leader itself: it hands over and steps down; the rest go on.
+    const oldLeader = leader.id;
+    await leader.removeMember(oldLeader);
+    await c.stop(oldLeader);
+    leader = await c.leader();
+    assert.notEqual(leader.id, oldLeader);
+    const st = await leader.status();
+    assert.equal(st.voters.includes(oldLeader), false);
+    await put(leader, 'after-leader-removal', 'yes');
+    for (const n of c.nodes.values()) assert.equal(await get(n, 'after-leader-removal'), 'yes');
+  } finally {
+    await c.close();
+  }
+});
