@@ -505,6 +505,10 @@ export class Raft {
       case 'heartbeatResp':
         pr.recentActive = true;
         pr.probeSent = false;
+        // A MsgApp or its answer may have been lost; with a full window nothing would ever be
+        // sent again. The follower is alive, so free one slot and let replication resume (etcd
+        // does the same). Found by the simulator (seed 83, lossy mix).
+        if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
         if (this.readOnlyOption === 'safe' && m.context !== null) {
           const acks = this.readOnly.recvAck(m.from, m.context);

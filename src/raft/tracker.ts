@@ -20,6 +20,11 @@ export class Inflights {
     if (n > 0) this.buf.splice(0, n);
   }
 
+  /** Free the oldest in-flight message (the window is full and an answer may have been lost). */
+  freeFirstOne(): void {
+    this.buf.shift();
+  }
+
   full(): boolean {
     return this.buf.length >= this.capacity;
   }

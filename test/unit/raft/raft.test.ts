@@ -492,3 +492,27 @@ test('restart: a node rebuilt from its storage keeps term, vote, commit and log'
   c.stabilize();
   assert.deepEqual(c.appliedTexts(2), ['r0', 'r1', 'r2', 'r3', 'r4']);
 });
+
+test('regression (sim seed 83, lossy): a lost MsgApp does not stall a replicating follower with a full window', () => {
+  const c = new TestCluster([1, 2, 3], { maxInflightMsgs: 1 });
+  c.elect(1);
+  c.propose(1, 'warm');
+  c.stabilize();
+  // Both followers are in replicate state with a window of one. Lose the next MsgApp to each.
+  let dropped = 0;
+  c.filter = (m) => {
+    if (m.type === 'app' && m.entries.length > 0 && dropped < 2) {
+      dropped++;
+      return false;
+    }
+    return true;
+  };
+  c.propose(1, 'lost-once');
+  c.stabilize();
+  assert.equal(dropped, 2);
+  for (let i = 0; i < 5; i++) {
+    c.tickAll();
+    c.stabilize();
+  }
+  for (const id of [1, 2, 3]) assert.deepEqual(c.appliedTexts(id), ['warm', 'lost-once'], `node ${id} applied the entry whose first MsgApp was lost`);
+});
