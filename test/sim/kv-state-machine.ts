@@ -1,0 +1,176 @@
+// The simulator's reference replicated state machine: a key/value map with put, get, cas and
+// append, behind client sessions so that a retried proposal is applied once and answered with its
+// first result (Raft dissertation §6.3; DESIGN principle 4).
+//
+// Apply is a pure function of (state, index, command): no clock, no randomness, no node identity.
+// Sessions expire by log index, which every replica sees identically, never by the applying
+// node's clock.
+import { pack, unpack } from 'msgpackr';
+import type { KvInput, KvOutput } from '../support/kv-model.ts';
+
+/** A replicated command, msgpackr-encoded into an entry's data. */
+export type Command =
+  /** Opens a session; its id is the log index of this entry (dissertation §6.3: RegisterClient). */
+  | { readonly type: 'register' }
+  | { readonly type: 'kv'; readonly sessionId: number; readonly seq: number; readonly input: KvInput };
+
+export type ApplyResult =
+  | { readonly type: 'registered'; readonly sessionId: number }
+  | { readonly type: 'kv'; readonly output: KvOutput }
+  /** The session is unknown or expired: the client cannot know whether its command ran. */
+  | { readonly type: 'sessionExpired' }
+  /** seq below the session's last applied seq: its answer is no longer kept (the client moved on). */
+  | { readonly type: 'staleSeq'; readonly lastSeq: number };
+
+export interface SessionLimits {
+  /** At most this many sessions; registering one more evicts the least recently used (§6.3). */
+  readonly maxSessions: number;
+  /** A session idle for more than this many log entries expires. */
+  readonly ttlEntries: number;
+}
+
+export const DEFAULT_SESSION_LIMITS: SessionLimits = { maxSessions: 64, ttlEntries: 1_000_000 };
+
+/** Keys and values are short strings in the simulation; larger ones are a workload bug. */
+export const MAX_KEY_BYTES = 64;
+export const MAX_VALUE_BYTES = 64 * 1024;
+
+interface Session {
+  lastSeq: number;
+  lastOutput: KvOutput | null;
+  /** Log index of the session's last activity (registration or command). */
+  lastIndex: number;
+}
+
+export function encodeCommand(c: Command): Uint8Array {
+  return pack(c);
+}
+
+export function decodeCommand(data: Uint8Array): Command {
+  const c = unpack(data) as Command;
+  if (c === null || typeof c !== 'object' || (c.type !== 'register' && c.type !== 'kv')) {
+    throw new Error(`kv state machine: undecodable command (${data.length} bytes)`);
+  }
+  return c;
+}
+
+/** What a KV input does to a value, without side effects: shared by apply and by read-only peeks. */
+export function evaluate(current: string | null, input: KvInput): { output: KvOutput; next: string | null } {
+  switch (input.op) {
+    case 'get':
+      return { output: { op: 'get', value: current }, next: current };
+    case 'put':
+      return { output: { op: 'put' }, next: input.value };
+    case 'cas':
+      if (current === input.expected) return { output: { op: 'cas', ok: true, actual: current }, next: input.value };
+      return { output: { op: 'cas', ok: false, actual: current }, next: current };
+    case 'append': {
+      const next = (current ?? '') + input.value;
+      return { output: { op: 'append', value: next }, next };
+    }
+  }
+}
+
+export class KvStateMachine {
+  private readonly kv = new Map<string, string>();
+  private readonly sessions = new Map<number, Session>();
+  private appliedIndex = 0;
+
+  constructor(
+    private readonly limits: SessionLimits = DEFAULT_SESSION_LIMITS,
+    /** Deliberate bug (applyRetryTwice): skip the session dedupe and apply a retried command again. */
+    private readonly dedupe = true,
+  ) {}
+
+  get applied(): number {
+    return this.appliedIndex;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Local, possibly stale value: for reads served after a ReadIndex, or by the deliberate bug. */
+  read(key: string): string | null {
+    return this.kv.get(key) ?? null;
+  }
+
+  /** Apply the command of the committed entry at `index`. Indices must arrive strictly in order. */
+  apply(index: number, cmd: Command): ApplyResult {
+    if (index <= this.appliedIndex) throw new Error(`kv state machine: apply(${index}) at or below applied ${this.appliedIndex}`);
+    this.appliedIndex = index;
+    if (cmd.type === 'register') {
+      this.expireIdle(index);
+      while (this.sessions.size >= this.limits.maxSessions) this.evictLeastRecentlyUsed();
+      this.sessions.set(index, { lastSeq: 0, lastOutput: null, lastIndex: index });
+      return { type: 'registered', sessionId: index };
+    }
+    const s = this.sessions.get(cmd.sessionId);
+    if (s === undefined || index - s.lastIndex > this.limits.ttlEntries) {
+      this.sessions.delete(cmd.sessionId);
+      return { type: 'sessionExpired' };
+    }
+    s.lastIndex = index;
+    if (this.dedupe) {
+      if (cmd.seq === s.lastSeq && s.lastOutput !== null) return { type: 'kv', output: s.lastOutput };
+      if (cmd.seq <= s.lastSeq) return { type: 'staleSeq', lastSeq: s.lastSeq };
+    }
+    checkInput(cmd.input);
+    const { output, next } = evaluate(this.read(cmd.input.key), cmd.input);
+    if (next === null) this.kv.delete(cmd.input.key);
+    else this.kv.set(cmd.input.key, next);
+    s.lastSeq = Math.max(s.lastSeq, cmd.seq);
+    s.lastOutput = output;
+    return { type: 'kv', output };
+  }
+
+  /** Record that a no-op or configuration entry at `index` was applied (it changes no state). */
+  skip(index: number): void {
+    if (index <= this.appliedIndex) throw new Error(`kv state machine: skip(${index}) at or below applied ${this.appliedIndex}`);
+    this.appliedIndex = index;
+  }
+
+  /** A deterministic image: keys and sessions sorted, so equal states give equal bytes. */
+  serialize(): Uint8Array {
+    const kv = [...this.kv.entries()].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+    const sessions = [...this.sessions.entries()].sort((x, y) => x[0] - y[0]).map(([id, s]) => [id, s.lastSeq, s.lastOutput, s.lastIndex]);
+    return pack({ applied: this.appliedIndex, kv, sessions });
+  }
+
+  static deserialize(data: Uint8Array, limits: SessionLimits = DEFAULT_SESSION_LIMITS, dedupe = true): KvStateMachine {
+    const sm = new KvStateMachine(limits, dedupe);
+    if (data.length === 0) return sm;
+    const img = unpack(data) as { applied: number; kv: [string, string][]; sessions: [number, number, KvOutput | null, number][] };
+    sm.appliedIndex = img.applied;
+    for (const [k, v] of img.kv) sm.kv.set(k, v);
+    for (const [id, lastSeq, lastOutput, lastIndex] of img.sessions) sm.sessions.set(id, { lastSeq, lastOutput, lastIndex });
+    return sm;
+  }
+
+  /** Make the image carry a given applied index (the snapshot's, which may follow no-op entries). */
+  setApplied(index: number): void {
+    if (index < this.appliedIndex) throw new Error(`kv state machine: setApplied(${index}) below ${this.appliedIndex}`);
+    this.appliedIndex = index;
+  }
+
+  private expireIdle(index: number): void {
+    for (const [id, s] of this.sessions) if (index - s.lastIndex > this.limits.ttlEntries) this.sessions.delete(id);
+  }
+
+  private evictLeastRecentlyUsed(): void {
+    let victim = -1;
+    let oldest = Infinity;
+    for (const [id, s] of this.sessions) {
+      if (s.lastIndex < oldest || (s.lastIndex === oldest && id < victim)) {
+        oldest = s.lastIndex;
+        victim = id;
+      }
+    }
+    this.sessions.delete(victim);
+  }
+}
+
+function checkInput(input: KvInput): void {
+  if (input.key.length > MAX_KEY_BYTES) throw new Error(`kv state machine: key longer than ${MAX_KEY_BYTES}`);
+  if ('value' in input && input.value.length > MAX_VALUE_BYTES) throw new Error(`kv state machine: value longer than ${MAX_VALUE_BYTES}`);
+}

@@ -1,0 +1,550 @@
+// One simulated cluster node: the pure Raft core (RawNode), a modelled disk, the KV state machine
+// and the node-side client service. The node follows the Ready persistence contract in
+// src/raft/types.ts: persist (after a virtual disk latency), then send, then apply, then advance.
+//
+// The disk model: `storage` IS the durable state. A Ready's snapshot/entries/hardState go into a
+// pending write that reaches `storage` only when the disk completes it. A crash throws away the
+// RawNode, the state machine and any pending write; a restart builds a new RawNode over `storage`.
+import { RaftError, RaftInvariantError } from '../../src/raft/errors.ts';
+import { MemoryStorage } from '../../src/raft/memory-storage.ts';
+import { RawNode, decodeConfChange } from '../../src/raft/raw-node.ts';
+import type { ConfChange, ConfState, Entry, Message, NodeId, Ready, Role, UnsafeBugs } from '../../src/raft/types.ts';
+import type { KvOutput } from '../support/kv-model.ts';
+import { fnv1a, type LogTermFn, type SafetyChecker } from './checks.ts';
+import { KvStateMachine, decodeCommand, encodeCommand, evaluate, type ApplyResult, type Command, type SessionLimits } from './kv-state-machine.ts';
+import type { Rng } from './rng.ts';
+
+/** Deliberate bugs implemented on the simulator side (the driver), to prove the checks can fail. */
+export interface SimBugs {
+  /** Persist the hard state with vote 0: a restarted node can vote twice in one term. */
+  readonly forgetVote?: boolean;
+  /** Send a Ready's messages before its write is durable. */
+  readonly sendBeforePersist?: boolean;
+  /** Answer a write right after propose, with the output computed on the leader's local state. */
+  readonly ackBeforeCommit?: boolean;
+  /** Serve reads from local state on whichever node is asked, without ReadIndex. */
+  readonly readWithoutReadIndex?: boolean;
+  /** Disable session dedupe: a retried proposal is applied again. */
+  readonly applyRetryTwice?: boolean;
+}
+
+/** A client's request as it reaches a node. `opId` identifies the client operation across retries. */
+export interface ClientRequest {
+  readonly clientId: number;
+  readonly opId: number;
+  readonly attempt: number;
+  readonly cmd: Command;
+}
+
+export type ClientReply =
+  | { readonly type: 'result'; readonly result: ApplyResult }
+  | { readonly type: 'notLeader'; readonly leader: NodeId }
+  /** The request was not carried out here (dropped proposal, lost entry, node busy): try again. */
+  | { readonly type: 'retry'; readonly reason: string };
+
+export interface DiskProfile {
+  readonly latencyMinUs: number;
+  readonly latencyMaxUs: number;
+  /** Probability that one write stalls (a slow fsync), taking up to slowMaxUs. */
+  readonly slowP: number;
+  readonly slowMaxUs: number;
+}
+
+export interface NodeSettings {
+  readonly electionTick: number;
+  readonly heartbeatTick: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly maxSizePerMsg: number;
+  readonly maxInflightMsgs: number;
+  /** Core limits left at the core's defaults when null. */
+  readonly maxCommittedSizePerReady: number | null;
+  readonly maxUncommittedEntriesSize: number | null;
+  /** Snapshot every this many applied entries, and keep this many entries behind the snapshot. */
+  readonly snapshotEveryEntries: number;
+  readonly keepEntries: number;
+  readonly sessionLimits: SessionLimits;
+  /** Bounds on the service's pending work; beyond them requests are refused with 'retry'. */
+  readonly maxPendingProposals: number;
+  readonly maxPendingReads: number;
+  /** A pending read not answered within this is forgotten (the client has timed out by then). */
+  readonly readTimeoutUs: number;
+  readonly coreBugs: UnsafeBugs;
+  readonly simBugs: SimBugs;
+}
+
+/** What a node needs from the cluster around it. */
+export interface NodeHost {
+  nowUs(): number;
+  scheduleDiskDone(node: NodeId, incarnation: number, atUs: number): void;
+  sendPeer(msg: Message): void;
+  reply(node: NodeId, req: ClientRequest, reply: ClientReply): void;
+  onConfChangeApplied(node: NodeId, index: number, cc: ConfChange, cs: ConfState): void;
+  /** The node just made a vote for another node durable and sent it (a moment the nemesis likes). */
+  onVoteCast(node: NodeId): void;
+  readonly checker: SafetyChecker;
+  /** Only set while tracing. */
+  readonly trace: ((line: string) => void) | null;
+}
+
+interface PendingWrite {
+  readonly rd: Ready;
+  readonly sent: boolean;
+}
+
+interface PendingProposal {
+  readonly term: number;
+  readonly req: ClientRequest;
+}
+
+interface PendingRead {
+  readonly req: ClientRequest;
+  readonly key: string;
+  index: number;
+  readonly sinceUs: number;
+}
+
+export class SimNode {
+  /** Bumped at every crash and restart, so events of a previous life are ignored. */
+  incarnation = 0;
+  up = false;
+  /** Permanently stopped after its removal from the configuration. */
+  removed = false;
+  storage: MemoryStorage;
+  private raw: RawNode | null = null;
+  private sm: KvStateMachine;
+  private confState: ConfState;
+  private applied = 0;
+  private pending: PendingWrite | null = null;
+  /** The Ready being observed by the checks (before it becomes the pending write). */
+  private observing: Ready | null = null;
+  private readonly proposals = new Map<number, PendingProposal>();
+  private readonly reads = new Map<string, PendingRead>();
+  private readCounter = 0;
+  /** The core's role/term/commit as last reported by a Ready. */
+  role: Role = 'follower';
+  lead: NodeId = 0;
+  term = 0;
+  private commit = 0;
+  private votedFor: NodeId = 0;
+  /** Disk writes done, for stats. */
+  writes = 0;
+  disk: DiskProfile;
+
+  constructor(
+    readonly id: NodeId,
+    initialConf: ConfState,
+    private readonly settings: NodeSettings,
+    private readonly host: NodeHost,
+    private readonly rng: Rng,
+    disk: DiskProfile,
+  ) {
+    this.storage = new MemoryStorage(initialConf);
+    this.confState = initialConf;
+    this.sm = new KvStateMachine(settings.sessionLimits, !settings.simBugs.applyRetryTwice);
+    this.disk = disk;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  get conf(): ConfState {
+    return this.confState;
+  }
+
+  get isWriting(): boolean {
+    return this.pending !== null;
+  }
+
+  /** Digest of the state-machine image (for the end-of-run convergence check). */
+  stateDigest(): number {
+    return fnv1a(this.sm.serialize());
+  }
+
+  /** Start (or restart after a crash) from durable storage. */
+  start(): void {
+    if (this.up || this.removed) return;
+    this.incarnation++;
+    this.up = true;
+    this.storage = this.storage.clone();
+    const snap = this.storage.snapshot();
+    this.sm = KvStateMachine.deserialize(snap.data, this.settings.sessionLimits, !this.settings.simBugs.applyRetryTwice);
+    this.applied = snap.metadata.index;
+    this.sm.setApplied(this.applied);
+    this.confState = snap.metadata.confState;
+    this.role = 'follower';
+    this.lead = 0;
+    const hs = this.storage.initialState().hardState;
+    this.term = hs.term;
+    this.commit = hs.commit;
+    this.votedFor = hs.vote;
+    this.host.checker.onStart(this.id, this.applied);
+    const s = this.settings;
+    const trace = this.host.trace;
+    const coreRng = this.rng;
+    this.raw = new RawNode({
+      id: this.id,
+      electionTick: s.electionTick,
+      heartbeatTick: s.heartbeatTick,
+      storage: this.storage,
+      applied: this.applied,
+      rng: (bound) => coreRng.int(bound),
+      preVote: s.preVote,
+      checkQuorum: s.checkQuorum,
+      readOnlyOption: 'safe',
+      maxSizePerMsg: s.maxSizePerMsg,
+      maxInflightMsgs: s.maxInflightMsgs,
+      ...(s.maxCommittedSizePerReady !== null ? { maxCommittedSizePerReady: s.maxCommittedSizePerReady } : {}),
+      ...(s.maxUncommittedEntriesSize !== null ? { maxUncommittedEntriesSize: s.maxUncommittedEntriesSize } : {}),
+      unsafeBugs: s.coreBugs,
+      ...(trace ? { logger: (line: string) => trace(`n${this.id} core ${line}`) } : {}),
+    });
+    this.host.trace?.(`n${this.id} start (incarnation ${this.incarnation}) applied=${this.applied} hs=${JSON.stringify(hs)} last=${this.storage.lastIndex()}`);
+  }
+
+  /** Crash: lose the core, the state machine, pending writes and the service's pending work. */
+  crash(): void {
+    if (!this.up) return;
+    this.incarnation++;
+    this.up = false;
+    this.raw = null;
+    this.pending = null;
+    this.proposals.clear();
+    this.reads.clear();
+    this.role = 'follower';
+    this.host.checker.onDown(this.id);
+    this.host.trace?.(`n${this.id} crash (durable last=${this.storage.lastIndex()} hs=${JSON.stringify(this.storage.initialState().hardState)})`);
+  }
+
+  tick(): void {
+    const raw = this.raw;
+    if (raw === null) return;
+    raw.tick();
+    if (this.reads.size > 0) {
+      const now = this.host.nowUs();
+      for (const [ctx, r] of this.reads) if (now - r.sinceUs > this.settings.readTimeoutUs) this.reads.delete(ctx);
+    }
+    this.processReady();
+  }
+
+  step(msg: Message): void {
+    const raw = this.raw;
+    if (raw === null) return;
+    raw.step(msg);
+    this.processReady();
+  }
+
+  reportSnapshot(to: NodeId, ok: boolean): void {
+    if (this.raw === null) return;
+    this.raw.reportSnapshot(to, ok);
+    this.processReady();
+  }
+
+  reportUnreachable(to: NodeId): void {
+    if (this.raw === null) return;
+    this.raw.reportUnreachable(to);
+    this.processReady();
+  }
+
+  campaign(): void {
+    this.raw?.campaign();
+    this.processReady();
+  }
+
+  transferLeadership(to: NodeId): boolean {
+    if (this.raw === null) return false;
+    try {
+      this.raw.transferLeadership(to);
+    } catch (e) {
+      if (e instanceof RaftError) return false;
+      throw e;
+    }
+    this.processReady();
+    return true;
+  }
+
+  proposeConfChange(cc: ConfChange): boolean {
+    if (this.raw === null) return false;
+    try {
+      this.raw.proposeConfChange(cc);
+    } catch (e) {
+      if (e instanceof RaftError) {
+        this.host.trace?.(`n${this.id} conf change ${JSON.stringify(cc.changes)} refused: ${e.message}`);
+        return false;
+      }
+      throw e;
+    }
+    this.host.trace?.(`n${this.id} proposed conf change ${JSON.stringify(cc.changes)}`);
+    this.processReady();
+    return true;
+  }
+
+  /** The node-side service: a client request arrives. */
+  handleRequest(req: ClientRequest): void {
+    const raw = this.raw;
+    if (raw === null) return; // down: the client times out
+    const cmd = req.cmd;
+    if (cmd.type === 'kv' && cmd.input.op === 'get') {
+      const key = cmd.input.key;
+      if (this.settings.simBugs.readWithoutReadIndex) {
+        this.answer(req, { type: 'result', result: { type: 'kv', output: { op: 'get', value: this.sm.read(key) } } });
+        return;
+      }
+      if (this.reads.size >= this.settings.maxPendingReads) {
+        this.answer(req, { type: 'retry', reason: 'too many pending reads' });
+        return;
+      }
+      const ctx = `${this.id}.${this.incarnation}.${++this.readCounter}`;
+      try {
+        raw.readIndex(ctx);
+      } catch (e) {
+        if (e instanceof RaftError && e.code === 'NOT_LEADER') {
+          this.answer(req, { type: 'notLeader', leader: e.leader });
+          return;
+        }
+        throw e;
+      }
+      this.reads.set(ctx, { req, key, index: -1, sinceUs: this.host.nowUs() });
+      this.processReady();
+      return;
+    }
+    if (this.proposals.size >= this.settings.maxPendingProposals) {
+      this.answer(req, { type: 'retry', reason: 'too many pending proposals' });
+      return;
+    }
+    let id: { index: number; term: number };
+    try {
+      id = raw.propose(encodeCommand(cmd));
+    } catch (e) {
+      if (e instanceof RaftError && e.code === 'NOT_LEADER') {
+        this.answer(req, { type: 'notLeader', leader: e.leader });
+        return;
+      }
+      if (e instanceof RaftError && e.code === 'PROPOSAL_DROPPED') {
+        this.answer(req, { type: 'retry', reason: e.message });
+        return;
+      }
+      throw e;
+    }
+    this.host.trace?.(`n${this.id} proposed c${req.clientId}.op${req.opId} at (${id.index}, t${id.term}) ${JSON.stringify(cmd)}`);
+    if (this.settings.simBugs.ackBeforeCommit && cmd.type === 'kv') {
+      const out: KvOutput = evaluate(this.sm.read(cmd.input.key), cmd.input).output;
+      this.answer(req, { type: 'result', result: { type: 'kv', output: out } });
+    } else {
+      const replaced = this.proposals.get(id.index);
+      if (replaced !== undefined) this.answer(replaced.req, { type: 'retry', reason: 'entry replaced' });
+      this.proposals.set(id.index, { term: id.term, req });
+    }
+    this.processReady();
+  }
+
+  private answer(req: ClientRequest, reply: ClientReply): void {
+    this.host.reply(this.id, req, reply);
+  }
+
+  /** Collect Ready batches until one needs the disk (or there is no more work). */
+  processReady(): void {
+    for (;;) {
+      const raw = this.raw;
+      if (raw === null || this.pending !== null || !raw.hasReady()) return;
+      const rd = raw.ready();
+      this.observe(rd);
+      let sent = false;
+      if (this.settings.simBugs.sendBeforePersist && rd.messages.length > 0) {
+        for (const m of rd.messages) this.host.sendPeer(m);
+        sent = true;
+      }
+      const needsDisk = rd.mustSync || rd.snapshot !== null || rd.entries.length > 0;
+      if (!needsDisk) {
+        // Only the commit index changed, or nothing to persist: no fsync is owed (commit can be
+        // re-learned), so the write is treated as done at once.
+        this.complete({ rd, sent });
+        continue;
+      }
+      this.pending = { rd, sent };
+      const d = this.disk;
+      let latencyUs = d.latencyMinUs + this.rng.int(Math.max(1, d.latencyMaxUs - d.latencyMinUs + 1));
+      if (d.slowP > 0 && this.rng.chance(d.slowP)) latencyUs += this.rng.int(Math.max(1, d.slowMaxUs));
+      this.host.scheduleDiskDone(this.id, this.incarnation, this.host.nowUs() + latencyUs);
+      return;
+    }
+  }
+
+  /** The disk finished the pending write. */
+  diskDone(incarnation: number): void {
+    if (incarnation !== this.incarnation || this.pending === null) return;
+    const p = this.pending;
+    this.pending = null;
+    this.complete(p);
+    this.processReady();
+  }
+
+  /** Safety checks on what a Ready reveals about the core's role, term and commit. */
+  private observe(rd: Ready): void {
+    this.observing = rd;
+    try {
+      this.observeChecks(rd);
+    } finally {
+      this.observing = null;
+    }
+  }
+
+  private observeChecks(rd: Ready): void {
+    const checker = this.host.checker;
+    // Leader of the same term before and after this Ready: every commit advance in between was
+    // made by this leader's commit rule (a node cannot lose and regain leadership in one term).
+    const ledThroughout = this.role === 'leader' && (rd.hardState === null || rd.hardState.term === this.term) && (rd.softState === null || rd.softState.role === 'leader');
+    if (rd.hardState !== null) this.term = rd.hardState.term;
+    if (rd.softState !== null) {
+      this.role = rd.softState.role;
+      this.lead = rd.softState.lead;
+    }
+    if (rd.softState !== null || rd.hardState !== null) {
+      checker.onRole(this.id, this.role, this.term, this.logView());
+    }
+    if (rd.hardState !== null && rd.hardState.commit > this.commit) {
+      if (this.role === 'leader') checker.onLeaderCommit(this.id, this.term, rd.hardState.commit, this.logView(), ledThroughout);
+      this.commit = rd.hardState.commit;
+    }
+    const tr = this.host.trace;
+    if (tr) {
+      const parts: string[] = [];
+      if (rd.softState) parts.push(`soft=${rd.softState.role}/lead${rd.softState.lead}`);
+      if (rd.hardState) parts.push(`hard=t${rd.hardState.term}/v${rd.hardState.vote}/c${rd.hardState.commit}`);
+      if (rd.snapshot) parts.push(`snap=${rd.snapshot.metadata.index}/t${rd.snapshot.metadata.term}`);
+      if (rd.entries.length) parts.push(`ents=${rd.entries.map((e) => `${e.index}t${e.term}`).join(',')}`);
+      if (rd.committedEntries.length) parts.push(`commit=[${rd.committedEntries[0]!.index}..${rd.committedEntries[rd.committedEntries.length - 1]!.index}]`);
+      if (rd.readStates.length) parts.push(`reads=${rd.readStates.map((r) => `${r.context}@${r.index}`).join(',')}`);
+      parts.push(`msgs=${rd.messages.length}`);
+      tr(`n${this.id} ready ${parts.join(' ')}`);
+    }
+  }
+
+  /**
+   * The node's log as visible to the simulator: entries of the Ready being observed, then those of
+   * the pending write, then durable storage (each layer replaces everything from its first index
+   * on). A live view: it reads the node's state when called, and knows nothing after a crash.
+   */
+  private logView(): LogTermFn {
+    const incarnation = this.incarnation;
+    return (i) => {
+      if (incarnation !== this.incarnation) return null;
+      const layers = [this.observing?.entries, this.pending?.rd.entries];
+      for (const ents of layers) {
+        if (ents !== undefined && ents.length > 0 && i >= ents[0]!.index) {
+          const e = ents[i - ents[0]!.index];
+          return e === undefined ? undefined : e.term;
+        }
+      }
+      const s = this.storage;
+      if (i < s.firstIndex() - 1) return null;
+      if (i > s.lastIndex()) return undefined;
+      return s.term(i);
+    };
+  }
+
+  /** Persist (already waited for), send, apply, advance: steps 1-5 of the Ready contract. */
+  private complete(p: PendingWrite): void {
+    const { rd } = p;
+    const raw = this.raw!;
+    const checker = this.host.checker;
+    // 1. Snapshot.
+    if (rd.snapshot !== null) {
+      const snap = rd.snapshot;
+      this.storage.applySnapshot(snap);
+      this.sm = KvStateMachine.deserialize(snap.data, this.settings.sessionLimits, !this.settings.simBugs.applyRetryTwice);
+      this.sm.setApplied(snap.metadata.index);
+      this.applied = snap.metadata.index;
+      this.confState = snap.metadata.confState;
+      checker.onSnapshotInstalled(this.id, snap.metadata.index, snap.metadata.term, fnv1a(snap.data));
+      for (const [index, pr] of this.proposals) {
+        if (index <= snap.metadata.index) {
+          this.proposals.delete(index);
+          this.answer(pr.req, { type: 'retry', reason: 'outcome folded into a snapshot' });
+        }
+      }
+    }
+    // 2. Entries and hard state.
+    if (rd.entries.length > 0) {
+      const s = this.storage;
+      const stored = rd.entries.filter((e) => e.index > s.firstIndex() - 1);
+      if (stored.length > 0) {
+        const first = stored[0]!.index;
+        const prevTerm = first - 1 <= s.lastIndex() ? s.term(first - 1) : -1;
+        checker.onPersist(this.id, stored, prevTerm);
+      }
+      s.append(rd.entries);
+    }
+    if (rd.hardState !== null) {
+      this.storage.setHardState(this.settings.simBugs.forgetVote ? { ...rd.hardState, vote: 0 } : rd.hardState);
+    }
+    if (rd.mustSync || rd.entries.length > 0 || rd.snapshot !== null) this.writes++;
+    const votedForOther = rd.hardState !== null && rd.hardState.vote !== 0 && rd.hardState.vote !== this.id && rd.hardState.vote !== this.votedFor;
+    if (rd.hardState !== null) this.votedFor = rd.hardState.vote;
+    // 3. Messages.
+    if (!p.sent) for (const m of rd.messages) this.host.sendPeer(m);
+    // 4. Apply, then serve reads.
+    for (const e of rd.committedEntries) this.applyEntry(raw, e);
+    for (const rs of rd.readStates) {
+      const r = this.reads.get(rs.context);
+      if (r !== undefined) r.index = rs.index;
+    }
+    this.serveReads();
+    // 5. Advance.
+    raw.advance();
+    this.maybeSnapshot();
+    if (votedForOther) this.host.onVoteCast(this.id);
+  }
+
+  private applyEntry(raw: RawNode, e: Entry): void {
+    if (e.index <= this.applied) {
+      throw new RaftInvariantError(`n${this.id}: committed entry ${e.index} re-delivered at or below applied ${this.applied}`);
+    }
+    this.host.checker.onApply(this.id, e);
+    this.applied = e.index;
+    if (e.type === 'confChange') {
+      const cc = decodeConfChange(e.data);
+      this.confState = raw.applyConfChange(cc);
+      this.sm.skip(e.index);
+      this.host.trace?.(`n${this.id} applied conf change ${e.index}: ${JSON.stringify(cc.changes)} -> ${JSON.stringify(this.confState)}`);
+      this.host.onConfChangeApplied(this.id, e.index, cc, this.confState);
+      return;
+    }
+    if (e.data.length === 0) {
+      this.sm.skip(e.index); // the leader's no-op (§5.4.2)
+      return;
+    }
+    const result = this.sm.apply(e.index, decodeCommand(e.data));
+    const pr = this.proposals.get(e.index);
+    if (pr !== undefined) {
+      this.proposals.delete(e.index);
+      // Answer only if it is the very entry this node proposed (same index AND term).
+      if (pr.term === e.term) this.answer(pr.req, { type: 'result', result });
+      else this.answer(pr.req, { type: 'retry', reason: `entry ${e.index} is from term ${e.term}, proposed in ${pr.term}` });
+    }
+  }
+
+  private serveReads(): void {
+    if (this.reads.size === 0) return;
+    for (const [ctx, r] of this.reads) {
+      if (r.index >= 0 && r.index <= this.applied) {
+        this.reads.delete(ctx);
+        this.answer(r.req, { type: 'result', result: { type: 'kv', output: { op: 'get', value: this.sm.read(r.key) } } });
+      }
+    }
+  }
+
+  /** Snapshot the state machine every N applied entries and compact the log behind it. */
+  private maybeSnapshot(): void {
+    const s = this.storage;
+    const snapIndex = s.snapshot().metadata.index;
+    if (this.applied - snapIndex < this.settings.snapshotEveryEntries) return;
+    const data = this.sm.serialize();
+    s.createSnapshot(this.applied, this.confState, data);
+    this.host.checker.onDigest(this.id, this.applied, fnv1a(data));
+    const compactTo = this.applied - this.settings.keepEntries;
+    if (compactTo >= s.firstIndex()) s.compact(compactTo);
+    this.host.trace?.(`n${this.id} snapshot at ${this.applied}, log now [${s.firstIndex()}..${s.lastIndex()}]`);
+  }
+}
