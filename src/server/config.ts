@@ -1,0 +1,491 @@
+// A node's configuration: one YAML file per node, environment overrides on top, validated at start.
+//
+// Every key is declared once, in SPEC below, with its type, its range, its default and a comment
+// saying what it does (node-oidc-provider `defaults.js` style). loadConfig refuses a bad
+// configuration with a ConfigError whose message names the file and the key path, e.g.
+//   config error in node1.yaml: raft.heartbeatTick must be an integer >= 1 and < raft.electionTick (got 10)
+// Unknown keys and unknown sections are refused too: a misspelt key silently falling back to its
+// default is how a cluster ends up running with settings nobody chose.
+//
+// Environment overrides: `RAFTAUTH_<SECTION>_<KEY>`, where KEY is the key's camelCase name in upper
+// snake case: `http.port` → `RAFTAUTH_HTTP_PORT`, `raft.electionTick` → `RAFTAUTH_RAFT_ELECTION_TICK`,
+// `cluster.initialMembers` → `RAFTAUTH_CLUSTER_INITIAL_MEMBERS`. String keys take the variable's
+// text as is; every other key's text is read as a YAML value (`10`, `true`, `[{id: 1, …}]`) and then
+// validated exactly like the file's value. A variable that starts with a section prefix
+// (`RAFTAUTH_RAFT_…`) but names no key is refused, for the same reason as an unknown key.
+// `RAFTAUTH_ALLOW_UNSAFE=1` is not an override: it is the switch that permits `unsafe.*` keys.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+
+export class ConfigError extends Error {
+  constructor(
+    /** The config file the error is about. */
+    readonly file: string,
+    /** Dotted key path (`raft.electionTick`), or '' for an error about the whole file. */
+    readonly key: string,
+    detail: string,
+  ) {
+    super(`config error in ${file}: ${detail}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface MemberConfig {
+  readonly id: number;
+  /** Where peers reach this member's Raft transport (gRPC over mTLS). */
+  readonly raftAddress: HostPort;
+  /** Where clients and other nodes reach this member's HTTP API. */
+  readonly httpAddress: HostPort;
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface NodeConfig {
+  /** Absolute path of the file the configuration was loaded from. */
+  readonly file: string;
+  readonly node: { readonly id: number; readonly dataDir: string; readonly zone: string | null };
+  readonly cluster: { readonly initialMembers: readonly MemberConfig[]; readonly join: boolean };
+  readonly raft: {
+    readonly listen: HostPort;
+    readonly tickMs: number;
+    readonly electionTick: number;
+    readonly heartbeatTick: number;
+    readonly maxSizePerMsg: number;
+    readonly maxInflightMsgs: number;
+    readonly preVote: boolean;
+    readonly checkQuorum: boolean;
+    readonly readOnly: 'safe' | 'leaseBased';
+    readonly snapshotEveryEntries: number;
+    readonly snapshotCatchupEntries: number;
+  };
+  readonly tls: { readonly ca: string; readonly cert: string; readonly key: string };
+  readonly http: {
+    readonly listen: HostPort;
+    /** Resolved: `auto` has become a number here. 0 = HTTP is served by the primary itself. */
+    readonly workers: number;
+    readonly bodyLimitBytes: number;
+    readonly requestTimeoutMs: number;
+  };
+  readonly log: { readonly level: LogLevel };
+  readonly unsafe: { readonly noFsync: boolean };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field kinds. A field turns a raw value (from YAML or from an environment variable) into a typed
+// value or throws FieldError with the text that follows the key path in the message.
+
+class FieldError extends Error {}
+
+interface Field<T> {
+  /**
+   * The default as it would be written in the file (it goes through parse like a given value, so
+   * a default is validated too), null for "none", REQUIRED when the key must be given, or DERIVED
+   * when it is computed from other keys.
+   */
+  readonly def: unknown;
+  /** String fields take the environment variable's text as is; others parse it as YAML. */
+  readonly envIsText: boolean;
+  parse(raw: unknown, ctx: ParseContext): T;
+}
+
+interface ParseContext {
+  /** Directory of the config file: relative paths resolve against it. */
+  readonly baseDir: string;
+}
+
+const REQUIRED = Symbol('required');
+/** No fixed default: computed from other keys after they are read (see resolveDerived). */
+const DERIVED = Symbol('derived');
+
+function got(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (v === null || v === undefined) return String(v);
+  if (typeof v === 'object') return Array.isArray(v) ? 'a list' : 'a mapping';
+  return String(v);
+}
+
+function int(min: number, max: number, def: number | typeof REQUIRED): Field<number> {
+  return {
+    def,
+    envIsText: false,
+    parse(raw) {
+      if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < min || raw > max) {
+        throw new FieldError(`must be an integer >= ${min} and <= ${max} (got ${got(raw)})`);
+      }
+      return raw;
+    },
+  };
+}
+
+function bool(def: boolean): Field<boolean> {
+  return {
+    def,
+    envIsText: false,
+    parse(raw) {
+      if (typeof raw !== 'boolean') throw new FieldError(`must be true or false (got ${got(raw)})`);
+      return raw;
+    },
+  };
+}
+
+function oneOf<T extends string>(values: readonly T[], def: T): Field<T> {
+  return {
+    def,
+    envIsText: true,
+    parse(raw) {
+      if (typeof raw !== 'string' || !(values as readonly string[]).includes(raw)) {
+        throw new FieldError(`must be one of ${values.map((v) => `'${v}'`).join(', ')} (got ${got(raw)})`);
+      }
+      return raw as T;
+    },
+  };
+}
+
+const MAX_STRING_CHARS = 4096;
+
+function text(def: string | null | typeof REQUIRED): Field<string | null> {
+  return {
+    def,
+    envIsText: true,
+    parse(raw) {
+      if (typeof raw !== 'string' || raw.length === 0 || raw.length > MAX_STRING_CHARS) {
+        throw new FieldError(`must be a non-empty string of at most ${MAX_STRING_CHARS} characters (got ${got(raw)})`);
+      }
+      return raw;
+    },
+  };
+}
+
+function path(def: string | typeof REQUIRED, mustBeFile: boolean): Field<string> {
+  return {
+    def,
+    envIsText: true,
+    parse(raw, ctx) {
+      if (typeof raw !== 'string' || raw.length === 0 || raw.length > MAX_STRING_CHARS) {
+        throw new FieldError(`must be a non-empty path (got ${got(raw)})`);
+      }
+      const p = isAbsolute(raw) ? raw : resolve(ctx.baseDir, raw);
+      // A missing certificate is found here, at start, with the key named, instead of as a TLS
+      // failure on the first peer connection.
+      if (mustBeFile && (!existsSync(p) || !statSync(p).isFile())) throw new FieldError(`must name an existing file (${p} is not one)`);
+      return p;
+    },
+  };
+}
+
+/** `host:port` or `[v6addr]:port`. Port 0 (any free port) only where `allowPortZero`. */
+export function parseHostPort(raw: unknown, allowPortZero: boolean): HostPort {
+  const minPort = allowPortZero ? 0 : 1;
+  const shape = `must be "host:port" with a port from ${minPort} to 65535`;
+  if (typeof raw !== 'string') throw new FieldError(`${shape} (got ${got(raw)})`);
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(raw);
+  if (!m) throw new FieldError(`${shape} (got ${got(raw)})`);
+  const port = Number(m[3]);
+  if (port < minPort || port > 65535) throw new FieldError(`${shape} (got ${got(raw)})`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+function hostPort(def: typeof DERIVED | typeof REQUIRED, allowPortZero: boolean): Field<HostPort> {
+  return { def, envIsText: true, parse: (raw) => parseHostPort(raw, allowPortZero) };
+}
+
+const MAX_MEMBERS = 64;
+
+function members(): Field<MemberConfig[]> {
+  return {
+    def: REQUIRED,
+    envIsText: false,
+    parse(raw) {
+      if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_MEMBERS) {
+        throw new FieldError(`must be a list of 1 to ${MAX_MEMBERS} members { id, raftAddress, httpAddress } (got ${got(raw)})`);
+      }
+      return raw.map((m: unknown, i) => {
+        if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new FieldError(`[${i}] must be a mapping { id, raftAddress, httpAddress } (got ${got(m)})`);
+        const o = m as Record<string, unknown>;
+        for (const k of Object.keys(o)) {
+          if (k !== 'id' && k !== 'raftAddress' && k !== 'httpAddress') throw new FieldError(`[${i}].${k} is not a known key (expected id, raftAddress, httpAddress)`);
+        }
+        if (typeof o.id !== 'number' || !Number.isSafeInteger(o.id) || o.id < 1) throw new FieldError(`[${i}].id must be a positive integer (got ${got(o.id)})`);
+        const sub = (k: 'raftAddress' | 'httpAddress'): HostPort => {
+          try {
+            return parseHostPort(o[k], false);
+          } catch (e) {
+            throw new FieldError(`[${i}].${k} ${(e as Error).message}`);
+          }
+        };
+        return { id: o.id, raftAddress: sub('raftAddress'), httpAddress: sub('httpAddress') };
+      });
+    },
+  };
+}
+
+const workersField: Field<number> = {
+  def: 'auto',
+  envIsText: false,
+  parse(raw) {
+    // `auto`: one worker per core for TLS, parsing, signing and hashing, but no more than 4 — the
+    // primary (raft, storage, apply) needs a core of its own, and beyond 4 the single primary is
+    // the bottleneck anyway.
+    if (raw === 'auto') return Math.min(availableParallelism(), 4);
+    if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 0 || raw > MAX_WORKERS) {
+      throw new FieldError(`must be 'auto' or an integer >= 0 and <= ${MAX_WORKERS} (got ${got(raw)})`);
+    }
+    return raw;
+  },
+};
+const MAX_WORKERS = 64;
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+// ---------------------------------------------------------------------------------------------
+// Every key, its default and what it is for.
+
+const SPEC = {
+  node: {
+    /** This node's Raft id: a positive integer, unique in the cluster, never reused by another node. Required. */
+    id: int(1, 2 ** 31 - 1, REQUIRED),
+    /** Directory of the node's LevelDB store (raft log, hard state, snapshots, state). Relative paths resolve against the config file's directory. Required. */
+    dataDir: path(REQUIRED, false),
+    /** Failure zone (rack, availability zone) this node runs in; informational, reported in status. Default: none. */
+    zone: text(null),
+  },
+  cluster: {
+    /**
+     * The members the cluster starts with: a list of `{ id, raftAddress: "host:port", httpAddress: "host:port" }`,
+     * and it must contain this node. Required. On bootstrap (join: false) every node of the new
+     * cluster lists the same members. A node added later sets join: true and lists itself plus at
+     * least one existing member to contact.
+     */
+    initialMembers: members(),
+    /** true: this node joins an existing cluster (as a learner, caught up by snapshot) instead of bootstrapping one. Default false. */
+    join: bool(false),
+  },
+  raft: {
+    /** Address the Raft transport listens on. Default: this node's raftAddress in cluster.initialMembers. */
+    listen: hostPort(DERIVED, true),
+    /** Length of one Raft tick in milliseconds; election and heartbeat timeouts are counted in ticks. Default 100. */
+    tickMs: int(1, 10_000, 100),
+    /**
+     * Election timeout in ticks: a follower that hears from no leader for this long (randomized
+     * to [electionTick, 2·electionTick), Raft paper §5.2) starts an election. Default 10 (1 s at 100 ms ticks).
+     */
+    electionTick: int(2, 1_000, 10),
+    /** Ticks between leader heartbeats. Must be below electionTick (etcd recommends a tenth). Default 1. */
+    heartbeatTick: int(1, 1_000, 1),
+    /** Upper bound in bytes of the entries in one append message (flow control, etcd MaxSizePerMsg). Default 1 MiB. */
+    maxSizePerMsg: int(1, 16 * MiB, 1 * MiB),
+    /** Append messages in flight to one follower before the leader waits for acknowledgements (pipelining window). Default 256. */
+    maxInflightMsgs: int(1, 65_536, 256),
+    /** Pre-vote (dissertation §9.6): a partitioned node cannot disrupt the cluster by bumping the term when it returns. Default true. */
+    preVote: bool(true),
+    /** Check quorum (dissertation §6.2): a leader that cannot reach a majority for an election timeout steps down. Default true. */
+    checkQuorum: bool(true),
+    /**
+     * How linearizable reads are served (dissertation §6.4): 'safe' = ReadIndex, confirmed by a
+     * heartbeat round; 'leaseBased' = leader lease, no round trip but relies on bounded clock drift
+     * (and requires checkQuorum). Default 'safe'.
+     */
+    readOnly: oneOf(['safe', 'leaseBased'] as const, 'safe'),
+    /** Take a snapshot after this many applied entries since the last one; bounds log size on disk. Default 10 000. */
+    snapshotEveryEntries: int(2, 100_000_000, 10_000),
+    /** Entries kept behind a snapshot so a slightly lagging follower catches up from the log, not by snapshot. Below snapshotEveryEntries. Default 5 000. */
+    snapshotCatchupEntries: int(1, 100_000_000, 5_000),
+  },
+  tls: {
+    /** PEM file of the cluster CA that signs every node certificate (mutual TLS between peers). Required. */
+    ca: path(REQUIRED, true),
+    /** PEM file of this node's certificate; it must name this node's id. Required. */
+    cert: path(REQUIRED, true),
+    /** PEM file of this node's private key. Required. */
+    key: path(REQUIRED, true),
+  },
+  http: {
+    /** Address the HTTP API listens on. Default: this node's httpAddress in cluster.initialMembers. */
+    listen: hostPort(DERIVED, true),
+    /** HTTP worker processes: 'auto' = min(cpus, 4); 0 = serve HTTP in the primary process; N = exactly N. Default 'auto'. */
+    workers: workersField,
+    /** Largest request body accepted; a larger one is answered 413 before it is read completely. Default 64 KiB. */
+    bodyLimitBytes: int(1, 16 * MiB, 64 * KiB),
+    /** Deadline of a request against the node; a client's x-request-timeout-ms may only shorten it. Default 5000. */
+    requestTimeoutMs: int(1, 600_000, 5_000),
+  },
+  log: {
+    /** pino level: 'fatal', 'error', 'warn', 'info', 'debug', 'trace' or 'silent'. Default 'info'. */
+    level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+  },
+  unsafe: {
+    /**
+     * Debug switches that trade safety for speed. Turning any on is refused unless the environment
+     * has RAFTAUTH_ALLOW_UNSAFE=1, so a test setting cannot leak into production unnoticed.
+     * noFsync: do not fsync the raft log and hard state. A power loss can then lose acknowledged
+     * writes and break Raft's safety (a vote or entry acknowledged but forgotten). Default false.
+     */
+    noFsync: bool(false),
+  },
+} as const;
+
+type Spec = typeof SPEC;
+type SectionName = keyof Spec;
+const SECTIONS = Object.keys(SPEC) as SectionName[];
+
+/** `electionTick` → `ELECTION_TICK`. */
+export function envName(section: string, key: string): string {
+  return `RAFTAUTH_${section.toUpperCase()}_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
+}
+
+/** The environment variable that permits `unsafe.*` switches. */
+export const ALLOW_UNSAFE_ENV = 'RAFTAUTH_ALLOW_UNSAFE';
+/** Largest config file read. */
+const MAX_CONFIG_FILE_BYTES = 1 * MiB;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Read, override and validate a node's configuration. Throws ConfigError naming the key.
+ * @param file path of the YAML file
+ * @param env environment to take RAFTAUTH_* overrides from
+ */
+export function loadConfig(file: string, env: Env = process.env): NodeConfig {
+  let body: string;
+  try {
+    const st = statSync(file);
+    if (st.size > MAX_CONFIG_FILE_BYTES) throw new Error(`larger than ${MAX_CONFIG_FILE_BYTES} bytes`);
+    body = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, '', `cannot read the file: ${(e as Error).message}`);
+  }
+  return parseConfig(body, file, env);
+}
+
+/** As loadConfig, for text already read (`file` names it in messages and anchors relative paths). */
+export function parseConfig(body: string, file: string, env: Env = process.env): NodeConfig {
+  const doc = parseDocument(body, { uniqueKeys: true, prettyErrors: true, strict: true });
+  if (doc.errors.length > 0) throw new ConfigError(file, '', `invalid YAML: ${doc.errors[0]!.message}`);
+  const root: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  if (typeof root !== 'object' || root === null || Array.isArray(root)) throw new ConfigError(file, '', 'the file must be a YAML mapping of sections');
+  const ctx: ParseContext = { baseDir: dirname(resolve(file)) };
+  // Raw values: the file's, then environment overrides on top. Remember where each came from, so
+  // a message about an overridden key names the variable too.
+  const raw = new Map<string, { value: unknown; from: string | null }>();
+  const label = (key: string): string => {
+    const r = raw.get(key);
+    return r?.from ? `${key} (from ${r.from})` : key;
+  };
+  const fail = (key: string, detail: string): never => {
+    throw new ConfigError(file, key, `${label(key)} ${detail}`);
+  };
+  for (const [section, body] of Object.entries(root as Record<string, unknown>)) {
+    if (!SECTIONS.includes(section as SectionName)) fail(section, `is not a known section (known: ${SECTIONS.join(', ')})`);
+    if (body === null) continue;
+    if (typeof body !== 'object' || Array.isArray(body)) fail(section, `must be a mapping (got ${got(body)})`);
+    const spec = SPEC[section as SectionName] as Record<string, Field<unknown>>;
+    for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
+      if (!Object.hasOwn(spec, key)) fail(`${section}.${key}`, `is not a known key (known in ${section}: ${Object.keys(spec).join(', ')})`);
+      raw.set(`${section}.${key}`, { value, from: null });
+    }
+  }
+  const envKeys = new Map<string, [SectionName, string]>();
+  for (const section of SECTIONS) for (const key of Object.keys(SPEC[section])) envKeys.set(envName(section, key), [section, key]);
+  for (const [name, text] of Object.entries(env)) {
+    if (text === undefined || !name.startsWith('RAFTAUTH_')) continue;
+    const target = envKeys.get(name);
+    if (!target) {
+      if (SECTIONS.some((s) => name.startsWith(`RAFTAUTH_${s.toUpperCase()}_`))) {
+        throw new ConfigError(file, name, `environment variable ${name} names no config key`);
+      }
+      continue;
+    }
+    const [section, key] = target;
+    const field = (SPEC[section] as Record<string, Field<unknown>>)[key]!;
+    let value: unknown = text;
+    if (!field.envIsText) {
+      const d = parseDocument(text, { strict: true });
+      value = d.errors.length > 0 ? text : d.toJS({ maxAliasCount: 100 });
+    }
+    raw.set(`${section}.${key}`, { value, from: name });
+  }
+
+  // Parse every key.
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const section of SECTIONS) {
+    out[section] = {};
+    for (const [key, f] of Object.entries(SPEC[section] as Record<string, Field<unknown>>)) {
+      const path = `${section}.${key}`;
+      const r = raw.get(path);
+      let value = r?.value;
+      if (value === undefined || value === null) {
+        if (f.def === REQUIRED) fail(path, 'is required');
+        if (f.def === DERIVED) continue;
+        if (f.def === null) {
+          out[section][key] = null;
+          continue;
+        }
+        value = f.def;
+      }
+      try {
+        out[section][key] = f.parse(value, ctx);
+      } catch (e) {
+        if (!(e instanceof FieldError)) throw e;
+        fail(path, e.message);
+      }
+    }
+  }
+
+  const c = out as unknown as { -readonly [S in keyof NodeConfig]: Record<string, unknown> };
+  const raft = c.raft as { electionTick: number; heartbeatTick: number; snapshotEveryEntries: number; snapshotCatchupEntries: number; readOnly: string; checkQuorum: boolean };
+  if (raft.heartbeatTick >= raft.electionTick) {
+    // A leader must heartbeat several times per election timeout, or followers start elections
+    // against a healthy leader (Raft paper §5.2: broadcastTime ≪ electionTimeout).
+    fail('raft.heartbeatTick', `must be an integer >= 1 and < raft.electionTick (got ${raft.heartbeatTick}, raft.electionTick is ${raft.electionTick})`);
+  }
+  if (raft.snapshotCatchupEntries >= raft.snapshotEveryEntries) {
+    // Otherwise a snapshot would never let the log be compacted.
+    fail('raft.snapshotCatchupEntries', `must be below raft.snapshotEveryEntries (got ${raft.snapshotCatchupEntries}, raft.snapshotEveryEntries is ${raft.snapshotEveryEntries})`);
+  }
+  if (raft.readOnly === 'leaseBased' && !raft.checkQuorum) {
+    // A lease is only sound if a leader that lost its majority stops acting as leader (§6.4.1).
+    fail('raft.readOnly', `'leaseBased' requires raft.checkQuorum: true`);
+  }
+
+  const id = c.node.id as number;
+  const ms = c.cluster.initialMembers as MemberConfig[];
+  const seenIds = new Set<number>();
+  const seenAddrs = new Set<string>();
+  for (const [i, m] of ms.entries()) {
+    if (seenIds.has(m.id)) fail('cluster.initialMembers', `[${i}].id ${m.id} appears twice`);
+    seenIds.add(m.id);
+    for (const a of [m.raftAddress, m.httpAddress]) {
+      const k = `${a.host}:${a.port}`;
+      if (seenAddrs.has(k)) fail('cluster.initialMembers', `[${i}] reuses the address ${k}`);
+      seenAddrs.add(k);
+    }
+  }
+  const self = ms.find((m) => m.id === id);
+  if (!self) fail('cluster.initialMembers', `must contain this node (node.id ${id})`);
+  if (c.cluster.join === true && ms.length < 2) {
+    fail('cluster.initialMembers', 'must list this node and at least one existing member when cluster.join is true');
+  }
+  c.raft.listen ??= self!.raftAddress;
+  c.http.listen ??= self!.httpAddress;
+
+  const unsafe = c.unsafe as Record<string, boolean>;
+  const enabled = Object.keys(unsafe).filter((k) => unsafe[k] === true);
+  if (enabled.length > 0 && env[ALLOW_UNSAFE_ENV] !== '1') {
+    fail(`unsafe.${enabled[0]}`, `is an unsafe debug switch; it is refused unless the environment has ${ALLOW_UNSAFE_ENV}=1`);
+  }
+
+  return { file: resolve(file), ...(c as unknown as Omit<NodeConfig, 'file'>) };
+}
+
+/** `host:port` for logs and URLs (IPv6 hosts bracketed). */
+export function formatHostPort(a: HostPort): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}

@@ -1,0 +1,319 @@
+// IPC between an HTTP worker and its primary: the worker calls the primary's NodeApi by
+// request/response, and the primary pushes read-cache tables and the shutdown order.
+//
+// Encoding: every message is one msgpackr-encoded Uint8Array handed to process.send / worker.send,
+// and the cluster is set up with `serialization: 'advanced'` (V8 structured clone). Why both:
+//  - 'advanced' passes a Uint8Array as bytes; the default 'json' serialization would turn it into
+//    `{ type: 'Buffer', data: [1, 2, …] }` (several bytes of text per byte), and base64 would cost
+//    a third more bytes plus an encode and a decode copy on each side.
+//  - msgpackr, not structured clone of the objects themselves: one explicit codec, the same one the
+//    rest of the node uses for commands and values, whose output has a size we can check against
+//    a limit before sending, and whose decoder is the only place a malformed message is caught.
+//    Binary values inside (Uint8Array in an ApplyResult) survive as binary.
+// Our messages are the only Uint8Array messages on the channel; node:cluster's own messages are
+// objects, so each side ignores anything that is not a Uint8Array.
+//
+// Limits (all explicit, all enforced): at most `maxOutstanding` requests in flight per worker —
+// enforced by the worker before sending and again by the primary per connection; every request
+// has a deadline on the worker side (the request's own timeoutMs plus a grace period, so the node's
+// own TIMEOUT, with its better message, normally arrives first); every message is at most
+// MAX_IPC_MESSAGE_BYTES.
+import { Packr } from 'msgpackr';
+import { NodeError } from '../node/api.ts';
+import type { ApplyResult, NodeApi, NodeErrorCode, NodeStatus, ReadRequest, WriteRequest } from '../node/api.ts';
+import type { Logger } from './log.ts';
+import type { CacheUpdate } from './read-cache.ts';
+
+/** Largest encoded IPC message. Commands are at most 1 MiB (state/command.ts); this leaves room for the envelope. */
+export const MAX_IPC_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+export type IpcMethod = 'write' | 'read' | 'status';
+
+export interface IpcRequest {
+  readonly t: 'req';
+  readonly id: number;
+  readonly method: IpcMethod;
+  readonly params: unknown;
+}
+
+export type IpcResponse =
+  | { readonly t: 'res'; readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly t: 'res'; readonly id: number; readonly ok: false; readonly error: { readonly code: NodeErrorCode; readonly message: string } };
+
+/** Worker → primary. `ready`: the worker's message listener is attached (messages sent before it are lost). */
+export type WorkerMessage = { readonly t: 'ready' } | IpcRequest;
+
+/** Primary → worker. */
+export type PrimaryMessage = IpcResponse | ({ readonly t: 'cache.update' } & CacheUpdate) | { readonly t: 'shutdown'; readonly drainMs: number };
+
+export class IpcError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IpcError';
+  }
+}
+
+// Records off: plain maps, so a message decodes without any structure shared between processes.
+const packr = new Packr({ useRecords: false, bundleStrings: false });
+
+export function encodeIpc(msg: WorkerMessage | PrimaryMessage): Uint8Array {
+  const bytes = packr.pack(msg);
+  if (bytes.length > MAX_IPC_MESSAGE_BYTES) throw new IpcError(`IPC message of ${bytes.length} bytes exceeds ${MAX_IPC_MESSAGE_BYTES}`);
+  return bytes;
+}
+
+function decodeMap(bytes: unknown): Record<string, unknown> {
+  if (!(bytes instanceof Uint8Array)) throw new IpcError('IPC message is not bytes');
+  if (bytes.length > MAX_IPC_MESSAGE_BYTES) throw new IpcError(`IPC message of ${bytes.length} bytes exceeds ${MAX_IPC_MESSAGE_BYTES}`);
+  let m: unknown;
+  try {
+    m = packr.unpack(bytes);
+  } catch (e) {
+    throw new IpcError(`IPC message is not msgpack: ${(e as Error).message}`);
+  }
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new IpcError('IPC message is not a map');
+  return m as Record<string, unknown>;
+}
+
+const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+
+export function decodeWorkerMessage(bytes: unknown): WorkerMessage {
+  const m = decodeMap(bytes);
+  if (m.t === 'ready') return { t: 'ready' };
+  if (m.t === 'req') {
+    if (!isId(m.id)) throw new IpcError('IPC request without a valid id');
+    if (m.method !== 'write' && m.method !== 'read' && m.method !== 'status') throw new IpcError(`IPC request ${m.id}: unknown method ${String(m.method)}`);
+    return { t: 'req', id: m.id, method: m.method, params: m.params };
+  }
+  throw new IpcError(`unknown worker message type ${String(m.t)}`);
+}
+
+const NODE_ERROR_CODES: readonly NodeErrorCode[] = ['UNAVAILABLE', 'TIMEOUT', 'INVALID_REQUEST', 'STOPPING'];
+
+export function decodePrimaryMessage(bytes: unknown): PrimaryMessage {
+  const m = decodeMap(bytes);
+  switch (m.t) {
+    case 'res': {
+      if (!isId(m.id)) throw new IpcError('IPC response without a valid id');
+      if (m.ok === true) return { t: 'res', id: m.id, ok: true, value: m.value };
+      const e = m.error as Record<string, unknown> | null | undefined;
+      if (m.ok !== false || typeof e !== 'object' || e === null) throw new IpcError(`IPC response ${m.id}: malformed`);
+      const code = NODE_ERROR_CODES.includes(e.code as NodeErrorCode) ? (e.code as NodeErrorCode) : 'UNAVAILABLE';
+      return { t: 'res', id: m.id, ok: false, error: { code, message: String(e.message) } };
+    }
+    case 'cache.update':
+      // Shape and limits are checked by ReadCache.apply.
+      return m as unknown as PrimaryMessage;
+    case 'shutdown': {
+      const drainMs = m.drainMs;
+      if (typeof drainMs !== 'number' || !Number.isSafeInteger(drainMs) || drainMs < 0) throw new IpcError('shutdown message without a valid drainMs');
+      return { t: 'shutdown', drainMs };
+    }
+    default:
+      throw new IpcError(`unknown primary message type ${String(m.t)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker side.
+
+export interface IpcClientLimits {
+  /** Requests in flight to the primary; one more is refused at once with UNAVAILABLE (load shedding, not queueing). */
+  readonly maxOutstanding: number;
+  /** Added to a request's timeoutMs for the worker's own deadline, so the node answers TIMEOUT itself first. */
+  readonly graceMs: number;
+  /** Deadline of status(), which carries no timeoutMs of its own. */
+  readonly statusTimeoutMs: number;
+}
+
+export const DEFAULT_IPC_CLIENT_LIMITS: IpcClientLimits = { maxOutstanding: 1024, graceMs: 1_000, statusTimeoutMs: 5_000 };
+
+interface Pending {
+  readonly resolve: (v: unknown) => void;
+  readonly reject: (e: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** The node's API in a worker: every call is a request to the primary over IPC. */
+export class IpcNodeApi implements NodeApi {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closedReason: string | null = null;
+
+  /**
+   * @param send hands one encoded message to the channel and throws if the channel is closed.
+   * (process.send's `false` only means "backlog": the message is still queued, so it is not a failure.)
+   */
+  constructor(
+    private readonly send: (bytes: Uint8Array) => void,
+    private readonly limits: IpcClientLimits = DEFAULT_IPC_CLIENT_LIMITS,
+  ) {}
+
+  get outstanding(): number {
+    return this.pending.size;
+  }
+
+  write(req: WriteRequest): Promise<ApplyResult> {
+    return this.call('write', req, req.timeoutMs) as Promise<ApplyResult>;
+  }
+
+  read(req: ReadRequest): Promise<ApplyResult> {
+    return this.call('read', req, req.timeoutMs) as Promise<ApplyResult>;
+  }
+
+  status(): Promise<NodeStatus> {
+    return this.call('status', null, this.limits.statusTimeoutMs) as Promise<NodeStatus>;
+  }
+
+  /** Deliver a response from the primary. A response after its deadline (or unknown) is dropped. */
+  onResponse(res: IpcResponse): void {
+    const p = this.pending.get(res.id);
+    if (!p) return;
+    this.pending.delete(res.id);
+    clearTimeout(p.timer);
+    if (res.ok) p.resolve(res.value);
+    else p.reject(new NodeError(res.error.code, res.error.message));
+  }
+
+  /** The channel is gone: fail everything in flight and every later call with STOPPING. */
+  close(reason: string): void {
+    if (this.closedReason !== null) return;
+    this.closedReason = reason;
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      this.pending.delete(id);
+      p.reject(new NodeError('STOPPING', reason));
+    }
+  }
+
+  private call(method: IpcMethod, params: unknown, timeoutMs: number): Promise<unknown> {
+    if (this.closedReason !== null) return Promise.reject(new NodeError('STOPPING', this.closedReason));
+    if (typeof timeoutMs !== 'number' || !Number.isSafeInteger(timeoutMs) || timeoutMs < 1) {
+      return Promise.reject(new NodeError('INVALID_REQUEST', `timeoutMs must be a positive integer (got ${String(timeoutMs)})`));
+    }
+    if (this.pending.size >= this.limits.maxOutstanding) {
+      return Promise.reject(new NodeError('UNAVAILABLE', `${this.pending.size} requests to the primary are in flight, the limit`));
+    }
+    const id = this.nextId++;
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeIpc({ t: 'req', id, method, params });
+    } catch (e) {
+      return Promise.reject(new NodeError('INVALID_REQUEST', (e as Error).message));
+    }
+    return new Promise((resolve, reject) => {
+      const deadlineMs = method === 'status' ? timeoutMs : timeoutMs + this.limits.graceMs;
+      const timer = setTimeout(() => {
+        if (this.pending.delete(id)) reject(new NodeError('TIMEOUT', `no answer from the primary within ${deadlineMs} ms`));
+      }, deadlineMs);
+      this.pending.set(id, { resolve, reject, timer });
+      try {
+        this.send(bytes);
+      } catch (e) {
+        if (this.pending.delete(id)) {
+          clearTimeout(timer);
+          reject(new NodeError('UNAVAILABLE', `cannot reach the primary: ${(e as Error).message}`));
+        }
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Primary side.
+
+export interface IpcServerLimits {
+  /** Requests one worker may have in flight; beyond it the primary answers UNAVAILABLE (a misbehaving worker cannot queue without bound). */
+  readonly maxOutstandingPerWorker: number;
+  /** Largest timeoutMs a request may carry (the HTTP layer caps it at http.requestTimeoutMs). */
+  readonly maxTimeoutMs: number;
+}
+
+/** Serves one worker's requests against the node. */
+export class IpcConnection {
+  private inFlight = 0;
+  private closed = false;
+
+  constructor(
+    private readonly node: NodeApi,
+    private readonly send: (bytes: Uint8Array) => void,
+    private readonly limits: IpcServerLimits,
+    private readonly log: Logger,
+  ) {}
+
+  get outstanding(): number {
+    return this.inFlight;
+  }
+
+  /** The worker is gone: answers still in flight are dropped. */
+  close(): void {
+    this.closed = true;
+  }
+
+  async handle(req: IpcRequest): Promise<void> {
+    if (this.inFlight >= this.limits.maxOutstandingPerWorker) {
+      this.reply({ t: 'res', id: req.id, ok: false, error: { code: 'UNAVAILABLE', message: `worker has ${this.inFlight} requests in flight, the limit` } });
+      return;
+    }
+    this.inFlight++;
+    let res: IpcResponse;
+    try {
+      const value = await this.dispatch(req);
+      res = { t: 'res', id: req.id, ok: true, value };
+    } catch (e) {
+      if (e instanceof NodeError) {
+        res = { t: 'res', id: req.id, ok: false, error: { code: e.code, message: e.message } };
+      } else {
+        // Not a NodeError: a bug in the node or here. Log it with its stack; the worker sees 503.
+        this.log.error({ err: e, method: req.method }, 'node call failed unexpectedly');
+        res = { t: 'res', id: req.id, ok: false, error: { code: 'UNAVAILABLE', message: 'internal error in the primary' } };
+      }
+    } finally {
+      this.inFlight--;
+    }
+    this.reply(res);
+  }
+
+  private dispatch(req: IpcRequest): Promise<unknown> {
+    switch (req.method) {
+      case 'status':
+        return this.node.status();
+      case 'write':
+        return this.node.write(this.checkParams(req.params, false) as WriteRequest);
+      case 'read':
+        return this.node.read(this.checkParams(req.params, true));
+    }
+  }
+
+  /** Rebuild the request from checked fields only: nothing unexpected reaches the node. */
+  private checkParams(p: unknown, isRead: boolean): ReadRequest {
+    const bad = (why: string): never => {
+      throw new NodeError('INVALID_REQUEST', why);
+    };
+    if (typeof p !== 'object' || p === null) bad('params must be a map');
+    const o = p as Record<string, unknown>;
+    if (typeof o.domain !== 'string' || typeof o.op !== 'string') bad('domain and op must be strings');
+    const t = o.timeoutMs;
+    if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 1 || t > this.limits.maxTimeoutMs) bad(`timeoutMs must be an integer from 1 to ${this.limits.maxTimeoutMs}`);
+    const base = { domain: o.domain as string, op: o.op as string, args: o.args, timeoutMs: t as number };
+    if (!isRead) return base;
+    if (o.consistency !== undefined && o.consistency !== null && o.consistency !== 'linearizable' && o.consistency !== 'local') bad(`unknown consistency ${String(o.consistency)}`);
+    return o.consistency === 'local' || o.consistency === 'linearizable' ? { ...base, consistency: o.consistency } : base;
+  }
+
+  private reply(res: IpcResponse): void {
+    if (this.closed) return;
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeIpc(res);
+    } catch (e) {
+      bytes = encodeIpc({ t: 'res', id: res.id, ok: false, error: { code: 'INVALID_REQUEST', message: (e as Error).message } });
+    }
+    try {
+      this.send(bytes);
+    } catch (e) {
+      // The worker died between request and answer; its requests die with it.
+      this.log.debug({ err: e }, 'could not answer a worker: channel closed');
+    }
+  }
+}

@@ -1,0 +1,345 @@
+// The node's process model (DESIGN "Process model"):
+//
+//  - The primary process owns the node: LevelDB (single-process), the raft driver, the transport
+//    and the apply loop — whatever `nodeFactory` builds. It never serves HTTP when it has workers.
+//  - HTTP workers (node:cluster; http.workers of them) serve the HTTP API on one shared listening
+//    socket, reach the node over IPC (ipc.ts) and keep the read cache the primary pushes
+//    (read-cache.ts). With http.workers = 0 the primary serves HTTP itself through the same app,
+//    calling the node directly.
+//  - Supervision: a worker that exits while the server is not stopping is restarted, at most
+//    `restartLimit.maxRestarts` times per `restartLimit.windowMs` (a worker that crashes at start
+//    would otherwise be forked in a tight loop); past the limit the primary logs an error and goes
+//    on with fewer workers. When the primary exits, its workers see the IPC channel close and exit.
+//  - Graceful stop (stop(), or SIGTERM/SIGINT): stop accepting HTTP, let in-flight requests finish
+//    (bounded by drainMs), stop the workers (killed if they outlive the bound), stop the node, and
+//    (on a signal) exit 0.
+//  - The `status` read-cache table is pushed on every change of leader, term, role or membership,
+//    seen either through the node's optional onStatusChange or by polling status() every
+//    statusPollMs.
+import cluster from 'node:cluster';
+import type { Worker } from 'node:cluster';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { NodeApi, NodeStatus } from '../node/api.ts';
+import type { HostPort, NodeConfig } from './config.ts';
+import { STATUS_KEY, STATUS_TABLE, buildHttpApp } from './http.ts';
+import { IpcConnection, decodeWorkerMessage, encodeIpc } from './ipc.ts';
+import { createLogger } from './log.ts';
+import type { Logger } from './log.ts';
+import { CachePublisher } from './read-cache.ts';
+import { closeHttp } from './shutdown.ts';
+import { WORKER_CONFIG_ENV } from './worker.ts';
+
+/** What the primary runs: the node API plus its lifecycle. */
+export interface ServedNode extends NodeApi {
+  stop(): Promise<void>;
+  /**
+   * Optional: call `listener` whenever role, leader, term or membership change; returns the
+   * unsubscribe function. Without it the status is polled every statusPollMs.
+   */
+  onStatusChange?(listener: (s: NodeStatus) => void): () => void;
+}
+
+export type NodeFactory = (config: NodeConfig, logger: Logger) => ServedNode | Promise<ServedNode>;
+
+export interface StartOptions {
+  /** Primary's logger. Default: pino to stdout at config.log.level, with the node id. */
+  readonly logger?: Logger;
+  /** Worker entry module. Default: worker.ts beside this file. */
+  readonly workerEntry?: string;
+  /** Install SIGTERM/SIGINT handlers that stop gracefully and exit. Default true. */
+  readonly handleSignals?: boolean;
+  /** Worker restarts allowed per window. Default 5 per 10 s. */
+  readonly restartLimit?: { readonly maxRestarts: number; readonly windowMs: number };
+  /** Time in-flight HTTP requests get to finish on stop. Default http.requestTimeoutMs + 1 s. */
+  readonly drainMs?: number;
+  /** Workers must all be listening within this, or startServer fails. Default 30 s. */
+  readonly startTimeoutMs?: number;
+  /** Status poll interval when the node has no onStatusChange. Default raft.tickMs. */
+  readonly statusPollMs?: number;
+  /** Requests one worker may have in flight to the node. Default 1024. */
+  readonly maxOutstandingPerWorker?: number;
+}
+
+export interface WorkerInfo {
+  readonly id: number;
+  readonly pid: number;
+}
+
+export interface ServerHandle {
+  /** Where HTTP is served (the real port when http.listen's port was 0). */
+  readonly address: HostPort;
+  readonly node: ServedNode;
+  readonly cache: CachePublisher;
+  /** Live workers that are serving HTTP. */
+  workers(): WorkerInfo[];
+  /** Workers restarted so far. */
+  restarts(): number;
+  /** Graceful stop; idempotent. Does not exit the process. */
+  stop(): Promise<void>;
+}
+
+const DEFAULT_RESTART_LIMIT = { maxRestarts: 5, windowMs: 10_000 };
+const DEFAULT_START_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_OUTSTANDING_PER_WORKER = 1024;
+/** After drainMs a worker still alive gets this long to exit before SIGKILL. */
+const WORKER_EXIT_GRACE_MS = 2_000;
+
+interface Slot {
+  readonly worker: Worker;
+  readonly conn: IpcConnection;
+  unsubscribe: (() => void) | null;
+  listening: boolean;
+  exited: boolean;
+  readonly exitedPromise: Promise<void>;
+}
+
+/** node's own options must reach the worker (tsx loader above all), but not the test runner's or a debugger's port. */
+function workerExecArgv(entry: string): string[] {
+  const argv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
+  if (entry.endsWith('.ts') && !argv.some((a) => a.includes('tsx'))) argv.push('--import', 'tsx');
+  return argv;
+}
+
+export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, options: StartOptions = {}): Promise<ServerHandle> {
+  if (!cluster.isPrimary) throw new Error('startServer runs in the primary process only');
+  const log = options.logger ?? createLogger(config.log.level, { node: config.node.id });
+  const drainMs = options.drainMs ?? config.http.requestTimeoutMs + 1_000;
+  const restartLimit = options.restartLimit ?? DEFAULT_RESTART_LIMIT;
+  const statusPollMs = options.statusPollMs ?? config.raft.tickMs;
+  const handleSignals = options.handleSignals ?? true;
+  let signalsInstalled = false;
+
+  const node = await nodeFactory(config, log);
+  const cache = new CachePublisher();
+
+  // --- status table -------------------------------------------------------------------------
+  let lastStatusKey = '';
+  const pushStatus = (s: NodeStatus): void => {
+    const key = JSON.stringify([s.role, s.leader, s.term, s.voters, s.learners]);
+    if (key === lastStatusKey) return;
+    lastStatusKey = key;
+    try {
+      cache.publish(STATUS_TABLE, [[STATUS_KEY, s]]);
+    } catch (e) {
+      log.error({ err: e }, 'cannot publish the status table');
+    }
+  };
+  let polling = false;
+  const poll = async (): Promise<void> => {
+    if (polling) return;
+    polling = true;
+    try {
+      pushStatus(await node.status());
+    } catch (e) {
+      log.debug({ err: e }, 'status poll failed');
+    } finally {
+      polling = false;
+    }
+  };
+  const unsubscribeStatus = node.onStatusChange?.(pushStatus) ?? null;
+  await poll();
+  const pollTimer = unsubscribeStatus ? null : setInterval(() => void poll(), statusPollMs);
+
+  // --- HTTP in the primary ------------------------------------------------------------------
+  let started = false;
+  let stopping = false;
+  let stopPromise: Promise<void> | null = null;
+  const slots = new Map<number, Slot>();
+  let restarts = 0;
+  const restartTimes: number[] = [];
+  let address: HostPort;
+  const app = config.http.workers === 0 ? buildHttpApp({ node, cache: cache.local, http: config.http, nodeId: config.node.id, workerId: 0, logger: log }) : null;
+
+  const stop = (): Promise<void> => {
+    stopPromise ??= (async () => {
+      stopping = true;
+      log.info({ drainMs }, 'stopping');
+      if (pollTimer) clearInterval(pollTimer);
+      unsubscribeStatus?.();
+      if (app) await closeHttp(app, drainMs);
+      await stopWorkers();
+      try {
+        await node.stop();
+      } finally {
+        removeSignalHandlers();
+        log.info('stopped');
+      }
+    })();
+    return stopPromise;
+  };
+
+  // --- workers ------------------------------------------------------------------------------
+  const entry = options.workerEntry ?? fileURLToPath(new URL('./worker.ts', import.meta.url));
+  const maxOutstanding = options.maxOutstandingPerWorker ?? DEFAULT_MAX_OUTSTANDING_PER_WORKER;
+
+  const fork = (): Slot => {
+    const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config) });
+    const send = (bytes: Uint8Array): void => {
+      if (worker.isConnected()) worker.send(bytes);
+    };
+    const conn = new IpcConnection(node, send, { maxOutstandingPerWorker: maxOutstanding, maxTimeoutMs: config.http.requestTimeoutMs }, log.child({ worker: worker.id }));
+    let onExit!: () => void;
+    const slot: Slot = { worker, conn, unsubscribe: null, listening: false, exited: false, exitedPromise: new Promise((r) => (onExit = r)) };
+    slots.set(worker.id, slot);
+    worker.on('message', (m: unknown) => {
+      if (!(m instanceof Uint8Array)) return;
+      let msg;
+      try {
+        msg = decodeWorkerMessage(m);
+      } catch (e) {
+        log.error({ err: e, worker: worker.id }, 'malformed message from a worker');
+        return;
+      }
+      if (msg.t === 'ready') {
+        slot.unsubscribe?.();
+        slot.unsubscribe = cache.subscribe((u) => {
+          try {
+            send(encodeIpc({ t: 'cache.update', ...u }));
+          } catch (e) {
+            log.error({ err: e, worker: worker.id, table: u.table }, 'cannot push a cache update');
+          }
+        });
+      } else {
+        void conn.handle(msg);
+      }
+    });
+    worker.on('listening', (a: { address: string; port: number }) => {
+      slot.listening = true;
+      address ??= { host: a.address, port: a.port };
+      log.info({ worker: worker.id, pid: worker.process.pid, port: a.port }, 'worker listening');
+      onWorkerListening();
+    });
+    worker.on('error', (e) => log.warn({ err: e, worker: worker.id }, 'worker channel error'));
+    worker.on('exit', (code: number | null, signal: string | null) => {
+      slot.exited = true;
+      slot.unsubscribe?.();
+      conn.close();
+      slots.delete(worker.id);
+      onExit();
+      if (stopping) {
+        log.info({ worker: worker.id, code, signal }, 'worker exited');
+        return;
+      }
+      log.error({ worker: worker.id, code, signal }, 'worker exited unexpectedly');
+      onWorkerDied(worker.id, code, signal);
+      restart();
+    });
+    return slot;
+  };
+
+  const restart = (): void => {
+    if (!started) return; // during start-up a death fails startServer instead
+    const now = Date.now();
+    while (restartTimes.length > 0 && restartTimes[0]! <= now - restartLimit.windowMs) restartTimes.shift();
+    if (restartTimes.length >= restartLimit.maxRestarts) {
+      log.error(
+        { maxRestarts: restartLimit.maxRestarts, windowMs: restartLimit.windowMs, workers: slots.size },
+        'worker restart limit reached: not restarting; serving with fewer workers',
+      );
+      return;
+    }
+    restartTimes.push(now);
+    restarts++;
+    const s = fork();
+    log.info({ worker: s.worker.id }, 'worker restarted');
+  };
+
+  const stopWorkers = async (): Promise<void> => {
+    const live = [...slots.values()];
+    for (const s of live) {
+      try {
+        if (s.worker.isConnected()) s.worker.send(encodeIpc({ t: 'shutdown', drainMs }));
+      } catch (e) {
+        log.warn({ err: e, worker: s.worker.id }, 'cannot send shutdown to a worker');
+      }
+    }
+    await Promise.all(
+      live.map(async (s) => {
+        const timer = setTimeout(() => {
+          log.warn({ worker: s.worker.id }, 'worker did not exit in time; killing it');
+          s.worker.process.kill('SIGKILL');
+        }, drainMs + WORKER_EXIT_GRACE_MS);
+        await s.exitedPromise;
+        clearTimeout(timer);
+      }),
+    );
+  };
+
+  // Start-up: all initial workers listening, or the first failure.
+  let onWorkerListening = (): void => {};
+  let onWorkerDied = (_id: number, _code: number | null, _signal: string | null): void => {};
+
+  if (app) {
+    try {
+      await app.listen({ host: config.http.listen.host, port: config.http.listen.port });
+    } catch (e) {
+      await stop();
+      throw e;
+    }
+    const a = app.server.address() as AddressInfo;
+    address = { host: a.address, port: a.port };
+    log.info({ listen: address }, 'primary serving HTTP');
+  } else {
+    cluster.setupPrimary({ exec: entry, execArgv: workerExecArgv(entry), serialization: 'advanced' });
+    const n = config.http.workers;
+    const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`HTTP workers not all listening within ${startTimeoutMs} ms`)), startTimeoutMs);
+        onWorkerListening = () => {
+          if ([...slots.values()].filter((s) => s.listening).length >= n) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        onWorkerDied = (id, code, signal) => {
+          clearTimeout(timer);
+          reject(new Error(`HTTP worker ${id} exited during start-up (code ${code}, signal ${signal})`));
+        };
+        for (let i = 0; i < n; i++) fork();
+      });
+    } catch (e) {
+      await stop();
+      throw e;
+    }
+    onWorkerListening = () => {};
+    onWorkerDied = () => {};
+  }
+  started = true;
+
+  // --- signals ------------------------------------------------------------------------------
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal while stopping: exiting now');
+      process.exit(1);
+    }
+    log.info({ signal }, 'signal: stopping gracefully');
+    stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        log.fatal({ err: e }, 'graceful stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  function removeSignalHandlers(): void {
+    if (!signalsInstalled) return;
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+  if (handleSignals) {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    signalsInstalled = true;
+  }
+
+  return {
+    address: address!,
+    node,
+    cache,
+    workers: () => [...slots.values()].filter((s) => s.listening && !s.exited).map((s) => ({ id: s.worker.id, pid: s.worker.process.pid! })),
+    restarts: () => restarts,
+    stop,
+  };
+}

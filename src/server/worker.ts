@@ -1,0 +1,103 @@
+// The HTTP worker process (node:cluster worker). It serves the HTTP API, reaches the node in the
+// primary over IPC (IpcNodeApi) and keeps the read cache the primary pushes. It owns no state of
+// its own that matters: if it dies, the primary starts another.
+//
+// It lives exactly as long as its primary: when the IPC channel closes (the primary exited or was
+// killed) it exits at once — without a primary it can answer nothing, and a worker left holding
+// the port would keep a dead node looking alive to a load balancer.
+//
+// This file is the cluster's `exec` entry: when loaded in a cluster worker with the config in
+// RAFTAUTH_WORKER_CONFIG it starts by itself.
+import cluster from 'node:cluster';
+import type { NodeConfig } from './config.ts';
+import { buildHttpApp } from './http.ts';
+import { DEFAULT_IPC_CLIENT_LIMITS, IpcNodeApi, decodePrimaryMessage, encodeIpc } from './ipc.ts';
+import { createLogger } from './log.ts';
+import { ReadCache } from './read-cache.ts';
+import { closeHttp } from './shutdown.ts';
+
+/** Environment variable through which the primary hands the resolved NodeConfig (JSON) to a worker. */
+export const WORKER_CONFIG_ENV = 'RAFTAUTH_WORKER_CONFIG';
+
+export async function runWorker(): Promise<void> {
+  const w = cluster.worker;
+  const text = process.env[WORKER_CONFIG_ENV];
+  if (!w || text === undefined || !process.send) throw new Error(`runWorker must run in a cluster worker with ${WORKER_CONFIG_ENV} set`);
+  const config = JSON.parse(text) as NodeConfig;
+  const log = createLogger(config.log.level, { node: config.node.id, worker: w.id });
+
+  const send = (bytes: Uint8Array): void => {
+    if (!process.connected) throw new Error('IPC channel closed');
+    process.send!(bytes);
+  };
+  const api = new IpcNodeApi(send, { ...DEFAULT_IPC_CLIENT_LIMITS, statusTimeoutMs: config.http.requestTimeoutMs });
+  const cache = new ReadCache();
+  const app = buildHttpApp({ node: api, cache, http: config.http, nodeId: config.node.id, workerId: w.id, logger: log });
+
+  let stopping = false;
+  const shutdown = async (drainMs: number, why: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ drainMs, why }, 'worker stopping');
+    await closeHttp(app, drainMs);
+    api.close('worker stopped');
+    log.info('worker stopped');
+    process.exit(0);
+  };
+
+  process.on('message', (m: unknown) => {
+    if (!(m instanceof Uint8Array)) return; // node:cluster's own messages
+    let msg;
+    try {
+      msg = decodePrimaryMessage(m);
+    } catch (e) {
+      log.error({ err: e }, 'malformed message from the primary');
+      return;
+    }
+    switch (msg.t) {
+      case 'res':
+        api.onResponse(msg);
+        return;
+      case 'cache.update':
+        try {
+          cache.apply(msg);
+        } catch (e) {
+          log.error({ err: e }, 'refused a cache update');
+        }
+        return;
+      case 'shutdown':
+        void shutdown(msg.drainMs, 'primary asked');
+        return;
+    }
+  });
+  process.on('disconnect', () => {
+    log.warn('IPC channel to the primary closed; worker exiting');
+    api.close('the primary is gone');
+    process.exit(1);
+  });
+  // A terminal's Ctrl-C reaches the whole process group: drain like a shutdown order. The primary,
+  // which got the signal too, does not restart a worker while it is stopping.
+  const drainMs = config.http.requestTimeoutMs + 1_000;
+  process.on('SIGTERM', () => void shutdown(drainMs, 'SIGTERM'));
+  process.on('SIGINT', () => void shutdown(drainMs, 'SIGINT'));
+
+  // Only now can the primary's messages be received: tell it (messages sent earlier are lost).
+  send(encodeIpc({ t: 'ready' }));
+  // In a cluster worker, listen() asks the primary for the shared listening socket.
+  try {
+    await app.listen({ host: config.http.listen.host, port: config.http.listen.port });
+  } catch (e) {
+    // Exit non-zero: the primary fails its start-up, or counts this against the restart limit.
+    log.fatal({ err: e, listen: config.http.listen }, 'worker cannot listen');
+    process.exit(1);
+  }
+  log.info({ listen: config.http.listen }, 'worker serving HTTP');
+}
+
+if (cluster.isWorker && process.env[WORKER_CONFIG_ENV] !== undefined) {
+  runWorker().catch((e: unknown) => {
+    // Logged to stderr directly: the logger may be what failed.
+    process.stderr.write(`raftauth worker failed to start: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,152 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NodeError } from '../../../src/node/api.ts';
+import type { ApplyResult } from '../../../src/node/api.ts';
+import { IpcConnection, IpcError, IpcNodeApi, MAX_IPC_MESSAGE_BYTES, decodePrimaryMessage, decodeWorkerMessage, encodeIpc } from '../../../src/server/ipc.ts';
+import type { IpcClientLimits } from '../../../src/server/ipc.ts';
+import { createLogger } from '../../../src/server/log.ts';
+import { FakeNode, hang } from './helpers.ts';
+
+const silent = createLogger('silent', { node: 1 });
+
+/** A worker's IpcNodeApi wired to a primary's IpcConnection through encode/decode, as on the real channel. */
+function pair(node: FakeNode, client: Partial<IpcClientLimits> = {}, maxOutstandingPerWorker = 64) {
+  let open = true;
+  const toWorker = (bytes: Uint8Array): void =>
+    void setImmediate(() => {
+      const m = decodePrimaryMessage(bytes);
+      if (m.t === 'res') api.onResponse(m);
+    });
+  const conn = new IpcConnection(node, toWorker, { maxOutstandingPerWorker, maxTimeoutMs: 10_000 }, silent);
+  const api = new IpcNodeApi(
+    (bytes) => {
+      if (!open) throw new Error('channel closed');
+      setImmediate(() => {
+        const m = decodeWorkerMessage(bytes);
+        if (m.t === 'req') void conn.handle(m);
+      });
+    },
+    { maxOutstanding: 64, graceMs: 50, statusTimeoutMs: 1_000, ...client },
+  );
+  return { api, conn, close: () => (open = false) };
+}
+
+async function rejectsWith(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof NodeError, `expected NodeError, got ${String(e)}`);
+    assert.equal(e.code, code);
+    if (pattern) assert.match(e.message, pattern);
+    return true;
+  });
+}
+
+test('write, read and status cross the channel; binary values survive', async () => {
+  const node = new FakeNode();
+  const { api } = pair(node);
+  assert.deepEqual(await api.write({ domain: 'kv', op: 'put', args: { key: 'a', value: 'x' }, timeoutMs: 1000 }), { ok: true, value: {} });
+  assert.deepEqual(await api.read({ domain: 'kv', op: 'get', args: { key: 'a' }, timeoutMs: 1000, consistency: 'local' }), { ok: true, value: { value: 'x' } });
+  const lastRead = node.calls.at(-1)!;
+  assert.equal(lastRead.method === 'read' && lastRead.req.consistency, 'local');
+  assert.deepEqual(await api.status(), node.statusValue);
+  assert.deepEqual(await api.write({ domain: 'kv', op: 'cas', args: { key: 'a', expected: 'y', value: 'z' }, timeoutMs: 1000 }), { ok: true, value: { ok: false, actual: 'x' } });
+  assert.deepEqual(await api.write({ domain: 'nope', op: 'x', args: {}, timeoutMs: 1000 }), { ok: false, code: 'UNKNOWN_DOMAIN', message: 'no domain nope' });
+
+  node.hook = () => Promise.resolve({ ok: true, value: { bytes: new Uint8Array([0, 255, 7]) } });
+  const r = (await api.read({ domain: 'kv', op: 'get', args: { key: 'b' }, timeoutMs: 1000 })) as ApplyResult & { ok: true };
+  const bytes = (r.value as { bytes: Uint8Array }).bytes;
+  assert.ok(bytes instanceof Uint8Array);
+  assert.deepEqual([...bytes], [0, 255, 7]);
+  assert.equal(api.outstanding, 0);
+});
+
+test('NodeErrors keep their code across the channel; any other failure is UNAVAILABLE', async () => {
+  const node = new FakeNode();
+  const { api } = pair(node);
+  for (const code of ['UNAVAILABLE', 'TIMEOUT', 'INVALID_REQUEST', 'STOPPING'] as const) {
+    node.hook = () => Promise.reject(new NodeError(code, `because ${code}`));
+    await rejectsWith(api.write({ domain: 'kv', op: 'put', args: {}, timeoutMs: 1000 }), code, new RegExp(`because ${code}`));
+  }
+  node.hook = () => Promise.reject(new TypeError('bug'));
+  await rejectsWith(api.read({ domain: 'kv', op: 'get', args: {}, timeoutMs: 1000 }), 'UNAVAILABLE', /internal error in the primary/);
+});
+
+test('the primary checks request parameters before they reach the node', async () => {
+  const node = new FakeNode();
+  const { api } = pair(node);
+  await rejectsWith(api.write({ domain: 'kv', op: 'put', args: {}, timeoutMs: 20_000 }), 'INVALID_REQUEST', /timeoutMs must be an integer from 1 to 10000/);
+  await rejectsWith(api.write({ domain: 5 as unknown as string, op: 'put', args: {}, timeoutMs: 100 }), 'INVALID_REQUEST', /domain and op/);
+  await rejectsWith(api.read({ domain: 'kv', op: 'get', args: {}, timeoutMs: 100, consistency: 'stale' as 'local' }), 'INVALID_REQUEST', /consistency/);
+  await rejectsWith(api.write({ domain: 'kv', op: 'put', args: {}, timeoutMs: 0 }), 'INVALID_REQUEST', /timeoutMs must be a positive integer/);
+  assert.equal(node.countCalls('write') + node.countCalls('read'), 0);
+});
+
+test('a request without an answer fails TIMEOUT at its deadline plus grace, and a late answer is dropped', async () => {
+  const node = new FakeNode();
+  const { api } = pair(node, { graceMs: 30 });
+  let release!: (r: ApplyResult) => void;
+  node.hook = () => new Promise((r) => (release = r));
+  const started = Date.now();
+  await rejectsWith(api.write({ domain: 'kv', op: 'put', args: {}, timeoutMs: 40 }), 'TIMEOUT', /within 70 ms/);
+  assert.ok(Date.now() - started >= 65, 'not before the deadline');
+  assert.equal(api.outstanding, 0);
+  release({ ok: true, value: 'late' });
+  node.hook = null;
+  // The late answer must not be delivered to the next request.
+  assert.deepEqual(await api.read({ domain: 'kv', op: 'get', args: { key: 'k' }, timeoutMs: 1000 }), { ok: true, value: { value: null } });
+});
+
+test('outstanding requests are bounded on the worker side', async () => {
+  const node = new FakeNode();
+  const { api } = pair(node, { maxOutstanding: 3 });
+  const releases: (() => void)[] = [];
+  node.hook = () => new Promise((r) => releases.push(() => r({ ok: true, value: 1 })));
+  const inflight = [1, 2, 3].map(() => api.write({ domain: 'kv', op: 'put', args: {}, timeoutMs: 5000 }));
+  await rejectsWith(api.write({ domain: 'kv', op: 'put', args: {}, timeoutMs: 5000 }), 'UNAVAILABLE', /3 requests to the primary are in flight, the limit/);
+  await new Promise<void>((r) => {
+    const check = (): void => (releases.length === 3 ? r() : void setImmediate(check));
+    check();
+  });
+  for (const rel of releases) rel();
+  assert.deepEqual(await Promise.all(inflight), [1, 1, 1].map((value) => ({ ok: true, value })));
+  assert.equal(api.outstanding, 0);
+});
+
+test('outstanding requests are bounded per worker on the primary side too', async () => {
+  const node = new FakeNode();
+  const { api, conn } = pair(node, { maxOutstanding: 10 }, 2);
+  const releases: (() => void)[] = [];
+  node.hook = () => new Promise((r) => releases.push(() => r({ ok: true, value: 1 })));
+  const first = [1, 2].map(() => api.write({ domain: 'kv', op: 'put', args: {}, timeoutMs: 5000 }));
+  const third = api.write({ domain: 'kv', op: 'put', args: {}, timeoutMs: 5000 });
+  await rejectsWith(third, 'UNAVAILABLE', /worker has 2 requests in flight, the limit/);
+  assert.equal(conn.outstanding, 2);
+  for (const rel of releases) rel();
+  await Promise.all(first);
+  assert.equal(conn.outstanding, 0);
+});
+
+test('a closed channel fails requests in flight and later ones with STOPPING', async () => {
+  const node = new FakeNode();
+  const { api, close } = pair(node);
+  node.hook = (c) => hang(c.method === 'status' ? 1000 : c.req.timeoutMs);
+  const p = api.write({ domain: 'kv', op: 'put', args: {}, timeoutMs: 5000 });
+  api.close('the primary is gone');
+  await rejectsWith(p, 'STOPPING', /the primary is gone/);
+  await rejectsWith(api.status(), 'STOPPING');
+  const { api: api2, close: close2 } = pair(node);
+  close2();
+  await rejectsWith(api2.status(), 'UNAVAILABLE', /cannot reach the primary/);
+  close();
+});
+
+test('messages are size-limited and malformed ones are refused', () => {
+  assert.throws(() => encodeIpc({ t: 'res', id: 1, ok: true, value: new Uint8Array(MAX_IPC_MESSAGE_BYTES) }), IpcError);
+  assert.throws(() => decodeWorkerMessage('not bytes'), /not bytes/);
+  assert.throws(() => decodeWorkerMessage(new Uint8Array([0x85])), /not msgpack/);
+  assert.throws(() => decodeWorkerMessage(encodeIpc({ t: 'req', id: 0, method: 'read', params: null })), /valid id/);
+  assert.throws(() => decodeWorkerMessage(encodeIpc({ t: 'req', id: 1, method: 'drop' as 'read', params: null })), /unknown method drop/);
+  assert.throws(() => decodePrimaryMessage(encodeIpc({ t: 'shutdown', drainMs: -1 })), /drainMs/);
+  assert.throws(() => decodePrimaryMessage(encodeIpc({ t: 'ready' })), /unknown primary message type ready/);
+  const unknownCode = decodePrimaryMessage(encodeIpc({ t: 'res', id: 3, ok: false, error: { code: 'WEIRD' as 'TIMEOUT', message: 'm' } }));
+  assert.deepEqual(unknownCode, { t: 'res', id: 3, ok: false, error: { code: 'UNAVAILABLE', message: 'm' } });
+});
