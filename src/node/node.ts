@@ -6,6 +6,7 @@ import type { ConfChange, ConfState, MsgSnap, NodeId, SoftState } from '../raft/
 import { NONE } from '../raft/types.ts';
 import { DurableStorage } from '../storage/durable-storage.ts';
 import type { StorageConfig } from '../storage/config.ts';
+import type { StorageFaults } from '../storage/durable-storage.ts';
 import { Transport } from '../transport/transport.ts';
 import type { TlsMaterial, TransportHandler, TransportLogger } from '../transport/types.ts';
 import { StateMachine } from '../state/machine.ts';
@@ -39,6 +40,8 @@ export interface RaftNodeOptions {
   readonly maxSizePerMsg?: number;
   readonly maxInflightMsgs?: number;
   readonly storage?: Partial<StorageConfig>;
+  /** Crash injection for tests (storage fault points). Never in production. */
+  readonly storageFaults?: StorageFaults;
   readonly logger: TransportLogger;
   readonly domains?: readonly Domain[];
   /** Debug-only switches for negative controls. Never in production. */
@@ -70,7 +73,7 @@ export class RaftNode implements NodeApi {
   raftPort = 0;
 
   static async start(opts: RaftNodeOptions): Promise<RaftNode> {
-    const storage = await DurableStorage.open(opts.dataDir, { config: opts.storage ?? {} });
+    const storage = await DurableStorage.open(opts.dataDir, { config: opts.storage ?? {}, ...(opts.storageFaults ? { faults: opts.storageFaults } : {}) });
     try {
       const fresh = storage.lastIndex() === 0 && storage.hardState.term === 0 && storage.snapshotMetadata.index === 0;
       if (fresh && !opts.join) {
@@ -284,9 +287,17 @@ export class RaftNode implements NodeApi {
     return this.driver.memberAddress(id)?.httpAddress;
   }
 
+  private readonly stopHooks: (() => Promise<void>)[] = [];
+
+  /** Run `fn` first when the node stops (e.g. close the admin API before the node goes). */
+  onStop(fn: () => Promise<void>): void {
+    this.stopHooks.push(fn);
+  }
+
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    for (const h of this.stopHooks.splice(0)) await h().catch(() => undefined);
     if (this.tickTimer) clearInterval(this.tickTimer);
     for (const w of this.leaderWaiters.splice(0)) w();
     await this.driver.stop();

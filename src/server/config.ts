@@ -73,8 +73,9 @@ export interface NodeConfig {
     readonly bodyLimitBytes: number;
     readonly requestTimeoutMs: number;
   };
+  readonly admin: { readonly listen: HostPort | null; readonly tokenFile: string | null };
   readonly log: { readonly level: LogLevel };
-  readonly unsafe: { readonly noFsync: boolean };
+  readonly unsafe: { readonly ackBeforeCommit: boolean; readonly readWithoutReadIndex: boolean };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ function text(def: string | null | typeof REQUIRED): Field<string | null> {
   };
 }
 
-function path(def: string | typeof REQUIRED, mustBeFile: boolean): Field<string> {
+function path(def: string | typeof REQUIRED | null, mustBeFile: boolean): Field<string> {
   return {
     def,
     envIsText: true,
@@ -192,7 +193,7 @@ export function parseHostPort(raw: unknown, allowPortZero: boolean): HostPort {
   return { host: m[1] ?? m[2]!, port };
 }
 
-function hostPort(def: typeof DERIVED | typeof REQUIRED, allowPortZero: boolean): Field<HostPort> {
+function hostPort(def: typeof DERIVED | typeof REQUIRED | null, allowPortZero: boolean): Field<HostPort> {
   return { def, envIsText: true, parse: (raw) => parseHostPort(raw, allowPortZero) };
 }
 
@@ -317,18 +318,34 @@ const SPEC = {
     /** Deadline of a request against the node; a client's x-request-timeout-ms may only shorten it. Default 5000. */
     requestTimeoutMs: int(1, 600_000, 5_000),
   },
+  admin: {
+    /**
+     * Address of the admin API (status, membership, leadership transfer), served by the primary
+     * process. Keep it on loopback or a management network. Default: none (no admin API).
+     */
+    listen: hostPort(null, true),
+    /** File holding the admin bearer token (at least 32 characters). Required when admin.listen is set. */
+    tokenFile: path(null, true),
+  },
   log: {
     /** pino level: 'fatal', 'error', 'warn', 'info', 'debug', 'trace' or 'silent'. Default 'info'. */
     level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
   },
   unsafe: {
+    // Debug switches that break safety on purpose. Turning any on is refused unless the environment
+    // has RAFTAUTH_ALLOW_UNSAFE=1, so a test setting cannot leak into production unnoticed.
     /**
-     * Debug switches that trade safety for speed. Turning any on is refused unless the environment
-     * has RAFTAUTH_ALLOW_UNSAFE=1, so a test setting cannot leak into production unnoticed.
-     * noFsync: do not fsync the raft log and hard state. A power loss can then lose acknowledged
-     * writes and break Raft's safety (a vote or entry acknowledged but forgotten). Default false.
+     * ackBeforeCommit: answer a write as soon as the leader has appended it, before it is
+     * committed or applied. A write so answered can be lost with its leader. For negative controls
+     * of the partition suite only (its checker must catch the lost writes).
      */
-    noFsync: bool(false),
+    ackBeforeCommit: bool(false),
+    /**
+     * readWithoutReadIndex: serve linearizable reads from local state without confirming
+     * leadership (§6.4), so a deposed leader or a lagging follower answers stale data. For negative
+     * controls only.
+     */
+    readWithoutReadIndex: bool(false),
   },
 } as const;
 
@@ -454,6 +471,8 @@ export function parseConfig(body: string, file: string, env: Env = process.env):
     // A lease is only sound if a leader that lost its majority stops acting as leader (§6.4.1).
     fail('raft.readOnly', `'leaseBased' requires raft.checkQuorum: true`);
   }
+
+  if (c.admin.listen !== null && c.admin.tokenFile === null) fail('admin.tokenFile', 'is required when admin.listen is set');
 
   const id = c.node.id as number;
   const ms = c.cluster.initialMembers as MemberConfig[];

@@ -59,7 +59,7 @@ test('a good config loads, with defaults, derived listen addresses and paths res
   assert.deepEqual(c.tls, { ca: join(dir, 'ca.pem'), cert: join(dir, 'node.pem'), key: join(dir, 'node.key') });
   assert.deepEqual(c.http, { listen: { host: '10.0.0.1', port: 8001 }, workers: Math.min(availableParallelism(), 4), bodyLimitBytes: 65536, requestTimeoutMs: 5000 });
   assert.deepEqual(c.log, { level: 'info' });
-  assert.deepEqual(c.unsafe, { noFsync: false });
+  assert.deepEqual(c.unsafe, { ackBeforeCommit: false, readWithoutReadIndex: false });
 });
 
 test('explicit values are taken, including IPv6 addresses and workers: 0', async (t) => {
@@ -150,12 +150,12 @@ test('environment overrides apply, and are validated like the file', async (t) =
 
 test('unsafe switches are refused unless RAFTAUTH_ALLOW_UNSAFE=1', async (t) => {
   const { file, base } = await setup(t);
-  const body = `${base}unsafe:\n  noFsync: true\n`;
-  refuses(body, file, 'unsafe.noFsync', ['unsafe.noFsync is an unsafe debug switch', 'RAFTAUTH_ALLOW_UNSAFE=1']);
-  refuses(body, file, 'unsafe.noFsync', ['RAFTAUTH_ALLOW_UNSAFE=1'], { RAFTAUTH_ALLOW_UNSAFE: 'yes' });
-  refuses(base, file, 'unsafe.noFsync', ['(from RAFTAUTH_UNSAFE_NO_FSYNC)'], { RAFTAUTH_UNSAFE_NO_FSYNC: 'true' });
-  assert.equal(parseConfig(body, file, { RAFTAUTH_ALLOW_UNSAFE: '1' }).unsafe.noFsync, true);
-  assert.equal(parseConfig(`${base}unsafe:\n  noFsync: false\n`, file, {}).unsafe.noFsync, false, 'a switch left off needs no permission');
+  const body = `${base}unsafe:\n  ackBeforeCommit: true\n`;
+  refuses(body, file, 'unsafe.ackBeforeCommit', ['unsafe.ackBeforeCommit is an unsafe debug switch', 'RAFTAUTH_ALLOW_UNSAFE=1']);
+  refuses(body, file, 'unsafe.ackBeforeCommit', ['RAFTAUTH_ALLOW_UNSAFE=1'], { RAFTAUTH_ALLOW_UNSAFE: 'yes' });
+  refuses(base, file, 'unsafe.ackBeforeCommit', ['(from RAFTAUTH_UNSAFE_ACK_BEFORE_COMMIT)'], { RAFTAUTH_UNSAFE_ACK_BEFORE_COMMIT: 'true' });
+  assert.equal(parseConfig(body, file, { RAFTAUTH_ALLOW_UNSAFE: '1' }).unsafe.ackBeforeCommit, true);
+  assert.equal(parseConfig(`${base}unsafe:\n  ackBeforeCommit: false\n`, file, {}).unsafe.ackBeforeCommit, false, 'a switch left off needs no permission');
 });
 
 test('a missing file is a ConfigError naming it', () => {

@@ -1,0 +1,113 @@
+// The admin API of a node: status, membership changes and leadership transfer. Served by the
+// primary process on its own address (config `admin.listen`, loopback by default in the shipped
+// configs), and every request must carry `Authorization: Bearer <token>` (config `admin.tokenFile`).
+//
+// Membership changes are proposed by the leader only; another node answers 409 NOT_LEADER with the
+// leader's id and HTTP address so a tool can follow it.
+import { timingSafeEqual, createHash } from 'node:crypto';
+import Fastify from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { RaftNode } from '../node/node.ts';
+import { NodeError } from '../node/api.ts';
+import { validateAddress } from '../node/members.ts';
+
+/** Shortest admin token accepted: 32 characters (about 190 bits from a base64url generator). */
+export const MIN_ADMIN_TOKEN_CHARS = 32;
+const BODY_LIMIT_BYTES = 16 * 1024;
+const CHANGE_TIMEOUT_MS = 15_000;
+
+export interface AdminOptions {
+  readonly node: RaftNode;
+  readonly token: string;
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+function parseId(raw: unknown): number | null {
+  const n = typeof raw === 'string' && /^[1-9][0-9]{0,15}$/.test(raw) ? Number(raw) : typeof raw === 'number' ? raw : NaN;
+  return Number.isSafeInteger(n) && n > 0 ? n : null;
+}
+
+export function buildAdminApp(opts: AdminOptions): FastifyInstance {
+  if (opts.token.length < MIN_ADMIN_TOKEN_CHARS) throw new Error(`the admin token must be at least ${MIN_ADMIN_TOKEN_CHARS} characters`);
+  const want = digest(opts.token);
+  const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, logger: false });
+  const node = opts.node;
+
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    const h = req.headers.authorization;
+    const got = typeof h === 'string' && h.startsWith('Bearer ') ? h.slice(7) : '';
+    // Compare digests in constant time: the token's length and content stay secret.
+    if (!timingSafeEqual(digest(got), want)) {
+      reply.header('www-authenticate', 'Bearer realm="raftauth-admin"');
+      return reply.code(401).send({ error: 'UNAUTHORIZED', message: 'a valid admin bearer token is required' });
+    }
+    return undefined;
+  });
+
+  const notLeader = async (reply: FastifyReply) => {
+    const st = await node.status();
+    return reply.code(409).send({ error: 'NOT_LEADER', leader: st.leader, leaderHttp: st.leader ? (node.memberHttpAddress(st.leader) ?? null) : null });
+  };
+
+  const change = async (reply: FastifyReply, run: () => Promise<unknown>) => {
+    if ((await node.status()).role !== 'leader') return notLeader(reply);
+    try {
+      const r = (await run()) as { ok: boolean; value?: unknown; code?: string; message?: string };
+      if (r.ok) return reply.send({ ok: true, status: await node.status() });
+      return reply.code(400).send({ error: r.code, message: r.message });
+    } catch (e) {
+      if (e instanceof NodeError) {
+        const code = e.code === 'INVALID_REQUEST' ? 400 : e.code === 'TIMEOUT' ? 504 : 503;
+        return reply.code(code).send({ error: e.code, message: e.message });
+      }
+      throw e;
+    }
+  };
+
+  app.get('/admin/v1/status', async () => node.status());
+
+  app.post('/admin/v1/members', async (req, reply) => {
+    const b = (req.body ?? {}) as Record<string, unknown>;
+    const id = parseId(b.id);
+    if (id === null) return reply.code(400).send({ error: 'INVALID_REQUEST', message: 'id must be a positive integer' });
+    let addr;
+    try {
+      addr = validateAddress(b, 'member');
+    } catch (e) {
+      return reply.code(400).send({ error: 'INVALID_REQUEST', message: (e as Error).message });
+    }
+    return change(reply, () => node.addLearner(id, addr, CHANGE_TIMEOUT_MS));
+  });
+
+  app.post('/admin/v1/members/:id/promote', async (req, reply) => {
+    const id = parseId((req.params as { id: string }).id);
+    if (id === null) return reply.code(400).send({ error: 'INVALID_REQUEST', message: 'id must be a positive integer' });
+    if (!node.confState().learners.includes(id)) return reply.code(400).send({ error: 'INVALID_REQUEST', message: `node ${id} is not a learner` });
+    return change(reply, () => node.promote(id, CHANGE_TIMEOUT_MS));
+  });
+
+  app.delete('/admin/v1/members/:id', async (req, reply) => {
+    const id = parseId((req.params as { id: string }).id);
+    if (id === null) return reply.code(400).send({ error: 'INVALID_REQUEST', message: 'id must be a positive integer' });
+    const cs = node.confState();
+    if (![...cs.voters, ...cs.learners].includes(id)) return reply.code(404).send({ error: 'NOT_FOUND', message: `node ${id} is not a member` });
+    return change(reply, () => node.removeMember(id, CHANGE_TIMEOUT_MS));
+  });
+
+  app.post('/admin/v1/leader/transfer', async (req, reply) => {
+    const to = parseId(((req.body ?? {}) as Record<string, unknown>).to);
+    if (to === null) return reply.code(400).send({ error: 'INVALID_REQUEST', message: 'to must be a positive integer' });
+    if ((await node.status()).role !== 'leader') return notLeader(reply);
+    try {
+      await node.transferLeadership(to);
+    } catch (e) {
+      return reply.code(400).send({ error: 'TRANSFER_REFUSED', message: (e as Error).message });
+    }
+    return reply.code(202).send({ ok: true, to });
+  });
+
+  return app;
+}
