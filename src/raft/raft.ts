@@ -372,9 +372,13 @@ export class Raft {
         // A stale leader (e.g. after a partition) would otherwise never learn the new term when
         // its own vote requests are ignored under check-quorum or pre-vote: tell it.
         this.send({ type: 'appResp', from: this.id, to: m.from, term: this.term, index: 0, reject: false, rejectHint: 0, logTerm: 0 });
-      } else if (m.type === 'preVote') {
-        // Answer a stale pre-vote with our term so the candidate catches up.
-        this.send({ type: 'preVoteResp', from: this.id, to: m.from, term: this.term, reject: true });
+      } else if (m.type === 'preVote' || m.type === 'vote') {
+        // Refuse a stale (pre-)vote request with our term so the candidate catches up (paper
+        // figure 2: "reply false if term < currentTerm", and the reply carries currentTerm).
+        // Ignoring it, as etcd does for MsgVote, can livelock: a node with a stale configuration
+        // campaigning to peers that are gone races its term ahead while the live candidates
+        // never learn it (simulator seed 11111, membership mix).
+        this.send({ type: m.type === 'vote' ? 'voteResp' : 'preVoteResp', from: this.id, to: m.from, term: this.term, reject: true });
       }
       return;
     }

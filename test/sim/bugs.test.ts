@@ -33,8 +33,10 @@ const CASES: readonly BugCase[] = [
     why: 'figure 8 to the end: the entry so committed is missing from a later leader (commit-rule check off)',
     mix: 'figure8',
     nodes: 5,
-    firstSeed: 260,
-    maxSeeds: 30,
+    // The full figure-8 outcome is rare in random schedules (1 seed in 1,500 since stale vote
+    // requests are answered with the higher term); the range is pinned around the seed that shows it.
+    firstSeed: 515,
+    maxSeeds: 20,
     kinds: ['leaderCompleteness', 'stateMachineSafety', 'committedChanged', 'linearizability'],
     ignoreChecks: ['commitRule'],
   },

@@ -516,3 +516,34 @@ test('regression (sim seed 83, lossy): a lost MsgApp does not stall a replicatin
   }
   for (const id of [1, 2, 3]) assert.deepEqual(c.appliedTexts(id), ['warm', 'lost-once'], `node ${id} applied the entry whose first MsgApp was lost`);
 });
+
+test('regression (sim seed 11111, membership): a stale vote request is refused with our term so the candidate catches up (paper fig. 2)', () => {
+  // Without pre-vote, a node with a stale configuration campaigns to peers that are gone and its
+  // term races ahead; the live candidates' requests carry lower terms. Ignoring them silently
+  // (etcd's behaviour for MsgVote) leaves both terms climbing in lockstep: no leader, ever.
+  const c = new TestCluster([1, 2, 3], { preVote: false, checkQuorum: false });
+  c.filter = (m) => m.from !== 1 && m.to !== 1;
+  for (let i = 0; i < 5; i++) {
+    c.get(1).node.campaign();
+    c.stabilize();
+  }
+  const high = term(c, 1);
+  c.filter = () => true;
+  c.get(2).node.campaign();
+  c.processReadies();
+  const req = c.inflight.find((m) => m.type === 'vote' && m.to === 1);
+  assert.ok(req && req.term < high, 'node 2 asks with a lower term');
+  c.inflight = [];
+  c.get(1).node.step(req);
+  const rd = c.get(1).node.ready();
+  const resp = rd.messages.find((m) => m.type === 'voteResp' && m.to === 2);
+  c.get(1).node.advance();
+  assert.ok(resp && resp.type === 'voteResp' && resp.reject && resp.term === high, 'refused, carrying the higher term');
+  c.get(2).node.step(resp);
+  assert.equal(term(c, 2), high, 'the candidate adopts the higher term');
+  assert.equal(role(c, 2), 'follower');
+  // And the cluster now elects a leader.
+  c.get(2).node.campaign();
+  c.stabilize();
+  assert.ok(c.leader(), 'a leader is elected');
+});
