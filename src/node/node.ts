@@ -50,12 +50,16 @@ export interface RaftNodeOptions {
   readonly onFatal?: (err: unknown) => void;
 }
 
+/** How often the leader sweeps expired client sessions. */
+export const SESSION_SWEEP_INTERVAL_MS = 60_000;
+
 /** Longest a client may ask to wait. */
 export const MAX_TIMEOUT_MS = 60_000;
 
 export class RaftNode implements NodeApi {
   private leaderWaiters: (() => void)[] = [];
   private tickTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
   private stopping = false;
 
   private constructor(
@@ -192,6 +196,14 @@ export class RaftNode implements NodeApi {
       node.raftPort = await transport.start();
       driver.start();
       node.tickTimer = setInterval(() => driver.tick(), opts.tickMs);
+      // The leader sweeps expired client sessions (deterministically: by its own timestamp in the
+      // command), so sessions of processes that went away do not fill the table.
+      node.sweepTimer = setInterval(() => {
+        if (driver.status().softState.role !== 'leader') return;
+        router.housekeeping('session', 'expire', null, SESSION_SWEEP_INTERVAL_MS).catch((e: unknown) => {
+          opts.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'session sweep failed');
+        });
+      }, SESSION_SWEEP_INTERVAL_MS);
       opts.logger.info({ node: opts.id, raftPort: node.raftPort, applied: storage.applied, lastIndex: storage.lastIndex() }, 'node started');
       return node;
     } catch (e) {
@@ -299,6 +311,7 @@ export class RaftNode implements NodeApi {
     this.stopping = true;
     for (const h of this.stopHooks.splice(0)) await h().catch(() => undefined);
     if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const w of this.leaderWaiters.splice(0)) w();
     await this.driver.stop();
     await this.transport.stop();

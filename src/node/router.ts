@@ -39,37 +39,51 @@ export interface RouterDeps {
   now(): number;
 }
 
-export class ProposalRouter {
+/** One client session: its id, its sequence numbers and which of them are still open. */
+class Session {
   readonly sid: string;
-  private seq = 0;
+  seq = 0;
+  acked = 0;
   /** Sequence numbers not yet completed (answered, or abandoned with an ambiguous outcome). */
-  private readonly open = new Set<number>();
-  private acked = 0;
-  private inFlight = 0;
-  private sessionReady: Promise<void> | null = null;
+  readonly open = new Set<number>();
+  ready: Promise<void> | null = null;
 
-  constructor(private readonly deps: RouterDeps) {
-    this.sid = `n${deps.id}-${randomBytes(12).toString('base64url')}`;
+  constructor(nodeId: NodeId) {
+    this.sid = `n${nodeId}-${randomBytes(12).toString('base64url')}`;
   }
 
   /** All seqs at or below this have completed: the state machine may forget their results. */
-  private ackFloor(): number {
+  ackFloor(): number {
     let a = this.acked;
     while (a < this.seq && !this.open.has(a + 1)) a++;
     this.acked = a;
     return a;
   }
+}
 
-  private async ensureSession(deadline: number): Promise<void> {
-    if (!this.sessionReady) {
-      this.sessionReady = this.submit({ v: 1, sid: this.sid, seq: 0, ack: 0, ts: 0, domain: 'session', op: 'open', args: { ttlMs: SESSION_TTL_MS } }, deadline).then(
-        (r) => {
-          if (!r.ok) throw new NodeError('UNAVAILABLE', `could not open a session: ${r.code} ${r.message}`);
-        },
-      );
-      this.sessionReady.catch(() => (this.sessionReady = null));
+export class ProposalRouter {
+  private session: Session;
+  private inFlight = 0;
+
+  constructor(private readonly deps: RouterDeps) {
+    this.session = new Session(deps.id);
+  }
+
+  get sid(): string {
+    return this.session.sid;
+  }
+
+  private ensureSession(s: Session, deadline: number): Promise<void> {
+    if (!s.ready) {
+      const ready = this.submit({ v: 1, sid: s.sid, seq: 0, ack: 0, ts: 0, domain: 'session', op: 'open', args: { ttlMs: SESSION_TTL_MS } }, deadline).then((r) => {
+        if (!r.ok) throw new NodeError('UNAVAILABLE', `could not open a session: ${r.code} ${r.message}`);
+      });
+      s.ready = ready;
+      ready.catch(() => {
+        if (s.ready === ready) s.ready = null;
+      });
     }
-    return this.sessionReady;
+    return s.ready;
   }
 
   /** Apply a write exactly once; resolves with the domain's result. */
@@ -78,26 +92,35 @@ export class ProposalRouter {
     const deadline = this.deps.now() + timeoutMs;
     this.inFlight++;
     try {
-      await this.ensureSession(deadline);
-      const seq = ++this.seq;
-      this.open.add(seq);
-      try {
-        const cmd: Command = { v: 1, sid: this.sid, seq, ack: this.ackFloor(), ts: 0, domain, op, args };
-        const r = await this.submit(cmd, deadline);
-        if (!r.ok && (r.code === 'SESSION_EXPIRED' || r.code === 'SESSION_UNKNOWN')) {
-          // This node was away longer than the session TTL: open a new session and try once more.
-          this.sessionReady = null;
-          throw new NodeError('UNAVAILABLE', 'session expired; retry');
+      for (let attempt = 0; ; attempt++) {
+        const s = this.session;
+        await this.ensureSession(s, deadline);
+        const seq = ++s.seq;
+        s.open.add(seq);
+        let r: ApplyResult;
+        try {
+          r = await this.submit({ v: 1, sid: s.sid, seq, ack: s.ackFloor(), ts: 0, domain, op, args }, deadline);
+        } finally {
+          // A timed-out attempt stays ambiguous, but retrying it is safe with the same (sid, seq);
+          // once we stop waiting we acknowledge it so the state machine can forget it.
+          s.open.delete(seq);
+        }
+        if (!r.ok && (r.code === 'SESSION_EXPIRED' || r.code === 'SESSION_UNKNOWN') && attempt === 0) {
+          // This node was idle longer than the session TTL (or the session was swept). The command
+          // was refused, not applied: open a fresh session and send it again under it.
+          if (this.session === s) this.session = new Session(this.deps.id);
+          continue;
         }
         return r;
-      } finally {
-        // An attempt that timed out stays ambiguous, but retrying it is always safe with the same
-        // (sid, seq); once we stop waiting we acknowledge it so the state machine can forget it.
-        this.open.delete(seq);
       }
     } finally {
       this.inFlight--;
     }
+  }
+
+  /** A command outside any session (leader housekeeping: idempotent, so retries are harmless). */
+  async housekeeping(domain: string, op: string, args: unknown, timeoutMs: number): Promise<ApplyResult> {
+    return this.submit({ v: 1, sid: null, seq: 0, ack: 0, ts: 0, domain, op, args }, this.deps.now() + timeoutMs);
   }
 
   /** Retry one command until it is applied or the deadline passes. */

@@ -89,6 +89,7 @@ export class SessionTable {
         const existing = this.load(tx, sid);
         if (existing && !this.expired(existing, ts)) return { ok: true, value: { sid, reopened: true } };
         if (existing) this.drop(tx, sid, existing);
+        if (this.index(tx).length >= this.cfg.maxSessions) this.expireAll(tx, ts);
         const idx = this.index(tx);
         if (idx.length >= this.cfg.maxSessions) return { ok: false, code: 'SESSION_LIMIT', message: `at most ${this.cfg.maxSessions} sessions` };
         const rec: SessionRecord = { ttlMs, lastTs: ts, ack: 0, pending: [] };
@@ -102,20 +103,24 @@ export class SessionTable {
         if (s) this.drop(tx, cmd.sid, s);
         return { ok: true, value: { closed: s !== undefined } };
       }
-      case 'expire': {
-        let expired = 0;
-        for (const sid of this.index(tx)) {
-          const s = this.load(tx, sid);
-          if (s && this.expired(s, ts)) {
-            this.drop(tx, sid, s);
-            expired++;
-          }
-        }
-        return { ok: true, value: { expired } };
-      }
+      case 'expire':
+        return { ok: true, value: { expired: this.expireAll(tx, ts) } };
       default:
         return { ok: false, code: 'UNKNOWN_OPERATION', message: `session has no operation ${cmd.op}` };
     }
+  }
+
+  /** Drop every session idle for longer than its TTL at leader time `ts`. Bounded by maxSessions reads. */
+  private expireAll(tx: Overlay, ts: number): number {
+    let expired = 0;
+    for (const sid of this.index(tx)) {
+      const s = this.load(tx, sid);
+      if (s && this.expired(s, ts)) {
+        this.drop(tx, sid, s);
+        expired++;
+      }
+    }
+    return expired;
   }
 
   /**

@@ -157,3 +157,20 @@ test('time never goes backwards across leaders', () => {
   run(entry({ domain: 'clock', op: 'x', ts: 5_000 }), entry({ domain: 'clock', op: 'x', ts: 4_000 }), entry({ domain: 'clock', op: 'x', ts: 6_000 }));
   assert.deepEqual(seen, [5_000, 5_000, 6_000]);
 });
+
+test('opening a session when the table is full first drops the expired ones', () => {
+  const st = new MapState();
+  const sm = new StateMachine(st, { ...SESSION_LIMITS, maxSessions: 2 });
+  const run = (...es: Entry[]) => {
+    const b = sm.applyEntries(es);
+    st.commit(b);
+    return b;
+  };
+  run(open('session-a', 1_000_000), open('session-b', 1_000_000));
+  const full = run(open('session-c', 1_010_000));
+  assert.equal(([...full.results.values()][0] as { code: string }).code, 'SESSION_LIMIT');
+  // 61 s later both are expired: the open succeeds by dropping them.
+  const later = run(open('session-c', 1_061_001));
+  assert.deepEqual([...later.results.values()], [{ ok: true, value: { sid: 'session-c', reopened: false } }]);
+  assert.equal(st.get('sys.sessions', 'session-a'), undefined);
+});

@@ -1,0 +1,60 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ProposalRouter, SESSION_TTL_MS } from '../../../src/node/router.ts';
+import type { ProposeOutcome } from '../../../src/node/driver.ts';
+import { StateMachine } from '../../../src/state/machine.ts';
+import type { AppliedBatch } from '../../../src/state/machine.ts';
+import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
+import { kvDomain } from '../../../src/state/kv.ts';
+
+/** A one-node "leader": proposeLocal applies at once through a real state machine. */
+function fakeLeader(opts: { loseAnswerOnce?: boolean } = {}) {
+  const state = new Map<string, Uint8Array>();
+  const sm = new StateMachine({ get: (ks, k) => state.get(`${ks}/${k}`) }, SESSION_LIMITS);
+  sm.register(kvDomain);
+  let index = 1;
+  let clock = 1_000_000;
+  let lose = opts.loseAnswerOnce ?? false;
+  const commit = (b: AppliedBatch) => {
+    for (const [ks, k, v] of b.changes.puts) state.set(`${ks}/${k}`, v);
+    for (const [ks, k] of b.changes.dels) state.delete(`${ks}/${k}`);
+  };
+  const router = new ProposalRouter({
+    id: 1,
+    leader: () => 1,
+    leaderChange: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 5))),
+    forward: () => Promise.reject(new Error('no forwarding in this test')),
+    now: () => clock,
+    proposeLocal: (data) => {
+      const i = ++index;
+      const b = sm.applyEntries([{ term: 2, index: i, type: 'normal', data }]);
+      commit(b);
+      const result = b.results.get(i)!;
+      if (lose && !(result.ok && (result.value as { sid?: string } | null)?.sid)) {
+        // Applied, but the answer never comes back (a leader that crashed after applying).
+        lose = false;
+        return new Promise<ProposeOutcome>(() => undefined);
+      }
+      return Promise.resolve({ kind: 'applied', result });
+    },
+  });
+  return { router, state, advance: (ms: number) => (clock += ms) };
+}
+
+test('an applied write whose answer was lost is retried with the same (sid, seq) and applied once', async () => {
+  const { router } = fakeLeader({ loseAnswerOnce: true });
+  const r = await router.write('kv', 'append', { key: 'k', value: 'x' }, 5_000);
+  assert.deepEqual(r, { ok: true, value: { value: 'x' } }, 'the retry got the first result, not "xx"');
+  const again = await router.write('kv', 'append', { key: 'k', value: 'y' }, 5_000);
+  assert.deepEqual(again, { ok: true, value: { value: 'xy' } });
+});
+
+test('after the TTL passes, the expired session is replaced and the write still succeeds', async () => {
+  const { router, advance } = fakeLeader();
+  await router.write('kv', 'put', { key: 'k', value: 'a' }, 5_000);
+  const first = router.sid;
+  advance(SESSION_TTL_MS + 1);
+  const r = await router.write('kv', 'append', { key: 'k', value: 'b' }, 5_000);
+  assert.deepEqual(r, { ok: true, value: { value: 'ab' } }, 'applied exactly once under the new session');
+  assert.notEqual(router.sid, first);
+});
