@@ -65,9 +65,50 @@ export interface NodeStatus {
   readonly members: readonly MemberStatus[] | null;
 }
 
+/** What /readyz asks (src/ops/health.ts). */
+export interface HealthRequest {
+  /** Also perform a real linearizable round trip (a ReadIndex barrier, §6.4) within timeoutMs. */
+  readonly deep: boolean;
+  readonly timeoutMs: number;
+}
+
+/**
+ * The facts readiness is decided on (the decision and its bounds are the serving side's:
+ * src/ops/health.ts). Times are measured by the raft driver with the wall clock, never by the
+ * pure core.
+ */
+export interface NodeHealth {
+  readonly id: number;
+  readonly role: string;
+  /** The leader this node knows, or 0. */
+  readonly leader: number;
+  readonly term: number;
+  readonly commit: number;
+  readonly applied: number;
+  /**
+   * How long ago this node last had evidence of a working leader: on a follower, the time since
+   * the last message from the leader it knows; on the leader, the time since a majority of voters
+   * (itself included) was last heard from (the quorum contact that check-quorum, §6.2, relies on).
+   * null when there is none (no leader known, or never heard from it).
+   */
+  readonly leaderContactAgeMs: number | null;
+  /** This node's election timeout (electionTick × tickMs): the scale a "recent" contact is judged on. */
+  readonly electionTimeoutMs: number;
+  readonly stopping: boolean;
+  /** The deep check's outcome, when asked for. */
+  readonly deep: { readonly ok: boolean; readonly ms: number; readonly error: string | null } | null;
+}
+
 /** What the serving side may ask of a node. Implemented by the node in the primary, and by an IPC proxy in workers. */
 export interface NodeApi {
   write(req: WriteRequest): Promise<ApplyResult>;
   read(req: ReadRequest): Promise<ApplyResult>;
   status(): Promise<NodeStatus>;
+  /**
+   * Readiness facts. Optional so a serving-side stand-in (tests, a node without raft) may lack it;
+   * /readyz then answers 503 "node reports no health".
+   */
+  health?(req: HealthRequest): Promise<NodeHealth>;
+  /** The node's own metrics (prom-client JSON, see src/ops/metrics.ts); optional like health. */
+  metricsJson?(): Promise<unknown[]>;
 }

@@ -63,6 +63,14 @@ export interface DriverLogger {
   error(obj: object, msg: string): void;
 }
 
+/** Metrics hooks (src/ops/metrics.ts implements them); called synchronously, must not throw. */
+export interface DriverObserver {
+  /** The leader this node knows changed (to `leader`, NONE when it lost it). */
+  leaderChanged(leader: NodeId, term: number): void;
+  /** A snapshot was created, installed or streamed to a follower; bytes when known. */
+  snapshot(event: 'created' | 'installed' | 'sent' | 'send_failed', bytes: number | null): void;
+}
+
 export interface DriverOptions {
   readonly id: NodeId;
   readonly node: RawNode;
@@ -76,6 +84,12 @@ export interface DriverOptions {
   readonly onSoftState?: (ss: SoftState, term: number) => void;
   /** Debug-only: answer writes as soon as they are proposed (negative control for the checkers). */
   readonly unsafeAckBeforeCommit?: boolean;
+  readonly observer?: DriverObserver;
+  /**
+   * Wall clock for the liveness facts (last contact with each peer). Measured here, in the
+   * driver, never in the core: src/raft/ stays pure and counts logical ticks only.
+   */
+  readonly now?: () => number;
 }
 
 interface ProposalWaiter {
@@ -110,6 +124,9 @@ export class RaftDriver {
   private applied: number;
   private softState: SoftState = { lead: NONE, role: 'follower' };
   private lastStatus: Status;
+  private readonly now: () => number;
+  /** When a message from each known peer was last received (wall clock, ms); peers only, so bounded by the membership. */
+  private readonly lastHeard = new Map<NodeId, number>();
 
   constructor(private readonly opts: DriverOptions) {
     this.id = opts.id;
@@ -121,6 +138,38 @@ export class RaftDriver {
     this.confState = opts.storage.confState;
     this.applied = opts.storage.applied;
     this.lastStatus = this.node.status();
+    this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * How long ago this node last had evidence of a working leader (NodeHealth.leaderContactAgeMs):
+   * a follower, since the last message from its leader; the leader, since a majority of each voter
+   * set (both halves of a joint configuration, §6) was last heard from, itself counting as now.
+   * null when no leader is known or there is no such evidence yet.
+   */
+  leaderContactAgeMs(): number | null {
+    const now = this.now();
+    const lead = this.lastStatus.softState.lead;
+    if (lead === NONE) return null;
+    if (lead !== this.id) {
+      const t = this.lastHeard.get(lead);
+      return t === undefined ? null : Math.max(0, now - t);
+    }
+    const cs = this.lastStatus.confState;
+    let worst = 0;
+    for (const voters of [cs.voters, cs.votersOutgoing]) {
+      if (voters.length === 0) continue;
+      const ages = voters
+        .map((id) => {
+          if (id === this.id) return 0;
+          const t = this.lastHeard.get(id);
+          return t === undefined ? Infinity : Math.max(0, now - t);
+        })
+        .sort((a, b) => a - b);
+      // The majority's contact is as old as its oldest member: the (⌊n/2⌋+1)-th freshest.
+      worst = Math.max(worst, ages[Math.floor(voters.length / 2)]!);
+    }
+    return Number.isFinite(worst) ? worst : null;
   }
 
   start(): void {
@@ -224,9 +273,15 @@ export class RaftDriver {
 
   private handle(input: DriverInput): void {
     switch (input.kind) {
-      case 'messages':
-        for (const m of input.messages) this.node.step(m);
+      case 'messages': {
+        const t = this.now();
+        for (const m of input.messages) {
+          // Only members (known peers) are tracked, so the map cannot grow past the membership.
+          if (this.knownPeers.has(m.from)) this.lastHeard.set(m.from, t);
+          this.node.step(m);
+        }
         return;
+      }
       case 'propose':
       case 'confChange': {
         if (this.waiterCount() >= MAX_WAITERS) {
@@ -290,7 +345,9 @@ export class RaftDriver {
         // Reads waiting on the old leader's confirmation will never be answered: retry them.
         for (const r of this.readContexts.values()) r({ kind: 'notLeader', leader: rd.softState.lead });
         this.readContexts.clear();
-        this.log.info({ leader: rd.softState.lead, role: rd.softState.role, term: this.node.status().hardState.term }, 'leader changed');
+        const term = this.node.status().hardState.term;
+        this.log.info({ leader: rd.softState.lead, role: rd.softState.role, term }, 'leader changed');
+        this.opts.observer?.leaderChanged(rd.softState.lead, term);
       }
       this.opts.onSoftState?.(rd.softState, this.node.status().hardState.term);
     }
@@ -306,6 +363,7 @@ export class RaftDriver {
       this.applied = idx;
       await this.syncPeers(rd.snapshot.metadata.confState);
       this.log.info({ index: idx, term: rd.snapshot.metadata.term }, 'installed snapshot');
+      this.opts.observer?.snapshot('installed', null);
     }
 
     // Apply in memory; the writes go into the same batch as the entries and hard state.
@@ -395,6 +453,7 @@ export class RaftDriver {
     const term = this.storage.term(index);
     const info = await this.storage.createSnapshot({ index, term, confState: this.confState });
     this.log.info({ index, term, bytes: info.bytes, records: info.records, compactedThrough: info.compactedThrough }, 'created snapshot');
+    this.opts.observer?.snapshot('created', info.bytes);
   }
 
   /** Stream a snapshot file to a follower; report the outcome to the core through the inbox. */
@@ -404,8 +463,10 @@ export class RaftDriver {
       try {
         const stream = await this.storage.openSnapshotChunks(md.index);
         await this.transport.sendSnapshot(m.to, { term: m.term, metadata: md }, stream.chunks);
+        this.opts.observer?.snapshot('sent', stream.totalBytes);
         this.enqueue({ kind: 'snapshotStatus', id: m.to, ok: true });
       } catch (e) {
+        this.opts.observer?.snapshot('send_failed', null);
         this.log.warn({ to: m.to, index: md.index, err: e instanceof Error ? e.message : String(e) }, 'snapshot send failed');
         this.enqueue({ kind: 'snapshotStatus', id: m.to, ok: false });
       }

@@ -18,7 +18,10 @@ import type { ProposeOutcome, ReadOutcome } from './driver.ts';
 import { ProposalRouter } from './router.ts';
 import { ReadService } from './reads.ts';
 import { NodeError } from './api.ts';
-import type { NodeApi, NodeStatus, ReadRequest, WriteRequest, MemberStatus } from './api.ts';
+import type { HealthRequest, NodeApi, NodeHealth, NodeStatus, ReadRequest, WriteRequest, MemberStatus } from './api.ts';
+import { NodeMetrics } from '../ops/metrics.ts';
+import type { MetricsJson, ProposalOutcome } from '../ops/metrics.ts';
+import { withTerm } from '../ops/log-context.ts';
 import { MEMBERS_KEYSPACE, encodeMembersContext, memberRecord } from './members.ts';
 import type { MemberAddress } from './members.ts';
 
@@ -71,6 +74,8 @@ export class RaftNode implements NodeApi {
     private readonly router: ProposalRouter,
     private readonly reads: ReadService,
     private readonly opts: RaftNodeOptions,
+    /** This node's Prometheus metrics (raft, proposals, storage, snapshots, peers). */
+    readonly metrics: NodeMetrics,
   ) {}
 
   /** The port the raft transport listens on (useful with port 0). */
@@ -78,6 +83,19 @@ export class RaftNode implements NodeApi {
 
   static async start(opts: RaftNodeOptions): Promise<RaftNode> {
     const storage = await DurableStorage.open(opts.dataDir, { config: opts.storage ?? {}, ...(opts.storageFaults ? { faults: opts.storageFaults } : {}) });
+    // The driver exists only further down; until then the store's hard state is the truth.
+    let driverRef: RaftDriver | null = null;
+    const term = (): number => driverRef?.status().hardState.term ?? storage.hardState.term;
+    // Every line this node logs carries its current term (and, from the logger's bindings, its id).
+    const logger = withTerm(opts.logger, term);
+    const metrics = new NodeMetrics(opts.id, {
+      term,
+      role: () => driverRef?.status().softState.role ?? 'follower',
+      leader: () => driverRef?.status().softState.lead ?? NONE,
+      commit: () => driverRef?.status().hardState.commit ?? storage.hardState.commit,
+      applied: () => driverRef?.appliedIndex() ?? storage.applied,
+    });
+    storage.onBatchWritten = (seconds, synced) => metrics.storageBatch(seconds, synced);
     try {
       const fresh = storage.lastIndex() === 0 && storage.hardState.term === 0 && storage.snapshotMetadata.index === 0;
       if (fresh && !opts.join) {
@@ -126,6 +144,7 @@ export class RaftNode implements NodeApi {
         },
         onSnapshot: async (header, chunks) => {
           const received = await storage.receiveSnapshot({ index: header.metadata.index, term: header.metadata.term }, chunks);
+          metrics.snapshot('received', received.bytes);
           const msg: MsgSnap = { type: 'snap', from: header.from, to: header.to, term: header.term, snapshot: { metadata: header.metadata, data: new Uint8Array(0) } };
           if (!self?.driver.enqueue({ kind: 'snapshotReceived', msg, path: received.path })) throw new Error('node is not accepting snapshots');
         },
@@ -146,21 +165,29 @@ export class RaftNode implements NodeApi {
           self?.driver.enqueue({ kind: 'snapshotStatus', id, ok: status === 'finished' });
         },
       };
-      const transport = new Transport({ id: opts.id, listen: opts.raftListen, peers, tls: opts.tls, handler, logger: opts.logger });
+      const transport = new Transport({
+        id: opts.id,
+        listen: opts.raftListen,
+        peers,
+        tls: opts.tls,
+        handler,
+        logger,
+        observer: { peerRtt: (peer, seconds) => metrics.peerRtt(peer, seconds), peerSendFailed: (peer) => metrics.peerSendFailed(peer) },
+      });
 
       const leaderChangeWaiters: (() => void)[] = [];
-      const now = () => Date.now();
+      const now = (): number => Date.now();
       const driver = new RaftDriver({
         id: opts.id,
         node: rawNode,
         storage,
         sm,
         transport,
-        logger: opts.logger,
+        logger,
         onFatal: (err) => {
           if (opts.onFatal) opts.onFatal(err);
           else {
-            opts.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'fatal error: stopping the node');
+            logger.error({ err: err instanceof Error ? err.message : String(err) }, 'fatal error: stopping the node');
             process.exit(70);
           }
         },
@@ -169,7 +196,10 @@ export class RaftNode implements NodeApi {
           for (const w of ws) w();
         },
         ...(opts.unsafe?.ackBeforeCommit ? { unsafeAckBeforeCommit: true } : {}),
+        observer: { leaderChanged: () => metrics.leaderChanged(), snapshot: (event, bytes) => metrics.snapshot(event, bytes) },
+        now,
       });
+      driverRef = driver;
       driver.setKnownPeers(peers);
 
       const leaderChange = (ms: number) =>
@@ -191,7 +221,7 @@ export class RaftNode implements NodeApi {
         now,
       });
 
-      const node = new RaftNode(opts.id, storage, sm, driver, transport, router, reads, opts);
+      const node = new RaftNode(opts.id, storage, sm, driver, transport, router, reads, opts, metrics);
       self = node;
       node.raftPort = await transport.start();
       driver.start();
@@ -201,10 +231,10 @@ export class RaftNode implements NodeApi {
       node.sweepTimer = setInterval(() => {
         if (driver.status().softState.role !== 'leader') return;
         router.housekeeping('session', 'expire', null, SESSION_SWEEP_INTERVAL_MS).catch((e: unknown) => {
-          opts.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'session sweep failed');
+          logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'session sweep failed');
         });
       }, SESSION_SWEEP_INTERVAL_MS);
-      opts.logger.info({ node: opts.id, raftPort: node.raftPort, applied: storage.applied, lastIndex: storage.lastIndex() }, 'node started');
+      logger.info({ raftPort: node.raftPort, applied: storage.applied, lastIndex: storage.lastIndex() }, 'node started');
       return node;
     } catch (e) {
       await storage.close().catch(() => undefined);
@@ -223,8 +253,59 @@ export class RaftNode implements NodeApi {
   }
 
   async write(req: WriteRequest): Promise<ApplyResult> {
-    const timeoutMs = this.checkTimeout(req.timeoutMs);
-    return this.router.write(req.domain, req.op, req.args, timeoutMs);
+    const startNs = process.hrtime.bigint();
+    const seconds = (): number => Number(process.hrtime.bigint() - startNs) / 1e9;
+    try {
+      const timeoutMs = this.checkTimeout(req.timeoutMs);
+      const r = await this.router.write(req.domain, req.op, req.args, timeoutMs);
+      this.metrics.proposal(r.ok ? 'ok' : 'rejected', seconds());
+      return r;
+    } catch (e) {
+      this.metrics.proposal(proposalOutcomeOf(e), seconds());
+      throw e;
+    }
+  }
+
+  /** The current term (for log correlation by the process that serves this node). */
+  currentTerm(): number {
+    return this.driver.status().hardState.term;
+  }
+
+  /**
+   * Readiness facts (src/ops/health.ts decides). With req.deep, first a real linearizable round
+   * trip: a ReadIndex barrier (dissertation §6.4) — the leader confirms it still leads a majority
+   * and this node applies up to the read index — bounded by req.timeoutMs.
+   */
+  async health(req: HealthRequest): Promise<NodeHealth> {
+    let deep: NodeHealth['deep'] = null;
+    if (req.deep) {
+      const t0 = Date.now();
+      try {
+        await this.reads.barrier(this.checkTimeout(req.timeoutMs));
+        deep = { ok: true, ms: Date.now() - t0, error: null };
+      } catch (e) {
+        deep = { ok: false, ms: Date.now() - t0, error: e instanceof NodeError ? `${e.code}: ${e.message}` : String(e) };
+      }
+    }
+    // Read after the deep check, so the facts are as fresh as the answer.
+    const s = this.driver.status();
+    return {
+      id: this.id,
+      role: s.softState.role,
+      leader: s.softState.lead,
+      term: s.hardState.term,
+      commit: s.hardState.commit,
+      applied: this.driver.appliedIndex(),
+      leaderContactAgeMs: this.driver.leaderContactAgeMs(),
+      electionTimeoutMs: this.opts.electionTick * this.opts.tickMs,
+      stopping: this.stopping,
+      deep,
+    };
+  }
+
+  /** This node's metrics as prom-client JSON (merged with the HTTP side's by the serving process). */
+  metricsJson(): Promise<MetricsJson> {
+    return this.metrics.json();
   }
 
   async read(req: ReadRequest): Promise<ApplyResult> {
@@ -316,5 +397,20 @@ export class RaftNode implements NodeApi {
     await this.driver.stop();
     await this.transport.stop();
     await this.storage.close();
+  }
+}
+
+/** The proposal metric's outcome label for an error thrown by write(). */
+function proposalOutcomeOf(e: unknown): ProposalOutcome {
+  if (!(e instanceof NodeError)) return 'error';
+  switch (e.code) {
+    case 'UNAVAILABLE':
+      return 'unavailable';
+    case 'TIMEOUT':
+      return 'timeout';
+    case 'INVALID_REQUEST':
+      return 'invalid';
+    case 'STOPPING':
+      return 'stopping';
   }
 }

@@ -14,6 +14,7 @@
 // validated exactly like the file's value. A variable that starts with a section prefix
 // (`RAFTAUTH_RAFT_…`) but names no key is refused, for the same reason as an unknown key.
 // `RAFTAUTH_ALLOW_UNSAFE=1` is not an override: it is the switch that permits `unsafe.*` keys.
+// `RAFTAUTH_ADMIN` and `RAFTAUTH_ADMIN_TOKEN` belong to the `raftauth` CLI and are ignored here.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -72,6 +73,7 @@ export interface NodeConfig {
     readonly workers: number;
     readonly bodyLimitBytes: number;
     readonly requestTimeoutMs: number;
+    readonly readyMaxApplyLag: number;
   };
   readonly admin: { readonly listen: HostPort | null; readonly tokenFile: string | null };
   readonly log: { readonly level: LogLevel };
@@ -317,6 +319,12 @@ const SPEC = {
     bodyLimitBytes: int(1, 16 * MiB, 64 * KiB),
     /** Deadline of a request against the node; a client's x-request-timeout-ms may only shorten it. Default 5000. */
     requestTimeoutMs: int(1, 600_000, 5_000),
+    /**
+     * /readyz answers 503 while the applied index is more than this many entries behind the commit
+     * index: a node replaying a backlog would hold every linearizable read until the replay is
+     * done, so a load balancer should send traffic elsewhere meanwhile. Default 1000.
+     */
+    readyMaxApplyLag: int(0, 100_000_000, 1000),
   },
   admin: {
     /**
@@ -360,6 +368,9 @@ export function envName(section: string, key: string): string {
 
 /** The environment variable that permits `unsafe.*` switches. */
 export const ALLOW_UNSAFE_ENV = 'RAFTAUTH_ALLOW_UNSAFE';
+
+/** Variables of the `raftauth` CLI (admin URL and token), ignored by the node's config loader. */
+const CLI_ENV = new Set(['RAFTAUTH_ADMIN', 'RAFTAUTH_ADMIN_TOKEN']);
 /** Largest config file read. */
 const MAX_CONFIG_FILE_BYTES = 1 * MiB;
 
@@ -415,6 +426,8 @@ export function parseConfig(body: string, file: string, env: Env = process.env):
     if (text === undefined || !name.startsWith('RAFTAUTH_')) continue;
     const target = envKeys.get(name);
     if (!target) {
+      // The CLI's own variables share the admin prefix; they are not node config.
+      if (CLI_ENV.has(name)) continue;
       if (SECTIONS.some((s) => name.startsWith(`RAFTAUTH_${s.toUpperCase()}_`))) {
         throw new ConfigError(file, name, `environment variable ${name} names no config key`);
       }

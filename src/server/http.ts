@@ -10,6 +10,11 @@
 //   GET    /v1/status             node.status(); ?cached=1 answers from the read cache (no IPC): the status
 //                                  as of the last change of role, leader, term or membership (commit and
 //                                  applied indexes in it may be behind); x-raftauth-cache: hit|miss
+//   GET    /healthz, /readyz[?deep=1]   liveness and readiness (src/ops/health.ts)
+//   GET    /metrics               Prometheus text of the whole node: the node's metrics and the HTTP
+//                                  metrics of every process serving HTTP (src/ops/metrics.ts)
+// Every response is counted in raftauth_http_requests_total{route,method,status} and timed in
+// raftauth_http_request_duration_seconds, by route pattern (never the raw URL: bounded labels).
 // Errors are JSON `{ error: CODE, message }`: a domain's refusal → 400 with its code; NodeError
 // UNAVAILABLE/STOPPING → 503, TIMEOUT → 504 (writes add `indeterminate: true`: the write may or may
 // not have been applied; retrying is safe because proposals are exactly-once, DESIGN principle 4),
@@ -27,6 +32,8 @@ import { KV_MAX_KEY_BYTES } from '../state/kv.ts';
 import type { NodeConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import type { ReadCache } from './read-cache.ts';
+import { DEFAULT_READY_MAX_APPLY_LAG, registerHealthRoutes } from '../ops/health.ts';
+import { HttpMetrics, METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, isMetricsJson, metricsText } from '../ops/metrics.ts';
 
 /** The read-cache table holding this node's status, under STATUS_KEY. */
 export const STATUS_TABLE = 'status';
@@ -40,11 +47,19 @@ const MAX_PARAM_CHARS = KV_MAX_KEY_BYTES * 3;
 export interface HttpOptions {
   readonly node: NodeApi;
   readonly cache: ReadCache;
-  readonly http: Pick<NodeConfig['http'], 'bodyLimitBytes' | 'requestTimeoutMs'>;
+  readonly http: Pick<NodeConfig['http'], 'bodyLimitBytes' | 'requestTimeoutMs'> & Partial<Pick<NodeConfig['http'], 'readyMaxApplyLag'>>;
   readonly nodeId: number;
   /** cluster worker id, or 0 when the primary serves HTTP itself. Sent as x-raftauth-worker. */
   readonly workerId: number;
   readonly logger: Logger;
+  /** Where this app counts its requests. Default: a fresh HttpMetrics (see app.httpMetrics). */
+  readonly httpMetrics?: HttpMetrics;
+  /**
+   * The /metrics text. Default: the node's own metrics (node.metricsJson) merged with this app's
+   * HTTP metrics, right when the node is in this process. A worker passes a function that asks
+   * the primary, which merges every process's metrics (src/server/process.ts).
+   */
+  readonly metricsText?: () => Promise<string>;
 }
 
 class HttpError extends Error {
@@ -61,6 +76,7 @@ type KvParams = { key: string };
 
 export function buildHttpApp(opts: HttpOptions): FastifyInstance {
   const { node, cache, http, logger } = opts;
+  const httpMetrics = opts.httpMetrics ?? new HttpMetrics(opts.nodeId);
   const app = Fastify({
     loggerInstance: logger,
     // One line per request is logged below at debug; fastify's two info lines per request would
@@ -83,6 +99,7 @@ export function buildHttpApp(opts: HttpOptions): FastifyInstance {
     reply.header('x-raftauth-worker', String(opts.workerId));
   });
   app.addHook('onResponse', async (req, reply) => {
+    httpMetrics.request(req.routeOptions.url ?? UNMATCHED_ROUTE, req.method, reply.statusCode, reply.elapsedTime / 1000);
     req.log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });
 
@@ -169,6 +186,19 @@ export function buildHttpApp(opts: HttpOptions): FastifyInstance {
       reply.header('x-raftauth-cache', 'miss');
     }
     return reply.code(200).send(await bounded(node.status(), timeoutMs));
+  });
+
+  registerHealthRoutes(app, { node, nodeId: opts.nodeId, maxApplyLag: http.readyMaxApplyLag ?? DEFAULT_READY_MAX_APPLY_LAG, requestTimeoutMs: http.requestTimeoutMs });
+
+  const localMetricsText = async (): Promise<string> => {
+    const own = node.metricsJson ? await node.metricsJson() : [];
+    if (!isMetricsJson(own)) throw new Error('the node returned malformed metrics');
+    return metricsText([own, await httpMetrics.json()]);
+  };
+  const text = opts.metricsText ?? localMetricsText;
+  app.get('/metrics', async (req, reply) => {
+    const body = await bounded(text(), deadlineMs(req));
+    return reply.code(200).header('content-type', METRICS_CONTENT_TYPE).header('cache-control', 'no-store').send(body);
   });
 
   return app;

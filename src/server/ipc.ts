@@ -18,16 +18,22 @@
 // has a deadline on the worker side (the request's own timeoutMs plus a grace period, so the node's
 // own TIMEOUT, with its better message, normally arrives first); every message is at most
 // MAX_IPC_MESSAGE_BYTES.
+//
+// Health and metrics: a worker's /readyz calls `health` (the node's readiness facts) and its
+// /metrics calls `metrics`, which the primary answers with the Prometheus text of the whole node.
+// To build it the primary sends each worker `metrics.collect` and merges the `metrics.report`
+// answers (each worker's HTTP metrics, prom-client JSON) with its own (src/server/process.ts).
 import { Packr } from 'msgpackr';
 import { NodeError } from '../node/api.ts';
-import type { ApplyResult, NodeApi, NodeErrorCode, NodeStatus, ReadRequest, WriteRequest } from '../node/api.ts';
+import type { ApplyResult, HealthRequest, NodeApi, NodeErrorCode, NodeHealth, NodeStatus, ReadRequest, WriteRequest } from '../node/api.ts';
 import type { Logger } from './log.ts';
 import type { CacheUpdate } from './read-cache.ts';
 
 /** Largest encoded IPC message. Commands are at most 1 MiB (state/command.ts); this leaves room for the envelope. */
 export const MAX_IPC_MESSAGE_BYTES = 4 * 1024 * 1024;
 
-export type IpcMethod = 'write' | 'read' | 'status';
+export type IpcMethod = 'write' | 'read' | 'status' | 'health' | 'metrics';
+const IPC_METHODS: readonly IpcMethod[] = ['write', 'read', 'status', 'health', 'metrics'];
 
 export interface IpcRequest {
   readonly t: 'req';
@@ -40,11 +46,22 @@ export type IpcResponse =
   | { readonly t: 'res'; readonly id: number; readonly ok: true; readonly value: unknown }
   | { readonly t: 'res'; readonly id: number; readonly ok: false; readonly error: { readonly code: NodeErrorCode; readonly message: string } };
 
+/** A worker's answer to `metrics.collect`: its HTTP metrics as prom-client JSON (checked by the primary). */
+export interface MetricsReport {
+  readonly t: 'metrics.report';
+  readonly id: number;
+  readonly metrics: unknown;
+}
+
 /** Worker → primary. `ready`: the worker's message listener is attached (messages sent before it are lost). */
-export type WorkerMessage = { readonly t: 'ready' } | IpcRequest;
+export type WorkerMessage = { readonly t: 'ready' } | IpcRequest | MetricsReport;
 
 /** Primary → worker. */
-export type PrimaryMessage = IpcResponse | ({ readonly t: 'cache.update' } & CacheUpdate) | { readonly t: 'shutdown'; readonly drainMs: number };
+export type PrimaryMessage =
+  | IpcResponse
+  | ({ readonly t: 'cache.update' } & CacheUpdate)
+  | { readonly t: 'shutdown'; readonly drainMs: number }
+  | { readonly t: 'metrics.collect'; readonly id: number };
 
 export class IpcError extends Error {
   constructor(message: string) {
@@ -82,8 +99,12 @@ export function decodeWorkerMessage(bytes: unknown): WorkerMessage {
   if (m.t === 'ready') return { t: 'ready' };
   if (m.t === 'req') {
     if (!isId(m.id)) throw new IpcError('IPC request without a valid id');
-    if (m.method !== 'write' && m.method !== 'read' && m.method !== 'status') throw new IpcError(`IPC request ${m.id}: unknown method ${String(m.method)}`);
-    return { t: 'req', id: m.id, method: m.method, params: m.params };
+    if (!IPC_METHODS.includes(m.method as IpcMethod)) throw new IpcError(`IPC request ${m.id}: unknown method ${String(m.method)}`);
+    return { t: 'req', id: m.id, method: m.method as IpcMethod, params: m.params };
+  }
+  if (m.t === 'metrics.report') {
+    if (!isId(m.id)) throw new IpcError('metrics report without a valid id');
+    return { t: 'metrics.report', id: m.id, metrics: m.metrics };
   }
   throw new IpcError(`unknown worker message type ${String(m.t)}`);
 }
@@ -109,6 +130,9 @@ export function decodePrimaryMessage(bytes: unknown): PrimaryMessage {
       if (typeof drainMs !== 'number' || !Number.isSafeInteger(drainMs) || drainMs < 0) throw new IpcError('shutdown message without a valid drainMs');
       return { t: 'shutdown', drainMs };
     }
+    case 'metrics.collect':
+      if (!isId(m.id)) throw new IpcError('metrics.collect without a valid id');
+      return { t: 'metrics.collect', id: m.id };
     default:
       throw new IpcError(`unknown primary message type ${String(m.t)}`);
   }
@@ -165,6 +189,17 @@ export class IpcNodeApi implements NodeApi {
     return this.call('status', null, this.limits.statusTimeoutMs) as Promise<NodeStatus>;
   }
 
+  health(req: HealthRequest): Promise<NodeHealth> {
+    return this.call('health', req, req.timeoutMs) as Promise<NodeHealth>;
+  }
+
+  /** The Prometheus text of the whole node, built by the primary (deadline: statusTimeoutMs). */
+  async metricsText(): Promise<string> {
+    const v = await this.call('metrics', null, this.limits.statusTimeoutMs);
+    if (typeof v !== 'string') throw new NodeError('UNAVAILABLE', 'the primary answered metrics with something else than text');
+    return v;
+  }
+
   /** Deliver a response from the primary. A response after its deadline (or unknown) is dropped. */
   onResponse(res: IpcResponse): void {
     const p = this.pending.get(res.id);
@@ -202,7 +237,8 @@ export class IpcNodeApi implements NodeApi {
       return Promise.reject(new NodeError('INVALID_REQUEST', (e as Error).message));
     }
     return new Promise((resolve, reject) => {
-      const deadlineMs = method === 'status' ? timeoutMs : timeoutMs + this.limits.graceMs;
+      // status and metrics carry no deadline of their own for the primary to honour: theirs is exact.
+      const deadlineMs = method === 'status' || method === 'metrics' ? timeoutMs : timeoutMs + this.limits.graceMs;
       const timer = setTimeout(() => {
         if (this.pending.delete(id)) reject(new NodeError('TIMEOUT', `no answer from the primary within ${deadlineMs} ms`));
       }, deadlineMs);
@@ -239,6 +275,8 @@ export class IpcConnection {
     private readonly send: (bytes: Uint8Array) => void,
     private readonly limits: IpcServerLimits,
     private readonly log: Logger,
+    /** Builds the node's whole /metrics text (the primary's own metrics and every worker's). */
+    private readonly metricsText: (() => Promise<string>) | null = null,
   ) {}
 
   get outstanding(): number {
@@ -282,7 +320,23 @@ export class IpcConnection {
         return this.node.write(this.checkParams(req.params, false) as WriteRequest);
       case 'read':
         return this.node.read(this.checkParams(req.params, true));
+      case 'health': {
+        if (!this.node.health) return Promise.reject(new NodeError('UNAVAILABLE', 'the node reports no health'));
+        return this.node.health(this.checkHealthParams(req.params));
+      }
+      case 'metrics':
+        if (!this.metricsText) return Promise.reject(new NodeError('UNAVAILABLE', 'no metrics in this primary'));
+        return this.metricsText();
     }
+  }
+
+  private checkHealthParams(p: unknown): HealthRequest {
+    if (typeof p !== 'object' || p === null) throw new NodeError('INVALID_REQUEST', 'params must be a map');
+    const o = p as Record<string, unknown>;
+    const t = o.timeoutMs;
+    if (typeof o.deep !== 'boolean') throw new NodeError('INVALID_REQUEST', 'deep must be a boolean');
+    if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 1 || t > this.limits.maxTimeoutMs) throw new NodeError('INVALID_REQUEST', `timeoutMs must be an integer from 1 to ${this.limits.maxTimeoutMs}`);
+    return { deep: o.deep, timeoutMs: t };
   }
 
   /** Rebuild the request from checked fields only: nothing unexpected reaches the node. */

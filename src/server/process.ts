@@ -16,10 +16,18 @@
 //  - The `status` read-cache table is pushed on every change of leader, term, role or membership,
 //    seen either through the node's optional onStatusChange or by polling status() every
 //    statusPollMs.
+//  - Metrics: the node's metrics live here, the HTTP metrics in whichever process serves HTTP.
+//    A worker's /metrics asks this process (IPC `metrics`), which asks every worker for its HTTP
+//    metrics (`metrics.collect`, answered within METRICS_COLLECT_TIMEOUT_MS or left out) and
+//    merges them with the node's (src/ops/metrics.ts).
+//  - Logs: every line of this process carries the node's id (a base binding) and its current
+//    term (src/ops/log-context.ts), once the node is up.
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
+import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
+import { NodeError } from '../node/api.ts';
 import type { NodeApi, NodeStatus } from '../node/api.ts';
 import type { HostPort, NodeConfig } from './config.ts';
 import { STATUS_KEY, STATUS_TABLE, buildHttpApp } from './http.ts';
@@ -29,6 +37,9 @@ import type { Logger } from './log.ts';
 import { CachePublisher } from './read-cache.ts';
 import { closeHttp } from './shutdown.ts';
 import { WORKER_CONFIG_ENV } from './worker.ts';
+import { HttpMetrics, isMetricsJson, metricsText } from '../ops/metrics.ts';
+import type { MetricsJson } from '../ops/metrics.ts';
+import { withTerm } from '../ops/log-context.ts';
 
 /** What the primary runs: the node API plus its lifecycle. */
 export interface ServedNode extends NodeApi {
@@ -38,6 +49,8 @@ export interface ServedNode extends NodeApi {
    * unsubscribe function. Without it the status is polled every statusPollMs.
    */
   onStatusChange?(listener: (s: NodeStatus) => void): () => void;
+  /** Optional: the node's current term, added to every log line of this process. */
+  currentTerm?(): number;
 }
 
 export type NodeFactory = (config: NodeConfig, logger: Logger) => ServedNode | Promise<ServedNode>;
@@ -84,6 +97,10 @@ const DEFAULT_START_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_OUTSTANDING_PER_WORKER = 1024;
 /** After drainMs a worker still alive gets this long to exit before SIGKILL. */
 const WORKER_EXIT_GRACE_MS = 2_000;
+/** A worker that has not reported its metrics within this is left out of that scrape. */
+export const METRICS_COLLECT_TIMEOUT_MS = 2_000;
+/** Scrapes being assembled at once; one more is refused (a scraper cannot pile up collections). */
+export const MAX_METRICS_COLLECTIONS = 8;
 
 interface Slot {
   readonly worker: Worker;
@@ -103,7 +120,8 @@ function workerExecArgv(entry: string): string[] {
 
 export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, options: StartOptions = {}): Promise<ServerHandle> {
   if (!cluster.isPrimary) throw new Error('startServer runs in the primary process only');
-  const log = options.logger ?? createLogger(config.log.level, { node: config.node.id });
+  let termOf: () => number | null = () => null;
+  const log = withTerm(options.logger ?? createLogger(config.log.level, { node: config.node.id }), () => termOf());
   const drainMs = options.drainMs ?? config.http.requestTimeoutMs + 1_000;
   const restartLimit = options.restartLimit ?? DEFAULT_RESTART_LIMIT;
   const statusPollMs = options.statusPollMs ?? config.raft.tickMs;
@@ -111,6 +129,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   let signalsInstalled = false;
 
   const node = await nodeFactory(config, log);
+  if (node.currentTerm) termOf = () => node.currentTerm!();
   const cache = new CachePublisher();
 
   // --- status table -------------------------------------------------------------------------
@@ -149,7 +168,51 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   let restarts = 0;
   const restartTimes: number[] = [];
   let address: HostPort;
-  const app = config.http.workers === 0 ? buildHttpApp({ node, cache: cache.local, http: config.http, nodeId: config.node.id, workerId: 0, logger: log }) : null;
+  const app =
+    config.http.workers === 0
+      ? buildHttpApp({ node, cache: cache.local, http: config.http, nodeId: config.node.id, workerId: 0, logger: log, httpMetrics: new HttpMetrics(config.node.id) })
+      : null;
+
+  // --- metrics from the workers ---------------------------------------------------------------
+  let nextCollectId = 1;
+  let collections = 0;
+  /** Outstanding metrics.collect requests: (worker id, request id) → resolver. */
+  const collectWaiters = new Map<string, (m: MetricsJson | null) => void>();
+  const collectFrom = (slot: Slot): Promise<MetricsJson | null> => {
+    const id = nextCollectId++;
+    const key = `${slot.worker.id}:${id}`;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        collectWaiters.delete(key);
+        log.warn({ worker: slot.worker.id, timeoutMs: METRICS_COLLECT_TIMEOUT_MS }, 'worker did not report its metrics in time; left out of this scrape');
+        resolve(null);
+      }, METRICS_COLLECT_TIMEOUT_MS);
+      collectWaiters.set(key, (m) => {
+        clearTimeout(timer);
+        collectWaiters.delete(key);
+        resolve(m);
+      });
+      try {
+        if (!slot.worker.isConnected()) throw new Error('not connected');
+        slot.worker.send(encodeIpc({ t: 'metrics.collect', id }));
+      } catch {
+        collectWaiters.get(key)?.(null);
+      }
+    });
+  };
+  const collectMetricsText = async (): Promise<string> => {
+    if (collections >= MAX_METRICS_COLLECTIONS) throw new NodeError('UNAVAILABLE', `${collections} metrics scrapes in progress, the limit`);
+    collections++;
+    try {
+      const own = node.metricsJson ? await node.metricsJson() : [];
+      if (!isMetricsJson(own)) throw new Error('the node returned malformed metrics');
+      const live = [...slots.values()].filter((s) => s.listening && !s.exited);
+      const reports = await Promise.all(live.map(collectFrom));
+      return await metricsText([own, ...reports.filter((r): r is MetricsJson => r !== null)]);
+    } finally {
+      collections--;
+    }
+  };
 
   const stop = (): Promise<void> => {
     stopPromise ??= (async () => {
@@ -170,7 +233,8 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   };
 
   // --- workers ------------------------------------------------------------------------------
-  const entry = options.workerEntry ?? fileURLToPath(new URL('./worker.ts', import.meta.url));
+  // In the single binary (src/sea/main.ts) a worker is the binary itself: its entry runs worker.ts when cluster.isWorker.
+  const entry = options.workerEntry ?? (isSea() ? process.execPath : fileURLToPath(new URL('./worker.ts', import.meta.url)));
   const maxOutstanding = options.maxOutstandingPerWorker ?? DEFAULT_MAX_OUTSTANDING_PER_WORKER;
 
   const fork = (): Slot => {
@@ -178,7 +242,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
     const send = (bytes: Uint8Array): void => {
       if (worker.isConnected()) worker.send(bytes);
     };
-    const conn = new IpcConnection(node, send, { maxOutstandingPerWorker: maxOutstanding, maxTimeoutMs: config.http.requestTimeoutMs }, log.child({ worker: worker.id }));
+    const conn = new IpcConnection(node, send, { maxOutstandingPerWorker: maxOutstanding, maxTimeoutMs: config.http.requestTimeoutMs }, log.child({ worker: worker.id }), collectMetricsText);
     let onExit!: () => void;
     const slot: Slot = { worker, conn, unsubscribe: null, listening: false, exited: false, exitedPromise: new Promise((r) => (onExit = r)) };
     slots.set(worker.id, slot);
@@ -191,7 +255,15 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
         log.error({ err: e, worker: worker.id }, 'malformed message from a worker');
         return;
       }
-      if (msg.t === 'ready') {
+      if (msg.t === 'metrics.report') {
+        const waiter = collectWaiters.get(`${worker.id}:${msg.id}`);
+        if (!waiter) return; // too late: the scrape went on without it
+        if (isMetricsJson(msg.metrics)) waiter(msg.metrics);
+        else {
+          log.error({ worker: worker.id }, 'malformed metrics report from a worker');
+          waiter(null);
+        }
+      } else if (msg.t === 'ready') {
         slot.unsubscribe?.();
         slot.unsubscribe = cache.subscribe((u) => {
           try {
@@ -213,6 +285,8 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
     worker.on('error', (e) => log.warn({ err: e, worker: worker.id }, 'worker channel error'));
     worker.on('exit', (code: number | null, signal: string | null) => {
       slot.exited = true;
+      // A scrape waiting for this worker's metrics goes on without them at once.
+      for (const [key, waiter] of [...collectWaiters]) if (key.startsWith(`${worker.id}:`)) waiter(null);
       slot.unsubscribe?.();
       conn.close();
       slots.delete(worker.id);

@@ -10,7 +10,9 @@
 // RAFTAUTH_WORKER_CONFIG it starts by itself.
 import cluster from 'node:cluster';
 import type { NodeConfig } from './config.ts';
-import { buildHttpApp } from './http.ts';
+import { STATUS_KEY, STATUS_TABLE, buildHttpApp } from './http.ts';
+import { HttpMetrics } from '../ops/metrics.ts';
+import { withTerm } from '../ops/log-context.ts';
 import { DEFAULT_IPC_CLIENT_LIMITS, IpcNodeApi, decodePrimaryMessage, encodeIpc } from './ipc.ts';
 import { createLogger } from './log.ts';
 import { ReadCache } from './read-cache.ts';
@@ -24,15 +26,22 @@ export async function runWorker(): Promise<void> {
   const text = process.env[WORKER_CONFIG_ENV];
   if (!w || text === undefined || !process.send) throw new Error(`runWorker must run in a cluster worker with ${WORKER_CONFIG_ENV} set`);
   const config = JSON.parse(text) as NodeConfig;
-  const log = createLogger(config.log.level, { node: config.node.id, worker: w.id });
+  const cache = new ReadCache();
+  // The term on each line is the one the primary last pushed with the status table (a change of
+  // term is pushed at once), so a worker's lines line up with the primary's.
+  const log = withTerm(createLogger(config.log.level, { node: config.node.id, worker: w.id }), () => {
+    const s = cache.get(STATUS_TABLE, STATUS_KEY) as { term?: unknown } | undefined;
+    return typeof s?.term === 'number' ? s.term : null;
+  });
 
   const send = (bytes: Uint8Array): void => {
     if (!process.connected) throw new Error('IPC channel closed');
     process.send!(bytes);
   };
   const api = new IpcNodeApi(send, { ...DEFAULT_IPC_CLIENT_LIMITS, statusTimeoutMs: config.http.requestTimeoutMs });
-  const cache = new ReadCache();
-  const app = buildHttpApp({ node: api, cache, http: config.http, nodeId: config.node.id, workerId: w.id, logger: log });
+  const httpMetrics = new HttpMetrics(config.node.id);
+  // /metrics here asks the primary, which merges its node metrics with every worker's HTTP metrics.
+  const app = buildHttpApp({ node: api, cache, http: config.http, nodeId: config.node.id, workerId: w.id, logger: log, httpMetrics, metricsText: () => api.metricsText() });
 
   let stopping = false;
   const shutdown = async (drainMs: number, why: string): Promise<void> => {
@@ -67,6 +76,18 @@ export async function runWorker(): Promise<void> {
         return;
       case 'shutdown':
         void shutdown(msg.drainMs, 'primary asked');
+        return;
+      case 'metrics.collect':
+        void httpMetrics.json().then(
+          (metrics) => {
+            try {
+              send(encodeIpc({ t: 'metrics.report', id: msg.id, metrics }));
+            } catch (e) {
+              log.warn({ err: e }, 'cannot report metrics to the primary');
+            }
+          },
+          (e: unknown) => log.error({ err: e }, 'cannot collect the HTTP metrics'),
+        );
         return;
     }
   });

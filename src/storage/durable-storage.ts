@@ -189,6 +189,11 @@ export class DurableStorage implements Storage {
   private stopped: Error | null = null;
   private background: Promise<void> = Promise.resolve();
   private backgroundError: unknown = null;
+  /**
+   * Metrics hook: called after each commit() batch is written, with its duration in seconds and
+   * whether it was fsynced (the fsync latency histogram). Must not throw.
+   */
+  onBatchWritten: ((seconds: number, synced: boolean) => void) | null = null;
   private syncBatches = 0;
   private unsyncedBatches = 0;
   private writesCommitted = 0;
@@ -536,6 +541,7 @@ export class DurableStorage implements Storage {
             storageAssert(w.hardState === undefined || (w.hardState.term === hs.term && w.hardState.vote === hs.vote), 'a commit that changes the term or the vote must be synced (mustSync)');
           }
         }
+        const startNs = process.hrtime.bigint();
         try {
           await this.db.batch(ops, { sync });
         } catch (e) {
@@ -543,6 +549,7 @@ export class DurableStorage implements Storage {
           // dirty pages): stop rather than guess. The node restarts and re-reads what is durable.
           throw this.stop(levelError(e, this.dataDir, 'write a sync batch'));
         }
+        this.onBatchWritten?.(Number(process.hrtime.bigint() - startNs) / 1e9, sync);
         if (sync) this.syncBatches++;
         else this.unsyncedBatches++;
         this.writesCommitted += list.length;

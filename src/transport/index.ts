@@ -2,6 +2,7 @@
 export { Transport } from './transport.ts';
 export type { TransportOptions } from './transport.ts';
 export { PeerClient } from './peer-client.ts';
+export type { TransportObserver } from './peer-client.ts';
 export { TransportError } from './errors.ts';
 export type { TransportErrorCode } from './errors.ts';
 export { DEFAULT_LIMITS, resolveLimits } from './limits.ts';

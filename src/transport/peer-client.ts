@@ -32,6 +32,15 @@ export interface PeerClientOptions {
   readonly limits: TransportLimits;
   readonly logger: TransportLogger;
   readonly stats: TransportStats;
+  readonly observer?: TransportObserver;
+}
+
+/** Metrics hooks of the transport (src/ops/metrics.ts); called synchronously, must not throw. */
+export interface TransportObserver {
+  /** A batch of raft messages was acknowledged by `peer` `seconds` after the Send call began. */
+  peerRtt(peer: NodeId, seconds: number): void;
+  /** A Send call to `peer` failed. */
+  peerSendFailed(peer: NodeId): void;
 }
 
 function methodDef(name: 'Send' | 'Snapshot' | 'Propose' | 'ReadIndex'): grpc.MethodDefinition<unknown, unknown> {
@@ -132,7 +141,18 @@ export class PeerClient {
 
   /** Sends raft messages (none of them MsgSnap) as one batch; resolves with the count accepted. */
   async sendBatch(msgs: readonly Message[]): Promise<number> {
-    const ack = await this.sendWireBatch({ from: this.opts.selfId, to: this.peerId, messages: msgs.map(encodeMessage) });
+    const wire = { from: this.opts.selfId, to: this.peerId, messages: msgs.map(encodeMessage) };
+    // The round trip of the Send call: the peer's handler only queues the batch for its driver, so
+    // this is network + TLS + gRPC framing + the peer's event-loop delay (peer RTT metric).
+    const startNs = process.hrtime.bigint();
+    let ack: WireAck;
+    try {
+      ack = await this.sendWireBatch(wire);
+    } catch (e) {
+      this.opts.observer?.peerSendFailed(this.peerId);
+      throw e;
+    }
+    this.opts.observer?.peerRtt(this.peerId, Number(process.hrtime.bigint() - startNs) / 1e9);
     return ack.accepted;
   }
 

@@ -5,18 +5,18 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-export const PROTO_PATH = fileURLToPath(new URL('../../proto/raft.proto', import.meta.url));
+// The single binary (scripts/build-binary.ts) has no proto/ directory beside it: its bundler
+// replaces this identifier with raft.proto parsed at build time (protobufjs JSON, keepCase false).
+declare const RAFTAUTH_EMBEDDED_RAFT_PROTO: Parameters<typeof protoLoader.fromJSON>[0] | undefined;
+const embedded = typeof RAFTAUTH_EMBEDDED_RAFT_PROTO === 'undefined' ? undefined : RAFTAUTH_EMBEDDED_RAFT_PROTO;
+
+export const PROTO_PATH = embedded ? '(embedded) proto/raft.proto' : fileURLToPath(new URL('../../proto/raft.proto', import.meta.url));
 export const SERVICE_NAME = 'raftauth.raft.v1.Raft';
 
 // longs: String keeps uint64 exact so the codec can refuse values beyond 2^53 instead of
 // silently rounding them (a rounded index or term would corrupt the log).
-const packageDefinition = protoLoader.loadSync(PROTO_PATH, {
-  keepCase: false,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-});
+const LOAD_OPTIONS: protoLoader.Options = { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true };
+const packageDefinition = embedded ? protoLoader.fromJSON(embedded, LOAD_OPTIONS) : protoLoader.loadSync(PROTO_PATH, LOAD_OPTIONS);
 
 const service = packageDefinition[SERVICE_NAME];
 if (service === undefined || !('Send' in service)) throw new Error(`${SERVICE_NAME} missing from ${PROTO_PATH}`);

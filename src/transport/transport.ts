@@ -16,6 +16,7 @@ import { ENVELOPE_MARGIN_BYTES, resolveLimits } from './limits.ts';
 import { PeerClient } from './peer-client.ts';
 import { PeerServer } from './server.ts';
 import type { TransportStats } from './stats.ts';
+import type { TransportObserver } from './peer-client.ts';
 import { newStats } from './stats.ts';
 import { checkOwnTlsMaterial } from './tls.ts';
 import type { ListenAddress, ProposeRequest, ProposeResult, ReadIndexRequest, ReadIndexResult, TlsMaterial, TransportHandler, TransportLogger } from './types.ts';
@@ -29,6 +30,8 @@ export interface TransportOptions {
   readonly handler: TransportHandler;
   readonly limits?: Partial<TransportLimits>;
   readonly logger: TransportLogger;
+  /** Metrics hooks (peer RTT); optional. */
+  readonly observer?: TransportObserver;
 }
 
 /** A FIFO of messages with O(1) push and shift (a plain array's shift is O(n)). */
@@ -150,7 +153,7 @@ export class Transport {
     if (this.peers.has(id)) throw new RangeError(`peer ${id} already exists (use updatePeer)`);
     if (this.state === 'stopped') throw new TransportError('STOPPED', 'transport stopped');
     if (!PEER_ADDRESS.test(address)) throw new RangeError(`peer address must be host:port, got ${JSON.stringify(address)}`);
-    const client = new PeerClient({ selfId: this.id, peerId: id, address, tls: this.tls, limits: this.limits, logger: this.opts.logger, stats: this.counters });
+    const client = new PeerClient({ selfId: this.id, peerId: id, address, tls: this.tls, limits: this.limits, logger: this.opts.logger, stats: this.counters, ...(this.opts.observer ? { observer: this.opts.observer } : {}) });
     this.peers.set(id, { id, address, client, queue: new MessageQueue(), inFlight: false, sendingSnapshot: false, healthy: true, removed: false });
   }
 

@@ -57,7 +57,7 @@ test('a good config loads, with defaults, derived listen addresses and paths res
     snapshotCatchupEntries: 5_000,
   });
   assert.deepEqual(c.tls, { ca: join(dir, 'ca.pem'), cert: join(dir, 'node.pem'), key: join(dir, 'node.key') });
-  assert.deepEqual(c.http, { listen: { host: '10.0.0.1', port: 8001 }, workers: Math.min(availableParallelism(), 4), bodyLimitBytes: 65536, requestTimeoutMs: 5000 });
+  assert.deepEqual(c.http, { listen: { host: '10.0.0.1', port: 8001 }, workers: Math.min(availableParallelism(), 4), bodyLimitBytes: 65536, requestTimeoutMs: 5000, readyMaxApplyLag: 1000 });
   assert.deepEqual(c.log, { level: 'info' });
   assert.deepEqual(c.unsafe, { ackBeforeCommit: false, readWithoutReadIndex: false });
 });
@@ -160,4 +160,11 @@ test('unsafe switches are refused unless RAFTAUTH_ALLOW_UNSAFE=1', async (t) => 
 
 test('a missing file is a ConfigError naming it', () => {
   assert.throws(() => loadConfig('/nonexistent/node9.yaml', {}), (e: unknown) => e instanceof ConfigError && e.message.startsWith('config error in /nonexistent/node9.yaml: cannot read the file'));
+});
+
+test('the CLI variables RAFTAUTH_ADMIN and RAFTAUTH_ADMIN_TOKEN do not stop a node from loading its config', async (t) => {
+  const { base, file } = await setup(t);
+  const c = parseConfig(base, file, { RAFTAUTH_ADMIN: 'http://127.0.0.1:19001', RAFTAUTH_ADMIN_TOKEN: 'x'.repeat(40) });
+  assert.equal(c.node.id, 1);
+  refuses(base, file, 'RAFTAUTH_ADMIN_TOKENS', ['names no config key'], { RAFTAUTH_ADMIN_TOKENS: 'x' });
 });

@@ -1,0 +1,60 @@
+// Test support for src/ops: a parser of the Prometheus text format (enough to read values back),
+// and the HTTP app of an in-process node served through fastify's inject (no socket needed).
+import type { FastifyInstance } from 'fastify';
+import { buildHttpApp } from '../../../src/server/http.ts';
+import { ReadCache } from '../../../src/server/read-cache.ts';
+import { createLogger } from '../../../src/server/log.ts';
+import type { NodeApi } from '../../../src/node/api.ts';
+
+export interface Sample {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** Parse Prometheus text exposition (0.0.4): one sample per non-comment line. Throws on a line it cannot read. */
+export function parseMetrics(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) throw new Error(`unreadable metrics line: ${line}`);
+    const labels: Record<string, string> = {};
+    if (m[3]) for (const l of m[3].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    const v = m[4] === '+Inf' ? Infinity : m[4] === '-Inf' ? -Infinity : Number(m[4]);
+    if (Number.isNaN(v) && m[4] !== 'NaN') throw new Error(`bad value in metrics line: ${line}`);
+    out.push({ name: m[1]!, labels, value: v });
+  }
+  return out;
+}
+
+/** The families announced by `# TYPE` lines, with their types. */
+export function metricTypes(text: string): Map<string, string> {
+  const types = new Map<string, string>();
+  for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) types.set(m[1]!, m[2]!);
+  return types;
+}
+
+/** Sum of the samples named `name` whose labels include `match`. */
+export function sum(samples: readonly Sample[], name: string, match: Record<string, string> = {}): number {
+  return samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
+}
+
+/** Does any sample named `name` carry labels including `match`? */
+export function has(samples: readonly Sample[], name: string, match: Record<string, string> = {}): boolean {
+  return samples.some((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v));
+}
+
+/** The HTTP app for an in-process node (HTTP served by the primary itself: http.workers = 0). */
+export async function appFor(node: NodeApi & { id: number }, opts: { readyMaxApplyLag?: number } = {}): Promise<FastifyInstance> {
+  const app = buildHttpApp({
+    node,
+    cache: new ReadCache(),
+    http: { bodyLimitBytes: 64 * 1024, requestTimeoutMs: 5_000, ...(opts.readyMaxApplyLag !== undefined ? { readyMaxApplyLag: opts.readyMaxApplyLag } : {}) },
+    nodeId: node.id,
+    workerId: 0,
+    logger: createLogger('silent', { node: node.id }),
+  });
+  await app.ready();
+  return app;
+}
