@@ -1,0 +1,237 @@
+// The front address of a local cluster: a small HTTP reverse proxy on 127.0.0.1 that balances
+// round-robin over the nodes that are ready. It is the one URL clients (and the OAuth layer, as its
+// issuer) use, like haproxy.cfg in production (cluster-configs/haproxy.cfg).
+//
+// Readiness: every checkIntervalMs each node is asked `GET /readyz` (200 = ready). A node that
+// answers 404 there (a build without the health endpoints) is asked `GET /v1/status` instead and
+// counts as ready when it knows a leader. A node that does not answer, or answers anything else,
+// is not ready. A connection refused while proxying marks the node not ready at once.
+//
+// Retries: a request is sent again to another ready node only when it certainly never reached the
+// first one: the connection was refused, or a reused keep-alive connection was reset before any
+// response (Node's documented race of a server closing an idle socket). Anything else is answered
+// 502/504 to the client: a write that may have been applied is not replayed behind its back.
+import { Agent, createServer, request } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** Largest request body the front accepts (it is buffered so that a refused attempt can be sent again). Nodes default to 64 KiB. */
+export const FRONT_MAX_BODY_BYTES = 1024 * 1024;
+/** Concurrent client connections the front accepts. */
+export const FRONT_MAX_CONNECTIONS = 1024;
+/** Upstream sockets kept per node. */
+const MAX_SOCKETS_PER_NODE = 256;
+/** Attempts on different nodes for one request (see Retries above). */
+const MAX_ATTEMPTS = 3;
+const CHECK_TIMEOUT_MS = 1_000;
+const MAX_CHECK_BODY_BYTES = 64 * 1024;
+
+// RFC 9110 §7.6.1: connection-specific fields are not forwarded.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
+
+export interface Backend {
+  readonly id: number;
+  /** e.g. http://127.0.0.1:18001 */
+  readonly url: string;
+}
+
+export interface FrontProxyOptions {
+  readonly backends: readonly Backend[];
+  /** Port on 127.0.0.1; 0 = any free port. */
+  readonly port: number;
+  /** Default 250 ms. */
+  readonly checkIntervalMs?: number;
+  /** Deadline of one proxied request (the nodes' own deadline is 5 s by default). Default 30 s. */
+  readonly upstreamTimeoutMs?: number;
+}
+
+interface BackendState {
+  readonly b: Backend;
+  readonly host: string;
+  readonly port: number;
+  ready: boolean;
+  /** false once /readyz answered 404: then /v1/status decides. */
+  hasReadyz: boolean;
+}
+
+export class FrontProxy {
+  private readonly states: BackendState[];
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_NODE });
+  private server: Server | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private next = 0;
+  private readonly checkIntervalMs: number;
+  private readonly upstreamTimeoutMs: number;
+
+  constructor(private readonly opts: FrontProxyOptions) {
+    if (opts.backends.length === 0) throw new Error('the front needs at least one node');
+    this.states = opts.backends.map((b) => {
+      const u = new URL(b.url);
+      if (u.protocol !== 'http:') throw new Error(`front: node ${b.id} URL must be http: ${b.url}`);
+      return { b, host: u.hostname, port: Number(u.port || 80), ready: false, hasReadyz: true };
+    });
+    this.checkIntervalMs = opts.checkIntervalMs ?? 250;
+    this.upstreamTimeoutMs = opts.upstreamTimeoutMs ?? 30_000;
+  }
+
+  /** Listen on 127.0.0.1 and start checking the nodes. Resolves with the front URL. */
+  async start(): Promise<string> {
+    const server = createServer((req, res) => void this.handle(req, res));
+    server.maxConnections = FRONT_MAX_CONNECTIONS;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    const tick = async () => {
+      await this.checkAll();
+      if (this.server) this.timer = setTimeout(() => void tick(), this.checkIntervalMs);
+    };
+    await this.checkAll();
+    this.timer = setTimeout(() => void tick(), this.checkIntervalMs);
+    return this.url;
+  }
+
+  get url(): string {
+    if (!this.server) throw new Error('front not started');
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** Ids of the nodes currently considered ready. */
+  readyNodes(): number[] {
+    return this.states.filter((s) => s.ready).map((s) => s.b.id);
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (server) {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+    this.agent.destroy();
+  }
+
+  private async get(s: BackendState, path: string): Promise<{ status: number; body: string }> {
+    const r = await fetch(`${s.b.url}${path}`, { signal: AbortSignal.timeout(CHECK_TIMEOUT_MS) });
+    const body = await r.text();
+    return { status: r.status, body: body.slice(0, MAX_CHECK_BODY_BYTES) };
+  }
+
+  private async check(s: BackendState): Promise<boolean> {
+    if (s.hasReadyz) {
+      const r = await this.get(s, '/readyz');
+      if (r.status !== 404) return r.status === 200;
+      s.hasReadyz = false;
+    }
+    const r = await this.get(s, '/v1/status?cached=1');
+    if (r.status !== 200) return false;
+    const st = JSON.parse(r.body) as { leader?: unknown };
+    return typeof st.leader === 'number' && st.leader !== 0;
+  }
+
+  private async checkAll(): Promise<void> {
+    await Promise.all(
+      this.states.map(async (s) => {
+        try {
+          s.ready = await this.check(s);
+        } catch {
+          s.ready = false;
+        }
+      }),
+    );
+  }
+
+  private pick(exclude: ReadonlySet<number>): BackendState | null {
+    const n = this.states.length;
+    for (let i = 0; i < n; i++) {
+      const s = this.states[(this.next + i) % n]!;
+      if (s.ready && !exclude.has(s.b.id)) {
+        this.next = (this.next + i + 1) % n;
+        return s;
+      }
+    }
+    return null;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const fail = (status: number, error: string, message: string) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error, message }));
+    };
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const c of req) {
+        size += (c as Buffer).length;
+        if (size > FRONT_MAX_BODY_BYTES) {
+          fail(413, 'PAYLOAD_TOO_LARGE', `request body over ${FRONT_MAX_BODY_BYTES} bytes`);
+          req.destroy();
+          return;
+        }
+        chunks.push(c as Buffer);
+      }
+    } catch {
+      return; // the client went away
+    }
+    const body = Buffer.concat(chunks);
+    const headers: IncomingHttpHeaders = {};
+    for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) headers[k] = v;
+    headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
+    headers['x-forwarded-host'] = req.headers.host ?? '';
+    headers['x-forwarded-proto'] = 'http';
+    if (body.length > 0) headers['content-length'] = String(body.length);
+
+    const tried = new Set<number>();
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const s = this.pick(tried);
+      if (!s) break;
+      tried.add(s.b.id);
+      const outcome = await this.forward(s, req, res, headers, body);
+      if (outcome === 'done') return;
+      if (outcome === 'refused') s.ready = false;
+    }
+    fail(503, 'UNAVAILABLE', tried.size === 0 ? 'no node of the cluster is ready' : `no ready node accepted the request (tried nodes ${[...tried].join(', ')})`);
+  }
+
+  /** 'done': answered (or failed in a way that must not be retried); 'refused'/'retry': the node never saw it. */
+  private forward(s: BackendState, req: IncomingMessage, res: ServerResponse, headers: IncomingHttpHeaders, body: Buffer): Promise<'done' | 'refused' | 'retry'> {
+    return new Promise((resolve) => {
+      const up = request({ host: s.host, port: s.port, method: req.method, path: req.url, headers, agent: this.agent, timeout: this.upstreamTimeoutMs }, (upRes) => {
+        const h: Record<string, string | string[]> = {};
+        for (const [k, v] of Object.entries(upRes.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) h[k] = v;
+        res.writeHead(upRes.statusCode ?? 502, h);
+        upRes.pipe(res);
+        upRes.once('error', () => res.destroy());
+        res.once('close', () => {
+          if (!upRes.complete) upRes.destroy();
+          resolve('done');
+        });
+      });
+      up.once('timeout', () => up.destroy(Object.assign(new Error('upstream timeout'), { code: 'UPSTREAM_TIMEOUT' })));
+      up.once('error', (e: NodeJS.ErrnoException) => {
+        if (res.headersSent) {
+          res.destroy();
+          resolve('done');
+          return;
+        }
+        if (e.code === 'ECONNREFUSED') return resolve('refused');
+        if (e.code === 'ECONNRESET' && up.reusedSocket) return resolve('retry');
+        const timeout = e.code === 'UPSTREAM_TIMEOUT';
+        res.writeHead(timeout ? 504 : 502, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: timeout ? 'TIMEOUT' : 'BAD_GATEWAY', message: `node ${s.b.id}: ${e.message}`, indeterminate: req.method !== 'GET' }));
+        resolve('done');
+      });
+      up.end(body);
+    });
+  }
+}

@@ -1,0 +1,83 @@
+// The `raftauth` command line: `raftauth <command> …`. Exit codes: 0 ok, 1 the command failed,
+// 2 the command line is wrong (the usage is printed).
+//
+// Run it as `node --import tsx src/cli/main.ts …`, or through src/cli/raftauth.mjs (package.json
+// "bin"), which needs no loader flag.
+//
+// Commands: start, status, members list|add|promote|remove, transfer-leader, certs init|issue.
+// (snapshot save|restore and recover --force-new-cluster come in a later change.)
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './args.ts';
+import { CERTS_USAGE, certsCommand } from './commands/certs.ts';
+import { CONNECTION_USAGE, MEMBERS_USAGE, STATUS_USAGE, TRANSFER_USAGE, membersCommand, statusCommand, transferLeaderCommand } from './commands/cluster.ts';
+import { START_USAGE, startCommand } from './commands/start.ts';
+import { processIo } from './io.ts';
+import type { CliIo, Command } from './io.ts';
+
+const COMMANDS: Readonly<Record<string, { run: Command; usage: string }>> = {
+  start: { run: startCommand, usage: START_USAGE },
+  status: { run: statusCommand, usage: `${STATUS_USAGE}\n${CONNECTION_USAGE}` },
+  members: { run: membersCommand, usage: `${MEMBERS_USAGE}\n${CONNECTION_USAGE}` },
+  'transfer-leader': { run: transferLeaderCommand, usage: `${TRANSFER_USAGE}\n${CONNECTION_USAGE}` },
+  certs: { run: certsCommand, usage: CERTS_USAGE },
+};
+
+export const USAGE = `usage: raftauth <command> [options]
+commands:
+  start --config FILE                     run a node in the foreground
+  status [--json]                         members, roles, term, commit/applied index, lag
+  members list|add|promote|remove         membership (changes go to the leader)
+  transfer-leader N                       hand leadership to node N
+  certs init|issue                        cluster CA and node certificates
+  help [command]                          this text, or a command's options
+`;
+
+/** Run one CLI invocation. Resolves with the exit code, or null when the process keeps running (start). */
+export async function runRaftauth(argv: readonly string[], io: CliIo): Promise<number | null> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    const topic = name === 'help' && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
+    io.out(topic ? `${topic.usage}\n` : USAGE);
+    return name === undefined ? EXIT_USAGE : EXIT_OK;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    io.err(`raftauth: unknown command ${JSON.stringify(name)}\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.out(`${cmd.usage}\n`);
+    return EXIT_OK;
+  }
+  try {
+    return await cmd.run(rest, io);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`raftauth ${name}: ${e.message}\n${cmd.usage}\n`);
+      return EXIT_USAGE;
+    }
+    if (e instanceof CliError) {
+      io.err(`raftauth ${name}: ${e.message}\n`);
+      return EXIT_FAILURE;
+    }
+    io.err(`raftauth ${name}: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+/** True when this file is the program (`node --import tsx src/cli/main.ts …`), also through a symlink. */
+function isEntry(): boolean {
+  const argv1 = process.argv[1];
+  if (argv1 === undefined) return false;
+  try {
+    return realpathSync(argv1) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntry()) {
+  const code = await runRaftauth(process.argv.slice(2), processIo());
+  if (code !== null) process.exitCode = code;
+}

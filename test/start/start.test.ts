@@ -1,0 +1,175 @@
+// `npm start` end to end (scripts/start-local.ts run directly, as npm would): a 3-node cluster on
+// free loopback ports in a temp directory, a write and a read through the front URL, the CLI
+// against the real cluster, SIGINT, and every node process (primaries and their HTTP workers)
+// gone. A second start in the same directory reuses the certificates and the data.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { readClusterFile } from '../../src/cli/cluster-file.ts';
+import type { ClusterFile } from '../../src/cli/cluster-file.ts';
+import { runRaftauth } from '../../src/cli/main.ts';
+import { REPO_ROOT, loopbackSpec } from '../../scripts/lib/local-cluster.ts';
+
+const START_SCRIPT = join(REPO_ROOT, 'scripts', 'start-local.ts');
+/** Three tsx-compiled nodes on a shared 2-core machine: generous, and only a bound. */
+const START_TIMEOUT_MS = 90_000;
+const STOP_TIMEOUT_MS = 30_000;
+
+async function waitFor<T>(what: string, cond: () => T | null | undefined | false, timeoutMs: number, diag: () => string = () => ''): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = cond();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${diag()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Children of `pid` (Linux /proc): a node primary's HTTP workers. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      // Field 4 (ppid) follows the parenthesized command, which may contain spaces.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(e));
+    } catch {
+      // the process went away while we looked
+    }
+  }
+  return out;
+}
+
+interface Run {
+  child: ChildProcess;
+  output: () => string;
+  exit: Promise<number | null>;
+}
+
+function startLocal(descFile: string, dir: string): Run {
+  let out = '';
+  const child = spawn(process.execPath, ['--import', 'tsx', START_SCRIPT, '--cluster', descFile, '--dir', dir, '--front-port', '0'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, output: () => out, exit };
+}
+
+async function kvPut(front: string, key: string, value: string): Promise<Response> {
+  return fetch(`${front}/v1/kv/${key}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ value }), signal: AbortSignal.timeout(10_000) });
+}
+
+describe('npm start (scripts/start-local.ts)', () => {
+  let tmp: string;
+  let descFile: string;
+  let dir: string;
+  const runs: Run[] = [];
+
+  before(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'raftauth-start-'));
+    dir = join(tmp, 'local');
+    // The shipped local-3.yaml with its fixed ports could collide with other tests on this
+    // machine: the same description on free ports.
+    const spec = await loopbackSpec({ dir, nodes: 3 });
+    descFile = join(tmp, 'test-3.yaml');
+    await writeFile(
+      descFile,
+      stringify({
+        name: 'test-3',
+        dir,
+        settings: { raft: { tickMs: 50 }, http: { workers: 1 }, log: { level: 'info' } },
+        nodes: spec.nodes.map((n) => ({ id: n.id, ports: n.ports })),
+      }),
+    );
+  });
+  after(async () => {
+    for (const r of runs) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  async function startAndWait(): Promise<{ run: Run; info: ClusterFile }> {
+    const run = startLocal(descFile, dir);
+    runs.push(run);
+    const file = join(dir, 'cluster.json');
+    const info = await waitFor(
+      'cluster.json',
+      () => {
+        if (run.child.exitCode !== null) throw new Error(`start-local exited with ${run.child.exitCode}:\n${run.output()}`);
+        return existsSync(file) ? readClusterFile(file) : null;
+      },
+      START_TIMEOUT_MS,
+      run.output,
+    );
+    return { run, info };
+  }
+
+  async function interruptAndCheck(run: Run, info: ClusterFile): Promise<void> {
+    const primaries = info.nodes.map((n) => n.pid);
+    const workers = primaries.flatMap(childrenOf);
+    assert.ok(workers.length >= 3, `each node has an HTTP worker (found ${workers.length})`);
+    run.child.kill('SIGINT');
+    const code = await Promise.race([run.exit, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), STOP_TIMEOUT_MS).unref())]);
+    assert.equal(code, 0, run.output().slice(-3000));
+    await waitFor('every node process gone', () => [...primaries, ...workers].every((p) => !alive(p)), 5_000, () => `alive: ${[...primaries, ...workers].filter(alive).join(', ')}`);
+    assert.equal(existsSync(join(dir, 'cluster.json')), false, 'cluster.json is removed on stop');
+    assert.match(run.output(), /\[start\] all nodes stopped/);
+  }
+
+  it('starts, serves through the front, answers the CLI, and stops every node on SIGINT', async () => {
+    const { run, info } = await startAndWait();
+    assert.deepEqual(info.nodes.map((n) => n.id), [1, 2, 3]);
+    for (const n of info.nodes) assert.match(n.admin, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(info.front, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const out = run.output();
+    assert.match(out, /\[start\] created .*ca\.key/);
+    assert.match(out, /^\[n1\] \{/m, 'node 1 logs prefixed');
+    assert.match(out, /^\[n3\] \{/m, 'node 3 logs prefixed');
+    assert.match(out, new RegExp(`front: +${info.front.replace(/[.]/g, '\\.')}`));
+
+    const put = await kvPut(info.front, 'greeting', 'hello');
+    assert.equal(put.status, 200, await put.text());
+    const got = await fetch(`${info.front}/v1/kv/greeting`);
+    assert.deepEqual(await got.json(), { value: 'hello' });
+
+    // The CLI against the real cluster, finding everything from cluster.json.
+    const io = { out: (t: string) => void (stdout += t), err: (t: string) => void (stderr += t), env: {}, cwd: tmp };
+    let stdout = '';
+    let stderr = '';
+    assert.equal(await runRaftauth(['status', '--json', '--cluster', join(dir, 'cluster.json')], io), 0, stderr);
+    const report = JSON.parse(stdout) as { leader: number; members: { id: number; role: string; voter: boolean }[] };
+    assert.ok(report.leader >= 1, stdout);
+    assert.deepEqual(report.members.map((m) => [m.id, m.voter]), [[1, true], [2, true], [3, true]]);
+    assert.equal(report.members.filter((m) => m.role === 'leader').length, 1);
+    const target = report.members.find((m) => m.role !== 'leader')!.id;
+    stdout = '';
+    assert.equal(await runRaftauth(['transfer-leader', String(target), '--cluster', join(dir, 'cluster.json')], io), 0, stderr);
+    assert.match(stdout, new RegExp(`node ${target} is the leader`));
+
+    await interruptAndCheck(run, info);
+  });
+
+  it('a second start reuses the certificates and the data', async () => {
+    const { run, info } = await startAndWait();
+    assert.doesNotMatch(run.output(), /\[start\] created/);
+    const got = await fetch(`${info.front}/v1/kv/greeting`);
+    assert.deepEqual(await got.json(), { value: 'hello' });
+    await interruptAndCheck(run, info);
+  });
+});

@@ -1,0 +1,136 @@
+// The front address of `npm start` (scripts/lib/front-proxy.ts) over fake nodes: it balances over
+// ready nodes only (/readyz, or /v1/status with a known leader where /readyz is 404), answers 503
+// when none is ready, re-sends a request only when the node certainly never saw it, and forwards
+// method, path, body and headers.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, it } from 'node:test';
+import { FRONT_MAX_BODY_BYTES, FrontProxy } from '../../../scripts/lib/front-proxy.ts';
+import { freePort } from '../../../scripts/lib/local-cluster.ts';
+
+interface Fake {
+  id: number;
+  server: Server;
+  url: string;
+  /** /readyz answer: 200, 503, or 404 (no such endpoint: /v1/status decides). */
+  readyz: number;
+  leader: number;
+  seen: { method: string; url: string; body: string; headers: IncomingMessage['headers'] }[];
+}
+
+async function fakeNode(id: number, readyz: number, leader = 1): Promise<Fake> {
+  const f: Fake = { id, server: null as unknown as Server, url: '', readyz, leader, seen: [] };
+  f.server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    let body = '';
+    for await (const c of req) body += c;
+    const send = (status: number, o: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json', 'x-raftauth-node': String(id) });
+      res.end(JSON.stringify(o));
+    };
+    if (req.url === '/readyz') return send(f.readyz, { ready: f.readyz === 200 });
+    if (req.url?.startsWith('/v1/status')) return send(200, { id, leader: f.leader });
+    f.seen.push({ method: req.method!, url: req.url!, body, headers: req.headers });
+    return send(200, { node: id, method: req.method, url: req.url, body });
+  });
+  await new Promise<void>((r) => f.server.listen(0, '127.0.0.1', () => r()));
+  f.url = `http://127.0.0.1:${(f.server.address() as AddressInfo).port}`;
+  return f;
+}
+
+/** Wait for a condition with a deadline (never a fixed sleep). */
+async function until(what: string, cond: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('front proxy', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+  const start = async (nodes: Fake[], extra: Partial<{ url: string; id: number }>[] = []) => {
+    for (const n of nodes) cleanup.push(() => new Promise((r) => (n.server.listening ? n.server.close(() => r()) : r())));
+    const p = new FrontProxy({ backends: [...nodes.map((n) => ({ id: n.id, url: n.url })), ...extra.map((e) => ({ id: e.id!, url: e.url! }))], port: 0, checkIntervalMs: 20 });
+    const url = await p.start();
+    cleanup.push(() => p.close());
+    return { p, url };
+  };
+
+  it('balances round-robin over ready nodes only, using /v1/status where /readyz is missing', async () => {
+    const a = await fakeNode(1, 200);
+    const b = await fakeNode(2, 503);
+    const c = await fakeNode(3, 404, 1); // no /readyz; knows a leader: ready
+    const d = await fakeNode(4, 404, 0); // no /readyz; no leader: not ready
+    const { p, url } = await start([a, b, c, d]);
+    await until('nodes 1 and 3 ready', () => p.readyNodes().join() === '1,3');
+    const served: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await fetch(`${url}/v1/kv/k${i}`);
+      assert.equal(r.status, 200);
+      served.push(r.headers.get('x-raftauth-node')!);
+    }
+    assert.deepEqual(served.sort(), ['1', '1', '1', '3', '3', '3']);
+    assert.equal(b.seen.length + d.seen.length, 0);
+    // Node 2 becomes ready, node 1 stops being ready: the rotation follows.
+    b.readyz = 200;
+    a.readyz = 503;
+    await until('nodes 2 and 3 ready', () => p.readyNodes().join() === '2,3');
+  });
+
+  it('forwards method, path, query, body and headers, with x-forwarded-*', async () => {
+    const a = await fakeNode(1, 200);
+    const { p, url } = await start([a]);
+    await until('ready', () => p.readyNodes().length === 1);
+    const r = await fetch(`${url}/v1/kv/a%2Fb?consistency=local`, { method: 'PUT', headers: { 'content-type': 'application/json', 'x-request-timeout-ms': '123' }, body: '{"value":"v"}' });
+    assert.equal(r.status, 200);
+    const seen = a.seen[0]!;
+    assert.equal(seen.method, 'PUT');
+    assert.equal(seen.url, '/v1/kv/a%2Fb?consistency=local');
+    assert.equal(seen.body, '{"value":"v"}');
+    assert.equal(seen.headers['x-request-timeout-ms'], '123');
+    assert.equal(seen.headers['x-forwarded-host'], new URL(url).host);
+    assert.equal(seen.headers['x-forwarded-proto'], 'http');
+  });
+
+  it('answers 503 when no node is ready and 413 for a body over its limit', async () => {
+    const a = await fakeNode(1, 503);
+    const { url } = await start([a]);
+    const r = await fetch(`${url}/v1/kv/x`);
+    assert.equal(r.status, 503);
+    assert.equal(((await r.json()) as { error: string }).error, 'UNAVAILABLE');
+    assert.equal(a.seen.length, 0);
+    a.readyz = 200;
+    const big = await fetch(`${url}/v1/kv/x`, { method: 'PUT', body: 'x'.repeat(FRONT_MAX_BODY_BYTES + 1) }).catch((e: Error) => e);
+    // Either the 413 arrives or the connection is cut while the client still sends: never a 2xx.
+    if (!(big instanceof Error)) assert.equal(big.status, 413);
+  });
+
+  it('sends a request to another node when the chosen one refuses the connection', async () => {
+    const a = await fakeNode(1, 200);
+    const b = await fakeNode(2, 200);
+    const { p, url } = await start([a, b]);
+    await until('both ready', () => p.readyNodes().length === 2);
+    // Node 1 goes away between two health checks: its port refuses connections.
+    await new Promise<void>((r) => a.server.close(() => r()));
+    a.server.closeAllConnections();
+    for (let i = 0; i < 4; i++) {
+      const r = await fetch(`${url}/v1/kv/k${i}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', connection: 'close' } });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('x-raftauth-node'), '2');
+    }
+    assert.equal(b.seen.length, 4);
+  });
+
+  it('a node whose port is closed is never ready', async () => {
+    const port = await freePort();
+    const a = await fakeNode(1, 200);
+    const { p } = await start([a], [{ id: 9, url: `http://127.0.0.1:${port}` }]);
+    await until('node 1 ready', () => p.readyNodes().includes(1));
+    assert.deepEqual(p.readyNodes(), [1]);
+  });
+});
