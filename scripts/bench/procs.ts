@@ -1,0 +1,188 @@
+// Process and temp-dir bookkeeping for the benchmark: every child runs in its own process group
+// (detached) so that "kill -9 the node" takes its HTTP workers with it, and every child and temp
+// directory is registered here so that cleanup() removes all of them — on success, on failure, on
+// Ctrl-C and on the global deadline alike.
+import { spawn } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import { createWriteStream, existsSync, readFileSync, rmSync } from 'node:fs';
+import type { WriteStream } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+/** Poll interval of waitFor. */
+const POLL_MS = 20;
+/** Characters of a child's log quoted in an error. */
+const LOG_TAIL_CHARS = 3_000;
+
+export interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** One child process (the leader of its own process group) and its log file. */
+export class Child {
+  exit: Exit | null = null;
+  readonly exited: Promise<Exit>;
+  private readonly log: WriteStream;
+
+  constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+    readonly logFile: string,
+  ) {
+    this.log = createWriteStream(logFile, { flags: 'a' });
+    proc.stdout?.pipe(this.log, { end: false });
+    proc.stderr?.pipe(this.log, { end: false });
+    this.exited = new Promise((resolve) => {
+      proc.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        resolve(this.exit);
+      });
+    });
+  }
+
+  get running(): boolean {
+    return this.exit === null;
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  /** SIGKILL the whole process group (the node and any worker processes it forked). */
+  killGroup(): void {
+    try {
+      process.kill(-this.pid, 'SIGKILL');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+    }
+  }
+
+  logTail(): string {
+    return existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8').slice(-LOG_TAIL_CHARS) : '';
+  }
+
+  closeLog(): void {
+    this.log.end();
+  }
+}
+
+const children = new Set<Child>();
+const tempDirs = new Set<string>();
+let keepTemp = false;
+
+/** Keep temp dirs (for a post-mortem), still killing every process. */
+export function setKeepTemp(keep: boolean): void {
+  keepTemp = keep;
+}
+
+export function spawnChild(name: string, cmd: string, args: readonly string[], logFile: string, opts: Omit<SpawnOptions, 'stdio' | 'detached'> = {}): Child {
+  // detached: a new process group whose id is the child's pid, so killGroup reaches its workers.
+  const proc = spawn(cmd, args, { ...opts, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const c = new Child(name, proc, logFile);
+  proc.once('error', () => undefined); // reported through exit / the caller's readiness wait
+  children.add(c);
+  return c;
+}
+
+export async function makeTempDir(prefix: string, parent: string): Promise<string> {
+  const dir = await mkdtemp(join(parent, prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+/** Kill `c`'s process group and wait for the exit, bounded by timeoutMs. */
+export async function killAndWait(c: Child, timeoutMs: number): Promise<Exit> {
+  c.killGroup();
+  return withTimeout(c.exited, timeoutMs, `${c.name} (pid ${c.pid}) to exit after SIGKILL`);
+}
+
+/** Remove a temp dir made by makeTempDir now (its processes must be gone). */
+export function removeTempDir(dir: string): void {
+  if (!keepTemp) rmSync(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
+}
+
+/**
+ * Kill every child's process group and remove every temp dir. Synchronous, so it also works from
+ * process.on('exit'). Idempotent. Returns the temp dirs kept (with setKeepTemp).
+ */
+export function cleanupAllSync(): string[] {
+  for (const c of children) {
+    if (c.running) c.killGroup();
+    c.closeLog();
+  }
+  children.clear();
+  const kept = keepTemp ? [...tempDirs] : [];
+  if (!keepTemp) for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+  tempDirs.clear();
+  return kept;
+}
+
+/** Wait for every registered child to be gone (after cleanupAllSync), bounded. */
+export async function waitAllGone(list: readonly Child[], timeoutMs: number): Promise<void> {
+  await withTimeout(Promise.all(list.map((c) => c.exited)), timeoutMs, 'every benchmark process to exit');
+}
+
+export class TimeoutError extends Error {}
+
+export async function withTimeout<T>(p: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([p, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Thrown by a waitFor condition to stop waiting at once (the process it waits on died). */
+export class WaitAborted extends Error {}
+
+/** Poll `cond` until it returns a truthy value, with a deadline; errors count as "not yet" except WaitAborted. */
+export async function waitFor<T>(what: string, cond: () => Promise<T | undefined | null | false>, timeoutMs: number): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await cond();
+      if (v) return v;
+    } catch (e) {
+      if (e instanceof WaitAborted) throw e;
+      last = e;
+    }
+    if (performance.now() > deadline) {
+      throw new TimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message ?? String(last)}` : ''}`);
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A free TCP port on 127.0.0.1 (bind port 0, read it, close). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** `n` distinct free ports (distinct even if the OS would hand the same one out twice in a row). */
+export async function freePorts(n: number): Promise<number[]> {
+  const out = new Set<number>();
+  for (let tries = 0; out.size < n; tries++) {
+    if (tries > n * 20) throw new Error(`could not find ${n} distinct free ports`);
+    out.add(await freePort());
+  }
+  return [...out];
+}

@@ -1,0 +1,28 @@
+// What the benchmark needs of a system under test: its endpoints, how a put is spelled, who the
+// leader is, and how to kill a member. raftauth and etcd each implement it (raftauth.ts, etcd.ts);
+// the workload (workload.ts) only sees this.
+import type { Answer, Endpoint, HttpCall } from './client.ts';
+
+export type SystemName = 'raftauth' | 'etcd';
+
+export interface SystemUnderTest {
+  readonly name: SystemName;
+  /** Version string of the server software. */
+  readonly version: string;
+  /** Settings that decide the numbers (timeouts, fsync, workers), copied into the report. */
+  readonly settings: Record<string, unknown>;
+  /** The client's timeout of one attempt in the failover phase (see client.ts for why it differs between systems). */
+  readonly attemptTimeoutMs: number;
+  /** Client endpoints, one per member, in member order. */
+  readonly endpoints: readonly Endpoint[];
+  /** A put of `value` under `key`, for one attempt that has `budgetMs`. */
+  putCall(key: string, value: string, budgetMs: number): HttpCall;
+  /** Whether an HTTP answer to putCall is a success. */
+  putOk(a: Answer): boolean;
+  /** The current leader's endpoint index, waiting up to timeoutMs for one that every live member agrees on. */
+  leader(timeoutMs: number): Promise<number>;
+  /** kill -9 the member behind endpoint `i` (with its whole process group) and wait until it is gone. */
+  kill(i: number): Promise<void>;
+  /** Stop every member and remove its data (bounded). */
+  stop(): Promise<void>;
+}
