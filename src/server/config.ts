@@ -73,6 +73,7 @@ export interface NodeConfig {
     readonly workers: number;
     readonly bodyLimitBytes: number;
     readonly requestTimeoutMs: number;
+    readonly shutdownDelayMs: number;
     readonly readyMaxApplyLag: number;
   };
   readonly admin: { readonly listen: HostPort | null; readonly tokenFile: string | null };
@@ -319,6 +320,13 @@ const SPEC = {
     bodyLimitBytes: int(1, 16 * MiB, 64 * KiB),
     /** Deadline of a request against the node; a client's x-request-timeout-ms may only shorten it. Default 5000. */
     requestTimeoutMs: int(1, 600_000, 5_000),
+    /**
+     * On SIGTERM the node first reports not ready (/readyz 503) and keeps serving for this long, so
+     * a load balancer checking /readyz takes it out of rotation before its listeners close (closing a
+     * listener resets connections still in the accept queue). At least two health-check intervals
+     * of your balancer. Default 1000.
+     */
+    shutdownDelayMs: int(0, 60_000, 1_000),
     /**
      * /readyz answers 503 while the applied index is more than this many entries behind the commit
      * index: a node replaying a backlog would hold every linearizable read until the replay is

@@ -88,7 +88,9 @@ export function buildHttpApp(opts: HttpOptions): FastifyInstance {
     requestTimeout: http.requestTimeoutMs,
     // While closing, idle keep-alive connections are closed and new requests get 503.
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // The node is still up while HTTP drains: serve requests on connections already accepted
+    // rather than refusing them with 503 (readiness already sends new traffic elsewhere).
+    return503OnClosing: false,
   }) as unknown as FastifyInstance;
 
   // JSON bodies only: fastify also parses text/plain by default.

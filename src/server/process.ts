@@ -51,6 +51,11 @@ export interface ServedNode extends NodeApi {
   onStatusChange?(listener: (s: NodeStatus) => void): () => void;
   /** Optional: the node's current term, added to every log line of this process. */
   currentTerm?(): number;
+  /**
+   * Optional: the node is about to stop. It keeps serving but reports not-ready (/readyz 503) so
+   * load balancers take it out of rotation before its listeners close.
+   */
+  beginDrain?(): void;
 }
 
 export type NodeFactory = (config: NodeConfig, logger: Logger) => ServedNode | Promise<ServedNode>;
@@ -217,7 +222,13 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   const stop = (): Promise<void> => {
     stopPromise ??= (async () => {
       stopping = true;
-      log.info({ drainMs }, 'stopping');
+      // First turn not-ready while still serving, so a balancer that checks /readyz stops sending
+      // new requests here; only then close the listeners. Closing a listener resets connections
+      // still waiting in the kernel's accept queue: the delay keeps that queue empty.
+      const shutdownDelayMs = config.http.shutdownDelayMs;
+      node.beginDrain?.();
+      log.info({ shutdownDelayMs, drainMs }, 'stopping: not ready, draining');
+      if (shutdownDelayMs > 0) await new Promise((r) => setTimeout(r, shutdownDelayMs));
       if (pollTimer) clearInterval(pollTimer);
       unsubscribeStatus?.();
       if (app) await closeHttp(app, drainMs);

@@ -144,6 +144,9 @@ export class PeerServer {
         socket.destroy();
         return;
       }
+      // Raft messages are small and latency-bound: no Nagle delay on this side either (grpc-js
+      // sets TCP_NODELAY on the sockets it opens; this server accepts them itself).
+      socket.setNoDelay(true);
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
       // A reset from a vanished peer is normal; without a listener it would crash the process.

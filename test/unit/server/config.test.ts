@@ -57,7 +57,7 @@ test('a good config loads, with defaults, derived listen addresses and paths res
     snapshotCatchupEntries: 5_000,
   });
   assert.deepEqual(c.tls, { ca: join(dir, 'ca.pem'), cert: join(dir, 'node.pem'), key: join(dir, 'node.key') });
-  assert.deepEqual(c.http, { listen: { host: '10.0.0.1', port: 8001 }, workers: Math.min(availableParallelism(), 4), bodyLimitBytes: 65536, requestTimeoutMs: 5000, readyMaxApplyLag: 1000 });
+  assert.deepEqual(c.http, { listen: { host: '10.0.0.1', port: 8001 }, workers: Math.min(availableParallelism(), 4), bodyLimitBytes: 65536, requestTimeoutMs: 5000, readyMaxApplyLag: 1000, shutdownDelayMs: 1000 });
   assert.deepEqual(c.log, { level: 'info' });
   assert.deepEqual(c.unsafe, { ackBeforeCommit: false, readWithoutReadIndex: false });
 });
