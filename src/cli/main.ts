@@ -4,14 +4,16 @@
 // Run it as `node --import tsx src/cli/main.ts …`, or through src/cli/raftauth.mjs (package.json
 // "bin"), which needs no loader flag.
 //
-// Commands: start, status, members list|add|promote|remove, transfer-leader, certs init|issue.
-// (snapshot save|restore and recover --force-new-cluster come in a later change.)
+// Commands: start, status, members list|add|promote|remove, transfer-leader, certs init|issue,
+// snapshot save|restore, recover --force-new-cluster.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './args.ts';
 import { CERTS_USAGE, certsCommand } from './commands/certs.ts';
 import { CONNECTION_USAGE, MEMBERS_USAGE, STATUS_USAGE, TRANSFER_USAGE, membersCommand, statusCommand, transferLeaderCommand } from './commands/cluster.ts';
 import { START_USAGE, startCommand } from './commands/start.ts';
+import { SNAPSHOT_USAGE, snapshotCommand } from './commands/snapshot.ts';
+import { RECOVER_USAGE, recoverCommand } from './commands/recover.ts';
 import { processIo } from './io.ts';
 import type { CliIo, Command } from './io.ts';
 
@@ -21,6 +23,8 @@ const COMMANDS: Readonly<Record<string, { run: Command; usage: string }>> = {
   members: { run: membersCommand, usage: `${MEMBERS_USAGE}\n${CONNECTION_USAGE}` },
   'transfer-leader': { run: transferLeaderCommand, usage: `${TRANSFER_USAGE}\n${CONNECTION_USAGE}` },
   certs: { run: certsCommand, usage: CERTS_USAGE },
+  snapshot: { run: snapshotCommand, usage: SNAPSHOT_USAGE },
+  recover: { run: recoverCommand, usage: RECOVER_USAGE },
 };
 
 export const USAGE = `usage: raftauth <command> [options]
@@ -30,6 +34,8 @@ commands:
   members list|add|promote|remove         membership (changes go to the leader)
   transfer-leader N                       hand leadership to node N
   certs init|issue                        cluster CA and node certificates
+  snapshot save|restore                   back up a running cluster; restore a new cluster from it
+  recover --force-new-cluster             majority lost for good: this node becomes a one-node cluster
   help [command]                          this text, or a command's options
 `;
 

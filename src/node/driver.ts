@@ -18,7 +18,8 @@ import { decodeConfChange } from '../raft/confchange.ts';
 import { RaftError, RaftInvariantError } from '../raft/errors.ts';
 import type { ConfChange, ConfState, Entry, Message, MsgSnap, NodeId, Ready, SoftState, Status } from '../raft/types.ts';
 import { NONE } from '../raft/types.ts';
-import type { DurableStorage } from '../storage/durable-storage.ts';
+import type { DurableStorage, SnapshotChunkStream } from '../storage/durable-storage.ts';
+import { StorageError } from '../storage/errors.ts';
 import type { StateMachine, ApplyResult } from '../state/machine.ts';
 import type { StateChangeSet } from '../state/overlay.ts';
 import { memberChanges } from './members.ts';
@@ -38,6 +39,9 @@ export type ProposeOutcome =
 
 export type ReadOutcome = { readonly kind: 'ready'; readonly index: number } | { readonly kind: 'notLeader'; readonly leader: NodeId } | { readonly kind: 'dropped'; readonly reason: string };
 
+/** A backup snapshot (raftauth snapshot save): the file of the state at the applied index, opened for reading. */
+export type SnapshotNowOutcome = { readonly kind: 'ok'; readonly stream: SnapshotChunkStream } | { readonly kind: 'dropped'; readonly reason: string };
+
 export type DriverInput =
   | { readonly kind: 'messages'; readonly messages: readonly Message[] }
   | { readonly kind: 'propose'; readonly data: Uint8Array; readonly reply: (o: ProposeOutcome) => void }
@@ -46,7 +50,8 @@ export type DriverInput =
   | { readonly kind: 'transfer'; readonly to: NodeId; readonly reply: (err: Error | null) => void }
   | { readonly kind: 'snapshotReceived'; readonly msg: MsgSnap; readonly path: string }
   | { readonly kind: 'unreachable'; readonly id: NodeId }
-  | { readonly kind: 'snapshotStatus'; readonly id: NodeId; readonly ok: boolean };
+  | { readonly kind: 'snapshotStatus'; readonly id: NodeId; readonly ok: boolean }
+  | { readonly kind: 'snapshotNow'; readonly reply: (o: SnapshotNowOutcome) => void };
 
 /** What the driver needs from the transport. */
 export interface DriverTransport {
@@ -123,7 +128,6 @@ export class RaftDriver {
   private confState: ConfState;
   private applied: number;
   private softState: SoftState = { lead: NONE, role: 'follower' };
-  private lastStatus: Status;
   private readonly now: () => number;
   /** When a message from each known peer was last received (wall clock, ms); peers only, so bounded by the membership. */
   private readonly lastHeard = new Map<NodeId, number>();
@@ -137,7 +141,6 @@ export class RaftDriver {
     this.log = opts.logger;
     this.confState = opts.storage.confState;
     this.applied = opts.storage.applied;
-    this.lastStatus = this.node.status();
     this.now = opts.now ?? Date.now;
   }
 
@@ -149,13 +152,14 @@ export class RaftDriver {
    */
   leaderContactAgeMs(): number | null {
     const now = this.now();
-    const lead = this.lastStatus.softState.lead;
+    const st = this.node.status();
+    const lead = st.softState.lead;
     if (lead === NONE) return null;
     if (lead !== this.id) {
       const t = this.lastHeard.get(lead);
       return t === undefined ? null : Math.max(0, now - t);
     }
-    const cs = this.lastStatus.confState;
+    const cs = st.confState;
     let worst = 0;
     for (const voters of [cs.voters, cs.votersOutgoing]) {
       if (voters.length === 0) continue;
@@ -185,9 +189,12 @@ export class RaftDriver {
     this.failAll('STOPPING');
   }
 
-  /** Status as of the last processed batch (cheap; safe to call from anywhere). */
+  /**
+   * The core's status, read live: a caller answered from inside a Ready (a proposal's waiter) sees
+   * the membership and commit index that answer produced, not those of the previous batch.
+   */
   status(): Status {
-    return this.lastStatus;
+    return this.node.status();
   }
 
   appliedIndex(): number {
@@ -224,6 +231,9 @@ export class RaftDriver {
       case 'transfer':
         input.reply(new Error(reason));
         return;
+      case 'snapshotNow':
+        input.reply({ kind: 'dropped', reason });
+        return;
       default:
         return;
     }
@@ -248,7 +258,6 @@ export class RaftDriver {
           await this.handleReady(rd);
           this.node.advance();
         }
-        this.lastStatus = this.node.status();
       }
     } catch (e) {
       this.fatal = e;
@@ -334,7 +343,43 @@ export class RaftDriver {
       case 'snapshotStatus':
         this.node.reportSnapshot(input.id, input.ok);
         return;
+      case 'snapshotNow':
+        this.backupSnapshot(input.reply);
+        return;
     }
+  }
+
+  /**
+   * A snapshot file of the state at the applied index, for a backup. Inputs are handled between
+   * Readys, where no commit is in flight and `applied` is the store's applied index: the
+   * precondition of createSnapshot, which takes its LevelDB snapshot synchronously, at this call.
+   * The file is then written without holding up the loop (commits may go on meanwhile; they are not
+   * in it). When the newest snapshot already is at the applied index (nothing applied since), that
+   * file is the state and is streamed as it is. The stream is opened before replying, so pruning
+   * the file later does not cut it short.
+   */
+  private backupSnapshot(reply: (o: SnapshotNowOutcome) => void): void {
+    const index = this.applied;
+    const made =
+      index === this.storage.snapshotMetadata.index
+        ? Promise.resolve()
+        : this.storage.createSnapshot({ index, term: this.storage.term(index), confState: this.confState }).then(
+            (info) => {
+              this.log.info({ index, term: info.metadata.term, bytes: info.bytes, records: info.records, compactedThrough: info.compactedThrough }, 'created snapshot for a backup');
+              this.opts.observer?.snapshot('created', info.bytes);
+            },
+            (e: unknown) => {
+              // Another backup (or a received snapshot's install) recorded a snapshot at this index
+              // first: its file is the same state.
+              if (!(e instanceof StorageError && e.code === 'SNAPSHOT_OUT_OF_DATE' && this.storage.snapshotMetadata.index === index)) throw e;
+            },
+          );
+    made
+      .then(() => this.storage.openSnapshotChunks(index))
+      .then(
+        (stream) => reply({ kind: 'ok', stream }),
+        (e: unknown) => reply({ kind: 'dropped', reason: e instanceof Error ? e.message : String(e) }),
+      );
   }
 
   private async handleReady(rd: Ready): Promise<void> {

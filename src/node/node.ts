@@ -14,7 +14,8 @@ import type { ApplyResult, Domain } from '../state/machine.ts';
 import { SESSION_LIMITS } from '../state/sessions.ts';
 import { kvDomain } from '../state/kv.ts';
 import { RaftDriver } from './driver.ts';
-import type { ProposeOutcome, ReadOutcome } from './driver.ts';
+import type { ProposeOutcome, ReadOutcome, SnapshotNowOutcome } from './driver.ts';
+import type { SnapshotChunkStream } from '../storage/durable-storage.ts';
 import { ProposalRouter } from './router.ts';
 import { ReadService } from './reads.ts';
 import { NodeError } from './api.ts';
@@ -298,7 +299,7 @@ export class RaftNode implements NodeApi {
       applied: this.driver.appliedIndex(),
       leaderContactAgeMs: this.driver.leaderContactAgeMs(),
       electionTimeoutMs: this.opts.electionTick * this.opts.tickMs,
-      stopping: this.stopping,
+      stopping: this.stopping || this.draining,
       deep,
     };
   }
@@ -313,6 +314,18 @@ export class RaftNode implements NodeApi {
     const local = req.consistency === 'local' || this.opts.unsafe?.readWithoutReadIndex === true;
     if (!local) await this.reads.barrier(timeoutMs);
     return this.sm.read(req.domain, req.op, req.args);
+  }
+
+  /**
+   * A backup of the replicated state (raftauth snapshot save, src/ops/backup.ts): first a ReadIndex
+   * barrier (dissertation §6.4), so the state is at least as new as every write acknowledged
+   * before the call, then a snapshot file at this node's applied index, opened for streaming.
+   */
+  async backupSnapshot(timeoutMs: number): Promise<SnapshotChunkStream> {
+    await this.reads.barrier(this.checkTimeout(timeoutMs));
+    const o = await new Promise<SnapshotNowOutcome>((resolve) => this.driver.enqueue({ kind: 'snapshotNow', reply: resolve }));
+    if (o.kind === 'ok') return o.stream;
+    throw new NodeError('UNAVAILABLE', `no backup snapshot: ${o.reason}`);
   }
 
   async status(): Promise<NodeStatus> {
@@ -378,6 +391,13 @@ export class RaftNode implements NodeApi {
   /** The HTTP address of a member, from the replicated member table. */
   memberHttpAddress(id: NodeId): string | undefined {
     return this.driver.memberAddress(id)?.httpAddress;
+  }
+
+  private draining = false;
+
+  /** About to stop: keep serving, but report not ready so balancers move traffic away. */
+  beginDrain(): void {
+    this.draining = true;
   }
 
   private readonly stopHooks: (() => Promise<void>)[] = [];

@@ -5,6 +5,7 @@
 // Membership changes are proposed by the leader only; another node answers 409 NOT_LEADER with the
 // leader's id and HTTP address so a tool can follow it.
 import { timingSafeEqual, createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RaftNode } from '../node/node.ts';
@@ -15,6 +16,10 @@ import { validateAddress } from '../node/members.ts';
 export const MIN_ADMIN_TOKEN_CHARS = 32;
 const BODY_LIMIT_BYTES = 16 * 1024;
 const CHANGE_TIMEOUT_MS = 15_000;
+/** Deadline of a backup's ReadIndex barrier and snapshot (the file is then streamed without one). */
+const SNAPSHOT_TIMEOUT_MS = 60_000;
+/** Backups served at once (each may write a snapshot and holds a file open while it streams); more get 429. */
+export const MAX_CONCURRENT_BACKUPS = 2;
 
 export interface AdminOptions {
   readonly node: RaftNode;
@@ -68,6 +73,52 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
   };
 
   app.get('/admin/v1/status', async () => node.status());
+
+  // A backup (raftauth snapshot save, src/ops/backup.ts): the state at this node's applied index
+  // after a linearizable barrier, as a snapshot file (format: src/storage/snapshot-format.ts,
+  // self-verifying: CRC per frame, SHA-256 trailer). Any node can serve it.
+  let backupsInFlight = 0;
+  app.get('/admin/v1/snapshot', async (_req, reply) => {
+    if (backupsInFlight >= MAX_CONCURRENT_BACKUPS) return reply.code(429).send({ error: 'TOO_MANY_BACKUPS', message: `${MAX_CONCURRENT_BACKUPS} backups are being served; try again later` });
+    backupsInFlight++;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      backupsInFlight--;
+    };
+    // 'close': the answer was sent completely, or the client went away (mid-stream or before).
+    let clientGone = false;
+    reply.raw.once('close', () => {
+      clientGone = true;
+      release();
+    });
+    let stream;
+    try {
+      stream = await node.backupSnapshot(SNAPSHOT_TIMEOUT_MS);
+    } catch (e) {
+      release();
+      if (e instanceof NodeError) return reply.code(e.code === 'TIMEOUT' ? 504 : 503).send({ error: e.code, message: e.message });
+      throw e;
+    }
+    if (clientGone) {
+      // Nobody to send it to. The chunk generator closes its file in its finally, which runs only
+      // once the generator has started: start it, then stop it.
+      for await (const chunk of stream.chunks) {
+        void chunk;
+        break;
+      }
+      return reply;
+    }
+    const md = stream.metadata;
+    reply.header('content-type', 'application/octet-stream');
+    reply.header('content-length', String(stream.totalBytes));
+    reply.header('x-raftauth-node-id', String(node.id));
+    reply.header('x-raftauth-snapshot-index', String(md.index));
+    reply.header('x-raftauth-snapshot-term', String(md.term));
+    reply.header('x-raftauth-snapshot-voters', md.confState.voters.join(','));
+    return reply.send(Readable.from(stream.chunks, { objectMode: false }));
+  });
 
   app.post('/admin/v1/members', async (req, reply) => {
     const b = (req.body ?? {}) as Record<string, unknown>;

@@ -227,7 +227,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
       // still waiting in the kernel's accept queue: the delay keeps that queue empty.
       const shutdownDelayMs = config.http.shutdownDelayMs;
       node.beginDrain?.();
-      log.info({ shutdownDelayMs, drainMs }, 'stopping: not ready, draining');
+      log.info({ shutdownDelayMs, drainMs, phase: 'not ready, draining' }, 'stopping');
       if (shutdownDelayMs > 0) await new Promise((r) => setTimeout(r, shutdownDelayMs));
       if (pollTimer) clearInterval(pollTimer);
       unsubscribeStatus?.();
