@@ -120,6 +120,8 @@ async function main(): Promise<void> {
       throw new Error(`cannot listen on 127.0.0.1:${spec.frontPort} for the front address (${(e as Error).message}); choose another with --front-port`, { cause: e });
     }
     const { leader, term } = await cluster.waitForLeader(LEADER_TIMEOUT_MS);
+    // Announce only once the front address routes: a majority of nodes ready behind it.
+    await front.waitUntilReady(Math.floor(spec.nodes.length / 2) + 1, LEADER_TIMEOUT_MS);
     const info: ClusterFile = {
       front: frontUrl,
       nodes: cluster.nodes.map((n) => ({ id: n.id, http: httpUrl(n.spec), admin: adminUrl(n.spec), pid: n.pid ?? 0 })),

@@ -7,7 +7,6 @@ import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 /** Poll interval of waitFor. */
@@ -139,42 +138,16 @@ export async function withTimeout<T>(p: Promise<T>, timeoutMs: number, what: str
   }
 }
 
-/** Thrown by a waitFor condition to stop waiting at once (the process it waits on died). */
-export class WaitAborted extends Error {}
+export { WaitAborted, freePort } from '../lib/wait.ts';
+import { freePort, waitFor as waitForShared } from '../lib/wait.ts';
 
-/** Poll `cond` until it returns a truthy value, with a deadline; errors count as "not yet" except WaitAborted. */
-export async function waitFor<T>(what: string, cond: () => Promise<T | undefined | null | false>, timeoutMs: number): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await cond();
-      if (v) return v;
-    } catch (e) {
-      if (e instanceof WaitAborted) throw e;
-      last = e;
-    }
-    if (performance.now() > deadline) {
-      throw new TimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message ?? String(last)}` : ''}`);
-    }
-    await sleep(POLL_MS);
-  }
+/** Poll `cond` with a deadline (scripts/lib/wait.ts). */
+export function waitFor<T>(what: string, cond: () => Promise<T | undefined | null | false>, timeoutMs: number): Promise<T> {
+  return waitForShared(what, cond, timeoutMs, POLL_MS);
 }
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** A free TCP port on 127.0.0.1 (bind port 0, read it, close). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** `n` distinct free ports (distinct even if the OS would hand the same one out twice in a row). */

@@ -14,6 +14,7 @@
 import { Agent, createServer, request } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { waitFor } from './wait.ts';
 
 /** Largest request body the front accepts (it is buffered so that a refused attempt can be sent again). Nodes default to 64 KiB. */
 export const FRONT_MAX_BODY_BYTES = 1024 * 1024;
@@ -98,6 +99,22 @@ export class FrontProxy {
   get url(): string {
     if (!this.server) throw new Error('front not started');
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /**
+   * Resolve once at least `min` nodes are ready, checking them all now and then every poll, so a
+   * caller that announces the front URL knows the proxy will route (its periodic round may not
+   * have run yet right after a start).
+   */
+  async waitUntilReady(min: number, timeoutMs: number): Promise<void> {
+    await waitFor(
+      `${min} ready node(s) behind the front address`,
+      async () => {
+        await this.checkAll();
+        return this.readyNodes().length >= min;
+      },
+      timeoutMs,
+    );
   }
 
   /** Ids of the nodes currently considered ready. */

@@ -31,7 +31,6 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { basename, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -191,17 +190,8 @@ export function loadClusterSpec(file: string, opts: { cwd?: string; dirOverride?
   return parseClusterSpec(text, file, opts);
 }
 
-/** A free TCP port on 127.0.0.1 (bind port 0, read it, close). */
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, LOOPBACK, () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
+export { freePort } from './wait.ts';
+import { freePort } from './wait.ts';
 
 /** A description on free loopback ports, for tests and benchmarks: nodes 1..count. */
 export async function loopbackSpec(opts: { dir: string; nodes: number; name?: string; settings?: NodeSettings; zones?: readonly string[] }): Promise<ClusterSpec> {

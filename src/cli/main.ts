@@ -72,18 +72,23 @@ export async function runRaftauth(argv: readonly string[], io: CliIo): Promise<n
   }
 }
 
-/** True when this file is the program (`node --import tsx src/cli/main.ts …`), also through a symlink. */
-function isEntry(): boolean {
+/**
+ * True when the module at `moduleUrl` is the program (`node --import tsx src/cli/main.ts …`), also
+ * through a symlink. The caller passes its module URL on the `if` line: the single-binary build
+ * (scripts/build-binary.ts) drops that trailing block, whose top-level await a CommonJS bundle
+ * cannot hold.
+ */
+function isEntry(moduleUrl: string): boolean {
   const argv1 = process.argv[1];
   if (argv1 === undefined) return false;
   try {
-    return realpathSync(argv1) === realpathSync(fileURLToPath(import.meta.url));
+    return realpathSync(argv1) === realpathSync(fileURLToPath(moduleUrl));
   } catch {
     return false;
   }
 }
 
-if (isEntry()) {
+if (isEntry(import.meta.url)) {
   const code = await runRaftauth(process.argv.slice(2), processIo());
   if (code !== null) process.exitCode = code;
 }

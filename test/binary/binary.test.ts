@@ -13,7 +13,6 @@ import type { ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -24,6 +23,7 @@ import { CLASSIC_LEVEL_ASSET_NAME, SEA_SENTINEL_FUSE, classicLevelPrebuild, drop
 import { createClusterCa, issueNodeCert, nodeIdFromCert, writePem } from '../../src/crypto/certs.ts';
 import { CLASSIC_LEVEL_ADDON_ASSET } from '../../src/sea/addon.ts';
 import { PROTO_PATH, SERVICE_NAME } from '../../src/transport/proto.ts';
+import { freePort, waitFor as waitForShared } from '../../scripts/lib/wait.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BUILD_SCRIPT = join(REPO_ROOT, 'scripts', 'build-binary.ts');
@@ -41,30 +41,8 @@ const NODE_IDS = [1, 2, 3] as const;
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-async function waitFor<T>(what: string, cond: () => Promise<T | undefined | null | false>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await cond();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
+function waitFor<T>(what: string, cond: () => Promise<T | undefined | null | false>, timeoutMs: number): Promise<T> {
+  return waitForShared(what, cond, timeoutMs, POLL_MS);
 }
 
 interface HttpResult {

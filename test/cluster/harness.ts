@@ -17,7 +17,6 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,39 +41,12 @@ const POLL_MS = 25;
 // Waiting and ports
 
 /** Thrown by a waitFor condition to stop waiting at once (e.g. the process it waits on died). */
-export class WaitAborted extends Error {}
+export { WaitAborted, freePort } from '../../scripts/lib/wait.ts';
+import { WaitAborted, freePort, waitFor as waitForShared } from '../../scripts/lib/wait.ts';
 
-/**
- * Wait for `cond` to return a truthy value, polling every POLL_MS, with a deadline. Never a fixed
- * sleep. An error thrown by `cond` counts as "not yet" (and is quoted on timeout), except
- * WaitAborted, which ends the wait.
- */
-export async function waitFor<T>(what: string, cond: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await cond();
-      if (v) return v;
-    } catch (e) {
-      if (e instanceof WaitAborted) throw e;
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message ?? String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-}
-
-/** A free TCP port on 127.0.0.1 (bind port 0, read it, close). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
+/** Wait for `cond` (see scripts/lib/wait.ts), polling every POLL_MS. */
+export function waitFor<T>(what: string, cond: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs: number): Promise<T> {
+  return waitForShared(what, cond, timeoutMs, POLL_MS);
 }
 
 // ---------------------------------------------------------------------------------------------

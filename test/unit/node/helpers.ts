@@ -1,5 +1,4 @@
 // An in-process cluster of real RaftNodes (LevelDB storage, mTLS gRPC transport) on loopback.
-import { createServer } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,31 +8,13 @@ import { RaftNode } from '../../../src/node/node.ts';
 import type { RaftNodeOptions } from '../../../src/node/node.ts';
 import type { MemberAddress } from '../../../src/node/members.ts';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../../scripts/lib/wait.ts';
+import { freePort } from '../../../scripts/lib/wait.ts';
+import { waitFor as waitForShared } from '../../../scripts/lib/wait.ts';
 
 /** Wait for `cond` to hold, polling, with a deadline. Never a fixed sleep. */
-export async function waitFor<T>(what: string, cond: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await cond();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+export function waitFor<T>(what: string, cond: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
+  return waitForShared(what, cond, timeoutMs);
 }
 
 export const silentLogger = {
