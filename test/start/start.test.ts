@@ -100,7 +100,18 @@ describe('npm start (scripts/start-local.ts)', () => {
     );
   });
   after(async () => {
+    // A failed test must not leave nodes behind: they run in their own process groups (so Ctrl-C
+    // stops them in order) and would outlive a SIGKILLed launcher, holding their ports.
+    const file = join(dir, 'cluster.json');
+    const pids = existsSync(file) ? readClusterFile(file).nodes.map((n) => n.pid) : [];
     for (const r of runs) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+    for (const pid of pids) {
+      try {
+        process.kill(-pid, 'SIGKILL'); // the node's process group: its primary and HTTP workers
+      } catch {
+        // already gone
+      }
+    }
     await rm(tmp, { recursive: true, force: true });
   });
 
