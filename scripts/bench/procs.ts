@@ -159,3 +159,23 @@ export async function freePorts(n: number): Promise<number[]> {
   }
   return [...out];
 }
+
+/** A benchmarked cluster member's process (both systems under test keep their members this way). */
+export interface MemberProcess {
+  child: Child | null;
+  dead: boolean;
+}
+
+/** Kill -9 a member (its process group) and wait until it has exited. */
+export async function killMember(m: MemberProcess, timeoutMs: number): Promise<void> {
+  m.dead = true;
+  if (m.child) await killAndWait(m.child, timeoutMs);
+}
+
+/** Stop every member, close their logs and remove the cluster's temp dir. */
+export async function stopMembers(members: readonly MemberProcess[], dir: string, timeoutMs: number): Promise<void> {
+  await Promise.all(members.map(async (m) => (m.child ? killAndWait(m.child, timeoutMs) : undefined)));
+  for (const m of members) m.child?.closeLog();
+  removeTempDir(dir);
+}
+

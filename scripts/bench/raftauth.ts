@@ -14,7 +14,7 @@ import { stringify } from 'yaml';
 import { createClusterCa, issueNodeCert, writePem } from '../../src/crypto/certs.ts';
 import type { Answer, Endpoint, HttpCall } from './client.ts';
 import { Pool } from './client.ts';
-import { freePorts, killAndWait, makeTempDir, removeTempDir, spawnChild, waitFor, WaitAborted } from './procs.ts';
+import { freePorts, killMember, makeTempDir, spawnChild, stopMembers, waitFor, WaitAborted } from './procs.ts';
 import type { Child } from './procs.ts';
 import type { SystemUnderTest } from './system.ts';
 
@@ -154,15 +154,11 @@ export class RaftauthCluster implements SystemUnderTest {
   }
 
   async kill(i: number): Promise<void> {
-    const m = this.members[i]!;
-    m.dead = true;
-    if (m.child) await killAndWait(m.child, EXIT_TIMEOUT_MS);
+    await killMember(this.members[i]!, EXIT_TIMEOUT_MS);
   }
 
   async stop(): Promise<void> {
     this.statusPool.close();
-    await Promise.all(this.members.map(async (m) => (m.child ? killAndWait(m.child, EXIT_TIMEOUT_MS) : undefined)));
-    for (const m of this.members) m.child?.closeLog();
-    removeTempDir(this.dir);
+    await stopMembers(this.members, this.dir, EXIT_TIMEOUT_MS);
   }
 }

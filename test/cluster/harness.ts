@@ -43,6 +43,7 @@ const POLL_MS = 25;
 /** Thrown by a waitFor condition to stop waiting at once (e.g. the process it waits on died). */
 export { WaitAborted, freePort } from '../../scripts/lib/wait.ts';
 import { WaitAborted, freePort, waitFor as waitForShared } from '../../scripts/lib/wait.ts';
+import type { NodeStatus } from '../../src/node/api.ts';
 
 /** Wait for `cond` (see scripts/lib/wait.ts), polling every POLL_MS. */
 export function waitFor<T>(what: string, cond: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs: number): Promise<T> {
@@ -136,17 +137,8 @@ export async function httpJson(
 // ---------------------------------------------------------------------------------------------
 // Nodes
 
-export interface NodeStatusView {
-  readonly id: number;
-  readonly role: string;
-  readonly leader: number;
-  readonly term: number;
-  readonly commit: number;
-  readonly applied: number;
-  readonly lastIndex: number;
-  readonly voters: number[];
-  readonly learners: number[];
-}
+/** What GET /v1/status answers: the node's own status type. */
+export type NodeStatusView = NodeStatus;
 
 export interface MemberPorts {
   readonly id: number;
