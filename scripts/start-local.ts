@@ -16,6 +16,8 @@ import { parseArgs } from 'node:util';
 import { writeClusterFile } from '../src/cli/cluster-file.ts';
 import type { ClusterFile } from '../src/cli/cluster-file.ts';
 import { FrontProxy } from './lib/front-proxy.ts';
+import { ensureDemo } from './lib/demo.ts';
+import { waitFor } from './lib/wait.ts';
 import { REPO_ROOT, STOP_GRACE_MS, adminUrl, httpUrl, loadClusterSpec, startCluster } from './lib/local-cluster.ts';
 import type { ClusterSpec, LocalCluster } from './lib/local-cluster.ts';
 
@@ -62,6 +64,22 @@ function parseCommandLine(argv: string[]): ClusterSpec {
 
 class UsageError extends Error {}
 
+/** Wait until every node serves a JWKS with a key: the leader has created the signing keys and each node's workers have them. */
+async function waitForKeys(nodeUrls: readonly string[], timeoutMs: number): Promise<void> {
+  for (const url of nodeUrls) {
+    await waitFor(
+      `the signing keys to reach ${url}`,
+      async () => {
+        const res = await fetch(`${url}/jwks.json`, { signal: AbortSignal.timeout(2_000) });
+        if (res.status !== 200) return false;
+        const body = (await res.json()) as { keys?: unknown[] };
+        return Array.isArray(body.keys) && body.keys.length > 0;
+      },
+      timeoutMs,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   let spec: ClusterSpec;
   try {
@@ -104,14 +122,7 @@ async function main(): Promise<void> {
 
   try {
     say(`cluster "${spec.name}": ${spec.nodes.length} nodes, files in ${spec.dir}`);
-    cluster = await startCluster(spec, {
-      onExit: (id, info) => {
-        if (stopping) return;
-        say(`node ${id} exited unexpectedly (code ${info.code ?? '-'}, signal ${info.signal ?? '-'}); the others keep running`);
-        if (cluster && cluster.nodes.every((n) => !n.running)) void shutdown(1, 'every node has exited');
-      },
-    });
-    for (const f of cluster.prepared.created) say(`created ${f}`);
+    // The front first: its URL is the issuer every node puts in its tokens and metadata.
     front = new FrontProxy({ backends: spec.nodes.map((n) => ({ id: n.id, url: httpUrl(n) })), port: spec.frontPort });
     let frontUrl: string;
     try {
@@ -119,12 +130,24 @@ async function main(): Promise<void> {
     } catch (e) {
       throw new Error(`cannot listen on 127.0.0.1:${spec.frontPort} for the front address (${(e as Error).message}); choose another with --front-port`, { cause: e });
     }
+    cluster = await startCluster({ ...spec, issuer: frontUrl }, {
+      onExit: (id, info) => {
+        if (stopping) return;
+        say(`node ${id} exited unexpectedly (code ${info.code ?? '-'}, signal ${info.signal ?? '-'}); the others keep running`);
+        if (cluster && cluster.nodes.every((n) => !n.running)) void shutdown(1, 'every node has exited');
+      },
+    });
+    for (const f of cluster.prepared.created) say(`created ${f}`);
     const { leader, term } = await cluster.waitForLeader(LEADER_TIMEOUT_MS);
     // Announce only once the front address routes: a majority of nodes ready behind it.
     await front.waitUntilReady(Math.floor(spec.nodes.length / 2) + 1, LEADER_TIMEOUT_MS);
+    // The demo clients and user, and the signing keys the leader creates: a token can be fetched once this returns.
+    const demo = await ensureDemo({ url: adminUrl(spec.nodes[0]!), token: cluster.adminToken }, spec.dir);
+    await waitForKeys(spec.nodes.map(httpUrl), LEADER_TIMEOUT_MS);
     const info: ClusterFile = {
       front: frontUrl,
       nodes: cluster.nodes.map((n) => ({ id: n.id, http: httpUrl(n.spec), admin: adminUrl(n.spec), pid: n.pid ?? 0 })),
+      demo,
     };
     if (info.nodes.some((n) => n.pid === 0)) throw new Error('a node exited during start-up');
     await writeClusterFile(clusterFile, info);
@@ -134,7 +157,10 @@ async function main(): Promise<void> {
       ...spec.nodes.map((n) => `node ${n.id}:  http ${httpUrl(n)}  admin ${adminUrl(n)}${n.zone ? `  zone ${n.zone}` : ''}`),
       `admin token: ${cluster.prepared.tokenFile}`,
       `cluster.json: ${clusterFile}`,
-      `try: curl -X PUT -H 'content-type: application/json' -d '{"value":"v"}' ${frontUrl}/v1/kv/hello`,
+      `issuer:  ${frontUrl}/.well-known/openid-configuration`,
+      `demo confidential client: ${demo.confidentialClient.client_id} / ${demo.confidentialClient.client_secret}`,
+      `demo public client: ${demo.publicClient.client_id} (redirect ${demo.publicClient.redirect_uri}); demo user: ${demo.user.username} / ${demo.user.password}`,
+      `try: curl -s -u ${demo.confidentialClient.client_id}:${demo.confidentialClient.client_secret} -d grant_type=client_credentials -d scope=api:read ${frontUrl}/token`,
       `     node --import tsx src/cli/main.ts status --cluster ${clusterFile}`,
       'Ctrl-C stops the cluster.',
     ];

@@ -7,7 +7,9 @@ import { formatHostPort } from './server/config.ts';
 import type { NodeConfig } from './server/config.ts';
 import type { Logger } from './server/log.ts';
 import { RaftNode } from './node/node.ts';
+import { oauthDomains } from './state/oauth-domains.ts';
 import { buildAdminApp } from './ops/admin.ts';
+import { loadMasterKey, oauthConfigOf } from './server/oauth-node.ts';
 import type { MemberAddress } from './node/members.ts';
 import type { StorageFaults } from './storage/durable-storage.ts';
 
@@ -48,11 +50,14 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Raf
     storage: { snapshotEveryEntries: config.raft.snapshotEveryEntries, snapshotCatchupEntries: config.raft.snapshotCatchupEntries },
     ...(storageFaults ? { storageFaults } : {}),
     logger,
+    domains: oauthDomains(),
     unsafe: { ackBeforeCommit: config.unsafe.ackBeforeCommit, readWithoutReadIndex: config.unsafe.readWithoutReadIndex },
   });
   if (config.admin.listen !== null && config.admin.tokenFile !== null) {
     try {
-      const app = buildAdminApp({ node, token: readFileSync(config.admin.tokenFile, 'utf8').trim() });
+      const master = loadMasterKey(config);
+      const oauth = master ? { master, config: oauthConfigOf(config.oauth), log: logger } : undefined;
+      const app = buildAdminApp({ node, token: readFileSync(config.admin.tokenFile, 'utf8').trim(), ...(oauth ? { oauth } : {}) });
       await app.listen({ host: config.admin.listen.host, port: config.admin.listen.port });
       node.onStop(() => app.close());
       logger.info({ admin: formatHostPort(config.admin.listen) }, 'admin API listening');

@@ -7,6 +7,10 @@
 // counts as ready when it knows a leader. A node that does not answer, or answers anything else,
 // is not ready. A connection refused while proxying marks the node not ready at once.
 //
+// Queueing: when no node is ready (an election in progress), a request waits for one up to
+// queueTimeoutMs (haproxy's `timeout queue`) instead of failing at once: clients see latency, not
+// errors, during a failover.
+//
 // Retries: a request is sent again to another ready node only when it certainly never reached the
 // first one: the connection was refused, or a reused keep-alive connection was reset before any
 // response (Node's documented race of a server closing an idle socket). Anything else is answered
@@ -44,6 +48,8 @@ export interface FrontProxyOptions {
   readonly checkIntervalMs?: number;
   /** Deadline of one proxied request (the nodes' own deadline is 5 s by default). Default 30 s. */
   readonly upstreamTimeoutMs?: number;
+  /** How long a request waits for a ready node when none is. Default 10 s. */
+  readonly queueTimeoutMs?: number;
 }
 
 interface BackendState {
@@ -63,6 +69,9 @@ export class FrontProxy {
   private next = 0;
   private readonly checkIntervalMs: number;
   private readonly upstreamTimeoutMs: number;
+  private readonly queueTimeoutMs: number;
+  /** Requests waiting for a ready node (at most FRONT_MAX_CONNECTIONS: one per connection). */
+  private readonly readyWaiters = new Set<() => void>();
 
   constructor(private readonly opts: FrontProxyOptions) {
     if (opts.backends.length === 0) throw new Error('the front needs at least one node');
@@ -73,6 +82,22 @@ export class FrontProxy {
     });
     this.checkIntervalMs = opts.checkIntervalMs ?? 250;
     this.upstreamTimeoutMs = opts.upstreamTimeoutMs ?? 30_000;
+    this.queueTimeoutMs = opts.queueTimeoutMs ?? 10_000;
+  }
+
+  /** Wait until some node is ready (true) or the queue timeout passes (false). */
+  private waitForReadyNode(): Promise<boolean> {
+    if (this.states.some((s) => s.ready)) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const done = (v: boolean) => {
+        clearTimeout(timer);
+        this.readyWaiters.delete(wake);
+        resolve(v);
+      };
+      const wake = () => done(true);
+      const timer = setTimeout(() => done(false), this.queueTimeoutMs);
+      this.readyWaiters.add(wake);
+    });
   }
 
   /** Listen on 127.0.0.1 and start checking the nodes. Resolves with the front URL. */
@@ -117,12 +142,18 @@ export class FrontProxy {
     );
   }
 
+  /** Requests waiting for a ready node right now. */
+  queued(): number {
+    return this.readyWaiters.size;
+  }
+
   /** Ids of the nodes currently considered ready. */
   readyNodes(): number[] {
     return this.states.filter((s) => s.ready).map((s) => s.b.id);
   }
 
   async close(): Promise<void> {
+    for (const w of [...this.readyWaiters]) w();
     const server = this.server;
     this.server = null;
     if (this.timer) clearTimeout(this.timer);
@@ -162,6 +193,7 @@ export class FrontProxy {
         }
       }),
     );
+    if (this.readyWaiters.size > 0 && this.states.some((s) => s.ready)) for (const w of [...this.readyWaiters]) w();
   }
 
   private pick(exclude: ReadonlySet<number>): BackendState | null {
@@ -209,6 +241,10 @@ export class FrontProxy {
     if (body.length > 0) headers['content-length'] = String(body.length);
 
     const tried = new Set<number>();
+    if (!(await this.waitForReadyNode())) {
+      fail(503, 'UNAVAILABLE', `no node of the cluster became ready within ${this.queueTimeoutMs} ms`);
+      return;
+    }
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const s = this.pick(tried);
       if (!s) break;

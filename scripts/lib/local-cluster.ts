@@ -38,6 +38,7 @@ import { parse as parseYaml, stringify } from 'yaml';
 import { caPaths, ensureAdminToken, initCa, issueNodeCertFiles, nodeCertName } from '../../src/cli/cert-files.ts';
 import { nodeEnv } from '../../src/cli/commands/start.ts';
 import { loadConfig } from '../../src/server/config.ts';
+import { MasterKeyRing } from '../../src/crypto/seal.ts';
 
 /** The repository, derived from this file's location. */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -70,7 +71,7 @@ export interface NodeSpec {
 }
 
 /** Sections of a node config a description may set for every node. */
-export type NodeSettings = Partial<Record<'raft' | 'http' | 'log', Record<string, unknown>>>;
+export type NodeSettings = Partial<Record<'raft' | 'http' | 'log' | 'oauth', Record<string, unknown>>>;
 
 export interface ClusterSpec {
   readonly name: string;
@@ -80,6 +81,11 @@ export interface ClusterSpec {
   readonly frontPort: number;
   readonly nodes: readonly NodeSpec[];
   readonly settings: NodeSettings;
+  /**
+   * The OAuth issuer every node uses (oauth.issuer): npm start's front URL, known once the front
+   * listens. Unset: each node's own http URL (right only for tests that talk to one node).
+   */
+  readonly issuer?: string;
 }
 
 export class SpecError extends Error {
@@ -142,7 +148,7 @@ export function parseClusterSpec(text: string, source: string, opts: { cwd?: str
   const settings: NodeSettings = {};
   if (raw.settings !== undefined) {
     if (!isObject(raw.settings)) throw new SpecError(source, 'settings must be a mapping of config sections');
-    onlyKeys(raw.settings, ['raft', 'http', 'log'], 'settings.', source);
+    onlyKeys(raw.settings, ['raft', 'http', 'log', 'oauth'], 'settings.', source);
     for (const [section, body] of Object.entries(raw.settings)) {
       if (!isObject(body)) throw new SpecError(source, `settings.${section} must be a mapping`);
       if ('listen' in body) throw new SpecError(source, `settings.${section}.listen is derived from the node's ports; set basePorts or the node's ports instead`);
@@ -241,6 +247,8 @@ export function nodeConfigYaml(spec: ClusterSpec, n: NodeSpec): string {
       initialMembers: spec.nodes.map((m) => ({ id: m.id, raftAddress: `${LOOPBACK}:${m.ports.raft}`, httpAddress: `${LOOPBACK}:${m.ports.http}` })),
     },
     ...spec.settings,
+    ...(spec.issuer !== undefined ? { oauth: { ...spec.settings.oauth, issuer: spec.issuer } } : {}),
+    crypto: { masterKeyFile: '../master.key' },
     tls: { ca: '../certs/ca.crt', cert: `../certs/${nodeCertName(n.id)}.crt`, key: `../certs/${nodeCertName(n.id)}.key` },
     admin: { listen: `${LOOPBACK}:${n.ports.admin}`, tokenFile: '../admin.token' },
   };
@@ -273,6 +281,13 @@ export async function prepareCluster(spec: ClusterSpec): Promise<PreparedCluster
   }
   const tokenFile = join(spec.dir, 'admin.token');
   if (await ensureAdminToken(tokenFile)) created.push(tokenFile);
+  // The master key wrapping the cluster's data keys (crypto.masterKeyFile): one for every node of
+  // this local cluster. A production cluster keeps it out of the data directory (docs/operations.md).
+  const masterKeyFile = join(spec.dir, 'master.key');
+  if (!existsSync(masterKeyFile)) {
+    await writeFile(masterKeyFile, MasterKeyRing.generateText(), { mode: 0o600, flag: 'wx' });
+    created.push(masterKeyFile);
+  }
 
   const ids = spec.nodes.map((n) => n.id).sort((a, b) => a - b);
   const membersFile = join(spec.dir, 'members.json');

@@ -24,6 +24,9 @@ const NO_LEADER_RETRY_MS = 200;
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 export const DEFAULT_TIMEOUT_MS = 20_000;
 
+/** HTTP methods of the admin API (PATCH: changing an OAuth client). */
+export type AdminMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
 export interface AdminResponse {
   readonly status: number;
   readonly body: unknown;
@@ -74,7 +77,7 @@ export class AdminClient {
   }
 
   /** One request to one admin URL. Connection failures throw; HTTP errors are returned. */
-  async request(base: string, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<AdminResponse> {
+  async request(base: string, method: AdminMethod, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<AdminResponse> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
@@ -137,9 +140,10 @@ export class AdminClient {
 
   /**
    * Send a request that only the leader may serve, following 409 NOT_LEADER to the leader. Tries
-   * the endpoints in order until one answers; returns the first answer that is not NOT_LEADER.
+   * the endpoints in order until one answers; returns the first answer that is not NOT_LEADER. A
+   * request any node serves (the OAuth client and user routes) is answered by the first reachable one.
    */
-  async onLeader(method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<AdminResponse> {
+  async onLeader(method: AdminMethod, path: string, body?: unknown): Promise<AdminResponse> {
     const deadline = Date.now() + this.timeoutMs;
     const remaining = () => Math.max(1, deadline - Date.now());
     let target: string | null = null;
@@ -184,7 +188,7 @@ export class AdminClient {
     }
   }
 
-  private async firstReachable(method: 'POST' | 'DELETE', path: string, body: unknown, remaining: () => number): Promise<AdminResponse> {
+  private async firstReachable(method: AdminMethod, path: string, body: unknown, remaining: () => number): Promise<AdminResponse> {
     const errors: string[] = [];
     for (const url of this.endpoints) {
       try {

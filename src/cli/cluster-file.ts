@@ -13,9 +13,18 @@ export interface ClusterFileNode {
   readonly pid: number;
 }
 
+/** Demo credentials `npm start` creates (issue 5), so a newcomer can fetch a token at once. */
+export interface DemoCredentials {
+  readonly confidentialClient: { readonly client_id: string; readonly client_secret: string };
+  readonly publicClient: { readonly client_id: string; readonly redirect_uri: string };
+  readonly user: { readonly username: string; readonly password: string };
+}
+
 export interface ClusterFile {
   readonly front: string;
   readonly nodes: readonly ClusterFileNode[];
+  /** Present when the cluster serves OAuth. The file is written 0600 because of it. */
+  readonly demo?: DemoCredentials;
 }
 
 /** Where `npm start` writes it, relative to the repository (the working directory of npm scripts). */
@@ -51,7 +60,23 @@ export function validateClusterFile(o: unknown, source: string): ClusterFile {
     if (typeof x.pid !== 'number' || !Number.isSafeInteger(x.pid) || x.pid < 1) bad(`nodes[${i}].pid must be a positive integer`);
     return { id: x.id as number, http: x.http as string, admin: x.admin as string, pid: x.pid as number };
   });
-  return { front: r.front as string, nodes };
+  if (r.demo === undefined) return { front: r.front as string, nodes };
+  const d = r.demo as Record<string, Record<string, unknown> | undefined> | null;
+  const strs = (o: Record<string, unknown> | undefined, keys: readonly string[], what: string): Record<string, string> => {
+    if (typeof o !== 'object' || o === null) return bad(`demo.${what} must be an object`);
+    for (const k of keys) if (typeof o[k] !== 'string' || (o[k] as string).length === 0) bad(`demo.${what}.${k} must be a non-empty string`);
+    return o as Record<string, string>;
+  };
+  if (typeof d !== 'object' || d === null) return bad('demo must be an object');
+  const cc = strs(d.confidentialClient, ['client_id', 'client_secret'], 'confidentialClient');
+  const pc = strs(d.publicClient, ['client_id', 'redirect_uri'], 'publicClient');
+  const u = strs(d.user, ['username', 'password'], 'user');
+  const demo: DemoCredentials = {
+    confidentialClient: { client_id: cc.client_id!, client_secret: cc.client_secret! },
+    publicClient: { client_id: pc.client_id!, redirect_uri: pc.redirect_uri! },
+    user: { username: u.username!, password: u.password! },
+  };
+  return { front: r.front as string, nodes, demo };
 }
 
 export function readClusterFile(file: string): ClusterFile {
@@ -71,7 +96,8 @@ export async function writeClusterFile(file: string, c: ClusterFile): Promise<vo
   validateClusterFile(c, 'cluster.json being written'); // assertion: we write only what we can read back
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o644);
+  // 0600: it may carry the demo credentials.
+  const fh = await open(tmp, 'w', 0o600);
   try {
     await fh.writeFile(`${JSON.stringify(c, null, 2)}\n`);
     await fh.sync();

@@ -5,7 +5,7 @@
 // "bin"), which needs no loader flag.
 //
 // Commands: start, status, members list|add|promote|remove, transfer-leader, certs init|issue,
-// snapshot save|restore, recover --force-new-cluster.
+// snapshot save|restore, recover --force-new-cluster, clients …, users …, keys ….
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './args.ts';
@@ -14,6 +14,9 @@ import { CONNECTION_USAGE, MEMBERS_USAGE, STATUS_USAGE, TRANSFER_USAGE, membersC
 import { START_USAGE, startCommand } from './commands/start.ts';
 import { SNAPSHOT_USAGE, snapshotCommand } from './commands/snapshot.ts';
 import { RECOVER_USAGE, recoverCommand } from './commands/recover.ts';
+import { CLIENTS_USAGE, clientsCommand } from './commands/clients.ts';
+import { USERS_USAGE, usersCommand } from './commands/users.ts';
+import { KEYS_USAGE, keysCommand } from './commands/keys.ts';
 import { processIo } from './io.ts';
 import type { CliIo, Command } from './io.ts';
 
@@ -25,6 +28,9 @@ const COMMANDS: Readonly<Record<string, { run: Command; usage: string }>> = {
   certs: { run: certsCommand, usage: CERTS_USAGE },
   snapshot: { run: snapshotCommand, usage: SNAPSHOT_USAGE },
   recover: { run: recoverCommand, usage: RECOVER_USAGE },
+  clients: { run: clientsCommand, usage: `${CLIENTS_USAGE}\n${CONNECTION_USAGE}` },
+  users: { run: usersCommand, usage: `${USERS_USAGE}\n${CONNECTION_USAGE}` },
+  keys: { run: keysCommand, usage: `${KEYS_USAGE}\n${CONNECTION_USAGE}` },
 };
 
 export const USAGE = `usage: raftauth <command> [options]
@@ -36,6 +42,9 @@ commands:
   certs init|issue                        cluster CA and node certificates
   snapshot save|restore                   back up a running cluster; restore a new cluster from it
   recover --force-new-cluster             majority lost for good: this node becomes a one-node cluster
+  clients create|list|get|update|...      OAuth clients (rotate-secret, delete)
+  users create|list|get|passwd|...        users (disable, enable, delete); passwords from a file or stdin
+  keys list|rotate|rewrap                 signing and data keys; keys generate-master: a master key file
   help [command]                          this text, or a command's options
 `;
 

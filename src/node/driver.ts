@@ -74,6 +74,11 @@ export interface DriverObserver {
   leaderChanged(leader: NodeId, term: number): void;
   /** A snapshot was created, installed or streamed to a follower; bytes when known. */
   snapshot(event: 'created' | 'installed' | 'sent' | 'send_failed', bytes: number | null): void;
+  /**
+   * Applied state changed durably: the keyspaces written or deleted in, or null after a snapshot
+   * was installed (anything may have changed). Read caches (src/server/oauth-node.ts) rebuild from it.
+   */
+  stateChanged?(keyspaces: ReadonlySet<string> | null): void;
 }
 
 export interface DriverOptions {
@@ -409,6 +414,7 @@ export class RaftDriver {
       await this.syncPeers(rd.snapshot.metadata.confState);
       this.log.info({ index: idx, term: rd.snapshot.metadata.term }, 'installed snapshot');
       this.opts.observer?.snapshot('installed', null);
+      this.opts.observer?.stateChanged?.(null);
     }
 
     // Apply in memory; the writes go into the same batch as the entries and hard state.
@@ -449,6 +455,12 @@ export class RaftDriver {
     }, { sync: rd.mustSync });
     if (appliedTo !== undefined) this.applied = appliedTo;
     if (confChanged) await this.syncPeers(this.confState);
+    if (changes && this.opts.observer?.stateChanged && (changes.puts.length > 0 || changes.dels.length > 0)) {
+      const touched = new Set<string>();
+      for (const [ks] of changes.puts) touched.add(ks);
+      for (const [ks] of changes.dels) touched.add(ks);
+      this.opts.observer.stateChanged(touched);
+    }
 
     // Durable: now the messages may leave.
     const plain: Message[] = [];

@@ -15,7 +15,7 @@ import { SESSION_LIMITS } from '../state/sessions.ts';
 import { kvDomain } from '../state/kv.ts';
 import { RaftDriver } from './driver.ts';
 import type { ProposeOutcome, ReadOutcome, SnapshotNowOutcome } from './driver.ts';
-import type { SnapshotChunkStream } from '../storage/durable-storage.ts';
+import type { IterateOptions, SnapshotChunkStream, StateRecord } from '../storage/durable-storage.ts';
 import { ProposalRouter } from './router.ts';
 import { ReadService } from './reads.ts';
 import { NodeError } from './api.ts';
@@ -65,6 +65,7 @@ export class RaftNode implements NodeApi {
   private tickTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private stopping = false;
+  private readonly stateListeners = new Set<(keyspaces: ReadonlySet<string> | null) => void>();
 
   private constructor(
     readonly id: NodeId,
@@ -197,7 +198,19 @@ export class RaftNode implements NodeApi {
           for (const w of ws) w();
         },
         ...(opts.unsafe?.ackBeforeCommit ? { unsafeAckBeforeCommit: true } : {}),
-        observer: { leaderChanged: () => metrics.leaderChanged(), snapshot: (event, bytes) => metrics.snapshot(event, bytes) },
+        observer: {
+          leaderChanged: () => metrics.leaderChanged(),
+          snapshot: (event, bytes) => metrics.snapshot(event, bytes),
+          stateChanged: (keyspaces) => {
+            for (const l of self?.stateListeners ?? []) {
+              try {
+                l(keyspaces);
+              } catch (e) {
+                logger.error({ err: e instanceof Error ? e.message : String(e) }, 'a state-change listener failed');
+              }
+            }
+          },
+        },
         now,
       });
       driverRef = driver;
@@ -302,6 +315,30 @@ export class RaftNode implements NodeApi {
       stopping: this.stopping || this.draining,
       deep,
     };
+  }
+
+  /**
+   * Be told after applied state changed durably: the keyspaces touched, or null after a snapshot
+   * install (anything may have changed). Returns the unsubscribe function.
+   */
+  onStateChange(listener: (keyspaces: ReadonlySet<string> | null) => void): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
+
+  /** Records of one keyspace of this node's applied state (a page: see IterateOptions). Not linearizable. */
+  scanState(keyspace: string, opts: IterateOptions): Promise<StateRecord[]> {
+    return this.storage.iterate(keyspace, opts);
+  }
+
+  /** Whether this node is the leader right now. */
+  isLeader(): boolean {
+    return this.driver.status().softState.role === 'leader';
+  }
+
+  /** A leader housekeeping command outside any session (it must be idempotent in apply). */
+  housekeeping(domain: string, op: string, args: unknown, timeoutMs: number): Promise<ApplyResult> {
+    return this.router.housekeeping(domain, op, args, this.checkTimeout(timeoutMs));
   }
 
   /** This node's metrics as prom-client JSON (merged with the HTTP side's by the serving process). */

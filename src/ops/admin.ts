@@ -4,13 +4,21 @@
 //
 // Membership changes are proposed by the leader only; another node answers 409 NOT_LEADER with the
 // leader's id and HTTP address so a tool can follow it.
+//
+// With `oauth` (the node has a master key), the OAuth routes of admin-oauth.ts are served too:
+// clients, users, signing and data keys.
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import Fastify from 'fastify';
+import { pino } from 'pino';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RaftNode } from '../node/node.ts';
 import { NodeError } from '../node/api.ts';
 import { validateAddress } from '../node/members.ts';
+import type { MasterKeyRing } from '../crypto/seal.ts';
+import type { OAuthConfig } from '../oauth/config.ts';
+import type { Logger } from '../server/log.ts';
+import { registerOAuthAdminRoutes } from './admin-oauth.ts';
 
 /** Shortest admin token accepted: 32 characters (about 190 bits from a base64url generator). */
 export const MIN_ADMIN_TOKEN_CHARS = 32;
@@ -24,6 +32,8 @@ export const MAX_CONCURRENT_BACKUPS = 2;
 export interface AdminOptions {
   readonly node: RaftNode;
   readonly token: string;
+  /** Serve the OAuth admin routes (clients, users, keys) with this node's master key ring. */
+  readonly oauth?: { readonly master: MasterKeyRing; readonly config: OAuthConfig; readonly log?: Logger };
 }
 
 function digest(s: string): Buffer {
@@ -159,6 +169,10 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
     }
     return reply.code(202).send({ ok: true, to });
   });
+
+  if (opts.oauth) {
+    registerOAuthAdminRoutes(app, { node, master: opts.oauth.master, config: opts.oauth.config, log: opts.oauth.log ?? pino({ level: 'silent' }), notLeader });
+  }
 
   return app;
 }

@@ -78,6 +78,26 @@ export interface NodeConfig {
   };
   readonly admin: { readonly listen: HostPort | null; readonly tokenFile: string | null };
   readonly log: { readonly level: LogLevel };
+  readonly oauth: {
+    readonly issuer: string;
+    readonly signingAlg: 'ES256' | 'EdDSA';
+    readonly accessTokenTtlS: number;
+    readonly idTokenTtlS: number;
+    readonly codeTtlS: number;
+    readonly refreshTokenIdleTtlS: number;
+    readonly refreshTokenAbsoluteTtlS: number;
+    readonly refreshGraceMs: number;
+    readonly deviceCodeTtlS: number;
+    readonly devicePollIntervalS: number;
+    readonly sessionTtlS: number;
+    readonly interactionTtlS: number;
+    readonly keyRotationPeriodS: number;
+    readonly allowPlainPkce: boolean;
+    readonly requirePkceForConfidential: boolean;
+    readonly formBodyLimitBytes: number;
+    readonly passwordScryptLn: number;
+  };
+  readonly crypto: { readonly masterKeyFile: string | null };
   readonly unsafe: { readonly ackBeforeCommit: boolean; readonly readWithoutReadIndex: boolean };
 }
 
@@ -246,6 +266,29 @@ const workersField: Field<number> = {
 };
 const MAX_WORKERS = 64;
 
+/**
+ * RFC 8414 §2: the issuer is an https URL with no query or fragment. Plain http is accepted only
+ * for loopback hosts (local clusters and tests). Stored without a trailing slash.
+ */
+const issuerField: Field<string> = {
+  def: DERIVED,
+  envIsText: true,
+  parse(raw) {
+    if (typeof raw !== 'string' || raw.length > 2048) throw new FieldError(`must be an https URL (got ${got(raw)})`);
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      throw new FieldError(`must be an absolute URL (got ${got(raw)})`);
+    }
+    if (u.search !== '' || u.hash !== '' || raw.includes('?') || raw.includes('#')) throw new FieldError('must have no query or fragment (RFC 8414 §2)');
+    if (u.username !== '' || u.password !== '') throw new FieldError('must not contain credentials');
+    const loopback = u.hostname === '127.0.0.1' || u.hostname === '[::1]' || u.hostname === 'localhost';
+    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback)) throw new FieldError(`must use https (http only for loopback hosts) (got ${got(raw)})`);
+    return raw.replace(/\/+$/, '');
+  },
+};
+
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
@@ -346,6 +389,59 @@ const SPEC = {
   log: {
     /** pino level: 'fatal', 'error', 'warn', 'info', 'debug', 'trace' or 'silent'. Default 'info'. */
     level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+  },
+  oauth: {
+    /**
+     * The issuer identifier (RFC 8414 §2, OIDC Discovery §3): the URL clients reach the cluster at,
+     * normally the load balancer's. Every node of a cluster must use the same one: it is in every
+     * token and in the metadata. https, or http for loopback hosts. Default: http://<http.listen>
+     * (only right for a one-node cluster on loopback).
+     */
+    issuer: issuerField,
+    /** JWS algorithm of access and ID tokens: 'ES256' (P-256) or 'EdDSA' (Ed25519). Default 'ES256'. */
+    signingAlg: oneOf(['ES256', 'EdDSA'] as const, 'ES256'),
+    /** Lifetime of access tokens (JWT, RFC 9068). Resource servers cannot learn of a revocation before it ends. Default 600. */
+    accessTokenTtlS: int(30, 86_400, 600),
+    /** Lifetime of ID tokens. Default 3600. */
+    idTokenTtlS: int(30, 86_400, 3_600),
+    /** Lifetime of authorization codes (RFC 6749 §4.1.2 recommends at most 10 minutes). Default 60. */
+    codeTtlS: int(5, 600, 60),
+    /** A refresh token not used for this long expires (each rotation starts a new period). Default 14 days. */
+    refreshTokenIdleTtlS: int(60, 5 * 365 * 86_400, 14 * 86_400),
+    /** No refresh token of a grant lives longer than this after the grant, however often it is rotated. Default 90 days. */
+    refreshTokenAbsoluteTtlS: int(60, 5 * 365 * 86_400, 90 * 86_400),
+    /**
+     * A rotated refresh token presented again within this window gets the same successor pair back
+     * instead of revoking its family (a client that lost the response, or several instances of one
+     * client). 0 disables the grace. Default 2000.
+     */
+    refreshGraceMs: int(0, 60_000, 2_000),
+    /** Lifetime of device codes (RFC 8628 §3.2 expires_in). Default 600. */
+    deviceCodeTtlS: int(60, 3_600, 600),
+    /** Minimum seconds between device-code polls (RFC 8628 §3.2 interval). Default 5. */
+    devicePollIntervalS: int(1, 60, 5),
+    /** Lifetime of a login session. Default 8 hours. */
+    sessionTtlS: int(60, 30 * 86_400, 8 * 3_600),
+    /** How long a pending authorization request (login and consent pages) stays valid. Default 600. */
+    interactionTtlS: int(60, 3_600, 600),
+    /** Rotate the signing keys automatically this long after the active key became active. Default 30 days. */
+    keyRotationPeriodS: int(3_600, 5 * 365 * 86_400, 30 * 86_400),
+    /** Accept PKCE `plain` (RFC 7636 §4.2 allows it only when S256 is impossible). Default false. */
+    allowPlainPkce: bool(false),
+    /** Require PKCE from confidential clients too (RFC 9700 §2.1.1). Public clients always need it. Default true. */
+    requirePkceForConfidential: bool(true),
+    /** Largest form body on OAuth endpoints. Default 16 KiB. */
+    formBodyLimitBytes: int(1 * KiB, 1 * MiB, 16 * KiB),
+    /** scrypt cost of new password hashes, N = 2^ln (r 8, p 1; OWASP: ln 17). Default 17. */
+    passwordScryptLn: int(10, 20, 17),
+  },
+  crypto: {
+    /**
+     * File with the master key(s) that wrap the cluster's data keys (one base64url key of 32
+     * bytes per line, the current key first; mode 0600). The environment variable
+     * RAFTAUTH_MASTER_KEY (the same text) takes precedence. With neither, the node serves no OAuth.
+     */
+    masterKeyFile: path(null, true),
   },
   unsafe: {
     // Debug switches that break safety on purpose. Turning any on is refused unless the environment
@@ -515,6 +611,13 @@ export function parseConfig(body: string, file: string, env: Env = process.env):
   }
   c.raft.listen ??= self!.raftAddress;
   c.http.listen ??= self!.httpAddress;
+  c.oauth.issuer ??= `http://${formatHostPort(c.http.listen as HostPort)}`;
+  {
+    const o = c.oauth as { refreshTokenIdleTtlS: number; refreshTokenAbsoluteTtlS: number };
+    if (o.refreshTokenIdleTtlS > o.refreshTokenAbsoluteTtlS) {
+      fail('oauth.refreshTokenIdleTtlS', `must not exceed oauth.refreshTokenAbsoluteTtlS (got ${o.refreshTokenIdleTtlS}, oauth.refreshTokenAbsoluteTtlS is ${o.refreshTokenAbsoluteTtlS})`);
+    }
+  }
 
   const unsafe = c.unsafe as Record<string, boolean>;
   const enabled = Object.keys(unsafe).filter((k) => unsafe[k] === true);

@@ -34,6 +34,9 @@ import type { Logger } from './log.ts';
 import type { ReadCache } from './read-cache.ts';
 import { DEFAULT_READY_MAX_APPLY_LAG, registerHealthRoutes } from '../ops/health.ts';
 import { HttpMetrics, METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, isMetricsJson, metricsText } from '../ops/metrics.ts';
+import type { MasterKeyRing } from '../crypto/seal.ts';
+import type { OAuthConfig } from '../oauth/config.ts';
+import { registerOAuth } from '../oauth/index.ts';
 
 /** The read-cache table holding this node's status, under STATUS_KEY. */
 export const STATUS_TABLE = 'status';
@@ -60,6 +63,8 @@ export interface HttpOptions {
    * the primary, which merges every process's metrics (src/server/process.ts).
    */
   readonly metricsText?: () => Promise<string>;
+  /** The OAuth server (src/oauth/): registered when given. */
+  readonly oauth?: { readonly master: MasterKeyRing; readonly config: OAuthConfig; readonly now?: () => number };
 }
 
 class HttpError extends Error {
@@ -189,6 +194,10 @@ export function buildHttpApp(opts: HttpOptions): FastifyInstance {
     }
     return reply.code(200).send(await bounded(node.status(), timeoutMs));
   });
+
+  if (opts.oauth) {
+    registerOAuth(app, { node, cache, master: opts.oauth.master, config: opts.oauth.config, logger, requestTimeoutMs: http.requestTimeoutMs, ...(opts.oauth.now ? { now: opts.oauth.now } : {}) });
+  }
 
   registerHealthRoutes(app, { node, nodeId: opts.nodeId, maxApplyLag: http.readyMaxApplyLag ?? DEFAULT_READY_MAX_APPLY_LAG, requestTimeoutMs: http.requestTimeoutMs });
 

@@ -40,6 +40,8 @@ import { WORKER_CONFIG_ENV } from './worker.ts';
 import { HttpMetrics, isMetricsJson, metricsText } from '../ops/metrics.ts';
 import type { MetricsJson } from '../ops/metrics.ts';
 import { withTerm } from '../ops/log-context.ts';
+import { OAuthPrimary, loadMasterKey, oauthConfigOf } from './oauth-node.ts';
+import type { OAuthNodeHooks } from './oauth-node.ts';
 
 /** What the primary runs: the node API plus its lifecycle. */
 export interface ServedNode extends NodeApi {
@@ -56,6 +58,23 @@ export interface ServedNode extends NodeApi {
    * load balancers take it out of rotation before its listeners close.
    */
   beginDrain?(): void;
+  /** Optional, with the rest of OAuthNodeHooks: what the OAuth duties of the primary need (RaftNode has them). */
+  onStateChange?: OAuthNodeHooks['onStateChange'];
+  scanState?: OAuthNodeHooks['scanState'];
+  isLeader?: OAuthNodeHooks['isLeader'];
+  housekeeping?: OAuthNodeHooks['housekeeping'];
+}
+
+function oauthHooks(node: ServedNode): OAuthNodeHooks | null {
+  const { onStateChange, scanState, isLeader, housekeeping } = node;
+  if (!onStateChange || !scanState || !isLeader || !housekeeping) return null;
+  return {
+    onStateChange: onStateChange.bind(node),
+    scanState: scanState.bind(node),
+    isLeader: isLeader.bind(node),
+    housekeeping: housekeeping.bind(node),
+    read: (req) => node.read(req),
+  };
 }
 
 export type NodeFactory = (config: NodeConfig, logger: Logger) => ServedNode | Promise<ServedNode>;
@@ -133,9 +152,22 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   const handleSignals = options.handleSignals ?? true;
   let signalsInstalled = false;
 
+  // A bad master key file fails the start here, before the node opens its store.
+  const master = loadMasterKey(config);
+  const oauthConfig = master ? oauthConfigOf(config.oauth) : null;
   const node = await nodeFactory(config, log);
   if (node.currentTerm) termOf = () => node.currentTerm!();
   const cache = new CachePublisher();
+
+  // --- OAuth: read-cache tables, and the leader's keys, rotation and sweep -------------------------
+  let oauthPrimary: OAuthPrimary | null = null;
+  const hooks = oauthHooks(node);
+  if (master && oauthConfig && hooks) {
+    oauthPrimary = new OAuthPrimary({ node: hooks, publish: (t, e) => void cache.publish(t, e), master, config: oauthConfig, log });
+    await oauthPrimary.start();
+  } else if (!master) {
+    log.warn('no master key (crypto.masterKeyFile or RAFTAUTH_MASTER_KEY): this node serves no OAuth endpoints');
+  }
 
   // --- status table -------------------------------------------------------------------------
   let lastStatusKey = '';
@@ -175,7 +207,16 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   let address: HostPort;
   const app =
     config.http.workers === 0
-      ? buildHttpApp({ node, cache: cache.local, http: config.http, nodeId: config.node.id, workerId: 0, logger: log, httpMetrics: new HttpMetrics(config.node.id) })
+      ? buildHttpApp({
+          node,
+          cache: cache.local,
+          http: config.http,
+          nodeId: config.node.id,
+          workerId: 0,
+          logger: log,
+          httpMetrics: new HttpMetrics(config.node.id),
+          ...(master && oauthConfig ? { oauth: { master, config: oauthConfig } } : {}),
+        })
       : null;
 
   // --- metrics from the workers ---------------------------------------------------------------
@@ -231,6 +272,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
       if (shutdownDelayMs > 0) await new Promise((r) => setTimeout(r, shutdownDelayMs));
       if (pollTimer) clearInterval(pollTimer);
       unsubscribeStatus?.();
+      oauthPrimary?.stop();
       if (app) await closeHttp(app, drainMs);
       await stopWorkers();
       try {

@@ -17,6 +17,7 @@ import { DEFAULT_IPC_CLIENT_LIMITS, IpcNodeApi, decodePrimaryMessage, encodeIpc 
 import { createLogger } from './log.ts';
 import { ReadCache } from './read-cache.ts';
 import { closeHttp } from './shutdown.ts';
+import { loadMasterKey, oauthConfigOf } from './oauth-node.ts';
 
 /** Environment variable through which the primary hands the resolved NodeConfig (JSON) to a worker. */
 export const WORKER_CONFIG_ENV = 'RAFTAUTH_WORKER_CONFIG';
@@ -41,7 +42,19 @@ export async function runWorker(): Promise<void> {
   const api = new IpcNodeApi(send, { ...DEFAULT_IPC_CLIENT_LIMITS, statusTimeoutMs: config.http.requestTimeoutMs });
   const httpMetrics = new HttpMetrics(config.node.id);
   // /metrics here asks the primary, which merges its node metrics with every worker's HTTP metrics.
-  const app = buildHttpApp({ node: api, cache, http: config.http, nodeId: config.node.id, workerId: w.id, logger: log, httpMetrics, metricsText: () => api.metricsText() });
+  // The master key is read here too (file or inherited RAFTAUTH_MASTER_KEY): workers unwrap the data keys themselves.
+  const master = loadMasterKey(config);
+  const app = buildHttpApp({
+    node: api,
+    cache,
+    http: config.http,
+    nodeId: config.node.id,
+    workerId: w.id,
+    logger: log,
+    httpMetrics,
+    metricsText: () => api.metricsText(),
+    ...(master ? { oauth: { master, config: oauthConfigOf(config.oauth) } } : {}),
+  });
 
   let stopping = false;
   const shutdown = async (drainMs: number, why: string): Promise<void> => {

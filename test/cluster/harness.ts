@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { createClusterCa, issueNodeCert, writePem } from '../../src/crypto/certs.ts';
 import type { CertAndKey, ClusterCa } from '../../src/crypto/certs.ts';
+import { MasterKeyRing } from '../../src/crypto/seal.ts';
 
 /** The repository root, derived from this file's location (CI runs in a fresh clone elsewhere). */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -154,6 +155,11 @@ export interface ClusterOptions {
   readonly workers?: number;
   /** Prefix of the temp directory. */
   readonly name?: string;
+  /**
+   * Serve OAuth: a master key file is written (0600) and every node gets crypto.masterKeyFile and
+   * an `oauth:` section with this issuer (e.g. a front proxy's URL) and these settings.
+   */
+  readonly oauth?: { readonly issuer: string; readonly settings?: Record<string, unknown> };
 }
 
 export interface StartOptions {
@@ -289,7 +295,9 @@ export class ProcessCluster {
       tls,
       http: { workers: this.opts.workers ?? 0 },
       admin: { listen: m.adminAddress, tokenFile: 'admin.token' },
+      ...(this.opts.oauth ? { crypto: { masterKeyFile: 'master.key' }, oauth: { ...this.opts.oauth.settings, issuer: this.opts.oauth.issuer } } : {}),
     };
+    if (this.opts.oauth && !existsSync(join(this.dir, 'master.key'))) await writeFile(join(this.dir, 'master.key'), MasterKeyRing.generateText(), { mode: 0o600 });
     const file = join(this.dir, `node${id}.yaml`);
     await writeFile(file, stringify(config));
     return file;

@@ -53,9 +53,9 @@ describe('front proxy', () => {
   afterEach(async () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
-  const start = async (nodes: Fake[], extra: Partial<{ url: string; id: number }>[] = []) => {
+  const start = async (nodes: Fake[], extra: Partial<{ url: string; id: number }>[] = [], queueTimeoutMs = 200) => {
     for (const n of nodes) cleanup.push(() => new Promise((r) => (n.server.listening ? n.server.close(() => r()) : r())));
-    const p = new FrontProxy({ backends: [...nodes.map((n) => ({ id: n.id, url: n.url })), ...extra.map((e) => ({ id: e.id!, url: e.url! }))], port: 0, checkIntervalMs: 20 });
+    const p = new FrontProxy({ backends: [...nodes.map((n) => ({ id: n.id, url: n.url })), ...extra.map((e) => ({ id: e.id!, url: e.url! }))], port: 0, checkIntervalMs: 20, queueTimeoutMs });
     const url = await p.start();
     cleanup.push(() => p.close());
     return { p, url };
@@ -97,7 +97,19 @@ describe('front proxy', () => {
     assert.equal(seen.headers['x-forwarded-proto'], 'http');
   });
 
-  it('answers 503 when no node is ready and 413 for a body over its limit', async () => {
+  it('holds a request while no node is ready and sends it once one is (queueing through an election)', async () => {
+    const a = await fakeNode(1, 503);
+    const { p, url } = await start([a], [], 30_000);
+    const pending = fetch(`${url}/v1/kv/x`);
+    await until('the front to hold the request', () => p.queued() === 1);
+    assert.equal(a.seen.length, 0);
+    a.readyz = 200;
+    const r = await pending;
+    assert.equal(r.status, 200);
+    assert.equal(a.seen.length, 1);
+  });
+
+  it('answers 503 when no node becomes ready within the queue timeout, and 413 for a body over its limit', async () => {
     const a = await fakeNode(1, 503);
     const { url } = await start([a]);
     const r = await fetch(`${url}/v1/kv/x`);

@@ -1,0 +1,33 @@
+// Client lookup for endpoints: from the read cache the primary pushes (src/server/oauth-node.ts),
+// so authenticating a client costs no IPC round trip. A client created a moment ago on another
+// node may not be here yet; callers that must not miss it (the admin API) read through the node.
+import type { ClientRecord, GrantType } from '../state/oauth-ops.ts';
+import type { OAuthContext } from './context.ts';
+import { InvalidScope, UnauthorizedClient } from './errors.ts';
+
+export const CLIENTS_TABLE = 'clients';
+
+export function getClient(ctx: OAuthContext, clientId: string): ClientRecord | null {
+  const c = ctx.cache.get(CLIENTS_TABLE, clientId) as ClientRecord | undefined;
+  return c ?? null;
+}
+
+/** RFC 6749 §5.2 unauthorized_client: the client may not use this grant type. */
+export function checkGrantType(client: ClientRecord, grant: GrantType): void {
+  if (!client.grant_types.includes(grant)) throw new UnauthorizedClient(`client ${client.client_id} may not use the ${grant} grant`);
+}
+
+/**
+ * RFC 6749 §3.3: the requested scopes must all be allowed for the client (and known to the
+ * server); we refuse rather than silently narrow, so a client learns of a misconfiguration.
+ * An empty request gets the client's default: every scope it may ask for minus `openid` and
+ * `offline_access` (those must be asked for explicitly).
+ */
+export function resolveScope(ctx: OAuthContext, client: ClientRecord, requested: readonly string[]): string[] {
+  if (requested.length === 0) return client.scopes.filter((s) => s !== 'openid' && s !== 'offline_access');
+  for (const s of requested) {
+    if (!client.scopes.includes(s)) throw new InvalidScope(`scope ${s} is not allowed for client ${client.client_id}`);
+  }
+  void ctx;
+  return [...requested];
+}

@@ -1,0 +1,66 @@
+// What every OAuth endpoint gets: the node (writes and reads through Raft), the read cache
+// (clients, keys), the crypto runtime (sealing, signing keys), the configuration and a clock.
+// One object, built once per HTTP app (src/oauth/index.ts).
+import { NodeError } from '../node/api.ts';
+import type { ApplyResult, NodeApi } from '../node/api.ts';
+import type { ReadCache } from '../server/read-cache.ts';
+import type { Logger } from '../server/log.ts';
+import type { CryptoRuntime } from '../crypto/runtime.ts';
+import type { OAuthConfig } from './config.ts';
+import { ServerError, TemporarilyUnavailable } from './errors.ts';
+
+export interface OAuthContext {
+  readonly node: NodeApi;
+  readonly cache: ReadCache;
+  readonly crypto: CryptoRuntime;
+  readonly config: OAuthConfig;
+  readonly log: Logger;
+  /** Milliseconds since the epoch (tests inject a clock). */
+  readonly now: () => number;
+  /** Deadline of each node call (the HTTP request deadline, http.requestTimeoutMs). */
+  readonly requestTimeoutMs: number;
+}
+
+/** A domain refusal from apply (DomainError) that reached an endpoint: its code and message. */
+export class DomainRefusal extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DomainRefusal';
+  }
+}
+
+/**
+ * Propose one replicated command and return apply's value. Leader changes are retried inside the
+ * deadline by the node (exactly-once: a retried command is applied once, DESIGN principle 4); a
+ * node that cannot reach a leader in time becomes temporarily_unavailable (503, Retry-After),
+ * never a half-done answer. A DomainError from apply becomes DomainRefusal (the caller maps it).
+ */
+export async function nodeWrite<T>(ctx: OAuthContext, domain: string, op: string, args: unknown): Promise<T> {
+  return unwrap<T>(await callNode(() => ctx.node.write({ domain, op, args, timeoutMs: ctx.requestTimeoutMs })));
+}
+
+/** A linearizable read (ReadIndex, dissertation §6.4) of a domain's state. */
+export async function nodeRead<T>(ctx: OAuthContext, domain: string, op: string, args: unknown, consistency: 'linearizable' | 'local' = 'linearizable'): Promise<T> {
+  return unwrap<T>(await callNode(() => ctx.node.read({ domain, op, args, timeoutMs: ctx.requestTimeoutMs, consistency })));
+}
+
+async function callNode(f: () => Promise<ApplyResult>): Promise<ApplyResult> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof NodeError) {
+      if (e.code === 'INVALID_REQUEST') throw new ServerError(`internal request refused by the node: ${e.message}`);
+      // UNAVAILABLE, TIMEOUT, STOPPING: no leader reachable within the deadline, or this node is going away.
+      throw new TemporarilyUnavailable(e.code === 'TIMEOUT' ? 'the cluster did not answer in time; retry' : 'the cluster is unavailable; retry');
+    }
+    throw e;
+  }
+}
+
+function unwrap<T>(r: ApplyResult): T {
+  if (!r.ok) throw new DomainRefusal(r.code, r.message);
+  return r.value as T;
+}

@@ -1,0 +1,106 @@
+// The device verification page (RFC 8628 §3.3): the user signs in (the same interaction mechanism
+// as /authorize, returning here), enters or confirms the user code, sees which client asks for
+// what, and approves or denies. The decision is one replicated command ('device.decide'); the
+// device learns it at its next poll of /token.
+//
+//   GET  /device[?user_code=…]  sign in if needed; then the code form, or the confirmation page
+//   POST /device                user_code, csrf, decision=approve|deny
+//
+// RFC 8628 §5.4 (remote phishing): the confirmation page shows the code and asks the user to
+// compare it with the device even when it came in verification_uri_complete.
+// RFC 8628 §5.1 (brute force): user codes have 20^8 values and live deviceCodeTtlS; throttling
+// of guesses comes with the MFA issue's rate limits.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { normalizeUserCode, safeEqual, tokenHash } from '../crypto/tokens.ts';
+import { getClient } from './clients.ts';
+import { nodeRead, nodeWrite } from './context.ts';
+import type { OAuthContext } from './context.ts';
+import { formParams, queryParams } from './form.ts';
+import type { DeviceApproval, DevicePayload } from './records.ts';
+import { PageError, deviceConfirmPage, deviceEnterPage, loginPage, messagePage } from './pages.ts';
+import { browserBinding, endpointPath, newInteraction, sealInteraction } from './interaction.ts';
+import { loadActiveSession, userLabel } from './session.ts';
+import type { ClientRecord } from '../state/oauth-ops.ts';
+
+/** What 'device.byUserCode' answers. */
+interface DeviceView {
+  readonly hash: string;
+  readonly status: 'pending' | 'approved' | 'denied' | 'consumed';
+  readonly exp: number;
+  readonly sealed: Uint8Array;
+  readonly approval: Uint8Array | null;
+}
+
+/** Longest user_code input we look at (8 characters plus separators and spaces a user may type). */
+const MAX_USER_CODE_INPUT = 32;
+
+/** XXXX-XXXX, as the device shows it. */
+function display(code: string): string {
+  return `${code.slice(0, 4)}-${code.slice(4)}`;
+}
+
+type Lookup = { ok: true; view: DeviceView; payload: DevicePayload; client: ClientRecord; code: string } | { ok: false; message: string };
+
+/** The pending device request a user code names, or why there is none. */
+async function lookup(ctx: OAuthContext, input: string): Promise<Lookup> {
+  const code = input.length <= MAX_USER_CODE_INPUT ? normalizeUserCode(input) : null;
+  if (code === null) return { ok: false, message: 'That is not a valid code: it has 8 letters, like BCDF-GHJK.' };
+  // Linearizable: the device asked for this code a moment ago, perhaps on another node.
+  const view = await nodeRead<DeviceView | null>(ctx, 'tokens', 'device.byUserCode', { userCodeHash: tokenHash(code) });
+  if (view === null) return { ok: false, message: 'No device is waiting for that code. Check the code on your device.' };
+  if (view.status !== 'pending') return { ok: false, message: 'That code has already been used. Start again on your device.' };
+  if (view.exp <= ctx.now()) return { ok: false, message: 'That code has expired. Start again on your device.' };
+  const payload = ctx.crypto.sealer().openValue<DevicePayload>(view.sealed, 'device:' + view.hash);
+  const client = getClient(ctx, payload.clientId);
+  if (client === null) return { ok: false, message: 'The application that asked for this code is no longer registered.' };
+  return { ok: true, view, payload, client, code };
+}
+
+export async function handleDeviceGet(ctx: OAuthContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const q = queryParams(req);
+  const input = q.user_code ?? null;
+  const active = await loadActiveSession(ctx, req);
+  if (active === null) {
+    const userCode = input !== null && input.length <= MAX_USER_CODE_INPUT ? input : null;
+    const i = newInteraction(ctx, browserBinding(ctx, req, reply), { kind: 'device', userCode });
+    return loginPage(reply, { action: endpointPath(ctx, '/login'), interaction: sealInteraction(ctx, i), client: null, username: '', error: null, formActions: [] });
+  }
+  const action = endpointPath(ctx, '/device');
+  if (input === null) return deviceEnterPage(reply, action, null, '');
+  const found = await lookup(ctx, input);
+  if (!found.ok) return deviceEnterPage(reply, action, found.message, input.length <= MAX_USER_CODE_INPUT ? input : '');
+  return deviceConfirmPage(reply, {
+    action,
+    client: found.client,
+    scope: found.payload.scope,
+    userCode: display(found.code),
+    csrf: active.session.payload.csrf,
+    userLabel: userLabel(active.user),
+  });
+}
+
+export async function handleDevicePost(ctx: OAuthContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const p = formParams(req);
+  const active = await loadActiveSession(ctx, req);
+  if (active === null) throw new PageError(400, 'Signed out', 'Your sign-in has ended. Open the verification page again and enter the code.');
+  if (!safeEqual(p.csrf ?? '', active.session.payload.csrf)) {
+    throw new PageError(403, 'Request refused', 'This form was not sent from a page of this server, or your sign-in changed since it was shown. Open the verification page again.');
+  }
+  if (p.decision !== 'approve' && p.decision !== 'deny') throw new PageError(400, 'Invalid request', 'The form carries no decision.');
+  const found = await lookup(ctx, p.user_code ?? '');
+  if (!found.ok) return messagePage(reply, 'Device not connected', found.message, 400);
+  const userCodeHash = tokenHash(found.code);
+  let approval: Uint8Array | null = null;
+  if (p.decision === 'approve') {
+    // The user approves exactly what the device asked for (no scope selection on the page).
+    const a: DeviceApproval = { auth: active.session.payload.auth, scope: found.payload.scope };
+    approval = ctx.crypto.sealer().sealValue(a, 'approval:' + found.view.hash);
+  }
+  const r = await nodeWrite<{ ok: true } | { ok: false; reason: 'unknown' | 'expired' | 'decided' }>(ctx, 'tokens', 'device.decide', { userCodeHash, approve: p.decision === 'approve', approval });
+  if (!r.ok) {
+    const why = r.reason === 'expired' ? 'That code has expired. Start again on your device.' : r.reason === 'decided' ? 'That code has already been used. Start again on your device.' : 'No device is waiting for that code.';
+    return messagePage(reply, 'Device not connected', why, 400);
+  }
+  if (p.decision === 'deny') return messagePage(reply, 'Request denied', `You denied ${found.client.client_name} access. You can close this page.`);
+  return messagePage(reply, 'Device connected', `${found.client.client_name} is connected. Return to your device; you can close this page.`);
+}

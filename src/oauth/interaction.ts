@@ -1,0 +1,314 @@
+// Interactions: an authorization request (or a device-page sign-in) on its way through the
+// pages the user must see, and the end of the code flow (code issuance, authorization response).
+//
+// Stateless on the server: the validated request is sealed (AES-256-GCM under the cluster's data
+// key, aad "interaction") with its own expiry and carried by the page in a hidden field. Any node
+// can continue it, so no sticky load balancer is needed. It is bound to the browser: /authorize
+// sets a random cookie and the interaction carries its hash; a form posted with a sealed
+// interaction from another browser (a stolen interaction, or login CSRF: an attacker's
+// interaction submitted from the victim's browser) does not match and is refused.
+//
+// The flow is a list of named prompts, each with checks that say whether it is needed and a page
+// that satisfies it (node-oidc-provider lib/helpers/interaction_policy): 'login', then 'consent',
+// then the code is issued. The MFA issue inserts its prompt between the two.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { randomToken, safeEqual, tokenHash } from '../crypto/tokens.ts';
+import { SealError } from '../crypto/seal.ts';
+import { CryptoNotReady } from '../crypto/runtime.ts';
+import type { ClientRecord, UserRecord } from '../state/oauth-ops.ts';
+import { getClient } from './clients.ts';
+import { nodeWrite } from './context.ts';
+import type { OAuthContext } from './context.ts';
+import { ConsentRequired, LoginRequired, OAuthError, ServerError, TemporarilyUnavailable } from './errors.ts';
+import type { CodePayload } from './records.ts';
+import { PageError, consentPage, cspSource, formPostPage, loginPage } from './pages.ts';
+import { INTERACTION_COOKIE, readCookie, setCookie, userLabel } from './session.ts';
+import type { Session } from './session.ts';
+
+export type ResponseMode = 'query' | 'form_post';
+/** OIDC Core §3.1.2.1 prompt values (select_account is treated as login: there is one account per session). */
+export type PromptValue = 'none' | 'login' | 'consent' | 'select_account';
+
+/** Where an authorization response (success or error) goes. */
+export interface AuthorizationTarget {
+  readonly redirectUri: string;
+  readonly responseMode: ResponseMode;
+  /** RFC 6749 §4.1.2: echoed verbatim when the client sent it. */
+  readonly state: string | null;
+}
+
+/** A validated authorization request (src/oauth/authorize.ts makes it). */
+export interface AuthorizationRequest extends AuthorizationTarget {
+  readonly clientId: string;
+  readonly scope: readonly string[];
+  readonly codeChallenge: string | null;
+  readonly codeChallengeMethod: 'S256' | 'plain' | null;
+  readonly nonce: string | null;
+  readonly prompt: readonly PromptValue[];
+  /** OIDC Core §3.1.2.1 max_age, seconds. */
+  readonly maxAge: number | null;
+  /** Requested acr values, kept for the MFA issue's step-up; we produce ACR_PASSWORD only. */
+  readonly acrValues: readonly string[];
+  readonly loginHint: string | null;
+  /** `sub` of a valid id_token_hint. */
+  readonly idTokenHintSub: string | null;
+}
+
+interface InteractionCommon {
+  readonly v: 1;
+  /** Milliseconds since the epoch. */
+  readonly exp: number;
+  /** tokenHash of the browser-binding cookie. */
+  readonly bind: string;
+  /** Hash of the session created by a login inside this interaction (satisfies prompt=login and max_age). */
+  readonly loginSession: string | null;
+  /** The user allowed the client on the consent page of this interaction. */
+  readonly consented: boolean;
+}
+export type AuthorizeInteraction = InteractionCommon & { readonly kind: 'authorize'; readonly authz: AuthorizationRequest };
+/** A sign-in for the device verification page; it returns to /device with the user code. */
+export type DeviceInteraction = InteractionCommon & { readonly kind: 'device'; readonly userCode: string | null };
+export type Interaction = AuthorizeInteraction | DeviceInteraction;
+
+const INTERACTION_AAD = 'interaction';
+const SEALED_RE = /^[A-Za-z0-9_-]+$/;
+
+/** The issuer-relative path of one of our endpoints (the issuer may have a path, RFC 8414 §2). */
+export function endpointPath(ctx: OAuthContext, path: string): string {
+  return new URL(ctx.config.issuer).pathname.replace(/\/$/, '') + path;
+}
+
+/**
+ * The hash of this browser's binding cookie, set now when absent. An existing cookie is kept (and
+ * its lifetime renewed) so two tabs with two authorization requests do not invalidate each other.
+ */
+export function browserBinding(ctx: OAuthContext, req: FastifyRequest, reply: FastifyReply): string {
+  const value = readCookie(ctx, req, INTERACTION_COOKIE) ?? randomToken();
+  setCookie(ctx, reply, INTERACTION_COOKIE, value, ctx.config.interactionTtlS);
+  return tokenHash(value);
+}
+
+export function newInteraction<B extends { kind: 'authorize'; authz: AuthorizationRequest } | { kind: 'device'; userCode: string | null }>(ctx: OAuthContext, bind: string, body: B): InteractionCommon & B {
+  const common: InteractionCommon = { v: 1, exp: ctx.now() + ctx.config.interactionTtlS * 1000, bind, loginSession: null, consented: false };
+  return { ...common, ...body };
+}
+
+export function sealInteraction(ctx: OAuthContext, i: Interaction): string {
+  return Buffer.from(ctx.crypto.sealer().sealValue(i, INTERACTION_AAD)).toString('base64url');
+}
+
+/** Open the interaction a form carried; refuses (as a page) a forged, expired or other browser's one. */
+export function openInteraction(ctx: OAuthContext, req: FastifyRequest, sealed: string | undefined): Interaction {
+  if (sealed === undefined || !SEALED_RE.test(sealed)) throw new PageError(400, 'Sign-in request not found', 'This form does not carry a sign-in request. Go back to the application and start again.');
+  let i: Interaction;
+  try {
+    i = ctx.crypto.sealer().openValue<Interaction>(Buffer.from(sealed, 'base64url'), INTERACTION_AAD);
+  } catch (e) {
+    if (e instanceof SealError) throw new PageError(400, 'Sign-in request not valid', 'This sign-in request is not valid. Go back to the application and start again.');
+    throw e;
+  }
+  if (i.v !== 1) throw new PageError(400, 'Sign-in request not valid', 'This sign-in request is not valid. Go back to the application and start again.');
+  if (i.exp <= ctx.now()) throw new PageError(400, 'Sign-in request expired', 'This sign-in request has expired. Go back to the application and start again.');
+  const cookie = readCookie(ctx, req, INTERACTION_COOKIE);
+  if (cookie === null || !safeEqual(tokenHash(cookie), i.bind)) {
+    throw new PageError(403, 'Sign-in request refused', 'This sign-in request was started in another browser, or its cookie was lost. Go back to the application and start again.');
+  }
+  return i;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The prompt policy
+
+export interface ActiveSession {
+  readonly session: Session;
+  readonly user: UserRecord;
+}
+
+export interface PolicyState {
+  readonly ctx: OAuthContext;
+  readonly client: ClientRecord;
+  readonly interaction: AuthorizeInteraction;
+  readonly active: ActiveSession | null;
+  readonly nowS: number;
+}
+
+export interface PromptCheck {
+  readonly reason: string;
+  /** Shown as error_description when prompt=none forbids the page. */
+  readonly description: string;
+  needed(s: PolicyState): boolean;
+}
+
+export interface InteractionPrompt {
+  readonly name: string;
+  readonly checks: readonly PromptCheck[];
+  /** OIDC Core §3.1.2.6: the error for prompt=none when this prompt is needed. */
+  noneError(description: string): OAuthError;
+  /** The page that satisfies this prompt. */
+  render(s: PolicyState, reply: FastifyReply, sealed: string): FastifyReply;
+}
+
+/** A login inside this interaction satisfies the checks that ask for a fresh one. */
+function loggedInHere(s: PolicyState): boolean {
+  return s.active !== null && s.interaction.loginSession === s.active.session.hash;
+}
+
+export const LOGIN_PROMPT: InteractionPrompt = {
+  name: 'login',
+  checks: [
+    { reason: 'no_session', description: 'the user is not signed in', needed: (s) => s.active === null },
+    {
+      reason: 'login_prompt',
+      description: 'prompt=login asks for a new sign-in',
+      needed: (s) => (s.interaction.authz.prompt.includes('login') || s.interaction.authz.prompt.includes('select_account')) && !loggedInHere(s),
+    },
+    {
+      // OIDC Core §3.1.2.1 max_age: "If the elapsed time is greater than this value, the OP MUST attempt to actively re-authenticate".
+      reason: 'max_age',
+      description: 'the sign-in is older than max_age',
+      needed: (s) => s.interaction.authz.maxAge !== null && s.active !== null && s.nowS - s.active.session.payload.auth.authTime > s.interaction.authz.maxAge && !loggedInHere(s),
+    },
+    {
+      // OIDC Core §3.1.2.1 id_token_hint: the signed-in user must be the one the hint names.
+      reason: 'id_token_hint',
+      description: 'the signed-in user is not the one id_token_hint names',
+      needed: (s) => s.interaction.authz.idTokenHintSub !== null && s.active !== null && s.active.session.payload.auth.sub !== s.interaction.authz.idTokenHintSub && !loggedInHere(s),
+    },
+  ],
+  noneError: (d) => new LoginRequired(d),
+  render(s, reply, sealed) {
+    const formAction = cspSource(s.interaction.authz.redirectUri);
+    return loginPage(reply, {
+      action: endpointPath(s.ctx, '/login'),
+      interaction: sealed,
+      client: s.client,
+      username: s.interaction.authz.loginHint ?? '',
+      error: null,
+      formActions: formAction === null ? [] : [formAction],
+    });
+  },
+};
+
+export const CONSENT_PROMPT: InteractionPrompt = {
+  name: 'consent',
+  checks: [
+    // Consent is not remembered between requests: a third-party client asks every time.
+    { reason: 'third_party', description: 'the user has not allowed this client', needed: (s) => !s.client.first_party && !s.interaction.consented },
+    { reason: 'consent_prompt', description: 'prompt=consent asks for consent', needed: (s) => s.interaction.authz.prompt.includes('consent') && !s.interaction.consented },
+  ],
+  noneError: (d) => new ConsentRequired(d),
+  render(s, reply, sealed) {
+    if (s.active === null) throw new ServerError('consent prompt without a session');
+    const formAction = cspSource(s.interaction.authz.redirectUri);
+    return consentPage(reply, {
+      action: endpointPath(s.ctx, '/consent'),
+      interaction: sealed,
+      csrf: s.active.session.payload.csrf,
+      client: s.client,
+      scope: s.interaction.authz.scope,
+      userLabel: userLabel(s.active.user),
+      formActions: formAction === null ? [] : [formAction],
+    });
+  },
+};
+
+/** In order: the first prompt with a needed check is shown. */
+export const PROMPTS: readonly InteractionPrompt[] = [LOGIN_PROMPT, CONSENT_PROMPT];
+
+/** The first needed prompt and the check that asks for it, or null when the code can be issued. */
+export function neededPrompt(s: PolicyState): { prompt: InteractionPrompt; check: PromptCheck } | null {
+  for (const prompt of PROMPTS) {
+    const check = prompt.checks.find((c) => c.needed(s));
+    if (check !== undefined) return { prompt, check };
+  }
+  return null;
+}
+
+/** The interaction's client, which may have been deleted while the user was on a page. */
+export function interactionClient(ctx: OAuthContext, i: AuthorizeInteraction): ClientRecord {
+  const client = getClient(ctx, i.authz.clientId);
+  if (client === null) throw new PageError(400, 'Application not found', 'The application that sent you here is no longer registered.');
+  return client;
+}
+
+/**
+ * Continue an authorization request: show the next needed prompt's page, refuse with
+ * login_required / consent_required under prompt=none, or issue the code.
+ * `viaPost`: the request being answered is a POST (redirects are then 303, RFC 9700 §4.12).
+ */
+export async function resume(ctx: OAuthContext, reply: FastifyReply, i: AuthorizeInteraction, active: ActiveSession | null, viaPost: boolean): Promise<FastifyReply> {
+  const client = interactionClient(ctx, i);
+  const s: PolicyState = { ctx, client, interaction: i, active, nowS: Math.floor(ctx.now() / 1000) };
+  const needed = neededPrompt(s);
+  if (needed !== null) {
+    // OIDC Core §3.1.2.1: prompt=none "MUST NOT display any authentication or consent user interface pages".
+    if (i.authz.prompt.includes('none')) return sendAuthorizationError(ctx, reply, i.authz, needed.prompt.noneError(needed.check.description), viaPost);
+    return needed.prompt.render(s, reply, sealInteraction(ctx, i));
+  }
+  if (active === null) throw new ServerError('code issuance without a session');
+  return issueCode(ctx, reply, i.authz, active.session, viaPost);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The end of the flow
+
+/**
+ * RFC 6749 §4.1.2: a single-use code, stored as its hash with the sealed grant (CodePayload); the
+ * token side checks client, redirect URI and PKCE against it.
+ */
+export async function issueCode(ctx: OAuthContext, reply: FastifyReply, authz: AuthorizationRequest, session: Session, viaPost: boolean): Promise<FastifyReply> {
+  const code = randomToken();
+  const hash = tokenHash(code);
+  const payload: CodePayload = {
+    clientId: authz.clientId,
+    redirectUri: authz.redirectUri,
+    codeChallenge: authz.codeChallenge,
+    codeChallengeMethod: authz.codeChallengeMethod,
+    scope: authz.scope,
+    nonce: authz.nonce,
+    auth: session.payload.auth,
+    sessionHash: session.hash,
+    // Resource indicators (RFC 8707) are not supported: every code's tokens are for the issuer.
+    audience: ctx.config.issuer,
+  };
+  await nodeWrite(ctx, 'tokens', 'code.create', { hash, exp: ctx.now() + ctx.config.codeTtlS * 1000, sealed: ctx.crypto.sealer().sealValue(payload, 'code:' + hash) });
+  return sendAuthorizationResponse(ctx, reply, authz, { code }, viaPost);
+}
+
+/**
+ * The authorization response, success or error: `state` when the client sent one (RFC 6749
+ * §4.1.2) and `iss` always (RFC 9207 §2), in the response mode asked for.
+ */
+export function sendAuthorizationResponse(ctx: OAuthContext, reply: FastifyReply, target: AuthorizationTarget, params: Readonly<Record<string, string>>, viaPost: boolean): FastifyReply {
+  const all: Record<string, string> = { ...params };
+  if (target.state !== null) all.state = target.state;
+  all.iss = ctx.config.issuer;
+  if (target.responseMode === 'form_post') {
+    const source = cspSource(target.redirectUri);
+    if (source === null) throw new ServerError('the redirect URI has no origin');
+    return formPostPage(reply, target.redirectUri, all, source);
+  }
+  // RFC 6749 §3.1.2: the redirect URI's query "MUST be retained": append to it as is, never re-encode it.
+  const base = target.redirectUri;
+  const sep = base.endsWith('?') || base.endsWith('&') ? '' : base.includes('?') ? '&' : '?';
+  const location = base + sep + new URLSearchParams(all).toString();
+  // A redirect answering a POST is 303, never 307 (RFC 9700 §4.12: the browser would re-post the password).
+  return reply
+    .code(viaPost ? 303 : 302)
+    .header('location', location)
+    .header('cache-control', 'no-store')
+    .header('referrer-policy', 'no-referrer')
+    .send();
+}
+
+/** RFC 6749 §4.1.2.1: an error redirected to the client. */
+export function sendAuthorizationError(ctx: OAuthContext, reply: FastifyReply, target: AuthorizationTarget, e: OAuthError, viaPost: boolean): FastifyReply {
+  return sendAuthorizationResponse(ctx, reply, target, { error: e.error, error_description: e.description }, viaPost);
+}
+
+/** Any error of a request whose redirect target is known, as the OAuthError to redirect with (§4.1.2.1 server_error, temporarily_unavailable). */
+export function redirectableError(err: unknown): OAuthError {
+  if (err instanceof OAuthError) return err;
+  if (err instanceof CryptoNotReady) return new TemporarilyUnavailable('the cluster has not finished creating its keys; retry');
+  return new ServerError('internal error');
+}

@@ -1,0 +1,124 @@
+// Login sessions and the browser cookies of the browser side.
+//
+// A session is a random cookie value; the cluster stores only its hash with the sealed
+// SessionPayload (tokens 'session.create', `tok.sess`), so any node can find it: no sticky load
+// balancer. Reads are local first (the payload never changes once written) and linearizable when
+// the record is not there yet: it may have been created on another node a moment ago.
+//
+// Cookies (RFC 6265bis): HttpOnly (no script reads them), SameSite=Lax (sent on the top-level GET
+// that brings the browser to /authorize, not on cross-site POSTs: a first line against CSRF),
+// Path=/; on an https issuer also Secure and the `__Host-` prefix (§4.1.3.2: the cookie cannot be
+// set by a sibling subdomain nor scoped to a path).
+import { parseCookie, stringifySetCookie } from 'cookie';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { randomToken, tokenHash } from '../crypto/tokens.ts';
+import { SealError } from '../crypto/seal.ts';
+import type { UserRecord } from '../state/oauth-ops.ts';
+import { nodeRead, nodeWrite } from './context.ts';
+import type { OAuthContext } from './context.ts';
+import type { Authentication, SessionPayload } from './records.ts';
+
+export const SESSION_COOKIE = 'raftauth_session';
+export const INTERACTION_COOKIE = 'raftauth_interaction';
+
+/** The only shape our cookie values have (randomToken(): 32 bytes base64url); anything else is ignored unread. */
+const COOKIE_VALUE_RE = /^[A-Za-z0-9_-]{43}$/;
+/** A Cookie header longer than this is not parsed (browsers cap a cookie at 4 KiB; a few of them fit). */
+const MAX_COOKIE_HEADER_CHARS = 8 * 1024;
+
+/** Our acr for a password login (the only method until the MFA issue adds others). */
+export const ACR_PASSWORD = 'urn:raftauth:acr:pwd';
+
+export interface Session {
+  /** tokenHash of the cookie: the record's key and the CodePayload's sessionHash. */
+  readonly hash: string;
+  readonly exp: number;
+  readonly payload: SessionPayload;
+}
+
+function secure(ctx: OAuthContext): boolean {
+  return ctx.config.issuer.startsWith('https:');
+}
+
+/** The cookie's name: `__Host-` prefixed on an https issuer (the prefix requires Secure). */
+export function cookieName(ctx: OAuthContext, base: string): string {
+  return secure(ctx) ? `__Host-${base}` : base;
+}
+
+/** One of our cookies from the request, or null when absent or not of our shape. */
+export function readCookie(ctx: OAuthContext, req: FastifyRequest, base: string): string | null {
+  const header = req.headers.cookie;
+  if (header === undefined || header.length > MAX_COOKIE_HEADER_CHARS) return null;
+  const v = parseCookie(header)[cookieName(ctx, base)];
+  return v !== undefined && COOKIE_VALUE_RE.test(v) ? v : null;
+}
+
+function appendSetCookie(reply: FastifyReply, value: string): void {
+  const prev = reply.getHeader('set-cookie');
+  const list = prev === undefined ? [] : Array.isArray(prev) ? prev.map(String) : [String(prev)];
+  void reply.header('set-cookie', [...list, value]);
+}
+
+export function setCookie(ctx: OAuthContext, reply: FastifyReply, base: string, value: string, maxAgeS: number): void {
+  appendSetCookie(reply, stringifySetCookie(cookieName(ctx, base), value, { httpOnly: true, sameSite: 'lax', path: '/', secure: secure(ctx), maxAge: maxAgeS }));
+}
+
+export function clearCookie(ctx: OAuthContext, reply: FastifyReply, base: string): void {
+  appendSetCookie(reply, stringifySetCookie(cookieName(ctx, base), '', { httpOnly: true, sameSite: 'lax', path: '/', secure: secure(ctx), maxAge: 0 }));
+}
+
+/** The request's login session, if its cookie names a live one. */
+export async function loadSession(ctx: OAuthContext, req: FastifyRequest): Promise<Session | null> {
+  const cookie = readCookie(ctx, req, SESSION_COOKIE);
+  if (cookie === null) return null;
+  const hash = tokenHash(cookie);
+  let rec = await nodeRead<{ exp: number; sealed: Uint8Array } | null>(ctx, 'tokens', 'session.get', { hash }, 'local');
+  if (rec === null) rec = await nodeRead<{ exp: number; sealed: Uint8Array } | null>(ctx, 'tokens', 'session.get', { hash });
+  if (rec === null || rec.exp <= ctx.now()) return null;
+  try {
+    return { hash, exp: rec.exp, payload: ctx.crypto.sealer().openValue<SessionPayload>(rec.sealed, 'sess:' + hash) };
+  } catch (e) {
+    if (!(e instanceof SealError)) throw e;
+    ctx.log.warn({ err: e }, 'a login session record does not open; treated as no session');
+    return null;
+  }
+}
+
+/**
+ * The session and its user, when the user still exists and is not disabled (an account disabled
+ * after login must not keep getting codes). A local read: the admin change that disabled the user
+ * reaches this node within the replication delay.
+ */
+export async function loadActiveSession(ctx: OAuthContext, req: FastifyRequest): Promise<{ session: Session; user: UserRecord } | null> {
+  const session = await loadSession(ctx, req);
+  if (session === null) return null;
+  const user = await nodeRead<UserRecord | null>(ctx, 'users', 'get', { sub: session.payload.auth.sub }, 'local');
+  if (user === null || user.disabled) return null;
+  return { session, user };
+}
+
+/**
+ * Start a login session for `auth` and set its cookie. A session the browser had before is
+ * deleted: a new login always gets a new cookie value (no session fixation).
+ */
+export async function createSession(ctx: OAuthContext, reply: FastifyReply, auth: Authentication, previous: Session | null): Promise<Session> {
+  const cookie = randomToken();
+  const hash = tokenHash(cookie);
+  const payload: SessionPayload = { auth, csrf: randomToken() };
+  const exp = ctx.now() + ctx.config.sessionTtlS * 1000;
+  await nodeWrite(ctx, 'tokens', 'session.create', { hash, exp, sealed: ctx.crypto.sealer().sealValue(payload, 'sess:' + hash) });
+  if (previous !== null) await nodeWrite(ctx, 'tokens', 'session.delete', { hash: previous.hash });
+  setCookie(ctx, reply, SESSION_COOKIE, cookie, ctx.config.sessionTtlS);
+  return { hash, exp, payload };
+}
+
+/** End a session: delete its record and clear the cookie. */
+export async function endSession(ctx: OAuthContext, reply: FastifyReply, session: Session | null): Promise<void> {
+  if (session !== null) await nodeWrite(ctx, 'tokens', 'session.delete', { hash: session.hash });
+  clearCookie(ctx, reply, SESSION_COOKIE);
+}
+
+/** How a user is named on pages. */
+export function userLabel(user: UserRecord): string {
+  return user.name === null ? user.username : `${user.name} (${user.username})`;
+}

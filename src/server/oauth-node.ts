@@ -1,0 +1,292 @@
+// The OAuth server's side of the primary process: what the node does for the HTTP workers.
+//  - cache tables: after each applied batch, the `clients`, `signing_keys` and `data_keys` tables
+//    are rebuilt from state when their keyspaces changed, and pushed to every worker;
+//  - bootstrap (leader only): create the data key and the first signing keys if the cluster has
+//    none (idempotent in apply: two leaders racing create one ring);
+//  - rotation (leader only): rotate the signing keys when the active one is older than the period;
+//  - sweep (leader only): delete expired codes, tokens, sessions (tokens domain `sweep`).
+import type { ApplyResult } from '../node/api.ts';
+import { unpackValue } from '../state/command.ts';
+import type { DataKeyRing, SigningAlg, SigningKeyRing } from '../state/oauth-ops.ts';
+import { MasterKeyRing, newDataKey, unwrapRing } from '../crypto/seal.ts';
+import type { Sealer } from '../crypto/seal.ts';
+import { generateSigningKey } from '../crypto/signing-keys.ts';
+import { DATA_KEYS_TABLE, RING_KEY, SIGNING_KEYS_TABLE } from '../crypto/runtime.ts';
+import { DEFAULT_OAUTH_CONFIG } from '../oauth/config.ts';
+import type { OAuthConfig } from '../oauth/config.ts';
+import type { NodeConfig } from './config.ts';
+import type { Logger } from './log.ts';
+
+/** The environment variable holding the master key text (wins over crypto.masterKeyFile). */
+export const MASTER_KEY_ENV = 'RAFTAUTH_MASTER_KEY';
+
+/** The node's master key ring, or null when none is configured (the node then serves no OAuth). */
+export function loadMasterKey(config: Pick<NodeConfig, 'crypto'>, env: Readonly<Record<string, string | undefined>> = process.env): MasterKeyRing | null {
+  const text = env[MASTER_KEY_ENV];
+  if (text === undefined && config.crypto.masterKeyFile === null) return null;
+  return MasterKeyRing.load({ file: config.crypto.masterKeyFile, env: text });
+}
+
+/** The OAuth layer's view of the node's `oauth` configuration section. */
+export function oauthConfigOf(o: NodeConfig['oauth']): OAuthConfig {
+  return {
+    ...DEFAULT_OAUTH_CONFIG,
+    issuer: o.issuer,
+    signingAlg: o.signingAlg,
+    accessTokenTtlS: o.accessTokenTtlS,
+    idTokenTtlS: o.idTokenTtlS,
+    codeTtlS: o.codeTtlS,
+    refreshTokenIdleTtlS: o.refreshTokenIdleTtlS,
+    refreshTokenAbsoluteTtlS: o.refreshTokenAbsoluteTtlS,
+    refreshGraceMs: o.refreshGraceMs,
+    deviceCodeTtlS: o.deviceCodeTtlS,
+    devicePollIntervalS: o.devicePollIntervalS,
+    sessionTtlS: o.sessionTtlS,
+    interactionTtlS: o.interactionTtlS,
+    keyRotationPeriodS: o.keyRotationPeriodS,
+    allowPlainPkce: o.allowPlainPkce,
+    requirePkceForConfidential: o.requirePkceForConfidential,
+    formBodyLimitBytes: o.formBodyLimitBytes,
+    passwordScrypt: { ln: o.passwordScryptLn, r: 8, p: 1 },
+  };
+}
+
+export const CLIENTS_TABLE = 'clients';
+
+type Write = (domain: string, op: string, args: unknown) => Promise<ApplyResult>;
+type Read = (domain: string, op: string, args: unknown) => Promise<ApplyResult>;
+
+/** A refusal from apply (its DomainError code) or a missing key ring, met by the primary's or the admin API's key work. */
+export class OAuthStateError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'OAuthStateError';
+  }
+}
+
+function value<T>(r: ApplyResult, what: string): T {
+  if (!r.ok) throw new OAuthStateError(r.code, `${what}: ${r.code} ${r.message}`);
+  return r.value as T;
+}
+
+/** Make sure the cluster has a data key and signing keys. Runs on the leader; safe to repeat. */
+export async function ensureOAuthState(write: Write, read: Read, master: MasterKeyRing, alg: SigningAlg, nowMs: number): Promise<{ sealer: Sealer; ring: SigningKeyRing }> {
+  let dk = value<DataKeyRing | null>(await read('crypto', 'ring', {}), 'reading the data keys');
+  if (!dk) {
+    const { id, key } = newDataKey();
+    const { masterKid, wrapped } = master.wrap(key, id);
+    value(await write('crypto', 'init', { key: { id, masterKid, wrapped, createdAt: nowMs } }), 'creating the data key');
+    dk = value<DataKeyRing | null>(await read('crypto', 'ring', {}), 'reading the data keys');
+    if (!dk) throw new Error('the data key ring is missing after its creation');
+  }
+  const sealer = unwrapRing(dk, master);
+  let ring = value<SigningKeyRing | null>(await read('keys', 'ring', {}), 'reading the signing keys');
+  if (!ring) {
+    const active = generateSigningKey(alg, sealer, nowMs, 'active');
+    const next = generateSigningKey(alg, sealer, nowMs, 'next');
+    value(await write('keys', 'init', { active, next }), 'creating the signing keys');
+    ring = value<SigningKeyRing | null>(await read('keys', 'ring', {}), 'reading the signing keys');
+    if (!ring) throw new Error('the signing key ring is missing after its creation');
+  }
+  return { sealer, ring };
+}
+
+/** Keyspaces whose change requires a table to be re-pushed. */
+export const CACHE_KEYSPACES: Readonly<Record<string, string>> = { clients: CLIENTS_TABLE, 'sys.keys': SIGNING_KEYS_TABLE, 'sys.dk': DATA_KEYS_TABLE };
+
+/** Build a cache table from state entries of its keyspace (values msgpack). */
+export function cacheTable(table: string, entries: Iterable<readonly [string, Uint8Array]>): [string, unknown][] {
+  const out: [string, unknown][] = [];
+  for (const [k, v] of entries) {
+    if ((table === SIGNING_KEYS_TABLE || table === DATA_KEYS_TABLE) && k !== RING_KEY) continue;
+    out.push([k, unpackValue(v)]);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The primary's OAuth duties.
+
+/** What the primary needs of the node for its OAuth duties (RaftNode implements it). */
+export interface OAuthNodeHooks {
+  onStateChange(listener: (keyspaces: ReadonlySet<string> | null) => void): () => void;
+  scanState(keyspace: string, opts: { gte?: string; lt?: string; limit: number }): Promise<{ key: Uint8Array; value: Uint8Array }[]>;
+  isLeader(): boolean;
+  housekeeping(domain: string, op: string, args: unknown, timeoutMs: number): Promise<ApplyResult>;
+  read(req: { domain: string; op: string; args: unknown; timeoutMs: number; consistency?: 'linearizable' | 'local' }): Promise<ApplyResult>;
+}
+
+export interface OAuthPrimaryOptions {
+  readonly node: OAuthNodeHooks;
+  readonly publish: (table: string, entries: [string, unknown][]) => void;
+  readonly master: MasterKeyRing;
+  readonly config: Pick<OAuthConfig, 'signingAlg' | 'keyRotationPeriodS' | 'accessTokenTtlS' | 'idTokenTtlS'>;
+  readonly log: Logger;
+  readonly now?: () => number;
+  /** How often the leader checks bootstrap, rotation and the sweep. Default 1000 ms. */
+  readonly tickMs?: number;
+  /** Sweep period. Default 30 s. */
+  readonly sweepEveryMs?: number;
+}
+
+/** Keys per sweep command, and sweep commands per round (a bound on the leader's work per round). */
+export const SWEEP_BATCH = 1_000;
+export const SWEEP_MAX_BATCHES_PER_ROUND = 20;
+/** Page size when a cache table is rebuilt from state (the read cache holds at most 10 000 entries per table). */
+const TABLE_PAGE = 10_000;
+/** Clock skew allowed to resource servers when judging a retired key's last tokens. */
+const RETIRE_SKEW_MS = 60_000;
+const HOUSEKEEPING_TIMEOUT_MS = 10_000;
+
+const dec = new TextDecoder();
+
+/** What a rotation did: the ring's new version, the key that became active and the new next key. */
+export interface RotationOutcome {
+  readonly version: number;
+  readonly active: string;
+  readonly next: string;
+}
+
+type RotationNode = Pick<OAuthNodeHooks, 'read' | 'housekeeping'>;
+type RotationConfig = Pick<OAuthConfig, 'signingAlg' | 'accessTokenTtlS' | 'idTokenTtlS'>;
+
+/**
+ * Rotate the signing keys now, from the cluster's current ring (linearizable reads): the next key
+ * becomes active, the active one retires, a fresh next key is added. Used by the leader's schedule
+ * and by the admin API (`raftauth keys rotate`). CONFLICT from apply if the ring changed meanwhile.
+ */
+export async function rotateSigningKeys(node: RotationNode, master: MasterKeyRing, config: RotationConfig, log: Logger, nowMs: number, why = 'requested'): Promise<RotationOutcome> {
+  const read = (domain: string, op: string, args: unknown) => node.read({ domain, op, args, timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  const dk = value<DataKeyRing | null>(await read('crypto', 'ring', {}), 'reading the data keys');
+  const ring = value<SigningKeyRing | null>(await read('keys', 'ring', {}), 'reading the signing keys');
+  if (!dk || !ring) throw new OAuthStateError('NOT_READY', 'the cluster has no keys yet (the leader creates them once it runs with a master key)');
+  return rotateRing(node, unwrapRing(dk, master), ring, config, log, why, nowMs);
+}
+
+async function rotateRing(node: RotationNode, sealer: Sealer, ring: SigningKeyRing, config: RotationConfig, log: Logger, why: string, nowMs: number): Promise<RotationOutcome> {
+  const next = generateSigningKey(config.signingAlg, sealer, nowMs, 'next');
+  // A retired key stays in the JWKS until every token it signed has expired (plus skew).
+  const retainMs = Math.max(config.accessTokenTtlS, config.idTokenTtlS) * 1000 + RETIRE_SKEW_MS;
+  const r = await node.housekeeping('keys', 'rotate', { expectVersion: ring.version, next, retainMs }, HOUSEKEEPING_TIMEOUT_MS);
+  const v = value<{ version: number }>(r, 'rotating the signing keys');
+  const active = ring.keys.find((k) => k.state === 'next')!.kid;
+  log.info({ why, active, next: next.kid, version: v.version }, 'signing keys rotated');
+  return { version: v.version, active, next: next.kid };
+}
+
+/**
+ * The primary's OAuth duties: keep the workers' read-cache tables current, and on the leader
+ * create the keys, rotate them on schedule and sweep expired records. Every leader action is a
+ * housekeeping command that apply makes idempotent (init only if absent, rotate by version,
+ * sweep re-checks expiry), so a deposed leader racing its successor does no harm.
+ */
+export class OAuthPrimary {
+  private unsubscribe: (() => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly dirty = new Set<string>();
+  private rebuilding: Promise<void> | null = null;
+  private busy = false;
+  private bootstrapped = false;
+  private lastSweep = 0;
+  private readonly now: () => number;
+
+  constructor(private readonly o: OAuthPrimaryOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    this.unsubscribe = this.o.node.onStateChange((keyspaces) => {
+      for (const ks of keyspaces ?? Object.keys(CACHE_KEYSPACES)) if (CACHE_KEYSPACES[ks]) this.dirty.add(ks);
+      if (this.dirty.size > 0) void this.rebuild();
+    });
+    for (const ks of Object.keys(CACHE_KEYSPACES)) this.dirty.add(ks);
+    await this.rebuild();
+    this.timer = setInterval(() => void this.leaderDuties(), this.o.tickMs ?? 1_000);
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Rebuild every dirty table; changes arriving meanwhile are picked up by the next loop turn. */
+  private rebuild(): Promise<void> {
+    this.rebuilding ??= (async () => {
+      try {
+        while (this.dirty.size > 0) {
+          const ks = this.dirty.values().next().value as string;
+          this.dirty.delete(ks);
+          const table = CACHE_KEYSPACES[ks]!;
+          try {
+            const recs = await this.o.node.scanState(ks, { limit: TABLE_PAGE });
+            this.o.publish(table, cacheTable(table, recs.map((r) => [dec.decode(r.key), r.value] as const)));
+          } catch (e) {
+            this.o.log.error({ err: e, table }, 'cannot rebuild a read-cache table');
+          }
+        }
+      } finally {
+        this.rebuilding = null;
+      }
+    })();
+    return this.rebuilding;
+  }
+
+  private async leaderDuties(): Promise<void> {
+    if (this.busy || !this.o.node.isLeader()) return;
+    this.busy = true;
+    try {
+      const write = (domain: string, op: string, args: unknown) => this.o.node.housekeeping(domain, op, args, HOUSEKEEPING_TIMEOUT_MS);
+      // Once the keys exist, this node's own applied state is enough to watch them (no ReadIndex each second).
+      const consistency = this.bootstrapped ? ('local' as const) : ('linearizable' as const);
+      const read = (domain: string, op: string, args: unknown) => this.o.node.read({ domain, op, args, timeoutMs: HOUSEKEEPING_TIMEOUT_MS, consistency });
+      const { sealer, ring } = await ensureOAuthState(write, read, this.o.master, this.o.config.signingAlg, this.now());
+      if (!this.bootstrapped) {
+        this.bootstrapped = true;
+        this.o.log.info({ keys: ring.keys.map((k) => `${k.kid}:${k.state}`) }, 'OAuth keys ready');
+      }
+      const active = ring.keys.find((k) => k.state === 'active');
+      if (active?.activatedAt != null && this.now() - active.activatedAt >= this.o.config.keyRotationPeriodS * 1000) {
+        await this.rotate(sealer, ring, 'scheduled');
+      }
+      if (this.now() - this.lastSweep >= (this.o.sweepEveryMs ?? 30_000)) {
+        this.lastSweep = this.now();
+        await this.sweep();
+      }
+    } catch (e) {
+      this.o.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'OAuth leader duties failed; retrying');
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Rotate the signing keys now (also `raftauth keys rotate`). Returns the new ring's version. */
+  rotateNow(): Promise<RotationOutcome> {
+    return rotateSigningKeys(this.o.node, this.o.master, this.o.config, this.o.log, this.now());
+  }
+
+  private rotate(sealer: Sealer, ring: SigningKeyRing, why: string): Promise<RotationOutcome> {
+    return rotateRing(this.o.node, sealer, ring, this.o.config, this.o.log, why, this.now());
+  }
+
+  /** Delete expired records: scan the expiry index up to now, propose the keys in batches. */
+  async sweep(): Promise<number> {
+    const upTo = String(this.now()).padStart(15, '0');
+    let deleted = 0;
+    let gte: string | undefined;
+    for (let i = 0; i < SWEEP_MAX_BATCHES_PER_ROUND; i++) {
+      const recs = await this.o.node.scanState('tok.exp', { ...(gte !== undefined ? { gte } : {}), lt: `${upTo}|`, limit: SWEEP_BATCH });
+      if (recs.length === 0) break;
+      const keys = recs.map((r) => dec.decode(r.key));
+      const v = value<{ deleted: number }>(await this.o.node.housekeeping('tokens', 'sweep', { keys }, HOUSEKEEPING_TIMEOUT_MS), 'sweeping');
+      deleted += v.deleted;
+      if (recs.length < SWEEP_BATCH) break;
+      gte = `${keys[keys.length - 1]!}\u0000`;
+    }
+    if (deleted > 0) this.o.log.info({ deleted }, 'swept expired OAuth records');
+    return deleted;
+  }
+}

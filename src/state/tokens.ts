@@ -1,0 +1,534 @@
+// The tokens domain: every check-and-set decision of the OAuth grants (DESIGN principle 3).
+// Single-use authorization codes, refresh-token rotation with a grace window and reuse
+// detection, family revocation, device-code polling, login sessions and private_key_jwt replay.
+// The worker prepares everything (hashes, sealed payloads, a signed access token); apply decides
+// with nothing but state and ctx.ts, and treats sealed blobs as opaque bytes.
+//
+// Records (msgpack; see docs/oauth-internals.md):
+//   tok.code   hash → CodeRecord        tok.rt     hash → RefreshRecord   tok.fam  id → FamilyRecord
+//   tok.revjti jti  → exp               tok.device hash → DeviceRecord    tok.ucode user-code hash → device hash
+//   tok.sess   hash → { exp, sealed }   tok.jti    client_id + ' ' + jti → exp
+//   tok.exp    `<exp, 15 digits>|<keyspace>|<key>` → empty: the expiry index the leader sweeps.
+//
+// Every record with an expiry has exactly one index entry at its current exp (rewriting a record
+// with another exp moves the entry). A rotated refresh token is kept until its own exp, because
+// reuse detection needs it; its `grace` blob (the sealed response of the rotation) is only useful
+// while its successor is unused, so it is cleared when that successor is rotated in turn (the
+// successor names it in `prev`).
+import { DomainError } from './machine.ts';
+import type { ApplyContext, Domain, StateReader, Tx } from './machine.ts';
+import { packValue, unpackValue } from './command.ts';
+import type { CodeRecordView, IssuedAccessToken, PreparedFamily, PreparedRefreshToken, RefreshRecordView } from './oauth-ops.ts';
+import { MAX_ID_CHARS, MAX_SEALED_BYTES, bool, bytes, clientId, int, invalid, obj, time, tokenId } from './validate.ts';
+
+export const CODES_KEYSPACE = 'tok.code';
+export const REFRESH_TOKENS_KEYSPACE = 'tok.rt';
+export const FAMILIES_KEYSPACE = 'tok.fam';
+export const REVOKED_JTIS_KEYSPACE = 'tok.revjti';
+export const DEVICE_CODES_KEYSPACE = 'tok.device';
+export const USER_CODES_KEYSPACE = 'tok.ucode';
+export const LOGIN_SESSIONS_KEYSPACE = 'tok.sess';
+export const ASSERTION_JTIS_KEYSPACE = 'tok.jti';
+export const EXPIRY_KEYSPACE = 'tok.exp';
+
+/** Access tokens remembered per family (for revocation); expired ones go first, then the oldest. */
+export const MAX_FAMILY_AT_JTIS = 100;
+/** Most index keys in one sweep command. */
+export const MAX_SWEEP_KEYS = 1_000;
+/** Longest refresh grace window a proposer may ask for. */
+export const MAX_GRACE_MS = 60_000;
+/** Longest device polling interval (RFC 8628 §3.2 `interval`), also the cap of slow_down growth. */
+export const MAX_DEVICE_INTERVAL_MS = 3_600_000;
+/** RFC 8628 §3.5: "the interval MUST be increased by 5 seconds for this and all subsequent requests". */
+export const SLOW_DOWN_STEP_MS = 5_000;
+
+const EXP_DIGITS = 15;
+const EMPTY = new Uint8Array(0);
+
+/** Keyspaces whose records the sweep may delete. */
+const SWEPT = new Set([CODES_KEYSPACE, REFRESH_TOKENS_KEYSPACE, FAMILIES_KEYSPACE, REVOKED_JTIS_KEYSPACE, DEVICE_CODES_KEYSPACE, USER_CODES_KEYSPACE, LOGIN_SESSIONS_KEYSPACE, ASSERTION_JTIS_KEYSPACE]);
+
+type JtiList = [string, number][];
+
+interface CodeRecord {
+  readonly exp: number;
+  readonly sealed: Uint8Array;
+  /** `at` is the redemption time; atJtis the access token it issued (revoked if the code is reused). */
+  readonly used: null | { readonly at: number; readonly family: string | null; readonly atJtis: JtiList };
+}
+
+interface RefreshRecord {
+  readonly family: string;
+  readonly exp: number;
+  readonly sealed: Uint8Array;
+  readonly state: 'active' | 'rotated';
+  readonly rotatedAt: number | null;
+  readonly successor: string | null;
+  readonly grace: Uint8Array | null;
+  /** The token this one replaced (whose grace blob is cleared when this one rotates). */
+  readonly prev: string | null;
+}
+
+interface FamilyRecord {
+  readonly clientId: string;
+  readonly exp: number;
+  readonly revoked: null | { readonly at: number; readonly reason: string };
+  readonly atJtis: JtiList;
+}
+
+type DeviceStatus = 'pending' | 'approved' | 'denied' | 'consumed';
+
+interface DeviceRecord {
+  readonly exp: number;
+  /** Current polling interval in ms (grows on slow_down). */
+  readonly interval: number;
+  readonly lastPoll: number | null;
+  readonly userCode: string;
+  readonly status: DeviceStatus;
+  readonly sealed: Uint8Array;
+  readonly approval: Uint8Array | null;
+}
+
+interface LoginSessionRecord {
+  readonly exp: number;
+  readonly sealed: Uint8Array;
+}
+
+export interface DeviceView {
+  readonly hash: string;
+  readonly status: DeviceStatus;
+  readonly exp: number;
+  readonly sealed: Uint8Array;
+  readonly approval: Uint8Array | null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expiry index
+
+export function expiryIndexKey(exp: number, keyspace: string, key: string): string {
+  return `${String(exp).padStart(EXP_DIGITS, '0')}|${keyspace}|${key}`;
+}
+
+/** The parts of an expiry index key, or null if it is not one. Keyspace names cannot contain '|'; keys may. */
+export function parseExpiryIndexKey(k: string): { exp: number; keyspace: string; key: string } | null {
+  if (k.length < EXP_DIGITS + 3 || k[EXP_DIGITS] !== '|') return null;
+  const digits = k.slice(0, EXP_DIGITS);
+  if (!/^\d+$/.test(digits)) return null;
+  const sep = k.indexOf('|', EXP_DIGITS + 1);
+  if (sep < 0) return null;
+  const keyspace = k.slice(EXP_DIGITS + 1, sep);
+  const key = k.slice(sep + 1);
+  if (!/^[a-z][a-z0-9_.-]{0,63}$/.test(keyspace) || key.length === 0) return null;
+  return { exp: Number(digits), keyspace, key };
+}
+
+function get<T>(r: StateReader, ks: string, key: string): T | null {
+  const b = r.get(ks, key);
+  return b === undefined ? null : unpackValue<T>(b);
+}
+
+/** Write a record with an expiry and its index entry; `oldExp` is the exp of the record it replaces. */
+function putExpiring(tx: Tx, ks: string, key: string, value: unknown, exp: number, oldExp: number | null): void {
+  if (oldExp !== null && oldExp !== exp) tx.del(EXPIRY_KEYSPACE, expiryIndexKey(oldExp, ks, key));
+  tx.put(ks, key, packValue(value));
+  tx.put(EXPIRY_KEYSPACE, expiryIndexKey(exp, ks, key), EMPTY);
+}
+
+function delExpiring(tx: Tx, ks: string, key: string, exp: number): void {
+  tx.del(ks, key);
+  tx.del(EXPIRY_KEYSPACE, expiryIndexKey(exp, ks, key));
+}
+
+/** The expiry a record of keyspace `ks` carries itself, or null if the record is gone. */
+function recordExp(r: StateReader, ks: string, key: string): number | null {
+  const b = r.get(ks, key);
+  if (b === undefined) return null;
+  const v = unpackValue<unknown>(b);
+  if (ks === REVOKED_JTIS_KEYSPACE || ks === ASSERTION_JTIS_KEYSPACE) return v as number;
+  if (ks === USER_CODES_KEYSPACE) {
+    // A user code lives as long as its device code; a dangling one is expired.
+    return get<DeviceRecord>(r, DEVICE_CODES_KEYSPACE, v as string)?.exp ?? 0;
+  }
+  return (v as { exp: number }).exp;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argument checks
+
+function sealed(v: unknown, name: string): Uint8Array {
+  return bytes(v, name, MAX_SEALED_BYTES);
+}
+
+function preparedFamily(v: unknown, name: string): PreparedFamily | null {
+  if (v === null) return null;
+  const o = obj(v, name);
+  return { id: tokenId(o.id, `${name}.id`), clientId: clientId(o.clientId, `${name}.clientId`), exp: time(o.exp, `${name}.exp`) };
+}
+
+function preparedRt(v: unknown, name: string): PreparedRefreshToken {
+  const o = obj(v, name);
+  return { hash: tokenId(o.hash, `${name}.hash`), exp: time(o.exp, `${name}.exp`), sealed: sealed(o.sealed, `${name}.sealed`) };
+}
+
+function issuedAt(v: unknown, name: string): IssuedAccessToken {
+  const o = obj(v, name);
+  return { jti: tokenId(o.jti, `${name}.jti`), exp: time(o.exp, `${name}.exp`) };
+}
+
+/** A grant's first tokens: the family, its first refresh token (optional) and the access token. */
+function grantArgs(a: Record<string, unknown>): { family: PreparedFamily | null; rt: PreparedRefreshToken | null; at: IssuedAccessToken } {
+  const family = preparedFamily(a.family, 'family');
+  const rt = a.rt === null ? null : preparedRt(a.rt, 'rt');
+  if (rt !== null && family === null) throw invalid('rt needs a family');
+  if (rt !== null && family !== null && rt.hash === family.id) throw invalid('rt.hash must differ from family.id');
+  return { family, rt, at: issuedAt(a.at, 'at') };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Families and revocation
+
+/** Keep the family's access tokens bounded: drop expired ones, then the oldest. */
+function withJti(list: JtiList, at: IssuedAccessToken, ts: number): JtiList {
+  const out = list.filter(([, exp]) => exp > ts);
+  out.push([at.jti, at.exp]);
+  while (out.length > MAX_FAMILY_AT_JTIS) out.shift();
+  return out;
+}
+
+/** Remember access tokens as revoked until they expire (introspection then reports them inactive). */
+function revokeJtis(tx: Tx, list: JtiList, ts: number): void {
+  for (const [jti, exp] of list) {
+    if (exp <= ts) continue;
+    const old = get<number>(tx, REVOKED_JTIS_KEYSPACE, jti);
+    if (old !== null && old >= exp) continue;
+    putExpiring(tx, REVOKED_JTIS_KEYSPACE, jti, exp, exp, old);
+  }
+}
+
+/**
+ * Revoke a family and every unexpired access token it issued. A family already revoked keeps its
+ * first reason. Returns false if the family is gone (swept: nothing left to revoke).
+ */
+function revokeFamily(tx: Tx, id: string, reason: string, ts: number): boolean {
+  const fam = get<FamilyRecord>(tx, FAMILIES_KEYSPACE, id);
+  if (!fam) return false;
+  revokeJtis(tx, fam.atJtis, ts);
+  if (fam.revoked === null) tx.put(FAMILIES_KEYSPACE, id, packValue({ ...fam, revoked: { at: ts, reason } } satisfies FamilyRecord));
+  return true;
+}
+
+/** Store a new grant's family and first refresh token. ALREADY_EXISTS on an id or hash collision. */
+function storeGrant(tx: Tx, g: ReturnType<typeof grantArgs>, ts: number): void {
+  if (g.family === null) return;
+  const f = g.family;
+  if (tx.get(FAMILIES_KEYSPACE, f.id) !== undefined) throw new DomainError('ALREADY_EXISTS', `family ${f.id} already exists`);
+  putExpiring(tx, FAMILIES_KEYSPACE, f.id, { clientId: f.clientId, exp: f.exp, revoked: null, atJtis: withJti([], g.at, ts) } satisfies FamilyRecord, f.exp, null);
+  if (g.rt !== null) {
+    if (tx.get(REFRESH_TOKENS_KEYSPACE, g.rt.hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'refresh token hash already exists');
+    // A refresh token never outlives its family (the absolute lifetime).
+    const exp = Math.min(g.rt.exp, f.exp);
+    const rec: RefreshRecord = { family: f.id, exp, sealed: g.rt.sealed, state: 'active', rotatedAt: null, successor: null, grace: null, prev: null };
+    putExpiring(tx, REFRESH_TOKENS_KEYSPACE, g.rt.hash, rec, exp, null);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+
+function codeCreate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
+  const hash = tokenId(a.hash, 'hash');
+  const exp = time(a.exp, 'exp');
+  const blob = sealed(a.sealed, 'sealed');
+  if (ctx.tx.get(CODES_KEYSPACE, hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'code hash already exists');
+  putExpiring(ctx.tx, CODES_KEYSPACE, hash, { exp, sealed: blob, used: null } satisfies CodeRecord, exp, null);
+  return {};
+}
+
+function codeRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
+  const hash = tokenId(a.hash, 'hash');
+  const g = grantArgs(a);
+  const { tx, ts } = ctx;
+  const code = get<CodeRecord>(tx, CODES_KEYSPACE, hash);
+  if (!code) return { ok: false, reason: 'unknown' };
+  if (code.used !== null) {
+    // RFC 6749 §4.1.2: "If an authorization code is used more than once, the authorization server
+    // MUST deny the request and SHOULD revoke (when possible) all tokens previously issued based
+    // on that authorization code." (RFC 9700 §4.14 likewise.) Written, yet reported as a failure.
+    revokeJtis(tx, code.used.atJtis, ts);
+    if (code.used.family !== null) revokeFamily(tx, code.used.family, 'code_reuse', ts);
+    return { ok: false, reason: 'reused' };
+  }
+  if (code.exp <= ts) return { ok: false, reason: 'expired' };
+  storeGrant(tx, g, ts);
+  const used: CodeRecord['used'] = { at: ts, family: g.family?.id ?? null, atJtis: [[g.at.jti, g.at.exp]] };
+  tx.put(CODES_KEYSPACE, hash, packValue({ ...code, used } satisfies CodeRecord));
+  return { ok: true };
+}
+
+function rtRotate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
+  const hash = tokenId(a.hash, 'hash');
+  const next = preparedRt(a.next, 'next');
+  const response = sealed(a.response, 'response');
+  const at = issuedAt(a.at, 'at');
+  const graceMs = int(a.graceMs, 'graceMs', 0, MAX_GRACE_MS);
+  if (next.hash === hash) throw invalid('next.hash must differ from hash');
+  const { tx, ts } = ctx;
+  const rt = get<RefreshRecord>(tx, REFRESH_TOKENS_KEYSPACE, hash);
+  if (!rt) return { ok: false, reason: 'unknown' };
+  const fam = get<FamilyRecord>(tx, FAMILIES_KEYSPACE, rt.family);
+  // A token whose family was swept is treated as revoked.
+  if (!fam || fam.revoked !== null) return { ok: false, reason: 'revoked' };
+  if (rt.exp <= ts || fam.exp <= ts) return { ok: false, reason: 'expired' };
+  if (rt.state === 'rotated') {
+    const succ = rt.successor === null ? null : get<RefreshRecord>(tx, REFRESH_TOKENS_KEYSPACE, rt.successor);
+    // The grace window (RFC 9700 §4.14.2 allows tolerating a lost response): the same rotation
+    // answered again, as long as the client has not moved on to the successor.
+    if (rt.rotatedAt !== null && ts - rt.rotatedAt <= graceMs && succ !== null && succ.state === 'active' && succ.exp > ts && rt.grace !== null) {
+      return { ok: true, outcome: 'grace', response: rt.grace };
+    }
+    // RFC 9700 §4.14.2: a rotated token presented again means it leaked; revoke the family.
+    revokeFamily(tx, rt.family, 'refresh_token_reuse', ts);
+    return { ok: false, reason: 'reused' };
+  }
+  if (tx.get(REFRESH_TOKENS_KEYSPACE, next.hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'next refresh token hash already exists');
+  tx.put(REFRESH_TOKENS_KEYSPACE, hash, packValue({ ...rt, state: 'rotated', rotatedAt: ts, successor: next.hash, grace: response } satisfies RefreshRecord));
+  if (rt.prev !== null) {
+    const prev = get<RefreshRecord>(tx, REFRESH_TOKENS_KEYSPACE, rt.prev);
+    if (prev && prev.grace !== null) tx.put(REFRESH_TOKENS_KEYSPACE, rt.prev, packValue({ ...prev, grace: null } satisfies RefreshRecord));
+  }
+  const exp = Math.min(next.exp, fam.exp);
+  const rec: RefreshRecord = { family: rt.family, exp, sealed: next.sealed, state: 'active', rotatedAt: null, successor: null, grace: null, prev: hash };
+  putExpiring(tx, REFRESH_TOKENS_KEYSPACE, next.hash, rec, exp, null);
+  tx.put(FAMILIES_KEYSPACE, rt.family, packValue({ ...fam, atJtis: withJti(fam.atJtis, at, ts) } satisfies FamilyRecord));
+  return { ok: true, outcome: 'rotated' };
+}
+
+function rtRevoke(ctx: ApplyContext, a: Record<string, unknown>): unknown {
+  const hash = tokenId(a.hash, 'hash');
+  const client = clientId(a.clientId, 'clientId');
+  const rt = get<RefreshRecord>(ctx.tx, REFRESH_TOKENS_KEYSPACE, hash);
+  if (!rt) return { revoked: false };
+  const fam = get<FamilyRecord>(ctx.tx, FAMILIES_KEYSPACE, rt.family);
+  // RFC 7009 §2.1: "The authorization server first validates the client credentials … and then
+  // verifies whether the token was issued to the client making the revocation request."
+  if (!fam || fam.clientId !== client) return { revoked: false };
+  // RFC 7009 §2.1: revoking a refresh token SHOULD also invalidate the access tokens of the same grant.
+  revokeFamily(ctx.tx, rt.family, 'revoked_by_client', ctx.ts);
+  return { revoked: true };
+}
+
+function atRevoke(ctx: ApplyContext, a: Record<string, unknown>): unknown {
+  const jti = tokenId(a.jti, 'jti');
+  const exp = time(a.exp, 'exp');
+  revokeJtis(ctx.tx, [[jti, exp]], ctx.ts);
+  return {};
+}
+
+function deviceCreate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
+  const hash = tokenId(a.hash, 'hash');
+  const userCodeHash = tokenId(a.userCodeHash, 'userCodeHash');
+  const exp = time(a.exp, 'exp');
+  const intervalMs = int(a.intervalMs, 'intervalMs', 0, MAX_DEVICE_INTERVAL_MS);
+  const blob = sealed(a.sealed, 'sealed');
+  const { tx } = ctx;
+  if (tx.get(DEVICE_CODES_KEYSPACE, hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'device code hash already exists');
+  if (tx.get(USER_CODES_KEYSPACE, userCodeHash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'user code hash already exists');
+  const rec: DeviceRecord = { exp, interval: intervalMs, lastPoll: null, userCode: userCodeHash, status: 'pending', sealed: blob, approval: null };
+  putExpiring(tx, DEVICE_CODES_KEYSPACE, hash, rec, exp, null);
+  putExpiring(tx, USER_CODES_KEYSPACE, userCodeHash, hash, exp, null);
+  return {};
+}
+
+function deviceDecide(ctx: ApplyContext, a: Record<string, unknown>): unknown {
+  const userCodeHash = tokenId(a.userCodeHash, 'userCodeHash');
+  const approve = bool(a.approve, 'approve');
+  const approval = a.approval === null ? null : sealed(a.approval, 'approval');
+  if (approve && approval === null) throw invalid('approval is required to approve');
+  if (!approve && approval !== null) throw invalid('approval must be null to deny');
+  const { tx, ts } = ctx;
+  const hash = get<string>(tx, USER_CODES_KEYSPACE, userCodeHash);
+  const dev = hash === null ? null : get<DeviceRecord>(tx, DEVICE_CODES_KEYSPACE, hash);
+  if (hash === null || !dev) return { ok: false, reason: 'unknown' };
+  if (dev.exp <= ts) return { ok: false, reason: 'expired' };
+  if (dev.status !== 'pending') return { ok: false, reason: 'decided' };
+  tx.put(DEVICE_CODES_KEYSPACE, hash, packValue({ ...dev, status: approve ? 'approved' : 'denied', approval } satisfies DeviceRecord));
+  return { ok: true };
+}
+
+function devicePoll(ctx: ApplyContext, a: Record<string, unknown>): unknown {
+  const hash = tokenId(a.hash, 'hash');
+  const { tx, ts } = ctx;
+  const dev = get<DeviceRecord>(tx, DEVICE_CODES_KEYSPACE, hash);
+  // The worker polls only a device code it has just read; one gone since was swept, i.e. expired.
+  if (!dev || dev.exp <= ts) return { status: 'expired_token' };
+  switch (dev.status) {
+    case 'denied':
+      return { status: 'access_denied' };
+    case 'approved':
+      return { status: 'approved' };
+    case 'consumed':
+      return { status: 'consumed' };
+    case 'pending':
+      break;
+  }
+  // RFC 8628 §3.5: slow_down is "a variant of authorization_pending"; the interval grows by 5 s
+  // for this and all subsequent requests.
+  if (dev.lastPoll !== null && ts - dev.lastPoll < dev.interval) {
+    const interval = Math.min(dev.interval + SLOW_DOWN_STEP_MS, MAX_DEVICE_INTERVAL_MS);
+    tx.put(DEVICE_CODES_KEYSPACE, hash, packValue({ ...dev, interval, lastPoll: ts } satisfies DeviceRecord));
+    return { status: 'slow_down' };
+  }
+  tx.put(DEVICE_CODES_KEYSPACE, hash, packValue({ ...dev, lastPoll: ts } satisfies DeviceRecord));
+  return { status: 'authorization_pending' };
+}
+
+function deviceRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
+  const hash = tokenId(a.hash, 'hash');
+  const g = grantArgs(a);
+  const { tx, ts } = ctx;
+  const dev = get<DeviceRecord>(tx, DEVICE_CODES_KEYSPACE, hash);
+  if (!dev) return { ok: false, reason: 'unknown' };
+  if (dev.status === 'consumed') return { ok: false, reason: 'consumed' };
+  if (dev.exp <= ts) return { ok: false, reason: 'expired' };
+  if (dev.status !== 'approved') return { ok: false, reason: 'not_approved' };
+  storeGrant(tx, g, ts);
+  tx.put(DEVICE_CODES_KEYSPACE, hash, packValue({ ...dev, status: 'consumed' } satisfies DeviceRecord));
+  return { ok: true };
+}
+
+function sessionCreate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
+  const hash = tokenId(a.hash, 'hash');
+  const exp = time(a.exp, 'exp');
+  const blob = sealed(a.sealed, 'sealed');
+  if (ctx.tx.get(LOGIN_SESSIONS_KEYSPACE, hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'session hash already exists');
+  putExpiring(ctx.tx, LOGIN_SESSIONS_KEYSPACE, hash, { exp, sealed: blob } satisfies LoginSessionRecord, exp, null);
+  return {};
+}
+
+function sessionDelete(ctx: ApplyContext, a: Record<string, unknown>): unknown {
+  const hash = tokenId(a.hash, 'hash');
+  const s = get<LoginSessionRecord>(ctx.tx, LOGIN_SESSIONS_KEYSPACE, hash);
+  if (s) delExpiring(ctx.tx, LOGIN_SESSIONS_KEYSPACE, hash, s.exp);
+  return { existed: s !== null };
+}
+
+function assertionUse(ctx: ApplyContext, a: Record<string, unknown>): unknown {
+  const client = clientId(a.clientId, 'clientId');
+  // The jti is the client's opaque value (RFC 7519 §4.1.7): any string, only bounded (the worker
+  // checks the same bound, so a client's odd but signed jti is a replay check, never a refusal).
+  const jti = a.jti;
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_ID_CHARS) throw invalid(`jti must be a string of 1..${MAX_ID_CHARS} characters`);
+  const exp = time(a.exp, 'exp');
+  const { tx, ts } = ctx;
+  const key = `${client} ${jti}`;
+  const seen = get<number>(tx, ASSERTION_JTIS_KEYSPACE, key);
+  // RFC 7523 §3 item 7 / RFC 7521 §5.2: a jti may be used once while the assertion is valid.
+  if (seen !== null && seen > ts) return { fresh: false };
+  // An assertion already expired is refused by the worker; there is nothing to remember.
+  if (exp > ts) putExpiring(tx, ASSERTION_JTIS_KEYSPACE, key, exp, exp, seen);
+  else if (seen !== null) delExpiring(tx, ASSERTION_JTIS_KEYSPACE, key, seen);
+  return { fresh: true };
+}
+
+function sweep(ctx: ApplyContext, a: Record<string, unknown>): unknown {
+  const keys = a.keys;
+  if (!Array.isArray(keys)) throw invalid('keys must be an array');
+  if (keys.length > MAX_SWEEP_KEYS) throw invalid(`keys has more than ${MAX_SWEEP_KEYS} entries`);
+  const { tx, ts } = ctx;
+  let deleted = 0;
+  for (const k of keys) {
+    // Malformed or not-yet-expired keys are skipped: the leader's clock and ours may differ.
+    if (typeof k !== 'string') continue;
+    const p = parseExpiryIndexKey(k);
+    if (p === null || p.exp > ts || !SWEPT.has(p.keyspace)) continue;
+    tx.del(EXPIRY_KEYSPACE, k);
+    // Re-checked against the record itself: it may have been rewritten with a later expiry.
+    const own = recordExp(tx, p.keyspace, p.key);
+    if (own === null || own > ts) continue;
+    tx.del(p.keyspace, p.key);
+    if (own !== p.exp) tx.del(EXPIRY_KEYSPACE, expiryIndexKey(own, p.keyspace, p.key));
+    deleted++;
+  }
+  return { deleted };
+}
+
+const OPS: Readonly<Record<string, (ctx: ApplyContext, a: Record<string, unknown>) => unknown>> = {
+  'code.create': codeCreate,
+  'code.redeem': codeRedeem,
+  'rt.rotate': rtRotate,
+  'rt.revoke': rtRevoke,
+  'at.revoke': atRevoke,
+  'device.create': deviceCreate,
+  'device.decide': deviceDecide,
+  'device.poll': devicePoll,
+  'device.redeem': deviceRedeem,
+  'session.create': sessionCreate,
+  'session.delete': sessionDelete,
+  'assertion.use': assertionUse,
+  sweep,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Reads (no clock: expiry is reported, the reader compares with its own time)
+
+function deviceView(r: StateReader, hash: string): DeviceView | null {
+  const d = get<DeviceRecord>(r, DEVICE_CODES_KEYSPACE, hash);
+  return d === null ? null : { hash, status: d.status, exp: d.exp, sealed: d.sealed, approval: d.approval };
+}
+
+function refreshView(r: StateReader, hash: string): RefreshRecordView | null {
+  const rt = get<RefreshRecord>(r, REFRESH_TOKENS_KEYSPACE, hash);
+  if (!rt) return null;
+  const fam = get<FamilyRecord>(r, FAMILIES_KEYSPACE, rt.family);
+  const base = { family: rt.family, exp: rt.exp, sealed: rt.sealed, state: rt.state, rotatedAt: rt.rotatedAt };
+  // A swept family reads as revoked, with a client id no client has.
+  if (!fam) return { ...base, familyRevoked: true, familyExp: 0, clientId: '' };
+  return { ...base, familyRevoked: fam.revoked !== null, familyExp: fam.exp, clientId: fam.clientId };
+}
+
+const READS: Readonly<Record<string, (r: StateReader, a: Record<string, unknown>) => unknown>> = {
+  'code.get': (r, a): CodeRecordView | null => {
+    const c = get<CodeRecord>(r, CODES_KEYSPACE, tokenId(a.hash, 'hash'));
+    return c === null ? null : { exp: c.exp, sealed: c.sealed, used: c.used === null ? null : { at: c.used.at, family: c.used.family } };
+  },
+  'rt.get': (r, a) => refreshView(r, tokenId(a.hash, 'hash')),
+  'device.get': (r, a) => deviceView(r, tokenId(a.hash, 'hash')),
+  'device.byUserCode': (r, a) => {
+    const hash = get<string>(r, USER_CODES_KEYSPACE, tokenId(a.userCodeHash, 'userCodeHash'));
+    return hash === null ? null : deviceView(r, hash);
+  },
+  'session.get': (r, a) => {
+    const s = get<LoginSessionRecord>(r, LOGIN_SESSIONS_KEYSPACE, tokenId(a.hash, 'hash'));
+    return s === null ? null : { exp: s.exp, sealed: s.sealed };
+  },
+  'at.revoked': (r, a) => ({ revoked: r.get(REVOKED_JTIS_KEYSPACE, tokenId(a.jti, 'jti')) !== undefined }),
+  'family.get': (r, a) => {
+    const f = get<FamilyRecord>(r, FAMILIES_KEYSPACE, tokenId(a.id, 'id'));
+    return f === null ? null : { revoked: f.revoked !== null, exp: f.exp };
+  },
+};
+
+export const tokensDomain: Domain = {
+  name: 'tokens',
+  keyspaces: [
+    CODES_KEYSPACE,
+    REFRESH_TOKENS_KEYSPACE,
+    FAMILIES_KEYSPACE,
+    REVOKED_JTIS_KEYSPACE,
+    DEVICE_CODES_KEYSPACE,
+    USER_CODES_KEYSPACE,
+    LOGIN_SESSIONS_KEYSPACE,
+    ASSERTION_JTIS_KEYSPACE,
+    EXPIRY_KEYSPACE,
+  ],
+  apply(ctx: ApplyContext, op: string, args: unknown): unknown {
+    const f = Object.hasOwn(OPS, op) ? OPS[op] : undefined;
+    if (!f) throw new DomainError('UNKNOWN_OPERATION', `tokens has no operation ${op}`);
+    return f(ctx, obj(args, 'args'));
+  },
+  read(reader: StateReader, op: string, args: unknown): unknown {
+    const f = Object.hasOwn(READS, op) ? READS[op] : undefined;
+    if (!f) throw new DomainError('UNKNOWN_OPERATION', `tokens has no read ${op}`);
+    return f(reader, obj(args, 'args'));
+  },
+};
