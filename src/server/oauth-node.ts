@@ -204,7 +204,7 @@ export class OAuthPrimary {
     });
     for (const ks of Object.keys(CACHE_KEYSPACES)) this.dirty.add(ks);
     await this.rebuild();
-    this.timer = setInterval(() => void this.leaderDuties(), this.o.tickMs ?? 1_000);
+    this.timer = setInterval(() => void this.leaderRound(), this.o.tickMs ?? 1_000);
   }
 
   stop(): void {
@@ -235,7 +235,8 @@ export class OAuthPrimary {
     return this.rebuilding;
   }
 
-  private async leaderDuties(): Promise<void> {
+  /** One round of the leader's duties (the timer runs it every tickMs; tests call it directly). A follower does nothing. */
+  async leaderRound(): Promise<void> {
     if (this.busy || !this.o.node.isLeader()) return;
     this.busy = true;
     try {

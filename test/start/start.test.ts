@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +70,17 @@ function startLocal(descFile: string, dir: string): Run {
   child.stderr!.on('data', (d) => (out += d));
   const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   return { child, output: () => out, exit };
+}
+
+async function clientCredentials(info: ClusterFile): Promise<{ status: number; body: Record<string, unknown> }> {
+  const c = info.demo!.confidentialClient;
+  const res = await fetch(`${info.front}/token`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=client_credentials&scope=api%3Aread',
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
 async function kvPut(front: string, key: string, value: string): Promise<Response> {
@@ -154,6 +165,15 @@ describe('npm start (scripts/start-local.ts)', () => {
     assert.match(out, /^\[n3\] \{/m, 'node 3 logs prefixed');
     assert.match(out, new RegExp(`front: +${info.front.replace(/[.]/g, '\\.')}`));
 
+    // The demo credentials fetch a token through the front at once (the README's quick start).
+    assert.ok(info.demo, 'cluster.json carries the demo credentials');
+    assert.equal(statSync(join(dir, 'cluster.json')).mode & 0o077, 0, 'cluster.json is private: it holds the demo secret');
+    const tok = await clientCredentials(info);
+    assert.equal(tok.status, 200, JSON.stringify(tok.body));
+    assert.equal(tok.body.token_type, 'Bearer');
+    const meta = (await (await fetch(`${info.front}/.well-known/openid-configuration`)).json()) as { issuer: string };
+    assert.equal(meta.issuer, info.front, 'the issuer is the front URL');
+
     const put = await kvPut(info.front, 'greeting', 'hello');
     assert.equal(put.status, 200, await put.text());
     const got = await fetch(`${info.front}/v1/kv/greeting`);
@@ -179,6 +199,9 @@ describe('npm start (scripts/start-local.ts)', () => {
   it('a second start reuses the certificates and the data', async () => {
     const { run, info } = await startAndWait();
     assert.doesNotMatch(run.output(), /\[start\] created/);
+    // The demo client kept its secret across the restart.
+    const tok = await clientCredentials(info);
+    assert.equal(tok.status, 200, JSON.stringify(tok.body));
     const got = await fetch(`${info.front}/v1/kv/greeting`);
     assert.deepEqual(await got.json(), { value: 'hello' });
     await interruptAndCheck(run, info);

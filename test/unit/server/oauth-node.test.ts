@@ -1,0 +1,163 @@
+// The primary's OAuth duties (src/server/oauth-node.ts) over an in-memory node: read-cache tables
+// follow applied changes, the leader (and only the leader) creates the keys, rotates them when the
+// period has passed, and sweeps expired records.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import pino from 'pino';
+import { OAuthPrimary } from '../../../src/server/oauth-node.ts';
+import type { OAuthNodeHooks } from '../../../src/server/oauth-node.ts';
+import { MasterKeyRing } from '../../../src/crypto/seal.ts';
+import { oauthDomains } from '../../../src/state/oauth-domains.ts';
+import type { SigningKeyRing } from '../../../src/state/oauth-ops.ts';
+import { waitFor } from '../../../scripts/lib/wait.ts';
+import { MemoryNode } from '../../support/memory-node.ts';
+
+const enc = new TextEncoder();
+const PERIOD_S = 3_600;
+
+function setup(opts: { leader?: boolean } = {}) {
+  const clock = { now: Date.parse('2026-11-23T12:00:00Z') };
+  const node = new MemoryNode(oauthDomains(), () => clock.now);
+  const listeners = new Set<(ks: ReadonlySet<string> | null) => void>();
+  node.onApplied = (changes) => {
+    const ks = new Set<string>([...changes.puts.map(([k]) => k), ...changes.dels.map(([k]) => k)]);
+    for (const l of listeners) l(ks);
+  };
+  const state = { leader: opts.leader ?? true };
+  const hooks: OAuthNodeHooks = {
+    onStateChange: (l) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    scanState: async (keyspace, o) =>
+      node
+        .entries(keyspace)
+        .filter(([k]) => (o.gte === undefined || k >= o.gte) && (o.lt === undefined || k < o.lt))
+        .slice(0, o.limit)
+        .map(([k, v]) => ({ key: enc.encode(k), value: v })),
+    isLeader: () => state.leader,
+    housekeeping: (domain, op, args, timeoutMs) => node.write({ domain, op, args, timeoutMs }),
+    read: (req) => node.read(req),
+  };
+  const tables = new Map<string, [string, unknown][]>();
+  const master = MasterKeyRing.parse(MasterKeyRing.generateText(), 'test');
+  const primary = new OAuthPrimary({
+    node: hooks,
+    publish: (t, e) => void tables.set(t, e),
+    master,
+    config: { signingAlg: 'ES256', keyRotationPeriodS: PERIOD_S, accessTokenTtlS: 600, idTokenTtlS: 3600 },
+    log: pino({ level: 'silent' }),
+    now: () => clock.now,
+    // Rounds are run by the tests (leaderRound), never by the timer.
+    tickMs: 3_600_000,
+    sweepEveryMs: 1_000,
+  });
+  const ring = (): SigningKeyRing | undefined => tables.get('signing_keys')?.find(([k]) => k === 'ring')?.[1] as SigningKeyRing | undefined;
+  return { clock, node, state, tables, primary, ring };
+}
+
+describe('OAuthPrimary', () => {
+  it('the leader creates the data key and the signing keys once; the tables reach the cache', async () => {
+    const t = setup();
+    await t.primary.start();
+    try {
+      await t.primary.leaderRound();
+      const ring = await waitFor('the signing key ring in the cache', () => t.ring(), 5_000);
+      assert.deepEqual(ring.keys.map((k) => k.state).sort(), ['active', 'next']);
+      assert.ok(t.tables.get('data_keys')?.some(([k]) => k === 'ring'));
+      assert.deepEqual(t.node.log.map((e) => `${e.domain}.${e.op}`), ['crypto.init', 'keys.init']);
+      // Later rounds propose nothing more (the keys exist; the sweep finds nothing).
+      await t.primary.leaderRound();
+      await t.primary.leaderRound();
+      assert.deepEqual(t.node.log.map((e) => `${e.domain}.${e.op}`), ['crypto.init', 'keys.init']);
+      assert.equal(t.ring()!.version, ring.version);
+    } finally {
+      t.primary.stop();
+    }
+  });
+
+  it('a follower proposes nothing', async () => {
+    const t = setup({ leader: false });
+    await t.primary.start();
+    try {
+      // Tables are published (empty state), but no key is created.
+      assert.ok(t.tables.has('clients'));
+      await t.primary.leaderRound();
+      await t.primary.leaderRound();
+      assert.equal(t.node.log.length, 0);
+      assert.equal(t.ring(), undefined);
+    } finally {
+      t.primary.stop();
+    }
+  });
+
+  it('rotates when the active key is older than the period: next becomes active, active is retired until its tokens expire', async () => {
+    const t = setup();
+    await t.primary.start();
+    try {
+      await t.primary.leaderRound();
+      const first = await waitFor('the first ring', () => t.ring(), 5_000);
+      const active = first.keys.find((k) => k.state === 'active')!;
+      const next = first.keys.find((k) => k.state === 'next')!;
+      t.clock.now += PERIOD_S * 1000 - 1;
+      await t.primary.leaderRound();
+      assert.equal(t.ring()!.version, first.version, 'not rotated before the period');
+      t.clock.now += 1;
+      await t.primary.leaderRound();
+      const second = await waitFor('a rotation', () => (t.ring()?.version ?? 0) > first.version && t.ring(), 5_000);
+      assert.equal(second.keys.find((k) => k.state === 'active')!.kid, next.kid);
+      const retired = second.keys.find((k) => k.kid === active.kid)!;
+      assert.equal(retired.state, 'retired');
+      // Retained for the longest token lifetime (ID tokens, 3600 s) plus a minute of skew.
+      assert.equal(retired.publishUntil, t.clock.now + 3_600_000 + 60_000);
+      assert.equal(second.keys.filter((k) => k.state === 'next').length, 1);
+    } finally {
+      t.primary.stop();
+    }
+  });
+
+  it('the clients table follows applied changes', async () => {
+    const t = setup();
+    await t.primary.start();
+    try {
+      const client = {
+        client_id: 'c1',
+        client_name: 'C1',
+        client_secret_hash: 'a'.repeat(43),
+        token_endpoint_auth_method: 'client_secret_basic',
+        redirect_uris: [],
+        grant_types: ['client_credentials'],
+        scopes: ['api'],
+        jwks: null,
+        first_party: true,
+        audience: null,
+        created_at: t.clock.now,
+        updated_at: t.clock.now,
+      };
+      const r = await t.node.write({ domain: 'clients', op: 'create', args: { client }, timeoutMs: 1000 });
+      assert.ok(r.ok, JSON.stringify(r));
+      await waitFor('the client in the table', () => t.tables.get('clients')?.some(([k]) => k === 'c1'), 5_000);
+      await t.node.write({ domain: 'clients', op: 'delete', args: { client_id: 'c1' }, timeoutMs: 1000 });
+      await waitFor('the client gone from the table', () => t.tables.get('clients')?.length === 0, 5_000);
+    } finally {
+      t.primary.stop();
+    }
+  });
+
+  it('sweep deletes expired records and their index entries, and keeps the others', async () => {
+    const t = setup({ leader: false });
+    const sealed = new Uint8Array([1, 2, 3]);
+    const mk = async (hash: string, exp: number) => {
+      const r = await t.node.write({ domain: 'tokens', op: 'session.create', args: { hash, exp, sealed }, timeoutMs: 1000 });
+      assert.ok(r.ok, JSON.stringify(r));
+    };
+    const now = t.clock.now;
+    for (let i = 0; i < 5; i++) await mk(`old${i}`.padEnd(43, 'x'), now + 1_000 + i);
+    await mk('new'.padEnd(43, 'x'), now + 60_000);
+    t.clock.now = now + 10_000;
+    assert.equal(await t.primary.sweep(), 5);
+    assert.deepEqual(t.node.entries('tok.sess').map(([k]) => k), ['new'.padEnd(43, 'x')]);
+    assert.equal(t.node.entries('tok.exp').length, 1);
+    assert.equal(await t.primary.sweep(), 0);
+  });
+});
