@@ -33,14 +33,29 @@ export async function waitFor<T>(what: string, cond: () => Promise<T | undefined
   }
 }
 
-/** A free TCP port on 127.0.0.1 (bind port 0, read it, close). Loopback only, by design. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports handed out by freePort: below Linux's default ephemeral range (32768–60999). A port taken
+ * with bind(0) comes *from* that range, and while a node restarts (its port closed for a moment)
+ * any outgoing connection on the machine may be given the same number as its local port — the
+ * restarted node then fails with EADDRINUSE. Ports outside the range are never handed out that way.
+ */
+export const FREE_PORT_RANGE = { min: 20_000, max: 32_000 } as const;
+const FREE_PORT_ATTEMPTS = 200;
+
+function tryListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+/** A free TCP port on 127.0.0.1, outside the ephemeral range (see FREE_PORT_RANGE). Loopback only, by design. */
+export async function freePort(): Promise<number> {
+  const span = FREE_PORT_RANGE.max - FREE_PORT_RANGE.min;
+  for (let i = 0; i < FREE_PORT_ATTEMPTS; i++) {
+    const port = FREE_PORT_RANGE.min + Math.floor(Math.random() * span);
+    if (await tryListen(port)) return port;
+  }
+  throw new Error(`no free port on 127.0.0.1 in ${FREE_PORT_RANGE.min}-${FREE_PORT_RANGE.max} after ${FREE_PORT_ATTEMPTS} attempts`);
 }

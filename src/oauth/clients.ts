@@ -17,17 +17,20 @@ export function checkGrantType(client: ClientRecord, grant: GrantType): void {
   if (!client.grant_types.includes(grant)) throw new UnauthorizedClient(`client ${client.client_id} may not use the ${grant} grant`);
 }
 
+/** Scopes about an end user (OIDC Core §5.4, §11): not part of a default request without one. */
+const USER_SCOPES: ReadonlySet<string> = new Set(['openid', 'profile', 'email', 'address', 'phone', 'offline_access']);
+
 /**
- * RFC 6749 §3.3: the requested scopes must all be allowed for the client (and known to the
- * server); we refuse rather than silently narrow, so a client learns of a misconfiguration.
- * An empty request gets the client's default: every scope it may ask for minus `openid` and
- * `offline_access` (those must be asked for explicitly).
+ * RFC 6749 §3.3: the requested scopes must all be allowed for the client; we refuse rather than
+ * silently narrow, so a client learns of a misconfiguration. An empty request gets the client's
+ * default: with an end user (`withUser`), every scope it may ask for minus `openid` and
+ * `offline_access` (those must be asked for explicitly); without one (client_credentials), its
+ * scopes minus every end-user scope.
  */
-export function resolveScope(ctx: OAuthContext, client: ClientRecord, requested: readonly string[]): string[] {
-  if (requested.length === 0) return client.scopes.filter((s) => s !== 'openid' && s !== 'offline_access');
+export function resolveScope(_ctx: OAuthContext, client: ClientRecord, requested: readonly string[], withUser = true): string[] {
+  if (requested.length === 0) return client.scopes.filter((s) => (withUser ? s !== 'openid' && s !== 'offline_access' : !USER_SCOPES.has(s)));
   for (const s of requested) {
     if (!client.scopes.includes(s)) throw new InvalidScope(`scope ${s} is not allowed for client ${client.client_id}`);
   }
-  void ctx;
   return [...requested];
 }

@@ -14,7 +14,7 @@ describe('client_credentials grant', () => {
 
   before(async () => {
     t = await app();
-    svc = await confidential(t, { client_id: 'svc', scopes: ['openid', 'read', 'write'] });
+    svc = await confidential(t, { client_id: 'svc', scopes: ['openid', 'profile', 'email', 'offline_access', 'read', 'write'] });
     api = await confidential(t, { client_id: 'svc-api', scopes: ['read'], audience: 'https://api.example' });
   });
   after(() => t.close());
@@ -62,7 +62,7 @@ describe('client_credentials grant', () => {
     assert.equal(payload.aud, 'https://api.example');
   });
 
-  test('without scope, the client gets its default scopes minus openid; the scope is always in the response', async () => {
+  test('without scope, the client gets its default scopes minus every end-user scope (openid, profile, email, offline_access); the scope is always in the response', async () => {
     const r = await post(t, '/token', { grant_type: 'client_credentials' }, svc.auth);
     assert.equal(json(r).scope, 'read write');
   });
