@@ -56,7 +56,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Raf
   if (config.admin.listen !== null && config.admin.tokenFile !== null) {
     try {
       const master = loadMasterKey(config);
-      const oauth = master ? { master, config: oauthConfigOf(config.oauth), log: logger } : undefined;
+      const oauth = master ? { master, config: oauthConfigOf(config.oauth, config.mfa), log: logger } : undefined;
       const app = buildAdminApp({ node, token: readFileSync(config.admin.tokenFile, 'utf8').trim(), ...(oauth ? { oauth } : {}) });
       await app.listen({ host: config.admin.listen.host, port: config.admin.listen.port });
       node.onStop(() => app.close());

@@ -5,7 +5,7 @@
 // "bin"), which needs no loader flag.
 //
 // Commands: start, status, members list|add|promote|remove, transfer-leader, certs init|issue,
-// snapshot save|restore, recover --force-new-cluster, clients …, users …, keys ….
+// snapshot save|restore, recover --force-new-cluster, clients …, users …, keys …, audit ….
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './args.ts';
@@ -17,6 +17,7 @@ import { RECOVER_USAGE, recoverCommand } from './commands/recover.ts';
 import { CLIENTS_USAGE, clientsCommand } from './commands/clients.ts';
 import { USERS_USAGE, usersCommand } from './commands/users.ts';
 import { KEYS_USAGE, keysCommand } from './commands/keys.ts';
+import { AUDIT_USAGE, auditCommand } from './commands/audit.ts';
 import { processIo } from './io.ts';
 import type { CliIo, Command } from './io.ts';
 
@@ -31,6 +32,7 @@ const COMMANDS: Readonly<Record<string, { run: Command; usage: string }>> = {
   clients: { run: clientsCommand, usage: `${CLIENTS_USAGE}\n${CONNECTION_USAGE}` },
   users: { run: usersCommand, usage: `${USERS_USAGE}\n${CONNECTION_USAGE}` },
   keys: { run: keysCommand, usage: `${KEYS_USAGE}\n${CONNECTION_USAGE}` },
+  audit: { run: auditCommand, usage: `${AUDIT_USAGE}\n${CONNECTION_USAGE}` },
 };
 
 export const USAGE = `usage: raftauth <command> [options]
@@ -45,6 +47,7 @@ commands:
   clients create|list|get|update|...      OAuth clients (rotate-secret, delete)
   users create|list|get|passwd|...        users (disable, enable, delete); passwords from a file or stdin
   keys list|rotate|rewrap                 signing and data keys; keys generate-master: a master key file
+  audit query|export|verify               the audit log: search, export as JSON Lines, verify the chain on every node
   help [command]                          this text, or a command's options
 `;
 

@@ -6,6 +6,7 @@
 //   POST /consent                      consent form (consent.ts)
 //   GET  /device, POST /device         device verification page, RFC 8628 §3.3 (device-verify.ts)
 //   GET  /logout, POST /logout         sign out (logout.ts)
+//   POST /mfa/…, GET /mfa/assets/…     the MFA prompt's forms and scripts (mfa.ts)
 //
 // Errors here end on an HTML page (pages.ts), never the JSON of the token side: a browser shows
 // it to a person. Errors of an authorization request whose client and redirect URI are valid are
@@ -20,6 +21,7 @@ import { handleLogin } from './login.ts';
 import { handleConsent } from './consent.ts';
 import { handleDeviceGet, handleDevicePost } from './device-verify.ts';
 import { handleLogoutGet, handleLogoutPost } from './logout.ts';
+import { MFA_ROUTES } from './mfa.ts';
 
 type Handler = (ctx: OAuthContext, req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
 
@@ -55,4 +57,5 @@ export function registerBrowserSide(app: FastifyInstance, ctx: OAuthContext): vo
   route('POST', '/device', handleDevicePost);
   route('GET', '/logout', handleLogoutGet);
   route('POST', '/logout', handleLogoutPost);
+  for (const [method, url, h] of MFA_ROUTES) route(method, url, h);
 }

@@ -2,6 +2,13 @@
 // validates it and documents every key). Resolved values only: durations in their unit, issuer
 // without a trailing slash.
 import type { SigningAlg } from '../state/oauth-ops.ts';
+import type { MfaConfig } from '../mfa/config.ts';
+
+/** The `mfa` section as the login flow uses it (docs/mfa.md). */
+export interface OAuthMfaConfig extends MfaConfig {
+  /** Scopes whose request requires a second factor. */
+  readonly requiredScopes: readonly string[];
+}
 
 export interface OAuthConfig {
   /** RFC 8414 §2 issuer: https URL (http only for loopback), no query or fragment, no trailing slash. Every node uses the same one (the load balancer's URL). */
@@ -37,6 +44,15 @@ export interface OAuthConfig {
   readonly formBodyLimitBytes: number;
   /** scrypt cost for user passwords: N = 2^ln. */
   readonly passwordScrypt: { readonly ln: number; readonly r: number; readonly p: number };
+  /** WebAuthn relying party and MFA policy (the node's `mfa` section). Absent: derived from the issuer (mfaConfigOf). */
+  readonly mfa?: OAuthMfaConfig;
+}
+
+/** The MFA settings in force: the configured ones, or the defaults derived from the issuer (the `mfa` section's defaults). */
+export function mfaConfigOf(config: Pick<OAuthConfig, 'issuer' | 'mfa'>): OAuthMfaConfig {
+  if (config.mfa !== undefined) return config.mfa;
+  const u = new URL(config.issuer);
+  return { rpId: u.hostname.replace(/^\[|\]$/g, ''), rpName: 'raftauth', origins: [u.origin], requiredScopes: [] };
 }
 
 export const DEFAULT_OAUTH_CONFIG: Omit<OAuthConfig, 'issuer'> = {

@@ -3,6 +3,8 @@
 // One object, built once per HTTP app (src/oauth/index.ts).
 import { NodeError } from '../node/api.ts';
 import type { ApplyResult, NodeApi } from '../node/api.ts';
+import type { FastifyRequest } from 'fastify';
+import type { RequestMeta } from '../state/mfa-ops.ts';
 import type { ReadCache } from '../server/read-cache.ts';
 import type { Logger } from '../server/log.ts';
 import type { CryptoRuntime } from '../crypto/runtime.ts';
@@ -63,4 +65,14 @@ async function callNode(f: () => Promise<ApplyResult>): Promise<ApplyResult> {
 function unwrap<T>(r: ApplyResult): T {
   if (!r.ok) throw new DomainRefusal(r.code, r.message);
   return r.value as T;
+}
+
+/**
+ * What the serving node knows of a request, for throttling and audit records (`meta` of the
+ * audited and MFA ops): the peer address of the connection. x-forwarded-for is not trusted: any
+ * client can send it, and a forged address would both dodge per-IP throttling and falsify the
+ * audit trail. Behind a proxy this is the proxy's address.
+ */
+export function requestMeta(req: FastifyRequest): RequestMeta {
+  return { ip: req.socket?.remoteAddress ?? null };
 }

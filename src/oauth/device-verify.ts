@@ -6,6 +6,9 @@
 //   GET  /device[?user_code=…]  sign in if needed; then the code form, or the confirmation page
 //   POST /device                user_code, csrf, decision=approve|deny
 //
+// MFA: a sign-in made here goes through the MFA prompt when the user's policy or factors ask for
+// it (login.ts), and the confirmation page asks for it when the client or the scopes do.
+//
 // RFC 8628 §5.4 (remote phishing): the confirmation page shows the code and asks the user to
 // compare it with the device even when it came in verification_uri_complete.
 // RFC 8628 §5.1 (brute force): user codes have 20^8 values and live deviceCodeTtlS; throttling
@@ -13,13 +16,17 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { normalizeUserCode, safeEqual, tokenHash } from '../crypto/tokens.ts';
 import { getClient } from './clients.ts';
-import { nodeRead, nodeWrite } from './context.ts';
+import { nodeRead, nodeWrite, requestMeta } from './context.ts';
 import type { OAuthContext } from './context.ts';
 import { formParams, queryParams } from './form.ts';
 import type { DeviceApproval, DevicePayload } from './records.ts';
 import { PageError, deviceConfirmPage, deviceEnterPage, loginPage, messagePage } from './pages.ts';
 import { browserBinding, endpointPath, newInteraction, sealInteraction } from './interaction.ts';
 import { loadActiveSession, userLabel } from './session.ts';
+import type { ActiveSession } from './interaction.ts';
+import { acrLevel, loadMfaStatus, mfaStep, requiredLevel } from './mfa-policy.ts';
+import type { MfaStatus } from '../mfa/service.ts';
+import type { Requirement } from './mfa-policy.ts';
 import type { ClientRecord } from '../state/oauth-ops.ts';
 
 /** What 'device.byUserCode' answers. */
@@ -37,6 +44,16 @@ const MAX_USER_CODE_INPUT = 32;
 /** XXXX-XXXX, as the device shows it. */
 function display(code: string): string {
   return `${code.slice(0, 4)}-${code.slice(4)}`;
+}
+
+/**
+ * The second factor this approval needs and the session lacks (the user's factors and policy, the
+ * client's require_mfa, mfa.requiredScopes: src/oauth/mfa-policy.ts), or null when the session has it.
+ */
+async function missingMfa(ctx: OAuthContext, active: ActiveSession, client: ClientRecord, scope: readonly string[]): Promise<{ status: MfaStatus; need: Requirement } | null> {
+  const status = await loadMfaStatus(ctx, active.user.sub);
+  const need = requiredLevel(ctx, client, scope, [], status);
+  return acrLevel(active.session.payload.auth.acr) < need.level ? { status, need } : null;
 }
 
 type Lookup = { ok: true; view: DeviceView; payload: DevicePayload; client: ClientRecord; code: string } | { ok: false; message: string };
@@ -69,6 +86,12 @@ export async function handleDeviceGet(ctx: OAuthContext, req: FastifyRequest, re
   if (input === null) return deviceEnterPage(reply, action, null, '');
   const found = await lookup(ctx, input);
   if (!found.ok) return deviceEnterPage(reply, action, found.message, input.length <= MAX_USER_CODE_INPUT ? input : '');
+  const missing = await missingMfa(ctx, active, found.client, found.payload.scope);
+  if (missing !== null) {
+    // The MFA prompt first; it comes back here with the code (mfa.ts continueWith).
+    const i = newInteraction(ctx, browserBinding(ctx, req, reply), { kind: 'device', userCode: input });
+    return mfaStep(ctx, reply, { interaction: sealInteraction(ctx, i), session: active.session, user: active.user, status: missing.status, requirement: missing.need, formActions: [] });
+  }
   return deviceConfirmPage(reply, {
     action,
     client: found.client,
@@ -89,6 +112,9 @@ export async function handleDevicePost(ctx: OAuthContext, req: FastifyRequest, r
   if (p.decision !== 'approve' && p.decision !== 'deny') throw new PageError(400, 'Invalid request', 'The form carries no decision.');
   const found = await lookup(ctx, p.user_code ?? '');
   if (!found.ok) return messagePage(reply, 'Device not connected', found.message, 400);
+  if (p.decision === 'approve' && (await missingMfa(ctx, active, found.client, found.payload.scope)) !== null) {
+    throw new PageError(403, 'Two-step verification needed', 'Approving this device needs two-step verification. Open the verification page again and enter the code.');
+  }
   const userCodeHash = tokenHash(found.code);
   let approval: Uint8Array | null = null;
   if (p.decision === 'approve') {
@@ -96,7 +122,12 @@ export async function handleDevicePost(ctx: OAuthContext, req: FastifyRequest, r
     const a: DeviceApproval = { auth: active.session.payload.auth, scope: found.payload.scope };
     approval = ctx.crypto.sealer().sealValue(a, 'approval:' + found.view.hash);
   }
-  const r = await nodeWrite<{ ok: true } | { ok: false; reason: 'unknown' | 'expired' | 'decided' }>(ctx, 'tokens', 'device.decide', { userCodeHash, approve: p.decision === 'approve', approval });
+  const r = await nodeWrite<{ ok: true } | { ok: false; reason: 'unknown' | 'expired' | 'decided' }>(ctx, 'tokens', 'device.decide', {
+    userCodeHash,
+    approve: p.decision === 'approve',
+    approval,
+    meta: { ...requestMeta(req), sub: active.session.payload.auth.sub, clientId: found.client.client_id },
+  });
   if (!r.ok) {
     const why = r.reason === 'expired' ? 'That code has expired. Start again on your device.' : r.reason === 'decided' ? 'That code has already been used. Start again on your device.' : 'No device is waiting for that code.';
     return messagePage(reply, 'Device not connected', why, 400);

@@ -13,6 +13,7 @@ import { JWKS_PATH, PUBLIC_CACHE_CONTROL } from './jwks.ts';
 import { REVOKE_PATH } from './revoke.ts';
 import { TOKEN_PATH } from './token.ts';
 import { USERINFO_PATH } from './userinfo.ts';
+import { ACR_MFA, ACR_PASSWORD, ACR_PHR } from './session.ts';
 
 export const OAUTH_METADATA_PATH = '/.well-known/oauth-authorization-server';
 export const OPENID_CONFIGURATION_PATH = '/.well-known/openid-configuration';
@@ -50,6 +51,8 @@ export function buildMetadata(config: OAuthConfig): Record<string, unknown> {
     code_challenge_methods_supported: config.allowPlainPkce ? ['S256', 'plain'] : ['S256'],
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: [config.signingAlg],
+    // OIDC Discovery §3: the acr values we issue and honour in acr_values (docs/mfa.md).
+    acr_values_supported: [ACR_PASSWORD, ACR_MFA, ACR_PHR],
     claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'acr', 'amr', 'azp', 'at_hash', 'name', 'email', 'email_verified'],
     claims_parameter_supported: false,
     request_parameter_supported: false,

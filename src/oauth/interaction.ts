@@ -9,8 +9,8 @@
 // interaction submitted from the victim's browser) does not match and is refused.
 //
 // The flow is a list of named prompts, each with checks that say whether it is needed and a page
-// that satisfies it (node-oidc-provider lib/helpers/interaction_policy): 'login', then 'consent',
-// then the code is issued. The MFA issue inserts its prompt between the two.
+// that satisfies it (node-oidc-provider lib/helpers/interaction_policy): 'login', then 'mfa' (the
+// second factor, step-up and enrollment: src/oauth/mfa-policy.ts, mfa.ts), then 'consent', then the code is issued.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomToken, safeEqual, tokenHash } from '../crypto/tokens.ts';
 import { SealError } from '../crypto/seal.ts';
@@ -20,6 +20,8 @@ import { getClient } from './clients.ts';
 import { nodeWrite } from './context.ts';
 import type { OAuthContext } from './context.ts';
 import { ConsentRequired, LoginRequired, OAuthError, ServerError, TemporarilyUnavailable } from './errors.ts';
+import { MFA_PROMPT, loadMfaStatus, stepUpCoversMaxAge } from './mfa-policy.ts';
+import type { MfaStatus } from '../mfa/service.ts';
 import type { CodePayload } from './records.ts';
 import { PageError, consentPage, cspSource, formPostPage, loginPage } from './pages.ts';
 import { INTERACTION_COOKIE, readCookie, setCookie, userLabel } from './session.ts';
@@ -47,7 +49,7 @@ export interface AuthorizationRequest extends AuthorizationTarget {
   readonly prompt: readonly PromptValue[];
   /** OIDC Core §3.1.2.1 max_age, seconds. */
   readonly maxAge: number | null;
-  /** Requested acr values, kept for the MFA issue's step-up; we produce ACR_PASSWORD only. */
+  /** Requested acr values (OIDC Core §3.1.2.1); the MFA prompt raises the required level for ours (src/oauth/mfa.ts). */
   readonly acrValues: readonly string[];
   readonly loginHint: string | null;
   /** `sub` of a valid id_token_hint. */
@@ -64,6 +66,11 @@ interface InteractionCommon {
   readonly loginSession: string | null;
   /** The user allowed the client on the consent page of this interaction. */
   readonly consented: boolean;
+  /**
+   * Hash of the session a second factor upgraded inside this interaction (satisfies the MFA
+   * prompt's max_age step-up). Absent in interactions sealed before the MFA prompt existed.
+   */
+  readonly mfaSession?: string | null;
 }
 export type AuthorizeInteraction = InteractionCommon & { readonly kind: 'authorize'; readonly authz: AuthorizationRequest };
 /** A sign-in for the device verification page; it returns to /device with the user code. */
@@ -89,7 +96,7 @@ export function browserBinding(ctx: OAuthContext, req: FastifyRequest, reply: Fa
 }
 
 export function newInteraction<B extends { kind: 'authorize'; authz: AuthorizationRequest } | { kind: 'device'; userCode: string | null }>(ctx: OAuthContext, bind: string, body: B): InteractionCommon & B {
-  const common: InteractionCommon = { v: 1, exp: ctx.now() + ctx.config.interactionTtlS * 1000, bind, loginSession: null, consented: false };
+  const common: InteractionCommon = { v: 1, exp: ctx.now() + ctx.config.interactionTtlS * 1000, bind, loginSession: null, consented: false, mfaSession: null };
   return { ...common, ...body };
 }
 
@@ -130,6 +137,8 @@ export interface PolicyState {
   readonly interaction: AuthorizeInteraction;
   readonly active: ActiveSession | null;
   readonly nowS: number;
+  /** The signed-in user's factors and MFA policy (null without a session). */
+  readonly mfa: MfaStatus | null;
 }
 
 export interface PromptCheck {
@@ -145,11 +154,11 @@ export interface InteractionPrompt {
   /** OIDC Core §3.1.2.6: the error for prompt=none when this prompt is needed. */
   noneError(description: string): OAuthError;
   /** The page that satisfies this prompt. */
-  render(s: PolicyState, reply: FastifyReply, sealed: string): FastifyReply;
+  render(s: PolicyState, reply: FastifyReply, sealed: string): FastifyReply | Promise<FastifyReply>;
 }
 
 /** A login inside this interaction satisfies the checks that ask for a fresh one. */
-function loggedInHere(s: PolicyState): boolean {
+export function loggedInHere(s: PolicyState): boolean {
   return s.active !== null && s.interaction.loginSession === s.active.session.hash;
 }
 
@@ -166,7 +175,8 @@ export const LOGIN_PROMPT: InteractionPrompt = {
       // OIDC Core §3.1.2.1 max_age: "If the elapsed time is greater than this value, the OP MUST attempt to actively re-authenticate".
       reason: 'max_age',
       description: 'the sign-in is older than max_age',
-      needed: (s) => s.interaction.authz.maxAge !== null && s.active !== null && s.nowS - s.active.session.payload.auth.authTime > s.interaction.authz.maxAge && !loggedInHere(s),
+      // A session with a second factor re-does only that factor (the MFA prompt's own max_age check).
+      needed: (s) => s.interaction.authz.maxAge !== null && s.active !== null && s.nowS - s.active.session.payload.auth.authTime > s.interaction.authz.maxAge && !loggedInHere(s) && !stepUpCoversMaxAge(s),
     },
     {
       // OIDC Core §3.1.2.1 id_token_hint: the signed-in user must be the one the hint names.
@@ -213,7 +223,7 @@ export const CONSENT_PROMPT: InteractionPrompt = {
 };
 
 /** In order: the first prompt with a needed check is shown. */
-export const PROMPTS: readonly InteractionPrompt[] = [LOGIN_PROMPT, CONSENT_PROMPT];
+export const PROMPTS: readonly InteractionPrompt[] = [LOGIN_PROMPT, MFA_PROMPT, CONSENT_PROMPT];
 
 /** The first needed prompt and the check that asks for it, or null when the code can be issued. */
 export function neededPrompt(s: PolicyState): { prompt: InteractionPrompt; check: PromptCheck } | null {
@@ -238,12 +248,13 @@ export function interactionClient(ctx: OAuthContext, i: AuthorizeInteraction): C
  */
 export async function resume(ctx: OAuthContext, reply: FastifyReply, i: AuthorizeInteraction, active: ActiveSession | null, viaPost: boolean): Promise<FastifyReply> {
   const client = interactionClient(ctx, i);
-  const s: PolicyState = { ctx, client, interaction: i, active, nowS: Math.floor(ctx.now() / 1000) };
+  const mfa = active === null ? null : await loadMfaStatus(ctx, active.user.sub);
+  const s: PolicyState = { ctx, client, interaction: i, active, nowS: Math.floor(ctx.now() / 1000), mfa };
   const needed = neededPrompt(s);
   if (needed !== null) {
     // OIDC Core §3.1.2.1: prompt=none "MUST NOT display any authentication or consent user interface pages".
     if (i.authz.prompt.includes('none')) return sendAuthorizationError(ctx, reply, i.authz, needed.prompt.noneError(needed.check.description), viaPost);
-    return needed.prompt.render(s, reply, sealInteraction(ctx, i));
+    return await needed.prompt.render(s, reply, sealInteraction(ctx, i));
   }
   if (active === null) throw new ServerError('code issuance without a session');
   return issueCode(ctx, reply, i.authz, active.session, viaPost);

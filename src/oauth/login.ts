@@ -6,22 +6,33 @@
 // On success a login session starts (session.ts) and the interaction continues: the next prompt's
 // page, or the code; a device-page sign-in returns to /device.
 //
-// Not here yet: throttling of password guesses (per account and per client address) comes with
-// the MFA issue, as does the brute-force limit on device user codes.
+// Password guessing is throttled by the MFA service (src/mfa/service.ts, decided in the replicated
+// `mfa` domain so spreading guesses over nodes gains nothing): failures count per account and per
+// client address, with exponential backoff and a lockout (THROTTLE in src/state/mfa-ops.ts). The
+// check comes before the password is verified; a throttled attempt verifies nothing. An unknown
+// username counts against the address only. The throttled page says the same for a throttled
+// account, a locked one and a throttled address. A success resets the account's counter.
+//
+// Not here yet: the brute-force limit on device user codes.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { verifyDummy, verifyPassword, MAX_PASSWORD_CHARS } from '../crypto/password.ts';
 import type { UserRecord } from '../state/oauth-ops.ts';
 import { MAX_USERNAME_CHARS } from '../state/validate.ts';
-import { nodeRead } from './context.ts';
+import { checkThrottle, recordFailure, recordSuccess } from '../mfa/service.ts';
+import type { RequestMeta } from '../mfa/service.ts';
+import { nodeRead, requestMeta } from './context.ts';
 import type { OAuthContext } from './context.ts';
 import { formParams } from './form.ts';
 import type { Authentication } from './records.ts';
 import { cspSource, loginPage } from './pages.ts';
-import { endpointPath, interactionClient, openInteraction, resume } from './interaction.ts';
+import { endpointPath, interactionClient, openInteraction, resume, sealInteraction } from './interaction.ts';
+import { loadMfaStatus, mfaStep, requiredLevel } from './mfa-policy.ts';
+import { toDevicePage } from './mfa.ts';
 import type { Interaction } from './interaction.ts';
 import { ACR_PASSWORD, createSession, loadSession } from './session.ts';
 
 export const LOGIN_FAILED = 'Invalid username or password';
+export const LOGIN_THROTTLED = 'Too many failed sign-in attempts.';
 
 // eslint-disable-next-line no-control-regex
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
@@ -30,32 +41,49 @@ export async function handleLogin(ctx: OAuthContext, req: FastifyRequest, reply:
   const p = formParams(req);
   const i = openInteraction(ctx, req, p.interaction);
   const username = (p.username ?? '').normalize('NFKC');
-  const user = await authenticate(ctx, username, p.password ?? '');
-  if (user === null) return loginAgain(ctx, reply, i, p.interaction!, username);
+  const r = await authenticate(ctx, username, p.password ?? '', requestMeta(req));
+  if (!r.ok) {
+    if (r.retryAt === null) return loginAgain(ctx, reply, i, p.interaction!, username, LOGIN_FAILED, 400);
+    return loginAgain(ctx, reply, i, p.interaction!, username, `${LOGIN_THROTTLED} Try again after ${new Date(r.retryAt).toISOString().slice(11, 19)} UTC.`, 429);
+  }
+  const user = r.user;
 
   const auth: Authentication = { sub: user.sub, authTime: Math.floor(ctx.now() / 1000), acr: ACR_PASSWORD, amr: ['pwd'] };
   const session = await createSession(ctx, reply, auth, await loadSession(ctx, req));
   if (i.kind === 'device') {
-    const q = i.userCode === null ? '' : `?user_code=${encodeURIComponent(i.userCode)}`;
-    return reply.code(303).header('location', endpointPath(ctx, '/device') + q).header('cache-control', 'no-store').send();
+    // The MFA prompt of a device sign-in: the user's own policy and factors (the client's comes on the device page).
+    const status = await loadMfaStatus(ctx, user.sub);
+    const need = requiredLevel(ctx, null, [], [], status);
+    if (need.level > 0) return mfaStep(ctx, reply, { interaction: sealInteraction(ctx, { ...i, loginSession: session.hash }), session, user, status, requirement: need, formActions: [] });
+    return toDevicePage(ctx, reply, i.userCode);
   }
   return resume(ctx, reply, { ...i, loginSession: session.hash }, { session, user }, true);
 }
 
+export type AuthenticateResult = { readonly ok: true; readonly user: UserRecord } | { readonly ok: false; /** Set when throttled: when to try again. */ readonly retryAt: number | null };
+
 /**
- * The user whose password this is, or null. Usernames are NFKC-normalised like at creation and
+ * The user whose password this is, or why not. Usernames are NFKC-normalised like at creation and
  * compared case-insensitively by the users domain.
  */
-export async function authenticate(ctx: OAuthContext, username: string, password: string): Promise<UserRecord | null> {
+export async function authenticate(ctx: OAuthContext, username: string, password: string, meta: RequestMeta): Promise<AuthenticateResult> {
   const wellFormed = username.length > 0 && username.length <= MAX_USERNAME_CHARS && !CONTROL_RE.test(username) && password.length <= MAX_PASSWORD_CHARS;
   // Linearizable: a user created or disabled a moment ago on another node counts at once.
   const user = wellFormed ? await nodeRead<UserRecord | null>(ctx, 'users', 'byUsername', { username }) : null;
-  if (user === null) return verifyDummy(ctx.config.passwordScrypt).then(() => null);
-  const ok = await verifyPassword(password, user.password_hash);
-  return ok && !user.disabled ? user : null;
+  const sub = user?.sub ?? null;
+  const t = await checkThrottle(ctx, sub, 'password', meta);
+  if (!t.ok) return { ok: false, retryAt: t.retryAt };
+  const ok = user === null ? await verifyDummy(ctx.config.passwordScrypt).then(() => false) : await verifyPassword(password, user.password_hash);
+  if (ok && user !== null && !user.disabled) {
+    await recordSuccess(ctx, user.sub, 'password', meta);
+    return { ok: true, user };
+  }
+  const f = await recordFailure(ctx, sub, 'password', meta);
+  // This failure may be the one that starts the backoff: say so now rather than at the next try.
+  return { ok: false, retryAt: f.ok ? null : f.retryAt };
 }
 
-function loginAgain(ctx: OAuthContext, reply: FastifyReply, i: Interaction, sealed: string, username: string): FastifyReply {
+function loginAgain(ctx: OAuthContext, reply: FastifyReply, i: Interaction, sealed: string, username: string, error: string, status: number): FastifyReply {
   const client = i.kind === 'authorize' ? interactionClient(ctx, i) : null;
   const formAction = i.kind === 'authorize' ? cspSource(i.authz.redirectUri) : null;
   return loginPage(reply, {
@@ -63,8 +91,8 @@ function loginAgain(ctx: OAuthContext, reply: FastifyReply, i: Interaction, seal
     interaction: sealed,
     client,
     username,
-    error: LOGIN_FAILED,
+    error,
     formActions: formAction === null ? [] : [formAction],
-    status: 400,
+    status,
   });
 }

@@ -44,10 +44,13 @@ export interface PageOptions {
   readonly formActions?: readonly string[];
   /** Nonce of the page's only inline script (the form_post auto-submit). */
   readonly scriptNonce?: string;
+  /** Scripts from our own origin only (the WebAuthn pages: src/oauth/mfa-pages.ts); no inline script. */
+  readonly scriptSelf?: boolean;
 }
 
 const STYLE = `body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#222}
 h1{font-size:1.4rem}label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.5rem;box-sizing:border-box}
+.qr svg{width:14rem;height:14rem}.codes{font-family:monospace;font-size:1.1rem;columns:2}.alt button{margin-top:.4rem}
 button{margin:1rem .5rem 0 0;padding:.5rem 1.2rem}.error{color:#a00}.code{font-family:monospace;font-size:1.4rem;letter-spacing:.1rem}
 ul{padding-left:1.2rem}small{color:#666}`;
 
@@ -65,7 +68,7 @@ export function cspSource(url: string): string | null {
 
 function csp(opts: PageOptions): string {
   const actions = ["'self'", ...(opts.formActions ?? [])].join(' ');
-  const script = opts.scriptNonce === undefined ? '' : `; script-src 'nonce-${opts.scriptNonce}'`;
+  const script = opts.scriptNonce !== undefined ? `; script-src 'nonce-${opts.scriptNonce}'` : opts.scriptSelf === true ? "; script-src 'self'" : '';
   return `default-src 'none'; style-src 'unsafe-inline'${script}; form-action ${actions}; frame-ancestors 'none'; base-uri 'none'`;
 }
 
@@ -91,7 +94,7 @@ ${body}
     .send(html);
 }
 
-function hidden(name: string, value: string): string {
+export function hidden(name: string, value: string): string {
   return `<input type="hidden" name="${esc(name)}" value="${esc(value)}">`;
 }
 

@@ -11,8 +11,9 @@ import type { FastifyInstance } from 'fastify';
 import { tokenHash } from '../crypto/tokens.ts';
 import { decodeAccessToken, looksLikeJwt } from './access-token.ts';
 import { authenticateClient } from './client-auth.ts';
-import { nodeWrite } from './context.ts';
+import { nodeWrite, requestMeta } from './context.ts';
 import type { OAuthContext } from './context.ts';
+import type { RequestMeta } from '../state/mfa-ops.ts';
 import { formParams, required } from './form.ts';
 import { noStore } from './token.ts';
 
@@ -26,19 +27,19 @@ export function registerRevoke(app: FastifyInstance, ctx: OAuthContext): void {
     const params = formParams(req);
     const client = await authenticateClient(ctx, req, params, { allowPublic: true, endpointUrl: ctx.config.issuer + REVOKE_PATH });
     const token = required(params, 'token');
-    await revoke(ctx, client.client_id, token);
+    await revoke(ctx, client.client_id, token, requestMeta(req));
     return reply.code(200).send();
   });
 }
 
-export async function revoke(ctx: OAuthContext, clientId: string, token: string): Promise<void> {
+export async function revoke(ctx: OAuthContext, clientId: string, token: string, request: RequestMeta = { ip: null }): Promise<void> {
   if (token.length > MAX_TOKEN_CHARS) return;
   if (looksLikeJwt(token)) {
     // An expired or foreign token is not worth a write: it already is inactive (or not ours to touch).
     const c = decodeAccessToken(ctx, token);
-    if (c && c.client_id === clientId) await nodeWrite(ctx, 'tokens', 'at.revoke', { jti: c.jti, exp: c.exp * 1000 });
+    if (c && c.client_id === clientId) await nodeWrite(ctx, 'tokens', 'at.revoke', { jti: c.jti, exp: c.exp * 1000, meta: { ...request, sub: c.sub === clientId ? null : c.sub, clientId } });
     return;
   }
   // Apply checks the family belongs to clientId and changes nothing otherwise.
-  await nodeWrite(ctx, 'tokens', 'rt.revoke', { hash: tokenHash(token), clientId });
+  await nodeWrite(ctx, 'tokens', 'rt.revoke', { hash: tokenHash(token), clientId, meta: { ...request, clientId } });
 }

@@ -14,7 +14,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomToken, tokenHash } from '../crypto/tokens.ts';
 import { SealError } from '../crypto/seal.ts';
 import type { UserRecord } from '../state/oauth-ops.ts';
-import { nodeRead, nodeWrite } from './context.ts';
+import { nodeRead, nodeWrite, requestMeta } from './context.ts';
 import type { OAuthContext } from './context.ts';
 import type { Authentication, SessionPayload } from './records.ts';
 
@@ -26,8 +26,12 @@ const COOKIE_VALUE_RE = /^[A-Za-z0-9_-]{43}$/;
 /** A Cookie header longer than this is not parsed (browsers cap a cookie at 4 KiB; a few of them fit). */
 const MAX_COOKIE_HEADER_CHARS = 8 * 1024;
 
-/** Our acr for a password login (the only method until the MFA issue adds others). */
+/** Our acr for a password login. */
 export const ACR_PASSWORD = 'urn:raftauth:acr:pwd';
+/** Password and a second factor (TOTP or a recovery code). docs/mfa.md. */
+export const ACR_MFA = 'urn:raftauth:acr:mfa';
+/** Password and a phishing-resistant factor (WebAuthn: the credential is bound to our RP ID). */
+export const ACR_PHR = 'urn:raftauth:acr:phr';
 
 export interface Session {
   /** tokenHash of the cookie: the record's key and the CodePayload's sessionHash. */
@@ -106,15 +110,30 @@ export async function createSession(ctx: OAuthContext, reply: FastifyReply, auth
   const hash = tokenHash(cookie);
   const payload: SessionPayload = { auth, csrf: randomToken() };
   const exp = ctx.now() + ctx.config.sessionTtlS * 1000;
-  await nodeWrite(ctx, 'tokens', 'session.create', { hash, exp, sealed: ctx.crypto.sealer().sealValue(payload, 'sess:' + hash) });
-  if (previous !== null) await nodeWrite(ctx, 'tokens', 'session.delete', { hash: previous.hash });
+  // The audit record of the login (login.succeeded) is written by session.create itself.
+  const meta = { ...requestMeta(reply.request), sub: auth.sub };
+  await nodeWrite(ctx, 'tokens', 'session.create', { hash, exp, sealed: ctx.crypto.sealer().sealValue(payload, 'sess:' + hash), meta });
+  if (previous !== null) await nodeWrite(ctx, 'tokens', 'session.delete', { hash: previous.hash, reason: 'replaced', meta: { ...meta, sub: previous.payload.auth.sub } });
   setCookie(ctx, reply, SESSION_COOKIE, cookie, ctx.config.sessionTtlS);
   return { hash, exp, payload };
 }
 
+/**
+ * The session after a second factor: a new record with the upgraded Authentication (acr, amr, and
+ * auth_time now, OIDC Core §2: the time of the latest authentication), under a new cookie value
+ * (a change of privilege gets a new session identifier, OWASP Session Management); the old record
+ * is deleted. Session records are immutable once written, so an upgrade is a new one.
+ */
+export async function upgradeSession(ctx: OAuthContext, reply: FastifyReply, previous: Session, method: { readonly acr: string; readonly amr: readonly string[] }): Promise<Session> {
+  // RFC 8176 §2: 'mfa' with the methods used; sessions start from a password login, so 'pwd' is always one.
+  const amr = ['pwd', ...method.amr.filter((m) => m !== 'pwd' && m !== 'mfa'), 'mfa'];
+  const auth: Authentication = { sub: previous.payload.auth.sub, authTime: Math.floor(ctx.now() / 1000), acr: method.acr, amr };
+  return createSession(ctx, reply, auth, previous);
+}
+
 /** End a session: delete its record and clear the cookie. */
 export async function endSession(ctx: OAuthContext, reply: FastifyReply, session: Session | null): Promise<void> {
-  if (session !== null) await nodeWrite(ctx, 'tokens', 'session.delete', { hash: session.hash });
+  if (session !== null) await nodeWrite(ctx, 'tokens', 'session.delete', { hash: session.hash, meta: { ...requestMeta(reply.request), sub: session.payload.auth.sub } });
   clearCookie(ctx, reply, SESSION_COOKIE);
 }
 

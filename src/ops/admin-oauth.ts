@@ -22,6 +22,7 @@ import type { IterateOptions, StateRecord } from '../storage/durable-storage.ts'
 import { DomainError } from '../state/machine.ts';
 import { unpackValue } from '../state/command.ts';
 import type { ClientRecord, DataKeyRing, SigningKeyRing, UserRecord, WrappedDataKey } from '../state/oauth-ops.ts';
+import type { RequestMeta, TotpFactorView, WebAuthnCredentialView } from '../state/mfa-ops.ts';
 import { CLIENTS_KEYSPACE } from '../state/clients.ts';
 import { USERNAMES_KEYSPACE } from '../state/users.ts';
 import { MAX_USERNAME_CHARS, validateClientRecord, validateUserRecord } from '../state/validate.ts';
@@ -124,7 +125,7 @@ function onlyFields(b: Record<string, unknown>, allowed: readonly string[]): voi
 }
 
 /** The fields a client is created or changed with (ClientRecord minus what the server makes). */
-export const CLIENT_INPUT_FIELDS = ['client_id', 'client_name', 'token_endpoint_auth_method', 'redirect_uris', 'grant_types', 'scopes', 'jwks', 'first_party', 'audience'] as const;
+export const CLIENT_INPUT_FIELDS = ['client_id', 'client_name', 'token_endpoint_auth_method', 'redirect_uris', 'grant_types', 'scopes', 'jwks', 'first_party', 'audience', 'require_mfa'] as const;
 const USER_CREATE_FIELDS = ['username', 'password', 'name', 'email', 'email_verified'] as const;
 
 const hasSecret = (m: unknown): boolean => m === 'client_secret_basic' || m === 'client_secret_post';
@@ -263,6 +264,8 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       jwks: pick('jwks', null),
       first_party: pick('first_party', false),
       audience: pick('audience', null),
+      // A record from before issue 6 has no require_mfa: it means false.
+      require_mfa: pick('require_mfa', false) ?? false,
       created_at: base ? base.created_at : ts,
       updated_at: ts,
     });
@@ -423,6 +426,67 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       }),
     );
   }
+
+  // --- MFA factors (the `mfa` domain, src/state/mfa-ops.ts; docs/mfa.md) ----------------------
+
+  /** The admin's own address, for the audit records of these changes (requestMeta's rule: the socket peer). */
+  const adminMeta = (req: FastifyRequest): RequestMeta => ({ ip: req.socket?.remoteAddress ?? null });
+
+  interface FactorsView {
+    readonly totp: TotpFactorView | null;
+    readonly webauthn: readonly WebAuthnCredentialView[];
+    readonly recovery: { readonly remaining: number };
+    readonly required: boolean;
+    readonly lock: { readonly failures: number; readonly lockedUntil: number | null; readonly backoffUntil: number | null };
+  }
+
+  app.get(
+    '/admin/v1/users/:username/factors',
+    handle(async (req) => {
+      const u = await getUser((req.params as { username: string }).username);
+      const f = await read<FactorsView>('mfa', 'factors', { sub: u.sub });
+      // Never the sealed TOTP secret nor the credentials' public keys: what an operator needs to decide a reset or an unlock.
+      return {
+        username: u.username,
+        sub: u.sub,
+        required: f.required,
+        totp: f.totp === null ? null : { confirmed: f.totp.confirmed, createdAt: f.totp.createdAt },
+        webauthn: f.webauthn.map((c) => ({ id: c.id, name: c.name, createdAt: c.createdAt, lastUsedAt: c.lastUsedAt, transports: [...c.transports], discoverable: c.discoverable, counter: c.counter })),
+        recovery: { remaining: f.recovery.remaining },
+        lock: f.lock,
+      };
+    }),
+  );
+
+  app.post(
+    '/admin/v1/users/:username/factors/reset',
+    handle(async (req) => {
+      const u = await getUser((req.params as { username: string }).username);
+      await write('mfa', 'reset', { sub: u.sub, meta: adminMeta(req) });
+      return { reset: u.username, sub: u.sub };
+    }),
+  );
+
+  app.post(
+    '/admin/v1/users/:username/unlock',
+    handle(async (req) => {
+      const u = await getUser((req.params as { username: string }).username);
+      await write('mfa', 'unlock', { sub: u.sub, meta: adminMeta(req) });
+      return { unlocked: u.username, sub: u.sub };
+    }),
+  );
+
+  app.post(
+    '/admin/v1/users/:username/mfa-required',
+    handle(async (req) => {
+      const b = body(req);
+      onlyFields(b, ['required']);
+      if (typeof b.required !== 'boolean') throw bad('required must be true or false');
+      const u = await getUser((req.params as { username: string }).username);
+      await write('mfa', 'policy.set', { sub: u.sub, required: b.required, meta: adminMeta(req) });
+      return { username: u.username, sub: u.sub, required: b.required };
+    }),
+  );
 
   app.delete(
     '/admin/v1/users/:username',

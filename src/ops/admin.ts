@@ -6,7 +6,10 @@
 // leader's id and HTTP address so a tool can follow it.
 //
 // With `oauth` (the node has a master key), the OAuth routes of admin-oauth.ts are served too:
-// clients, users, signing and data keys.
+// clients, users, signing and data keys; and the audit routes of admin-audit.ts. Membership
+// changes and leader transfers are then audited (member.changed) once they succeeded: a
+// configuration change is a Raft entry of its own, not a command, so its record is a separate
+// `audit.append` right after it (a crash in between loses the record, not the change).
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import Fastify from 'fastify';
@@ -19,6 +22,8 @@ import type { MasterKeyRing } from '../crypto/seal.ts';
 import type { OAuthConfig } from '../oauth/config.ts';
 import type { Logger } from '../server/log.ts';
 import { registerOAuthAdminRoutes } from './admin-oauth.ts';
+import { registerAuditAdminRoutes } from './admin-audit.ts';
+import type { AuditEvent } from '../state/audit-ops.ts';
 
 /** Shortest admin token accepted: 32 characters (about 190 bits from a base64url generator). */
 export const MIN_ADMIN_TOKEN_CHARS = 32;
@@ -67,11 +72,28 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
     return reply.code(409).send({ error: 'NOT_LEADER', leader: st.leader, leaderHttp: st.leader ? (node.memberHttpAddress(st.leader) ?? null) : null });
   };
 
-  const change = async (reply: FastifyReply, run: () => Promise<unknown>) => {
+  /** Append member.changed (only where the audit domain is registered, i.e. with oauth). Never fails the change it records. */
+  const auditMember = async (req: FastifyRequest, details: AuditEvent['details']): Promise<boolean> => {
+    if (!opts.oauth) return false;
+    const event: AuditEvent = { type: 'member.changed', sub: null, clientId: null, ip: req.socket?.remoteAddress ?? null, details };
+    try {
+      const r = await node.write({ domain: 'audit', op: 'append', args: { events: [event] }, timeoutMs: CHANGE_TIMEOUT_MS });
+      if (r.ok) return true;
+      opts.oauth.log?.error({ code: r.code, message: r.message }, 'member.changed audit record refused');
+    } catch (e) {
+      opts.oauth.log?.error({ err: (e as Error).message }, 'member.changed audit record not written');
+    }
+    return false;
+  };
+
+  const change = async (reply: FastifyReply, run: () => Promise<unknown>, audit?: { req: FastifyRequest; details: AuditEvent['details'] }) => {
     if ((await node.status()).role !== 'leader') return notLeader(reply);
     try {
       const r = (await run()) as { ok: boolean; value?: unknown; code?: string; message?: string };
-      if (r.ok) return reply.send({ ok: true, status: await node.status() });
+      if (r.ok) {
+        const audited = audit ? await auditMember(audit.req, audit.details) : false;
+        return reply.send({ ok: true, status: await node.status(), ...(opts.oauth ? { audited } : {}) });
+      }
       return reply.code(400).send({ error: r.code, message: r.message });
     } catch (e) {
       if (e instanceof NodeError) {
@@ -140,14 +162,14 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
     } catch (e) {
       return reply.code(400).send({ error: 'INVALID_REQUEST', message: (e as Error).message });
     }
-    return change(reply, () => node.addLearner(id, addr, CHANGE_TIMEOUT_MS));
+    return change(reply, () => node.addLearner(id, addr, CHANGE_TIMEOUT_MS), { req, details: { action: 'add_learner', node: id } });
   });
 
   app.post('/admin/v1/members/:id/promote', async (req, reply) => {
     const id = parseId((req.params as { id: string }).id);
     if (id === null) return reply.code(400).send({ error: 'INVALID_REQUEST', message: 'id must be a positive integer' });
     if (!node.confState().learners.includes(id)) return reply.code(400).send({ error: 'INVALID_REQUEST', message: `node ${id} is not a learner` });
-    return change(reply, () => node.promote(id, CHANGE_TIMEOUT_MS));
+    return change(reply, () => node.promote(id, CHANGE_TIMEOUT_MS), { req, details: { action: 'promote', node: id } });
   });
 
   app.delete('/admin/v1/members/:id', async (req, reply) => {
@@ -155,7 +177,7 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
     if (id === null) return reply.code(400).send({ error: 'INVALID_REQUEST', message: 'id must be a positive integer' });
     const cs = node.confState();
     if (![...cs.voters, ...cs.learners].includes(id)) return reply.code(404).send({ error: 'NOT_FOUND', message: `node ${id} is not a member` });
-    return change(reply, () => node.removeMember(id, CHANGE_TIMEOUT_MS));
+    return change(reply, () => node.removeMember(id, CHANGE_TIMEOUT_MS), { req, details: { action: 'remove', node: id } });
   });
 
   app.post('/admin/v1/leader/transfer', async (req, reply) => {
@@ -167,11 +189,14 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
     } catch (e) {
       return reply.code(400).send({ error: 'TRANSFER_REFUSED', message: (e as Error).message });
     }
-    return reply.code(202).send({ ok: true, to });
+    // Proposed once the transfer is started: the write follows leadership to the new leader.
+    const audited = await auditMember(req, { action: 'transfer_leader', from: node.id, to });
+    return reply.code(202).send({ ok: true, to, ...(opts.oauth ? { audited } : {}) });
   });
 
   if (opts.oauth) {
     registerOAuthAdminRoutes(app, { node, master: opts.oauth.master, config: opts.oauth.config, log: opts.oauth.log ?? pino({ level: 'silent' }), notLeader });
+    registerAuditAdminRoutes(app, { node, log: opts.oauth.log ?? pino({ level: 'silent' }) });
   }
 
   return app;

@@ -97,7 +97,14 @@ export interface NodeConfig {
     readonly formBodyLimitBytes: number;
     readonly passwordScryptLn: number;
   };
+  readonly mfa: {
+    readonly rpId: string;
+    readonly rpName: string;
+    readonly origins: readonly string[];
+    readonly requiredScopes: readonly string[];
+  };
   readonly crypto: { readonly masterKeyFile: string | null };
+  readonly audit: { readonly retentionDays: number; readonly exportDir: string };
   readonly unsafe: { readonly ackBeforeCommit: boolean; readonly readWithoutReadIndex: boolean };
 }
 
@@ -187,7 +194,7 @@ function text(def: string | null | typeof REQUIRED): Field<string | null> {
   };
 }
 
-function path(def: string | typeof REQUIRED | null, mustBeFile: boolean): Field<string> {
+function path(def: string | typeof REQUIRED | typeof DERIVED | null, mustBeFile: boolean): Field<string> {
   return {
     def,
     envIsText: true,
@@ -288,6 +295,64 @@ const issuerField: Field<string> = {
     return raw.replace(/\/+$/, '');
   },
 };
+
+/**
+ * A list of strings: a YAML list, or one comma-separated string (what an environment variable
+ * gives). Entries are trimmed; empty entries are dropped, so '' is the empty list.
+ */
+function stringList(what: string, def: string | typeof DERIVED, check: (s: string) => string | null): Field<string[]> {
+  return {
+    def,
+    envIsText: true,
+    parse(raw) {
+      let items: unknown[];
+      if (typeof raw === 'string') items = raw.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+      else if (Array.isArray(raw)) items = raw;
+      else throw new FieldError(`must be a list of ${what} or a comma-separated string (got ${got(raw)})`);
+      if (items.length > MAX_LIST_ITEMS) throw new FieldError(`must have at most ${MAX_LIST_ITEMS} entries (got ${items.length})`);
+      const out: string[] = [];
+      for (const [i, x] of items.entries()) {
+        if (typeof x !== 'string' || x.length === 0 || x.length > MAX_STRING_CHARS) throw new FieldError(`[${i}] must be a non-empty string of at most ${MAX_STRING_CHARS} characters (got ${got(x)})`);
+        const why = check(x);
+        if (why !== null) throw new FieldError(`[${i}] ${why} (got ${got(x)})`);
+        if (!out.includes(x)) out.push(x);
+      }
+      return out;
+    },
+  };
+}
+const MAX_LIST_ITEMS = 100;
+
+/** W3C WebAuthn §5.1.3 / HTML "valid domain": a lower-case host name without port (browsers refuse IP addresses as RP IDs). */
+const rpIdField: Field<string> = {
+  def: DERIVED,
+  envIsText: true,
+  parse(raw) {
+    if (typeof raw !== 'string' || raw.length > 253 || !/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(raw)) {
+      throw new FieldError(`must be a lower-case domain name without scheme or port, e.g. auth.example.com or localhost (got ${got(raw)})`);
+    }
+    return raw;
+  },
+};
+
+/** An exact web origin (scheme://host[:port]), https or http on a loopback host, as the browser writes it in clientDataJSON. */
+function originProblem(s: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return 'must be an origin like https://auth.example.com';
+  }
+  if (u.origin !== s) return `must be exactly an origin (scheme://host[:port], no path or trailing slash; did you mean ${u.origin}?)`;
+  const loopback = u.hostname === '127.0.0.1' || u.hostname === '[::1]' || u.hostname === 'localhost';
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback)) return 'must use https (http only for loopback hosts)';
+  return null;
+}
+
+/** RFC 6749 §3.3 scope-token. */
+function scopeProblem(s: string): string | null {
+  return /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s) ? null : 'is not a scope token (RFC 6749 §3.3)';
+}
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -435,6 +500,28 @@ const SPEC = {
     /** scrypt cost of new password hashes, N = 2^ln (r 8, p 1; OWASP: ln 17). Default 17. */
     passwordScryptLn: int(10, 20, 17),
   },
+  mfa: {
+    /**
+     * WebAuthn Relying Party ID (W3C WebAuthn §5.1.3): the domain passkeys and security keys are
+     * bound to. Every node must use the same one, and changing it later orphans every registered
+     * credential. It must be the origins' host or a parent domain of it; browsers refuse IP
+     * addresses (use localhost for local tests). Default: the hostname of oauth.issuer.
+     */
+    rpId: rpIdField,
+    /** Relying Party name the authenticator shows when a credential is created. Default 'raftauth'. */
+    rpName: text('raftauth'),
+    /**
+     * Origins the browser may run the WebAuthn ceremonies on (clientDataJSON.origin must be one
+     * exactly, W3C WebAuthn §7.1 step 9): a list, or a comma-separated string. Default: the
+     * origin of oauth.issuer.
+     */
+    origins: stringList('origins', DERIVED, originProblem),
+    /**
+     * Scopes whose request requires a second factor, whatever the client or user: a list or a
+     * comma-separated string, e.g. 'admin, payments:write'. Default '' (none).
+     */
+    requiredScopes: stringList('scope tokens', '', scopeProblem),
+  },
   crypto: {
     /**
      * File with the master key(s) that wrap the cluster's data keys (one base64url key of 32
@@ -442,6 +529,23 @@ const SPEC = {
      * RAFTAUTH_MASTER_KEY (the same text) takes precedence. With neither, the node serves no OAuth.
      */
     masterKeyFile: path(null, true),
+  },
+  audit: {
+    /**
+     * Audit records older than this many days are exported to audit.exportDir and then deleted
+     * from the replicated log, leaving a checkpoint signed by the active signing key so the rest of
+     * the chain stays verifiable (docs/audit.md). The leader does it, a bounded batch per minute.
+     * Default 365.
+     */
+    retentionDays: int(1, 36_500, 365),
+    /**
+     * Directory the leader writes expired audit records to before compacting them
+     * (`audit-<fromSeq>-<toSeq>.jsonl`, fsynced, mode 0600). Each file is written by whichever node
+     * was leader at the time: collect from every node, or point every node at the same durable
+     * storage. Relative paths resolve against the config file's directory. Default:
+     * <node.dataDir>/audit-export.
+     */
+    exportDir: path(DERIVED, false),
   },
   unsafe: {
     // Debug switches that break safety on purpose. Turning any on is refused unless the environment
@@ -613,11 +717,25 @@ export function parseConfig(body: string, file: string, env: Env = process.env):
   c.http.listen ??= self!.httpAddress;
   c.oauth.issuer ??= `http://${formatHostPort(c.http.listen as HostPort)}`;
   {
+    // WebAuthn defaults from the issuer: the RP is where users sign in.
+    const issuer = new URL(c.oauth.issuer as string);
+    c.mfa.rpId ??= issuer.hostname.replace(/^\[|\]$/g, '');
+    c.mfa.origins ??= [issuer.origin];
+    const rpId = c.mfa.rpId as string;
+    for (const o of c.mfa.origins as string[]) {
+      const host = new URL(o).hostname;
+      // W3C WebAuthn §5.1.3: the RP ID must be the origin's effective domain or a registrable suffix of it.
+      if (host !== rpId && !host.endsWith(`.${rpId}`)) fail('mfa.origins', `${o} is not on mfa.rpId ${rpId} or a subdomain of it (W3C WebAuthn §5.1.3)`);
+    }
+  }
+  {
     const o = c.oauth as { refreshTokenIdleTtlS: number; refreshTokenAbsoluteTtlS: number };
     if (o.refreshTokenIdleTtlS > o.refreshTokenAbsoluteTtlS) {
       fail('oauth.refreshTokenIdleTtlS', `must not exceed oauth.refreshTokenAbsoluteTtlS (got ${o.refreshTokenIdleTtlS}, oauth.refreshTokenAbsoluteTtlS is ${o.refreshTokenAbsoluteTtlS})`);
     }
   }
+
+  c.audit.exportDir ??= resolve(c.node.dataDir as string, 'audit-export');
 
   const unsafe = c.unsafe as Record<string, boolean>;
   const enabled = Object.keys(unsafe).filter((k) => unsafe[k] === true);

@@ -4,13 +4,16 @@
 //  - bootstrap (leader only): create the data key and the first signing keys if the cluster has
 //    none (idempotent in apply: two leaders racing create one ring);
 //  - rotation (leader only): rotate the signing keys when the active one is older than the period;
-//  - sweep (leader only): delete expired codes, tokens, sessions (tokens domain `sweep`).
+//  - sweep (leader only): delete expired codes, tokens, sessions (tokens domain `sweep`);
+//  - audit retention (leader only): export and compact audit records older than the retention
+//    age, leaving a signed checkpoint (src/audit/retention.ts).
 import type { ApplyResult } from '../node/api.ts';
 import { unpackValue } from '../state/command.ts';
 import type { DataKeyRing, SigningAlg, SigningKeyRing } from '../state/oauth-ops.ts';
 import { MasterKeyRing, newDataKey, unwrapRing } from '../crypto/seal.ts';
 import type { Sealer } from '../crypto/seal.ts';
-import { generateSigningKey } from '../crypto/signing-keys.ts';
+import { SigningKeys, generateSigningKey } from '../crypto/signing-keys.ts';
+import { auditRetentionRound } from '../audit/retention.ts';
 import { DATA_KEYS_TABLE, RING_KEY, SIGNING_KEYS_TABLE } from '../crypto/runtime.ts';
 import { DEFAULT_OAUTH_CONFIG } from '../oauth/config.ts';
 import type { OAuthConfig } from '../oauth/config.ts';
@@ -27,8 +30,8 @@ export function loadMasterKey(config: Pick<NodeConfig, 'crypto'>, env: Readonly<
   return MasterKeyRing.load({ file: config.crypto.masterKeyFile, env: text });
 }
 
-/** The OAuth layer's view of the node's `oauth` configuration section. */
-export function oauthConfigOf(o: NodeConfig['oauth']): OAuthConfig {
+/** The OAuth layer's view of the node's `oauth` configuration section (and its `mfa` section, when given). */
+export function oauthConfigOf(o: NodeConfig['oauth'], mfa?: NodeConfig['mfa']): OAuthConfig {
   return {
     ...DEFAULT_OAUTH_CONFIG,
     issuer: o.issuer,
@@ -48,6 +51,7 @@ export function oauthConfigOf(o: NodeConfig['oauth']): OAuthConfig {
     requirePkceForConfidential: o.requirePkceForConfidential,
     formBodyLimitBytes: o.formBodyLimitBytes,
     passwordScrypt: { ln: o.passwordScryptLn, r: 8, p: 1 },
+    ...(mfa !== undefined ? { mfa: { rpId: mfa.rpId, rpName: mfa.rpName, origins: [...mfa.origins], requiredScopes: [...mfa.requiredScopes] } } : {}),
   };
 }
 
@@ -130,6 +134,8 @@ export interface OAuthPrimaryOptions {
   readonly tickMs?: number;
   /** Sweep period. Default 30 s. */
   readonly sweepEveryMs?: number;
+  /** Audit retention (config `audit`); absent: records are kept forever. */
+  readonly audit?: { readonly retentionDays: number; readonly exportDir: string; readonly everyMs?: number };
 }
 
 /** Keys per sweep command, and sweep commands per round (a bound on the leader's work per round). */
@@ -191,6 +197,7 @@ export class OAuthPrimary {
   private busy = false;
   private bootstrapped = false;
   private lastSweep = 0;
+  private lastAuditRetention = 0;
   private readonly now: () => number;
 
   constructor(private readonly o: OAuthPrimaryOptions) {
@@ -256,6 +263,12 @@ export class OAuthPrimary {
       if (this.now() - this.lastSweep >= (this.o.sweepEveryMs ?? 30_000)) {
         this.lastSweep = this.now();
         await this.sweep();
+      }
+      const audit = this.o.audit;
+      if (audit && this.now() - this.lastAuditRetention >= (audit.everyMs ?? 60_000)) {
+        this.lastAuditRetention = this.now();
+        const signingKey = SigningKeys.fromRing(ring, sealer).active();
+        await auditRetentionRound(this.o.node, { retentionDays: audit.retentionDays, exportDir: audit.exportDir, now: this.now(), signingKey, log: this.o.log });
       }
     } catch (e) {
       this.o.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'OAuth leader duties failed; retrying');

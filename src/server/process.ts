@@ -154,7 +154,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
 
   // A bad master key file fails the start here, before the node opens its store.
   const master = loadMasterKey(config);
-  const oauthConfig = master ? oauthConfigOf(config.oauth) : null;
+  const oauthConfig = master ? oauthConfigOf(config.oauth, config.mfa) : null;
   const node = await nodeFactory(config, log);
   if (node.currentTerm) termOf = () => node.currentTerm!();
   const cache = new CachePublisher();
@@ -163,7 +163,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   let oauthPrimary: OAuthPrimary | null = null;
   const hooks = oauthHooks(node);
   if (master && oauthConfig && hooks) {
-    oauthPrimary = new OAuthPrimary({ node: hooks, publish: (t, e) => void cache.publish(t, e), master, config: oauthConfig, log });
+    oauthPrimary = new OAuthPrimary({ node: hooks, publish: (t, e) => void cache.publish(t, e), master, config: oauthConfig, log, audit: config.audit });
     await oauthPrimary.start();
   } else if (!master) {
     log.warn('no master key (crypto.masterKeyFile or RAFTAUTH_MASTER_KEY): this node serves no OAuth endpoints');

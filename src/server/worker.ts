@@ -53,7 +53,7 @@ export async function runWorker(): Promise<void> {
     logger: log,
     httpMetrics,
     metricsText: () => api.metricsText(),
-    ...(master ? { oauth: { master, config: oauthConfigOf(config.oauth) } } : {}),
+    ...(master ? { oauth: { master, config: oauthConfigOf(config.oauth, config.mfa) } } : {}),
   });
 
   let stopping = false;

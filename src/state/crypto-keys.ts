@@ -7,6 +7,7 @@ import { packValue, unpackValue } from './command.ts';
 import type { DataKeyRing, WrappedDataKey } from './oauth-ops.ts';
 import { int, invalid, obj, validateWrappedDataKey } from './validate.ts';
 import { RING_KEY } from './keys.ts';
+import { appendAudit, auditEvent, auditMeta } from './audit.ts';
 
 export const DATA_KEYS_KEYSPACE = 'sys.dk';
 /** Most data keys in the ring. */
@@ -38,6 +39,7 @@ export const cryptoDomain: Domain = {
         if (!Array.isArray(a.keys)) throw invalid('keys must be an array');
         if (a.keys.length > MAX_DATA_KEYS) throw invalid(`keys has more than ${MAX_DATA_KEYS} entries`);
         const given = a.keys.map((k: unknown, i: number) => validateWrappedDataKey(k, `keys[${i}]`));
+        const meta = auditMeta(a.meta);
         const ring = readDataKeyRing(ctx.tx);
         if (!ring) throw new DomainError('NOT_FOUND', 'there is no data key ring');
         if (ring.version !== expectVersion) throw new DomainError('CONFLICT', `data key ring is at version ${ring.version}, not ${expectVersion}`);
@@ -54,6 +56,8 @@ export const cryptoDomain: Domain = {
         });
         const version = ring.version + 1;
         ctx.tx.put(DATA_KEYS_KEYSPACE, RING_KEY, packValue({ version, activeId: ring.activeId, keys } satisfies DataKeyRing));
+        const masterKids = [...new Set(keys.map((k) => k.masterKid))].join(' ');
+        appendAudit(ctx.tx, ctx.ts, auditEvent('keys.rewrapped', meta, { details: { version, keys: keys.length, masterKids } }));
         return { version };
       }
       default:

@@ -10,6 +10,7 @@ import type { ApplyContext, Domain, StateReader } from './machine.ts';
 import { packValue, unpackValue } from './command.ts';
 import type { SigningKeyRecord, SigningKeyRing } from './oauth-ops.ts';
 import { int, invalid, obj, validateSigningKeyRecord } from './validate.ts';
+import { appendAudit, auditEvent, auditMeta } from './audit.ts';
 
 export const SIGNING_KEYS_KEYSPACE = 'sys.keys';
 export const RING_KEY = 'ring';
@@ -54,6 +55,7 @@ export const keysDomain: Domain = {
         const next = validateSigningKeyRecord(a.next, 'next');
         expectState(next, 'next', 'next');
         const retainMs = int(a.retainMs, 'retainMs', 0, MAX_RETAIN_MS);
+        const meta = auditMeta(a.meta);
         const ring = readSigningKeyRing(ctx.tx);
         if (!ring) throw new DomainError('NOT_FOUND', 'there is no signing key ring');
         if (ring.version !== expectVersion) throw new DomainError('CONFLICT', `signing key ring is at version ${ring.version}, not ${expectVersion}`);
@@ -75,6 +77,7 @@ export const keysDomain: Domain = {
         if (keys.length > MAX_SIGNING_KEYS) throw invalid(`the ring would hold more than ${MAX_SIGNING_KEYS} keys; retire keys for a shorter time`);
         const version = ring.version + 1;
         write(ctx, { version, keys });
+        appendAudit(ctx.tx, ctx.ts, auditEvent('keys.rotated', meta, { details: { version, active: nexts[0]!.kid, retired: actives[0]!.kid, next: next.kid } }));
         return { version };
       }
       default:

@@ -6,6 +6,8 @@ import { usersDomain } from './users.ts';
 import { tokensDomain } from './tokens.ts';
 import { keysDomain } from './keys.ts';
 import { cryptoDomain } from './crypto-keys.ts';
+import { auditDomain } from './audit.ts';
+import { mfaDomain } from './mfa.ts';
 
 export { CLIENTS_KEYSPACE, clientsDomain } from './clients.ts';
 export { USERS_KEYSPACE, USERNAMES_KEYSPACE, usersDomain } from './users.ts';
@@ -25,8 +27,10 @@ export {
 } from './tokens.ts';
 export { SIGNING_KEYS_KEYSPACE, RING_KEY, keysDomain } from './keys.ts';
 export { DATA_KEYS_KEYSPACE, cryptoDomain } from './crypto-keys.ts';
+export { AUDIT_KEYSPACE, AUDIT_SYS_KEYSPACE, auditDomain } from './audit.ts';
+export { MFA_DOMAIN, mfaDomain } from './mfa.ts';
 
-/** All five OAuth domains: clients, users, tokens, keys, crypto. */
+/** The OAuth domains: clients, users, tokens, keys, crypto, mfa (second factors), and the audit log they append to. */
 export function oauthDomains(): Domain[] {
-  return [clientsDomain, usersDomain, tokensDomain, keysDomain, cryptoDomain];
+  return [clientsDomain, usersDomain, tokensDomain, keysDomain, cryptoDomain, mfaDomain, auditDomain];
 }

@@ -42,6 +42,11 @@ export interface ClientRecord {
   readonly first_party: boolean;
   /** Audience of client_credentials access tokens (default: the issuer). */
   readonly audience: string | null;
+  /**
+   * Every sign-in for this client needs a second factor (docs/mfa.md). Absent means false: client
+   * records written before issue 6 do not have it.
+   */
+  readonly require_mfa?: boolean;
   readonly created_at: number;
   readonly updated_at: number;
 }

@@ -15,11 +15,18 @@
 // reuse detection needs it; its `grace` blob (the sealed response of the rotation) is only useful
 // while its successor is unused, so it is cleared when that successor is rotated in turn (the
 // successor names it in `prev`).
+//
+// Audit (issue 6): the ops that issue, refresh, revoke or detect reuse of tokens, decide a device
+// request, or start or end a login session append their audit event in the same transaction
+// (src/state/audit.ts), from their optional `meta` ({ ip, sub, clientId }: what the worker knows
+// that apply cannot see, e.g. the sub sealed in a code). Details name families and jtis, never a
+// token, code or hash of one.
 import { DomainError } from './machine.ts';
 import type { ApplyContext, Domain, StateReader, Tx } from './machine.ts';
 import { packValue, unpackValue } from './command.ts';
 import type { CodeRecordView, IssuedAccessToken, PreparedFamily, PreparedRefreshToken, RefreshRecordView } from './oauth-ops.ts';
 import { MAX_ID_CHARS, MAX_SEALED_BYTES, bool, bytes, clientId, int, invalid, obj, time, tokenId } from './validate.ts';
+import { appendAudit, auditEvent, auditMeta } from './audit.ts';
 
 export const CODES_KEYSPACE = 'tok.code';
 export const REFRESH_TOKENS_KEYSPACE = 'tok.rt';
@@ -46,7 +53,9 @@ const EXP_DIGITS = 15;
 const EMPTY = new Uint8Array(0);
 
 /** Keyspaces whose records the sweep may delete. */
-const SWEPT = new Set([CODES_KEYSPACE, REFRESH_TOKENS_KEYSPACE, FAMILIES_KEYSPACE, REVOKED_JTIS_KEYSPACE, DEVICE_CODES_KEYSPACE, USER_CODES_KEYSPACE, LOGIN_SESSIONS_KEYSPACE, ASSERTION_JTIS_KEYSPACE]);
+// `mfa.*`: the mfa domain's WebAuthn challenges and throttle records (src/state/mfa.ts, each with
+// an `exp` field) share this index and sweep; literals, not imports, because mfa.ts imports this module.
+const SWEPT = new Set([CODES_KEYSPACE, REFRESH_TOKENS_KEYSPACE, FAMILIES_KEYSPACE, REVOKED_JTIS_KEYSPACE, DEVICE_CODES_KEYSPACE, USER_CODES_KEYSPACE, LOGIN_SESSIONS_KEYSPACE, ASSERTION_JTIS_KEYSPACE, 'mfa.chal', 'mfa.throttle', 'mfa.ipthrottle']);
 
 type JtiList = [string, number][];
 
@@ -247,6 +256,7 @@ function codeCreate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
 function codeRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   const hash = tokenId(a.hash, 'hash');
   const g = grantArgs(a);
+  const meta = auditMeta(a.meta);
   const { tx, ts } = ctx;
   const code = get<CodeRecord>(tx, CODES_KEYSPACE, hash);
   if (!code) return { ok: false, reason: 'unknown' };
@@ -256,12 +266,14 @@ function codeRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
     // on that authorization code." (RFC 9700 §4.14 likewise.) Written, yet reported as a failure.
     revokeJtis(tx, code.used.atJtis, ts);
     if (code.used.family !== null) revokeFamily(tx, code.used.family, 'code_reuse', ts);
+    appendAudit(tx, ts, auditEvent('code.reuse_detected', meta, { details: { family: code.used.family, revokedAccessTokens: code.used.atJtis.length } }));
     return { ok: false, reason: 'reused' };
   }
   if (code.exp <= ts) return { ok: false, reason: 'expired' };
   storeGrant(tx, g, ts);
   const used: CodeRecord['used'] = { at: ts, family: g.family?.id ?? null, atJtis: [[g.at.jti, g.at.exp]] };
   tx.put(CODES_KEYSPACE, hash, packValue({ ...code, used } satisfies CodeRecord));
+  appendAudit(tx, ts, auditEvent('token.issued', meta, { clientId: g.family?.clientId ?? meta.clientId, details: { grant: 'authorization_code', family: g.family?.id ?? null, jti: g.at.jti, refreshToken: g.rt !== null } }));
   return { ok: true };
 }
 
@@ -271,6 +283,7 @@ function rtRotate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   const response = sealed(a.response, 'response');
   const at = issuedAt(a.at, 'at');
   const graceMs = int(a.graceMs, 'graceMs', 0, MAX_GRACE_MS);
+  const meta = auditMeta(a.meta);
   if (next.hash === hash) throw invalid('next.hash must differ from hash');
   const { tx, ts } = ctx;
   const rt = get<RefreshRecord>(tx, REFRESH_TOKENS_KEYSPACE, hash);
@@ -288,6 +301,7 @@ function rtRotate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
     }
     // RFC 9700 §4.14.2: a rotated token presented again means it leaked; revoke the family.
     revokeFamily(tx, rt.family, 'refresh_token_reuse', ts);
+    appendAudit(tx, ts, auditEvent('token.reuse_detected', meta, { clientId: fam.clientId, details: { family: rt.family } }));
     return { ok: false, reason: 'reused' };
   }
   if (tx.get(REFRESH_TOKENS_KEYSPACE, next.hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'next refresh token hash already exists');
@@ -300,12 +314,15 @@ function rtRotate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   const rec: RefreshRecord = { family: rt.family, exp, sealed: next.sealed, state: 'active', rotatedAt: null, successor: null, grace: null, prev: hash };
   putExpiring(tx, REFRESH_TOKENS_KEYSPACE, next.hash, rec, exp, null);
   tx.put(FAMILIES_KEYSPACE, rt.family, packValue({ ...fam, atJtis: withJti(fam.atJtis, at, ts) } satisfies FamilyRecord));
+  // A grace answer (above) writes nothing and is not audited: it repeats this rotation's response.
+  appendAudit(tx, ts, auditEvent('token.refreshed', meta, { clientId: fam.clientId, details: { family: rt.family, jti: at.jti } }));
   return { ok: true, outcome: 'rotated' };
 }
 
 function rtRevoke(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   const hash = tokenId(a.hash, 'hash');
   const client = clientId(a.clientId, 'clientId');
+  const meta = auditMeta(a.meta);
   const rt = get<RefreshRecord>(ctx.tx, REFRESH_TOKENS_KEYSPACE, hash);
   if (!rt) return { revoked: false };
   const fam = get<FamilyRecord>(ctx.tx, FAMILIES_KEYSPACE, rt.family);
@@ -314,13 +331,17 @@ function rtRevoke(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   if (!fam || fam.clientId !== client) return { revoked: false };
   // RFC 7009 §2.1: revoking a refresh token SHOULD also invalidate the access tokens of the same grant.
   revokeFamily(ctx.tx, rt.family, 'revoked_by_client', ctx.ts);
+  appendAudit(ctx.tx, ctx.ts, auditEvent('token.revoked', meta, { clientId: client, details: { token: 'refresh_token', family: rt.family } }));
   return { revoked: true };
 }
 
 function atRevoke(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   const jti = tokenId(a.jti, 'jti');
   const exp = time(a.exp, 'exp');
+  const meta = auditMeta(a.meta);
   revokeJtis(ctx.tx, [[jti, exp]], ctx.ts);
+  // An access token already expired needs no revocation: nothing is written, nothing audited.
+  if (exp > ctx.ts) appendAudit(ctx.tx, ctx.ts, auditEvent('token.revoked', meta, { details: { token: 'access_token', jti } }));
   return {};
 }
 
@@ -345,6 +366,7 @@ function deviceDecide(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   const approval = a.approval === null ? null : sealed(a.approval, 'approval');
   if (approve && approval === null) throw invalid('approval is required to approve');
   if (!approve && approval !== null) throw invalid('approval must be null to deny');
+  const meta = auditMeta(a.meta);
   const { tx, ts } = ctx;
   const hash = get<string>(tx, USER_CODES_KEYSPACE, userCodeHash);
   const dev = hash === null ? null : get<DeviceRecord>(tx, DEVICE_CODES_KEYSPACE, hash);
@@ -352,6 +374,7 @@ function deviceDecide(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   if (dev.exp <= ts) return { ok: false, reason: 'expired' };
   if (dev.status !== 'pending') return { ok: false, reason: 'decided' };
   tx.put(DEVICE_CODES_KEYSPACE, hash, packValue({ ...dev, status: approve ? 'approved' : 'denied', approval } satisfies DeviceRecord));
+  appendAudit(tx, ts, auditEvent('device.decided', meta, { details: { approved: approve } }));
   return { ok: true };
 }
 
@@ -385,6 +408,7 @@ function devicePoll(ctx: ApplyContext, a: Record<string, unknown>): unknown {
 function deviceRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   const hash = tokenId(a.hash, 'hash');
   const g = grantArgs(a);
+  const meta = auditMeta(a.meta);
   const { tx, ts } = ctx;
   const dev = get<DeviceRecord>(tx, DEVICE_CODES_KEYSPACE, hash);
   if (!dev) return { ok: false, reason: 'unknown' };
@@ -393,6 +417,7 @@ function deviceRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   if (dev.status !== 'approved') return { ok: false, reason: 'not_approved' };
   storeGrant(tx, g, ts);
   tx.put(DEVICE_CODES_KEYSPACE, hash, packValue({ ...dev, status: 'consumed' } satisfies DeviceRecord));
+  appendAudit(tx, ts, auditEvent('token.issued', meta, { clientId: g.family?.clientId ?? meta.clientId, details: { grant: 'device_code', family: g.family?.id ?? null, jti: g.at.jti, refreshToken: g.rt !== null } }));
   return { ok: true };
 }
 
@@ -400,15 +425,24 @@ function sessionCreate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   const hash = tokenId(a.hash, 'hash');
   const exp = time(a.exp, 'exp');
   const blob = sealed(a.sealed, 'sealed');
+  const meta = auditMeta(a.meta);
   if (ctx.tx.get(LOGIN_SESSIONS_KEYSPACE, hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'session hash already exists');
   putExpiring(ctx.tx, LOGIN_SESSIONS_KEYSPACE, hash, { exp, sealed: blob } satisfies LoginSessionRecord, exp, null);
+  appendAudit(ctx.tx, ctx.ts, auditEvent('login.succeeded', meta, { details: { sessionExp: exp } }));
   return {};
 }
 
 function sessionDelete(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   const hash = tokenId(a.hash, 'hash');
+  const meta = auditMeta(a.meta);
+  // 'replaced': a new login in the same browser ends the previous session (createSession).
+  const reason = a.reason === undefined ? 'logout' : a.reason;
+  if (reason !== 'logout' && reason !== 'replaced') throw invalid('reason must be logout or replaced');
   const s = get<LoginSessionRecord>(ctx.tx, LOGIN_SESSIONS_KEYSPACE, hash);
-  if (s) delExpiring(ctx.tx, LOGIN_SESSIONS_KEYSPACE, hash, s.exp);
+  if (s) {
+    delExpiring(ctx.tx, LOGIN_SESSIONS_KEYSPACE, hash, s.exp);
+    appendAudit(ctx.tx, ctx.ts, auditEvent('logout', meta, { details: { reason } }));
+  }
   return { existed: s !== null };
 }
 

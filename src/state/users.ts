@@ -1,11 +1,13 @@
 // The users domain: local accounts. `users` maps sub → UserRecord; `users.name` maps the
 // lower-cased username → sub, so a username is unique regardless of case (the proposer has
-// already NFKC-normalised it).
+// already NFKC-normalised it). Every change appends its audit event (user.created/updated/deleted)
+// in the same transaction; details never hold the password hash.
 import { DomainError } from './machine.ts';
 import type { ApplyContext, Domain, StateReader } from './machine.ts';
 import { packValue, unpackValue } from './command.ts';
 import type { UserRecord } from './oauth-ops.ts';
 import { MAX_ID_CHARS, MAX_USERNAME_CHARS, obj, str, validateUserRecord } from './validate.ts';
+import { appendAudit, auditEvent, auditMeta } from './audit.ts';
 
 export const USERS_KEYSPACE = 'users';
 export const USERNAMES_KEYSPACE = 'users.name';
@@ -34,14 +36,17 @@ export const usersDomain: Domain = {
     switch (op) {
       case 'create': {
         const u = validateUserRecord(a.user);
+        const meta = auditMeta(a.meta);
         if (load(tx, u.sub)) throw new DomainError('ALREADY_EXISTS', `user ${u.sub} already exists`);
         if (subOf(tx, u.username) !== null) throw new DomainError('ALREADY_EXISTS', 'username is taken');
         tx.put(USERS_KEYSPACE, u.sub, packValue(u));
         tx.put(USERNAMES_KEYSPACE, usernameKey(u.username), packValue(u.sub));
+        appendAudit(tx, ctx.ts, auditEvent('user.created', meta, { sub: u.sub, details: { username: u.username } }));
         return {};
       }
       case 'update': {
         const u = validateUserRecord(a.user);
+        const meta = auditMeta(a.meta);
         const old = load(tx, u.sub);
         if (!old) throw new DomainError('NOT_FOUND', `no user ${u.sub}`);
         if (usernameKey(old.username) !== usernameKey(u.username)) {
@@ -51,14 +56,18 @@ export const usersDomain: Domain = {
           tx.put(USERNAMES_KEYSPACE, usernameKey(u.username), packValue(u.sub));
         }
         tx.put(USERS_KEYSPACE, u.sub, packValue({ ...u, created_at: old.created_at }));
+        const details = { username: u.username, previousUsername: old.username === u.username ? null : old.username, disabled: u.disabled, passwordChanged: u.password_hash !== old.password_hash };
+        appendAudit(tx, ctx.ts, auditEvent('user.updated', meta, { sub: u.sub, details }));
         return {};
       }
       case 'delete': {
         const sub = str(a.sub, 'sub', 1, MAX_ID_CHARS);
+        const meta = auditMeta(a.meta);
         const old = load(tx, sub);
         if (!old) return { existed: false };
         tx.del(USERS_KEYSPACE, sub);
         if (subOf(tx, old.username) === sub) tx.del(USERNAMES_KEYSPACE, usernameKey(old.username));
+        appendAudit(tx, ctx.ts, auditEvent('user.deleted', meta, { sub, details: { username: old.username } }));
         return { existed: true };
       }
       default:

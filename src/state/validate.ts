@@ -187,6 +187,7 @@ const CLIENT_FIELDS = [
   'jwks',
   'first_party',
   'audience',
+  'require_mfa',
   'created_at',
   'updated_at',
 ] as const;
@@ -230,9 +231,25 @@ export function validateClientRecord(c: unknown): ClientRecord {
   });
   const first_party = bool(f('first_party'), 'client.first_party');
   const audience = nullableStr(f('audience'), 'client.audience', 1, MAX_AUDIENCE_CHARS);
+  // Kept absent when absent, so a record written before the field existed reads back unchanged.
+  const require_mfa = o.require_mfa === undefined ? undefined : bool(o.require_mfa, 'client.require_mfa');
   const created_at = time(f('created_at'), 'client.created_at');
   const updated_at = time(f('updated_at'), 'client.updated_at');
-  return { client_id, client_name, client_secret_hash, token_endpoint_auth_method, redirect_uris, grant_types, scopes, jwks: keys, first_party, audience, created_at, updated_at };
+  return {
+    client_id,
+    client_name,
+    client_secret_hash,
+    token_endpoint_auth_method,
+    redirect_uris,
+    grant_types,
+    scopes,
+    jwks: keys,
+    first_party,
+    audience,
+    ...(require_mfa !== undefined ? { require_mfa } : {}),
+    created_at,
+    updated_at,
+  };
 }
 
 const USER_FIELDS = ['sub', 'username', 'password_hash', 'name', 'email', 'email_verified', 'disabled', 'created_at', 'updated_at'] as const;

@@ -93,6 +93,7 @@ const CLIENT_FLAGS: Readonly<Record<string, OptionSpec>> = {
   'jwks-file': { type: 'string' },
   'first-party': { type: 'boolean' },
   audience: { type: 'string' },
+  'require-mfa': { type: 'boolean' },
 };
 
 /** Flags only `update` has: to clear or unset what create would leave out. */
@@ -102,18 +103,21 @@ const UPDATE_ONLY_FLAGS: Readonly<Record<string, OptionSpec>> = {
   'no-jwks': { type: 'boolean' },
   'not-first-party': { type: 'boolean' },
   'no-audience': { type: 'boolean' },
+  'no-require-mfa': { type: 'boolean' },
 };
 
 export const CLIENTS_USAGE = `usage:
   raftauth clients create --name NAME [--id ID] [--auth-method M] [--redirect-uri URI]... [--grant G]...
-                          [--scope S]... [--jwks-file FILE] [--first-party] [--audience AUD] [--json]
+                          [--scope S]... [--jwks-file FILE] [--first-party] [--audience AUD] [--require-mfa]
+                          [--json]
       M: client_secret_basic (default), client_secret_post, private_key_jwt (needs --jwks-file), none
       G: authorization_code (default), refresh_token, client_credentials, device_code
       A client with a secret method gets a secret: it is printed once and never shown again.
+      --require-mfa: every sign-in for this client needs a second factor (docs/mfa.md).
   raftauth clients list [--after ID] [--limit N] [--json]
   raftauth clients get ID [--json]
   raftauth clients update ID [same flags as create but --id] [--no-redirect-uris] [--no-scopes]
-                          [--no-jwks] [--not-first-party] [--no-audience] [--json]
+                          [--no-jwks] [--not-first-party] [--no-audience] [--no-require-mfa] [--json]
       a repeated flag replaces the whole list (--redirect-uri, --grant, --scope)
   raftauth clients rotate-secret ID [--json]   a new secret, printed once; the old one stops working
   raftauth clients delete ID
@@ -161,6 +165,7 @@ function clientBody(v: OptionValues, io: CliIo, update: boolean): Record<string,
   if (flag(v, 'first-party')) b.first_party = true;
   const audience = str(v, 'audience');
   if (audience !== undefined) b.audience = audience;
+  if (flag(v, 'require-mfa')) b.require_mfa = true;
   if (update) {
     const both = (a: string, c: string) => {
       if (v[a] !== undefined && flag(v, c)) throw new UsageError(`--${a} and --${c} contradict each other`);
@@ -170,11 +175,13 @@ function clientBody(v: OptionValues, io: CliIo, update: boolean): Record<string,
     both('jwks-file', 'no-jwks');
     both('first-party', 'not-first-party');
     both('audience', 'no-audience');
+    both('require-mfa', 'no-require-mfa');
     if (flag(v, 'no-redirect-uris')) b.redirect_uris = [];
     if (flag(v, 'no-scopes')) b.scopes = [];
     if (flag(v, 'no-jwks')) b.jwks = null;
     if (flag(v, 'not-first-party')) b.first_party = false;
     if (flag(v, 'no-audience')) b.audience = null;
+    if (flag(v, 'no-require-mfa')) b.require_mfa = false;
   }
   return b;
 }
@@ -189,6 +196,7 @@ interface ClientView {
   readonly jwks: { keys: readonly unknown[] } | null;
   readonly first_party: boolean;
   readonly audience: string | null;
+  readonly require_mfa?: boolean;
   readonly created_at: number;
   readonly updated_at: number;
 }
@@ -204,6 +212,7 @@ function formatClient(c: ClientView): string {
     ['jwks', c.jwks ? `${c.jwks.keys.length} key(s)` : null],
     ['first party', c.first_party],
     ['audience', c.audience],
+    ['require MFA', c.require_mfa ?? false],
     ['created', isoTime(c.created_at)],
     ['updated', isoTime(c.updated_at)],
   ]);

@@ -88,6 +88,12 @@ export const USERS_USAGE = `usage:
   raftauth users disable USERNAME      the user can no longer log in
   raftauth users enable USERNAME
   raftauth users delete USERNAME
+  raftauth users factors USERNAME [--json]    second factors, MFA policy and lockout state
+  raftauth users reset-factors USERNAME       remove every second factor (lost device); the user
+                                              enrolls again at the next sign-in that needs MFA
+  raftauth users unlock USERNAME              clear failed-attempt counters and the lockout
+  raftauth users require-mfa USERNAME (--on | --off)
+                                              require a second factor for every sign-in of this user
   (each takes the connection options)`;
 
 interface UserView {
@@ -115,6 +121,32 @@ function formatUser(u: UserView): string {
 }
 
 const userPath = (name: string, tail = ''): string => `/admin/v1/users/${encodeURIComponent(name)}${tail}`;
+
+interface FactorsAnswer {
+  readonly username: string;
+  readonly sub: string;
+  readonly required: boolean;
+  readonly totp: { readonly confirmed: boolean; readonly createdAt: number } | null;
+  readonly webauthn: readonly { readonly id: string; readonly name: string; readonly createdAt: number; readonly lastUsedAt: number | null; readonly discoverable: boolean }[];
+  readonly recovery: { readonly remaining: number };
+  readonly lock: { readonly failures: number; readonly lockedUntil: number | null; readonly backoffUntil: number | null };
+}
+
+function formatFactors(f: FactorsAnswer): string {
+  const totp = f.totp === null ? null : f.totp.confirmed ? `yes (since ${isoTime(f.totp.createdAt)})` : 'enrollment not finished';
+  const head = formatFields([
+    ['username', f.username],
+    ['MFA required', f.required],
+    ['TOTP', totp ?? 'no'],
+    ['WebAuthn keys', f.webauthn.length],
+    ['recovery codes left', f.recovery.remaining],
+    ['failed attempts', f.lock.failures],
+    ['locked until', isoTime(f.lock.lockedUntil)],
+    ['backoff until', isoTime(f.lock.backoffUntil)],
+  ]);
+  if (f.webauthn.length === 0) return head;
+  return `${head}\n${formatTable(['KEY NAME', 'CREDENTIAL ID', 'PASSKEY', 'CREATED', 'LAST USED'], f.webauthn.map((c) => [c.name, c.id, c.discoverable, isoTime(c.createdAt), isoTime(c.lastUsedAt)]))}`;
+}
 
 export async function usersCommand(argv: readonly string[], io: CliIo): Promise<number> {
   const sub = argv[0];
@@ -177,9 +209,42 @@ export async function usersCommand(argv: readonly string[], io: CliIo): Promise<
       io.out(`user ${username} deleted\n`);
       return EXIT_OK;
     }
+    case 'factors': {
+      const { values, positionals } = parse(rest, { ...CONNECTION_OPTIONS, ...json }, 1);
+      const username = onePositional(positionals, 'the username');
+      const r = await call(connect(values, io), 'GET', userPath(username, '/factors'));
+      if (flag(values, 'json')) printJson(io, r);
+      else io.out(formatFactors(r as unknown as FactorsAnswer));
+      return EXIT_OK;
+    }
+    case 'reset-factors': {
+      const { values, positionals } = parse(rest, { ...CONNECTION_OPTIONS }, 1);
+      const username = onePositional(positionals, 'the username');
+      await call(connect(values, io), 'POST', userPath(username, '/factors/reset'));
+      io.out(`second factors of ${username} removed\n`);
+      return EXIT_OK;
+    }
+    case 'unlock': {
+      const { values, positionals } = parse(rest, { ...CONNECTION_OPTIONS }, 1);
+      const username = onePositional(positionals, 'the username');
+      await call(connect(values, io), 'POST', userPath(username, '/unlock'));
+      io.out(`user ${username} unlocked\n`);
+      return EXIT_OK;
+    }
+    case 'require-mfa': {
+      const { values, positionals } = parse(rest, { ...CONNECTION_OPTIONS, on: { type: 'boolean' }, off: { type: 'boolean' } }, 1);
+      const username = onePositional(positionals, 'the username');
+      const on = flag(values, 'on');
+      if (on === flag(values, 'off')) throw new UsageError('give exactly one of --on or --off');
+      await call(connect(values, io), 'POST', userPath(username, '/mfa-required'), { required: on });
+      io.out(`MFA ${on ? 'required' : 'no longer required'} for ${username}\n`);
+      return EXIT_OK;
+    }
     case undefined:
-      throw new UsageError('users needs a subcommand: create, list, get, passwd, disable, enable or delete');
+      throw new UsageError('users needs a subcommand: create, list, get, passwd, disable, enable, delete, factors, reset-factors, unlock or require-mfa');
     default:
-      throw new UsageError(`unknown users subcommand ${JSON.stringify(sub)} (expected create, list, get, passwd, disable, enable or delete)`);
+      throw new UsageError(
+        `unknown users subcommand ${JSON.stringify(sub)} (expected create, list, get, passwd, disable, enable, delete, factors, reset-factors, unlock or require-mfa)`,
+      );
   }
 }

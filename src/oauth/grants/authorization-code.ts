@@ -3,7 +3,7 @@
 // (tokens op code.redeem), so two nodes redeeming one code at once cannot both succeed.
 import { tokenHash } from '../../crypto/tokens.ts';
 import type { CodeRecordView } from '../../state/oauth-ops.ts';
-import { nodeRead, nodeWrite } from '../context.ts';
+import { nodeRead, nodeWrite, requestMeta } from '../context.ts';
 import { InvalidGrant } from '../errors.ts';
 import { required } from '../form.ts';
 import { prepareUserGrant } from '../issue.ts';
@@ -15,7 +15,7 @@ type RedeemResult = { ok: true } | { ok: false; reason: 'unknown' | 'expired' | 
 
 export const authorizationCodeGrant: GrantHandler = {
   grantType: 'authorization_code',
-  async handler(ctx, _req, client, params) {
+  async handler(ctx, req, client, params) {
     const code = required(params, 'code');
     // §4.1.3: redirect_uri is REQUIRED when it was in the authorization request; our codes always record the one the browser was sent to.
     const redirectUri = required(params, 'redirect_uri');
@@ -39,7 +39,8 @@ export const authorizationCodeGrant: GrantHandler = {
     // Apply re-checks expiry with leader time; this spares a write for the common stale case.
     if (rec.exp <= ctx.now() && rec.used === null) throw new InvalidGrant('the authorization code has expired');
     const g = prepareUserGrant(ctx, client, { auth: p.auth, scope: p.scope, audience: p.audience, nonce: p.nonce });
-    const r = await nodeWrite<RedeemResult>(ctx, 'tokens', 'code.redeem', { hash, family: g.family, rt: g.rt, at: g.at });
+    const meta = { ...requestMeta(req), sub: p.auth.sub, clientId: client.client_id };
+    const r = await nodeWrite<RedeemResult>(ctx, 'tokens', 'code.redeem', { hash, family: g.family, rt: g.rt, at: g.at, meta });
     if (r.ok) return g.body;
     switch (r.reason) {
       case 'reused':

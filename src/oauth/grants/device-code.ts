@@ -2,7 +2,7 @@
 // single use are decided in apply (tokens ops device.poll and device.redeem), so a device polling
 // two nodes at once is rate-limited the same and cannot be answered twice.
 import { tokenHash } from '../../crypto/tokens.ts';
-import { nodeRead, nodeWrite } from '../context.ts';
+import { nodeRead, nodeWrite, requestMeta } from '../context.ts';
 import { AccessDenied, AuthorizationPending, ExpiredToken, InvalidGrant, SlowDown } from '../errors.ts';
 import { required } from '../form.ts';
 import { prepareUserGrant } from '../issue.ts';
@@ -25,7 +25,7 @@ export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 export const deviceCodeGrant: GrantHandler = {
   grantType: DEVICE_CODE_GRANT,
-  async handler(ctx, _req, client, params) {
+  async handler(ctx, req, client, params) {
     const hash = tokenHash(required(params, 'device_code'));
     let view = await nodeRead<DeviceView | null>(ctx, 'tokens', 'device.get', { hash });
     if (!view) throw new InvalidGrant('the device_code is invalid');
@@ -45,7 +45,8 @@ export const deviceCodeGrant: GrantHandler = {
     if (view.approval === null) throw new InvalidGrant('the device_code is invalid');
     const approval = ctx.crypto.sealer().openValue<DeviceApproval>(view.approval, `approval:${hash}`);
     const g = prepareUserGrant(ctx, client, { auth: approval.auth, scope: approval.scope, audience: p.audience, nonce: null });
-    const r = await nodeWrite<RedeemResult>(ctx, 'tokens', 'device.redeem', { hash, family: g.family, rt: g.rt, at: g.at });
+    const meta = { ...requestMeta(req), sub: approval.auth.sub, clientId: client.client_id };
+    const r = await nodeWrite<RedeemResult>(ctx, 'tokens', 'device.redeem', { hash, family: g.family, rt: g.rt, at: g.at, meta });
     if (r.ok) return g.body;
     switch (r.reason) {
       case 'expired':

@@ -5,7 +5,7 @@
 // first so apply can keep it (sealed) for the grace window.
 import { tokenHash } from '../../crypto/tokens.ts';
 import type { RefreshRecordView } from '../../state/oauth-ops.ts';
-import { nodeRead, nodeWrite } from '../context.ts';
+import { nodeRead, nodeWrite, requestMeta } from '../context.ts';
 import { InvalidGrant, InvalidScope } from '../errors.ts';
 import { required, scopeList } from '../form.ts';
 import { issueAccessToken, issueIdToken, prepareRefreshToken, tokenResponse } from '../issue.ts';
@@ -19,7 +19,7 @@ type RotateResult =
 
 export const refreshTokenGrant: GrantHandler = {
   grantType: 'refresh_token',
-  async handler(ctx, _req, client, params) {
+  async handler(ctx, req, client, params) {
     const token = required(params, 'refresh_token');
     const hash = tokenHash(token);
     // The payload is immutable, so this node's applied state is good enough to read it; a token
@@ -50,7 +50,8 @@ export const refreshTokenGrant: GrantHandler = {
     const body = tokenResponse({ access, scope, refreshToken: next.token, idToken });
     const graceAad = `grace:${hash}`;
     const response = ctx.crypto.sealer().sealValue({ body } satisfies GraceResponse, graceAad);
-    const r = await nodeWrite<RotateResult>(ctx, 'tokens', 'rt.rotate', { hash, next: next.prepared, response, at: access.record, graceMs: ctx.config.refreshGraceMs });
+    const meta = { ...requestMeta(req), sub: p.auth.sub, clientId: client.client_id };
+    const r = await nodeWrite<RotateResult>(ctx, 'tokens', 'rt.rotate', { hash, next: next.prepared, response, at: access.record, graceMs: ctx.config.refreshGraceMs, meta });
     if (r.ok) {
       if (r.outcome === 'rotated') return body;
       // Within the grace window: the very response of the first rotation, so the client ends up with one live pair.

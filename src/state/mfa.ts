@@ -1,0 +1,668 @@
+// The mfa domain (issue 6, contract src/state/mfa-ops.ts): the decisions about second factors that
+// need cluster-wide state. The worker (src/mfa/service.ts) does the cryptography and proposes the
+// result; apply decides, with nothing but state and ctx.ts:
+// - TOTP replay: a time step is accepted at most once per user (RFC 6238 §5.2), on every node.
+// - WebAuthn challenges are single use with an expiry, and signature counters only go up (W3C
+//   WebAuthn Level 3 §7.2 step 22: a counter that does not grow signals a cloned authenticator).
+// - Recovery codes are single use.
+// - Throttling: failures counted per user (and per kind of credential) and per client IP, with
+//   exponential backoff and a lockout; because the counters are replicated and decided here, an
+//   attacker gains nothing by spreading attempts over nodes.
+// Every event is audited with appendAudit in the same command as the change it describes.
+//
+// Records (msgpack):
+//   mfa.totp        sub → TotpRecord { sealed, confirmed, createdAt, lastStep }
+//   mfa.webauthn    sub → WebAuthnCredentialView[] (at most MAX_CREDENTIALS)
+//   mfa.cred        credential id → sub (passkey login without a username)
+//   mfa.chal        challenge → ChallengeRecord { purpose, sub, exp, usedAt }, with an entry in the
+//                   tokens domain's expiry index (tok.exp), so the leader's existing sweep deletes
+//                   it at exp (src/state/tokens.ts lists `mfa.chal` among the swept keyspaces).
+//   mfa.recovery    sub → RecoveryRecord { hashes (unused ones), total, createdAt }
+//   mfa.throttle    sub → UserThrottle { kinds: { [kind]: Counter }, lockedUntil, exp }
+//   mfa.ipthrottle  ip  → Counter & { exp }
+//                   Both carry `exp` (when everything in them is forgotten: the lock over, the last
+//                   failure windowMs old) with an entry in tok.exp, so the sweep deletes them: an
+//                   attacker rotating through IPs cannot grow state without bound.
+//   mfa.policy      sub → PolicyRecord { required, reenrollAfterRecovery }
+import { DomainError } from './machine.ts';
+import type { ApplyContext, Domain, StateReader, Tx } from './machine.ts';
+import { packValue, unpackValue } from './command.ts';
+import { appendAudit, auditEvent, auditMeta } from './audit.ts';
+import type { AuditMeta } from './audit.ts';
+import type { AuditEvent, AuditEventType } from './audit-ops.ts';
+import { THROTTLE } from './mfa-ops.ts';
+import type { Throttled, ThrottleKind, TotpFactorView, WebAuthnCredentialView } from './mfa-ops.ts';
+import { EXPIRY_KEYSPACE, expiryIndexKey } from './tokens.ts';
+import { MAX_ID_CHARS, bool, bytes, int, invalid, isPlainObject, obj, str, time, tokenId } from './validate.ts';
+
+export const MFA_DOMAIN = 'mfa';
+export const TOTP_KEYSPACE = 'mfa.totp';
+export const WEBAUTHN_KEYSPACE = 'mfa.webauthn';
+export const CREDENTIAL_INDEX_KEYSPACE = 'mfa.cred';
+export const CHALLENGES_KEYSPACE = 'mfa.chal';
+export const RECOVERY_KEYSPACE = 'mfa.recovery';
+export const THROTTLE_KEYSPACE = 'mfa.throttle';
+export const IP_THROTTLE_KEYSPACE = 'mfa.ipthrottle';
+export const POLICY_KEYSPACE = 'mfa.policy';
+
+/** WebAuthn credentials per user. */
+export const MAX_CREDENTIALS = 20;
+/** Recovery codes per set (exactly this many). */
+export const RECOVERY_CODES = 10;
+/** RFC 6238 §4: X = 30 s. Apply only needs it to refuse steps far from its own time. */
+export const TOTP_PERIOD_MS = 30_000;
+/**
+ * How far (in steps) a proposed TOTP step may be from the command's time. The worker accepts ±1
+ * (at most ±2); one more absorbs the gap between the worker's clock and the leader's. A step far
+ * in the future would otherwise block the user's TOTP until that time (every real code a "replay").
+ */
+export const MAX_STEP_SKEW = 3;
+/** Longest lifetime of a WebAuthn challenge (the service uses 5 minutes, W3C §15.4's advice). */
+export const MAX_CHALLENGE_TTL_MS = 10 * 60_000;
+/** W3C WebAuthn §5.8.3 / §4: a credential id is at most 1023 bytes: 1364 base64url characters. */
+export const MAX_CREDENTIAL_ID_CHARS = 1_364;
+/** A COSE public key (EC2, OKP, or RSA up to 4096 bits) fits easily. */
+export const MAX_PUBLIC_KEY_BYTES = 2_048;
+/** Sealed TOTP secret: a 32-character base32 secret sealed is < 100 bytes. */
+export const MAX_SEALED_SECRET_BYTES = 1_024;
+export const MAX_TRANSPORTS = 8;
+export const MAX_TRANSPORT_CHARS = 32;
+export const MAX_CREDENTIAL_NAME_CHARS = 64;
+/**
+ * Attempts of one kind a user may have in flight (let through by throttle.check, not yet ended by
+ * a failure or a success). The worker learns whether a code is right *before* apply counts the
+ * failure, so without this bound N concurrent requests (on one node or many) would all pass the
+ * check and get N guesses evaluated before the first failure lands. Two, not one: a double-clicked
+ * submit must not lock a real user out of their own correct code.
+ */
+export const MAX_PENDING_ATTEMPTS = 2;
+/** A let-through attempt whose worker never reported back (crash, timeout) frees its slot after this. */
+export const ATTEMPT_LEASE_MS = 10_000;
+/** W3C WebAuthn §6.1: signCount is an unsigned 32-bit integer. */
+export const MAX_SIGN_COUNT = 0xffff_ffff;
+
+const KINDS: readonly ThrottleKind[] = ['password', 'totp', 'recovery', 'webauthn'];
+/** base64url without padding: credential ids, challenges, token hashes. */
+const B64URL_RE = /^[A-Za-z0-9_-]+$/;
+
+interface TotpRecord {
+  readonly sealed: Uint8Array;
+  readonly confirmed: boolean;
+  readonly createdAt: number;
+  /** The last accepted time step (RFC 6238 T); null before the first accepted code. */
+  readonly lastStep: number | null;
+}
+
+type ChallengePurpose = 'register' | 'authenticate';
+
+interface ChallengeRecord {
+  readonly purpose: ChallengePurpose;
+  readonly sub: string | null;
+  readonly exp: number;
+  /** Kept after use until exp, so a second use is told apart from an unknown challenge. */
+  readonly usedAt: number | null;
+}
+
+interface RecoveryRecord {
+  /** Hashes of the unused codes. */
+  readonly hashes: string[];
+  readonly total: number;
+  readonly createdAt: number;
+}
+
+interface Counter {
+  readonly failures: number;
+  readonly lastFailureAt: number;
+  readonly backoffUntil: number;
+  /** Per user only: attempts let through by throttle.check and not finished yet (see MAX_PENDING_ATTEMPTS). */
+  readonly pending?: number;
+  readonly pendingUntil?: number;
+}
+
+interface UserThrottle {
+  readonly kinds: Partial<Record<ThrottleKind, Counter>>;
+  readonly lockedUntil: number | null;
+}
+
+const EMPTY = new Uint8Array(0);
+
+interface PolicyRecord {
+  readonly required: boolean;
+  /** Using a recovery code asks the flow to enroll a new factor (forceReenroll). */
+  readonly reenrollAfterRecovery: boolean;
+}
+
+const DEFAULT_POLICY: PolicyRecord = { required: false, reenrollAfterRecovery: true };
+
+export interface LockView {
+  /** Live failures (within THROTTLE.windowMs of the last one) summed over kinds, as of the last write. */
+  readonly failures: number;
+  readonly lockedUntil: number | null;
+  readonly backoffUntil: number | null;
+}
+
+export interface FactorsView {
+  readonly totp: TotpFactorView | null;
+  readonly webauthn: WebAuthnCredentialView[];
+  readonly recovery: { readonly remaining: number };
+  readonly required: boolean;
+  readonly reenrollAfterRecovery: boolean;
+  readonly lock: LockView;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage helpers
+
+function get<T>(r: StateReader, ks: string, key: string): T | null {
+  const b = r.get(ks, key);
+  return b === undefined ? null : unpackValue<T>(b);
+}
+
+function put(tx: Tx, ks: string, key: string, v: unknown): void {
+  tx.put(ks, key, packValue(v));
+}
+
+function credentials(r: StateReader, sub: string): WebAuthnCredentialView[] {
+  return get<WebAuthnCredentialView[]>(r, WEBAUTHN_KEYSPACE, sub) ?? [];
+}
+
+function putCredentials(tx: Tx, sub: string, list: readonly WebAuthnCredentialView[]): void {
+  if (list.length === 0) tx.del(WEBAUTHN_KEYSPACE, sub);
+  else put(tx, WEBAUTHN_KEYSPACE, sub, list);
+}
+
+/** Write a throttle record with its expiry, moving its tok.exp entry (the sweep deletes it at exp). */
+function putExpiring(tx: Tx, ks: string, key: string, value: object, exp: number): void {
+  const old = get<{ exp?: number }>(tx, ks, key);
+  if (old?.exp !== undefined && old.exp !== exp) tx.del(EXPIRY_KEYSPACE, expiryIndexKey(old.exp, ks, key));
+  put(tx, ks, key, { ...value, exp });
+  tx.put(EXPIRY_KEYSPACE, expiryIndexKey(exp, ks, key), EMPTY);
+}
+
+function delExpiring(tx: Tx, ks: string, key: string): void {
+  const old = get<{ exp?: number }>(tx, ks, key);
+  if (old === null) return;
+  tx.del(ks, key);
+  if (old.exp !== undefined) tx.del(EXPIRY_KEYSPACE, expiryIndexKey(old.exp, ks, key));
+}
+
+/** When a user's throttle record holds nothing any more: its lock over and every counter forgotten. */
+function userThrottleExp(u: UserThrottle): number {
+  let exp = u.lockedUntil ?? 0;
+  for (const c of Object.values(u.kinds)) {
+    exp = Math.max(exp, c.backoffUntil, c.pendingUntil ?? 0);
+    if (c.failures > 0) exp = Math.max(exp, c.lastFailureAt + THROTTLE.windowMs);
+  }
+  return exp;
+}
+
+function policy(r: StateReader, sub: string): PolicyRecord {
+  return { ...DEFAULT_POLICY, ...(get<PolicyRecord>(r, POLICY_KEYSPACE, sub) ?? {}) };
+}
+
+function audit(ctx: ApplyContext, type: AuditEventType, meta: AuditMeta, sub: string | null, details: AuditEvent['details'] = {}): void {
+  appendAudit(ctx.tx, ctx.ts, auditEvent(type, meta, { sub, details }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argument checks
+
+function subject(v: unknown, name = 'sub'): string {
+  return str(v, name, 1, MAX_ID_CHARS);
+}
+
+function nullableSubject(v: unknown, name = 'sub'): string | null {
+  return v === null ? null : subject(v, name);
+}
+
+function kind(v: unknown): ThrottleKind {
+  if (!KINDS.includes(v as ThrottleKind)) throw invalid(`kind must be one of ${KINDS.join(', ')}`);
+  return v as ThrottleKind;
+}
+
+function purpose(v: unknown): ChallengePurpose {
+  if (v !== 'register' && v !== 'authenticate') throw invalid("purpose must be 'register' or 'authenticate'");
+  return v;
+}
+
+function b64url(v: unknown, name: string, max: number): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > max || !B64URL_RE.test(v)) throw invalid(`${name} must be 1..${max} base64url characters`);
+  return v;
+}
+
+function credentialView(v: unknown, ts: number): WebAuthnCredentialView {
+  const o = obj(v, 'credential');
+  const transports = o.transports;
+  if (!Array.isArray(transports) || transports.length > MAX_TRANSPORTS) throw invalid(`credential.transports must be an array of at most ${MAX_TRANSPORTS}`);
+  const ts2 = transports.map((t, i) => str(t, `credential.transports[${i}]`, 1, MAX_TRANSPORT_CHARS));
+  return {
+    id: b64url(o.id, 'credential.id', MAX_CREDENTIAL_ID_CHARS),
+    publicKey: bytes(o.publicKey, 'credential.publicKey', MAX_PUBLIC_KEY_BYTES),
+    counter: int(o.counter, 'credential.counter', 0, MAX_SIGN_COUNT),
+    transports: ts2,
+    name: str(o.name, 'credential.name', 1, MAX_CREDENTIAL_NAME_CHARS),
+    // Apply's own times: the proposer's are not trusted for records.
+    createdAt: ts,
+    lastUsedAt: null,
+    discoverable: bool(o.discoverable, 'credential.discoverable'),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throttling
+
+const ZERO: Counter = { failures: 0, lastFailureAt: 0, backoffUntil: 0 };
+
+/** A counter's failures as of ts: forgotten THROTTLE.windowMs after the last one (attempts in flight are kept). */
+function live(c: Counter | undefined, ts: number): Counter {
+  if (c === undefined) return ZERO;
+  if (ts - c.lastFailureAt < THROTTLE.windowMs) return c;
+  return c.pending !== undefined && c.pendingUntil !== undefined ? { ...ZERO, pending: c.pending, pendingUntil: c.pendingUntil } : ZERO;
+}
+
+/** Attempts in flight as of ts (their lease not over). */
+function pendingOf(c: Counter | undefined, ts: number): number {
+  return c?.pending !== undefined && c.pendingUntil !== undefined && c.pendingUntil > ts ? c.pending : 0;
+}
+
+/** The counter with one attempt in flight fewer (a failure or success ended it). */
+function released(c: Counter, ts: number): Counter {
+  const n = pendingOf(c, ts) - 1;
+  const { pending: _p, pendingUntil: _u, ...rest } = c;
+  return n > 0 ? { ...rest, pending: n, pendingUntil: c.pendingUntil! } : rest;
+}
+
+/** The user's throttle as of ts. An expired lock has served its purpose: counters start over. */
+function userThrottle(r: StateReader, sub: string, ts: number): UserThrottle {
+  const u = get<UserThrottle>(r, THROTTLE_KEYSPACE, sub);
+  if (u === null || (u.lockedUntil !== null && u.lockedUntil <= ts)) return { kinds: {}, lockedUntil: null };
+  return u;
+}
+
+/** Backoff after the n-th failure beyond the free ones (n >= 1): base, doubled each time, capped. */
+export function backoffMs(n: number): number {
+  // 2^40 s is far past the cap; the clamp keeps the arithmetic exact.
+  return Math.min(THROTTLE.maxBackoffMs, THROTTLE.baseBackoffMs * 2 ** Math.min(n - 1, 40));
+}
+
+/** Throttled if the user is locked, this kind is in backoff for the user, or the IP is in backoff. */
+function throttled(r: StateReader, sub: string | null, k: ThrottleKind, ip: string | null, ts: number): Throttled | null {
+  if (sub !== null) {
+    const u = userThrottle(r, sub, ts);
+    if (u.lockedUntil !== null) return { ok: false, reason: 'locked', retryAt: u.lockedUntil };
+  }
+  let until = 0;
+  if (sub !== null) until = live(userThrottle(r, sub, ts).kinds[k], ts).backoffUntil;
+  if (ip !== null) until = Math.max(until, live(get<Counter>(r, IP_THROTTLE_KEYSPACE, ip) ?? undefined, ts).backoffUntil);
+  return until > ts ? { ok: false, reason: 'throttled', retryAt: until } : null;
+}
+
+/**
+ * Count one failed attempt of kind k for the user (if known) and the IP (if known); may lock the
+ * user (audited user.locked). `auditFailed` appends mfa.failed (not for passwords: the login flow
+ * audits login.failed itself; not for replays and counter regressions, which have their own event).
+ */
+function fail(ctx: ApplyContext, sub: string | null, k: ThrottleKind, meta: AuditMeta, reason: string, auditFailed: boolean): { ok: true; failures: number } | Throttled {
+  const { tx, ts } = ctx;
+  const ip = meta.ip;
+  if (ip !== null) {
+    const c = live(get<Counter>(tx, IP_THROTTLE_KEYSPACE, ip) ?? undefined, ts);
+    const failures = c.failures + 1;
+    const over = failures - THROTTLE.ipFreeFailures;
+    const backoffUntil = over > 0 ? ts + backoffMs(over) : c.backoffUntil;
+    putExpiring(tx, IP_THROTTLE_KEYSPACE, ip, { failures, lastFailureAt: ts, backoffUntil } satisfies Counter, Math.max(ts + THROTTLE.windowMs, backoffUntil));
+  }
+  let failures = 0;
+  if (sub !== null) {
+    const u = userThrottle(tx, sub, ts);
+    const c = released(live(u.kinds[k], ts), ts);
+    failures = c.failures + 1;
+    const over = failures - THROTTLE.freeFailures;
+    const counter: Counter = { ...c, failures, lastFailureAt: ts, backoffUntil: over > 0 ? ts + backoffMs(over) : c.backoffUntil };
+    let lockedUntil = u.lockedUntil;
+    const locks = lockedUntil === null && failures >= THROTTLE.lockAfterFailures;
+    if (locks) lockedUntil = ts + THROTTLE.lockMs;
+    const next: UserThrottle = { kinds: { ...u.kinds, [k]: counter }, lockedUntil };
+    putExpiring(tx, THROTTLE_KEYSPACE, sub, next, userThrottleExp(next));
+    if (auditFailed && k !== 'password') audit(ctx, 'mfa.failed', meta, sub, { factor: k, reason, failures });
+    if (locks) audit(ctx, 'user.locked', meta, sub, { factor: k, failures, lockedUntil: lockedUntil! });
+  } else if (auditFailed && k !== 'password') {
+    audit(ctx, 'mfa.failed', meta, null, { factor: k, reason });
+  }
+  return throttled(tx, sub, k, ip, ts) ?? { ok: true, failures };
+}
+
+/** A success clears this kind's counter for the user, attempts in flight included (never the lock, never the IP's counter). */
+function succeed(tx: Tx, sub: string, k: ThrottleKind, ts: number): void {
+  if (tx.get(THROTTLE_KEYSPACE, sub) === undefined) return;
+  // userThrottle forgets everything after an expired lock, so the counters that caused it go too.
+  const u = userThrottle(tx, sub, ts);
+  const kinds = { ...u.kinds };
+  delete kinds[k];
+  const next: UserThrottle = { kinds, lockedUntil: u.lockedUntil };
+  if (u.lockedUntil === null && Object.keys(kinds).length === 0) delExpiring(tx, THROTTLE_KEYSPACE, sub);
+  else putExpiring(tx, THROTTLE_KEYSPACE, sub, next, userThrottleExp(next));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+
+type Op = (ctx: ApplyContext, a: Record<string, unknown>) => unknown;
+
+/**
+ * May this attempt go ahead? Throttled (nothing written) if the user is locked or in backoff, the
+ * IP is in backoff, or the user already has MAX_PENDING_ATTEMPTS attempts of this kind in flight;
+ * otherwise the attempt is let through and counted as in flight until throttle.fail, a success of
+ * the kind (totp.accept, webauthn.accept, recovery.use, throttle.reset), or ATTEMPT_LEASE_MS.
+ */
+const throttleCheck: Op = (ctx, a) => {
+  const sub = nullableSubject(a.sub);
+  const k = kind(a.kind);
+  const meta = auditMeta(a.meta);
+  const { tx, ts } = ctx;
+  const t = throttled(tx, sub, k, meta.ip, ts);
+  if (t) return t;
+  if (sub !== null) {
+    const u = userThrottle(tx, sub, ts);
+    const c = live(u.kinds[k], ts);
+    const n = pendingOf(c, ts);
+    if (n >= MAX_PENDING_ATTEMPTS) return { ok: false, reason: 'throttled', retryAt: c.pendingUntil! } satisfies Throttled;
+    const next: UserThrottle = { kinds: { ...u.kinds, [k]: { ...c, pending: n + 1, pendingUntil: ts + ATTEMPT_LEASE_MS } }, lockedUntil: u.lockedUntil };
+    putExpiring(tx, THROTTLE_KEYSPACE, sub, next, userThrottleExp(next));
+  }
+  return { ok: true };
+};
+
+const throttleFail: Op = (ctx, a) => {
+  const sub = nullableSubject(a.sub);
+  const k = kind(a.kind);
+  const meta = auditMeta(a.meta);
+  return fail(ctx, sub, k, meta, 'invalid', true);
+};
+
+const throttleReset: Op = (ctx, a) => {
+  const sub = subject(a.sub);
+  const k = kind(a.kind);
+  auditMeta(a.meta);
+  succeed(ctx.tx, sub, k, ctx.ts);
+  return {};
+};
+
+const unlock: Op = (ctx, a) => {
+  const sub = subject(a.sub);
+  const meta = auditMeta(a.meta);
+  const u = get<UserThrottle>(ctx.tx, THROTTLE_KEYSPACE, sub);
+  const wasLocked = u !== null && u.lockedUntil !== null && u.lockedUntil > ctx.ts;
+  delExpiring(ctx.tx, THROTTLE_KEYSPACE, sub);
+  audit(ctx, 'user.unlocked', meta, sub, { wasLocked });
+  return { wasLocked };
+};
+
+const totpEnroll: Op = (ctx, a) => {
+  const sub = subject(a.sub);
+  const sealed = bytes(a.sealed, 'sealed', MAX_SEALED_SECRET_BYTES);
+  auditMeta(a.meta);
+  const old = get<TotpRecord>(ctx.tx, TOTP_KEYSPACE, sub);
+  if (old?.confirmed) throw new DomainError('ALREADY_EXISTS', 'the user already has a confirmed TOTP factor; remove it first');
+  // Not audited: nothing is enrolled until the first valid code confirms it (mfa.enrolled then).
+  put(ctx.tx, TOTP_KEYSPACE, sub, { sealed, confirmed: false, createdAt: ctx.ts, lastStep: null } satisfies TotpRecord);
+  return {};
+};
+
+const totpAccept: Op = (ctx, a) => {
+  const sub = subject(a.sub);
+  const step = int(a.step, 'step', 0, Number.MAX_SAFE_INTEGER);
+  const meta = auditMeta(a.meta);
+  const { tx, ts } = ctx;
+  const now = Math.floor(ts / TOTP_PERIOD_MS);
+  if (Math.abs(step - now) > MAX_STEP_SKEW) throw invalid(`step ${step} is more than ${MAX_STEP_SKEW} steps from the current step ${now}`);
+  const t = throttled(tx, sub, 'totp', meta.ip, ts);
+  if (t) return t;
+  const rec = get<TotpRecord>(tx, TOTP_KEYSPACE, sub);
+  if (rec === null) throw new DomainError('NOT_FOUND', 'the user has no TOTP factor');
+  // RFC 6238 §5.2: "the verifier MUST NOT accept the second attempt of the same OTP after the
+  // successful validation has been issued for the first OTP". Steps only move forward, so an
+  // older code seen later (within the window) is refused too.
+  if (rec.lastStep !== null && step <= rec.lastStep) {
+    audit(ctx, 'mfa.replay_refused', meta, sub, { factor: 'totp', step, lastStep: rec.lastStep });
+    fail(ctx, sub, 'totp', meta, 'replay', false);
+    return { ok: false, reason: 'replay' };
+  }
+  put(tx, TOTP_KEYSPACE, sub, { ...rec, confirmed: true, lastStep: step } satisfies TotpRecord);
+  succeed(tx, sub, 'totp', ts);
+  const enrolled = !rec.confirmed;
+  audit(ctx, enrolled ? 'mfa.enrolled' : 'mfa.verified', meta, sub, { factor: 'totp' });
+  return { ok: true, enrolled };
+};
+
+const totpRemove: Op = (ctx, a) => {
+  const sub = subject(a.sub);
+  const meta = auditMeta(a.meta);
+  const existed = ctx.tx.get(TOTP_KEYSPACE, sub) !== undefined;
+  ctx.tx.del(TOTP_KEYSPACE, sub);
+  if (existed) audit(ctx, 'mfa.reset', meta, sub, { factor: 'totp' });
+  return { existed };
+};
+
+const webauthnChallenge: Op = (ctx, a) => {
+  const challenge = tokenId(a.challenge, 'challenge');
+  const p = purpose(a.purpose);
+  const sub = nullableSubject(a.sub);
+  const exp = time(a.exp, 'exp');
+  const { tx, ts } = ctx;
+  if (p === 'register' && sub === null) throw invalid('a registration challenge needs a sub');
+  if (exp <= ts || exp > ts + MAX_CHALLENGE_TTL_MS) throw invalid(`exp must be in (now, now + ${MAX_CHALLENGE_TTL_MS} ms]`);
+  if (tx.get(CHALLENGES_KEYSPACE, challenge) !== undefined) throw new DomainError('ALREADY_EXISTS', 'challenge already exists');
+  put(tx, CHALLENGES_KEYSPACE, challenge, { purpose: p, sub, exp, usedAt: null } satisfies ChallengeRecord);
+  tx.put(EXPIRY_KEYSPACE, expiryIndexKey(exp, CHALLENGES_KEYSPACE, challenge), new Uint8Array(0));
+  return {};
+};
+
+const webauthnConsume: Op = (ctx, a) => {
+  const challenge = tokenId(a.challenge, 'challenge');
+  const p = purpose(a.purpose);
+  const { tx, ts } = ctx;
+  const rec = get<ChallengeRecord>(tx, CHALLENGES_KEYSPACE, challenge);
+  if (rec === null) return { ok: false, reason: 'unknown' };
+  if (rec.usedAt !== null) return { ok: false, reason: 'used' };
+  // W3C WebAuthn §13.4.3: a challenge is used once. Whatever the outcome, this one is spent.
+  put(tx, CHALLENGES_KEYSPACE, challenge, { ...rec, usedAt: ts } satisfies ChallengeRecord);
+  if (rec.exp <= ts) return { ok: false, reason: 'expired' };
+  if (rec.purpose !== p) return { ok: false, reason: 'purpose' };
+  return { ok: true, sub: rec.sub };
+};
+
+const webauthnRegister: Op = (ctx, a) => {
+  const sub = subject(a.sub);
+  const meta = auditMeta(a.meta);
+  const { tx, ts } = ctx;
+  const cred = credentialView(a.credential, ts);
+  if (tx.get(CREDENTIAL_INDEX_KEYSPACE, cred.id) !== undefined) throw new DomainError('ALREADY_EXISTS', 'this credential is already registered');
+  const list = credentials(tx, sub);
+  if (list.length >= MAX_CREDENTIALS) throw new DomainError('RESOURCE_EXHAUSTED', `a user has at most ${MAX_CREDENTIALS} WebAuthn credentials`);
+  putCredentials(tx, sub, [...list, cred]);
+  put(tx, CREDENTIAL_INDEX_KEYSPACE, cred.id, sub);
+  audit(ctx, 'mfa.enrolled', meta, sub, { factor: 'webauthn', credentialId: cred.id, discoverable: cred.discoverable });
+  return {};
+};
+
+const webauthnAccept: Op = (ctx, a) => {
+  const sub = subject(a.sub);
+  const credentialId = b64url(a.credentialId, 'credentialId', MAX_CREDENTIAL_ID_CHARS);
+  const newCounter = int(a.newCounter, 'newCounter', 0, MAX_SIGN_COUNT);
+  const meta = auditMeta(a.meta);
+  const { tx, ts } = ctx;
+  const t = throttled(tx, sub, 'webauthn', meta.ip, ts);
+  if (t) return t;
+  const list = credentials(tx, sub);
+  const i = list.findIndex((c) => c.id === credentialId);
+  if (i < 0) throw new DomainError('NOT_FOUND', 'the user has no such credential');
+  const cred = list[i]!;
+  // W3C WebAuthn Level 3 §7.2 step 22: if either counter is nonzero, the new one must be greater;
+  // otherwise "this is a signal that the authenticator may be cloned". We refuse (RP's choice).
+  if ((newCounter !== 0 || cred.counter !== 0) && newCounter <= cred.counter) {
+    audit(ctx, 'mfa.counter_regression', meta, sub, { factor: 'webauthn', credentialId, stored: cred.counter, received: newCounter });
+    fail(ctx, sub, 'webauthn', meta, 'counter_regression', false);
+    return { ok: false, reason: 'counter_regression' };
+  }
+  const next = [...list];
+  next[i] = { ...cred, counter: newCounter, lastUsedAt: ts };
+  putCredentials(tx, sub, next);
+  succeed(tx, sub, 'webauthn', ts);
+  audit(ctx, 'mfa.verified', meta, sub, { factor: 'webauthn', credentialId });
+  return { ok: true };
+};
+
+const webauthnRemove: Op = (ctx, a) => {
+  const sub = subject(a.sub);
+  const credentialId = b64url(a.credentialId, 'credentialId', MAX_CREDENTIAL_ID_CHARS);
+  const meta = auditMeta(a.meta);
+  const { tx } = ctx;
+  const list = credentials(tx, sub);
+  const next = list.filter((c) => c.id !== credentialId);
+  if (next.length === list.length) return { existed: false };
+  putCredentials(tx, sub, next);
+  tx.del(CREDENTIAL_INDEX_KEYSPACE, credentialId);
+  audit(ctx, 'mfa.reset', meta, sub, { factor: 'webauthn', credentialId });
+  return { existed: true };
+};
+
+const recoverySet: Op = (ctx, a) => {
+  const sub = subject(a.sub);
+  const meta = auditMeta(a.meta);
+  const hashes = a.hashes;
+  if (!Array.isArray(hashes) || hashes.length !== RECOVERY_CODES) throw invalid(`hashes must be an array of ${RECOVERY_CODES}`);
+  const list = hashes.map((h, i) => tokenId(h, `hashes[${i}]`));
+  if (new Set(list).size !== list.length) throw invalid('hashes must be distinct');
+  put(ctx.tx, RECOVERY_KEYSPACE, sub, { hashes: list, total: list.length, createdAt: ctx.ts } satisfies RecoveryRecord);
+  audit(ctx, 'mfa.recovery_regenerated', meta, sub, { count: list.length });
+  return {};
+};
+
+const recoveryUse: Op = (ctx, a) => {
+  const sub = subject(a.sub);
+  const hash = tokenId(a.hash, 'hash');
+  const meta = auditMeta(a.meta);
+  const { tx, ts } = ctx;
+  const t = throttled(tx, sub, 'recovery', meta.ip, ts);
+  if (t) return t;
+  const rec = get<RecoveryRecord>(tx, RECOVERY_KEYSPACE, sub);
+  const i = rec === null ? -1 : rec.hashes.indexOf(hash);
+  // No codes at all answers like a wrong code (and counts): nothing tells a guesser which it was.
+  if (rec === null || i < 0) {
+    fail(ctx, sub, 'recovery', meta, 'invalid', true);
+    return { ok: false, reason: 'invalid' };
+  }
+  const hashes = rec.hashes.filter((_, j) => j !== i);
+  put(tx, RECOVERY_KEYSPACE, sub, { ...rec, hashes } satisfies RecoveryRecord);
+  succeed(tx, sub, 'recovery', ts);
+  const remaining = hashes.length;
+  const forceReenroll = remaining === 0 || policy(tx, sub).reenrollAfterRecovery;
+  audit(ctx, 'mfa.recovery_used', meta, sub, { remaining, forceReenroll });
+  return { ok: true, remaining, forceReenroll };
+};
+
+const reset: Op = (ctx, a) => {
+  const sub = subject(a.sub);
+  const meta = auditMeta(a.meta);
+  const { tx } = ctx;
+  const totp = tx.get(TOTP_KEYSPACE, sub) !== undefined;
+  const list = credentials(tx, sub);
+  const recovery = get<RecoveryRecord>(tx, RECOVERY_KEYSPACE, sub)?.hashes.length ?? 0;
+  tx.del(TOTP_KEYSPACE, sub);
+  tx.del(WEBAUTHN_KEYSPACE, sub);
+  for (const c of list) tx.del(CREDENTIAL_INDEX_KEYSPACE, c.id);
+  tx.del(RECOVERY_KEYSPACE, sub);
+  audit(ctx, 'mfa.reset', meta, sub, { factor: 'all', totp, webauthn: list.length, recovery });
+  return { removed: { totp, webauthn: list.length, recovery } };
+};
+
+const policySet: Op = (ctx, a) => {
+  const sub = subject(a.sub);
+  const meta = auditMeta(a.meta);
+  const required = bool(a.required, 'required');
+  const old = policy(ctx.tx, sub);
+  // Optional (an addition to the contract): absent keeps the current value.
+  const reenrollAfterRecovery = a.reenrollAfterRecovery === undefined ? old.reenrollAfterRecovery : bool(a.reenrollAfterRecovery, 'reenrollAfterRecovery');
+  put(ctx.tx, POLICY_KEYSPACE, sub, { required, reenrollAfterRecovery } satisfies PolicyRecord);
+  audit(ctx, 'user.updated', meta, sub, { mfaRequired: required, reenrollAfterRecovery });
+  return {};
+};
+
+const OPS: Readonly<Record<string, Op>> = {
+  'throttle.check': throttleCheck,
+  'throttle.fail': throttleFail,
+  'throttle.reset': throttleReset,
+  unlock,
+  'totp.enroll': totpEnroll,
+  'totp.accept': totpAccept,
+  'totp.remove': totpRemove,
+  'webauthn.challenge': webauthnChallenge,
+  'webauthn.consume': webauthnConsume,
+  'webauthn.register': webauthnRegister,
+  'webauthn.accept': webauthnAccept,
+  'webauthn.remove': webauthnRemove,
+  'recovery.set': recoverySet,
+  'recovery.use': recoveryUse,
+  reset,
+  'policy.set': policySet,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Reads (no clock: times are reported, the reader compares them with its own)
+
+function lockView(r: StateReader, sub: string): LockView {
+  const u = get<UserThrottle>(r, THROTTLE_KEYSPACE, sub);
+  if (u === null) return { failures: 0, lockedUntil: null, backoffUntil: null };
+  let failures = 0;
+  let backoffUntil = 0;
+  for (const c of Object.values(u.kinds)) {
+    failures += c.failures;
+    backoffUntil = Math.max(backoffUntil, c.backoffUntil);
+  }
+  return { failures, lockedUntil: u.lockedUntil, backoffUntil: backoffUntil > 0 ? backoffUntil : null };
+}
+
+export function readFactors(r: StateReader, sub: string): FactorsView {
+  const t = get<TotpRecord>(r, TOTP_KEYSPACE, sub);
+  const p = policy(r, sub);
+  return {
+    totp: t === null ? null : { confirmed: t.confirmed, createdAt: t.createdAt, sealed: t.sealed },
+    webauthn: credentials(r, sub),
+    recovery: { remaining: get<RecoveryRecord>(r, RECOVERY_KEYSPACE, sub)?.hashes.length ?? 0 },
+    required: p.required,
+    reenrollAfterRecovery: p.reenrollAfterRecovery,
+    lock: lockView(r, sub),
+  };
+}
+
+export const mfaDomain: Domain = {
+  name: MFA_DOMAIN,
+  keyspaces: [TOTP_KEYSPACE, WEBAUTHN_KEYSPACE, CREDENTIAL_INDEX_KEYSPACE, CHALLENGES_KEYSPACE, RECOVERY_KEYSPACE, THROTTLE_KEYSPACE, IP_THROTTLE_KEYSPACE, POLICY_KEYSPACE],
+  apply(ctx: ApplyContext, op: string, args: unknown): unknown {
+    const f = Object.hasOwn(OPS, op) ? OPS[op] : undefined;
+    if (!f) throw new DomainError('UNKNOWN_OPERATION', `mfa has no operation ${op}`);
+    return f(ctx, obj(args, 'args'));
+  },
+  read(reader: StateReader, op: string, args: unknown): unknown {
+    const a = obj(args, 'args');
+    switch (op) {
+      case 'factors':
+        return readFactors(reader, subject(a.sub));
+      case 'webauthn.byCredentialId': {
+        const id = b64url(a.credentialId, 'credentialId', MAX_CREDENTIAL_ID_CHARS);
+        const sub = get<string>(reader, CREDENTIAL_INDEX_KEYSPACE, id);
+        if (sub === null) return null;
+        const credential = credentials(reader, sub).find((c) => c.id === id);
+        return credential === undefined ? null : { sub, credential };
+      }
+      default:
+        throw new DomainError('UNKNOWN_OPERATION', `mfa has no read ${op}`);
+    }
+  },
+};
+
+/** Whether a value is a Throttled answer (for callers that get `unknown` from a node). */
+export function isThrottled(v: unknown): v is Throttled {
+  return isPlainObject(v) && v.ok === false && (v.reason === 'throttled' || v.reason === 'locked') && typeof v.retryAt === 'number';
+}

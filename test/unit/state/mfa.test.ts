@@ -1,0 +1,552 @@
+// The mfa domain through the real StateMachine: throttling (backoff, lockout and its expiry,
+// per-IP), TOTP replay, WebAuthn challenges and counters, recovery codes, admin ops, audit records.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { StateMachine } from '../../../src/state/machine.ts';
+import type { AppliedBatch, ApplyResult, StateReader } from '../../../src/state/machine.ts';
+import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
+import { encodeCommand, unpackValue } from '../../../src/state/command.ts';
+import { oauthDomains } from '../../../src/state/oauth-domains.ts';
+import { EXPIRY_KEYSPACE, expiryIndexKey } from '../../../src/state/tokens.ts';
+import { AUDIT_KEYSPACE } from '../../../src/state/audit.ts';
+import type { AuditRecord } from '../../../src/state/audit-ops.ts';
+import { THROTTLE } from '../../../src/state/mfa-ops.ts';
+import {
+  ATTEMPT_LEASE_MS,
+  CHALLENGES_KEYSPACE,
+  CREDENTIAL_INDEX_KEYSPACE,
+  IP_THROTTLE_KEYSPACE,
+  MAX_CHALLENGE_TTL_MS,
+  MAX_CREDENTIALS,
+  MAX_STEP_SKEW,
+  RECOVERY_KEYSPACE,
+  THROTTLE_KEYSPACE,
+  TOTP_KEYSPACE,
+  TOTP_PERIOD_MS,
+  WEBAUTHN_KEYSPACE,
+  backoffMs,
+} from '../../../src/state/mfa.ts';
+
+const SEP = '\u0000';
+
+class MapState implements StateReader {
+  readonly m = new Map<string, Uint8Array>();
+  get(ks: string, key: string): Uint8Array | undefined {
+    return this.m.get(`${ks}${SEP}${key}`);
+  }
+  commit(b: AppliedBatch): void {
+    for (const [ks, key, v] of b.changes.puts) this.m.set(`${ks}${SEP}${key}`, v);
+    for (const [ks, key] of b.changes.dels) this.m.delete(`${ks}${SEP}${key}`);
+  }
+  keys(ks: string): string[] {
+    return [...this.m.keys()].filter((k) => k.startsWith(ks + SEP)).map((k) => k.slice(ks.length + 1)).sort();
+  }
+  snapshot(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const [k, v] of this.m) if (!k.startsWith('sys.meta') && !k.startsWith('sys.sessions') && !k.startsWith('sys.results')) out.set(k, Buffer.from(v).toString('hex'));
+    return out;
+  }
+}
+
+/** A multiple of the TOTP period, so step arithmetic in the tests is exact. */
+const T0 = 1_700_000_010 * 1000 - ((1_700_000_010 * 1000) % TOTP_PERIOD_MS);
+const S0 = T0 / TOTP_PERIOD_MS;
+const IP = '192.0.2.1';
+const META = { ip: IP };
+let index = 0;
+
+function harness() {
+  const st = new MapState();
+  const sm = new StateMachine(st, SESSION_LIMITS);
+  for (const d of oauthDomains()) sm.register(d);
+  /** Leader time of the next command (the machine's clock never goes back, so tests only move it forward). */
+  const clock = { now: T0 };
+  const run = (domain: string, op: string, args: unknown): ApplyResult => {
+    const i = ++index;
+    const data = encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts: clock.now, domain, op, args });
+    const b = sm.applyEntries([{ term: 1, index: i, type: 'normal', data }]);
+    st.commit(b);
+    return b.results.get(i)!;
+  };
+  const mfa = (op: string, args: unknown): ApplyResult => run('mfa', op, args);
+  const ok = (op: string, args: unknown): Record<string, unknown> => {
+    const r = mfa(op, args);
+    if (!r.ok) assert.fail(`${op}: ${r.code} ${r.message}`);
+    return plain(r.value) as Record<string, unknown>;
+  };
+  const refused = (op: string, args: unknown, code: string, pattern?: RegExp): void => {
+    const before = st.snapshot();
+    const r = mfa(op, args);
+    assert.equal(r.ok, false, `${op} should be refused`);
+    if (!r.ok) {
+      assert.equal(r.code, code, r.message);
+      if (pattern) assert.match(r.message, pattern);
+    }
+    assert.deepEqual(st.snapshot(), before, 'a refusal changes nothing');
+  };
+  const read = (op: string, args: unknown): unknown => {
+    const r = sm.read('mfa', op, args);
+    if (!r.ok) assert.fail(`${op}: ${r.code} ${r.message}`);
+    return plain(r.value);
+  };
+  const raw = <T>(ks: string, key: string): T | undefined => {
+    const b = st.get(ks, key);
+    return b === undefined ? undefined : unpackValue<T>(b);
+  };
+  const audits = (): AuditRecord[] => st.keys(AUDIT_KEYSPACE).map((k) => raw<AuditRecord>(AUDIT_KEYSPACE, k)!);
+  const auditTypes = (): string[] => audits().map((r) => r.type);
+  return { st, sm, clock, run, mfa, ok, refused, read, raw, audits, auditTypes };
+}
+
+function plain(v: unknown): unknown {
+  if (v instanceof Uint8Array) return new Uint8Array(v);
+  if (Array.isArray(v)) return v.map(plain);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  return v;
+}
+
+const fail = (sub: string | null, kind = 'totp', meta: { ip: string | null } = META) => ({ sub, kind, meta });
+const cred = (id: string, counter = 0, extra: Record<string, unknown> = {}) => ({
+  id,
+  publicKey: new Uint8Array([1, 2, 3, 4]),
+  counter,
+  transports: ['usb'],
+  name: `key ${id}`,
+  createdAt: 0,
+  lastUsedAt: null,
+  discoverable: false,
+  ...extra,
+});
+/** Ten distinct token-shaped hashes. */
+const hashes = (tag: string): string[] => Array.from({ length: 10 }, (_, i) => `${tag}${String(i).padStart(2, '0')}${'h'.repeat(40)}`);
+
+// ---------------------------------------------------------------------------------------------
+// Throttling
+
+test('backoff starts after the free failures and doubles with each further failure, up to the cap', () => {
+  const h = harness();
+  for (let i = 1; i <= THROTTLE.freeFailures; i++) {
+    assert.deepEqual(h.ok('throttle.fail', fail('alice')), { ok: true, failures: i });
+    assert.deepEqual(h.ok('throttle.check', fail('alice')), { ok: true });
+  }
+  let expected = THROTTLE.baseBackoffMs;
+  for (let n = 1; n <= 5; n++) {
+    const r = h.ok('throttle.fail', fail('alice'));
+    assert.deepEqual(r, { ok: false, reason: 'throttled', retryAt: h.clock.now + expected }, `failure ${THROTTLE.freeFailures + n}`);
+    assert.deepEqual(h.ok('throttle.check', fail('alice')), r);
+    // One millisecond before retryAt: still throttled; at retryAt: allowed.
+    h.clock.now += expected - 1;
+    assert.equal(h.ok('throttle.check', fail('alice')).reason, 'throttled');
+    h.clock.now += 1;
+    assert.deepEqual(h.ok('throttle.check', fail('alice')), { ok: true });
+    expected *= 2;
+  }
+  assert.equal(backoffMs(1), THROTTLE.baseBackoffMs);
+  assert.equal(backoffMs(2), 2 * THROTTLE.baseBackoffMs);
+  assert.equal(backoffMs(30), THROTTLE.maxBackoffMs);
+  assert.equal(backoffMs(10_000), THROTTLE.maxBackoffMs);
+});
+
+test('the throttle is per kind for the user: other kinds are not held back, a success resets only its own kind', () => {
+  const h = harness();
+  for (let i = 0; i < THROTTLE.freeFailures + 1; i++) h.ok('throttle.fail', fail('alice', 'totp', { ip: null }));
+  assert.equal(h.ok('throttle.check', fail('alice', 'totp', { ip: null })).reason, 'throttled');
+  assert.deepEqual(h.ok('throttle.check', fail('alice', 'password', { ip: null })), { ok: true });
+  // A password success does not give the TOTP guesser new attempts.
+  h.ok('throttle.reset', { sub: 'alice', kind: 'password', meta: META });
+  assert.equal(h.ok('throttle.check', fail('alice', 'totp', { ip: null })).reason, 'throttled');
+  h.ok('throttle.reset', { sub: 'alice', kind: 'password', meta: META });
+  h.ok('throttle.reset', { sub: 'alice', kind: 'totp', meta: META });
+  assert.equal(h.raw(THROTTLE_KEYSPACE, 'alice'), undefined, 'an empty throttle record is deleted');
+  assert.deepEqual(h.ok('throttle.check', fail('alice', 'totp', { ip: null })), { ok: true });
+});
+
+test('lockout after lockAfterFailures holds until lockMs passes (ctx.ts), is audited, and then counters start over', () => {
+  const h = harness();
+  let last: Record<string, unknown> = {};
+  for (let i = 1; i <= THROTTLE.lockAfterFailures; i++) {
+    last = h.ok('throttle.fail', fail('bob', 'password', { ip: null }));
+    h.clock.now += THROTTLE.maxBackoffMs; // wait out each backoff: only the lock is under test
+  }
+  const lockedAt = h.clock.now - THROTTLE.maxBackoffMs;
+  assert.deepEqual(last, { ok: false, reason: 'locked', retryAt: lockedAt + THROTTLE.lockMs });
+  const locked = h.audits().filter((r) => r.type === 'user.locked');
+  assert.equal(locked.length, 1);
+  assert.equal(locked[0]!.sub, 'bob');
+  assert.equal(locked[0]!.details.factor, 'password');
+  // Passwords are audited by the login flow (login.failed), not here.
+  assert.equal(h.auditTypes().filter((t) => t === 'mfa.failed').length, 0);
+  // Locked for every kind.
+  for (const kind of ['password', 'totp', 'recovery', 'webauthn']) assert.equal(h.ok('throttle.check', fail('bob', kind, { ip: null })).reason, 'locked');
+  h.clock.now = lockedAt + THROTTLE.lockMs - 1;
+  assert.equal(h.ok('throttle.check', fail('bob', 'password', { ip: null })).reason, 'locked');
+  h.clock.now = lockedAt + THROTTLE.lockMs;
+  assert.deepEqual(h.ok('throttle.check', fail('bob', 'password', { ip: null })), { ok: true });
+  // The lock served its purpose: the next failure is the first again (no immediate re-lock).
+  assert.deepEqual(h.ok('throttle.fail', fail('bob', 'password', { ip: null })), { ok: true, failures: 1 });
+  assert.equal(h.auditTypes().filter((t) => t === 'user.locked').length, 1);
+});
+
+test('attempts in flight are bounded per user and kind: concurrent guesses cannot all pass the check', () => {
+  const h = harness();
+  const check = () => h.ok('throttle.check', fail('kim', 'totp', { ip: null }));
+  assert.deepEqual(check(), { ok: true });
+  assert.deepEqual(check(), { ok: true });
+  // MAX_PENDING_ATTEMPTS in flight: the next is held back until one ends or its lease runs out.
+  assert.deepEqual(check(), { ok: false, reason: 'throttled', retryAt: h.clock.now + ATTEMPT_LEASE_MS });
+  // Another kind, and another user, are not affected.
+  assert.deepEqual(h.ok('throttle.check', fail('kim', 'password', { ip: null })), { ok: true });
+  assert.deepEqual(h.ok('throttle.check', fail('lee', 'totp', { ip: null })), { ok: true });
+  // A failure ends one attempt (and is counted).
+  assert.deepEqual(h.ok('throttle.fail', fail('kim', 'totp', { ip: null })), { ok: true, failures: 1 });
+  assert.deepEqual(check(), { ok: true });
+  assert.equal(check().ok, false);
+  // A success ends them all.
+  h.ok('throttle.reset', { sub: 'kim', kind: 'totp', meta: META });
+  assert.deepEqual(check(), { ok: true });
+  assert.deepEqual(check(), { ok: true });
+  // An attempt whose worker never came back frees its slot when the lease ends.
+  h.clock.now += ATTEMPT_LEASE_MS - 1;
+  assert.equal(check().ok, false);
+  h.clock.now += 1;
+  assert.deepEqual(check(), { ok: true });
+  // Failures of attempts whose lease ran out still count, and never go below zero in flight.
+  for (let i = 0; i < 4; i++) h.ok('throttle.fail', fail('kim', 'totp', { ip: null }));
+  assert.equal(h.raw<{ kinds: { totp: { failures: number; pending?: number } } }>(THROTTLE_KEYSPACE, 'kim')!.kinds.totp.pending, undefined);
+});
+
+test('failures are forgotten windowMs after the last one', () => {
+  const h = harness();
+  for (let i = 0; i < THROTTLE.freeFailures; i++) h.ok('throttle.fail', fail('carol'));
+  h.clock.now += THROTTLE.windowMs;
+  assert.deepEqual(h.ok('throttle.fail', fail('carol', 'totp', { ip: '198.51.100.9' })), { ok: true, failures: 1 });
+});
+
+test('per-IP throttling counts failures across users and holds back that IP only', () => {
+  const h = harness();
+  // One failure each for many users: no user is throttled, the IP collects them all.
+  for (let i = 0; i < THROTTLE.ipFreeFailures; i++) assert.equal(h.ok('throttle.fail', fail(`user${i}`, 'password')).ok, true);
+  const r = h.ok('throttle.fail', fail('user-next', 'password'));
+  assert.deepEqual(r, { ok: false, reason: 'throttled', retryAt: h.clock.now + THROTTLE.baseBackoffMs });
+  // A fresh user from the same IP is held back; the same user from another IP is not.
+  assert.equal(h.ok('throttle.check', fail('fresh', 'totp')).reason, 'throttled');
+  assert.equal(h.ok('throttle.check', fail(null, 'password')).reason, 'throttled');
+  assert.deepEqual(h.ok('throttle.check', fail('fresh', 'totp', { ip: '203.0.113.7' })), { ok: true });
+  // Unknown usernames (sub null) count for the IP too, and the backoff doubles.
+  h.clock.now += THROTTLE.baseBackoffMs;
+  assert.deepEqual(h.ok('throttle.fail', fail(null, 'password')), { ok: false, reason: 'throttled', retryAt: h.clock.now + 2 * THROTTLE.baseBackoffMs });
+  assert.equal(h.raw<{ failures: number }>(IP_THROTTLE_KEYSPACE, IP)!.failures, THROTTLE.ipFreeFailures + 2);
+  // A success does not reset the IP's counter (one valid account must not launder an IP).
+  h.ok('throttle.reset', { sub: 'user0', kind: 'password', meta: META });
+  assert.equal(h.ok('throttle.check', fail('user0', 'password')).reason, 'throttled');
+});
+
+test('throttle records expire into the tokens sweep (state does not grow with attackers\u2019 IPs); the index entry follows the record', () => {
+  const h = harness();
+  h.ok('throttle.fail', fail('ivy', 'password', { ip: '192.0.2.200' }));
+  const first = h.clock.now;
+  h.clock.now += 1_000;
+  h.ok('throttle.fail', fail('ivy', 'password', { ip: '192.0.2.200' }));
+  // One index entry per record, at its current exp (the second failure moved them).
+  assert.deepEqual(h.st.keys(EXPIRY_KEYSPACE), [
+    expiryIndexKey(h.clock.now + THROTTLE.windowMs, IP_THROTTLE_KEYSPACE, '192.0.2.200'),
+    expiryIndexKey(h.clock.now + THROTTLE.windowMs, THROTTLE_KEYSPACE, 'ivy'),
+  ]);
+  // Not yet expired: the sweep keeps them.
+  h.clock.now = first + THROTTLE.windowMs + 500;
+  assert.deepEqual(h.run('tokens', 'sweep', { keys: h.st.keys(EXPIRY_KEYSPACE) }), { ok: true, value: { deleted: 0 } });
+  assert.equal(h.st.keys(THROTTLE_KEYSPACE).length, 1);
+  h.clock.now = first + 1_000 + THROTTLE.windowMs;
+  assert.deepEqual(h.run('tokens', 'sweep', { keys: h.st.keys(EXPIRY_KEYSPACE) }), { ok: true, value: { deleted: 2 } });
+  assert.deepEqual(h.st.keys(THROTTLE_KEYSPACE), []);
+  assert.deepEqual(h.st.keys(IP_THROTTLE_KEYSPACE), []);
+  assert.deepEqual(h.st.keys(EXPIRY_KEYSPACE), []);
+  // A lock keeps the user's record at least until it ends; unlock removes record and entry.
+  for (let i = 0; i < THROTTLE.lockAfterFailures; i++) h.ok('throttle.fail', fail('ivy', 'totp', { ip: null }));
+  const rec = h.raw<{ lockedUntil: number; exp: number }>(THROTTLE_KEYSPACE, 'ivy')!;
+  assert.equal(rec.exp, Math.max(rec.lockedUntil, h.clock.now + THROTTLE.windowMs));
+  h.ok('unlock', { sub: 'ivy', meta: META });
+  assert.deepEqual(h.st.keys(EXPIRY_KEYSPACE), []);
+});
+
+test('unlock clears the lock and counters and is audited', () => {
+  const h = harness();
+  for (let i = 0; i < THROTTLE.lockAfterFailures; i++) h.ok('throttle.fail', fail('dave', 'recovery', { ip: null }));
+  assert.equal(h.ok('throttle.check', fail('dave', 'recovery', { ip: null })).reason, 'locked');
+  assert.deepEqual(h.ok('unlock', { sub: 'dave', meta: { ip: '10.0.0.1' } }), { wasLocked: true });
+  assert.deepEqual(h.ok('throttle.check', fail('dave', 'recovery', { ip: null })), { ok: true });
+  const rec = h.audits().at(-1)!;
+  assert.equal(rec.type, 'user.unlocked');
+  assert.equal(rec.sub, 'dave');
+  assert.equal(rec.ip, '10.0.0.1');
+  assert.deepEqual(h.ok('unlock', { sub: 'dave', meta: META }), { wasLocked: false });
+  // Non-password failures are audited mfa.failed with the factor.
+  assert.equal(h.audits().filter((r) => r.type === 'mfa.failed' && r.details.factor === 'recovery').length, THROTTLE.lockAfterFailures);
+});
+
+test('throttle ops refuse malformed arguments and change nothing', () => {
+  const h = harness();
+  h.refused('throttle.fail', { sub: 'a', kind: 'sms', meta: META }, 'INVALID_ARGUMENT', /kind/);
+  h.refused('throttle.fail', { sub: '', kind: 'totp', meta: META }, 'INVALID_ARGUMENT', /sub/);
+  h.refused('throttle.fail', { sub: 'a', kind: 'totp', meta: { ip: 'bad ip' } }, 'INVALID_ARGUMENT', /meta.ip/);
+  h.refused('throttle.fail', { sub: 'a', kind: 'totp', meta: { ip: IP, extra: 1 } }, 'INVALID_ARGUMENT', /meta/);
+  h.refused('throttle.reset', { sub: null, kind: 'totp', meta: META }, 'INVALID_ARGUMENT', /sub/);
+  h.refused('nope', {}, 'UNKNOWN_OPERATION');
+  h.refused('toString', {}, 'UNKNOWN_OPERATION');
+});
+
+// ---------------------------------------------------------------------------------------------
+// TOTP
+
+test('TOTP: the first accepted code confirms the enrollment; a step is accepted once; older steps are replays', () => {
+  const h = harness();
+  h.ok('totp.enroll', { sub: 'alice', sealed: new Uint8Array([9, 9, 9]), meta: META });
+  const f = h.read('factors', { sub: 'alice' }) as { totp: { confirmed: boolean } };
+  assert.equal(f.totp.confirmed, false);
+  // Enrolling again before confirmation replaces the secret.
+  h.ok('totp.enroll', { sub: 'alice', sealed: new Uint8Array([7]), meta: META });
+  assert.deepEqual(h.ok('totp.accept', { sub: 'alice', step: S0, meta: META }), { ok: true, enrolled: true });
+  const f2 = h.read('factors', { sub: 'alice' }) as { totp: { confirmed: boolean; sealed: Uint8Array } };
+  assert.equal(f2.totp.confirmed, true);
+  assert.deepEqual(f2.totp.sealed, new Uint8Array([7]));
+  assert.deepEqual(h.auditTypes(), ['mfa.enrolled']);
+  // The same step again (the same code on another node): refused, audited, counted.
+  assert.deepEqual(h.ok('totp.accept', { sub: 'alice', step: S0, meta: META }), { ok: false, reason: 'replay' });
+  // An older step within the window (a code seen later): refused too.
+  assert.deepEqual(h.ok('totp.accept', { sub: 'alice', step: S0 - 1, meta: META }), { ok: false, reason: 'replay' });
+  assert.deepEqual(h.auditTypes(), ['mfa.enrolled', 'mfa.replay_refused', 'mfa.replay_refused']);
+  assert.equal((h.read('factors', { sub: 'alice' }) as { lock: { failures: number } }).lock.failures, 2);
+  // The next step is fine; success clears the TOTP counter.
+  h.clock.now += TOTP_PERIOD_MS;
+  assert.deepEqual(h.ok('totp.accept', { sub: 'alice', step: S0 + 1, meta: META }), { ok: true, enrolled: false });
+  assert.equal(h.auditTypes().at(-1), 'mfa.verified');
+  assert.equal((h.read('factors', { sub: 'alice' }) as { lock: { failures: number } }).lock.failures, 0);
+  assert.equal(h.raw<{ lastStep: number }>(TOTP_KEYSPACE, 'alice')!.lastStep, S0 + 1);
+  // Enrolling over a confirmed factor is refused.
+  h.refused('totp.enroll', { sub: 'alice', sealed: new Uint8Array([1]), meta: META }, 'ALREADY_EXISTS');
+});
+
+test('TOTP: a step far from the leader time is refused (it would block every later code); throttled users get nothing', () => {
+  const h = harness();
+  h.ok('totp.enroll', { sub: 'erin', sealed: new Uint8Array([1]), meta: META });
+  h.refused('totp.accept', { sub: 'erin', step: S0 + MAX_STEP_SKEW + 1, meta: META }, 'INVALID_ARGUMENT', /step/);
+  h.refused('totp.accept', { sub: 'erin', step: S0 - MAX_STEP_SKEW - 1, meta: META }, 'INVALID_ARGUMENT', /step/);
+  h.refused('totp.accept', { sub: 'erin', step: 1.5, meta: META }, 'INVALID_ARGUMENT', /step/);
+  h.refused('totp.accept', { sub: 'nobody', step: S0, meta: META }, 'NOT_FOUND');
+  for (let i = 0; i < THROTTLE.freeFailures + 1; i++) h.ok('throttle.fail', fail('erin'));
+  const before = h.st.snapshot();
+  const r = h.ok('totp.accept', { sub: 'erin', step: S0 + MAX_STEP_SKEW, meta: META });
+  assert.equal(r.reason, 'throttled');
+  assert.deepEqual(h.st.snapshot(), before, 'a throttled accept changes nothing');
+  h.refused('totp.enroll', { sub: 'erin', sealed: new Uint8Array(0), meta: META }, 'INVALID_ARGUMENT', /sealed/);
+  h.refused('totp.enroll', { sub: 'erin', sealed: new Uint8Array(2000), meta: META }, 'INVALID_ARGUMENT', /sealed/);
+});
+
+test('TOTP: remove deletes the factor and is audited', () => {
+  const h = harness();
+  h.ok('totp.enroll', { sub: 'f', sealed: new Uint8Array([1]), meta: META });
+  assert.deepEqual(h.ok('totp.remove', { sub: 'f', meta: META }), { existed: true });
+  assert.deepEqual(h.ok('totp.remove', { sub: 'f', meta: META }), { existed: false });
+  assert.equal((h.read('factors', { sub: 'f' }) as { totp: unknown }).totp, null);
+  assert.deepEqual(h.auditTypes(), ['mfa.reset']);
+});
+
+// ---------------------------------------------------------------------------------------------
+// WebAuthn
+
+test('WebAuthn challenges: single use, expire, bound to a purpose; indexed for the tokens sweep', () => {
+  const h = harness();
+  const exp = h.clock.now + 300_000;
+  h.ok('webauthn.challenge', { challenge: 'chal-1', purpose: 'authenticate', sub: null, exp });
+  assert.deepEqual(h.st.keys(EXPIRY_KEYSPACE), [expiryIndexKey(exp, CHALLENGES_KEYSPACE, 'chal-1')]);
+  assert.deepEqual(h.ok('webauthn.consume', { challenge: 'chal-1', purpose: 'authenticate' }), { ok: true, sub: null });
+  assert.deepEqual(h.ok('webauthn.consume', { challenge: 'chal-1', purpose: 'authenticate' }), { ok: false, reason: 'used' });
+  assert.deepEqual(h.ok('webauthn.consume', { challenge: 'never', purpose: 'authenticate' }), { ok: false, reason: 'unknown' });
+  // Purpose mismatch spends the challenge.
+  h.ok('webauthn.challenge', { challenge: 'chal-2', purpose: 'register', sub: 'alice', exp });
+  assert.deepEqual(h.ok('webauthn.consume', { challenge: 'chal-2', purpose: 'authenticate' }), { ok: false, reason: 'purpose' });
+  assert.deepEqual(h.ok('webauthn.consume', { challenge: 'chal-2', purpose: 'register' }), { ok: false, reason: 'used' });
+  // Expiry by leader time.
+  h.ok('webauthn.challenge', { challenge: 'chal-3', purpose: 'register', sub: 'alice', exp });
+  h.clock.now = exp;
+  assert.deepEqual(h.ok('webauthn.consume', { challenge: 'chal-3', purpose: 'register' }), { ok: false, reason: 'expired' });
+  // The tokens domain's sweep deletes them (and their index entries) once expired.
+  const keys = h.st.keys(EXPIRY_KEYSPACE);
+  assert.equal(keys.length, 3);
+  const swept = h.run('tokens', 'sweep', { keys });
+  assert.deepEqual(swept, { ok: true, value: { deleted: 3 } });
+  assert.deepEqual(h.st.keys(CHALLENGES_KEYSPACE), []);
+  assert.deepEqual(h.st.keys(EXPIRY_KEYSPACE), []);
+});
+
+test('WebAuthn challenges: bad arguments are refused', () => {
+  const h = harness();
+  const now = h.clock.now;
+  h.refused('webauthn.challenge', { challenge: 'c', purpose: 'register', sub: null, exp: now + 1000 }, 'INVALID_ARGUMENT', /sub/);
+  h.refused('webauthn.challenge', { challenge: 'c', purpose: 'login', sub: null, exp: now + 1000 }, 'INVALID_ARGUMENT', /purpose/);
+  h.refused('webauthn.challenge', { challenge: 'c', purpose: 'authenticate', sub: null, exp: now }, 'INVALID_ARGUMENT', /exp/);
+  h.refused('webauthn.challenge', { challenge: 'c', purpose: 'authenticate', sub: null, exp: now + MAX_CHALLENGE_TTL_MS + 1 }, 'INVALID_ARGUMENT', /exp/);
+  h.refused('webauthn.challenge', { challenge: 'a b', purpose: 'authenticate', sub: null, exp: now + 1000 }, 'INVALID_ARGUMENT', /challenge/);
+  h.ok('webauthn.challenge', { challenge: 'c', purpose: 'authenticate', sub: null, exp: now + 1000 });
+  h.refused('webauthn.challenge', { challenge: 'c', purpose: 'authenticate', sub: null, exp: now + 1000 }, 'ALREADY_EXISTS');
+});
+
+test('WebAuthn credentials: register, find by id, counters only go up (0/0 allowed), regression refused and audited', () => {
+  const h = harness();
+  h.ok('webauthn.register', { sub: 'alice', credential: cred('cred-A', 5), meta: META });
+  h.ok('webauthn.register', { sub: 'alice', credential: cred('cred-Z', 0), meta: META });
+  h.refused('webauthn.register', { sub: 'bob', credential: cred('cred-A'), meta: META }, 'ALREADY_EXISTS');
+  const found = h.read('webauthn.byCredentialId', { credentialId: 'cred-A' }) as { sub: string; credential: { counter: number; createdAt: number } };
+  assert.equal(found.sub, 'alice');
+  assert.equal(found.credential.counter, 5);
+  assert.equal(found.credential.createdAt, T0, "apply's time, not the proposer's");
+  assert.equal(h.read('webauthn.byCredentialId', { credentialId: 'nope' }), null);
+
+  assert.deepEqual(h.ok('webauthn.accept', { sub: 'alice', credentialId: 'cred-A', newCounter: 6, meta: META }), { ok: true });
+  // Equal or lower: a cloned authenticator.
+  assert.deepEqual(h.ok('webauthn.accept', { sub: 'alice', credentialId: 'cred-A', newCounter: 6, meta: META }), { ok: false, reason: 'counter_regression' });
+  assert.deepEqual(h.ok('webauthn.accept', { sub: 'alice', credentialId: 'cred-A', newCounter: 2, meta: META }), { ok: false, reason: 'counter_regression' });
+  assert.deepEqual(h.ok('webauthn.accept', { sub: 'alice', credentialId: 'cred-A', newCounter: 0, meta: META }), { ok: false, reason: 'counter_regression' });
+  const cr = h.audits().filter((r) => r.type === 'mfa.counter_regression');
+  assert.equal(cr.length, 3);
+  assert.deepEqual({ stored: cr[1]!.details.stored, received: cr[1]!.details.received }, { stored: 6, received: 2 });
+  assert.equal((h.read('factors', { sub: 'alice' }) as { lock: { failures: number } }).lock.failures, 3);
+  // An authenticator without a counter (always 0) keeps working.
+  assert.deepEqual(h.ok('webauthn.accept', { sub: 'alice', credentialId: 'cred-Z', newCounter: 0, meta: META }), { ok: true });
+  assert.deepEqual(h.ok('webauthn.accept', { sub: 'alice', credentialId: 'cred-Z', newCounter: 0, meta: META }), { ok: true });
+  // The accepted counter and last use are stored.
+  const list = h.raw<{ id: string; counter: number; lastUsedAt: number | null }[]>(WEBAUTHN_KEYSPACE, 'alice')!;
+  assert.deepEqual(
+    list.map((c) => [c.id, c.counter, c.lastUsedAt]),
+    [
+      ['cred-A', 6, T0],
+      ['cred-Z', 0, T0],
+    ],
+  );
+  h.refused('webauthn.accept', { sub: 'bob', credentialId: 'cred-A', newCounter: 99, meta: META }, 'NOT_FOUND');
+  h.refused('webauthn.accept', { sub: 'alice', credentialId: 'cred-A', newCounter: 2 ** 32, meta: META }, 'INVALID_ARGUMENT', /newCounter/);
+});
+
+test('WebAuthn credentials: at most MAX_CREDENTIALS per user; remove; malformed credentials refused', () => {
+  const h = harness();
+  for (let i = 0; i < MAX_CREDENTIALS; i++) h.ok('webauthn.register', { sub: 'u', credential: cred(`c${i}`), meta: META });
+  h.refused('webauthn.register', { sub: 'u', credential: cred('one-more'), meta: META }, 'RESOURCE_EXHAUSTED');
+  assert.deepEqual(h.ok('webauthn.remove', { sub: 'u', credentialId: 'c3', meta: META }), { existed: true });
+  assert.deepEqual(h.ok('webauthn.remove', { sub: 'u', credentialId: 'c3', meta: META }), { existed: false });
+  assert.equal(h.raw(CREDENTIAL_INDEX_KEYSPACE, 'c3'), undefined);
+  h.ok('webauthn.register', { sub: 'u', credential: cred('one-more'), meta: META });
+  h.refused('webauthn.register', { sub: 'v', credential: cred('x', 0, { id: 'not base64url!' }), meta: META }, 'INVALID_ARGUMENT', /credential.id/);
+  h.refused('webauthn.register', { sub: 'v', credential: cred('x', 0, { publicKey: new Uint8Array(3000) }), meta: META }, 'INVALID_ARGUMENT', /publicKey/);
+  h.refused('webauthn.register', { sub: 'v', credential: cred('x', -1), meta: META }, 'INVALID_ARGUMENT', /counter/);
+  h.refused('webauthn.register', { sub: 'v', credential: cred('x', 0, { name: '' }), meta: META }, 'INVALID_ARGUMENT', /name/);
+  h.refused('webauthn.register', { sub: 'v', credential: cred('x', 0, { transports: Array(9).fill('usb') }), meta: META }, 'INVALID_ARGUMENT', /transports/);
+  h.refused('webauthn.register', { sub: 'v', credential: cred('x', 0, { discoverable: 'yes' }), meta: META }, 'INVALID_ARGUMENT', /discoverable/);
+});
+
+test('WebAuthn accept while locked changes nothing', () => {
+  const h = harness();
+  h.ok('webauthn.register', { sub: 'w', credential: cred('cw', 1), meta: META });
+  for (let i = 0; i < THROTTLE.lockAfterFailures; i++) h.ok('throttle.fail', fail('w', 'webauthn', { ip: null }));
+  const before = h.st.snapshot();
+  assert.equal(h.ok('webauthn.accept', { sub: 'w', credentialId: 'cw', newCounter: 2, meta: { ip: null } }).reason, 'locked');
+  assert.deepEqual(h.st.snapshot(), before);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Recovery codes
+
+test('recovery codes: each works once, a reused or unknown code fails and counts, exhaustion forces re-enrollment', () => {
+  const h = harness();
+  const hs = hashes('a');
+  h.ok('recovery.set', { sub: 'alice', hashes: hs, meta: META });
+  h.ok('policy.set', { sub: 'alice', required: true, reenrollAfterRecovery: false, meta: META });
+  for (let i = 0; i < 10; i++) {
+    const r = h.ok('recovery.use', { sub: 'alice', hash: hs[i], meta: META });
+    assert.deepEqual(r, { ok: true, remaining: 9 - i, forceReenroll: i === 9 }, `code ${i}`);
+    // Used once: the same code again is wrong (and counted).
+    if (i < 3) assert.deepEqual(h.ok('recovery.use', { sub: 'alice', hash: hs[i], meta: META }), { ok: false, reason: 'invalid' });
+  }
+  assert.deepEqual(h.ok('recovery.use', { sub: 'alice', hash: hs[0], meta: META }), { ok: false, reason: 'invalid' });
+  assert.equal((h.read('factors', { sub: 'alice' }) as { recovery: { remaining: number } }).recovery.remaining, 0);
+  const used = h.audits().filter((r) => r.type === 'mfa.recovery_used');
+  assert.equal(used.length, 10);
+  assert.equal(used[9]!.details.remaining, 0);
+  assert.equal(h.audits().filter((r) => r.type === 'mfa.failed' && r.details.factor === 'recovery').length, 4);
+  // Regenerating replaces the set; old codes stop working.
+  const hs2 = hashes('b');
+  h.ok('recovery.set', { sub: 'alice', hashes: hs2, meta: META });
+  assert.equal(h.auditTypes().filter((t) => t === 'mfa.recovery_regenerated').length, 2);
+  assert.deepEqual(h.ok('recovery.use', { sub: 'alice', hash: hs[5], meta: META }), { ok: false, reason: 'invalid' });
+  // Default policy: any use asks for re-enrollment.
+  h.ok('policy.set', { sub: 'alice', required: true, reenrollAfterRecovery: true, meta: META });
+  assert.deepEqual(h.ok('recovery.use', { sub: 'alice', hash: hs2[0], meta: META }), { ok: true, remaining: 9, forceReenroll: true });
+});
+
+test('recovery codes: guessing is throttled and locks; a user without codes answers like a wrong code', () => {
+  const h = harness();
+  assert.deepEqual(h.ok('recovery.use', { sub: 'nocodes', hash: hashes('z')[0], meta: META }), { ok: false, reason: 'invalid' });
+  h.ok('recovery.set', { sub: 'g', hashes: hashes('g'), meta: META });
+  for (let i = 0; i < THROTTLE.lockAfterFailures; i++) {
+    h.clock.now += THROTTLE.maxBackoffMs;
+    assert.deepEqual(h.ok('recovery.use', { sub: 'g', hash: hashes('x')[0], meta: { ip: null } }), { ok: false, reason: 'invalid' });
+  }
+  // Locked: even a right code is not looked at, and stays usable.
+  const before = h.st.snapshot();
+  assert.equal(h.ok('recovery.use', { sub: 'g', hash: hashes('g')[0], meta: { ip: null } }).reason, 'locked');
+  assert.deepEqual(h.st.snapshot(), before);
+  h.ok('unlock', { sub: 'g', meta: META });
+  assert.equal(h.ok('recovery.use', { sub: 'g', hash: hashes('g')[0], meta: { ip: null } }).ok, true);
+});
+
+test('recovery.set refuses anything but ten distinct hashes', () => {
+  const h = harness();
+  h.refused('recovery.set', { sub: 'a', hashes: hashes('a').slice(0, 9), meta: META }, 'INVALID_ARGUMENT', /hashes/);
+  h.refused('recovery.set', { sub: 'a', hashes: [...hashes('a').slice(0, 9), hashes('a')[0]], meta: META }, 'INVALID_ARGUMENT', /distinct/);
+  h.refused('recovery.set', { sub: 'a', hashes: [...hashes('a').slice(0, 9), 'not a hash'], meta: META }, 'INVALID_ARGUMENT', /hashes\[9\]/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Admin
+
+test('reset removes every factor (and the credential index); policy and counters stay', () => {
+  const h = harness();
+  h.ok('totp.enroll', { sub: 'r', sealed: new Uint8Array([1]), meta: META });
+  h.ok('webauthn.register', { sub: 'r', credential: cred('r1'), meta: META });
+  h.ok('webauthn.register', { sub: 'r', credential: cred('r2'), meta: META });
+  h.ok('recovery.set', { sub: 'r', hashes: hashes('r'), meta: META });
+  h.ok('policy.set', { sub: 'r', required: true, meta: META });
+  h.ok('throttle.fail', fail('r'));
+  assert.deepEqual(h.ok('reset', { sub: 'r', meta: META }), { removed: { totp: true, webauthn: 2, recovery: 10 } });
+  for (const ks of [TOTP_KEYSPACE, WEBAUTHN_KEYSPACE, CREDENTIAL_INDEX_KEYSPACE, RECOVERY_KEYSPACE]) assert.deepEqual(h.st.keys(ks), [], ks);
+  const f = h.read('factors', { sub: 'r' }) as { required: boolean; lock: { failures: number } };
+  assert.equal(f.required, true);
+  assert.equal(f.lock.failures, 1);
+  const last = h.audits().at(-1)!;
+  assert.equal(last.type, 'mfa.reset');
+  assert.deepEqual(last.details, { factor: 'all', recovery: 10, totp: true, webauthn: 2 });
+});
+
+test('factors read of an unknown user; the audit chain links every mfa record', () => {
+  const h = harness();
+  assert.deepEqual(h.read('factors', { sub: 'ghost' }), {
+    totp: null,
+    webauthn: [],
+    recovery: { remaining: 0 },
+    required: false,
+    reenrollAfterRecovery: true,
+    lock: { failures: 0, lockedUntil: null, backoffUntil: null },
+  });
+  h.ok('totp.enroll', { sub: 'a', sealed: new Uint8Array([1]), meta: META });
+  h.ok('totp.accept', { sub: 'a', step: S0, meta: META });
+  h.ok('totp.accept', { sub: 'a', step: S0, meta: META });
+  h.ok('recovery.set', { sub: 'a', hashes: hashes('a'), meta: { ip: IP, clientId: 'app' } });
+  const recs = h.audits();
+  assert.deepEqual(
+    recs.map((r) => r.type),
+    ['mfa.enrolled', 'mfa.replay_refused', 'mfa.recovery_regenerated'],
+  );
+  for (let i = 1; i < recs.length; i++) assert.equal(recs[i]!.prev, recs[i - 1]!.hash);
+  assert.equal(recs[2]!.clientId, 'app');
+  assert.equal(recs[0]!.ip, IP);
+  assert.equal(recs[0]!.ts, T0);
+});
