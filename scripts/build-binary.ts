@@ -32,6 +32,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { SIMPLEWEBAUTHN_BROWSER_ASSET } from '../src/sea/assets.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -42,6 +43,14 @@ export const SEA_SENTINEL_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2
 const SEA_RESOURCE_NAME = 'NODE_SEA_BLOB';
 /** Must equal CLASSIC_LEVEL_ADDON_ASSET in src/sea/addon.ts (checked in test/binary/). */
 export const CLASSIC_LEVEL_ASSET_NAME = 'classic-level.node';
+
+/** @simplewebauthn/browser's UMD bundle (its package exports only module entry points; the bundle sits beside them). */
+function simpleWebAuthnBrowserBundle(): string {
+  const entry = require.resolve('@simplewebauthn/browser');
+  const file = join(dirname(entry), '..', 'dist', 'bundle', 'index.umd.min.js');
+  if (!existsSync(file)) throw new Error(`the @simplewebauthn/browser bundle is missing: ${file}`);
+  return file;
+}
 /** Output kept from a build tool (shown when it fails). */
 const MAX_TOOL_OUTPUT_BYTES = 16 * 1024 * 1024;
 
@@ -190,13 +199,13 @@ export async function buildBinary(options: BuildOptions = {}): Promise<BuildResu
           disableExperimentalSEAWarning: true,
           // Compiled code in the blob: start-up (every CLI command, every HTTP worker) skips parsing the bundle.
           useCodeCache: true,
-          assets: { [CLASSIC_LEVEL_ASSET_NAME]: addonPath },
+          assets: { [CLASSIC_LEVEL_ASSET_NAME]: addonPath, [SIMPLEWEBAUTHN_BROWSER_ASSET]: simpleWebAuthnBrowserBundle() },
         },
         null,
         2,
       ),
     );
-    log(`generating the SEA blob (asset ${CLASSIC_LEVEL_ASSET_NAME} from ${addonPath})`);
+    log(`generating the SEA blob (assets ${CLASSIC_LEVEL_ASSET_NAME} from ${addonPath}, ${SIMPLEWEBAUTHN_BROWSER_ASSET})`);
     runNode('node --experimental-sea-config', ['--experimental-sea-config', seaConfigPath]);
 
     log(`injecting into a copy of ${process.execPath}`);

@@ -21,6 +21,8 @@
 // docs/mfa.md), and that enrollment counts as the second factor of this sign-in.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { getAsset, isSea } from 'node:sea';
+import { SIMPLEWEBAUTHN_BROWSER_ASSET } from '../sea/assets.ts';
 import { dirname, join } from 'node:path';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
@@ -373,11 +375,16 @@ export async function handleMfaContinue(ctx: OAuthContext, req: FastifyRequest, 
  * Its package exports only the module entry points, so the bundle is found next to them.
  */
 let browserLib: Buffer | null | undefined;
+
 function simpleWebAuthnBundle(log: OAuthContext['log']): Buffer | null {
   if (browserLib !== undefined) return browserLib;
   try {
-    const entry = createRequire(import.meta.url).resolve('@simplewebauthn/browser');
-    browserLib = readFileSync(join(dirname(entry), '..', 'dist', 'bundle', 'index.umd.min.js'));
+    // The single binary carries the bundle as an SEA asset (scripts/build-binary.ts): no node_modules there.
+    if (isSea()) browserLib = Buffer.from(getAsset(SIMPLEWEBAUTHN_BROWSER_ASSET));
+    else {
+      const entry = createRequire(import.meta.url).resolve('@simplewebauthn/browser');
+      browserLib = readFileSync(join(dirname(entry), '..', 'dist', 'bundle', 'index.umd.min.js'));
+    }
   } catch (e) {
     log.error({ err: e }, 'the @simplewebauthn/browser bundle is not installed: WebAuthn pages cannot run');
     browserLib = null;

@@ -262,6 +262,12 @@ describe('dist/raftauth (single executable)', { timeout: 120_000 }, () => {
     for (const id of NODE_IDS) ports.set(id, { raft: await freePort(), http: await freePort(), admin: await freePort() });
     const members = NODE_IDS.map((id) => `    - { id: ${id}, raftAddress: "127.0.0.1:${ports.get(id)!.raft}", httpAddress: "127.0.0.1:${ports.get(id)!.http}" }`).join('\n');
     const token = 'binary-test-admin-token-0123456789abcdef';
+    // The master key that wraps the cluster's data keys, made by the binary's own CLI (0600).
+    const masterFile = join(root, 'master.key');
+    const gen = await run(binary, ['keys', 'generate-master', '--out', masterFile], cleanEnv({ TMPDIR: addonTmp }), HTTP_TIMEOUT_MS * 2);
+    assert.equal(gen.code, 0, gen.output);
+    assert.equal(statSync(masterFile).mode & 0o777, 0o600);
+    const issuer = `http://127.0.0.1:${ports.get(NODE_IDS[0])!.http}`;
     for (const id of NODE_IDS) {
       const dir = join(root, `node${id}`);
       await writePem(dir, 'ca', ca);
@@ -279,6 +285,8 @@ describe('dist/raftauth (single executable)', { timeout: 120_000 }, () => {
           `http: { workers: 1, listen: "127.0.0.1:${ports.get(id)!.http}" }`,
           `admin: { listen: "127.0.0.1:${ports.get(id)!.admin}", tokenFile: admin.token }`,
           'log: { level: info }',
+          `crypto: { masterKeyFile: "${masterFile}" }`,
+          `oauth: { issuer: "${issuer}" }`,
           '',
         ].join('\n'),
       );
@@ -363,6 +371,37 @@ describe('dist/raftauth (single executable)', { timeout: 120_000 }, () => {
         assert.equal(r.status, 200, `node ${id}: ${JSON.stringify(r.body)}`);
         assert.equal((r.body as { value: string }).value, value, `node ${id} reads the written value`);
       }
+
+      // OAuth from the binary: the leader creates the keys; a client made through the admin API
+      // gets a token (jose, the sealing, the scrypt-free client secret path); the WebAuthn page's
+      // browser library comes from the binary's asset, not from a node_modules.
+      await waitFor('the signing keys on every node', async () => {
+        for (const id of NODE_IDS) {
+          const j = await http('GET', ports.get(id)!.http, '/jwks.json');
+          const keys = (j.body as { keys?: unknown[] }).keys;
+          if (j.status !== 200 || !Array.isArray(keys) || keys.length === 0) return null;
+        }
+        return true;
+      }, CLUSTER_UP_TIMEOUT_MS);
+      const created = await fetch(`http://127.0.0.1:${ports.get(leader)!.admin}/admin/v1/clients`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ client_id: 'binary-client', client_name: 'binary', grant_types: ['client_credentials'], scopes: ['api'] }),
+      });
+      const cbody = (await created.json()) as { client_secret?: string };
+      assert.equal(created.status, 201, JSON.stringify(cbody));
+      const tok = await waitFor('a client_credentials token from a follower', async () => {
+        const r = await fetch(`http://127.0.0.1:${ports.get(follower)!.http}/token`, {
+          method: 'POST',
+          headers: { authorization: `Basic ${Buffer.from(`binary-client:${cbody.client_secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'grant_type=client_credentials',
+        });
+        return r.status === 200 ? ((await r.json()) as { access_token: string }) : null;
+      }, CLUSTER_UP_TIMEOUT_MS);
+      assert.match(tok.access_token, /^eyJ/);
+      const lib = await fetch(`http://127.0.0.1:${ports.get(follower)!.http}/mfa/assets/simplewebauthn-browser.js`);
+      assert.equal(lib.status, 200);
+      assert.match(await lib.text(), /SimpleWebAuthnBrowser/);
 
       // Graceful stop on SIGTERM: exit code 0, worker included.
       for (const c of children) c.child.kill('SIGTERM');
