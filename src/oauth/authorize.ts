@@ -73,8 +73,8 @@ export function resolveTarget(ctx: OAuthContext, p: Params): { client: ClientRec
   if (client === null) throw new PageError(400, 'Unknown application', `No application is registered with client_id ${clientId}.`, 'invalid_request');
   let redirectUri: string;
   if (p.redirect_uri !== undefined) {
-    if (!client.redirect_uris.includes(p.redirect_uri)) {
-      throw new PageError(400, 'Invalid redirect URI', `The redirect_uri is not registered for ${client.client_name}: it must match a registered one exactly.`, 'invalid_request');
+    if (!client.redirect_uris.some((r) => redirectUriMatches(r, p.redirect_uri!))) {
+      throw new PageError(400, 'Invalid redirect URI', `The redirect_uri is not registered for ${client.client_name}: it must match a registered one exactly (any port for a loopback IP address, RFC 8252 §7.3).`, 'invalid_request');
     }
     redirectUri = p.redirect_uri;
   } else {
@@ -86,7 +86,30 @@ export function resolveTarget(ctx: OAuthContext, p: Params): { client: ClientRec
     redirectUri = client.redirect_uris[0]!;
   }
   const responseMode: ResponseMode = p.response_mode === 'form_post' ? 'form_post' : 'query';
-  return { client, target: { redirectUri, responseMode, state: p.state ?? null } };
+  return { client, target: { redirectUri, redirectUriInRequest: p.redirect_uri !== undefined, responseMode, state: p.state ?? null } };
+}
+
+/**
+ * RFC 9700 §4.1.3: exact string match — except RFC 8252 §7.3: "The authorization server MUST
+ * allow any port to be specified at the time of the request for loopback IP redirect URIs" (a
+ * native app listens on whatever port it got). Only http and the IP literals 127.0.0.1 and [::1]
+ * count as loopback (§8.3: `localhost` is not one); everything but the port must still match.
+ */
+export function redirectUriMatches(registered: string, requested: string): boolean {
+  if (registered === requested) return true;
+  let r: URL;
+  let q: URL;
+  try {
+    r = new URL(registered);
+    q = new URL(requested);
+  } catch {
+    return false;
+  }
+  const loopback = (u: URL) => u.protocol === 'http:' && (u.hostname === '127.0.0.1' || u.hostname === '[::1]');
+  if (!loopback(r) || !loopback(q)) return false;
+  // Compare the strings with the port removed, so nothing else is normalised into a match.
+  const withoutPort = (s: string, u: URL) => (u.port === '' ? s : s.replace(`${u.hostname}:${u.port}`, u.hostname));
+  return r.hostname === q.hostname && withoutPort(registered, r) === withoutPort(requested, q);
 }
 
 /** The redirect target of a request whose parameters did not parse, when client_id and redirect_uri each appear once and are valid. */

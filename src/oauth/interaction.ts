@@ -34,6 +34,8 @@ export type PromptValue = 'none' | 'login' | 'consent' | 'select_account';
 /** Where an authorization response (success or error) goes. */
 export interface AuthorizationTarget {
   readonly redirectUri: string;
+  /** Whether the request carried redirect_uri (RFC 6749 §4.1.3: then the token request must carry the same). Absent = true. */
+  readonly redirectUriInRequest?: boolean;
   readonly responseMode: ResponseMode;
   /** RFC 6749 §4.1.2: echoed verbatim when the client sent it. */
   readonly state: string | null;
@@ -273,6 +275,7 @@ export async function issueCode(ctx: OAuthContext, reply: FastifyReply, authz: A
   const payload: CodePayload = {
     clientId: authz.clientId,
     redirectUri: authz.redirectUri,
+    redirectUriInRequest: authz.redirectUriInRequest !== false,
     codeChallenge: authz.codeChallenge,
     codeChallengeMethod: authz.codeChallengeMethod,
     scope: authz.scope,

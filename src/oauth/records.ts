@@ -18,6 +18,8 @@ export interface Authentication {
 export interface CodePayload {
   readonly clientId: string;
   readonly redirectUri: string;
+  /** RFC 6749 §4.1.3: the token request must carry redirect_uri only if the authorization request did. Absent (older codes) = true. */
+  readonly redirectUriInRequest?: boolean;
   /** RFC 7636: the challenge and its method; null only when PKCE was not used (confidential client, allowed by config). */
   readonly codeChallenge: string | null;
   readonly codeChallengeMethod: 'S256' | 'plain' | null;

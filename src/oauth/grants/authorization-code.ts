@@ -4,7 +4,7 @@
 import { tokenHash } from '../../crypto/tokens.ts';
 import type { CodeRecordView } from '../../state/oauth-ops.ts';
 import { nodeRead, nodeWrite, requestMeta } from '../context.ts';
-import { InvalidGrant } from '../errors.ts';
+import { InvalidGrant, InvalidRequest } from '../errors.ts';
 import { required } from '../form.ts';
 import { prepareUserGrant } from '../issue.ts';
 import { verifyPkce } from '../pkce.ts';
@@ -17,8 +17,7 @@ export const authorizationCodeGrant: GrantHandler = {
   grantType: 'authorization_code',
   async handler(ctx, req, client, params) {
     const code = required(params, 'code');
-    // §4.1.3: redirect_uri is REQUIRED when it was in the authorization request; our codes always record the one the browser was sent to.
-    const redirectUri = required(params, 'redirect_uri');
+    const redirectUri = params.redirect_uri;
     const verifier = params.code_verifier;
     const hash = tokenHash(code);
     // Linearizable: the code may have been created on another node a moment ago.
@@ -27,7 +26,13 @@ export const authorizationCodeGrant: GrantHandler = {
     const p = ctx.crypto.sealer().openValue<CodePayload>(rec.sealed, `code:${hash}`);
     // §4.1.3: "ensure that the authorization code was issued to the authenticated confidential client, or if the client is public, ensure that the code was issued to client_id in the request".
     if (p.clientId !== client.client_id) throw new InvalidGrant('the authorization code was issued to another client');
-    if (p.redirectUri !== redirectUri) throw new InvalidGrant('redirect_uri does not match the one of the authorization request');
+    // §4.1.3: redirect_uri is REQUIRED if it was in the authorization request, "and their values MUST be identical".
+    if (p.redirectUriInRequest !== false) {
+      if (redirectUri === undefined) throw new InvalidRequest('missing required parameter redirect_uri (it was in the authorization request)');
+      if (p.redirectUri !== redirectUri) throw new InvalidGrant('redirect_uri does not match the one of the authorization request');
+    } else if (redirectUri !== undefined && redirectUri !== p.redirectUri) {
+      throw new InvalidGrant('redirect_uri does not match the one the authorization response was sent to');
+    }
     if (p.codeChallenge !== null) {
       // RFC 7636 §4.6; §4.4.1 (as amended by RFC 9700 §2.1.1): a code bound to a challenge is useless without the verifier.
       if (verifier === undefined) throw new InvalidGrant('code_verifier is required: the authorization request used PKCE');

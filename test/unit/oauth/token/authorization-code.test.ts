@@ -94,6 +94,15 @@ describe('authorization_code grant', () => {
     assert.equal((await post(t, '/token', params, web.auth)).statusCode, 200);
   });
 
+  test('a code whose authorization request omitted redirect_uri needs none at /token (RFC 6749 §4.1.3); a different one is still refused', async () => {
+    const a = await codeWithPkce(t, web, { redirectUriInRequest: false });
+    const { redirect_uri: _omit, ...noRedirect } = a.params;
+    assert.equal((await post(t, '/token', noRedirect, web.auth)).statusCode, 200);
+    const b = await codeWithPkce(t, web, { redirectUriInRequest: false });
+    assertError(await post(t, '/token', { ...b.params, redirect_uri: REDIRECT + '/x' }, web.auth), 400, 'invalid_grant');
+    assert.equal((await post(t, '/token', b.params, web.auth)).statusCode, 200, 'the same redirect_uri is accepted');
+  });
+
   test('a PKCE mismatch is invalid_grant', async () => {
     const { params } = await codeWithPkce(t, web);
     assertError(await post(t, '/token', { ...params, code_verifier: pkce().verifier }, web.auth), 400, 'invalid_grant');
