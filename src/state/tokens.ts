@@ -64,7 +64,16 @@ interface CodeRecord {
   readonly sealed: Uint8Array;
   /** `at` is the redemption time; atJtis the access token it issued (revoked if the code is reused). */
   readonly used: null | { readonly at: number; readonly family: string | null; readonly atJtis: JtiList };
+  /** A redeemed code is kept until then (USED_CODE_RETENTION_MS after redemption) so a late replay is still seen as reuse. */
+  readonly retainUntil?: number;
 }
+
+/**
+ * How long a redeemed code is remembered. RFC 6749 §4.1.2 asks to deny a second use and revoke
+ * what the first issued; once the record is swept a replay could only be "unknown". A day covers
+ * any replay of a stolen code in practice at the cost of one small record per code.
+ */
+export const USED_CODE_RETENTION_MS = 24 * 3_600_000;
 
 interface RefreshRecord {
   readonly family: string;
@@ -154,6 +163,10 @@ function recordExp(r: StateReader, ks: string, key: string): number | null {
   if (b === undefined) return null;
   const v = unpackValue<unknown>(b);
   if (ks === REVOKED_JTIS_KEYSPACE || ks === ASSERTION_JTIS_KEYSPACE) return v as number;
+  if (ks === CODES_KEYSPACE) {
+    const c = v as CodeRecord;
+    return c.retainUntil ?? c.exp;
+  }
   if (ks === USER_CODES_KEYSPACE) {
     // A user code lives as long as its device code; a dangling one is expired.
     return get<DeviceRecord>(r, DEVICE_CODES_KEYSPACE, v as string)?.exp ?? 0;
@@ -272,7 +285,8 @@ function codeRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   if (code.exp <= ts) return { ok: false, reason: 'expired' };
   storeGrant(tx, g, ts);
   const used: CodeRecord['used'] = { at: ts, family: g.family?.id ?? null, atJtis: [[g.at.jti, g.at.exp]] };
-  tx.put(CODES_KEYSPACE, hash, packValue({ ...code, used } satisfies CodeRecord));
+  const retainUntil = Math.max(code.exp, ts + USED_CODE_RETENTION_MS);
+  putExpiring(tx, CODES_KEYSPACE, hash, { ...code, used, retainUntil } satisfies CodeRecord, retainUntil, code.exp);
   appendAudit(tx, ts, auditEvent('token.issued', meta, { clientId: g.family?.clientId ?? meta.clientId, details: { grant: 'authorization_code', family: g.family?.id ?? null, jti: g.at.jti, refreshToken: g.rt !== null } }));
   return { ok: true };
 }

@@ -17,6 +17,7 @@ import {
   REVOKED_JTIS_KEYSPACE,
   DEVICE_CODES_KEYSPACE,
   USER_CODES_KEYSPACE,
+  USED_CODE_RETENTION_MS,
   expiryIndexKey,
   parseExpiryIndexKey,
 } from '../../../src/state/tokens.ts';
@@ -196,6 +197,22 @@ test('a reused code revokes the family of its first redemption and its access to
   assert.deepEqual(h.read('at.revoked', { jti: 'at9' }), { revoked: false });
   // The refresh token of the revoked family can no longer be used.
   h.unchanged('rt.rotate', rotate('rt1', 'rt2', 'at2'), { ok: false, reason: 'revoked' }, T0 + 6_000);
+});
+
+test('a redeemed code is remembered for a day: a replay after its expiry (and after sweeps) is still reuse and revokes the grant', () => {
+  const h = harness();
+  withGrant(h);
+  // The index entry moved from the code's exp to redemption + USED_CODE_RETENTION_MS.
+  const kept = expiryIndexKey(T0 + USED_CODE_RETENTION_MS, CODES_KEYSPACE, 'code1');
+  assert.ok(h.st.keys(EXPIRY_KEYSPACE).includes(kept));
+  assert.ok(!h.st.keys(EXPIRY_KEYSPACE).includes(expiryIndexKey(T0 + 60_000, CODES_KEYSPACE, 'code1')));
+  // A sweep an hour later (the code itself long expired) keeps it.
+  assert.deepEqual(h.ok('sweep', { keys: [kept] }, T0 + HOUR), { deleted: 0 });
+  assert.deepEqual(h.ok('code.redeem', { hash: 'code1', family: family('fam2'), rt: prt('rt2'), at: at('at2') }, T0 + 2 * HOUR), { ok: false, reason: 'reused' });
+  assert.equal((h.read('rt.get', { hash: 'rt1' }) as { familyRevoked: boolean }).familyRevoked, true);
+  // After the retention the sweep deletes it; a replay is then only "unknown".
+  assert.deepEqual(h.ok('sweep', { keys: [kept] }, T0 + USED_CODE_RETENTION_MS), { deleted: 1 });
+  assert.deepEqual(h.ok('code.redeem', { hash: 'code1', family: family('fam3'), rt: prt('rt3'), at: at('at3') }, T0 + USED_CODE_RETENTION_MS + 1), { ok: false, reason: 'unknown' });
 });
 
 test('a reused code without a family still revokes the access token of the first redemption', () => {
@@ -465,7 +482,8 @@ test('assertion.use: a (client, jti) is fresh once until its exp (RFC 7523 §3)'
 
 test('sweep deletes only expired records and their index entries, skips future and malformed keys', () => {
   const h = harness();
-  withGrant(h, { famExp: T0 + 10 * HOUR }); // code exp T0+60s, family T0+10h, rt1 T0+10h (clamped)
+  withGrant(h, { famExp: T0 + 10 * HOUR }); // code1 redeemed: kept a day; family T0+10h, rt1 T0+10h (clamped)
+  h.ok('code.create', { hash: 'unused', exp: T0 + 10_000, sealed: blob(2) }); // never redeemed: goes at its exp
   h.ok('device.create', device({ exp: T0 + 30_000 }));
   h.ok('session.create', { hash: 's1', exp: T0 + 50_000, sealed: blob(1) });
   h.ok('session.create', { hash: 's2', exp: T0 + 5 * HOUR, sealed: blob(1) });
@@ -479,8 +497,14 @@ test('sweep deletes only expired records and their index entries, skips future a
   const foreign = expiryIndexKey(T0, 'clients', 'app');
   const r = h.ok('sweep', { keys: [...due, future, foreign, 'garbage', 42, expiryIndexKey(T0, CODES_KEYSPACE, 'gone')] }, now);
   assert.deepEqual(r, { deleted: 6 });
-  assert.deepEqual(h.st.keys(EXPIRY_KEYSPACE), [expiryIndexKey(T0 + 5 * HOUR, LOGIN_SESSIONS_KEYSPACE, 's2'), expiryIndexKey(T0 + 10 * HOUR, FAMILIES_KEYSPACE, 'fam'), expiryIndexKey(T0 + 10 * HOUR, REFRESH_TOKENS_KEYSPACE, 'rt1')]);
-  for (const ks of [CODES_KEYSPACE, DEVICE_CODES_KEYSPACE, USER_CODES_KEYSPACE, REVOKED_JTIS_KEYSPACE, ASSERTION_JTIS_KEYSPACE]) assert.deepEqual(h.st.keys(ks), [], ks);
+  assert.deepEqual(h.st.keys(EXPIRY_KEYSPACE), [
+    expiryIndexKey(T0 + 5 * HOUR, LOGIN_SESSIONS_KEYSPACE, 's2'),
+    expiryIndexKey(T0 + 10 * HOUR, FAMILIES_KEYSPACE, 'fam'),
+    expiryIndexKey(T0 + 10 * HOUR, REFRESH_TOKENS_KEYSPACE, 'rt1'),
+    expiryIndexKey(T0 + USED_CODE_RETENTION_MS, CODES_KEYSPACE, 'code1'),
+  ]);
+  assert.deepEqual(h.st.keys(CODES_KEYSPACE), ['code1']);
+  for (const ks of [DEVICE_CODES_KEYSPACE, USER_CODES_KEYSPACE, REVOKED_JTIS_KEYSPACE, ASSERTION_JTIS_KEYSPACE]) assert.deepEqual(h.st.keys(ks), [], ks);
   assert.deepEqual(h.st.keys(LOGIN_SESSIONS_KEYSPACE), ['s2']);
   assert.ok(h.read('rt.get', { hash: 'rt1' }));
   h.refused('sweep', { keys: new Array(1001).fill('x') }, 'INVALID_ARGUMENT', now, 'keys');
