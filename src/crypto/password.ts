@@ -133,3 +133,33 @@ export function needsRehash(phc: string, params: ScryptParams): boolean {
   const x = parsed.params;
   return x.ln !== params.ln || x.r !== params.r || x.p !== params.p || parsed.salt.length !== SALT_BYTES || parsed.hash.length !== HASH_BYTES;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sealed at rest (DESIGN principle 5): a user's PHC string is replicated sealed, so the raft log,
+// snapshots and LevelDB files hold no password hash an attacker with the disk could attack
+// offline without also having the master key. The stored string is
+// `$sealed$v1$<base64url(Sealer.seal(utf8(PHC), "pw:" + sub))>` (still a `$`-string, bound to its user).
+
+export const SEALED_PHC_PREFIX = '$sealed$v1$';
+
+interface SealerLike {
+  seal(plaintext: Uint8Array, aad: string): Uint8Array;
+  open(sealed: Uint8Array, aad: string): Uint8Array;
+}
+
+/** Hash a password and seal the PHC string for user `sub`. */
+export async function hashAndSealPassword(sealer: SealerLike, sub: string, password: string, params: ScryptParams): Promise<string> {
+  const phc = await hashPassword(password, params);
+  return SEALED_PHC_PREFIX + Buffer.from(sealer.seal(new TextEncoder().encode(phc), `pw:${sub}`)).toString('base64url');
+}
+
+/** The PHC string of a stored password (sealed, or a plain PHC string written before sealing existed). Throws SealError on a bad seal. */
+export function openPasswordHash(sealer: SealerLike, sub: string, stored: string): string {
+  if (!stored.startsWith(SEALED_PHC_PREFIX)) return stored;
+  return new TextDecoder().decode(sealer.open(Buffer.from(stored.slice(SEALED_PHC_PREFIX.length), 'base64url'), `pw:${sub}`));
+}
+
+/** verifyPassword against a stored (sealed) hash. */
+export async function verifyStoredPassword(sealer: SealerLike, sub: string, password: string, stored: string): Promise<boolean> {
+  return verifyPassword(password, openPasswordHash(sealer, sub, stored));
+}

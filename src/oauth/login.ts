@@ -15,7 +15,7 @@
 //
 // Not here yet: the brute-force limit on device user codes.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { verifyDummy, verifyPassword, MAX_PASSWORD_CHARS } from '../crypto/password.ts';
+import { verifyDummy, verifyStoredPassword, MAX_PASSWORD_CHARS } from '../crypto/password.ts';
 import type { UserRecord } from '../state/oauth-ops.ts';
 import { MAX_USERNAME_CHARS } from '../state/validate.ts';
 import { checkThrottle, recordFailure, recordSuccess } from '../mfa/service.ts';
@@ -73,7 +73,7 @@ export async function authenticate(ctx: OAuthContext, username: string, password
   const sub = user?.sub ?? null;
   const t = await checkThrottle(ctx, sub, 'password', meta);
   if (!t.ok) return { ok: false, retryAt: t.retryAt };
-  const ok = user === null ? await verifyDummy(ctx.config.passwordScrypt).then(() => false) : await verifyPassword(password, user.password_hash);
+  const ok = user === null ? await verifyDummy(ctx.config.passwordScrypt).then(() => false) : await verifyStoredPassword(ctx.crypto.sealer(), user.sub, password, user.password_hash);
   if (ok && user !== null && !user.disabled) {
     await recordSuccess(ctx, user.sub, 'password', meta);
     return { ok: true, user };

@@ -27,9 +27,10 @@ import { CLIENTS_KEYSPACE } from '../state/clients.ts';
 import { USERNAMES_KEYSPACE } from '../state/users.ts';
 import { MAX_USERNAME_CHARS, validateClientRecord, validateUserRecord } from '../state/validate.ts';
 import type { MasterKeyRing } from '../crypto/seal.ts';
-import { SealError } from '../crypto/seal.ts';
+import { SealError, unwrapRing } from '../crypto/seal.ts';
+import type { Sealer } from '../crypto/seal.ts';
 import { randomId, randomToken, tokenHash } from '../crypto/tokens.ts';
-import { MAX_PASSWORD_CHARS, hashPassword } from '../crypto/password.ts';
+import { MAX_PASSWORD_CHARS, hashAndSealPassword } from '../crypto/password.ts';
 import type { OAuthConfig } from '../oauth/config.ts';
 import { OAuthStateError, rotateSigningKeys } from '../server/oauth-node.ts';
 import type { Logger } from '../server/log.ts';
@@ -207,6 +208,12 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
   const write = async <T>(domain: string, op: string, args: unknown): Promise<T> => result<T>(await node.write({ domain, op, args, timeoutMs: NODE_TIMEOUT_MS }));
   const read = async <T>(domain: string, op: string, args: unknown, consistency: 'linearizable' | 'local' = 'linearizable'): Promise<T> =>
     result<T>(await node.read({ domain, op, args, timeoutMs: NODE_TIMEOUT_MS, consistency }));
+  /** The data-key sealer (password hashes are sealed before they are proposed); 503 until the leader has made the data key. */
+  const sealer = async (): Promise<Sealer> => {
+    const dk = await read<DataKeyRing | null>('crypto', 'ring', {}, 'local');
+    if (!dk) throw new AdminRefusal(503, 'UNAVAILABLE', 'the cluster has not created its data key yet; retry in a moment');
+    return unwrapRing(dk, master);
+  };
   /** A ReadIndex barrier: afterwards this node has applied every write acknowledged before. */
   const barrier = async (): Promise<void> => {
     await read('crypto', 'ring', {});
@@ -374,7 +381,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       };
       // Check everything else before paying for the hash (scrypt is deliberately costly).
       checkedUser({ ...draft, password_hash: '$scrypt$' });
-      const record = checkedUser({ ...draft, password_hash: await hashPassword(pw, config.passwordScrypt) });
+      const record = checkedUser({ ...draft, password_hash: await hashAndSealPassword(await sealer(), draft.sub, pw, config.passwordScrypt) });
       await write('users', 'create', { user: record });
       return reply.code(201).send({ sub: record.sub, username: record.username });
     }),
@@ -408,7 +415,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       onlyFields(b, ['password']);
       const pw = password(b.password);
       const u = await getUser((req.params as { username: string }).username);
-      const record = await updateUser(u, { password_hash: await hashPassword(pw, config.passwordScrypt) });
+      const record = await updateUser(u, { password_hash: await hashAndSealPassword(await sealer(), u.sub, pw, config.passwordScrypt) });
       return { user: userView(record) };
     }),
   );

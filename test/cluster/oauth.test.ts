@@ -15,6 +15,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DurableStorage } from '../../src/storage/durable-storage.ts';
 import { MasterKeyRing, unwrapRing } from '../../src/crypto/seal.ts';
+import { openPasswordHash } from '../../src/crypto/password.ts';
 import { unpackValue } from '../../src/state/command.ts';
 import type { DataKeyRing, SigningKeyRing } from '../../src/state/oauth-ops.ts';
 
@@ -381,6 +382,12 @@ describe('OAuth on a 3-node cluster, driven by oauth4webapi', { timeout: 240_000
         const jwk = sealer.openValue<{ d: string }>(k.sealedPrivate, `sk:${k.kid}`);
         remember(`the private key ${k.kid}`, jwk.d);
       }
+      // The user's scrypt hash: sealed before it was proposed, so not even the hash is readable at rest.
+      const sub = unpackValue<string>(storage.getSync('users.name', username)!);
+      const user = unpackValue<{ sub: string; password_hash: string }>(storage.getSync('users', sub)!);
+      const phc = openPasswordHash(sealer, user.sub, user.password_hash);
+      assert.match(phc, /^\$scrypt\$/);
+      remember('the password hash', phc.split('$').pop());
       for (const w of dk.keys) {
         const key = Buffer.from(master.unwrap(w));
         remember(`the data key ${w.id} (base64url)`, key.toString('base64url'));

@@ -7,7 +7,10 @@ import { buildHttpApp } from '../../src/server/http.ts';
 import { CachePublisher } from '../../src/server/read-cache.ts';
 import { CACHE_KEYSPACES, cacheTable, ensureOAuthState } from '../../src/server/oauth-node.ts';
 import { MasterKeyRing } from '../../src/crypto/seal.ts';
-import { hashPassword } from '../../src/crypto/password.ts';
+import { hashAndSealPassword } from '../../src/crypto/password.ts';
+import { unwrapRing } from '../../src/crypto/seal.ts';
+import { unpackValue } from '../../src/state/command.ts';
+import type { DataKeyRing } from '../../src/state/oauth-ops.ts';
 import { randomId, randomToken, tokenHash } from '../../src/crypto/tokens.ts';
 import { DEFAULT_OAUTH_CONFIG } from '../../src/oauth/config.ts';
 import type { OAuthConfig } from '../../src/oauth/config.ts';
@@ -100,10 +103,10 @@ export async function oauthTestApp(opts: { config?: Partial<OAuthConfig>; clock?
       return { client, secret };
     },
     async addUser(username, password, extra = {}) {
-      const user: UserRecord = {
+      const user: { -readonly [K in keyof UserRecord]: UserRecord[K] } = {
         sub: randomId(),
         username,
-        password_hash: await hashPassword(password, config.passwordScrypt),
+        password_hash: '',
         name: null,
         email: null,
         email_verified: false,
@@ -112,6 +115,11 @@ export async function oauthTestApp(opts: { config?: Partial<OAuthConfig>; clock?
         updated_at: now(),
         ...extra,
       };
+      // Sealed like the admin API does it (src/ops/admin-oauth.ts), unless the test gave its own hash.
+      if (user.password_hash === '') {
+        const dk = unpackValue<DataKeyRing>(node.state.get('sys.dk')!.get('ring')!);
+        user.password_hash = await hashAndSealPassword(unwrapRing(dk, master), user.sub, password, config.passwordScrypt);
+      }
       ok(await write('users', 'create', { user }), 'create user');
       return user;
     },

@@ -14,7 +14,7 @@ import { unpackValue } from '../../../src/state/command.ts';
 import type { ClientRecord, DataKeyRing, SigningKeyRing, UserRecord } from '../../../src/state/oauth-ops.ts';
 import { MasterKeyRing, SealError, unwrapRing } from '../../../src/crypto/seal.ts';
 import { tokenHash } from '../../../src/crypto/tokens.ts';
-import { verifyPassword } from '../../../src/crypto/password.ts';
+import { SEALED_PHC_PREFIX, openPasswordHash, verifyPassword } from '../../../src/crypto/password.ts';
 import { DEFAULT_OAUTH_CONFIG } from '../../../src/oauth/config.ts';
 import type { OAuthConfig } from '../../../src/oauth/config.ts';
 import { ensureOAuthState } from '../../../src/server/oauth-node.ts';
@@ -38,6 +38,8 @@ describe('admin API: OAuth clients, users and keys (one-node RaftNode)', () => {
   };
   const stored = async <T>(keyspace: string): Promise<T[]> => (await node.scanState(keyspace, { limit: 1000 })).map((r) => unpackValue<T>(r.value));
   const storedClient = async (id: string): Promise<ClientRecord | undefined> => (await stored<ClientRecord>('clients')).find((c) => c.client_id === id);
+  /** A stored user's PHC string, unsealed with the cluster's data key (the admin API seals it before proposing). */
+  const phcOf = async (u: UserRecord): Promise<string> => openPasswordHash(unwrapRing(await readRing<DataKeyRing>('crypto'), master), u.sub, u.password_hash);
   const readRing = async <T>(domain: string): Promise<T> => {
     const r = await node.read({ domain, op: 'ring', args: {}, timeoutMs: 5_000 });
     assert.ok(r.ok);
@@ -219,8 +221,12 @@ describe('admin API: OAuth clients, users and keys (one-node RaftNode)', () => {
     assert.equal(r.body!.username, 'Alice');
     assert.match(r.body!.sub as string, /^[A-Za-z0-9_-]{22}$/);
     const rec = (await stored<UserRecord>('users')).find((u) => u.sub === r.body!.sub)!;
-    assert.match(rec.password_hash, /^\$scrypt\$ln=10,r=8,p=1\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/);
-    assert.equal(await verifyPassword('correct horse', rec.password_hash), true);
+    // Sealed at rest (DESIGN principle 5): no PHC string in the record, one inside the seal.
+    assert.ok(rec.password_hash.startsWith(SEALED_PHC_PREFIX), rec.password_hash);
+    assert.equal(rec.password_hash.includes('scrypt'), false);
+    const phc = await phcOf(rec);
+    assert.match(phc, /^\$scrypt\$ln=10,r=8,p=1\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/);
+    assert.equal(await verifyPassword('correct horse', phc), true);
     assert.equal(rec.email_verified, true);
     assert.equal(rec.disabled, false);
 
@@ -255,10 +261,10 @@ describe('admin API: OAuth clients, users and keys (one-node RaftNode)', () => {
     assert.equal((await user())!.disabled, false);
 
     assert.equal((await call('POST', '/admin/v1/users/carol/password', { password: 'short' })).status, 400);
-    assert.equal(await verifyPassword('first password', (await user())!.password_hash), true);
+    assert.equal(await verifyPassword('first password', await phcOf((await user())!)), true);
     const p = await call('POST', '/admin/v1/users/carol/password', { password: 'second password' });
     assert.equal(p.status, 200, p.raw);
-    const h = (await user())!.password_hash;
+    const h = await phcOf((await user())!);
     assert.equal(await verifyPassword('second password', h), true);
     assert.equal(await verifyPassword('first password', h), false);
 
