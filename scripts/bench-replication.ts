@@ -20,6 +20,7 @@ import { humanTable, machineInfo, ratios, targets } from './bench/report.ts';
 import type { SystemReport } from './bench/report.ts';
 import type { SystemName, SystemUnderTest } from './bench/system.ts';
 import { runFailover, runLevel } from './bench/workload.ts';
+import { SHIPPED_TICK_MS } from './bench/args.ts';
 
 /**
  * What issue 4 measured for etcd on this 2-core machine when it was quiet. This run's etcd numbers
@@ -50,8 +51,12 @@ async function benchSystem(sut: SystemUnderTest, a: BenchArgs, value: string): P
   const o = { requestTimeoutMs: a.requestTimeoutMs, value };
   for (const c of a.levels) {
     say(`${sut.name}: concurrency ${c}, ${a.warmupSeconds} s warm-up + ${a.seconds} s`);
+    const termAtStart = await sut.term();
     const r = await runLevel(sut, c, a.warmupSeconds * 1000, a.seconds * 1000, o);
-    say(`${sut.name}: concurrency ${c}: ${r.writesPerSec} writes/s, p50 ${r.latency.p50Ms} ms, p99 ${r.latency.p99Ms} ms, ${r.failedRequests} failed`);
+    r.termAtStart = termAtStart;
+    r.termAtEnd = await sut.term();
+    const elections = r.termAtEnd - termAtStart;
+    say(`${sut.name}: concurrency ${c}: ${r.writesPerSec} writes/s, p50 ${r.latency.p50Ms} ms, p99 ${r.latency.p99Ms} ms, ${r.failedRequests} failed${elections > 0 ? `, term rose by ${elections} (elections during the level)` : ''}`);
     report.levels.push(r);
   }
   if (a.failoverConcurrency > 0) {
@@ -109,7 +114,10 @@ async function main(): Promise<number> {
       await sut.stop();
     }
   }
-  if (a.systems.includes('raftauth')) notes.push('raftauth was started by the benchmark\'s own launcher (scripts/bench/raftauth.ts; the shared scripts/lib/local-cluster.ts was not there when the benchmark was written) with the node settings of cluster-configs/local-3.yaml: tickMs 50, one HTTP worker per node');
+  if (a.systems.includes('raftauth')) {
+    notes.push(`raftauth was started by the benchmark's own launcher (scripts/bench/raftauth.ts; the shared scripts/lib/local-cluster.ts was not there when the benchmark was written) with the node settings of cluster-configs/local-3.yaml: tickMs ${SHIPPED_TICK_MS}, one HTTP worker per node`);
+    if (a.raftauthTickMs !== SHIPPED_TICK_MS) notes.push(`raftauth ran with --raftauth-tick-ms ${a.raftauthTickMs}, not the shipped ${SHIPPED_TICK_MS}: election timeouts ${10 * a.raftauthTickMs}-${20 * a.raftauthTickMs} ms`);
+  }
   machine.loadAverageAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
   if (machine.loadAverageAtStart[0]! > machine.cpus * 0.75) notes.push(`the machine was busy at the start (1-min load ${machine.loadAverageAtStart[0]} on ${machine.cpus} cpus): absolute numbers are low; ratios are fairer than absolutes`);
 

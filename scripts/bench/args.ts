@@ -1,5 +1,8 @@
 // Command line of `npm run bench:replication` (scripts/bench-replication.ts).
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
 import { parseArgs } from 'node:util';
 import type { SystemName } from './system.ts';
 
@@ -16,11 +19,25 @@ export const USAGE = `usage: npm run bench:replication -- [options]
   --raftauth-attempt-timeout-ms N  raftauth client: timeout of one attempt (default: the request timeout)
   --value-bytes N           bytes of each value (default 64)
   --raftauth-workers N      http.workers of each raftauth node (default 1, as the shipped local config)
-  --raftauth-tick-ms N      raft.tickMs of each raftauth node (default 50, as the shipped local config)
+  --raftauth-tick-ms N      raft.tickMs of each raftauth node (default: that of the shipped cluster-configs/local-3.yaml)
   --dir DIR                 parent of the temp data dirs (default the OS temp dir; must not be tmpfs for fsync to count)
   --keep-temp               keep the temp dirs (logs, data) for a post-mortem
   --out FILE                also write the JSON report to FILE
 `;
+
+/**
+ * raft.tickMs of the shipped local config (cluster-configs/local-3.yaml), which the benchmark runs
+ * raftauth with unless told otherwise: read from the file, so the two cannot drift apart.
+ */
+export const SHIPPED_TICK_MS: number = shippedTickMs();
+
+function shippedTickMs(): number {
+  const file = fileURLToPath(new URL('../../cluster-configs/local-3.yaml', import.meta.url));
+  const doc = parse(readFileSync(file, 'utf8')) as { settings?: { raft?: { tickMs?: unknown } } } | null;
+  const t = doc?.settings?.raft?.tickMs;
+  if (typeof t !== 'number' || !Number.isInteger(t) || t < 1) throw new Error(`${file}: no integer settings.raft.tickMs`);
+  return t;
+}
 
 export interface BenchArgs {
   readonly seconds: number;
@@ -110,7 +127,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     raftauthAttemptTimeoutMs: int('raftauth-attempt-timeout-ms', v['raftauth-attempt-timeout-ms'], requestTimeoutMs, 10, requestTimeoutMs),
     valueBytes: int('value-bytes', v['value-bytes'], 64, 1, 16 * 1024),
     raftauthWorkers: int('raftauth-workers', v['raftauth-workers'], 1, 0, 8),
-    raftauthTickMs: int('raftauth-tick-ms', v['raftauth-tick-ms'], 50, 1, 1_000),
+    raftauthTickMs: int('raftauth-tick-ms', v['raftauth-tick-ms'], SHIPPED_TICK_MS, 1, 1_000),
     dir: v.dir ?? tmpdir(),
     keepTemp: v['keep-temp'] ?? false,
     out: v.out ?? null,

@@ -152,11 +152,17 @@ export class EtcdCluster implements SystemUnderTest {
     return a.status === 200;
   }
 
-  private async status(i: number): Promise<{ memberId: string; leader: string }> {
+  private async status(i: number): Promise<{ memberId: string; leader: string; term: number }> {
     const a = await this.statusPool.attempt(i, { method: 'POST', path: '/v3/maintenance/status', headers: {}, body: Buffer.from('{}') }, STATUS_TIMEOUT_MS);
     if (a.status !== 200) throw new Error(`etcd ${this.members[i]!.name} status: HTTP ${a.status} ${a.body}`);
-    const o = JSON.parse(a.body) as { header?: { member_id?: string }; leader?: string };
-    return { memberId: String(o.header?.member_id ?? ''), leader: String(o.leader ?? '0') };
+    const o = JSON.parse(a.body) as { header?: { member_id?: string }; leader?: string; raftTerm?: string };
+    return { memberId: String(o.header?.member_id ?? ''), leader: String(o.leader ?? '0'), term: Number(o.raftTerm ?? 0) };
+  }
+
+  async term(): Promise<number> {
+    const live = this.members.map((m, i) => ({ m, i })).filter(({ m }) => !m.dead);
+    const st = await Promise.all(live.map(({ i }) => this.status(i)));
+    return Math.max(...st.map((s) => s.term));
   }
 
   async leader(timeoutMs: number): Promise<number> {

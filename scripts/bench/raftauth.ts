@@ -3,7 +3,7 @@
 //
 // This is the benchmark's own minimal launcher: the shared launcher (scripts/lib/local-cluster.ts)
 // was not written yet when the benchmark was. It writes the same node config as the shipped local
-// config (tickMs 50, one HTTP worker per node) with only ports and paths changed, and no admin API
+// config (cluster-configs/local-3.yaml: its tickMs, one HTTP worker per node) with only ports and paths changed, and no admin API
 // (the benchmark needs none). Each node runs in its own process group, so kill(i) is a kill -9 of
 // the node *and* its HTTP workers, as a machine failure would be.
 import { spawnSync } from 'node:child_process';
@@ -131,10 +131,16 @@ export class RaftauthCluster implements SystemUnderTest {
     return a.status === 200;
   }
 
-  private async status(i: number): Promise<{ id: number; role: string; leader: number }> {
+  private async status(i: number): Promise<{ id: number; role: string; leader: number; term: number }> {
     const a = await this.statusPool.attempt(i, { method: 'GET', path: '/v1/status', headers: {}, body: Buffer.alloc(0) }, STATUS_TIMEOUT_MS);
     if (a.status !== 200) throw new Error(`raftauth node ${this.members[i]!.id} status: HTTP ${a.status} ${a.body}`);
-    return JSON.parse(a.body) as { id: number; role: string; leader: number };
+    return JSON.parse(a.body) as { id: number; role: string; leader: number; term: number };
+  }
+
+  async term(): Promise<number> {
+    const live = this.members.map((m, i) => ({ m, i })).filter(({ m }) => !m.dead);
+    const st = await Promise.all(live.map(({ i }) => this.status(i)));
+    return Math.max(...st.map((s) => s.term));
   }
 
   async leader(timeoutMs: number): Promise<number> {

@@ -21,6 +21,11 @@ export interface SystemUnderTest {
   putOk(a: Answer): boolean;
   /** The current leader's endpoint index, waiting up to timeoutMs for one that every live member agrees on. */
   leader(timeoutMs: number): Promise<number>;
+  /**
+   * The highest raft term among the live members (each election, even a failed one, raises it):
+   * read before and after a level, it shows whether the level ran under one leader.
+   */
+  term(): Promise<number>;
   /** kill -9 the member behind endpoint `i` (with its whole process group) and wait until it is gone. */
   kill(i: number): Promise<void>;
   /** Stop every member and remove its data (bounded). */

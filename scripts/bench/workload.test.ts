@@ -57,6 +57,10 @@ class FakeSystem implements SystemUnderTest {
   putOk(a: Answer): boolean {
     return a.status === 200;
   }
+  async term(): Promise<number> {
+    return 1;
+  }
+
   async leader(): Promise<number> {
     return 0;
   }

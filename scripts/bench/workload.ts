@@ -44,6 +44,9 @@ export interface LevelResult {
   readonly leaderMember: string;
   /** Latency by the member that answered the successful attempt: shows what forwarding from a follower costs. */
   readonly byMember: Record<string, { readonly count: number; readonly p50Ms: number; readonly p99Ms: number }>;
+  /** The highest raft term before the warm-up and after the level (filled in by the caller); equal: no election. */
+  termAtStart?: number;
+  termAtEnd?: number;
 }
 
 function key(client: number, seq: number): string {

@@ -8,7 +8,10 @@
 //      the previous Ready shares one fsync. The state writes may ride in the same batch as entries
 //      that were not yet durable here, because committed entries are durable on a quorum already,
 //      and the batch is atomic: after a crash the applied index and the state always agree.
-//   4. send the messages (only now: votes and acknowledgements are durable);
+//   4. send the messages (only now: votes and acknowledgements are durable). Exceptions, sent
+//      before step 3: everything of a Ready that owes no fsync, and a leader's appends and
+//      heartbeats (§10.2.1, the leader's disk write in parallel with its followers'; see
+//      handleReady and the simulator's parallelLeaderAppend, which models it);
 //   5. answer the proposals and reads that this Ready settled; advance().
 //
 // Everything reaches the driver as a typed input in its bounded inbox; nothing else touches the
@@ -252,12 +255,15 @@ export class RaftDriver {
           this.wake = null;
           continue;
         }
-        const ticks = this.pendingTicks;
-        this.pendingTicks = 0;
-        for (let i = 0; i < ticks; i++) this.node.tick();
+        // Messages before ticks: a heartbeat that arrived while this loop was held up (a slow
+        // fsync) must count before the ticks that piled up meanwhile, or a follower could time out
+        // on a leader whose heartbeat sits in its inbox (an election for nothing, under load).
         const inputs = this.inbox;
         this.inbox = [];
         for (const input of inputs) this.handle(input);
+        const ticks = this.pendingTicks;
+        this.pendingTicks = 0;
+        for (let i = 0; i < ticks; i++) this.node.tick();
         while (this.node.hasReady() && !this.stopped) {
           const rd = this.node.ready();
           await this.handleReady(rd);
@@ -443,6 +449,22 @@ export class RaftDriver {
       appliedTo = batch.applied;
     }
 
+    // Messages that may leave before this Ready's write: all of them when it owes no fsync (it
+    // carries no promise: no entries, term or vote to make durable), and otherwise the leader's
+    // appends and heartbeats. Those promise nothing about the leader's own disk, so the leader
+    // writes its log in parallel with its followers (Raft dissertation §10.2.1); the core counts
+    // the leader towards a commit quorum only after advance(), i.e. once its write is durable.
+    // Votes, vote refusals with a new term and append acknowledgements wait for the write.
+    const leading = this.softState.role === 'leader';
+    const early: Message[] = [];
+    const late: Message[] = [];
+    for (const m of rd.messages) {
+      if (m.type === 'snap') continue;
+      if (!rd.mustSync || (leading && (m.type === 'app' || m.type === 'heartbeat'))) early.push(m);
+      else late.push(m);
+    }
+    if (early.length > 0) this.transport.send(early);
+
     const durable = rd.hardState !== null || rd.entries.length > 0 || changes !== undefined;
     // fsync only when the Ready carries a promise (entries, term, vote). Applied state and the
     // commit index may be lost in a crash: the log re-creates them, and they are written atomically
@@ -462,13 +484,9 @@ export class RaftDriver {
       this.opts.observer.stateChanged(touched);
     }
 
-    // Durable: now the messages may leave.
-    const plain: Message[] = [];
-    for (const m of rd.messages) {
-      if (m.type === 'snap') this.streamSnapshot(m);
-      else plain.push(m);
-    }
-    if (plain.length > 0) this.transport.send(plain);
+    // Durable: now the rest may leave.
+    for (const m of rd.messages) if (m.type === 'snap') this.streamSnapshot(m);
+    if (late.length > 0) this.transport.send(late);
 
     for (const { e, result } of settled) {
       const w = this.proposals.get(e.index);

@@ -17,12 +17,22 @@ export interface TransportLimits {
   readonly maxSnapshotBytes: number;
   /** Snapshot streams a server accepts at once (each holds a sink open). */
   readonly maxConcurrentSnapshotReceives: number;
-  /** Deadline of one Send (batch) call. One batch is in flight per peer, so this bounds head-of-line blocking. */
+  /**
+   * Batches written to a peer's stream that may await its Ack at once (the pipelining window);
+   * HTTP/2 flow control may stop writing earlier.
+   */
+  readonly maxBatchesInFlightPerPeer: number;
+  /** A batch not acknowledged within this gives its stream up and reports the peer unreachable. */
   readonly sendTimeoutMs: number;
   /** Deadline of a whole snapshot stream. */
   readonly snapshotTimeoutMs: number;
   /** Upper bound on the timeout a forwarded Propose/ReadIndex may ask for. */
   readonly maxForwardTimeoutMs: number;
+  /**
+   * Forwarded writes one ProposeStream may have waiting for their outcome on the server; more are
+   * answered PROPOSAL_DROPPED at once (not proposed, so the sender may retry).
+   */
+  readonly maxForwardsInFlightPerStream: number;
   /** Bytes of a proposal's opaque command. */
   readonly maxCommandBytes: number;
   /** Length of a session id string. */
@@ -49,9 +59,11 @@ export const DEFAULT_LIMITS: TransportLimits = {
   maxSnapshotChunkBytes: 1 * MIB,
   maxSnapshotBytes: 1024 * MIB,
   maxConcurrentSnapshotReceives: 2,
+  maxBatchesInFlightPerPeer: 64,
   sendTimeoutMs: 5_000,
   snapshotTimeoutMs: 10 * 60_000,
   maxForwardTimeoutMs: 30_000,
+  maxForwardsInFlightPerStream: 10_000,
   maxCommandBytes: 1 * MIB,
   maxSessionIdChars: 128,
   handshakeTimeoutMs: 10_000,

@@ -43,12 +43,14 @@ export interface TransportObserver {
   peerSendFailed(peer: NodeId): void;
 }
 
-function methodDef(name: 'Send' | 'Snapshot' | 'Propose' | 'ReadIndex'): grpc.MethodDefinition<unknown, unknown> {
+function methodDef(name: 'Send' | 'Stream' | 'Snapshot' | 'Propose' | 'ProposeStream' | 'ReadIndex'): grpc.MethodDefinition<unknown, unknown> {
   const m = raftServiceDefinition[name];
   if (m === undefined) throw new Error(`Raft.${name} missing`);
   return m;
 }
 const SEND = methodDef('Send');
+const STREAM = methodDef('Stream');
+const PROPOSE_STREAM = methodDef('ProposeStream');
 const SNAPSHOT = methodDef('Snapshot');
 const PROPOSE = methodDef('Propose');
 const READ_INDEX = methodDef('ReadIndex');
@@ -86,11 +88,83 @@ function forwardErrorOf(e: unknown): ForwardError {
   return { code: 'INTERNAL', leaderHint: 0, message };
 }
 
+/** What a PeerStream reports; each callback runs only while the stream is alive. */
+export interface PeerStreamEvents {
+  /** The peer handed `batches` more batches (`messages` messages), in the order written, to its node. */
+  onAck(messages: number, batches: number): void;
+  /** Writing may go on after write() returned false. */
+  onDrain(): void;
+  /** The stream failed or the peer ended it; called at most once, and nothing follows it. */
+  onError(e: TransportError): void;
+}
+
+/**
+ * One long-lived Stream call to a peer (proto/raft.proto, rpc Stream): batches go out in order as
+ * DATA frames on one HTTP/2 stream, and the peer's Acks come back on it. The owner (Transport)
+ * keeps the per-batch bookkeeping: the window, the deadline, the counters.
+ */
+export class PeerStream {
+  private dead = false;
+  private readonly call: grpc.ClientDuplexStream<WireMessageBatch, WireAck>;
+
+  constructor(
+    client: grpc.Client,
+    private readonly selfId: NodeId,
+    private readonly peerId: NodeId,
+    private readonly events: PeerStreamEvents,
+  ) {
+    this.call = client.makeBidiStreamRequest(
+      STREAM.path,
+      STREAM.requestSerialize as (b: WireMessageBatch) => Buffer,
+      STREAM.responseDeserialize as (b: Buffer) => WireAck,
+      new grpc.Metadata(),
+      {},
+    );
+    this.call.on('data', (ack: WireAck) => {
+      if (!this.dead) this.events.onAck(ack.accepted, ack.batches);
+    });
+    this.call.on('drain', () => {
+      if (!this.dead) this.events.onDrain();
+    });
+    this.call.on('error', (e: unknown) => this.fail(peerFailed(`Stream to node ${this.peerId}`, e)));
+    // The server never ends a healthy stream by itself; an OK end means it went away cleanly.
+    this.call.on('status', (st: grpc.StatusObject) => {
+      if (st.code === grpc.status.OK) this.fail(new TransportError('PEER_FAILED', `Stream to node ${this.peerId} ended by the peer`, { grpcStatus: grpc.status.UNAVAILABLE }));
+    });
+  }
+
+  /** Writes one batch (none of it MsgSnap). False: the stream's buffer is full, wait for onDrain. */
+  write(msgs: readonly Message[]): boolean {
+    return this.call.write({ from: this.selfId, to: this.peerId, messages: msgs.map(encodeMessage) });
+  }
+
+  /** Gives the stream up (no event follows); `why`, when given, is reported as its failure. */
+  cancel(why?: TransportError): void {
+    if (why !== undefined) this.fail(why);
+    this.dead = true;
+    this.call.cancel();
+  }
+
+  private fail(e: TransportError): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.events.onError(e);
+  }
+}
+
+/** The forwarding stream to one peer and the writes waiting on it, by request id. */
+interface ForwardStream {
+  readonly call: grpc.ClientDuplexStream<WireProposeRequest, WireProposeResponse>;
+  readonly waiting: Map<number, (r: ProposeResult) => void>;
+}
+
 export class PeerClient {
   readonly peerId: NodeId;
   readonly address: string;
   private readonly opts: PeerClientOptions;
   private readonly client: grpc.Client;
+  private forwardStream: ForwardStream | null = null;
+  private nextForwardId = 1;
 
   constructor(opts: PeerClientOptions) {
     this.opts = opts;
@@ -109,6 +183,7 @@ export class PeerClient {
   }
 
   close(): void {
+    this.failForwards(this.forwardStream, { code: 'UNAVAILABLE', leaderHint: 0, message: `the channel to node ${this.peerId} was closed` });
     this.client.close();
   }
 
@@ -132,6 +207,11 @@ export class PeerClient {
         },
       );
     });
+  }
+
+  /** Opens a Stream call to the peer (the path every raft message but MsgSnap takes). */
+  openStream(events: PeerStreamEvents): PeerStream {
+    return new PeerStream(this.client, this.opts.selfId, this.peerId, events);
   }
 
   /** Sends one batch as is. Exposed for tests that need to send what Transport never would. */
@@ -217,6 +297,68 @@ export class PeerClient {
     return received;
   }
 
+  /**
+   * Forwards a write on the peer's ProposeStream (opened on demand). Never throws: a stream that
+   * fails answers every write waiting on it UNAVAILABLE, and a write not answered within its
+   * timeout is answered TIMEOUT here (the leader's late answer is then ignored). Both are ambiguous
+   * for the caller, who retries with the same (session, seq).
+   */
+  forward(req: ProposeRequest): Promise<ProposeResult> {
+    const stream = this.forwardStream ?? this.openForwardStream();
+    const id = this.nextForwardId++;
+    return new Promise<ProposeResult>((resolve) => {
+      const timer = setTimeout(() => {
+        if (stream.waiting.delete(id)) resolve({ ok: false, error: { code: 'TIMEOUT', leaderHint: 0, message: `no answer from node ${this.peerId} within ${req.timeoutMs} ms` } });
+      }, req.timeoutMs);
+      stream.waiting.set(id, (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+      stream.call.write({ from: this.opts.selfId, sessionId: req.sessionId, seq: req.seq, command: req.command, timeoutMs: req.timeoutMs, id });
+    });
+  }
+
+  private openForwardStream(): ForwardStream {
+    const call = this.client.makeBidiStreamRequest(
+      PROPOSE_STREAM.path,
+      PROPOSE_STREAM.requestSerialize as (r: WireProposeRequest) => Buffer,
+      PROPOSE_STREAM.responseDeserialize as (b: Buffer) => WireProposeResponse,
+      new grpc.Metadata(),
+      {},
+    );
+    const stream: ForwardStream = { call, waiting: new Map() };
+    this.forwardStream = stream;
+    call.on('data', (res: WireProposeResponse) => {
+      let id: number;
+      try {
+        id = u64(res.id ?? 0, 'id');
+      } catch {
+        return;
+      }
+      const answer = stream.waiting.get(id);
+      if (answer === undefined) return; // timed out here already
+      stream.waiting.delete(id);
+      if (res.outcome === 'result' && res.result instanceof Uint8Array) answer({ ok: true, result: new Uint8Array(res.result.buffer, res.result.byteOffset, res.result.byteLength) });
+      else answer({ ok: false, error: decodeForwardError(res.error) });
+    });
+    call.on('error', (e: unknown) => this.failForwards(stream, forwardErrorOf(peerFailed(`ProposeStream to node ${this.peerId}`, e))));
+    call.on('status', (st: grpc.StatusObject) => {
+      if (st.code === grpc.status.OK) this.failForwards(stream, { code: 'UNAVAILABLE', leaderHint: 0, message: `ProposeStream to node ${this.peerId} ended by the peer` });
+    });
+    return stream;
+  }
+
+  /** The stream is gone: everything waiting on it is answered `error`; the next forward opens a new one. */
+  private failForwards(stream: ForwardStream | null, error: ForwardError): void {
+    if (stream === null) return;
+    if (this.forwardStream === stream) this.forwardStream = null;
+    const waiting = [...stream.waiting.values()];
+    stream.waiting.clear();
+    for (const answer of waiting) answer({ ok: false, error });
+    stream.call.cancel();
+  }
+
+  /** Forwards a write as one Propose call (the unary form; nodes use forward()). */
   async propose(req: ProposeRequest): Promise<ProposeResult> {
     const wire: WireProposeRequest = { from: this.opts.selfId, sessionId: req.sessionId, seq: req.seq, command: req.command, timeoutMs: req.timeoutMs };
     try {

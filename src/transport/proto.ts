@@ -123,6 +123,8 @@ export interface WireMessageBatch {
 
 export interface WireAck {
   accepted: number;
+  /** Stream only: batches this Ack covers (0 on a Send answer). */
+  batches: number;
 }
 
 export interface WireSnapshotHeader {
@@ -168,12 +170,16 @@ export interface WireProposeRequest {
   seq: WireU64;
   command: Uint8Array;
   timeoutMs: WireU64;
+  /** ProposeStream only (0 on a Propose call). */
+  id?: WireU64;
 }
 
 export interface WireProposeResponse {
   outcome?: 'result' | 'error';
   result?: Uint8Array | null;
   error?: WireForwardError | null;
+  /** ProposeStream only: the request's id. */
+  id?: WireU64;
 }
 
 export interface WireReadIndexRequest {

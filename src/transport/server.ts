@@ -37,7 +37,7 @@ import { raftServiceDefinition } from './proto.ts';
 type SurfaceCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext' | 'getPeer' | 'getDeadline'>;
 import type { TransportStats } from './stats.ts';
 import { nodeIdFromPeerCertificate, serverTlsOptions } from './tls.ts';
-import type { ForwardError, ListenAddress, ProposeResult, ReadIndexResult, SnapshotHeader, TlsMaterial, TransportHandler, TransportLogger } from './types.ts';
+import type { ForwardError, IncomingProposeRequest, ListenAddress, ProposeResult, ReadIndexResult, SnapshotHeader, TlsMaterial, TransportHandler, TransportLogger } from './types.ts';
 
 export interface PeerServerOptions {
   readonly id: NodeId;
@@ -108,11 +108,17 @@ export class PeerServer {
       Send: (call: grpc.ServerUnaryCall<WireMessageBatch, WireAck>, cb: grpc.sendUnaryData<WireAck>) => {
         this.onSend(call).then((ack) => cb(null, ack), (e: unknown) => cb(this.fail('Send', call, e)));
       },
+      Stream: (call: grpc.ServerDuplexStream<WireMessageBatch, WireAck>) => {
+        this.onStream(call);
+      },
       Snapshot: (call: grpc.ServerReadableStream<WireSnapshotChunk, WireSnapshotAck>, cb: grpc.sendUnaryData<WireSnapshotAck>) => {
         this.onSnapshot(call).then((ack) => cb(null, ack), (e: unknown) => cb(this.fail('Snapshot', call, e)));
       },
       Propose: (call: grpc.ServerUnaryCall<WireProposeRequest, WireProposeResponse>, cb: grpc.sendUnaryData<WireProposeResponse>) => {
         this.onPropose(call).then((r) => cb(null, r), (e: unknown) => cb(this.fail('Propose', call, e)));
+      },
+      ProposeStream: (call: grpc.ServerDuplexStream<WireProposeRequest, WireProposeResponse>) => {
+        this.onProposeStream(call);
       },
       ReadIndex: (call: grpc.ServerUnaryCall<WireReadIndexRequest, WireReadIndexResponse>, cb: grpc.sendUnaryData<WireReadIndexResponse>) => {
         this.onReadIndex(call).then((r) => cb(null, r), (e: unknown) => cb(this.fail('ReadIndex', call, e)));
@@ -234,9 +240,102 @@ export class PeerServer {
   // ---- Send -------------------------------------------------------------------------------------
 
   private async onSend(call: grpc.ServerUnaryCall<WireMessageBatch, WireAck>): Promise<WireAck> {
-    const { limits, stats, handler } = this.opts;
     const req = call.request;
     const from = this.authenticate(call, req.from, 'Send');
+    const msgs = this.checkBatch(from, req);
+    if (msgs.length > 0) await this.opts.handler.onMessages(from, msgs);
+    return { accepted: msgs.length, batches: 0 };
+  }
+
+  /**
+   * A peer's stream of batches (rpc Stream). The peer is authenticated once, by its first batch:
+   * every later batch arrives on the same TLS connection, so the certificate cannot change, but
+   * each batch's `from`, `to` and messages are still checked like a Send's. Batches reach the node
+   * in the order sent; a handler that returns a promise pauses the stream until it settles. Acks
+   * are coalesced: everything handed over before the event loop turns is acknowledged at once.
+   * The first refusal ends the stream with its status (nothing after it is delivered).
+   */
+  private onStream(call: grpc.ServerDuplexStream<WireMessageBatch, WireAck>): void {
+    const { handler } = this.opts;
+    let from: NodeId | null = null;
+    let ended = false;
+    let ackMessages = 0;
+    let ackBatches = 0;
+    let ackScheduled = false;
+    const flushAck = (): void => {
+      ackScheduled = false;
+      if (ended || ackBatches === 0) return;
+      const ack: WireAck = { accepted: ackMessages, batches: ackBatches };
+      ackMessages = 0;
+      ackBatches = 0;
+      call.write(ack);
+    };
+    const delivered = (n: number): void => {
+      ackMessages += n;
+      ackBatches++;
+      if (!ackScheduled) {
+        ackScheduled = true;
+        setImmediate(flushAck);
+      }
+    };
+    const refuse = (e: unknown): void => {
+      if (ended) return;
+      ended = true;
+      const status = this.fail('Stream', call, e);
+      call.emit('error', status);
+    };
+    call.on('data', (req: WireMessageBatch) => {
+      if (ended) return;
+      let msgs: Message[];
+      try {
+        // The certificate is read once, on the first batch; a later batch may not claim another id.
+        if (from === null) from = this.authenticate(call, req.from, 'Stream');
+        else if (claimedId(req.from) !== from) this.authenticate(call, req.from, 'Stream');
+        msgs = this.checkBatch(from, req);
+      } catch (e) {
+        refuse(e);
+        return;
+      }
+      if (msgs.length === 0) {
+        delivered(0);
+        return;
+      }
+      let r: void | Promise<void>;
+      try {
+        r = handler.onMessages(from, msgs);
+      } catch (e) {
+        refuse(e);
+        return;
+      }
+      if (r instanceof Promise) {
+        call.pause();
+        r.then(
+          () => {
+            delivered(msgs.length);
+            call.resume();
+          },
+          (e: unknown) => refuse(e),
+        );
+      } else delivered(msgs.length);
+    });
+    call.on('end', () => {
+      if (ended) return;
+      ended = true;
+      flushAck();
+      call.end();
+    });
+    // A cancelled call (the peer went away or gave up on it): nothing to answer.
+    call.on('cancelled', () => {
+      ended = true;
+    });
+    call.on('error', () => {
+      ended = true;
+    });
+  }
+
+  /** The messages of a batch from the authenticated `from`, checked; throws a refusal. */
+  private checkBatch(from: NodeId, req: WireMessageBatch): Message[] {
+    const { limits, stats } = this.opts;
     this.checkAddressedToUs(u64(req.to, 'to'), 'batch');
     if (!Array.isArray(req.messages)) throw new TransportError('MALFORMED', 'messages: not a list');
     if (req.messages.length > limits.maxMessagesPerBatch) {
@@ -254,8 +353,7 @@ export class PeerServer {
     }
     stats.receivedBatches++;
     stats.receivedMessages += msgs.length;
-    if (msgs.length > 0) await handler.onMessages(from, msgs);
-    return { accepted: msgs.length };
+    return msgs;
   }
 
   // ---- Snapshot ---------------------------------------------------------------------------------
@@ -324,10 +422,12 @@ export class PeerServer {
 
   // ---- forwarding ---------------------------------------------------------------------------
 
-  private deadlineMs(timeoutWire: unknown, call: SurfaceCall): { timeoutMs: number; deadlineMs: number } {
+  /** The local deadline of a forwarded request: its relative timeout (capped), and the call's deadline if it has one. */
+  private deadlineMs(timeoutWire: unknown, call: SurfaceCall | null): { timeoutMs: number; deadlineMs: number } {
     const requested = Math.min(u64(timeoutWire as string, 'timeoutMs'), this.opts.limits.maxForwardTimeoutMs);
     const nowMs = Date.now();
     let deadlineMs = nowMs + requested;
+    if (call === null) return { timeoutMs: requested, deadlineMs };
     const grpcDeadline = call.getDeadline();
     const grpcDeadlineMs = grpcDeadline instanceof Date ? grpcDeadline.getTime() : grpcDeadline;
     if (Number.isFinite(grpcDeadlineMs)) deadlineMs = Math.min(deadlineMs, grpcDeadlineMs);
@@ -335,24 +435,89 @@ export class PeerServer {
   }
 
   private async onPropose(call: grpc.ServerUnaryCall<WireProposeRequest, WireProposeResponse>): Promise<WireProposeResponse> {
-    const { limits, handler, logger } = this.opts;
     const req = call.request;
     const from = this.authenticate(call, req.from, 'Propose');
+    const { timeoutMs, deadlineMs } = this.deadlineMs(req.timeoutMs, call);
+    const result = await this.propose(this.checkPropose(from, req, timeoutMs, deadlineMs));
+    return result.ok ? { result: result.result } : { error: encodeForwardError(result.error) };
+  }
+
+  /**
+   * A peer's stream of forwarded writes (rpc ProposeStream): each request is checked and handled
+   * like a Propose call, and answered on the stream under its id as soon as its outcome is known.
+   * The peer is authenticated by its first request (the certificate cannot change on one
+   * connection); a later request claiming another id, or a malformed one, ends the stream.
+   */
+  private onProposeStream(call: grpc.ServerDuplexStream<WireProposeRequest, WireProposeResponse>): void {
+    const { limits } = this.opts;
+    let from: NodeId | null = null;
+    let ended = false;
+    let halfClosed = false;
+    let inFlight = 0;
+    call.on('data', (req: WireProposeRequest) => {
+      if (ended) return;
+      let incoming: IncomingProposeRequest;
+      let id: string;
+      try {
+        if (from === null) from = this.authenticate(call, req.from, 'ProposeStream');
+        else if (claimedId(req.from) !== from) this.authenticate(call, req.from, 'ProposeStream');
+        id = String(u64(req.id ?? 0, 'id'));
+        const { timeoutMs, deadlineMs } = this.deadlineMs(req.timeoutMs, null);
+        incoming = this.checkPropose(from, req, timeoutMs, deadlineMs);
+      } catch (e) {
+        ended = true;
+        call.emit('error', this.fail('ProposeStream', call, e));
+        return;
+      }
+      if (inFlight >= limits.maxForwardsInFlightPerStream) {
+        call.write({ id, error: encodeForwardError({ code: 'PROPOSAL_DROPPED', leaderHint: 0, message: `more than ${limits.maxForwardsInFlightPerStream} forwarded writes in flight from node ${from}` }) });
+        return;
+      }
+      inFlight++;
+      void this.propose(incoming).then((result) => {
+        inFlight--;
+        if (!ended) call.write(result.ok ? { id, result: result.result } : { id, error: encodeForwardError(result.error) });
+        maybeEnd();
+      });
+    });
+    // The peer half-closed: answer what is in flight, then end the stream.
+    const maybeEnd = (): void => {
+      if (ended || !halfClosed || inFlight > 0) return;
+      ended = true;
+      call.end();
+    };
+    call.on('end', () => {
+      halfClosed = true;
+      maybeEnd();
+    });
+    call.on('cancelled', () => {
+      ended = true;
+    });
+    call.on('error', () => {
+      ended = true;
+    });
+  }
+
+  /** A forwarded write checked: the session id, the command and its size, the seq. Throws a refusal. */
+  private checkPropose(from: NodeId, req: WireProposeRequest, timeoutMs: number, deadlineMs: number): IncomingProposeRequest {
+    const { limits } = this.opts;
     if (typeof req.sessionId !== 'string' || req.sessionId.length === 0 || req.sessionId.length > limits.maxSessionIdChars) {
       throw new TransportError('MALFORMED', `sessionId must be 1..${limits.maxSessionIdChars} characters`);
     }
     const command = bytesView(req.command, 'command');
     if (command.length > limits.maxCommandBytes) throw new TransportError('LIMIT_EXCEEDED', `command of ${command.length} bytes exceeds maxCommandBytes ${limits.maxCommandBytes}`);
     const seq = u64(req.seq, 'seq');
-    const { timeoutMs, deadlineMs } = this.deadlineMs(req.timeoutMs, call);
-    let result: ProposeResult;
+    return { from, sessionId: req.sessionId, seq, command, timeoutMs, deadlineMs };
+  }
+
+  /** The handler's outcome for a forwarded write; never throws. */
+  private async propose(req: IncomingProposeRequest): Promise<ProposeResult> {
     try {
-      result = await handler.onPropose({ from, sessionId: req.sessionId, seq, command, timeoutMs, deadlineMs });
+      return await this.opts.handler.onPropose(req);
     } catch (e) {
-      logger.error({ from, err: (e as Error).message }, 'propose handler failed');
-      result = { ok: false, error: internal(e) };
+      this.opts.logger.error({ from: req.from, err: (e as Error).message }, 'propose handler failed');
+      return { ok: false, error: internal(e) };
     }
-    return result.ok ? { result: result.result } : { error: encodeForwardError(result.error) };
   }
 
   private async onReadIndex(call: grpc.ServerUnaryCall<WireReadIndexRequest, WireReadIndexResponse>): Promise<WireReadIndexResponse> {
@@ -368,6 +533,15 @@ export class PeerServer {
       result = { ok: false, error: internal(e) };
     }
     return result.ok ? { index: result.index } : { error: encodeForwardError(result.error) };
+  }
+}
+
+/** The node id a request claims, or -1 when it is not one. */
+function claimedId(wire: unknown): number {
+  try {
+    return u64(wire as string, 'from');
+  } catch {
+    return -1;
   }
 }
 

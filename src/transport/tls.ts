@@ -78,14 +78,30 @@ export function serverTlsOptions(tls: TlsMaterial, handshakeTimeoutMs: number): 
   };
 }
 
-/** The node id named by a peer certificate, or null when it names none (or not exactly one). */
+/** Certificates already read, by their DER bytes; cleared when full (a cluster has a handful). */
+const MAX_CACHED_CERT_IDS = 256;
+const certIdCache = new Map<string, NodeId | null>();
+
+/**
+ * The node id named by a peer certificate, or null when it names none (or not exactly one).
+ * Parsing the certificate was a quarter of a leader's CPU when every forwarded write and every
+ * batch was a call of its own, so the answer is remembered by the certificate's exact DER bytes:
+ * the same bytes always name the same node, and the TLS handshake has already verified them.
+ */
 export function nodeIdFromPeerCertificate(cert: PeerCertificate | null | undefined): NodeId | null {
   if (cert === undefined || cert === null || !Buffer.isBuffer(cert.raw) || cert.raw.length === 0) return null;
+  const key = cert.raw.toString('latin1');
+  const cached = certIdCache.get(key);
+  if (cached !== undefined) return cached;
+  let id: NodeId | null;
   try {
-    return nodeIdFromCert(new X509Certificate(cert.raw));
+    id = nodeIdFromCert(new X509Certificate(cert.raw));
   } catch {
-    return null;
+    id = null;
   }
+  if (certIdCache.size >= MAX_CACHED_CERT_IDS) certIdCache.clear();
+  certIdCache.set(key, id);
+  return id;
 }
 
 /**

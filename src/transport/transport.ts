@@ -1,6 +1,6 @@
-// The peer transport actor: raft messages out (batched, per-peer bounded queues, one batch in
-// flight per peer), raft messages in (through PeerServer), snapshot streaming, and forwarding of
-// proposals and ReadIndex requests to the leader.
+// The peer transport actor: raft messages out (batched, per-peer bounded queues, pipelined on one
+// long-lived stream per peer), raft messages in (through PeerServer), snapshot streaming, and
+// forwarding of proposals and ReadIndex requests to the leader.
 //
 // Loss is acceptable, blocking is not: Raft retransmits whatever is lost (appends are re-sent on
 // the next heartbeat response or probe, §5.3), so when a peer's queue is full the newest messages
@@ -14,6 +14,7 @@ import { TransportError } from './errors.ts';
 import type { TransportLimits } from './limits.ts';
 import { ENVELOPE_MARGIN_BYTES, resolveLimits } from './limits.ts';
 import { PeerClient } from './peer-client.ts';
+import type { PeerStream } from './peer-client.ts';
 import { PeerServer } from './server.ts';
 import type { TransportStats } from './stats.ts';
 import type { TransportObserver } from './peer-client.ts';
@@ -63,12 +64,31 @@ class MessageQueue {
   }
 }
 
+/** A batch written to a peer's stream and not acknowledged yet. */
+interface SentBatch {
+  /** When it was written (process.hrtime, ns). */
+  readonly atNs: bigint;
+  readonly messages: number;
+}
+
 interface Peer {
   readonly id: NodeId;
   readonly address: string;
   readonly client: PeerClient;
   readonly queue: MessageQueue;
-  inFlight: boolean;
+  /** The stream batches go out on; opened on demand, dropped when it fails. */
+  stream: PeerStream | null;
+  /** Batches written to `stream` and not acknowledged, oldest first. */
+  unacked: SentBatch[];
+  /**
+   * True once the current stream has carried an Ack. Until then one batch at a time is written,
+   * as a probe: a stream to a peer that is down would otherwise swallow the whole queue.
+   */
+  proven: boolean;
+  /** The stream's buffer is full: wait for its drain. */
+  blocked: boolean;
+  /** Fires when the oldest unacknowledged batch may have outlived sendTimeoutMs. */
+  deadlineTimer: NodeJS.Timeout | null;
   sendingSnapshot: boolean;
   /** False after a failed call, until one succeeds; only the first failure is logged as a warning. */
   healthy: boolean;
@@ -154,7 +174,7 @@ export class Transport {
     if (this.state === 'stopped') throw new TransportError('STOPPED', 'transport stopped');
     if (!PEER_ADDRESS.test(address)) throw new RangeError(`peer address must be host:port, got ${JSON.stringify(address)}`);
     const client = new PeerClient({ selfId: this.id, peerId: id, address, tls: this.tls, limits: this.limits, logger: this.opts.logger, stats: this.counters, ...(this.opts.observer ? { observer: this.opts.observer } : {}) });
-    this.peers.set(id, { id, address, client, queue: new MessageQueue(), inFlight: false, sendingSnapshot: false, healthy: true, removed: false });
+    this.peers.set(id, { id, address, client, queue: new MessageQueue(), stream: null, unacked: [], proven: false, blocked: false, deadlineTimer: null, sendingSnapshot: false, healthy: true, removed: false });
   }
 
   removePeer(id: NodeId): void {
@@ -162,6 +182,7 @@ export class Transport {
     if (peer === undefined) return;
     peer.removed = true;
     peer.queue.clear();
+    this.dropStream(peer);
     peer.client.close();
     this.peers.delete(id);
   }
@@ -249,26 +270,99 @@ export class Transport {
     return batch;
   }
 
-  /** One batch in flight per peer keeps the peer's messages in order. */
+  /**
+   * Writes queued batches to the peer's stream, which keeps them in order. Up to
+   * maxBatchesInFlightPerPeer may await their Ack (pipelining, Raft dissertation §10.2.2: the
+   * leader does not wait a round trip per append), one while the stream is unproven, and none
+   * while its buffer is full (HTTP/2 flow control: a slow peer slows us instead of growing a buffer).
+   */
   private pump(peer: Peer): void {
-    if (peer.inFlight || peer.removed || this.state === 'stopped' || peer.queue.length === 0) return;
-    const batch = this.nextBatch(peer);
-    peer.inFlight = true;
-    peer.client.sendBatch(batch).then(
-      () => {
-        this.counters.sentBatches++;
-        this.counters.sentMessages += batch.length;
-        if (!peer.healthy) this.opts.logger.info({ peer: peer.id }, 'peer reachable again');
-        peer.healthy = true;
+    if (peer.removed || this.state === 'stopped') return;
+    while (peer.queue.length > 0 && !peer.blocked) {
+      if (peer.unacked.length >= (peer.proven ? this.limits.maxBatchesInFlightPerPeer : 1)) return;
+      const stream = peer.stream ?? this.openStream(peer);
+      const batch = this.nextBatch(peer);
+      peer.unacked.push({ atNs: process.hrtime.bigint(), messages: batch.length });
+      if (peer.deadlineTimer === null) this.armDeadline(peer, this.limits.sendTimeoutMs);
+      if (!stream.write(batch)) peer.blocked = true;
+    }
+  }
+
+  private openStream(peer: Peer): PeerStream {
+    const stream: PeerStream = peer.client.openStream({
+      onAck: (messages, batches) => {
+        if (peer.stream !== stream) return;
+        this.onAck(peer, messages, batches);
       },
-      (e: unknown) => {
-        this.counters.failedBatches++;
-        this.onPeerFailure(peer, e, 'send');
+      onDrain: () => {
+        if (peer.stream !== stream) return;
+        peer.blocked = false;
+        this.pump(peer);
       },
-    ).finally(() => {
-      peer.inFlight = false;
-      this.pump(peer);
+      onError: (e) => {
+        if (peer.stream !== stream) return;
+        this.onStreamFailure(peer, e);
+      },
     });
+    peer.stream = stream;
+    peer.proven = false;
+    peer.blocked = false;
+    return stream;
+  }
+
+  private onAck(peer: Peer, messages: number, batches: number): void {
+    if (batches <= 0 || batches > peer.unacked.length) {
+      // The peer acknowledged what we never sent on this stream: a bug on one side. Start over.
+      this.onStreamFailure(peer, new TransportError('PEER_FAILED', `node ${peer.id} acknowledged ${batches} batches, ${peer.unacked.length} were in flight`, { grpcStatus: grpc.status.INTERNAL }));
+      return;
+    }
+    const acked = peer.unacked.splice(0, batches);
+    const newest = acked[acked.length - 1]!;
+    this.counters.sentBatches += batches;
+    this.counters.sentMessages += messages;
+    // The round trip of the newest batch this Ack covers: network + TLS + HTTP/2 framing + the
+    // peer's event-loop delay (its handler only queues the messages for its driver).
+    this.opts.observer?.peerRtt(peer.id, Number(process.hrtime.bigint() - newest.atNs) / 1e9);
+    peer.proven = true;
+    if (!peer.healthy) this.opts.logger.info({ peer: peer.id }, 'peer reachable again');
+    peer.healthy = true;
+    this.pump(peer);
+  }
+
+  /** The oldest unacknowledged batch must be acknowledged within sendTimeoutMs, or the stream is given up. */
+  private armDeadline(peer: Peer, ms: number): void {
+    peer.deadlineTimer = setTimeout(() => {
+      peer.deadlineTimer = null;
+      const oldest = peer.unacked[0];
+      if (oldest === undefined || peer.stream === null) return;
+      const leftMs = this.limits.sendTimeoutMs - Number(process.hrtime.bigint() - oldest.atNs) / 1e6;
+      if (leftMs > 0) {
+        this.armDeadline(peer, Math.ceil(leftMs));
+        return;
+      }
+      const e = new TransportError('PEER_FAILED', `Stream to node ${peer.id}: DEADLINE_EXCEEDED: no Ack within ${this.limits.sendTimeoutMs} ms`, { grpcStatus: grpc.status.DEADLINE_EXCEEDED });
+      peer.stream.cancel(e);
+    }, ms);
+  }
+
+  /** The stream failed: its unacknowledged batches are lost (raft retransmits), the next send opens a new one. */
+  private onStreamFailure(peer: Peer, e: unknown): void {
+    this.counters.failedBatches += peer.unacked.length;
+    this.dropStream(peer);
+    this.opts.observer?.peerSendFailed(peer.id);
+    this.onPeerFailure(peer, e, 'send');
+    this.pump(peer);
+  }
+
+  private dropStream(peer: Peer): void {
+    const stream = peer.stream;
+    peer.stream = null;
+    peer.unacked = [];
+    peer.proven = false;
+    peer.blocked = false;
+    if (peer.deadlineTimer !== null) clearTimeout(peer.deadlineTimer);
+    peer.deadlineTimer = null;
+    stream?.cancel();
   }
 
   private onPeerFailure(peer: Peer, e: unknown, what: string): void {
@@ -335,7 +429,7 @@ export class Transport {
       return { ok: false, error: { code: 'INTERNAL', leaderHint: 0, message: `command of ${req.command.length} bytes exceeds maxCommandBytes ${this.limits.maxCommandBytes}` } };
     }
     const timeoutMs = Math.max(1, Math.min(req.timeoutMs, this.limits.maxForwardTimeoutMs));
-    return peer.client.propose({ ...req, timeoutMs });
+    return peer.client.forward({ ...req, timeoutMs });
   }
 
   /** Asks `to` (the leader) for a read index (§6.4). Never throws; see forwardPropose. */

@@ -34,8 +34,11 @@ const CASES: readonly BugCase[] = [
     mix: 'figure8',
     nodes: 5,
     // The full figure-8 outcome is rare in random schedules (1 seed in 1,500 since stale vote
-    // requests are answered with the higher term); the range is pinned around the seed that shows it.
-    firstSeed: 515,
+    // requests are answered with the higher term); the range is pinned around the seeds that show
+    // it. It moved from 522 to 1158 and 1170 (of 5,000 searched) when the nodes began sending a
+    // leader's appends in parallel with its own disk write (parallelLeaderAppend), which changes
+    // every schedule.
+    firstSeed: 1155,
     maxSeeds: 20,
     kinds: ['leaderCompleteness', 'stateMachineSafety', 'committedChanged', 'linearizability'],
     ignoreChecks: ['commitRule'],

@@ -71,6 +71,13 @@ export interface NodeSettings {
   readonly readTimeoutUs: number;
   readonly coreBugs: UnsafeBugs;
   readonly simBugs: SimBugs;
+  /**
+   * Model the real driver's §10.2.1 (Raft dissertation: "the leader can write to its disk in
+   * parallel"): a leader sends a Ready's appends and heartbeats before its own write is durable;
+   * everything else waits. The core counts the leader's own match only once its write is done.
+   * On unless false (src/node/driver.ts always does it).
+   */
+  readonly parallelLeaderAppend?: boolean;
 }
 
 /** What a node needs from the cluster around it. */
@@ -90,6 +97,8 @@ export interface NodeHost {
 interface PendingWrite {
   readonly rd: Ready;
   readonly sent: boolean;
+  /** Messages of `rd` already sent before the write (the leader's appends and heartbeats). */
+  readonly early: ReadonlySet<Message> | null;
 }
 
 interface PendingProposal {
@@ -359,10 +368,16 @@ export class SimNode {
       if (!needsDisk) {
         // Only the commit index changed, or nothing to persist: no fsync is owed (commit can be
         // re-learned), so the write is treated as done at once.
-        this.complete({ rd, sent });
+        this.complete({ rd, sent, early: null });
         continue;
       }
-      this.pending = { rd, sent };
+      let early: Set<Message> | null = null;
+      if (!sent && this.settings.parallelLeaderAppend !== false && this.role === 'leader') {
+        // §10.2.1: appends and heartbeats promise nothing about this node's disk.
+        early = new Set(rd.messages.filter((m) => m.type === 'app' || m.type === 'heartbeat'));
+        for (const m of early) this.host.sendPeer(m);
+      }
+      this.pending = { rd, sent, early };
       const d = this.disk;
       let latencyUs = d.latencyMinUs + this.rng.int(Math.max(1, d.latencyMaxUs - d.latencyMinUs + 1));
       if (d.slowP > 0 && this.rng.chance(d.slowP)) latencyUs += this.rng.int(Math.max(1, d.slowMaxUs));
@@ -483,7 +498,7 @@ export class SimNode {
     const votedForOther = rd.hardState !== null && rd.hardState.vote !== 0 && rd.hardState.vote !== this.id && rd.hardState.vote !== this.votedFor;
     if (rd.hardState !== null) this.votedFor = rd.hardState.vote;
     // 3. Messages.
-    if (!p.sent) for (const m of rd.messages) this.host.sendPeer(m);
+    if (!p.sent) for (const m of rd.messages) if (p.early === null || !p.early.has(m)) this.host.sendPeer(m);
     // 4. Apply, then serve reads.
     for (const e of rd.committedEntries) this.applyEntry(raw, e);
     for (const rs of rd.readStates) {

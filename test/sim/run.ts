@@ -35,6 +35,8 @@ export interface SimOptions {
   readonly ignoreChecks?: readonly ViolationKind[];
   /** Search budget of the linearizability checker; beyond it the verdict is 'unknown'. */
   readonly linearizabilityMaxSteps?: number;
+  /** False: leaders persist before sending anything (the old driver); default true, as src/node/driver.ts. */
+  readonly parallelLeaderAppend?: boolean;
 }
 
 export const DEFAULT_STEPS = 300;
@@ -122,6 +124,7 @@ export function runSim(o: SimOptions): SimResult {
         readTimeoutUs: 5_000_000,
         coreBugs,
         simBugs,
+        parallelLeaderAppend: o.parallelLeaderAppend !== false,
       },
     },
     rng.fork(),
