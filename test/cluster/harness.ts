@@ -11,6 +11,7 @@
 // was never sent" (ECONNREFUSED) distinguishable from "the request was sent and then lost" (reset,
 // timeout), which test 4 counts differently, and it keeps a pooled idle connection from being
 // reused just as a stopping node closes it.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -35,6 +36,12 @@ const LOG_TAIL_CHARS = 4_000;
 const HTTP_TIMEOUT_MS = 5_000;
 /** Largest response body the harness reads (a status or a KV value in these tests is far smaller). */
 const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+/**
+ * Deadline for a spawned node to serve HTTP: tsx compiles the sources at every start, which takes
+ * a few seconds alone and much longer on a loaded 2-core machine (three nodes and their workers
+ * starting at once). A deadline, not a delay: a quick start returns at once.
+ */
+const START_SERVING_TIMEOUT_MS = 90_000;
 /** Poll interval of waitFor. */
 const POLL_MS = 25;
 
@@ -339,13 +346,13 @@ export class ProcessCluster {
   }
 
   /** Start and wait until its HTTP API answers /v1/status. */
-  async startServing(id: number, opts: StartOptions = {}, timeoutMs = 30_000): Promise<NodeProcess> {
+  async startServing(id: number, opts: StartOptions = {}, timeoutMs = START_SERVING_TIMEOUT_MS): Promise<NodeProcess> {
     const p = await this.start(id, opts);
     await this.waitServing(id, timeoutMs);
     return p;
   }
 
-  async waitServing(id: number, timeoutMs = 30_000): Promise<NodeStatusView> {
+  async waitServing(id: number, timeoutMs = START_SERVING_TIMEOUT_MS): Promise<NodeStatusView> {
     return waitFor(
       `node ${id} to serve HTTP`,
       async () => {
@@ -506,4 +513,174 @@ export class ProcessCluster {
 /** Milliseconds since `t0`, rounded. */
 export function since(t0: number): number {
   return Math.round(performance.now() - t0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Browsing the server-rendered pages (OAuth login, MFA prompts)
+
+/** Default deadline of one Browser request (a page may wait for a Raft write and a scrypt). */
+const BROWSER_TIMEOUT_MS = 20_000;
+
+export interface BrowserOptions {
+  /**
+   * The loopback source address of every connection (e.g. '127.0.0.2'): the nodes see it as the
+   * client IP, so scenarios that count failures per IP do not share one counter.
+   */
+  readonly localAddress?: string;
+  readonly timeoutMs?: number;
+}
+
+export interface BrowserRequest {
+  readonly method?: string;
+  /** An application/x-www-form-urlencoded body (the method defaults to POST). */
+  readonly form?: Record<string, string>;
+}
+
+/** A request whose connection is open and headers sent, its body held back until fire(). */
+export interface ArmedRequest {
+  fire(): Promise<Response>;
+}
+
+/**
+ * A minimal browser: a cookie jar (names and values only: every test host is 127.0.0.1, and a
+ * browser does not separate cookies by port either) and manual redirects, so every hop is checked
+ * by the test. One connection per request, like httpJson. Answers are WHATWG Responses (with
+ * `url` set) for the tests' convenience.
+ */
+export class Browser {
+  private readonly jar = new Map<string, string>();
+  /** Every cookie value ever set (the no-secret-at-rest check looks for them). */
+  readonly seen = new Set<string>();
+  constructor(private readonly opts: BrowserOptions = {}) {}
+
+  async fetch(url: string, init: BrowserRequest = {}): Promise<Response> {
+    return (await this.arm(url, init)).fire();
+  }
+
+  /**
+   * Open the connection and send the request line and headers, but not the body: fire() sends it.
+   * Requests armed first and fired in the same tick reach their servers as close to the same
+   * moment as loopback allows (the "same code on two nodes at once" test).
+   */
+  arm(url: string, init: BrowserRequest = {}): Promise<ArmedRequest> {
+    const u = new URL(url);
+    if (u.protocol !== 'http:') throw new Error(`Browser speaks http only: ${url}`);
+    const headers: Record<string, string> = { connection: 'close' };
+    if (this.jar.size > 0) headers.cookie = [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    let body: Buffer | undefined;
+    if (init.form) {
+      body = Buffer.from(new URLSearchParams(init.form).toString());
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      headers['content-length'] = String(body.length);
+    }
+    const method = init.method ?? (body ? 'POST' : 'GET');
+    const timeoutMs = this.opts.timeoutMs ?? BROWSER_TIMEOUT_MS;
+    return new Promise<ArmedRequest>((armed, armFailed) => {
+      const req = request({
+        host: u.hostname,
+        port: Number(u.port || 80),
+        method,
+        path: u.pathname + u.search,
+        agent: false,
+        headers,
+        ...(this.opts.localAddress !== undefined ? { localAddress: this.opts.localAddress } : {}),
+      });
+      const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'TIMEOUT' })), timeoutMs);
+      const answer = new Promise<Response>((resolve, reject) => {
+        req.on('error', (e) => {
+          clearTimeout(timer);
+          const err = new Error(`${method} ${url}: ${e.message}`);
+          // Before the connection was ready this fails arm(); after, the answer (a no-op for the other).
+          armFailed(err);
+          reject(err);
+        });
+        req.on('response', (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_RESPONSE_BYTES) req.destroy(new Error(`response larger than ${MAX_RESPONSE_BYTES} bytes`));
+            else chunks.push(c);
+          });
+          res.on('error', (e) => reject(new Error(`${method} ${url}: ${e.message}`)));
+          res.on('end', () => {
+            clearTimeout(timer);
+            const h = new Headers();
+            for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) h.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+            this.takeCookies(h.getSetCookie());
+            const status = res.statusCode ?? 0;
+            const r = new Response(status === 204 || status === 304 ? null : Buffer.concat(chunks), { status, headers: h });
+            Object.defineProperty(r, 'url', { value: url });
+            resolve(r);
+          });
+        });
+      });
+      // An error before the connection is ready rejects arm(); the answer's rejection is then never awaited.
+      answer.catch(() => {});
+      req.on('socket', (s) => {
+        const ready = () => armed({ fire: () => (req.end(body), answer) });
+        if (s.connecting) s.once('connect', ready);
+        else ready();
+      });
+      req.flushHeaders();
+    });
+  }
+
+  private takeCookies(setCookies: readonly string[]): void {
+    for (const c of setCookies) {
+      const [pair, ...attrs] = c.split(';');
+      const i = pair!.indexOf('=');
+      const name = pair!.slice(0, i).trim();
+      const value = pair!.slice(i + 1).trim();
+      const expired = attrs.some((a) => /^\s*max-age=0\s*$/i.test(a)) || value === '';
+      if (expired) this.jar.delete(name);
+      else {
+        this.jar.set(name, value);
+        this.seen.add(value);
+      }
+    }
+  }
+}
+
+export interface ParsedForm {
+  readonly action: string;
+  /** Every named input's value (submit buttons excluded). */
+  readonly fields: Record<string, string>;
+  readonly inputs: { name: string; type: string }[];
+}
+
+/** The first form of a page: its action (resolved against `base`) and every named input's value. */
+export function parseForm(html: string, base: string): ParsedForm {
+  const form = /<form\b([^>]*)>([\s\S]*?)<\/form>/i.exec(html);
+  assert.ok(form, `no form in the page: ${html.slice(0, 500)}`);
+  const attr = (tag: string, name: string): string | null => {
+    const m = new RegExp(`\\b${name}\\s*=\\s*("([^"]*)"|'([^']*)')`, 'i').exec(tag);
+    return m ? decodeEntities(m[2] ?? m[3] ?? '') : null;
+  };
+  const action = new URL(attr(form[1]!, 'action') ?? '', base).toString();
+  const fields: Record<string, string> = {};
+  const inputs: { name: string; type: string }[] = [];
+  for (const m of form[2]!.matchAll(/<(input|button)\b([^>]*)>/gi)) {
+    const name = attr(m[2]!, 'name');
+    if (!name) continue;
+    const type = (attr(m[2]!, 'type') ?? (m[1]!.toLowerCase() === 'button' ? 'submit' : 'text')).toLowerCase();
+    inputs.push({ name, type });
+    if (type !== 'submit') fields[name] = attr(m[2]!, 'value') ?? '';
+  }
+  return { action, fields, inputs };
+}
+
+export function decodeEntities(s: string): string {
+  return s.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&#x27;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+}
+
+/** Fill a login form: the password input gets the password, the other visible text input the username. */
+export function fillLogin(form: ParsedForm, username: string, password: string): Record<string, string> {
+  const out = { ...form.fields };
+  const pw = form.inputs.find((i) => i.type === 'password');
+  const user = form.inputs.find((i) => i.type === 'text' || i.type === 'email' || i.name === 'username');
+  assert.ok(pw && user, `login form without username/password inputs: ${JSON.stringify(form.inputs)}`);
+  out[pw.name] = password;
+  out[user.name] = username;
+  return out;
 }

@@ -1,0 +1,85 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { StepQueue, byClient, cycle } from './schedule.ts';
+import type { StepUser } from './schedule.ts';
+
+const item = (name: string, user: StepUser) => ({ name, user });
+
+test('StepQueue hands out interactions in order and marks their user used at the step', () => {
+  const a = { lastStep: null };
+  const b = { lastStep: 5 };
+  const q = new StepQueue([item('a', a), item('b', b)]);
+  assert.equal(q.remaining, 2);
+  assert.equal(q.take(6)?.name, 'a');
+  assert.equal(a.lastStep, 6);
+  assert.equal(q.take(6)?.name, 'b');
+  assert.equal(b.lastStep, 6);
+  assert.equal(q.take(7), null);
+  assert.equal(q.remaining, 0);
+});
+
+test('StepQueue never gives a user twice in one step (replay), and keeps the skipped ones for the next step, oldest first', () => {
+  const u1 = { lastStep: null };
+  const u2 = { lastStep: null };
+  // Two interactions of u1 (two sign-ins of the same user), then one of u2.
+  const q = new StepQueue([item('u1-a', u1), item('u1-b', u1), item('u2', u2)]);
+  assert.equal(q.take(10)?.name, 'u1-a');
+  // u1 verified at step 10: its second sign-in is skipped, u2 is next.
+  assert.equal(q.take(10)?.name, 'u2');
+  assert.equal(q.take(10), null, 'nothing left for step 10');
+  assert.equal(q.remaining, 1, 'u1-b is kept');
+  assert.equal(q.take(11)?.name, 'u1-b');
+  assert.equal(u1.lastStep, 11);
+  assert.equal(q.remaining, 0);
+});
+
+test('StepQueue: a user whose last step is in the future of the asked step (enrolled later) waits', () => {
+  const u = { lastStep: 20 };
+  const q = new StepQueue([item('x', u)]);
+  assert.equal(q.take(20), null);
+  assert.equal(q.take(19), null);
+  assert.equal(q.take(21)?.name, 'x');
+});
+
+test('StepQueue over many users: every step gives each user at most once, and all are used', (t) => {
+  const seed = Number(process.env.SEED ?? Date.now() % 100_000);
+  t.diagnostic(`seed ${seed} (SEED=${seed} to repeat)`);
+  let x = seed;
+  const rnd = (n: number) => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    return x % n;
+  };
+  const users = Array.from({ length: 50 }, () => ({ lastStep: rnd(3) === 0 ? 100 : null }));
+  const items = Array.from({ length: 200 }, (_, i) => item(String(i), users[rnd(users.length)]!));
+  const q = new StepQueue(items);
+  let given = 0;
+  for (let step = 100; step < 400 && q.remaining > 0; step++) {
+    const seen = new Set<StepUser>();
+    for (let t = q.take(step); t !== null; t = q.take(step)) {
+      assert.ok(!seen.has(t.user), `seed ${seed}: a user twice in step ${step}`);
+      seen.add(t.user);
+      given++;
+    }
+  }
+  assert.equal(given, items.length, `seed ${seed}`);
+});
+
+test('byClient keeps one key on one client, in order', () => {
+  const items = [0, 1, 2, 3, 4, 5, 6].map((k, i) => ({ k: k % 3, i }));
+  const qs = byClient(items, (t) => t.k, 2);
+  assert.deepEqual(
+    qs.map((q) => q.map((t) => t.i)),
+    [
+      [0, 2, 3, 5, 6],
+      [1, 4],
+    ],
+  );
+  assert.throws(() => byClient(items, (t) => t.k, 0), RangeError);
+  assert.throws(() => byClient(items, () => -1, 2), RangeError);
+});
+
+test('cycle reuses indexes in rounds', () => {
+  assert.deepEqual(cycle(3, 7), [0, 1, 2, 0, 1, 2, 0]);
+  assert.deepEqual(cycle(3, 2, 2), [2, 0]);
+  assert.throws(() => cycle(0, 1), RangeError);
+});
