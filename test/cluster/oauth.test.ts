@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as oauth from 'oauth4webapi';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { ProcessCluster, httpJson, waitFor, freePort } from './harness.ts';
+import { Browser, ProcessCluster, fillLogin, freePort, httpJson, parseForm, waitFor } from './harness.ts';
 import { FrontProxy } from '../../scripts/lib/front-proxy.ts';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -24,77 +24,11 @@ const REDIRECT = 'http://127.0.0.1:8765/callback';
 const PASSWORD = 'correct horse battery staple';
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
-/** A minimal browser: a cookie jar and manual redirects (every hop is checked by the test). */
-class Browser {
-  private readonly jar = new Map<string, string>();
-  /** Every cookie value ever set (the no-secret-at-rest check looks for them). */
-  readonly seen = new Set<string>();
-  async fetch(url: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<Response> {
-    const headers: Record<string, string> = {};
-    if (this.jar.size > 0) headers.cookie = [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
-    let body: string | undefined;
-    if (init.form) {
-      headers['content-type'] = 'application/x-www-form-urlencoded';
-      body = new URLSearchParams(init.form).toString();
-    }
-    const res = await fetch(url, { method: init.method ?? (body ? 'POST' : 'GET'), headers, redirect: 'manual', ...(body !== undefined ? { body } : {}) });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair, ...attrs] = c.split(';');
-      const i = pair!.indexOf('=');
-      const name = pair!.slice(0, i).trim();
-      const value = pair!.slice(i + 1).trim();
-      const expired = attrs.some((a) => /^\s*max-age=0\s*$/i.test(a)) || value === '';
-      if (expired) this.jar.delete(name);
-      else {
-        this.jar.set(name, value);
-        this.seen.add(value);
-      }
-    }
-    return res;
-  }
-}
-
 /** Fail with the status and body when a response is not 200 (oauth4webapi's own message does not say what came back). */
 async function ok200(res: Response | Promise<Response>): Promise<Response> {
   const r = await res;
   if (r.status !== 200) assert.fail(`HTTP ${r.status} from ${r.url}: ${await r.clone().text()}`);
   return r;
-}
-
-/** The first form of a page: its action and every named input's value. */
-function parseForm(html: string, base: string): { action: string; fields: Record<string, string>; inputs: { name: string; type: string }[] } {
-  const form = /<form\b([^>]*)>([\s\S]*?)<\/form>/i.exec(html);
-  assert.ok(form, `no form in the page: ${html.slice(0, 500)}`);
-  const attr = (tag: string, name: string): string | null => {
-    const m = new RegExp(`\\b${name}\\s*=\\s*("([^"]*)"|'([^']*)')`, 'i').exec(tag);
-    return m ? decodeEntities(m[2] ?? m[3] ?? '') : null;
-  };
-  const action = new URL(attr(form[1]!, 'action') ?? '', base).toString();
-  const fields: Record<string, string> = {};
-  const inputs: { name: string; type: string }[] = [];
-  for (const m of form[2]!.matchAll(/<(input|button)\b([^>]*)>/gi)) {
-    const name = attr(m[2]!, 'name');
-    if (!name) continue;
-    const type = (attr(m[2]!, 'type') ?? (m[1]!.toLowerCase() === 'button' ? 'submit' : 'text')).toLowerCase();
-    inputs.push({ name, type });
-    if (type !== 'submit') fields[name] = attr(m[2]!, 'value') ?? '';
-  }
-  return { action, fields, inputs };
-}
-
-function decodeEntities(s: string): string {
-  return s.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&#x27;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
-}
-
-/** Fill a login form: the password input gets the password, the other visible text input the username. */
-function fillLogin(form: ReturnType<typeof parseForm>, username: string, password: string): Record<string, string> {
-  const out = { ...form.fields };
-  const pw = form.inputs.find((i) => i.type === 'password');
-  const user = form.inputs.find((i) => i.type === 'text' || i.type === 'email' || i.name === 'username');
-  assert.ok(pw && user, `login form without username/password inputs: ${JSON.stringify(form.inputs)}`);
-  out[pw.name] = password;
-  out[user.name] = username;
-  return out;
 }
 
 describe('OAuth on a 3-node cluster, driven by oauth4webapi', { timeout: 240_000 }, () => {
