@@ -80,6 +80,12 @@ export class RaftLog {
   committed: number;
   /** Highest index the application has applied (acknowledged through advance). */
   applied: number;
+  /**
+   * Highest index handed to the application in a Ready that is not advanced yet (etcd's
+   * `applying`): applied <= applying <= committed. Above `applied` exactly while committed
+   * entries are out for application.
+   */
+  applying: number;
 
   constructor(storage: Storage, applied: number) {
     this.storage = storage;
@@ -93,6 +99,7 @@ export class RaftLog {
       invariant(applied >= first - 1, () => `log init: applied ${applied} is behind the snapshot ${first - 1}`);
       this.applied = applied;
     }
+    this.applying = this.applied;
   }
 
   firstIndex(): number {
@@ -228,10 +235,23 @@ export class RaftLog {
     return false;
   }
 
+  /** Committed entries up to `index` were handed to the application in a Ready. */
+  acceptApplying(index: number): void {
+    invariant(index <= this.committed && index > this.applying, () => `acceptApplying(${index}) out of range (applying ${this.applying}, committed ${this.committed}]`);
+    this.applying = index;
+  }
+
   appliedTo(index: number): void {
     if (index === 0) return;
     invariant(index <= this.committed && index >= this.applied, () => `appliedTo(${index}) out of range [applied ${this.applied}, committed ${this.committed}]`);
     this.applied = index;
+    if (index > this.applying) this.applying = index;
+  }
+
+  /** The application installed a snapshot at `index`: its state is applied up to there. */
+  appliedSnapshotTo(index: number): void {
+    if (index > this.applied) this.applied = index;
+    if (index > this.applying) this.applying = index;
   }
 
   stableTo(index: number, term: number): void {

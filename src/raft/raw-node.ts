@@ -2,6 +2,9 @@
 //
 // The driver calls tick/step/propose/readIndex, then collects work with ready(), carries it out
 // in the order stated on the Ready type (persist -> send -> apply), and calls advance().
+// Inputs between ready() and advance() are allowed (etcd's node loop steps messages while the
+// application works on a Ready; src/node/driver.ts holds them in its inbox instead, the simulator
+// steps them): see "BETWEEN ready() AND advance()" on the Ready type for what the core promises.
 import { RaftError, invariant } from './errors.ts';
 import { Raft, DEFAULT_MAX_COMMITTED_SIZE_PER_READY } from './raft.ts';
 import { encodeConfChange, isJoint, nextConfState } from './confchange.ts';
@@ -22,6 +25,8 @@ export class RawNode {
   private prevHard: HardState;
   /** The Ready handed out and not yet advanced. */
   private outstanding: Ready | null = null;
+  /** Conf-change entries of the outstanding Ready not yet passed to applyConfChange(). */
+  private confChangesOut = 0;
 
   constructor(config: Config) {
     this.raft = new Raft(config);
@@ -82,8 +87,15 @@ export class RawNode {
     return { index: r.log.lastIndex(), term: r.term };
   }
 
-  /** The application applies a committed conf-change entry: switch to the new configuration. */
+  /**
+   * The application applies a committed conf-change entry: switch to the new configuration. Call
+   * it once for each conf-change entry of the outstanding Ready's committedEntries, in order,
+   * before advance(): a change applies to the configuration of the entry before it, and only then
+   * is that configuration the core's.
+   */
   applyConfChange(cc: ConfChange): ConfState {
+    invariant(this.confChangesOut > 0, 'applyConfChange() with no committed conf-change entry out for application: call it only for the conf-change entries of the outstanding Ready, before advance()');
+    this.confChangesOut--;
     return this.raft.applyConfChange(cc);
   }
 
@@ -151,6 +163,9 @@ export class RawNode {
     const entries = r.log.unstableEntries();
     const snapshot = r.log.unstableSnapshot();
     const committedEntries = r.log.nextCommittedEntries(this.maxCommittedSize);
+    if (committedEntries.length > 0) r.log.acceptApplying(committedEntries[committedEntries.length - 1]!.index);
+    this.confChangesOut = 0;
+    for (const e of committedEntries) if (e.type === 'confChange') this.confChangesOut++;
     const hs = r.hardState();
     const ss = r.softState();
     const hardChanged = !hardStateEqual(hs, this.prevHard);
@@ -177,12 +192,13 @@ export class RawNode {
   advance(): void {
     const rd = this.outstanding;
     invariant(rd !== null, 'advance() without a Ready');
+    invariant(this.confChangesOut === 0, () => `advance() with ${this.confChangesOut} committed conf-change entr${this.confChangesOut === 1 ? 'y' : 'ies'} of the Ready not passed to applyConfChange(): the configuration would lag the applied log`);
     this.outstanding = null;
     const r = this.raft;
     if (rd.hardState) this.prevHard = rd.hardState;
     if (rd.snapshot) {
       r.log.stableSnapTo(rd.snapshot.metadata.index);
-      if (rd.snapshot.metadata.index > r.log.applied) r.log.applied = rd.snapshot.metadata.index;
+      r.log.appliedSnapshotTo(rd.snapshot.metadata.index);
     }
     if (rd.entries.length > 0) {
       const last = rd.entries[rd.entries.length - 1]!;

@@ -198,8 +198,20 @@ export interface ReadState {
  *   3. Only then send `messages`. (A vote or an append acknowledgement sent before its state is
  *      durable can be forgotten by a crash, breaking election safety or losing a committed entry.)
  *   4. Apply `committedEntries` to the state machine in order (they are all durable on a quorum)
- *      and serve `readStates` once the applied index reaches each one's index.
+ *      and serve `readStates` once the applied index reaches each one's index. Each conf-change
+ *      entry goes to RawNode.applyConfChange, once, in order (the core asserts both ways).
  *   5. Call `advance()`.
+ *
+ * BETWEEN ready() AND advance() the driver may go on calling tick, step, propose, readIndex and
+ * the transport reports (etcd's node loop does; src/node/driver.ts queues them until advance(),
+ * the simulator steps them while its disk write is pending). It may not call ready() again. The
+ * core keeps this Ready valid meanwhile: entries appended or replaced now, and their messages,
+ * come in the next Ready (a replaced entry is not marked stable by this one's advance()); and a
+ * snapshot is not restored while this Ready's committed entries are being applied. It is ignored
+ * and the leader sends it again, since the snapshot's configuration already holds every conf
+ * change among those entries and applyConfChange would apply them once more on top of it (sim
+ * seed 10670). A snapshot is restored between ready() and advance() only when the Ready carries
+ * no committed entries; it comes in the next Ready.
  */
 export interface Ready {
   readonly softState: SoftState | null;

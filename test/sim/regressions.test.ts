@@ -8,6 +8,8 @@ const SEEDS = [
   { seed: 32, mix: 'membership', nodes: 5, steps: 500, bug: 'the same stall, one follower behind for good' },
   { seed: 32, mix: 'figure8', nodes: 5, steps: 500, bug: 'the same stall, one follower behind for good' },
   { seed: 11111, mix: 'membership', nodes: 3, steps: 600, bug: 'stale vote requests ignored: a node with a stale configuration raced its term ahead, no leader ever' },
+  { seed: 10670, mix: 'membership', nodes: 5, steps: 300, bug: "a snapshot restored while a Ready's committed conf changes were out for application: they were then applied on top of its configuration (INVALID_CONF_CHANGE)" },
+  { seed: 658, mix: 'membership', nodes: 5, steps: 600, bug: 'the same snapshot-under-apply restore, found by the 2000-seed membership soak' },
 ] as const;
 
 for (const s of SEEDS) {

@@ -1,11 +1,12 @@
 // Behaviour of the pure Raft core, one test per rule, tagged with the section it checks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestCluster, confOf } from './harness.ts';
+import { TestCluster, confOf, seededRng } from './harness.ts';
 import { MemoryStorage } from '../../../src/raft/memory-storage.ts';
-import { RaftError } from '../../../src/raft/errors.ts';
+import { RawNode } from '../../../src/raft/raw-node.ts';
+import { RaftError, RaftInvariantError } from '../../../src/raft/errors.ts';
 import { encodeConfChange, decodeConfChange, nextConfState } from '../../../src/raft/confchange.ts';
-import type { Message } from '../../../src/raft/types.ts';
+import type { ConfChange, ConfState, Entry, Message, Ready } from '../../../src/raft/types.ts';
 
 const role = (c: TestCluster, id: number) => c.get(id).node.status().softState.role;
 const term = (c: TestCluster, id: number) => c.get(id).node.status().hardState.term;
@@ -546,4 +547,90 @@ test('regression (sim seed 11111, membership): a stale vote request is refused w
   c.get(2).node.campaign();
   c.stabilize();
   assert.ok(c.leader(), 'a leader is elected');
+});
+
+// A driver may step messages between ready() and advance() (etcd's node loop does; ours does not).
+// Each case: committed conf changes are out for application when a snapshot from further on
+// arrives, whose configuration already contains them and more.
+const SNAPSHOT_UNDER_APPLY_CASES: { name: string; first: ConfChange; second: ConfChange; snapConf: ConfState }[] = [
+  {
+    // Restored first, the leave-joint change then met a configuration that was no longer joint.
+    name: 'leaving a joint configuration the snapshot already left (threw INVALID_CONF_CHANGE)',
+    first: { changes: [{ type: 'addVoter', nodeId: 4 }, { type: 'addVoter', nodeId: 5 }] },
+    second: { changes: [] },
+    snapConf: confOf([1, 2, 3, 4, 5]),
+  },
+  {
+    // Restored first, the replayed addVoter silently put back a voter the snapshot had removed.
+    name: 'adding a voter the snapshot has removed again (silently the wrong configuration)',
+    first: { changes: [{ type: 'addLearner', nodeId: 4 }] },
+    second: { changes: [{ type: 'addVoter', nodeId: 4 }] },
+    snapConf: confOf([1, 2, 3]),
+  },
+];
+
+for (const tc of SNAPSHOT_UNDER_APPLY_CASES) {
+  test(`regression (sim seed 10670, membership): a snapshot stepped while conf changes are out for application is ignored until they are applied: ${tc.name}`, () => {
+    const storage = new MemoryStorage(confOf([1, 2, 3]));
+    const n = new RawNode({ id: 2, electionTick: 10, heartbeatTick: 1, storage, rng: seededRng(5) });
+    const entry = (index: number, cc: ConfChange): Entry => ({ term: 2, index, type: 'confChange', data: encodeConfChange(cc) });
+    const app = (e: Entry): Message => ({ type: 'app', from: 1, to: 2, term: 2, logTerm: e.index === 2 ? 1 : 2, index: e.index - 1, entries: [e], commit: e.index });
+    const persist = (rd: Ready): void => {
+      if (rd.snapshot) storage.applySnapshot(rd.snapshot);
+      storage.append(rd.entries);
+      if (rd.hardState) storage.setHardState(rd.hardState);
+    };
+    const snap: Message = { type: 'snap', from: 1, to: 2, term: 2, snapshot: { metadata: { index: 10, term: 2, confState: tc.snapConf }, data: new Uint8Array(0) } };
+
+    n.step(app(entry(2, tc.first)));
+    let rd = n.ready();
+    persist(rd);
+    assert.deepEqual(rd.committedEntries.map((e) => e.index), [2]);
+    n.applyConfChange(tc.first);
+    n.advance();
+
+    n.step(app(entry(3, tc.second)));
+    rd = n.ready();
+    persist(rd);
+    assert.deepEqual(rd.committedEntries.map((e) => e.index), [3]);
+    n.step(snap); // before advance(): entry 3 is being applied
+    const cs = n.applyConfChange(tc.second);
+    assert.deepEqual(cs, nextConfState(nextConfState(confOf([1, 2, 3]), tc.first), tc.second), 'applied on the configuration of index 2, not the snapshot');
+    n.advance();
+
+    rd = n.ready();
+    assert.equal(rd.snapshot, null, 'the snapshot was ignored');
+    const resp = rd.messages.find((m) => m.type === 'appResp');
+    assert.ok(resp && resp.type === 'appResp' && !resp.reject && resp.index === 3, 'answered with the commit index, so the leader sends it again');
+    persist(rd);
+    n.advance();
+
+    n.step(snap); // sent again: nothing is out for application now
+    rd = n.ready();
+    assert.equal(rd.snapshot?.metadata.index, 10, 'restored the second time');
+    persist(rd);
+    n.advance();
+    assert.equal(n.status().applied, 10);
+    assert.deepEqual(n.status().confState, tc.snapConf);
+  });
+}
+
+test('Ready contract: applyConfChange only for a conf-change entry out for application, and every one before advance()', () => {
+  const storage = new MemoryStorage(confOf([1, 2, 3]));
+  const n = new RawNode({ id: 2, electionTick: 10, heartbeatTick: 1, storage, rng: seededRng(9) });
+  const cc: ConfChange = { changes: [{ type: 'addLearner', nodeId: 4 }] };
+  // Outside any Ready there is nothing to apply (say, a driver replaying a change the core holds).
+  assert.throws(() => n.applyConfChange(cc), (e: unknown) => e instanceof RaftInvariantError && /applyConfChange\(\) with no committed conf-change entry/.test(e.message));
+  const e2: Entry = { term: 2, index: 2, type: 'confChange', data: encodeConfChange(cc) };
+  n.step({ type: 'app', from: 1, to: 2, term: 2, logTerm: 1, index: 1, entries: [e2], commit: 2 });
+  const rd = n.ready();
+  assert.deepEqual(rd.committedEntries.map((e) => e.index), [2]);
+  storage.append(rd.entries);
+  if (rd.hardState) storage.setHardState(rd.hardState);
+  assert.throws(() => n.advance(), (e: unknown) => e instanceof RaftInvariantError && /advance\(\) with 1 committed conf-change entry/.test(e.message));
+  n.applyConfChange(cc);
+  assert.throws(() => n.applyConfChange(cc), RaftInvariantError, 'not twice');
+  n.advance();
+  assert.deepEqual(n.status().confState.learners, [4]);
+  assert.equal(n.status().applied, 2);
 });
