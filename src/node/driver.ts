@@ -25,7 +25,7 @@ import type { DurableStorage, SnapshotChunkStream } from '../storage/durable-sto
 import { StorageError } from '../storage/errors.ts';
 import type { StateMachine, ApplyResult } from '../state/machine.ts';
 import type { StateChangeSet } from '../state/overlay.ts';
-import { memberChanges } from './members.ts';
+import { foldChanges, memberChanges } from './members.ts';
 import type { MemberAddress } from './members.ts';
 
 /** Inputs beyond this many wait-less messages are dropped (raft tolerates loss); proposals are refused. */
@@ -430,22 +430,20 @@ export class RaftDriver {
     let confChanged = false;
     if (rd.committedEntries.length > 0) {
       const batch = this.sm.applyEntries(rd.committedEntries);
-      const puts = [...batch.changes.puts];
-      const dels = [...batch.changes.dels];
+      const memberWrites: ReturnType<typeof memberChanges>[] = [];
       for (const e of rd.committedEntries) {
         if (e.type === 'confChange') {
           const cc = decodeConfChange(e.data);
           this.confState = this.node.applyConfChange(cc);
           confChanged = true;
-          const mc = memberChanges(cc);
-          puts.push(...mc.puts);
-          dels.push(...mc.dels);
+          memberWrites.push(memberChanges(cc));
           settled.push({ e, result: { ok: true, value: { confState: this.confState } } });
         } else {
           settled.push({ e, result: batch.results.get(e.index) });
         }
       }
-      changes = { puts, dels };
+      // One write, last writer wins per key: a batch may remove a member and add it back.
+      changes = foldChanges(batch.changes, memberWrites);
       appliedTo = batch.applied;
     }
 

@@ -2,6 +2,7 @@
 // sys.members) so every node can reach every member, including members added at runtime and
 // nodes restarted with an old config file. A conf change carries the addresses of the nodes it
 // adds in its context; the bootstrap snapshot carries those of the founding members.
+import type { StateChangeSet } from '../state/overlay.ts';
 import type { ConfChange, NodeId } from '../raft/types.ts';
 
 export const MEMBERS_KEYSPACE = 'sys.members';
@@ -68,6 +69,30 @@ export function memberChanges(cc: ConfChange): { puts: [string, string, Uint8Arr
       const a = addrs.get(op.nodeId);
       if (a) puts.push([MEMBERS_KEYSPACE, String(op.nodeId), memberRecord(a)]);
     }
+  }
+  return { puts, dels };
+}
+
+/**
+ * Fold changes into one write, last writer wins per key. Storage refuses a key both put and
+ * deleted in one write, and one batch of committed entries may remove a member and add it back
+ * (the Jepsen membership nemesis: node 3 removed and re-added; a node catching up applies both
+ * conf changes at once). `base` (the state machine's batch) is already one change per key.
+ */
+export function foldChanges(base: StateChangeSet, later: readonly { puts: readonly (readonly [string, string, Uint8Array])[]; dels: readonly (readonly [string, string])[] }[]): StateChangeSet {
+  const m = new Map<string, readonly [string, string, Uint8Array | null]>();
+  const k = (ks: string, key: string): string => `${ks}\u0000${key}`;
+  for (const [ks, key, v] of base.puts) m.set(k(ks, key), [ks, key, v]);
+  for (const [ks, key] of base.dels) m.set(k(ks, key), [ks, key, null]);
+  for (const c of later) {
+    for (const [ks, key] of c.dels) m.set(k(ks, key), [ks, key, null]);
+    for (const [ks, key, v] of c.puts) m.set(k(ks, key), [ks, key, v]);
+  }
+  const puts: [string, string, Uint8Array][] = [];
+  const dels: [string, string][] = [];
+  for (const [ks, key, v] of m.values()) {
+    if (v === null) dels.push([ks, key]);
+    else puts.push([ks, key, v]);
   }
   return { puts, dels };
 }
