@@ -1,55 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { StateMachine } from '../../../src/state/machine.ts';
-import type { AppliedBatch, ApplyResult, StateReader } from '../../../src/state/machine.ts';
-import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
-import { encodeCommand, packValue, unpackValue } from '../../../src/state/command.ts';
-import { oauthDomains } from '../../../src/state/oauth-domains.ts';
+import { packValue, unpackValue } from '../../../src/state/command.ts';
+import { T0, domainHarness } from './helpers.ts';
 import { CLIENTS_KEYSPACE } from '../../../src/state/clients.ts';
 import { validateClientRecord } from '../../../src/state/validate.ts';
 import { DomainError } from '../../../src/state/machine.ts';
 import type { ClientRecord } from '../../../src/state/oauth-ops.ts';
 
-class MapState implements StateReader {
-  readonly m = new Map<string, Uint8Array>();
-  get(ks: string, key: string): Uint8Array | undefined {
-    return this.m.get(`${ks}\u0000${key}`);
-  }
-  commit(b: AppliedBatch): void {
-    for (const [ks, key, v] of b.changes.puts) this.m.set(`${ks}\u0000${key}`, v);
-    for (const [ks, key] of b.changes.dels) this.m.delete(`${ks}\u0000${key}`);
-  }
-  snapshot(): Map<string, string> {
-    const out = new Map<string, string>();
-    for (const [k, v] of this.m) if (!k.startsWith('sys.meta')) out.set(k, Buffer.from(v).toString('hex'));
-    return out;
-  }
-}
-
-const T0 = 1_700_000_000_000;
-let index = 0;
-
 function harness() {
-  const st = new MapState();
-  const sm = new StateMachine(st, SESSION_LIMITS);
-  for (const d of oauthDomains()) sm.register(d);
-  const run = (op: string, args: unknown, ts = T0): ApplyResult => {
-    const i = ++index;
-    const b = sm.applyEntries([{ term: 1, index: i, type: 'normal', data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts, domain: 'clients', op, args }) }]);
-    st.commit(b);
-    return b.results.get(i)!;
-  };
-  const refused = (op: string, args: unknown, code: string, field?: RegExp): void => {
-    const before = st.snapshot();
-    const r = run(op, args);
-    assert.equal(r.ok, false, `${op} should be refused`);
-    if (!r.ok) {
-      assert.equal(r.code, code, r.message);
-      if (field) assert.match(r.message, field);
-    }
-    assert.deepEqual(st.snapshot(), before, 'a refusal changes nothing');
-  };
-  return { st, sm, run, refused };
+  const h = domainHarness('clients');
+  return { st: h.st, sm: h.sm, run: h.run, refused: h.refused };
 }
 
 const SECRET_HASH = 'n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg';

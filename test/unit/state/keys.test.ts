@@ -1,59 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { StateMachine } from '../../../src/state/machine.ts';
-import type { AppliedBatch, ApplyResult, StateReader } from '../../../src/state/machine.ts';
-import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
-import { encodeCommand, packValue, unpackValue } from '../../../src/state/command.ts';
-import { oauthDomains } from '../../../src/state/oauth-domains.ts';
+import { packValue, unpackValue } from '../../../src/state/command.ts';
+import { T0, domainHarness } from './helpers.ts';
 import { MAX_SIGNING_KEYS, RING_KEY, SIGNING_KEYS_KEYSPACE } from '../../../src/state/keys.ts';
 import type { SigningKeyRecord, SigningKeyRing } from '../../../src/state/oauth-ops.ts';
 
-class MapState implements StateReader {
-  readonly m = new Map<string, Uint8Array>();
-  get(ks: string, key: string): Uint8Array | undefined {
-    return this.m.get(`${ks}\u0000${key}`);
-  }
-  commit(b: AppliedBatch): void {
-    for (const [ks, key, v] of b.changes.puts) this.m.set(`${ks}\u0000${key}`, v);
-    for (const [ks, key] of b.changes.dels) this.m.delete(`${ks}\u0000${key}`);
-  }
-  snapshot(): Map<string, string> {
-    const out = new Map<string, string>();
-    for (const [k, v] of this.m) if (!k.startsWith('sys.meta')) out.set(k, Buffer.from(v).toString('hex'));
-    return out;
-  }
-}
-
-const T0 = 1_700_000_000_000;
 const DAY = 24 * 3_600_000;
-let index = 0;
 
 function harness() {
-  const st = new MapState();
-  const sm = new StateMachine(st, SESSION_LIMITS);
-  for (const d of oauthDomains()) sm.register(d);
-  const run = (op: string, args: unknown, ts = T0): ApplyResult => {
-    const i = ++index;
-    const b = sm.applyEntries([{ term: 1, index: i, type: 'normal', data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts, domain: 'keys', op, args }) }]);
-    st.commit(b);
-    return b.results.get(i)!;
-  };
-  const refused = (op: string, args: unknown, code: string, field?: RegExp, ts = T0): void => {
-    const before = st.snapshot();
-    const r = run(op, args, ts);
-    assert.equal(r.ok, false, `${op} should be refused`);
-    if (!r.ok) {
-      assert.equal(r.code, code, r.message);
-      if (field) assert.match(r.message, field);
-    }
-    assert.deepEqual(st.snapshot(), before, 'a refusal changes nothing');
-  };
+  const h = domainHarness('keys');
   const ring = (): SigningKeyRing | null => {
-    const r = sm.read('keys', 'ring', {});
+    const r = h.sm.read('keys', 'ring', {});
     if (!r.ok) assert.fail(r.message);
     return r.value as SigningKeyRing | null;
   };
-  return { st, run, refused, ring };
+  return { st: h.st, run: h.run, refused: h.refused, ring };
 }
 
 function key(kid: string, state: SigningKeyRecord['state'], over: Partial<SigningKeyRecord> = {}): SigningKeyRecord {

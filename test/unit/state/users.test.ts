@@ -1,62 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { StateMachine, DomainError } from '../../../src/state/machine.ts';
-import type { AppliedBatch, ApplyResult, StateReader } from '../../../src/state/machine.ts';
-import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
-import { encodeCommand, packValue, unpackValue } from '../../../src/state/command.ts';
-import { oauthDomains } from '../../../src/state/oauth-domains.ts';
+import { DomainError } from '../../../src/state/machine.ts';
+import { packValue, unpackValue } from '../../../src/state/command.ts';
+import { T0, domainHarness } from './helpers.ts';
 import { USERS_KEYSPACE, USERNAMES_KEYSPACE } from '../../../src/state/users.ts';
 import { validateUserRecord } from '../../../src/state/validate.ts';
 import type { UserRecord } from '../../../src/state/oauth-ops.ts';
 
-class MapState implements StateReader {
-  readonly m = new Map<string, Uint8Array>();
-  get(ks: string, key: string): Uint8Array | undefined {
-    return this.m.get(`${ks}\u0000${key}`);
-  }
-  commit(b: AppliedBatch): void {
-    for (const [ks, key, v] of b.changes.puts) this.m.set(`${ks}\u0000${key}`, v);
-    for (const [ks, key] of b.changes.dels) this.m.delete(`${ks}\u0000${key}`);
-  }
-  snapshot(): Map<string, string> {
-    const out = new Map<string, string>();
-    for (const [k, v] of this.m) if (!k.startsWith('sys.meta')) out.set(k, Buffer.from(v).toString('hex'));
-    return out;
-  }
-  keys(ks: string): string[] {
-    return [...this.m.keys()].filter((k) => k.startsWith(ks + '\u0000')).map((k) => k.slice(ks.length + 1)).sort();
-  }
-}
-
-const T0 = 1_700_000_000_000;
-let index = 0;
-
 function harness() {
-  const st = new MapState();
-  const sm = new StateMachine(st, SESSION_LIMITS);
-  for (const d of oauthDomains()) sm.register(d);
-  const run = (op: string, args: unknown): ApplyResult => {
-    const i = ++index;
-    const b = sm.applyEntries([{ term: 1, index: i, type: 'normal', data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts: T0, domain: 'users', op, args }) }]);
-    st.commit(b);
-    return b.results.get(i)!;
-  };
-  const refused = (op: string, args: unknown, code: string, field?: RegExp): void => {
-    const before = st.snapshot();
-    const r = run(op, args);
-    assert.equal(r.ok, false, `${op} should be refused`);
-    if (!r.ok) {
-      assert.equal(r.code, code, r.message);
-      if (field) assert.match(r.message, field);
-    }
-    assert.deepEqual(st.snapshot(), before, 'a refusal changes nothing');
-  };
-  const read = (op: string, args: unknown): unknown => {
-    const r = sm.read('users', op, args);
-    if (!r.ok) assert.fail(`${r.code} ${r.message}`);
-    return r.value;
-  };
-  return { st, run, refused, read };
+  const h = domainHarness('users');
+  return { st: h.st, run: h.run, refused: h.refused, read: h.read };
 }
 
 function user(over: Partial<UserRecord> = {}): UserRecord {
