@@ -62,12 +62,25 @@ export class History {
 
   /** Time zero of the history: when the workloads start (the cluster's start-up is not plotted). */
   begin(): void {
-    if (this.next === 0) this.t0 = performance.now();
+    if (this.next === 0) {
+      this.t0 = performance.now();
+      this.lastStamp = -Infinity;
+    }
   }
 
+  /**
+   * Milliseconds since begin(), strictly increasing across calls. The checkers order A before B
+   * only if A returned strictly before B was called (test/support/linearizability.ts); stamps
+   * rounded to 0.1 ms gave a sequential "put, then get" equal stamps, so the checker had to treat
+   * them as concurrent and the negative control's stale read passed as linearizable. Every stamp
+   * comes from this one clock, so a later stamp is a later event.
+   */
   now(): number {
-    return Math.round((performance.now() - this.t0) * 10) / 10;
+    const t = performance.now() - this.t0;
+    this.lastStamp = t > this.lastStamp ? t : this.lastStamp + 1e-6;
+    return this.lastStamp;
   }
+  private lastStamp = -Infinity;
 
   /** A fresh logical process id (after an indeterminate operation, Jepsen's "crashed" process). */
   newProcess(): number {
