@@ -12,6 +12,9 @@ import type { Answer, Endpoint, HttpCall } from './client.ts';
 import type { SystemUnderTest } from './system.ts';
 import { runFailover, runLevel } from './workload.ts';
 
+/** The fake members' answer time outside an outage. */
+const SERVICE_MS = 20;
+
 class FakeSystem implements SystemUnderTest {
   readonly name = 'raftauth' as const;
   readonly version = 'fake';
@@ -41,8 +44,12 @@ class FakeSystem implements SystemUnderTest {
             res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"UNAVAILABLE"}');
             return;
           }
-          // A fake server's answer time, not test synchronization: it models the election.
-          setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'), Math.max(0, wait) + 1);
+          // A fake server's answer time, not test synchronization: it models the election, and a
+          // service time long enough that every client always has a put in flight — so the kill
+          // always catches puts on the killed member, which are reset and retried through the
+          // outage (with a 1 ms service time, a loaded machine could kill between puts and the
+          // "latency across the kill" check failed on a 3.6 ms maximum).
+          setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'), Math.max(0, wait) + SERVICE_MS);
         });
       });
       await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -87,7 +94,7 @@ test('a level spreads puts evenly over the members and measures every one', asyn
     const r = await runLevel(f, 1, 100, 500, { requestTimeoutMs: 1000, value: VALUE });
     assert.equal(r.failedRequests, 0);
     assert.deepEqual(r.erroredAttempts, {});
-    assert.ok(r.writes > 10, `only ${r.writes} writes in 0.5 s against a 1 ms server`);
+    assert.ok(r.writes > 10, `only ${r.writes} writes in 0.5 s against a ${SERVICE_MS} ms server`);
     assert.equal(r.writesPerSec, Math.round((r.writes / 0.5) * 10) / 10);
     assert.ok(r.latency.p50Ms >= 1 && r.latency.p50Ms < 100, `p50 ${r.latency.p50Ms} ms`);
     // One client, round robin: the members' counts differ by at most one.
