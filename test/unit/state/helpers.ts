@@ -17,10 +17,10 @@ export class MapState implements StateReader {
     for (const [ks, key, v] of b.changes.puts) this.m.set(`${ks}\u0000${key}`, v);
     for (const [ks, key] of b.changes.dels) this.m.delete(`${ks}\u0000${key}`);
   }
-  /** Every record but the clock, hex-encoded: equal snapshots = nothing changed. */
+  /** Every domain record (the machine's clock and session tables left out), hex-encoded: equal snapshots = nothing changed. */
   snapshot(): Map<string, string> {
     const out = new Map<string, string>();
-    for (const [k, v] of this.m) if (!k.startsWith('sys.meta')) out.set(k, Buffer.from(v).toString('hex'));
+    for (const [k, v] of this.m) if (!k.startsWith('sys.meta') && !k.startsWith('sys.sessions') && !k.startsWith('sys.results')) out.set(k, Buffer.from(v).toString('hex'));
     return out;
   }
   /** Keys of one keyspace, sorted. */

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StateMachine } from '../../../src/state/machine.ts';
-import type { AppliedBatch, ApplyResult, StateReader } from '../../../src/state/machine.ts';
+import type { ApplyResult } from '../../../src/state/machine.ts';
 import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
 import { encodeCommand, unpackValue } from '../../../src/state/command.ts';
 import { oauthDomains } from '../../../src/state/oauth-domains.ts';
@@ -26,27 +26,7 @@ import {
   WEBAUTHN_KEYSPACE,
   backoffMs,
 } from '../../../src/state/mfa.ts';
-
-const SEP = '\u0000';
-
-class MapState implements StateReader {
-  readonly m = new Map<string, Uint8Array>();
-  get(ks: string, key: string): Uint8Array | undefined {
-    return this.m.get(`${ks}${SEP}${key}`);
-  }
-  commit(b: AppliedBatch): void {
-    for (const [ks, key, v] of b.changes.puts) this.m.set(`${ks}${SEP}${key}`, v);
-    for (const [ks, key] of b.changes.dels) this.m.delete(`${ks}${SEP}${key}`);
-  }
-  keys(ks: string): string[] {
-    return [...this.m.keys()].filter((k) => k.startsWith(ks + SEP)).map((k) => k.slice(ks.length + 1)).sort();
-  }
-  snapshot(): Map<string, string> {
-    const out = new Map<string, string>();
-    for (const [k, v] of this.m) if (!k.startsWith('sys.meta') && !k.startsWith('sys.sessions') && !k.startsWith('sys.results')) out.set(k, Buffer.from(v).toString('hex'));
-    return out;
-  }
-}
+import { MapState } from './helpers.ts';
 
 /** A multiple of the TOTP period, so step arithmetic in the tests is exact. */
 const T0 = 1_700_000_010 * 1000 - ((1_700_000_010 * 1000) % TOTP_PERIOD_MS);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StateMachine } from '../../../src/state/machine.ts';
-import type { AppliedBatch, ApplyResult, StateReader } from '../../../src/state/machine.ts';
+import type { ApplyResult } from '../../../src/state/machine.ts';
 import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
 import { encodeCommand, unpackValue } from '../../../src/state/command.ts';
 import type { Command } from '../../../src/state/command.ts';
@@ -22,31 +22,9 @@ import {
   parseExpiryIndexKey,
 } from '../../../src/state/tokens.ts';
 import type { RefreshRecordView } from '../../../src/state/oauth-ops.ts';
+import { MapState } from './helpers.ts';
 
 // ---- harness: the real StateMachine over a map, entries with chosen leader time ------------------
-
-const SEP = '\u0000';
-
-class MapState implements StateReader {
-  readonly m = new Map<string, Uint8Array>();
-  get(ks: string, key: string): Uint8Array | undefined {
-    return this.m.get(`${ks}${SEP}${key}`);
-  }
-  commit(b: AppliedBatch): void {
-    for (const [ks, key, v] of b.changes.puts) this.m.set(`${ks}${SEP}${key}`, v);
-    for (const [ks, key] of b.changes.dels) this.m.delete(`${ks}${SEP}${key}`);
-  }
-  /** Keys of a keyspace, sorted (what a storage scan gives). */
-  keys(ks: string): string[] {
-    return [...this.m.keys()].filter((k) => k.startsWith(ks + SEP)).map((k) => k.slice(ks.length + 1)).sort();
-  }
-  /** Every domain record (the machine's clock and session tables left out), for "changed nothing" checks. */
-  snapshot(): Map<string, string> {
-    const out = new Map<string, string>();
-    for (const [k, v] of this.m) if (!k.startsWith('sys.meta') && !k.startsWith('sys.sessions') && !k.startsWith('sys.results')) out.set(k, Buffer.from(v).toString('hex'));
-    return out;
-  }
-}
 
 const T0 = 1_700_000_000_000;
 let index = 0;
