@@ -3,41 +3,15 @@
 // test/unit/ops/admin-oauth.test.ts.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { runRaftauth } from '../../../src/cli/main.ts';
 import { captureIo } from './io.ts';
+import { TOKEN, fakeAdmin } from './fake-admin.ts';
+import type { Answer } from './fake-admin.ts';
 
-const TOKEN = 't'.repeat(43);
 const SECRET = 'S3cr3t-value-that-is-43-characters-long_xyz';
-
-interface Req {
-  method: string;
-  url: string;
-  body: unknown;
-}
-type Answer = { status: number; body: unknown };
-
-async function fakeAdmin(answer: (r: Req) => Answer): Promise<{ url: string; requests: Req[]; server: Server }> {
-  const requests: Req[] = [];
-  const server = createServer((req, res) => {
-    let s = '';
-    req.on('data', (c) => (s += c));
-    req.on('end', () => {
-      const r: Req = { method: req.method!, url: req.url!, body: s ? JSON.parse(s) : undefined };
-      requests.push(r);
-      const a = req.headers.authorization === `Bearer ${TOKEN}` ? answer(r) : { status: 401, body: { error: 'UNAUTHORIZED', message: 'no' } };
-      res.writeHead(a.status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(a.body));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, server };
-}
 
 function clientOf(b: Record<string, unknown>): Record<string, unknown> {
   return {

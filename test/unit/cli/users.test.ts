@@ -2,9 +2,6 @@
 // request). Passwords come from a file or from standard input, never from argv.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -12,32 +9,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { runRaftauth } from '../../../src/cli/main.ts';
 import { MAX_PASSWORD_INPUT_BYTES } from '../../../src/cli/commands/users.ts';
 import { captureIo } from './io.ts';
-
-const TOKEN = 't'.repeat(43);
-
-interface Req {
-  method: string;
-  url: string;
-  body: unknown;
-}
-type Answer = { status: number; body: unknown };
-
-async function fakeAdmin(answer: (r: Req) => Answer): Promise<{ url: string; requests: Req[]; server: Server }> {
-  const requests: Req[] = [];
-  const server = createServer((req, res) => {
-    let s = '';
-    req.on('data', (c) => (s += c));
-    req.on('end', () => {
-      const r: Req = { method: req.method!, url: req.url!, body: s ? JSON.parse(s) : undefined };
-      requests.push(r);
-      const a = req.headers.authorization === `Bearer ${TOKEN}` ? answer(r) : { status: 401, body: { error: 'UNAUTHORIZED', message: 'no' } };
-      res.writeHead(a.status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(a.body));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, server };
-}
+import { TOKEN, fakeAdmin } from './fake-admin.ts';
 
 const user = (username: string) => ({ sub: `sub-${username}`, username, name: null, email: null, email_verified: false, disabled: false, created_at: 0, updated_at: 0 });
 
