@@ -6,9 +6,15 @@ import { StorageWriter } from '../../../src/storage/storage-writer.ts';
 import { StorageError } from '../../../src/storage/errors.ts';
 import { bytes, ent, tempDir, text } from './helpers.ts';
 
+/**
+ * classic-level's implementation of batch (durable-storage.ts writeBatch calls it directly on the
+ * group-commit path; abstract-level's public batch() ends in it too), typed for spying.
+ */
+const levelProto = ClassicLevel.prototype as unknown as { _batch: (...args: unknown[]) => Promise<void> };
+
 /** Count LevelDB batches written with sync: true, through a spy on the real batch method. */
 function spySyncBatches(t: { after: (fn: () => void) => void }): () => number {
-  const spy = mock.method(ClassicLevel.prototype, 'batch');
+  const spy = mock.method(levelProto, '_batch');
   t.after(() => spy.mock.restore());
   return () => spy.mock.calls.filter((c) => ((c.arguments as unknown[])[1] as { sync?: boolean } | undefined)?.sync === true).length;
 }
@@ -44,11 +50,11 @@ test('writes arriving while a sync batch is in flight share the next one', async
   const s = await DurableStorage.open(dir);
   t.after(() => s.close());
   // Hold the first sync batch until the test releases it, so "in flight" is certain, not a race.
-  const original = ClassicLevel.prototype.batch;
+  const original = levelProto._batch;
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   let syncCalls = 0;
-  const spy = mock.method(ClassicLevel.prototype, 'batch', async function (this: ClassicLevel<Uint8Array, Uint8Array>, ...args: unknown[]) {
+  const spy = mock.method(levelProto, '_batch', async function (this: ClassicLevel<Uint8Array, Uint8Array>, ...args: unknown[]) {
     if ((args[1] as { sync?: boolean } | undefined)?.sync === true && ++syncCalls === 1) await gate;
     return (original as (...a: unknown[]) => Promise<void>).apply(this, args);
   });
