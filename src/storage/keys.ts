@@ -43,9 +43,21 @@ export const MAX_STATE_GEN = 0xffff_ffff;
 const KEYSPACE_RE = /^[a-z][a-z0-9_.-]{0,63}$/;
 
 export function logKey(index: number): Uint8Array {
+  // u64be(index) from two u32 halves: no BigInt or DataView per key (one key per entry written,
+  // on the group-commit path of every node). index is a safe integer, so hi < 2^21.
   const k = new Uint8Array(10);
-  k.set(LOG_PREFIX, 0);
-  new DataView(k.buffer).setBigUint64(2, BigInt(index));
+  k[0] = LOG_PREFIX[0]!;
+  k[1] = LOG_PREFIX[1]!;
+  const hi = Math.floor(index / 0x1_0000_0000);
+  const lo = index >>> 0;
+  k[2] = hi >>> 24;
+  k[3] = (hi >>> 16) & 0xff;
+  k[4] = (hi >>> 8) & 0xff;
+  k[5] = hi & 0xff;
+  k[6] = lo >>> 24;
+  k[7] = (lo >>> 16) & 0xff;
+  k[8] = (lo >>> 8) & 0xff;
+  k[9] = lo & 0xff;
   return k;
 }
 

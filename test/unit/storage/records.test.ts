@@ -10,6 +10,13 @@ test('log keys sort in numeric order and round-trip', () => {
   const sorted = [...keys].sort((a, b) => Buffer.compare(a, b));
   assert.deepEqual(sorted.map((k) => parseLogKey(k)), idx);
   assert.equal(printableKey(logKey(42)), 'l/42');
+  // The layout on disk: the prefix, then u64 big-endian (as DataView.setBigUint64 writes it).
+  for (const i of [...idx, 2 ** 32 - 1, 2 ** 32 + 1, 0x1234_5678_9abc]) {
+    const want = new Uint8Array(10);
+    want.set(logKey(0).subarray(0, 2), 0);
+    new DataView(want.buffer).setBigUint64(2, BigInt(i));
+    assert.deepEqual(logKey(i), want, `logKey(${i})`);
+  }
   assert.equal(parseLogKey(new TextEncoder().encode('m/hardState')), null);
 });
 
