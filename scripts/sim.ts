@@ -22,6 +22,7 @@ const { values } = parseArgs({
     bug: { type: 'string', multiple: true },
     trace: { type: 'string' },
     'stop-on-failure': { type: 'boolean' },
+    'no-leader-loss-campaign': { type: 'boolean' },
     help: { type: 'boolean' },
   },
   strict: true,
@@ -35,6 +36,7 @@ if (values.help) {
       `  bugs:  ${BUG_NAMES.join(', ')}`,
       `  --steps: fault-phase length in 10 ms ticks (default ${DEFAULT_STEPS})`,
       '  --trace FILE: write the event trace of the (single, or first failing) run to FILE',
+      '  --no-leader-loss-campaign: followers wait out the election timeout after losing the leader (replays seeds kept from before it)',
       '',
     ].join('\n'),
   );
@@ -81,7 +83,7 @@ else {
 function optionsFor(seed: number, trace: boolean): SimOptions {
   const mix = values.mix ?? MIX_NAMES[((seed % MIX_NAMES.length) + MIX_NAMES.length) % MIX_NAMES.length]!;
   const nodes = (nodesOpt ?? (Math.floor(seed / MIX_NAMES.length) % 2 === 0 ? 3 : 5)) as 3 | 5;
-  return { seed, mix, nodes, steps, bugs, trace };
+  return { seed, mix, nodes, steps, bugs, trace, ...(values['no-leader-loss-campaign'] ? { leaderLossCampaign: false } : {}) };
 }
 
 const started = performance.now();

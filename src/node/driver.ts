@@ -26,6 +26,7 @@ import { StorageError } from '../storage/errors.ts';
 import type { StateMachine, ApplyResult } from '../state/machine.ts';
 import type { StateChangeSet } from '../state/overlay.ts';
 import { foldChanges, memberChanges } from './members.ts';
+import { leaderLossDelayMs } from './leader-loss.ts';
 import type { MemberAddress } from './members.ts';
 
 /** Inputs beyond this many wait-less messages are dropped (raft tolerates loss); proposals are refused. */
@@ -53,6 +54,8 @@ export type DriverInput =
   | { readonly kind: 'transfer'; readonly to: NodeId; readonly reply: (err: Error | null) => void }
   | { readonly kind: 'snapshotReceived'; readonly msg: MsgSnap; readonly path: string }
   | { readonly kind: 'unreachable'; readonly id: NodeId }
+  /** The delay after losing the leader's connection ran out: campaign if still leaderless (leaderLost). */
+  | { readonly kind: 'campaignIfLeaderless' }
   | { readonly kind: 'snapshotStatus'; readonly id: NodeId; readonly ok: boolean }
   | { readonly kind: 'snapshotNow'; readonly reply: (o: SnapshotNowOutcome) => void };
 
@@ -103,6 +106,22 @@ export interface DriverOptions {
    * driver, never in the core: src/raft/ stays pure and counts logical ticks only.
    */
   readonly now?: () => number;
+  /**
+   * A follower whose leader's connection fails (the transport reports it unreachable: a killed
+   * leader's host closes its sockets at once) forgets it and campaigns after a delay made of
+   * slots of this length (leaderLossDelayMs), instead of waiting out the election timeout (see
+   * leaderLost). 0 turns this off.
+   */
+  readonly leaderLossSlotMs?: number;
+  /** Randomness of that delay, in [0, 1) (tests make it deterministic). */
+  readonly random?: () => number;
+  /** Arms that delay; returns its cancel. setTimeout unless a test drives it. */
+  readonly setTimer?: (fn: () => void, ms: number) => () => void;
+}
+
+function realTimer(fn: () => void, ms: number): () => void {
+  const t = setTimeout(fn, ms);
+  return () => clearTimeout(t);
 }
 
 interface ProposalWaiter {
@@ -139,6 +158,10 @@ export class RaftDriver {
   private readonly now: () => number;
   /** When a message from each known peer was last received (wall clock, ms); peers only, so bounded by the membership. */
   private readonly lastHeard = new Map<NodeId, number>();
+  /** Armed by leaderLost (its cancel): the campaign after the leader's connection failed. */
+  private leaderLossTimer: (() => void) | null = null;
+  /** The term in which leaderLost forgot the leader. */
+  private leaderLossTerm = 0;
 
   constructor(private readonly opts: DriverOptions) {
     this.id = opts.id;
@@ -192,6 +215,8 @@ export class RaftDriver {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.leaderLossTimer?.();
+    this.leaderLossTimer = null;
     this.wake?.();
     await this.loopDone;
     this.failAll('STOPPING');
@@ -350,7 +375,20 @@ export class RaftDriver {
         return;
       case 'unreachable':
         this.node.reportUnreachable(input.id);
+        this.leaderLost(input.id);
         return;
+      case 'campaignIfLeaderless': {
+        this.leaderLossTimer = null;
+        const st = this.node.status();
+        // Another node won meanwhile (we follow it now), the old leader came back, or another
+        // survivor's election is under way (it raised the term): leave it to them; the election
+        // timeout still stands behind every case.
+        if (st.softState.role === 'follower' && st.softState.lead === NONE && st.hardState.term === this.leaderLossTerm) {
+          this.log.info({ term: st.hardState.term }, 'campaigning: the leader was lost');
+          this.node.campaign();
+        }
+        return;
+      }
       case 'snapshotStatus':
         this.node.reportSnapshot(input.id, input.ok);
         return;
@@ -358,6 +396,28 @@ export class RaftDriver {
         this.backupSnapshot(input.reply);
         return;
     }
+  }
+
+  /**
+   * The transport could not reach `id`. When `id` is this follower's leader, forget it
+   * (RawNode.forgetLeader: grant pre-votes at once) and campaign after leaderLossDelayMs if no
+   * leader has shown up by then. The other followers lose the same connection at the same moment
+   * and do the same, in their own slots, so one of them asks first and wins the others' votes.
+   * This only shortens the wait after a failure the transport sees (a closed connection, a refused
+   * reconnect, an unacknowledged batch): a leader that vanishes silently is still found by the
+   * election timeout. Safety does not depend on it (an election may start at any time); liveness
+   * is protected by pre-vote: a follower still hearing from a live leader refuses the pre-vote.
+   */
+  private leaderLost(id: NodeId): void {
+    const slotMs = this.opts.leaderLossSlotMs ?? 0;
+    if (slotMs <= 0 || this.leaderLossTimer !== null) return;
+    const st = this.node.status();
+    if (st.softState.role !== 'follower' || st.softState.lead !== id) return;
+    const delayMs = leaderLossDelayMs(this.id, id, st.confState, slotMs, this.opts.random ?? Math.random);
+    if (delayMs === null || !this.node.forgetLeader()) return;
+    this.leaderLossTerm = st.hardState.term;
+    this.log.info({ leader: id, delayMs }, 'lost the connection to the leader: forgot it, campaigning unless a leader shows up');
+    this.leaderLossTimer = (this.opts.setTimer ?? realTimer)(() => this.enqueue({ kind: 'campaignIfLeaderless' }), delayMs);
   }
 
   /**

@@ -198,6 +198,9 @@ export class RaftNode implements NodeApi {
           for (const w of ws) w();
         },
         ...(opts.unsafe?.ackBeforeCommit ? { unsafeAckBeforeCommit: true } : {}),
+        // A quarter of the election timeout per rank: room for a loaded machine's message delay
+        // between two survivors' turns (docs/operations.md "Failover").
+        leaderLossSlotMs: Math.floor((opts.electionTick * opts.tickMs) / 4),
         observer: {
           leaderChanged: () => metrics.leaderChanged(),
           snapshot: (event, bytes) => metrics.snapshot(event, bytes),

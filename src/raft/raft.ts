@@ -282,6 +282,26 @@ export class Raft {
 
   // ---------------------------------------------------------------- elections
 
+  /**
+   * A follower forgets its leader (etcd raft's MsgForgetLeader): it stays a follower in its term,
+   * without campaigning, but no longer counts as inside the leader's lease, so it grants pre-votes
+   * at once (§9.6 "disruptive servers": the lease check refuses them while a leader is known).
+   * When a quorum has strong evidence that the leader is gone (the driver: the leader's connection
+   * was closed), they can elect a new one without waiting out the election timeout. A message
+   * from the leader makes it the leader again. Refused under leaseBased reads, whose safety rests
+   * on followers not voting within the lease. Returns whether a leader was forgotten.
+   */
+  forgetLeader(): boolean {
+    if (this.role !== 'follower' || this.lead === NONE) return false;
+    if (this.readOnlyOption === 'leaseBased') {
+      this.debug('ignoring forgetLeader: leaseBased reads');
+      return false;
+    }
+    this.debug(`forgetting leader ${this.lead} at term ${this.term}`);
+    this.lead = NONE;
+    return true;
+  }
+
   /** Start an election (pre-vote first, unless this campaign comes from a leadership transfer). */
   hup(transfer: boolean): void {
     if (this.role === 'leader') {

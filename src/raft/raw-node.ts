@@ -130,6 +130,15 @@ export class RawNode {
     if (pr && pr.state === 'replicate') pr.becomeProbe();
   }
 
+  /**
+   * Forget the leader this follower follows (see Raft.forgetLeader): for a driver that knows the
+   * leader is gone, before it campaigns. Returns whether a leader was forgotten; a leader, a
+   * candidate or a follower without a leader is unchanged.
+   */
+  forgetLeader(): boolean {
+    return this.raft.forgetLeader();
+  }
+
   /** The transport finished (ok) or failed sending a snapshot to `id`. */
   reportSnapshot(id: NodeId, ok: boolean): void {
     const pr = this.raft.role === 'leader' ? this.raft.progress.get(id) : undefined;

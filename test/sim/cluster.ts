@@ -4,6 +4,7 @@
 import { allMembers, isJoint } from '../../src/raft/confchange.ts';
 import type { ConfChange, ConfState, Message, NodeId } from '../../src/raft/types.ts';
 import { emptyConfState } from '../../src/raft/util.ts';
+import { leaderLossDelayMs } from '../../src/node/leader-loss.ts';
 import { SafetyChecker, type ViolationKind } from './checks.ts';
 import { SimClient, type ClientHost, type ClientParams, type KvOperation } from './client.ts';
 import { EventQueue } from './event-queue.ts';
@@ -29,7 +30,9 @@ type SimEvent =
   | { readonly k: 'stop'; readonly node: NodeId }
   /** Transport feedback to a sender's core: a snapshot sent (or lost), a peer unreachable. */
   | { readonly k: 'snapStatus'; readonly node: NodeId; readonly to: NodeId; readonly ok: boolean }
-  | { readonly k: 'unreachable'; readonly node: NodeId; readonly to: NodeId };
+  | { readonly k: 'unreachable'; readonly node: NodeId; readonly to: NodeId }
+  /** The driver's leader-loss delay ran out (src/node/driver.ts leaderLost). */
+  | { readonly k: 'campaignIfLeaderless'; readonly node: NodeId; readonly inc: number; readonly term: number };
 
 export interface ClusterConfig {
   readonly initialNodes: number;
@@ -271,9 +274,22 @@ export class Cluster {
       case 'snapStatus':
         this.nodes.get(ev.node)!.reportSnapshot(ev.to, ev.ok);
         return;
-      case 'unreachable':
-        this.nodes.get(ev.node)!.reportUnreachable(ev.to);
+      case 'unreachable': {
+        const n = this.nodes.get(ev.node)!;
+        const lost = n.reportUnreachable(ev.to);
+        if (lost !== null) {
+          // As the driver (src/node/node.ts): slots of a quarter of the election timeout.
+          const slotUs = Math.max(2, Math.floor((this.cfg.settings.electionTick * this.tickUsOf.get(n.id)!) / 4));
+          const delayUs = leaderLossDelayMs(n.id, ev.to, lost.cs, slotUs, () => this.rng.float());
+          if (delayUs !== null) this.queue.push(this.nowUs + delayUs, { k: 'campaignIfLeaderless', node: n.id, inc: n.incarnation, term: lost.term });
+        }
         return;
+      }
+      case 'campaignIfLeaderless': {
+        const n = this.nodes.get(ev.node)!;
+        if (n.up) n.campaignIfLeaderless(ev.inc, ev.term);
+        return;
+      }
       case 'deliver': {
         const msg = ev.msg;
         const n = this.nodes.get(msg.to);

@@ -8,6 +8,7 @@
 import { RaftError, RaftInvariantError } from '../../src/raft/errors.ts';
 import { MemoryStorage } from '../../src/raft/memory-storage.ts';
 import { RawNode, decodeConfChange } from '../../src/raft/raw-node.ts';
+import { NONE } from '../../src/raft/types.ts';
 import type { ConfChange, ConfState, Entry, Message, NodeId, Ready, Role, UnsafeBugs } from '../../src/raft/types.ts';
 import type { KvOutput } from '../support/kv-model.ts';
 import { fnv1a, type LogTermFn, type SafetyChecker } from './checks.ts';
@@ -78,6 +79,12 @@ export interface NodeSettings {
    * On unless false (src/node/driver.ts always does it).
    */
   readonly parallelLeaderAppend?: boolean;
+  /**
+   * Model the real driver's leaderLost (src/node/driver.ts): a follower told its leader is
+   * unreachable forgets it and campaigns after a random delay below half an election timeout,
+   * unless a leader showed up. On unless false.
+   */
+  readonly leaderLossCampaign?: boolean;
 }
 
 /** What a node needs from the cluster around it. */
@@ -250,9 +257,28 @@ export class SimNode {
     this.processReady();
   }
 
-  reportUnreachable(to: NodeId): void {
-    if (this.raw === null) return;
+  /**
+   * When this follower forgot its leader `to` (leaderLossCampaign), the configuration and term it
+   * forgot it in: the cluster then schedules campaignIfLeaderless (leaderLossDelayMs). null otherwise.
+   */
+  reportUnreachable(to: NodeId): { cs: ConfState; term: number } | null {
+    if (this.raw === null) return null;
     this.raw.reportUnreachable(to);
+    let forgot: { cs: ConfState; term: number } | null = null;
+    const st = this.raw.status();
+    if (this.settings.leaderLossCampaign !== false && st.softState.role === 'follower' && st.softState.lead === to && this.raw.forgetLeader()) forgot = { cs: st.confState, term: st.hardState.term };
+    if (forgot) this.host.trace?.(`n${this.id} lost leader ${to}: forgot it`);
+    this.processReady();
+    return forgot;
+  }
+
+  /** The driver's campaignIfLeaderless: campaign if still a follower without a leader. */
+  campaignIfLeaderless(incarnation: number, term: number): void {
+    if (this.raw === null || incarnation !== this.incarnation) return;
+    const st = this.raw.status();
+    if (st.softState.role !== 'follower' || st.softState.lead !== NONE || st.hardState.term !== term) return;
+    this.host.trace?.(`n${this.id} campaigns: leader lost`);
+    this.raw.campaign();
     this.processReady();
   }
 

@@ -37,6 +37,8 @@ export interface SimOptions {
   readonly linearizabilityMaxSteps?: number;
   /** False: leaders persist before sending anything (the old driver); default true, as src/node/driver.ts. */
   readonly parallelLeaderAppend?: boolean;
+  /** False: followers wait out the election timeout after losing the leader (the driver before leaderLost); default true. */
+  readonly leaderLossCampaign?: boolean;
 }
 
 export const DEFAULT_STEPS = 300;
@@ -63,7 +65,8 @@ export interface SimResult {
 
 export function replayCommand(o: SimOptions, traceFile?: string): string {
   const bugs = (o.bugs ?? []).map((b) => ` --bug ${b}`).join('');
-  return `npm run sim -- --seed ${o.seed} --mix ${o.mix} --nodes ${o.nodes} --steps ${o.steps}${bugs} --trace ${traceFile ?? `sim-${o.seed}.trace`}`;
+  const noLeaderLoss = o.leaderLossCampaign === false ? ' --no-leader-loss-campaign' : '';
+  return `npm run sim -- --seed ${o.seed} --mix ${o.mix} --nodes ${o.nodes} --steps ${o.steps}${bugs}${noLeaderLoss} --trace ${traceFile ?? `sim-${o.seed}.trace`}`;
 }
 
 export function runSim(o: SimOptions): SimResult {
@@ -125,6 +128,7 @@ export function runSim(o: SimOptions): SimResult {
         coreBugs,
         simBugs,
         parallelLeaderAppend: o.parallelLeaderAppend !== false,
+        leaderLossCampaign: o.leaderLossCampaign !== false,
       },
     },
     rng.fork(),

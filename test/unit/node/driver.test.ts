@@ -14,6 +14,7 @@ import { StateMachine } from '../../../src/state/machine.ts';
 import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
 import { kvDomain } from '../../../src/state/kv.ts';
 import { RaftDriver } from '../../../src/node/driver.ts';
+import { leaderLossDelayMs } from '../../../src/node/leader-loss.ts';
 import type { DriverTransport } from '../../../src/node/driver.ts';
 import { waitFor } from './helpers.ts';
 
@@ -44,7 +45,10 @@ const quiet = { info(): void {}, warn(): void {}, error(o: object, m: string): v
  * Node `id` of the voters [1, 2, 3], on a fresh store, with a driver whose store commits can be
  * held: while `stall` is set, each commit waits until released.
  */
-async function driverOf(id: NodeId): Promise<{ driver: RaftDriver; node: RawNode; transport: RecordingTransport; storage: DurableStorage; gate: { stall: boolean; waiting: number; release: () => void } }> {
+async function driverOf(
+  id: NodeId,
+  extra: Partial<ConstructorParameters<typeof RaftDriver>[0]> = {},
+): Promise<{ driver: RaftDriver; node: RawNode; transport: RecordingTransport; storage: DurableStorage; gate: { stall: boolean; waiting: number; release: () => void } }> {
   const dir = await mkdtemp(join(tmpdir(), 'raftauth-driver-test-'));
   dirs.push(dir);
   const storage = await DurableStorage.open(dir);
@@ -70,7 +74,7 @@ async function driverOf(id: NodeId): Promise<{ driver: RaftDriver; node: RawNode
   // rng 0: every randomized election timeout is exactly electionTick.
   const node = new RawNode({ id, storage, applied: storage.applied, electionTick: 10, heartbeatTick: 1, rng: () => 0, preVote: true, checkQuorum: true, readOnlyOption: 'safe' });
   const transport = new RecordingTransport();
-  const driver = new RaftDriver({ id, node, storage, sm, transport, logger: quiet, onFatal: (e) => assert.fail(String(e)) });
+  const driver = new RaftDriver({ id, node, storage, sm, transport, logger: quiet, onFatal: (e) => assert.fail(String(e)), ...extra });
   return { driver, node, transport, storage, gate };
 }
 
@@ -160,6 +164,117 @@ test('a heartbeat waiting in the inbox counts before the ticks that piled up wit
     assert.equal(transport.sent.filter((m) => m.type === 'preVote').length, 0, 'no election while the leader is heard from');
     assert.equal(driver.status().softState.role, 'follower');
     assert.equal(driver.status().softState.lead, 1);
+  } finally {
+    await driver.stop();
+    await storage.close();
+  }
+});
+
+/** A driver timer the test fires by hand: the delay of leaderLost, armed with its length. */
+function manualTimer(): { set: (fn: () => void, ms: number) => () => void; armed: { fn: () => void; ms: number; cancelled: boolean }[] } {
+  const armed: { fn: () => void; ms: number; cancelled: boolean }[] = [];
+  return {
+    armed,
+    set(fn, ms) {
+      const a = { fn, ms, cancelled: false };
+      armed.push(a);
+      return () => (a.cancelled = true);
+    },
+  };
+}
+
+/** Follower `self` of leader 1 in term 2 (stepped on the core directly). */
+function followLeader1(node: RawNode, self: NodeId = 2): void {
+  node.step({ type: 'app', from: 1, to: self, term: 2, index: 1, logTerm: 1, commit: 1, entries: [] });
+}
+
+test('a follower that loses its leader\'s connection forgets it and campaigns after the random delay, with no election timeout', async () => {
+  const timer = manualTimer();
+  const { driver, node, transport, storage } = await driverOf(2, { leaderLossSlotMs: 100, random: () => 0.5, setTimer: timer.set });
+  try {
+    followLeader1(node);
+    driver.start();
+    driver.enqueue({ kind: 'unreachable', id: 3 });
+    driver.enqueue({ kind: 'unreachable', id: 1 });
+    await waitFor('the leader forgotten', () => driver.status().softState.lead === 0);
+    assert.equal(timer.armed.length, 1, 'one delay, for the leader only (peer 3 is not the leader)');
+    assert.equal(timer.armed[0]!.ms, 25, 'first of the other voters [2, 3]: rank 0, plus 0.5 of half a 100 ms slot');
+    assert.equal(transport.sent.filter((m) => m.type === 'preVote').length, 0, 'no campaign before the delay');
+    timer.armed[0]!.fn();
+    await waitFor('pre-votes to both peers', () => transport.sent.filter((m) => m.type === 'preVote').length === 2);
+    assert.equal(driver.status().softState.role, 'preCandidate');
+    // No tick was ever given: the election timeout played no part.
+    driver.enqueue({ kind: 'unreachable', id: 1 });
+    assert.equal(timer.armed.length, 1, 'a pre-candidate has no leader to lose');
+  } finally {
+    await driver.stop();
+    await storage.close();
+  }
+});
+
+test('a leader heard from again before the delay ends is followed, not replaced; the switch off keeps the leader', async () => {
+  const timer = manualTimer();
+  const { driver, node, transport, storage } = await driverOf(2, { leaderLossSlotMs: 100, random: () => 0, setTimer: timer.set });
+  try {
+    followLeader1(node);
+    driver.enqueue({ kind: 'unreachable', id: 1 });
+    driver.enqueue({ kind: 'messages', messages: [{ type: 'heartbeat', from: 1, to: 2, term: 2, commit: 1, context: null }] });
+    driver.start();
+    await waitFor('the heartbeat answered', () => transport.sent.some((m) => m.type === 'heartbeatResp'));
+    assert.equal(timer.armed.length, 1);
+    timer.armed[0]!.fn();
+    // Processed in order after the campaign check: by the time this answers, the check has run.
+    driver.enqueue({ kind: 'messages', messages: [{ type: 'heartbeat', from: 1, to: 2, term: 2, commit: 1, context: null }] });
+    await waitFor('the second heartbeat answered', () => transport.sent.filter((m) => m.type === 'heartbeatResp').length === 2);
+    assert.equal(transport.sent.filter((m) => m.type === 'preVote' || m.type === 'vote').length, 0);
+    assert.equal(driver.status().softState.lead, 1);
+  } finally {
+    await driver.stop();
+    await storage.close();
+  }
+  const off = await driverOf(2, { leaderLossSlotMs: 0, setTimer: timer.set });
+  try {
+    followLeader1(off.node);
+    off.driver.start();
+    off.driver.enqueue({ kind: 'unreachable', id: 1 });
+    off.driver.enqueue({ kind: 'messages', messages: [{ type: 'heartbeat', from: 1, to: 2, term: 2, commit: 1, context: null }] });
+    await waitFor('the heartbeat answered', () => off.transport.sent.some((m) => m.type === 'heartbeatResp'));
+    assert.equal(timer.armed.length, 1, 'switched off: no delay armed');
+    assert.equal(off.driver.status().softState.lead, 1);
+  } finally {
+    await off.driver.stop();
+    await off.storage.close();
+  }
+});
+
+test('leaderLossDelayMs: survivors ask in the order of their ids, half a slot apart at least; non-voters never', () => {
+  const cs = { voters: [1, 2, 3, 4, 5], learners: [6], votersOutgoing: [], learnersNext: [], autoLeave: false };
+  const at = (self: number, r: number) => leaderLossDelayMs(self, 3, cs, 80, () => r);
+  assert.deepEqual([1, 2, 4, 5].map((id) => at(id, 0)), [0, 80, 160, 240]);
+  assert.deepEqual([1, 2, 4, 5].map((id) => at(id, 0.999)), [39, 119, 199, 279]);
+  assert.equal(at(6, 0), null, 'a learner does not campaign');
+  assert.equal(at(3, 0), null, 'nor the lost leader itself');
+  // A joint configuration: the outgoing voters count too.
+  assert.equal(leaderLossDelayMs(7, 1, { ...cs, voters: [1, 7], votersOutgoing: [1, 2, 3] }, 80, () => 0), 160);
+});
+
+test('a survivor whose turn comes while another survivor\'s election is under way leaves it to them', async () => {
+  const timer = manualTimer();
+  const { driver, node, transport, storage } = await driverOf(3, { leaderLossSlotMs: 100, random: () => 0, setTimer: timer.set });
+  try {
+    followLeader1(node, 3);
+    driver.start();
+    driver.enqueue({ kind: 'unreachable', id: 1 });
+    await waitFor('the leader forgotten', () => driver.status().softState.lead === 0);
+    assert.equal(timer.armed[0]!.ms, 100, 'second of the other voters [2, 3]: one slot');
+    // Survivor 2 (first in turn) asks for votes in term 3; we grant it.
+    driver.enqueue({ kind: 'messages', messages: [{ type: 'vote', from: 2, to: 3, term: 3, index: 1, logTerm: 1, transfer: false }] });
+    await waitFor('the vote granted', () => transport.sent.some((m) => m.type === 'voteResp' && !m.reject));
+    timer.armed[0]!.fn();
+    driver.enqueue({ kind: 'messages', messages: [{ type: 'vote', from: 2, to: 3, term: 3, index: 1, logTerm: 1, transfer: false }] });
+    await waitFor('the repeated request answered after the campaign check', () => transport.sent.filter((m) => m.type === 'voteResp').length === 2);
+    assert.equal(transport.sent.filter((m) => m.type === 'preVote' || m.type === 'vote').length, 0, 'no competing campaign');
+    assert.equal(driver.status().softState.role, 'follower');
   } finally {
     await driver.stop();
     await storage.close();

@@ -134,6 +134,60 @@ test('§9.6 pre-vote: a node partitioned away does not bump its term or disrupt 
   assert.equal(term(c, 1), 2);
 });
 
+test('§9.6 forgetLeader: followers that forgot a dead leader elect a new one at once; the lease still protects a live leader', () => {
+  // Leader 1 is gone (its messages and those to it are dropped). Within the lease no follower
+  // grants a pre-vote, so a campaign right away fails …
+  const c = new TestCluster([1, 2, 3]);
+  c.elect(1);
+  c.filter = (m) => m.from !== 1 && m.to !== 1;
+  c.get(2).node.campaign();
+  c.stabilize();
+  assert.notEqual(role(c, 2), 'leader', 'node 3 is in the lease of leader 1: it refuses the pre-vote');
+  assert.equal(term(c, 3), 2);
+  // … but once both followers forgot the leader, the same campaign wins with no tick at all.
+  const c2 = new TestCluster([1, 2, 3]);
+  c2.elect(1);
+  c2.filter = (m) => m.from !== 1 && m.to !== 1;
+  assert.equal(c2.get(2).node.forgetLeader(), true);
+  assert.equal(c2.get(3).node.forgetLeader(), true);
+  assert.equal(c2.get(2).node.status().softState.lead, 0);
+  assert.equal(role(c2, 2), 'follower', 'forgetting does not campaign');
+  assert.equal(term(c2, 2), 2, 'nor change the term');
+  c2.get(2).node.campaign();
+  c2.stabilize();
+  assert.equal(role(c2, 2), 'leader');
+  assert.equal(term(c2, 2), 3);
+  assert.equal(c2.get(3).node.status().softState.lead, 2);
+});
+
+test('§9.6 forgetLeader: one follower alone cannot unseat a live leader, and a heartbeat restores the leader it forgot', () => {
+  const c = new TestCluster([1, 2, 3]);
+  c.elect(1);
+  assert.equal(c.get(2).node.forgetLeader(), true);
+  c.get(2).node.campaign();
+  c.stabilize();
+  assert.equal(role(c, 1), 'leader', 'node 3 still follows 1 and refuses the pre-vote; 1 ignores it');
+  assert.equal(term(c, 1), 2);
+  // The pre-candidate hears the leader's next heartbeat and follows it again.
+  c.tick(1, 1);
+  c.stabilize();
+  assert.equal(role(c, 2), 'follower');
+  assert.equal(c.get(2).node.status().softState.lead, 1);
+});
+
+test('forgetLeader changes nothing on a leader, on a follower without a leader, or under leaseBased reads', () => {
+  const c = new TestCluster([1, 2, 3]);
+  c.elect(1);
+  assert.equal(c.get(1).node.forgetLeader(), false);
+  assert.equal(role(c, 1), 'leader');
+  assert.equal(c.get(2).node.forgetLeader(), true);
+  assert.equal(c.get(2).node.forgetLeader(), false, 'nothing left to forget');
+  const l = new TestCluster([1, 2, 3], { readOnlyOption: 'leaseBased', checkQuorum: true });
+  l.elect(1);
+  assert.equal(l.get(2).node.forgetLeader(), false);
+  assert.equal(l.get(2).node.status().softState.lead, 1);
+});
+
 test('§6.2 check-quorum: a leader cut off from the majority steps down within an election timeout', () => {
   const c = new TestCluster([1, 2, 3]);
   c.elect(1);
