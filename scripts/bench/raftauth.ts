@@ -103,7 +103,8 @@ export class RaftauthCluster implements SystemUnderTest {
           raft: { tickMs: opts.tickMs },
           tls: { ca: 'ca.crt', cert: `node${m.id}.crt`, key: `node${m.id}.key` },
           http: { workers: opts.workers },
-          log: { level: 'warn' },
+          // BENCH_RAFTAUTH_LOG=info for a post-mortem with --keep-temp (README); the node's config check refuses other words.
+          log: { level: process.env.BENCH_RAFTAUTH_LOG ?? 'warn' },
         };
         const file = join(dir, `node${m.id}.yaml`);
         await writeFile(file, stringify(config));
