@@ -41,12 +41,31 @@ export interface TransportLimits {
   readonly handshakeTimeoutMs: number;
   /** Inbound connections the server holds at once; peers need one each. */
   readonly maxInboundConnections: number;
-  /** HTTP/2 keepalive ping interval; a peer that does not answer within keepaliveTimeoutMs is dead. */
+  /**
+   * HTTP/2 keepalive: a PING every keepaliveTimeMs on every peer connection, idle or not, both
+   * ways; one not answered within keepaliveTimeoutMs closes the connection (its calls fail
+   * UNAVAILABLE, the peer is reported unreachable, the next call reconnects). This is what notices
+   * a connection whose packets are silently dropped (a partition, a host gone without a RST): TCP
+   * itself only retransmits, with a timeout that doubles on every loss, so without it a healed
+   * link stayed unused for seconds (docs/transport.md, "Noticing a dead connection").
+   */
   readonly keepaliveTimeMs: number;
   readonly keepaliveTimeoutMs: number;
-  /** Reconnect backoff of the gRPC channel (exponential, jittered by grpc-js). */
+  /** Reconnect backoff of the gRPC channel after a failed attempt (exponential, jittered by grpc-js). */
   readonly initialReconnectBackoffMs: number;
   readonly maxReconnectBackoffMs: number;
+  /**
+   * A connection attempt still unfinished after this is suspected to wait on a lost SYN (grpc-js
+   * has no connect timeout, and the kernel retransmits a SYN after 1, 3, 7, 15… s; Linux 6.x
+   * retries the first four a second apart). The peer is then probed with TLS handshakes of our
+   * own, each abandoned after this long; once one completes, the channel is replaced so the next
+   * attempt starts at once instead of at the next retransmission.
+   * Each replacement that does not connect within the allowance doubles it, up to
+   * maxConnectTimeoutMs (a peer too loaded to finish a TLS handshake in time still gets connected);
+   * a connection that becomes ready restores it.
+   */
+  readonly connectTimeoutMs: number;
+  readonly maxConnectTimeoutMs: number;
 }
 
 const MIB = 1024 * 1024;
@@ -68,10 +87,12 @@ export const DEFAULT_LIMITS: TransportLimits = {
   maxSessionIdChars: 128,
   handshakeTimeoutMs: 10_000,
   maxInboundConnections: 64,
-  keepaliveTimeMs: 10_000,
-  keepaliveTimeoutMs: 5_000,
+  keepaliveTimeMs: 1_000,
+  keepaliveTimeoutMs: 1_000,
   initialReconnectBackoffMs: 100,
-  maxReconnectBackoffMs: 5_000,
+  maxReconnectBackoffMs: 1_000,
+  connectTimeoutMs: 500,
+  maxConnectTimeoutMs: 8_000,
 };
 
 /**
@@ -106,5 +127,8 @@ export function validateLimits(l: TransportLimits): void {
   }
   if (l.initialReconnectBackoffMs > l.maxReconnectBackoffMs) {
     throw new RangeError('initialReconnectBackoffMs must not exceed maxReconnectBackoffMs');
+  }
+  if (l.connectTimeoutMs > l.maxConnectTimeoutMs) {
+    throw new RangeError('connectTimeoutMs must not exceed maxConnectTimeoutMs');
   }
 }

@@ -3,6 +3,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { connect as tlsConnect } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { Message, NodeId, SnapshotMetadata } from '../raft/types.ts';
 import { decodeForwardError, encodeMessage, encodeSnapshotHeader, u64 } from './codec.ts';
 import { TransportError } from './errors.ts';
@@ -19,7 +21,7 @@ import type {
 } from './proto.ts';
 import { raftServiceDefinition } from './proto.ts';
 import type { TransportStats } from './stats.ts';
-import { channelCredentials } from './tls.ts';
+import { channelCredentials, probeTlsOptions } from './tls.ts';
 import type { ForwardError, ProposeRequest, ProposeResult, ReadIndexRequest, ReadIndexResult, TlsMaterial, TransportLogger } from './types.ts';
 
 export interface PeerClientOptions {
@@ -55,7 +57,10 @@ const SNAPSHOT = methodDef('Snapshot');
 const PROPOSE = methodDef('Propose');
 const READ_INDEX = methodDef('ReadIndex');
 
-/** Channel options: message size limits, keepalive (notice a dead peer), reconnect backoff. */
+/**
+ * Channel options: message size limits, keepalive (notice a connection whose packets vanish),
+ * reconnect backoff (limits.ts says why each value).
+ */
 export function channelOptions(limits: TransportLimits): grpc.ChannelOptions {
   return {
     'grpc.max_send_message_length': limits.maxMessageBytes,
@@ -112,6 +117,8 @@ export class PeerStream {
     private readonly selfId: NodeId,
     private readonly peerId: NodeId,
     private readonly events: PeerStreamEvents,
+    /** Called once when the stream dies (failed or cancelled), before any event about it. */
+    private readonly onGone: (s: PeerStream) => void = () => undefined,
   ) {
     this.call = client.makeBidiStreamRequest(
       STREAM.path,
@@ -141,6 +148,7 @@ export class PeerStream {
   /** Gives the stream up (no event follows); `why`, when given, is reported as its failure. */
   cancel(why?: TransportError): void {
     if (why !== undefined) this.fail(why);
+    if (!this.dead) this.onGone(this);
     this.dead = true;
     this.call.cancel();
   }
@@ -148,6 +156,7 @@ export class PeerStream {
   private fail(e: TransportError): void {
     if (this.dead) return;
     this.dead = true;
+    this.onGone(this);
     this.events.onError(e);
   }
 }
@@ -158,33 +167,159 @@ interface ForwardStream {
   readonly waiting: Map<number, (r: ProposeResult) => void>;
 }
 
+/** The TLS server name (SNI) we send to node `id`. */
+function serverName(id: NodeId): string {
+  return `node-${id}.raftauth`;
+}
+
+/** host and port of a "host:port" peer address (an IPv6 host in brackets). */
+function splitAddress(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  const host = address.slice(0, colon);
+  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(address.slice(colon + 1)) };
+}
+
 export class PeerClient {
   readonly peerId: NodeId;
   readonly address: string;
   private readonly opts: PeerClientOptions;
-  private readonly client: grpc.Client;
+  private readonly creds: grpc.ChannelCredentials;
+  /** The channel; replaced (resetChannel) when a connection attempt is stuck. */
+  private client: grpc.Client;
+  /** Raft streams open on `client`, so a channel reset can fail them at once. */
+  private readonly streams = new Set<PeerStream>();
   private forwardStream: ForwardStream | null = null;
   private nextForwardId = 1;
+  private closed = false;
+  /** Fires connectTimeoutMs into a connection attempt, and between probes. */
+  private connectTimer: NodeJS.Timeout | null = null;
+  /** The reachability probe in flight (a plain TLS handshake), if any. */
+  private probe: TLSSocket | null = null;
+  /** How long an attempt may stay CONNECTING before the peer is probed (limits.connectTimeoutMs, doubled per fruitless reset). */
+  private connectAllowanceMs: number;
 
   constructor(opts: PeerClientOptions) {
     this.opts = opts;
     this.peerId = opts.peerId;
     this.address = opts.address;
-    const creds = channelCredentials(opts.tls, opts.peerId, (reason, presented) => {
+    this.creds = channelCredentials(opts.tls, opts.peerId, (reason, presented) => {
       opts.stats.refusedServerIdentity++;
       opts.logger.warn({ peer: opts.peerId, address: opts.address, presentedNode: presented, reason }, 'refused a peer server: its certificate names another node');
     });
-    this.client = new grpc.Client(opts.address, creds, {
-      ...channelOptions(opts.limits),
+    this.connectAllowanceMs = opts.limits.connectTimeoutMs;
+    this.client = this.newChannel();
+    this.watchChannel(this.client);
+  }
+
+  private newChannel(): grpc.Client {
+    const client = new grpc.Client(this.address, this.creds, {
+      ...channelOptions(this.opts.limits),
       // The TLS server name (SNI). grpc-js would send the address's host, often an IP, which
       // RFC 6066 §3 forbids in SNI. Our checkServerIdentity ignores the name either way.
-      'grpc.ssl_target_name_override': `node-${opts.peerId}.raftauth`,
+      'grpc.ssl_target_name_override': serverName(this.peerId),
     });
+    return client;
   }
 
   close(): void {
+    this.closed = true;
+    this.stopConnectWatch();
     this.failForwards(this.forwardStream, { code: 'UNAVAILABLE', leaderHint: 0, message: `the channel to node ${this.peerId} was closed` });
     this.client.close();
+  }
+
+  // ---- stuck connection attempts -------------------------------------------------------------
+  //
+  // grpc-js gives a connection attempt no deadline. An attempt made while the peer's packets are
+  // dropped waits on the kernel's SYN retransmissions (1, 3, 7, 15… s after it began; on Linux
+  // 6.x the first four come a second apart, then they double), so after a partition heals the
+  // channel could stay unconnected for seconds more. A channel CONNECTING for longer than
+  // connectTimeoutMs is therefore watched: the peer is probed with TLS handshakes of our own (each
+  // abandoned after the allowance, so none waits on a retransmission), and as soon as one
+  // completes while the channel still has not, the channel is replaced by a new one, whose attempt
+  // starts at once. The abandoned attempt's socket ends with its next SYN (answered, then closed
+  // by grpc-js) or when the kernel gives up on it. An attempt that is merely slow (a loaded peer
+  // still in the TLS handshake) is abandoned too, so each reset doubles the allowance, up to
+  // maxConnectTimeoutMs, until a connection becomes ready.
+
+  private watchChannel(client: grpc.Client): void {
+    const channel = client.getChannel();
+    const check = (): void => {
+      if (this.closed || this.client !== client) return;
+      const state = channel.getConnectivityState(false);
+      if (state === grpc.connectivityState.READY) this.connectAllowanceMs = this.opts.limits.connectTimeoutMs;
+      if (state !== grpc.connectivityState.CONNECTING) this.stopConnectWatch();
+      else if (this.connectTimer === null && this.probe === null) this.scheduleProbe(client, this.connectAllowanceMs);
+      if (state !== grpc.connectivityState.SHUTDOWN) channel.watchConnectivityState(state, Infinity, check);
+    };
+    check();
+  }
+
+  private stopConnectWatch(): void {
+    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+    this.probe?.destroy();
+    this.probe = null;
+  }
+
+  private stuck(client: grpc.Client): boolean {
+    return !this.closed && this.client === client && client.getChannel().getConnectivityState(false) === grpc.connectivityState.CONNECTING;
+  }
+
+  private scheduleProbe(client: grpc.Client, ms: number): void {
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = null;
+      if (this.stuck(client)) this.startProbe(client);
+    }, ms);
+  }
+
+  /**
+   * One probe: a TLS handshake made like the channel's (so the peer's server takes it for what it
+   * is, a peer that connected and left, and logs no refused handshake), bounded by the allowance.
+   */
+  private startProbe(client: grpc.Client): void {
+    const allowanceMs = this.connectAllowanceMs;
+    const startedMs = performance.now();
+    const socket = tlsConnect({ ...splitAddress(this.address), ...probeTlsOptions(this.opts.tls, this.peerId, serverName(this.peerId)) });
+    this.probe = socket;
+    const timer = setTimeout(() => done(false), allowanceMs);
+    const done = (connected: boolean): void => {
+      if (this.probe !== socket) return;
+      this.probe = null;
+      clearTimeout(timer);
+      if (connected) {
+        // end(), not destroy(): our last handshake flight and close_notify still go out, so the
+        // server sees a finished handshake. A peer that does not close in turn is cut off.
+        socket.end();
+        setTimeout(() => socket.destroy(), allowanceMs).unref();
+      } else {
+        socket.destroy();
+      }
+      if (!this.stuck(client)) return;
+      if (connected) {
+        this.resetChannel();
+        return;
+      }
+      // Unreachable still: probe again, no more often than once per allowance.
+      this.scheduleProbe(client, Math.max(0, allowanceMs - (performance.now() - startedMs)));
+    };
+    socket.once('secureConnect', () => done(true));
+    socket.on('error', () => done(false));
+  }
+
+  /** Replaces the channel: everything on the old one fails UNAVAILABLE (raft retransmits, forwards are retried). */
+  private resetChannel(): void {
+    this.stopConnectWatch();
+    const old = this.client;
+    this.client = this.newChannel();
+    this.watchChannel(this.client);
+    this.opts.stats.channelResets++;
+    this.opts.logger.info({ peer: this.peerId, address: this.address, allowanceMs: this.connectAllowanceMs }, 'peer reachable but the connection attempt is stuck: new channel');
+    this.connectAllowanceMs = Math.min(this.connectAllowanceMs * 2, this.opts.limits.maxConnectTimeoutMs);
+    const why = new TransportError('PEER_FAILED', `Stream to node ${this.peerId}: UNAVAILABLE: connection attempt abandoned`, { grpcStatus: grpc.status.UNAVAILABLE });
+    for (const s of [...this.streams]) s.cancel(why);
+    this.failForwards(this.forwardStream, { code: 'UNAVAILABLE', leaderHint: 0, message: `the connection attempt to node ${this.peerId} was abandoned` });
+    old.close();
   }
 
   /** The channel's connectivity state (for tests and health reporting). */
@@ -211,7 +346,9 @@ export class PeerClient {
 
   /** Opens a Stream call to the peer (the path every raft message but MsgSnap takes). */
   openStream(events: PeerStreamEvents): PeerStream {
-    return new PeerStream(this.client, this.opts.selfId, this.peerId, events);
+    const stream = new PeerStream(this.client, this.opts.selfId, this.peerId, events, (s) => this.streams.delete(s));
+    this.streams.add(stream);
+    return stream;
   }
 
   /** Sends one batch as is. Exposed for tests that need to send what Transport never would. */

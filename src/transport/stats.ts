@@ -27,6 +27,8 @@ export interface TransportStats {
   receivedSnapshots: number;
   failedSnapshotReceives: number;
   unreachableReports: number;
+  /** Peer channels replaced because their connection attempt was stuck while the peer answered a probe. */
+  channelResets: number;
 }
 
 export function newStats(): TransportStats {
@@ -48,5 +50,6 @@ export function newStats(): TransportStats {
     receivedSnapshots: 0,
     failedSnapshotReceives: 0,
     unreachableReports: 0,
+    channelResets: 0,
   };
 }

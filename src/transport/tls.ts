@@ -4,7 +4,7 @@
 // (1) alone would let any node of the cluster impersonate any other.
 import * as grpc from '@grpc/grpc-js';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import type { PeerCertificate, TlsOptions } from 'node:tls';
+import type { ConnectionOptions, PeerCertificate, TlsOptions } from 'node:tls';
 import { nodeIdFromCert } from '../crypto/certs.ts';
 import type { NodeId } from '../raft/types.ts';
 import { TransportError } from './errors.ts';
@@ -122,4 +122,23 @@ export function channelCredentials(tls: TlsMaterial, expectedId: NodeId, onRefus
       return new Error(reason);
     },
   });
+}
+
+/**
+ * Options of a plain node:tls client that calls node `expectedId` the way the gRPC channel does
+ * (channelCredentials): our certificate, the cluster CA only, TLS 1.3, ALPN h2, the node id checked
+ * instead of the host name. Used by the peer client's reachability probe (peer-client.ts).
+ */
+export function probeTlsOptions(tls: TlsMaterial, expectedId: NodeId, servername: string): ConnectionOptions {
+  return {
+    ca: tls.caPem,
+    cert: tls.certPem,
+    key: tls.keyPem,
+    minVersion: TLS_MIN_VERSION,
+    ALPNProtocols: ['h2'],
+    servername,
+    rejectUnauthorized: true,
+    checkServerIdentity: (_host: string, cert: PeerCertificate): Error | undefined =>
+      nodeIdFromPeerCertificate(cert) === expectedId ? undefined : new Error(`server certificate does not name node ${expectedId}`),
+  };
 }
