@@ -3,7 +3,7 @@
 //
 //   --time S          seconds of faults and quiet periods (default 60)
 //   --nemesis LIST    all | partitions | kills | pauses | transfers, or fault kinds (test/jepsen/nemesis.ts), comma-separated (default all)
-//   --workload LIST   all | kv,refresh,code (default all)
+//   --workload LIST   all | kv,refresh,code,totp,audit (default all)
 //   --seed N          replay a run's fault schedule
 //   --nodes N         3..9 (default 5)
 //   --unsafe SWITCH   ackBeforeCommit | readWithoutReadIndex: a negative control, must end invalid
@@ -14,7 +14,7 @@
 import { runJepsen } from '../test/jepsen/jepsen.ts';
 
 function usage(msg: string): never {
-  process.stderr.write(`${msg}\nusage: npm run jepsen -- [--time S] [--nemesis all|partitions|kills|pauses|transfers|<kinds>] [--workload all|kv,refresh,code] [--seed N] [--nodes N] [--unsafe ackBeforeCommit|readWithoutReadIndex] [--keep-data]\n`);
+  process.stderr.write(`${msg}\nusage: npm run jepsen -- [--time S] [--nemesis all|partitions|kills|pauses|transfers|<kinds>] [--workload all|kv,refresh,code,totp,audit] [--seed N] [--nodes N] [--unsafe ackBeforeCommit|readWithoutReadIndex] [--keep-data]\n`);
   process.exit(2);
 }
 

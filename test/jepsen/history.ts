@@ -9,7 +9,7 @@
 import { createWriteStream } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 
-export type Workload = 'kv' | 'refresh' | 'code';
+export type Workload = 'kv' | 'refresh' | 'code' | 'totp' | 'audit';
 export type Outcome = 'ok' | 'fail' | 'info';
 
 export interface OpRecord {
@@ -55,6 +55,11 @@ export class History {
   private nextProcess = 1000;
   private readonly out: WriteStream | null;
   private t0 = performance.now();
+  /**
+   * Wall-clock time (ms since the epoch) of time zero: what relates the history's times to the
+   * leader times the nodes write into audit records (same machine, same clock).
+   */
+  epochMs = Date.now();
 
   constructor(file: string | null) {
     this.out = file === null ? null : createWriteStream(file);
@@ -64,6 +69,7 @@ export class History {
   begin(): void {
     if (this.next === 0) {
       this.t0 = performance.now();
+      this.epochMs = Date.now();
       this.lastStamp = -Infinity;
     }
   }

@@ -17,6 +17,13 @@ const run = promisify(execFile);
 export const JEPSEN_SUBNET = '10.77.0';
 /** The client namespace's address. */
 export const CLIENT_IP = `${JEPSEN_SUBNET}.2`;
+/**
+ * More client addresses (.100 to .254), all on the client namespace's eth0. The nodes count failed
+ * sign-in attempts per client IP as well as per user (THROTTLE.ipFreeFailures in
+ * src/state/mfa-ops.ts, 24 h memory): the TOTP workloads give each user's requests an address of
+ * its own so one user's replays and lockout never throttle another's (test/jepsen/mfa.ts).
+ */
+export const CLIENT_POOL: readonly string[] = Array.from({ length: 155 }, (_, i) => `${JEPSEN_SUBNET}.${100 + i}`);
 /** Prefix of every namespace the suite creates. */
 export const NS_PREFIX = 'rj-';
 /** Most nodes (addresses .11 to .74). */
@@ -88,6 +95,7 @@ export async function createHosts(nodeIds: readonly number[], prefix = newPrefix
       await sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     };
     await attach(hosts.clientNs, 'cl', CLIENT_IP);
+    await sh('ip', ['-n', hosts.clientNs, '-batch', '-'], CLIENT_POOL.map((ip) => `addr add ${ip}/24 dev eth0\n`).join(''));
     for (const id of nodeIds) await attach(nodeNs(hosts, id), `n${id}`, nodeIp(id));
     return hosts;
   } catch (e) {

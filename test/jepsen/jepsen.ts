@@ -24,12 +24,12 @@ export interface JepsenOptions {
   readonly timeS: number;
   /** --nemesis: group names and fault kinds, comma-separated. */
   readonly nemesis: string;
-  /** --workload: all, or kv,refresh,code. */
+  /** --workload: all, or kv,refresh,code,totp,audit. */
   readonly workload: string;
   readonly quietMs?: readonly [number, number];
   readonly faultMs?: readonly [number, number];
   readonly finalQuietMs?: number;
-  readonly workers?: { kv: number; refresh: number; code: number };
+  readonly workers?: { kv: number; refresh: number; code: number; totp?: number; lockout?: number };
   readonly unsafe?: 'ackBeforeCommit' | 'readWithoutReadIndex';
   /** Parent of the run directory. Default test-artifacts/jepsen. */
   readonly artifacts?: string;
@@ -42,7 +42,7 @@ export interface JepsenOptions {
 export function parseWorkloads(spec: string): WorkloadName[] {
   if (spec === 'all') return [...WORKLOADS];
   const out = spec.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const w of out) if (!(WORKLOADS as readonly string[]).includes(w)) throw new Error(`unknown workload ${JSON.stringify(w)}: use all or ${WORKLOADS.join(', ')} (MFA and audit workloads are not written yet)`);
+  for (const w of out) if (!(WORKLOADS as readonly string[]).includes(w)) throw new Error(`unknown workload ${JSON.stringify(w)}: use all or ${WORKLOADS.join(', ')}`);
   if (out.length === 0) throw new Error('--workload names no workload');
   return out as WorkloadName[];
 }
@@ -92,7 +92,7 @@ export async function runJepsen(j: JepsenOptions): Promise<RunSummary> {
       quietMs: j.quietMs ?? [2_000, 5_000],
       faultMs: j.faultMs ?? [5_000, 10_000],
       finalQuietMs: j.finalQuietMs ?? 5_000,
-      workers: j.workers ?? { kv: 5, refresh: 2, code: 1 },
+      workers: j.workers ?? { kv: 5, refresh: 2, code: 1, totp: 2, lockout: 1 },
       ...(j.unsafe ? { unsafe: j.unsafe } : {}),
       keepData: j.keepData ?? false,
       checkMs: j.checkMs ?? 120_000,

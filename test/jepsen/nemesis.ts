@@ -27,6 +27,7 @@ export const FAULT_KINDS = [
   'pause-leader',
   'transfer-storm',
   'membership',
+  'membership-partition',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -165,43 +166,114 @@ export class Nemesis {
       if (!this.cluster.isRunning(id)) this.cluster.start(id);
     }
     for (const id of [...this.removed]) await this.readd(id);
-    this.history.event('event', 'heal-all', {});
+    // The schedule ends with every node a voter again, on every node: checked, not assumed.
+    const ids = this.cluster.ids;
+    const voters = await waitFor(
+      'every node a voter on every node',
+      async () => {
+        const sts = await Promise.all(ids.map((i) => this.cluster.status(i)));
+        return sts.every((s) => ids.every((i) => s.voters.includes(i))) ? sts.map((s) => ({ node: s.id, voters: s.voters })) : null;
+      },
+      60_000,
+      200,
+    ).catch((e: Error) => {
+      this.log(`  nemesis: after the heal: ${e.message}`);
+      return null;
+    });
+    this.healed = voters !== null;
+    this.history.event('event', 'heal-all', { allVoters: this.healed });
   }
 
-  /** Membership fault, first half: remove `id` (Raft §4.2.2), stop it and delete its data. */
-  private async remove(id: number): Promise<void> {
+  /** Whether the final heal left every node running, connected and a voter on every node. */
+  healed = false;
+
+  /**
+   * An admin call on the leader that `nodes` agree on, retried until `timeoutMs` while there is
+   * none, the answer is 409 NOT_LEADER, a 5xx, or no answer. A node cut off from its peers may
+   * still say it leads (until check-quorum makes it step down): asking the nodes that can reach a
+   * quorum keeps a request from waiting out its deadline there.
+   */
+  private async onLeaderOf(nodes: readonly number[], method: string, path: string, body: unknown, timeoutMs: number): Promise<{ status: number; leader: number }> {
+    const deadline = performance.now() + timeoutMs;
+    let last = { status: 0, leader: 0 };
+    while (performance.now() < deadline && !this.stopped) {
+      const leader = await this.cluster.waitLeader(nodes, Math.min(10_000, Math.max(1, deadline - performance.now()))).catch(() => 0);
+      if (leader !== 0) {
+        const r = await this.cluster.admin(leader, method, path, body).catch(() => ({ status: 0 }));
+        last = { status: r.status, leader };
+        if (r.status !== 409 && r.status !== 0 && r.status < 500) return last;
+      }
+      await this.sleep(200);
+    }
+    return last;
+  }
+
+  /**
+   * Membership fault, first half: remove `id` (Raft §4.2.2), stop it and delete its data. `among`:
+   * the nodes that must see the new configuration (not one that is cut off or down). Returns
+   * false, leaving the node alone, when the removal could not be confirmed: a node whose data is
+   * deleted while it is still a voter is a lost vote and a lost log, which no Raft survives — the
+   * nemesis must never do that.
+   */
+  private async remove(id: number, among: readonly number[] = this.cluster.ids): Promise<boolean> {
+    const rest = among.filter((i) => i !== id);
+    const gone = async (): Promise<boolean> => (await Promise.all(rest.map((i) => this.cluster.status(i)))).every((s) => !s.voters.includes(id) && !s.learners.includes(id));
+    const deadline = performance.now() + 45_000;
+    let status = 0;
+    let confirmed = false;
+    while (!confirmed && performance.now() < deadline && !this.stopped) {
+      // `among`, not `rest`: the member to remove may be the one the others elected.
+      const leader = await this.cluster.waitLeader(among, 10_000).catch(() => 0);
+      if (leader === id) {
+        // The member to remove leads (it was elected after the fault began): hand over first.
+        await this.cluster.admin(id, 'POST', '/admin/v1/leader/transfer', { to: rest[0] }).catch(() => undefined);
+      } else if (leader !== 0) {
+        status = (await this.cluster.admin(leader, 'DELETE', `/admin/v1/members/${id}`).catch(() => ({ status: 0 }))).status;
+      }
+      confirmed = await waitFor(`voters without ${id}`, gone, 5_000, 100).then(
+        () => true,
+        () => false,
+      );
+    }
+    this.history.event('event', confirmed ? 'member-removed' : 'member-remove-failed', { node: id, status });
+    if (!confirmed) {
+      this.log(`  nemesis: removing node ${id} was not confirmed; it stays a member`);
+      return false;
+    }
     this.removed.add(id);
-    const r = await this.cluster.onLeader('DELETE', `/admin/v1/members/${id}`, undefined, 20_000);
-    this.history.event('event', 'member-removed', { node: id, status: r.status });
-    const rest = this.cluster.ids.filter((i) => i !== id);
-    await waitFor(`voters without ${id}`, async () => (await Promise.all(rest.map((i) => this.cluster.status(i)))).every((s) => !s.voters.includes(id)), 15_000, 100).catch(() => undefined);
     await this.cluster.kill(id);
     await this.cluster.wipeForJoin(id);
+    return true;
   }
 
   /**
    * Second half: start `id` empty, add it as a learner (§4.2.1), wait until it has caught up,
-   * promote it. Retried inside its deadlines; a failure is recorded, and the final leader check
-   * of the run then fails loudly.
+   * promote it. Retried inside its deadlines; a failure is recorded, retried at the final heal,
+   * and the `healed` verdict fails if the node is not a voter everywhere in the end.
    */
-  private async readd(id: number): Promise<void> {
+  private async readd(id: number, among: readonly number[] = this.cluster.ids): Promise<void> {
+    const rest = among.filter((i) => i !== id);
     try {
       if (!this.cluster.isRunning(id)) this.cluster.start(id);
       await this.cluster.waitServing(id, 60_000);
-      const st = await this.cluster.status(id);
-      if (!st.voters.includes(id)) {
-        const add = await this.cluster.onLeader('POST', '/admin/v1/members', { id, raftAddress: `${nodeIp(id)}:${RAFT_PORT}`, httpAddress: `${nodeIp(id)}:${HTTP_PORT}` }, 30_000);
+      const voter = async (): Promise<boolean> => (await Promise.all(rest.map((i) => this.cluster.status(i)))).every((s) => s.voters.includes(id));
+      if (!(await voter().catch(() => false))) {
+        const add = await this.onLeaderOf(rest, 'POST', '/admin/v1/members', { id, raftAddress: `${nodeIp(id)}:${RAFT_PORT}`, httpAddress: `${nodeIp(id)}:${HTTP_PORT}` }, 30_000);
         this.history.event('event', 'learner-added', { node: id, status: add.status });
-        await waitFor(`node ${id} to catch up as a learner`, async () => {
-          const leader = await this.cluster.currentLeader();
-          if (leader === 0) return false;
-          const [l, me] = await Promise.all([this.cluster.status(leader), this.cluster.status(id)]);
-          return (l.learners.includes(id) || l.voters.includes(id)) && me.applied >= l.commit - 5;
-        }, 60_000, 200);
-        const promote = await this.cluster.onLeader('POST', `/admin/v1/members/${id}/promote`, undefined, 30_000);
+        await waitFor(
+          `node ${id} to catch up as a learner`,
+          async () => {
+            const leader = await this.cluster.waitLeader(rest, 2_000);
+            const [l, me] = await Promise.all([this.cluster.status(leader), this.cluster.status(id)]);
+            return (l.learners.includes(id) || l.voters.includes(id)) && me.applied >= l.commit - 5;
+          },
+          60_000,
+          200,
+        );
+        const promote = await this.onLeaderOf(rest, 'POST', `/admin/v1/members/${id}/promote`, undefined, 30_000);
         this.history.event('event', 'member-promoted', { node: id, status: promote.status });
       }
-      await waitFor(`node ${id} to be a voter everywhere`, async () => (await Promise.all(this.cluster.ids.map((i) => this.cluster.status(i)))).every((s) => s.voters.includes(id)), 30_000, 200);
+      await waitFor(`node ${id} to be a voter on nodes ${among.join(',')}`, async () => (await Promise.all(among.map((i) => this.cluster.status(i)))).every((s) => s.voters.includes(id)), 30_000, 200);
       this.removed.delete(id);
     } catch (e) {
       this.history.event('event', 'member-readd-failed', { node: id, error: (e as Error).message });
@@ -294,12 +366,52 @@ export class Nemesis {
         detail = { member: t };
         during = async () => {
           const end = performance.now() + step.durationMs;
-          await this.remove(t);
-          await this.sleep(Math.max(0, (end - performance.now()) / 2));
-          await this.readd(t);
+          if (await this.remove(t)) {
+            await this.sleep(Math.max(0, (end - performance.now()) / 2));
+            await this.readd(t);
+          }
           await this.sleep(Math.max(0, end - performance.now()));
         };
         undo = () => undefined;
+        break;
+      }
+      case 'membership-partition': {
+        // Remove a follower and add it back while another node is cut off (or killed): the
+        // configuration changes twice with a minority of the old and new configurations
+        // unreachable. With 5 nodes, 3 of the 4 left after the removal are still a majority of
+        // it, and 4 of 5 after the re-add. Under 5 nodes nobody else may be lost (2 of 3 less one
+        // is no majority of 2), so the fault is then a plain membership change.
+        const leader = await this.leader();
+        const t = step.order.find((i) => i !== leader && !this.removed.has(i));
+        if (t === undefined) {
+          detail = { member: null };
+          break;
+        }
+        const other = ids.length >= 5 ? step.order.find((i) => i !== t && !this.removed.has(i)) : undefined;
+        const how = other === undefined ? null : this.rng.chance(0.5) ? 'isolated' : 'killed';
+        down.add(t);
+        if (other !== undefined && how === 'isolated') {
+          cuts = cutBetween([[other], ids.filter((i) => i !== other)]);
+          detail = { member: t, isolated: other };
+        } else if (other !== undefined) {
+          down.add(other);
+          detail = { member: t, killed: other };
+        } else {
+          detail = { member: t };
+        }
+        const among = ids.filter((i) => i !== other);
+        during = async () => {
+          const end = performance.now() + step.durationMs;
+          if (await this.remove(t, among)) {
+            await this.sleep(Math.max(0, (end - performance.now()) / 2));
+            await this.readd(t, among);
+          }
+          await this.sleep(Math.max(0, end - performance.now()));
+        };
+        undo = async () => {
+          await heal(this.cluster.hosts);
+          if (other !== undefined && !this.cluster.isRunning(other)) this.cluster.start(other);
+        };
         break;
       }
       case 'transfer-storm':

@@ -30,13 +30,13 @@ export function fingerprint(token: string): string {
   return createHash('sha256').update(token).digest('hex').slice(0, 12);
 }
 
-interface RawResponse {
+export interface RawResponse {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;
   readonly text: string;
 }
 
-function httpRaw(node: number, method: string, path: string, opts: { headers?: Record<string, string>; form?: Record<string, string> } = {}): Promise<RawResponse> {
+function httpRaw(node: number, method: string, path: string, opts: { headers?: Record<string, string>; form?: Record<string, string>; localAddress?: string } = {}): Promise<RawResponse> {
   const payload = opts.form ? Buffer.from(new URLSearchParams(opts.form).toString()) : undefined;
   return new Promise<RawResponse>((resolve, reject) => {
     let connected = false;
@@ -47,6 +47,7 @@ function httpRaw(node: number, method: string, path: string, opts: { headers?: R
         method,
         path,
         agent: false,
+        ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}),
         headers: { connection: 'close', ...(payload ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(payload.length) } : {}), ...opts.headers },
       },
       (res) => {
@@ -114,7 +115,7 @@ export async function setupOAuth(cluster: NodeCluster, leader: number): Promise<
   await post('/admin/v1/users', { username: USERNAME, password: PASSWORD, name: 'Jepsen', email: 'jepsen@example.com', email_verified: true });
 }
 
-function parseForm(html: string): { action: string; fields: Record<string, string>; inputs: { name: string; type: string }[] } | null {
+export function parseForm(html: string): { action: string; fields: Record<string, string>; inputs: { name: string; type: string }[] } | null {
   const form = /<form\b([^>]*)>([\s\S]*?)<\/form>/i.exec(html);
   if (!form) return null;
   const attr = (tag: string, name: string): string | null => {
@@ -140,6 +141,9 @@ export class AuthorizeRefused extends Error {}
 export class Browser {
   private readonly jar = new Map<string, string>();
 
+  /** `localAddress`: the client address the requests leave from (the nodes throttle per client IP). */
+  constructor(private readonly localAddress?: string) {}
+
   /** Path and query of `url` (relative, or absolute on the issuer or on a node). */
   private static path(url: string): string {
     const u = new URL(url, ISSUER);
@@ -149,7 +153,7 @@ export class Browser {
   async fetch(node: number, url: string, form?: Record<string, string>): Promise<RawResponse> {
     const headers: Record<string, string> = {};
     if (this.jar.size > 0) headers.cookie = [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
-    const r = await httpRaw(node, form ? 'POST' : 'GET', Browser.path(url), { headers, ...(form ? { form } : {}) });
+    const r = await httpRaw(node, form ? 'POST' : 'GET', Browser.path(url), { headers, ...(form ? { form } : {}), ...(this.localAddress !== undefined ? { localAddress: this.localAddress } : {}) });
     const set = r.headers['set-cookie'];
     for (const c of Array.isArray(set) ? set : set ? [set] : []) {
       const [pair, ...attrs] = c.split(';');
@@ -215,6 +219,16 @@ export interface TokenCall {
   readonly secret?: string;
 }
 
+/** The `jti` claim of a JWT (payload decoded, not verified: only used to find its audit record), or null. */
+export function jwtId(jwt: string): string | null {
+  try {
+    const p = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { jti?: unknown };
+    return typeof p.jti === 'string' ? p.jti : null;
+  } catch {
+    return null;
+  }
+}
+
 async function tokenRequest(node: number, form: Record<string, string>): Promise<TokenCall> {
   let r: RawResponse;
   try {
@@ -226,7 +240,9 @@ async function tokenRequest(node: number, form: Record<string, string>): Promise
   const body = json(r.text);
   if (r.status === 200 && typeof body.access_token === 'string') {
     const rt = typeof body.refresh_token === 'string' ? body.refresh_token : undefined;
-    return { outcome: 'ok', output: { access: fingerprint(body.access_token), refresh: rt ? fingerprint(rt) : null }, ...(rt ? { secret: rt } : {}) };
+    // The access token's jti (RFC 9068 §2.2, not a credential) names the audit record of the
+    // grant or rotation (token.issued / token.refreshed), which the audit checker looks for.
+    return { outcome: 'ok', output: { access: fingerprint(body.access_token), refresh: rt ? fingerprint(rt) : null, jti: jwtId(body.access_token) }, ...(rt ? { secret: rt } : {}) };
   }
   if (r.status >= 400 && r.status < 500) return { outcome: 'fail', output: { error: body.error ?? null, description: body.error_description ?? null }, error: `${r.status} ${String(body.error)}` };
   return { outcome: 'info', output: null, error: `${r.status} ${String(body.error)}` };

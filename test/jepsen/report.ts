@@ -14,7 +14,8 @@ const H = 420;
 const M = { l: 70, r: 170, t: 30, b: 45 };
 const CHROMIUM_CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
 const CHROMIUM_TIMEOUT_MS = 60_000;
-const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
+/** One colour per operation type (the five workloads have up to 18 types; tab20's colours, no red). */
+const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f', '#aec7e8', '#ffbb78', '#98df8a', '#c5b0d5', '#c49c94', '#f7b6d2', '#9edae5', '#dbdb8d', '#393b79'];
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -162,13 +163,29 @@ export async function writeReport(r: ReportInput): Promise<string[]> {
       errors.push(`${name}.png: ${(e as Error).message}`);
     }
   }
-  const s = r.summary as { verdicts?: Record<string, { valid: unknown }>; availability?: { windows: Record<string, unknown>[] } };
-  const verdictRows = Object.entries(s.verdicts ?? {}).map(([name, v]) => ({ checker: name, valid: v.valid, file: `${name}.json` }));
+  const s = r.summary as {
+    verdicts?: Record<string, { valid: unknown; counts?: Record<string, unknown>; violations?: { kind: string; message: string }[]; perNode?: Record<string, Record<string, unknown>> }>;
+    availability?: { windows: Record<string, unknown>[] };
+  };
+  const verdictRows = Object.entries(s.verdicts ?? {}).map(([name, v]) => ({ checker: name, valid: v.valid, violations: v.violations?.length ?? 0, file: `${name}.json` }));
+  // Each checker's counts (what the workload did: rounds, acceptances, lockouts, audit records…),
+  // its first violations, and the audit log per node.
+  const details = Object.entries(s.verdicts ?? {})
+    .filter(([, v]) => v.counts !== undefined || (v.violations?.length ?? 0) > 0 || v.perNode !== undefined)
+    .map(([name, v]) => {
+      const parts = [`<h3>${esc(name)}</h3>`];
+      if (v.counts) parts.push(table([v.counts]));
+      if (v.perNode) parts.push(table(Object.entries(v.perNode).map(([node, p]) => ({ node, ...p }))));
+      if (v.violations && v.violations.length > 0) parts.push(`<ul class="bad">${v.violations.slice(0, 20).map((x) => `<li><b>${esc(x.kind)}</b>: ${esc(x.message)}</li>`).join('')}</ul>${v.violations.length > 20 ? `<p>… ${v.violations.length - 20} more in ${esc(name)}.json</p>` : ''}`);
+      return parts.join('');
+    })
+    .join('');
   const html = `<!doctype html><html><head><meta charset="utf-8"><title>${esc(r.title)}</title>
 <style>body{font-family:sans-serif;margin:24px;max-width:1250px}table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}th{background:#f0f0f0}.ok{color:#080}.bad{color:#b00}img{border:1px solid #ddd;max-width:100%}pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}</style></head><body>
 <h1>${esc(r.title)}</h1>
 <p class="${s.verdicts && Object.values(s.verdicts).every((v) => v.valid === true) ? 'ok' : 'bad'}"><b>${esc(String((r.summary as { result?: string }).result ?? ''))}</b></p>
 <h2>Verdicts</h2>${table(verdictRows)}
+<h2>Per checker</h2>${details}
 <h2>Latency</h2><img src="latency.png" alt="latency over time">
 <h2>Throughput</h2><img src="throughput.png" alt="throughput over time">
 <h2>Availability on the majority side, per fault</h2>${table((s.availability?.windows ?? []).map((w) => ({ ...w, majority: (w.majority as number[]).join(',') })))}

@@ -8,19 +8,22 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Rng } from '../sim/rng.ts';
 import { CodeWorkload, RefreshWorkload, checkCodes, checkRefresh } from './auth.ts';
+import { checkAudit, collectAudit } from './audit.ts';
 import { checkAvailability } from './availability.ts';
 import { NodeCluster } from './cluster.ts';
 import { History } from './history.ts';
 import type { Hosts } from './hosts.ts';
 import { KvWorkload, checkKv } from './kv.ts';
+import { AddressPool, TotpWorkload, checkTotp } from './mfa.ts';
+import { CLIENT_POOL } from './hosts.ts';
 import { Nemesis, makeSchedule } from './nemesis.ts';
 import type { FaultKind } from './nemesis.ts';
 import { clientKnown, setupOAuth } from './oauth-client.ts';
 import { writeReport } from './report.ts';
 import { waitFor } from '../../scripts/lib/wait.ts';
 
-export type WorkloadName = 'kv' | 'refresh' | 'code';
-export const WORKLOADS: readonly WorkloadName[] = ['kv', 'refresh', 'code'];
+export type WorkloadName = 'kv' | 'refresh' | 'code' | 'totp' | 'audit';
+export const WORKLOADS: readonly WorkloadName[] = ['kv', 'refresh', 'code', 'totp', 'audit'];
 
 export interface RunOptions {
   readonly seed: number;
@@ -33,7 +36,8 @@ export interface RunOptions {
   readonly quietMs: readonly [number, number];
   readonly faultMs: readonly [number, number];
   readonly finalQuietMs: number;
-  readonly workers: { readonly kv: number; readonly refresh: number; readonly code: number };
+  /** Workers per workload; `totp` acceptance races and `lockout` cycles both belong to the totp workload. */
+  readonly workers: { readonly kv: number; readonly refresh: number; readonly code: number; readonly totp?: number; readonly lockout?: number };
   /** The negative control: a debug switch that breaks linearizability. */
   readonly unsafe?: 'ackBeforeCommit' | 'readWithoutReadIndex';
   /** Keep the nodes' data directories (they are deleted otherwise; logs are always kept). */
@@ -84,7 +88,7 @@ export async function runInside(o: RunOptions): Promise<RunSummary> {
   const scheduleRng = rng.fork();
   const nemesisRng = rng.fork();
   const workerRng = rng.fork();
-  const oauth = o.workloads.includes('refresh') || o.workloads.includes('code');
+  const oauth = o.workloads.includes('refresh') || o.workloads.includes('code') || o.workloads.includes('totp') || o.workloads.includes('audit');
   const cluster = new NodeCluster(o.hosts, join(o.dir, 'nodes'), { oauth, tickMs: 50, ...(o.unsafe ? { unsafe: { [o.unsafe]: true } } : {}) });
   const history = new History(join(o.dir, 'history.jsonl'));
   const kv = new KvWorkload(history, () => ids);
@@ -109,12 +113,17 @@ export async function runInside(o: RunOptions): Promise<RunSummary> {
     const all = (): readonly number[] => ids;
     const rt = new RefreshWorkload(history, all);
     const codes = new CodeWorkload(history, all);
+    const totp = new TotpWorkload(history, cluster, all, new AddressPool(CLIENT_POOL), log);
     let stopping = false;
     const stop = (): boolean => stopping;
     const workers: Promise<void>[] = [];
     if (o.workloads.includes('kv')) for (let w = 0; w < o.workers.kv; w++) workers.push(kv.worker(w, workerRng.fork(), stop));
     if (o.workloads.includes('refresh')) for (let w = 0; w < o.workers.refresh; w++) workers.push(rt.worker(w, workerRng.fork(), stop));
     if (o.workloads.includes('code')) for (let w = 0; w < o.workers.code; w++) workers.push(codes.worker(workerRng.fork(), stop));
+    if (o.workloads.includes('totp')) {
+      for (let w = 0; w < (o.workers.totp ?? 2); w++) workers.push(totp.raceWorker(workerRng.fork(), stop));
+      for (let w = 0; w < (o.workers.lockout ?? 1); w++) workers.push(totp.lockWorker(workerRng.fork(), stop));
+    }
 
     await nemesis.run(schedule);
     history.event('event', 'final-quiet', {});
@@ -129,6 +138,8 @@ export async function runInside(o: RunOptions): Promise<RunSummary> {
     history.event('event', 'final-reads', { leader: finalLeader });
     await kv.finalReads(ids);
     await rt.finalRefreshes(workerRng.fork());
+    // Workload 5: every node's audit log, read after everything else was acknowledged.
+    const audit = o.workloads.includes('audit') ? await collectAudit(cluster, history, ids) : null;
     const endMs = history.now();
     await history.close();
 
@@ -138,6 +149,10 @@ export async function runInside(o: RunOptions): Promise<RunSummary> {
     if (o.workloads.includes('kv') || o.unsafe) verdicts.linearizable = { ...checkKv(history.ops, { maxSteps: 20_000_000, deadlineMs: o.checkMs }) };
     if (o.workloads.includes('refresh')) verdicts['refresh-tokens'] = { ...checkRefresh(history.ops) };
     if (o.workloads.includes('code')) verdicts['authorization-codes'] = { ...checkCodes(history.ops) };
+    if (o.workloads.includes('totp')) verdicts.totp = { ...checkTotp(history.ops) };
+    if (audit !== null) verdicts.audit = { ...checkAudit(history.ops, audit, history.epochMs) };
+    // The schedule must end healed: every node running, connected and a voter on every node.
+    verdicts.healed = { checker: 'healed', valid: nemesis.healed };
     // A node that stopped by itself (not killed by the nemesis) is a bug whatever the histories say.
     verdicts['node-crashes'] = { checker: 'node-crashes', valid: cluster.crashes.length === 0, crashes: cluster.crashes.map((c) => ({ ...c, fatal: fatalLines(join(cluster.dir, `node${c.node}.log`)) })) };
     const availability = checkAvailability(history.ops, nemesis.windows);
