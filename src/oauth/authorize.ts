@@ -11,7 +11,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { JwtVerifyError, verifyJwt } from '../crypto/jws.ts';
 import type { ClientRecord } from '../state/oauth-ops.ts';
-import { checkGrantType, getClient, resolveScope } from './clients.ts';
+import { checkGrantType, lookupClient, resolveScope } from './clients.ts';
 import type { OAuthContext } from './context.ts';
 import { InvalidRequest, RequestNotSupported, RequestUriNotSupported, UnsupportedResponseType } from './errors.ts';
 import { formParams, queryParams, scopeList } from './form.ts';
@@ -43,11 +43,11 @@ export async function handleAuthorize(ctx: OAuthContext, req: FastifyRequest, re
   } catch (e) {
     if (!(e instanceof InvalidRequest)) throw e;
     // §4.1.2.1 redirects "a parameter included more than once" too, when client and redirect URI are themselves unambiguous.
-    const target = lenientTarget(ctx, req, viaPost);
+    const target = await lenientTarget(ctx, req, viaPost);
     if (target === null) throw new PageError(400, 'Invalid request', e.description, e.error);
     return sendAuthorizationError(ctx, reply, target, e, viaPost);
   }
-  const { client, target } = resolveTarget(ctx, params);
+  const { client, target } = await resolveTarget(ctx, params);
   try {
     const authz = validateRequest(ctx, params, client, target);
     const active = await loadActiveSession(ctx, req);
@@ -66,10 +66,10 @@ export async function handleAuthorize(ctx: OAuthContext, req: FastifyRequest, re
  * compared by exact string match. When redirect_uri is omitted, RFC 6749 §3.1.2.3 allows it only
  * if the client registered exactly one; OIDC Core §3.1.2.1 makes it REQUIRED for OpenID requests.
  */
-export function resolveTarget(ctx: OAuthContext, p: Params): { client: ClientRecord; target: AuthorizationTarget } {
+export async function resolveTarget(ctx: OAuthContext, p: Params): Promise<{ client: ClientRecord; target: AuthorizationTarget }> {
   const clientId = p.client_id;
   if (clientId === undefined) throw new PageError(400, 'Invalid request', 'The request has no client_id: the application that sent you here is misconfigured.', 'invalid_request');
-  const client = getClient(ctx, clientId);
+  const client = await lookupClient(ctx, clientId);
   if (client === null) throw new PageError(400, 'Unknown application', `No application is registered with client_id ${clientId}.`, 'invalid_request');
   let redirectUri: string;
   if (p.redirect_uri !== undefined) {
@@ -113,7 +113,7 @@ export function redirectUriMatches(registered: string, requested: string): boole
 }
 
 /** The redirect target of a request whose parameters did not parse, when client_id and redirect_uri each appear once and are valid. */
-function lenientTarget(ctx: OAuthContext, req: FastifyRequest, viaPost: boolean): AuthorizationTarget | null {
+async function lenientTarget(ctx: OAuthContext, req: FastifyRequest, viaPost: boolean): Promise<AuthorizationTarget | null> {
   let text: string;
   if (viaPost) {
     if (typeof req.body !== 'string') return null;
@@ -135,7 +135,7 @@ function lenientTarget(ctx: OAuthContext, req: FastifyRequest, viaPost: boolean)
     else if (all.length > 1 && (name === 'client_id' || name === 'redirect_uri')) return null;
   }
   try {
-    return resolveTarget(ctx, once).target;
+    return (await resolveTarget(ctx, once)).target;
   } catch (e) {
     if (e instanceof PageError) return null;
     throw e;

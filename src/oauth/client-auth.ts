@@ -13,7 +13,7 @@ import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import type { JSONWebKeySet, JWTPayload } from 'jose';
 import { safeEqual, tokenHash } from '../crypto/tokens.ts';
 import type { ClientRecord, TokenEndpointAuthMethod } from '../state/oauth-ops.ts';
-import { getClient } from './clients.ts';
+import { lookupClient } from './clients.ts';
 import { nodeWrite } from './context.ts';
 import type { OAuthContext } from './context.ts';
 import { InvalidClient, InvalidRequest } from './errors.ts';
@@ -50,7 +50,7 @@ interface Presented {
 /** Authenticate the client of a request; returns its record or throws InvalidClient / InvalidRequest. */
 export async function authenticateClient(ctx: OAuthContext, req: FastifyRequest, params: Params, opts: ClientAuthOptions): Promise<ClientRecord> {
   const presented = presentedCredentials(req, params);
-  const client = getClient(ctx, presented.clientId);
+  const client = await lookupClient(ctx, presented.clientId);
   if (!client) throw new InvalidClient('client authentication failed: unknown client');
   if (client.token_endpoint_auth_method !== presented.method) {
     throw new InvalidClient(`client authentication failed: this client must authenticate with ${client.token_endpoint_auth_method}, not ${presented.method}`);

@@ -1,15 +1,37 @@
 // Client lookup for endpoints: from the read cache the primary pushes (src/server/oauth-node.ts),
 // so authenticating a client costs no IPC round trip. A client created a moment ago on another
-// node may not be here yet; callers that must not miss it (the admin API) read through the node.
+// node may not be here yet: lookupClient falls back to a linearizable read on a miss.
 import type { ClientRecord, GrantType } from '../state/oauth-ops.ts';
+import { DomainRefusal, nodeRead } from './context.ts';
 import type { OAuthContext } from './context.ts';
 import { InvalidScope, UnauthorizedClient } from './errors.ts';
 
 export const CLIENTS_TABLE = 'clients';
 
+/** The client as this node's cache has it (flows already under way: the client was found when they began). */
 export function getClient(ctx: OAuthContext, clientId: string): ClientRecord | null {
   const c = ctx.cache.get(CLIENTS_TABLE, clientId) as ClientRecord | undefined;
   return c ?? null;
+}
+
+/**
+ * The client a request names, where a flow begins (the token endpoint's client authentication,
+ * /authorize): from the cache, and on a miss through the node with a linearizable read. The admin
+ * API answers once the leader has applied a new client; a follower applies it a heartbeat later,
+ * and a node still catching up (just added, just restarted) later still, so a script that creates
+ * a client and uses it at once through a load balancer would otherwise see invalid_client now and
+ * then. An unknown client_id costs a ReadIndex round trip, no write; a malformed one, nothing.
+ */
+export async function lookupClient(ctx: OAuthContext, clientId: string): Promise<ClientRecord | null> {
+  const cached = getClient(ctx, clientId);
+  if (cached !== null) return cached;
+  try {
+    return await nodeRead<ClientRecord | null>(ctx, 'clients', 'get', { client_id: clientId });
+  } catch (e) {
+    // The id is not one a client can have (the domain's own check): no such client.
+    if (e instanceof DomainRefusal) return null;
+    throw e;
+  }
 }
 
 /** RFC 6749 §5.2 unauthorized_client: the client may not use this grant type. */

@@ -125,3 +125,32 @@ describe('client authentication', () => {
     });
   });
 });
+
+test('a client not yet in this node\'s cache (created a moment ago elsewhere, or a node catching up) is found through a linearizable read', async () => {
+  const t = await app();
+  try {
+    const fresh = await confidential(t, { client_id: 'fresh' });
+    // The cache as a lagging node has it: the clients table without the new client.
+    t.cache.publish('clients', []);
+    const reads: string[] = [];
+    const read = t.node.read.bind(t.node);
+    t.node.read = (q) => {
+      reads.push(`${q.domain} ${q.op}`);
+      return read(q);
+    };
+    const r = await post(t, '/token', CC, fresh.auth);
+    assert.equal(r.statusCode, 200, r.body);
+    assert.deepEqual(reads, ['clients get']);
+    // Still unknown after the read: invalid_client, nothing written.
+    const writes = t.node.log.length;
+    assertInvalidClient(await post(t, '/token', CC, { authorization: basic('nobody', 'x') }));
+    // A malformed id (the domain refuses it) is unknown too, not a server error.
+    assertInvalidClient(await post(t, '/token', CC, { authorization: basic('x'.repeat(300), 'x') }));
+    assert.equal(t.node.log.length, writes);
+    // /authorize finds it the same way.
+    const page = await t.app.inject({ method: 'GET', url: `/authorize?client_id=fresh&response_type=code&redirect_uri=${encodeURIComponent('https://rp.example/cb')}&scope=openid&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256` });
+    assert.doesNotMatch(page.body, /Unknown application/);
+  } finally {
+    await t.close();
+  }
+});
