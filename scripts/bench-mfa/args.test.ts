@@ -12,6 +12,27 @@ test('defaults: 100 concurrent, 3000 TOTP users, 200 WebAuthn users, scrypt ln 1
   assert.equal(a.seconds, 10);
   assert.equal(a.warmupSeconds, 2);
   assert.equal(a.out, null);
+  assert.deepEqual(a.models, ['users', 'sweep', 'capacity']);
+  assert.equal(a.openUsers, 100);
+  assert.equal(a.usersSeconds, 60);
+  assert.deepEqual(a.rates, [10, 25, 50, 100, 200]);
+  assert.ok(Number.isSafeInteger(a.seed) && a.seed >= 0);
+});
+
+test('models: users, sweep and capacity flags', () => {
+  const a = parseMfaBenchArgs(['--models', 'capacity, users', '--open-users', '40', '--users-seconds', '90', '--rates', '50,5,50', '--seed', '42', '--users', '40', '--concurrency', '10']);
+  assert.deepEqual(a.models, ['users', 'capacity'], 'fixed order');
+  assert.equal(a.openUsers, 40);
+  assert.equal(a.usersSeconds, 90);
+  assert.deepEqual(a.rates, [5, 50]);
+  assert.equal(a.seed, 42);
+  const bad = (argv: string[], re: RegExp) => assert.throws(() => parseMfaBenchArgs(argv), (e: unknown) => e instanceof UsageError && re.test(e.message));
+  bad(['--models', 'closed'], /unknown model "closed"/);
+  bad(['--rates', '0'], /--rates must be an integer from 1 to 5000/);
+  bad(['--open-users', '200', '--users', '150', '--concurrency', '100'], /--users \(150\) must be at least --open-users \(200\)/);
+  bad(['--seed', '-1'], /--seed/);
+  // Without the capacity model, the closed-loop levels do not bound the users.
+  assert.equal(parseMfaBenchArgs(['--models', 'users', '--users', '100', '--concurrency', '300', '--webauthn-users', '10']).users, 100);
 });
 
 test('flags: levels sorted and deduplicated, factors in their fixed order', () => {

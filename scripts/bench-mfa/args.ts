@@ -1,4 +1,5 @@
 // Command line of `npm run bench:mfa` (scripts/bench-mfa.ts).
+import { randomInt } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../bench-oauth/args.ts';
@@ -8,14 +9,30 @@ export { UsageError };
 export const FACTORS = ['totp', 'webauthn'] as const;
 export type Factor = (typeof FACTORS)[number];
 
+/**
+ * What is measured (scripts/bench-mfa/README.md): `users` — the users model, N users each
+ * verifying at a random moment of every 30 s step (open loop; the target is judged here);
+ * `sweep` — open-loop Poisson arrivals at fixed rates (the rate whose p99 stays under 20 ms);
+ * `capacity` — a closed loop with `--concurrency` requests always in flight (requests/s at
+ * saturation; WebAuthn is measured only this way).
+ */
+export const MODELS = ['users', 'sweep', 'capacity'] as const;
+export type Model = (typeof MODELS)[number];
+
 export const USAGE = `usage: npm run bench:mfa -- [options]
-  --seconds N             measured seconds per factor and concurrency (default 10)
+  --models L              what to measure, comma-separated: users,sweep,capacity (default all three)
+  --open-users N          users model: N users, each verifying once at a random moment of every 30 s
+                          step (open loop), default 100 (the issue's "100 concurrent users")
+  --users-seconds N       users model: measured seconds (default 60: about 2 verifications per user)
+  --rates L               sweep: open-loop arrival rates per second, comma-separated (default 10,25,50,100,200)
+  --seed N                seed of the open-loop arrival times (default random; printed in the summary)
+  --seconds N             measured seconds per sweep rate and per capacity level (default 10)
   --warmup N              warm-up seconds before each measured window (default 2)
-  --concurrency L         concurrency levels, comma-separated (default 100); the summary reports 100
-                          (or the highest level when 100 is not among them)
+  --concurrency L         capacity: closed-loop levels (requests always in flight), comma-separated
+                          (default 100); the summary reports 100 (or the highest level)
   --users N               TOTP users, enrolled before any measurement (default 3000); each verifies at
-                          most once per 30 s step, so N bounds the TOTP rate (N per level, N / 30 per
-                          second across steps). Also the number of interactions prepared per level and factor
+                          most once per 30 s step, so N bounds a sweep rate or capacity level (N
+                          verifications per level). At least --open-users
   --webauthn-users N      WebAuthn users, each with one soft-authenticator credential (default 200; at
                           least the highest concurrency: one user is driven by one virtual client)
   --only F                factors to measure, comma-separated: totp,webauthn (default both)
@@ -29,6 +46,11 @@ export const USAGE = `usage: npm run bench:mfa -- [options]
 `;
 
 export interface MfaBenchArgs {
+  readonly models: readonly Model[];
+  readonly openUsers: number;
+  readonly usersSeconds: number;
+  readonly rates: readonly number[];
+  readonly seed: number;
   readonly seconds: number;
   readonly warmupSeconds: number;
   readonly concurrency: readonly number[];
@@ -46,6 +68,10 @@ export interface MfaBenchArgs {
 /** Bounds: a typo must not start an hour-long run, or enroll a million users, on a shared machine. */
 const LIMITS = {
   seconds: [1, 600],
+  'open-users': [1, 10_000],
+  'users-seconds': [1, 600],
+  rates: [1, 5_000],
+  seed: [0, 2 ** 31 - 1],
   warmup: [0, 120],
   concurrency: [1, 1024],
   users: [1, 50_000],
@@ -74,6 +100,11 @@ export function parseMfaBenchArgs(argv: readonly string[]): MfaBenchArgs {
       strict: true,
       allowPositionals: false,
       options: {
+        models: { type: 'string' },
+        'open-users': { type: 'string' },
+        'users-seconds': { type: 'string' },
+        rates: { type: 'string' },
+        seed: { type: 'string' },
         seconds: { type: 'string' },
         warmup: { type: 'string' },
         concurrency: { type: 'string' },
@@ -97,15 +128,26 @@ export function parseMfaBenchArgs(argv: readonly string[]): MfaBenchArgs {
   const only = v.only === undefined ? [...FACTORS] : [...new Set(v.only.split(',').map((s) => s.trim()))];
   for (const f of only) if (!(FACTORS as readonly string[]).includes(f)) throw new UsageError(`--only: unknown factor ${JSON.stringify(f)} (expected ${FACTORS.join(', ')})`);
   const maxC = concurrency[concurrency.length - 1]!;
+  const models = v.models === undefined ? [...MODELS] : [...new Set(v.models.split(',').map((s) => s.trim()))];
+  for (const m of models) if (!(MODELS as readonly string[]).includes(m)) throw new UsageError(`--models: unknown model ${JSON.stringify(m)} (expected ${MODELS.join(', ')})`);
+  const rates = [...new Set((v.rates ?? '10,25,50,100,200').split(',').map((s) => int('rates', s, 0)))].sort((a, b) => a - b);
+  const openUsers = int('open-users', v['open-users'], 100);
   const users = int('users', v.users, 3000);
+  // The users model's users are taken from the enrolled ones.
+  if (only.includes('totp') && models.includes('users') && users < openUsers) throw new UsageError(`--users (${users}) must be at least --open-users (${openUsers})`);
   const webauthnUsers = int('webauthn-users', v['webauthn-users'], 200);
   // One user is driven by one virtual client (its signature counter must grow in the order sent),
   // so fewer users than clients would leave clients idle and the level below its concurrency.
-  if (only.includes('webauthn') && webauthnUsers < maxC) throw new UsageError(`--webauthn-users (${webauthnUsers}) must be at least the highest concurrency (${maxC})`);
+  if (models.includes('capacity') && only.includes('webauthn') && webauthnUsers < maxC) throw new UsageError(`--webauthn-users (${webauthnUsers}) must be at least the highest concurrency (${maxC})`);
   // Every client needs a prepared interaction at the start of the level.
-  if (only.includes('totp') && users < maxC) throw new UsageError(`--users (${users}) must be at least the highest concurrency (${maxC})`);
+  if (models.includes('capacity') && only.includes('totp') && users < maxC) throw new UsageError(`--users (${users}) must be at least the highest concurrency (${maxC})`);
   if (v.out !== undefined && v.out.trim() === '') throw new UsageError('--out must name a file');
   return {
+    models: MODELS.filter((m) => models.includes(m)),
+    openUsers,
+    usersSeconds: int('users-seconds', v['users-seconds'], 60),
+    rates,
+    seed: int('seed', v.seed, randomInt(2 ** 31 - 1)),
     seconds: int('seconds', v.seconds, 10),
     warmupSeconds: int('warmup', v.warmup, 2),
     concurrency,

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { StepQueue, byClient, cycle } from './schedule.ts';
+import { Rng } from '../../test/sim/rng.ts';
+import { StepQueue, byClient, cycle, poissonOffsets, stepsOverlapping, usersArrivals } from './schedule.ts';
 import type { StepUser } from './schedule.ts';
 
 const item = (name: string, user: StepUser) => ({ name, user });
@@ -82,4 +84,45 @@ test('cycle reuses indexes in rounds', () => {
   assert.deepEqual(cycle(3, 7), [0, 1, 2, 0, 1, 2, 0]);
   assert.deepEqual(cycle(3, 2, 2), [2, 0]);
   assert.throws(() => cycle(0, 1), RangeError);
+});
+
+/** A seeded uniform source; the seed is reported so a failure replays (SEED=…). */
+function uniform(t: TestContext, seed: number): () => number {
+  t.diagnostic(`seed ${seed} (SEED=${seed} to repeat)`);
+  const r = new Rng(seed);
+  return () => r.float();
+}
+
+test('users model: each user sends exactly once in every step inside the window, at a uniform moment of it', (t) => {
+  const seed = Number(process.env.SEED ?? Date.now() % 100_000);
+  const period = 30_000;
+  // A window of exactly three whole steps: every user sends three times, once per step.
+  const start = 1_700_000_010_000 - (1_700_000_010_000 % period);
+  const a = usersArrivals(100, start, 3 * period, period, uniform(t, seed));
+  assert.equal(a.length, 300);
+  for (let i = 1; i < a.length; i++) assert.ok(a[i]!.atMs >= a[i - 1]!.atMs, 'sorted by time');
+  for (let user = 0; user < 100; user++) {
+    const steps = a.filter((x) => x.user === user).map((x) => Math.floor(x.atMs / period));
+    assert.deepEqual(steps, [0, 1, 2].map((k) => start / period + k), `user ${user}: once per step`);
+  }
+  // Uniform within the step: the mean offset into the step is near the middle (300 samples: ±3 σ ≈ ±1.5 s).
+  const mean = a.reduce((s, x) => s + (x.atMs % period), 0) / a.length;
+  assert.ok(Math.abs(mean - period / 2) < 1_500, `mean offset ${mean}`);
+  // A window that starts mid-step keeps only arrivals inside it: never before start, never at or after the end.
+  const mid = usersArrivals(50, start + 10_000, 45_000, period, uniform(t, seed + 1));
+  assert.ok(mid.every((x) => x.atMs >= start + 10_000 && x.atMs < start + 55_000));
+  for (let user = 0; user < 50; user++) assert.ok(mid.filter((x) => x.user === user).length <= stepsOverlapping(45_000, period));
+  assert.throws(() => usersArrivals(0, start, 1, period, Math.random), /users/);
+});
+
+test('poisson arrivals: sorted, inside the window, about rate x duration of them', (t) => {
+  const seed = Number(process.env.SEED ?? Date.now() % 100_000);
+  const o = poissonOffsets(200, 10_000, uniform(t, seed));
+  for (let i = 1; i < o.length; i++) assert.ok(o[i]! >= o[i - 1]!);
+  assert.ok(o.every((t) => t >= 0 && t < 10_000));
+  // 2000 expected; a Poisson count has σ = √2000 ≈ 45: ±5 σ.
+  assert.ok(Math.abs(o.length - 2000) < 225, `${o.length} arrivals`);
+  assert.throws(() => poissonOffsets(0, 10, Math.random), /positive/);
+  assert.equal(stepsOverlapping(60_000, 30_000), 3);
+  assert.equal(stepsOverlapping(62_000, 30_000), 4);
 });

@@ -68,3 +68,52 @@ export function cycle(n: number, count: number, start = 0): number[] {
   if (!Number.isSafeInteger(n) || n < 1) throw new RangeError('n must be a positive integer');
   return Array.from({ length: count }, (_, i) => (start + i) % n);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Open-loop arrivals (the users model and the rate sweep): when each verification is sent, fixed
+// before the run, independent of the answers (a slow answer does not delay the next send).
+
+/** A uniform float in [0, 1) (the benchmark passes a seeded test/sim/rng.ts Rng's float). */
+export type Uniform = () => number;
+
+export interface UserArrival {
+  /** Send time, epoch milliseconds. */
+  readonly atMs: number;
+  /** Index of the user (0..users-1). */
+  readonly user: number;
+}
+
+/**
+ * The users model: `users` users, each sending one verification at a uniformly random moment of
+ * every `periodMs` step (RFC 6238 X = 30 s; one code per step is all replay protection lets a user
+ * verify) that overlaps [startMs, startMs + durationMs); arrivals outside that window are dropped.
+ * Sorted by time. Steps are aligned to the epoch (T = floor(t / X)), as the TOTP steps are.
+ */
+export function usersArrivals(users: number, startMs: number, durationMs: number, periodMs: number, u: Uniform): UserArrival[] {
+  if (!Number.isSafeInteger(users) || users < 1) throw new RangeError('users must be a positive integer');
+  if (!(durationMs > 0) || !(periodMs > 0)) throw new RangeError('durationMs and periodMs must be positive');
+  const end = startMs + durationMs;
+  const out: UserArrival[] = [];
+  for (let step = Math.floor(startMs / periodMs); step * periodMs < end; step++) {
+    for (let user = 0; user < users; user++) {
+      const atMs = step * periodMs + u() * periodMs;
+      if (atMs >= startMs && atMs < end) out.push({ atMs, user });
+    }
+  }
+  return out.sort((a, b) => a.atMs - b.atMs || a.user - b.user);
+}
+
+/** Send offsets (ms from the start, sorted) of a Poisson process of `ratePerSec` over durationMs: exponential gaps. */
+export function poissonOffsets(ratePerSec: number, durationMs: number, u: Uniform): number[] {
+  if (!(ratePerSec > 0) || !(durationMs > 0)) throw new RangeError('ratePerSec and durationMs must be positive');
+  const meanGapMs = 1000 / ratePerSec;
+  const out: number[] = [];
+  // 1 - u() is in (0, 1]: the log is finite.
+  for (let t = -Math.log(1 - u()) * meanGapMs; t < durationMs; t += -Math.log(1 - u()) * meanGapMs) out.push(t);
+  return out;
+}
+
+/** How many sign-ins one user needs in the users model: one per step overlapping a window of durationMs (wherever it starts). */
+export function stepsOverlapping(durationMs: number, periodMs: number): number {
+  return Math.ceil(durationMs / periodMs) + 1;
+}

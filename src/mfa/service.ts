@@ -18,7 +18,7 @@ import type {
 import { DomainRefusal, nodeRead, nodeWrite } from '../oauth/context.ts';
 import type { OAuthContext } from '../oauth/context.ts';
 import { randomToken } from '../crypto/tokens.ts';
-import type { RequestMeta, Throttled, ThrottleKind, WebAuthnCredentialView } from '../state/mfa-ops.ts';
+import type { RequestMeta, Throttled, ThrottleKind, TotpFactorView, WebAuthnCredentialView } from '../state/mfa-ops.ts';
 import type { FactorsView } from '../state/mfa.ts';
 import { MAX_CREDENTIAL_NAME_CHARS, MFA_DOMAIN } from '../state/mfa.ts';
 import type { MfaConfig } from './config.ts';
@@ -124,7 +124,18 @@ function isThrottledAnswer(v: { ok: boolean; reason?: string }): v is Throttled 
 // Status and throttling
 
 export async function mfaStatus(ctx: OAuthContext, sub: string): Promise<MfaStatus> {
-  const f = await readFactors(ctx, sub);
+  return statusOf(await readFactors(ctx, sub));
+}
+
+/**
+ * The user's factors, sealed TOTP secret included (a linearizable read): for a flow that needs
+ * both the status and, next, a verification (statusOf, then verifyTotp with `.totp`), in one read.
+ */
+export function mfaFactors(ctx: OAuthContext, sub: string): Promise<FactorsView> {
+  return readFactors(ctx, sub);
+}
+
+export function statusOf(f: FactorsView): MfaStatus {
   return { required: f.required, factors: { totp: f.totp?.confirmed === true, webauthn: f.webauthn.length, recovery: f.recovery.remaining } };
 }
 
@@ -174,36 +185,36 @@ function issuerLabel(ctx: OAuthContext): string {
 }
 
 /**
- * Verify a TOTP code (also confirms a pending enrollment): throttle check → read the factor →
- * unseal → match within ±1 step → propose totp.accept (apply refuses a replayed step), or count a
- * failure for a wrong code.
+ * Verify a TOTP code (also confirms a pending enrollment): unseal the factor's secret, match the
+ * code within ±1 step, and propose the outcome as one totp.verify, which checks the throttle and
+ * decides accept / replay / counted failure in the same apply (docs/mfa.md "Verification path").
+ * One replicated write per attempt; the answer is apply's, so a guess is never answered before
+ * it is counted.
+ *
+ * `factor`: the user's TOTP factor as the caller just read it (a linearizable read, e.g. the MFA
+ * form's own factors read), saving a read here; undefined reads it. Apply refuses a step matched
+ * against a factor that has since been replaced (CONFLICT); the factor is then read again and the
+ * code matched once more.
  */
-export async function verifyTotp(ctx: OAuthContext, sub: string, code: string, meta: RequestMeta): Promise<TotpVerifyResult> {
-  const m = wire(meta);
-  const t = await checkThrottle(ctx, sub, 'totp', meta);
-  if (!t.ok) return t;
-  const f = await readFactors(ctx, sub);
-  if (f.totp === null) {
-    // Nothing to guess: end the attempt the check let through (no counter to protect either).
-    await recordSuccess(ctx, sub, 'totp', meta);
-    return { ok: false, reason: 'no_factor' };
+export async function verifyTotp(ctx: OAuthContext, sub: string, code: string, meta: RequestMeta, factor?: TotpFactorView | null): Promise<TotpVerifyResult> {
+  let f = factor === undefined ? (await readFactors(ctx, sub)).totp : factor;
+  for (let attempt = 0; ; attempt++) {
+    if (f === null) return { ok: false, reason: 'no_factor' };
+    const secret = ctx.crypto.sealer().openValue<string>(f.sealed, totpAad(sub));
+    const step = matchTotpStep(secret, code, ctx.now());
+    try {
+      return await write<TotpVerifyResult>(ctx, 'totp.verify', { sub, step, createdAt: f.createdAt, meta: wire(meta) });
+    } catch (e) {
+      if (!(e instanceof DomainRefusal)) throw e;
+      // Removed between the read and the verify.
+      if (e.code === 'NOT_FOUND') return { ok: false, reason: 'no_factor' };
+      // Re-enrolled in between: once more against the current factor (a second change in that
+      // moment is a user racing their own enrollment: answered as a replaced factor).
+      if (e.code !== 'CONFLICT') throw e;
+      if (attempt > 0) return { ok: false, reason: 'no_factor' };
+    }
+    f = (await readFactors(ctx, sub)).totp;
   }
-  const secret = ctx.crypto.sealer().openValue<string>(f.totp.sealed, totpAad(sub));
-  const step = matchTotpStep(secret, code, ctx.now());
-  if (step === null) {
-    const r = await write<FailureResult>(ctx, 'throttle.fail', { sub, kind: 'totp', meta: m });
-    if (r.ok) return { ok: false, reason: 'invalid' };
-    return r.reason === 'locked' ? r : { ok: false, reason: 'invalid', retryAt: r.retryAt };
-  }
-  let r: { ok: true; enrolled: boolean } | { ok: false; reason: 'replay' } | Throttled;
-  try {
-    r = await write(ctx, 'totp.accept', { sub, step, meta: m });
-  } catch (e) {
-    // Removed between our read and the accept.
-    if (e instanceof DomainRefusal && e.code === 'NOT_FOUND') return { ok: false, reason: 'no_factor' };
-    throw e;
-  }
-  return r;
 }
 
 export async function removeTotp(ctx: OAuthContext, sub: string, meta: RequestMeta): Promise<boolean> {
@@ -278,7 +289,29 @@ export async function webauthnAuthenticationOptions(ctx: OAuthContext, mfaConfig
   return authenticationOptions(mfaConfig, challenge, allow);
 }
 
-/** Verify an assertion. With sub null (passkey login), the credential found by its id names the user. */
+type VerifyAnswer =
+  | { ok: true }
+  | { ok: false; reason: 'challenge'; why: 'missing' | 'unknown' | 'used' | 'expired' | 'purpose' | 'other_user'; retryAt?: number }
+  | { ok: false; reason: 'unknown_credential' | 'invalid' | 'counter_regression'; retryAt?: number }
+  | Throttled;
+
+/** What the page says about a challenge that cannot be used (the messages of the separate-command flow). */
+const CHALLENGE_MESSAGES: Readonly<Record<Extract<VerifyAnswer, { reason: 'challenge' }>['why'], string>> = {
+  missing: 'the response carries no challenge of ours',
+  unknown: 'challenge unknown',
+  used: 'challenge used',
+  expired: 'challenge expired',
+  purpose: 'challenge purpose',
+  other_user: 'challenge was made for another user',
+};
+
+/**
+ * Verify an assertion. With sub null (passkey login), the credential found by its id names the
+ * user. One replicated write (webauthn.verify): the credential is read and the signature checked
+ * against the response's own challenge first, then apply checks the throttle, spends the challenge
+ * (ours, unused, unexpired, for this purpose and user) and records the counter or the failure,
+ * together (docs/mfa.md "Verification path").
+ */
 export async function webauthnVerifyAuthentication(
   ctx: OAuthContext,
   mfaConfig: MfaConfig,
@@ -286,39 +319,40 @@ export async function webauthnVerifyAuthentication(
   response: AuthenticationResponseJSON,
   meta: RequestMeta,
 ): Promise<WebAuthnAuthenticationResult> {
-  const m = wire(meta);
-  const t = await checkThrottle(ctx, sub, 'webauthn', meta);
-  if (!t.ok) return t;
-  const c = await consume(ctx, response, 'authenticate', sub);
-  if (!c.ok) {
-    // A replayed, expired or foreign challenge is a failed attempt (and ends the one the check let through).
-    const r = await write<FailureResult>(ctx, 'throttle.fail', { sub, kind: 'webauthn', meta: m });
-    if (!r.ok && r.reason === 'locked') return r;
-    return { ok: false, reason: 'challenge', message: c.message };
-  }
+  const challenge = responseChallenge(response);
   const id = responseCredentialId(response);
   const found = id === null ? null : await nodeRead<{ sub: string; credential: WebAuthnCredentialView } | null>(ctx, MFA_DOMAIN, 'webauthn.byCredentialId', { credentialId: id });
-  if (found === null || (sub !== null && found.sub !== sub)) {
-    // Counted against the user we expected (if any) and the IP: probing for credential ids costs attempts.
-    const r = await write<FailureResult>(ctx, 'throttle.fail', { sub, kind: 'webauthn', meta: m });
-    if (!r.ok && r.reason === 'locked') return r;
-    return { ok: false, reason: 'unknown_credential', message: 'no such credential for this user' };
-  }
-  const v = await verifyAuthentication(mfaConfig, response, c.challenge, found.credential, found.sub, sub !== null);
-  if (!v.ok) {
-    const r = await write<FailureResult>(ctx, 'throttle.fail', { sub: found.sub, kind: 'webauthn', meta: m });
-    if (!r.ok && r.reason === 'locked') return r;
-    return { ok: false, reason: 'invalid', message: v.message, ...(!r.ok ? { retryAt: r.retryAt } : {}) };
-  }
-  let r: { ok: true } | { ok: false; reason: 'counter_regression' } | Throttled;
+  const mine = found !== null && (sub === null || found.sub === sub) ? found : null;
+  // The expected challenge is the response's own: whether it is one of ours, unused and unexpired
+  // is apply's decision (W3C WebAuthn §7.2 step 12 then holds for the challenge apply accepts).
+  const v = mine === null || challenge === null ? null : await verifyAuthentication(mfaConfig, response, challenge, mine.credential, mine.sub, sub !== null);
+  let r: VerifyAnswer;
   try {
-    r = await write(ctx, 'webauthn.accept', { sub: found.sub, credentialId: found.credential.id, newCounter: v.newCounter, meta: m });
+    r = await write<VerifyAnswer>(ctx, 'webauthn.verify', {
+      sub,
+      challenge,
+      credentialId: mine?.credential.id ?? null,
+      owner: mine?.sub ?? null,
+      newCounter: v?.ok ? v.newCounter : null,
+      meta: wire(meta),
+    });
   } catch (e) {
     if (e instanceof DomainRefusal && e.code === 'NOT_FOUND') return { ok: false, reason: 'unknown_credential', message: 'the credential was removed' };
     throw e;
   }
-  if (!r.ok) return isThrottledAnswer(r) ? r : { ok: false, reason: 'counter_regression', message: 'the signature counter did not increase (cloned authenticator?)' };
-  return { ok: true, sub: found.sub, userVerified: v.userVerified, credentialId: found.credential.id };
+  if (r.ok) return { ok: true, sub: mine!.sub, userVerified: v!.ok && v!.userVerified, credentialId: mine!.credential.id };
+  if (isThrottledAnswer(r)) return r;
+  switch (r.reason) {
+    case 'challenge':
+      return { ok: false, reason: 'challenge', message: CHALLENGE_MESSAGES[r.why] };
+    case 'unknown_credential':
+      // Counted against the user we expected (if any) and the IP: probing for credential ids costs attempts.
+      return { ok: false, reason: 'unknown_credential', message: 'no such credential for this user' };
+    case 'invalid':
+      return { ok: false, reason: 'invalid', message: v !== null && !v.ok ? v.message : 'assertion signature did not verify', ...(r.retryAt !== undefined ? { retryAt: r.retryAt } : {}) };
+    case 'counter_regression':
+      return { ok: false, reason: 'counter_regression', message: 'the signature counter did not increase (cloned authenticator?)' };
+  }
 }
 
 export async function removeWebAuthnCredential(ctx: OAuthContext, sub: string, credentialId: string, meta: RequestMeta): Promise<boolean> {

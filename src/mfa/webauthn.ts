@@ -131,7 +131,10 @@ export function authenticationOptions(cfg: MfaConfig, challenge: string, allow: 
     rpID: cfg.rpId,
     challenge: Buffer.from(challenge, 'base64url'),
     timeout: WEBAUTHN_CHALLENGE_TTL_MS,
-    userVerification: 'preferred',
+    // A passkey login is the whole sign-in: possession alone would be one factor, so the
+    // authenticator must verify the user (§5.8.6 'required'; checked in verifyAuthentication).
+    // As a second factor after the password, UV is welcome but not needed.
+    userVerification: allow === null ? 'required' : 'preferred',
     ...(allow !== null ? { allowCredentials: allow.map((c) => ({ id: c.id, transports: transportsOf(c.transports) })) } : {}),
   });
 }
@@ -142,7 +145,8 @@ export type AuthenticationCheck = { readonly ok: true; readonly newCounter: numb
  * W3C §7.2: verify an assertion with the stored public key. The counter rule (step 22) is left to
  * apply, which has the latest counter on every node: the library gets counter 0, which disables
  * its own check. `owner` is the sub the credential belongs to: a returned user handle must be its
- * handle (step 6), and for a passkey login (no user identified first) one must be returned.
+ * handle (step 6), and for a passkey login (no user identified first) one must be returned and
+ * the UV flag must be set (step 17: user verification was required in the options).
  */
 export async function verifyAuthentication(
   cfg: MfaConfig,
@@ -162,7 +166,7 @@ export async function verifyAuthentication(
       expectedOrigin: [...cfg.origins],
       expectedRPID: cfg.rpId,
       credential: { id: credential.id, publicKey: Uint8Array.from(credential.publicKey), counter: 0, transports: transportsOf(credential.transports) },
-      requireUserVerification: false,
+      requireUserVerification: !userIdentifiedFirst,
     });
     if (!v.verified) return { ok: false, message: 'assertion signature did not verify' };
     return { ok: true, newCounter: v.authenticationInfo.newCounter, userVerified: v.authenticationInfo.userVerified };

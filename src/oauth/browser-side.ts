@@ -3,6 +3,7 @@
 //   GET  /authorize, POST /authorize   authorization request (authorize.ts)
 //   GET  /login                        only explains that a sign-in starts at the application
 //   POST /login                        login form (login.ts)
+//   POST /login/passkey                passkey sign-in without a username (passkey-login.ts)
 //   POST /consent                      consent form (consent.ts)
 //   GET  /device, POST /device         device verification page, RFC 8628 §3.3 (device-verify.ts)
 //   GET  /logout, POST /logout         sign out (logout.ts)
@@ -18,6 +19,8 @@ import { OAuthError } from './errors.ts';
 import { PageError, errorPage, messagePage } from './pages.ts';
 import { handleAuthorize } from './authorize.ts';
 import { handleLogin } from './login.ts';
+import { PASSKEY_LOGIN_PATH } from './login-page.ts';
+import { handlePasskeyLogin } from './passkey-login.ts';
 import { handleConsent } from './consent.ts';
 import { handleDeviceGet, handleDevicePost } from './device-verify.ts';
 import { handleLogoutGet, handleLogoutPost } from './logout.ts';
@@ -52,6 +55,7 @@ export function registerBrowserSide(app: FastifyInstance, ctx: OAuthContext): vo
   route('POST', '/authorize', handleAuthorize);
   route('GET', '/login', async (_ctx, _req, reply) => messagePage(reply, 'Sign in', 'A sign-in starts at the application you want to use: go back to it and start again.', 400));
   route('POST', '/login', handleLogin);
+  route('POST', PASSKEY_LOGIN_PATH, handlePasskeyLogin);
   route('POST', '/consent', handleConsent);
   route('GET', '/device', handleDeviceGet);
   route('POST', '/device', handleDevicePost);

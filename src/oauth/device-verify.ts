@@ -11,16 +11,22 @@
 //
 // RFC 8628 §5.4 (remote phishing): the confirmation page shows the code and asks the user to
 // compare it with the device even when it came in verification_uri_complete.
-// RFC 8628 §5.1 (brute force): user codes have 20^8 values and live deviceCodeTtlS; throttling
-// of guesses comes with the MFA issue's rate limits.
+// RFC 8628 §5.1 (brute force): user codes have 20^8 values and live deviceCodeTtlS, and every
+// code a signed-in user types is looked up by the `mfa` domain's device.lookup, which counts a
+// code that names no pending request as a failure of kind device_code, per user and per client
+// address, with the backoff and lockout of the other credentials (THROTTLE in
+// src/state/mfa-ops.ts); the check, the lookup and the count are one replicated command, so
+// spreading guesses over nodes or sending them in parallel gains nothing. A throttled user gets a
+// 429 page saying when to try again, and nothing is looked up.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { normalizeUserCode, safeEqual, tokenHash } from '../crypto/tokens.ts';
 import { getClient } from './clients.ts';
-import { nodeRead, nodeWrite, requestMeta } from './context.ts';
+import { nodeWrite, requestMeta } from './context.ts';
 import type { OAuthContext } from './context.ts';
 import { formParams, queryParams } from './form.ts';
 import type { DeviceApproval, DevicePayload } from './records.ts';
-import { PageError, deviceConfirmPage, deviceEnterPage, loginPage, messagePage } from './pages.ts';
+import { PageError, deviceConfirmPage, deviceEnterPage, messagePage } from './pages.ts';
+import { signInPage } from './login-page.ts';
 import { browserBinding, endpointPath, newInteraction, sealInteraction } from './interaction.ts';
 import { loadActiveSession, userLabel } from './session.ts';
 import type { ActiveSession } from './interaction.ts';
@@ -28,6 +34,8 @@ import { acrLevel, loadMfaStatus, mfaStep, requiredLevel } from './mfa-policy.ts
 import type { MfaStatus } from '../mfa/service.ts';
 import type { Requirement } from './mfa-policy.ts';
 import type { ClientRecord } from '../state/oauth-ops.ts';
+import type { RequestMeta, Throttled } from '../state/mfa-ops.ts';
+import { MFA_DOMAIN } from '../state/mfa.ts';
 
 /** What 'device.byUserCode' answers. */
 interface DeviceView {
@@ -56,21 +64,49 @@ async function missingMfa(ctx: OAuthContext, active: ActiveSession, client: Clie
   return acrLevel(active.session.payload.auth.acr) < need.level ? { status, need } : null;
 }
 
-type Lookup = { ok: true; view: DeviceView; payload: DevicePayload; client: ClientRecord; code: string } | { ok: false; message: string };
+type Lookup =
+  | { ok: true; view: DeviceView; payload: DevicePayload; client: ClientRecord; code: string }
+  | { ok: false; message: string }
+  /** Too many failed codes: nothing was looked up. */
+  | { ok: false; throttled: true; retryAt: number };
 
-/** The pending device request a user code names, or why there is none. */
-async function lookup(ctx: OAuthContext, input: string): Promise<Lookup> {
+type LookupAnswer = { ok: true; device: DeviceView } | { ok: false; reason: 'unknown' | 'used' | 'expired'; retryAt?: number } | Throttled;
+
+const NOT_WAITING = 'No device is waiting for that code. Check the code on your device.';
+const USED = 'That code has already been used. Start again on your device.';
+const EXPIRED = 'That code has expired. Start again on your device.';
+
+/**
+ * The pending device request a user code names, or why there is none. A well-formed code is
+ * looked up by a replicated command that also counts a miss against the user and the address
+ * (RFC 8628 §5.1); a malformed one cannot name a request and is refused without counting.
+ */
+async function lookup(ctx: OAuthContext, input: string, sub: string, meta: RequestMeta): Promise<Lookup> {
   const code = input.length <= MAX_USER_CODE_INPUT ? normalizeUserCode(input) : null;
   if (code === null) return { ok: false, message: 'That is not a valid code: it has 8 letters, like BCDF-GHJK.' };
-  // Linearizable: the device asked for this code a moment ago, perhaps on another node.
-  const view = await nodeRead<DeviceView | null>(ctx, 'tokens', 'device.byUserCode', { userCodeHash: tokenHash(code) });
-  if (view === null) return { ok: false, message: 'No device is waiting for that code. Check the code on your device.' };
-  if (view.status !== 'pending') return { ok: false, message: 'That code has already been used. Start again on your device.' };
-  if (view.exp <= ctx.now()) return { ok: false, message: 'That code has expired. Start again on your device.' };
+  // A command, not a read: apply sees the device's request even if it was made a moment ago on another node.
+  const r = await nodeWrite<LookupAnswer>(ctx, MFA_DOMAIN, 'device.lookup', { sub, userCodeHash: tokenHash(code), meta: { ip: meta.ip } });
+  if (!r.ok) {
+    if (r.reason === 'throttled' || r.reason === 'locked') return { ok: false, throttled: true, retryAt: r.retryAt };
+    // This miss started a backoff: say so now rather than at the next try (as the login page does).
+    if (r.retryAt !== undefined) return { ok: false, throttled: true, retryAt: r.retryAt };
+    return { ok: false, message: r.reason === 'used' ? USED : r.reason === 'expired' ? EXPIRED : NOT_WAITING };
+  }
+  const view = r.device;
   const payload = ctx.crypto.sealer().openValue<DevicePayload>(view.sealed, 'device:' + view.hash);
   const client = getClient(ctx, payload.clientId);
   if (client === null) return { ok: false, message: 'The application that asked for this code is no longer registered.' };
   return { ok: true, view, payload, client, code };
+}
+
+/**
+ * RFC 6585 §4: 429 Too Many Requests, with when to try again (Retry-After, RFC 9110 §10.2.3, and
+ * in the page). The same page for a throttled user, a locked one and a throttled address.
+ */
+function throttledPage(ctx: OAuthContext, reply: FastifyReply, retryAt: number): FastifyReply {
+  void reply.header('retry-after', String(Math.max(1, Math.ceil((retryAt - ctx.now()) / 1000))));
+  const when = new Date(retryAt).toISOString().slice(11, 19);
+  return messagePage(reply, 'Too many attempts', `Too many codes that did not match a waiting device were entered. Try again after ${when} UTC.`, 429);
 }
 
 export async function handleDeviceGet(ctx: OAuthContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -80,12 +116,15 @@ export async function handleDeviceGet(ctx: OAuthContext, req: FastifyRequest, re
   if (active === null) {
     const userCode = input !== null && input.length <= MAX_USER_CODE_INPUT ? input : null;
     const i = newInteraction(ctx, browserBinding(ctx, req, reply), { kind: 'device', userCode });
-    return loginPage(reply, { action: endpointPath(ctx, '/login'), interaction: sealInteraction(ctx, i), client: null, username: '', error: null, formActions: [] });
+    return signInPage(ctx, reply, { action: endpointPath(ctx, '/login'), interaction: sealInteraction(ctx, i), client: null, username: '', error: null, formActions: [] });
   }
   const action = endpointPath(ctx, '/device');
   if (input === null) return deviceEnterPage(reply, action, null, '');
-  const found = await lookup(ctx, input);
-  if (!found.ok) return deviceEnterPage(reply, action, found.message, input.length <= MAX_USER_CODE_INPUT ? input : '');
+  const found = await lookup(ctx, input, active.user.sub, requestMeta(req));
+  if (!found.ok) {
+    if ('throttled' in found) return throttledPage(ctx, reply, found.retryAt);
+    return deviceEnterPage(reply, action, found.message, input.length <= MAX_USER_CODE_INPUT ? input : '');
+  }
   const missing = await missingMfa(ctx, active, found.client, found.payload.scope);
   if (missing !== null) {
     // The MFA prompt first; it comes back here with the code (mfa.ts continueWith).
@@ -110,8 +149,11 @@ export async function handleDevicePost(ctx: OAuthContext, req: FastifyRequest, r
     throw new PageError(403, 'Request refused', 'This form was not sent from a page of this server, or your sign-in changed since it was shown. Open the verification page again.');
   }
   if (p.decision !== 'approve' && p.decision !== 'deny') throw new PageError(400, 'Invalid request', 'The form carries no decision.');
-  const found = await lookup(ctx, p.user_code ?? '');
-  if (!found.ok) return messagePage(reply, 'Device not connected', found.message, 400);
+  const found = await lookup(ctx, p.user_code ?? '', active.user.sub, requestMeta(req));
+  if (!found.ok) {
+    if ('throttled' in found) return throttledPage(ctx, reply, found.retryAt);
+    return messagePage(reply, 'Device not connected', found.message, 400);
+  }
   if (p.decision === 'approve' && (await missingMfa(ctx, active, found.client, found.payload.scope)) !== null) {
     throw new PageError(403, 'Two-step verification needed', 'Approving this device needs two-step verification. Open the verification page again and enter the code.');
   }

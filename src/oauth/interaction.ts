@@ -23,7 +23,8 @@ import { ConsentRequired, LoginRequired, OAuthError, ServerError, TemporarilyUna
 import { MFA_PROMPT, loadMfaStatus, stepUpCoversMaxAge } from './mfa-policy.ts';
 import type { MfaStatus } from '../mfa/service.ts';
 import type { CodePayload } from './records.ts';
-import { PageError, consentPage, cspSource, formPostPage, loginPage } from './pages.ts';
+import { PageError, consentPage, cspSource, formPostPage } from './pages.ts';
+import { signInPage } from './login-page.ts';
 import { INTERACTION_COOKIE, readCookie, setCookie, userLabel } from './session.ts';
 import type { Session } from './session.ts';
 
@@ -190,7 +191,7 @@ export const LOGIN_PROMPT: InteractionPrompt = {
   noneError: (d) => new LoginRequired(d),
   render(s, reply, sealed) {
     const formAction = cspSource(s.interaction.authz.redirectUri);
-    return loginPage(reply, {
+    return signInPage(s.ctx, reply, {
       action: endpointPath(s.ctx, '/login'),
       interaction: sealed,
       client: s.client,

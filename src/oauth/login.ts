@@ -24,7 +24,8 @@ import { nodeRead, requestMeta } from './context.ts';
 import type { OAuthContext } from './context.ts';
 import { formParams } from './form.ts';
 import type { Authentication } from './records.ts';
-import { cspSource, loginPage } from './pages.ts';
+import { cspSource } from './pages.ts';
+import { signInPage } from './login-page.ts';
 import { endpointPath, interactionClient, openInteraction, resume, sealInteraction } from './interaction.ts';
 import { loadMfaStatus, mfaStep, requiredLevel } from './mfa-policy.ts';
 import { toDevicePage } from './mfa.ts';
@@ -83,10 +84,11 @@ export async function authenticate(ctx: OAuthContext, username: string, password
   return { ok: false, retryAt: f.ok ? null : f.retryAt };
 }
 
-function loginAgain(ctx: OAuthContext, reply: FastifyReply, i: Interaction, sealed: string, username: string, error: string, status: number): FastifyReply {
+/** The sign-in page again with an error (a failed password or passkey attempt): a new passkey challenge too. */
+export function loginAgain(ctx: OAuthContext, reply: FastifyReply, i: Interaction, sealed: string, username: string, error: string, status: number): Promise<FastifyReply> {
   const client = i.kind === 'authorize' ? interactionClient(ctx, i) : null;
   const formAction = i.kind === 'authorize' ? cspSource(i.authz.redirectUri) : null;
-  return loginPage(reply, {
+  return signInPage(ctx, reply, {
     action: endpointPath(ctx, '/login'),
     interaction: sealed,
     client,

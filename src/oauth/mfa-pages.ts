@@ -132,6 +132,34 @@ ${alternatives(a, a.alternatives)}${signedInAs(a)}
   return sendPage(reply, register ? 'Register a security key' : 'Two-step verification', body, { formActions: a.formActions, status: a.status ?? 200, scriptSelf: true });
 }
 
+export interface PasskeySignInArgs {
+  /** Where the assertion is posted (passkey-login.ts). */
+  readonly action: string;
+  readonly interaction: string;
+  /** PublicKeyCredentialRequestOptionsJSON without allowCredentials (a discoverable-credential request). */
+  readonly options: unknown;
+  readonly path: (p: string) => string;
+}
+
+/**
+ * The sign-in page's passkey option (trusted HTML for pages.ts loginPage): the same form, data
+ * block and page script as the WebAuthn second-factor page (WEBAUTHN_PAGE_SCRIPT drives
+ * #webauthn-form in 'authenticate' mode), posting to the passkey login route instead. No CSRF
+ * field: like the password form, there is no session yet; the sealed interaction is bound to this
+ * browser (interaction.ts).
+ */
+export function passkeySignInSection(a: PasskeySignInArgs): string {
+  return `${jsonBlock('webauthn-options', a.options)}
+<form method="post" action="${esc(a.action)}" id="webauthn-form" data-mode="authenticate">
+${hidden('interaction', a.interaction)}${hidden('response', '')}
+<p><small>Or, without a username or password:</small></p>
+<button type="button" id="webauthn-start">Sign in with a passkey</button>
+</form>
+<p id="webauthn-status" role="status"></p>
+<script src="${esc(a.path(MFA_PATHS.browserLib))}"></script>
+<script src="${esc(a.path(MFA_PATHS.pageScript))}"></script>`;
+}
+
 /** A user who must use a second factor and has none chooses what to set up. */
 export function enrollChoicePage(reply: FastifyReply, a: MfaPageCommon & { readonly reason: string }): FastifyReply {
   const body = `<p>${esc(a.reason)} Set up a second way to prove it is you.</p>${errorLine(a.error)}

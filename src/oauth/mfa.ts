@@ -29,9 +29,11 @@ import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simp
 import { SealError } from '../crypto/seal.ts';
 import { safeEqual } from '../crypto/tokens.ts';
 import {
+  mfaFactors,
   regenerateRecoveryCodes,
   removeTotp,
   startTotpEnrollment,
+  statusOf,
   useRecoveryCode,
   verifyTotp,
   webauthnRegistrationOptions,
@@ -39,6 +41,7 @@ import {
   webauthnVerifyRegistration,
 } from '../mfa/service.ts';
 import type { MfaStatus, RequestMeta } from '../mfa/service.ts';
+import type { TotpFactorView } from '../state/mfa-ops.ts';
 import { totpQrSvg } from '../mfa/totp.ts';
 import type { UserRecord } from '../state/oauth-ops.ts';
 import { mfaConfigOf } from './config.ts';
@@ -51,7 +54,7 @@ import { endpointPath, interactionClient, openInteraction, resume, sealInteracti
 import type { Interaction } from './interaction.ts';
 import { MFA_PATHS, WEBAUTHN_PAGE_SCRIPT, enrollChoicePage, recoveryCodesPage, totpEnrollPage, webauthnPage } from './mfa-pages.ts';
 import type { MfaMethod, MfaPageCommon } from './mfa-pages.ts';
-import { acrLevel, hasFactor, loadMfaStatus, mfaPath, mfaStep, planMfa, requiredLevel } from './mfa-policy.ts';
+import { acrLevel, hasFactor, mfaPath, mfaStep, planMfa, requiredLevel } from './mfa-policy.ts';
 import type { AcrLevel, Requirement } from './mfa-policy.ts';
 import { ACR_MFA, ACR_PHR, loadActiveSession, upgradeSession, userLabel } from './session.ts';
 import type { Session } from './session.ts';
@@ -71,6 +74,8 @@ interface MfaRequest {
   readonly session: Session;
   readonly user: UserRecord;
   readonly status: MfaStatus;
+  /** The TOTP factor from the same read as `status` (its sealed secret), for verifyTotp. */
+  readonly totp: TotpFactorView | null;
   readonly requirement: Requirement;
   readonly current: AcrLevel;
   readonly formActions: readonly string[];
@@ -91,7 +96,10 @@ async function openMfaRequest(ctx: OAuthContext, req: FastifyRequest, reply: Fas
   if (!safeEqual(params.csrf ?? '', active.session.payload.csrf)) {
     throw new PageError(403, 'Request refused', 'This form was not sent from a page of this server, or your sign-in changed since it was shown. Go back to the application and start again.');
   }
-  const status = await loadMfaStatus(ctx, active.user.sub);
+  // One linearizable read for both the status (the plan) and the TOTP secret (verifyTotp): a
+  // second read of the same record in the same request would be another ReadIndex round trip.
+  const factors = await mfaFactors(ctx, active.user.sub);
+  const status = statusOf(factors);
   // A device sign-in has no client yet (the code is entered after it): level 1 whenever MFA is asked (device-verify.ts checks the client's policy).
   const req0 = i.kind === 'authorize' ? requiredLevel(ctx, interactionClient(ctx, i), i.authz.scope, i.authz.acrValues, status) : requiredLevel(ctx, null, [], [], status);
   const formAction = i.kind === 'authorize' ? cspSource(i.authz.redirectUri) : null;
@@ -103,6 +111,7 @@ async function openMfaRequest(ctx: OAuthContext, req: FastifyRequest, reply: Fas
       session: active.session,
       user: active.user,
       status,
+      totp: factors.totp,
       requirement: req0.level === 0 ? { level: 1, reason: req0.reason } : req0,
       current: acrLevel(active.session.payload.auth.acr),
       formActions: formAction === null ? [] : [formAction],
@@ -216,7 +225,7 @@ export async function handleMfaTotp(ctx: OAuthContext, req: FastifyRequest, repl
   if (!o.ok) return o.reply;
   const m = o.m;
   if (!offered(m, 'totp')) return again(ctx, reply, m, { error: 'An authenticator-app code cannot be used for this sign-in.', httpStatus: 400 });
-  const r = await verifyTotp(ctx, m.user.sub, code(m.params), m.meta);
+  const r = await verifyTotp(ctx, m.user.sub, code(m.params), m.meta, m.totp);
   if (!r.ok) {
     const error =
       r.reason === 'throttled' || r.reason === 'locked'
@@ -319,7 +328,7 @@ export async function handleEnrollTotpConfirm(ctx: OAuthContext, req: FastifyReq
     if (!(e instanceof SealError)) throw e;
     throw new PageError(400, 'Invalid request', 'This enrollment form is not valid. Start the setup again.');
   }
-  const r = await verifyTotp(ctx, m.user.sub, code(m.params), m.meta);
+  const r = await verifyTotp(ctx, m.user.sub, code(m.params), m.meta, m.totp);
   if (!r.ok) {
     const error =
       r.reason === 'throttled' || r.reason === 'locked'

@@ -125,19 +125,25 @@ export interface LoginPageArgs {
   readonly error: string | null;
   readonly formActions: readonly string[];
   readonly status?: number;
+  /**
+   * Trusted HTML of the passkey sign-in (mfa-pages.ts passkeySignInSection, built by
+   * login-page.ts); its scripts come from our own origin (script-src 'self'). Absent: password only.
+   */
+  readonly passkey?: string | null;
 }
 
 export function loginPage(reply: FastifyReply, a: LoginPageArgs): FastifyReply {
   const who = a.client === null ? '<p>Sign in to connect a device.</p>' : `<p>Sign in to continue to <strong>${esc(a.client.client_name)}</strong>.</p>`;
   const err = a.error === null ? '' : `<p class="error" role="alert">${esc(a.error)}</p>`;
+  const passkey = a.passkey ?? null;
   const body = `${who}${err}
 <form method="post" action="${esc(a.action)}">
 ${hidden('interaction', a.interaction)}
 <label for="username">Username</label><input type="text" id="username" name="username" value="${esc(a.username)}" autocomplete="username" required autofocus>
 <label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
-</form>`;
-  return sendPage(reply, 'Sign in', body, { formActions: a.formActions, status: a.status ?? 200 });
+</form>${passkey === null ? '' : `\n${passkey}`}`;
+  return sendPage(reply, 'Sign in', body, { formActions: a.formActions, status: a.status ?? 200, scriptSelf: passkey !== null });
 }
 
 export interface ConsentPageArgs {

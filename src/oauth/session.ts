@@ -1,7 +1,8 @@
 // Login sessions and the browser cookies of the browser side.
 //
 // A session is a random cookie value; the cluster stores only its hash with the sealed
-// SessionPayload (tokens 'session.create', `tok.sess`), so any node can find it: no sticky load
+// SessionPayload (tokens 'session.create', or 'session.replace' when it replaces the browser's
+// previous session, `tok.sess`), so any node can find it: no sticky load
 // balancer. Reads are local first (the payload never changes once written) and linearizable when
 // the record is not there yet: it may have been created on another node a moment ago.
 //
@@ -112,8 +113,11 @@ export async function createSession(ctx: OAuthContext, reply: FastifyReply, auth
   const exp = ctx.now() + ctx.config.sessionTtlS * 1000;
   // The audit record of the login (login.succeeded) is written by session.create itself.
   const meta = { ...requestMeta(reply.request), sub: auth.sub };
-  await nodeWrite(ctx, 'tokens', 'session.create', { hash, exp, sealed: ctx.crypto.sealer().sealValue(payload, 'sess:' + hash), meta });
-  if (previous !== null) await nodeWrite(ctx, 'tokens', 'session.delete', { hash: previous.hash, reason: 'replaced', meta: { ...meta, sub: previous.payload.auth.sub } });
+  const args = { hash, exp, sealed: ctx.crypto.sealer().sealValue(payload, 'sess:' + hash), meta };
+  // A previous session ends in the same replicated write that starts the new one (session.replace:
+  // one fsynced round instead of two, and never a moment with both or neither).
+  if (previous === null) await nodeWrite(ctx, 'tokens', 'session.create', args);
+  else await nodeWrite(ctx, 'tokens', 'session.replace', { ...args, previous: { hash: previous.hash, meta: { ...meta, sub: previous.payload.auth.sub } } });
   setCookie(ctx, reply, SESSION_COOKIE, cookie, ctx.config.sessionTtlS);
   return { hash, exp, payload };
 }
@@ -125,8 +129,11 @@ export async function createSession(ctx: OAuthContext, reply: FastifyReply, auth
  * is deleted. Session records are immutable once written, so an upgrade is a new one.
  */
 export async function upgradeSession(ctx: OAuthContext, reply: FastifyReply, previous: Session, method: { readonly acr: string; readonly amr: readonly string[] }): Promise<Session> {
-  // RFC 8176 §2: 'mfa' with the methods used; sessions start from a password login, so 'pwd' is always one.
-  const amr = ['pwd', ...method.amr.filter((m) => m !== 'pwd' && m !== 'mfa'), 'mfa'];
+  // RFC 8176 §2: 'mfa' with the methods used. The first factor stays named: 'pwd' for a password
+  // login; a passkey login (passkey-login.ts) had no password, so its own methods stay instead.
+  const before = previous.payload.auth.amr;
+  const first = before.includes('pwd') ? ['pwd'] : before.filter((m) => m !== 'mfa');
+  const amr = [...new Set([...first, ...method.amr.filter((m) => m !== 'pwd' && m !== 'mfa')]), 'mfa'];
   const auth: Authentication = { sub: previous.payload.auth.sub, authTime: Math.floor(ctx.now() / 1000), acr: method.acr, amr };
   return createSession(ctx, reply, auth, previous);
 }

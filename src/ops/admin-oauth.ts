@@ -240,6 +240,13 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       }
     };
 
+  /**
+   * The admin's own address, carried as `meta` by every change this API proposes so its audit
+   * record names where it came from (requestMeta's rule: the socket peer; X-Forwarded-For is not
+   * trusted: a forged value would falsify the audit trail).
+   */
+  const adminMeta = (req: FastifyRequest): RequestMeta => ({ ip: req.socket?.remoteAddress ?? null });
+
   // --- clients -------------------------------------------------------------------------------
 
   const getClient = async (id: string): Promise<ClientRecord> => {
@@ -288,7 +295,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       onlyFields(b, CLIENT_INPUT_FIELDS);
       if (b.client_name === undefined) throw bad('client_name is required');
       const { record, secret } = clientFrom(b, null);
-      await write('clients', 'create', { client: record });
+      await write('clients', 'create', { client: record, meta: adminMeta(req) });
       return reply.code(201).send(clientAnswer(record, secret));
     }),
   );
@@ -318,7 +325,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       if (Object.keys(b).length === 0) throw bad(`nothing to change: give at least one of ${CLIENT_INPUT_FIELDS.slice(1).join(', ')}`);
       const current = await getClient((req.params as { id: string }).id);
       const { record, secret } = clientFrom(b, current);
-      await write('clients', 'update', { client: record });
+      await write('clients', 'update', { client: record, meta: adminMeta(req) });
       return clientAnswer(record, secret);
     }),
   );
@@ -330,7 +337,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       if (!hasSecret(current.token_endpoint_auth_method)) throw bad(`client ${current.client_id} uses ${current.token_endpoint_auth_method}: it has no secret`);
       const secret = randomToken();
       const record = checkedClient({ ...current, client_secret_hash: tokenHash(secret), updated_at: now() });
-      await write('clients', 'update', { client: record });
+      await write('clients', 'update', { client: record, meta: adminMeta(req) });
       return clientAnswer(record, secret);
     }),
   );
@@ -339,7 +346,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     '/admin/v1/clients/:id',
     handle(async (req) => {
       const id = (req.params as { id: string }).id;
-      const r = await write<{ existed: boolean }>('clients', 'delete', { client_id: id });
+      const r = await write<{ existed: boolean }>('clients', 'delete', { client_id: id, meta: adminMeta(req) });
       if (!r.existed) throw new AdminRefusal(404, 'NOT_FOUND', `no client ${id}`);
       return { deleted: id };
     }),
@@ -353,9 +360,9 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     return u;
   };
 
-  const updateUser = async (u: UserRecord, change: Partial<UserRecord>): Promise<UserRecord> => {
+  const updateUser = async (req: FastifyRequest, u: UserRecord, change: Partial<UserRecord>): Promise<UserRecord> => {
     const record = checkedUser({ ...u, ...change, updated_at: now() });
-    await write('users', 'update', { user: record });
+    await write('users', 'update', { user: record, meta: adminMeta(req) });
     return record;
   };
 
@@ -382,7 +389,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       // Check everything else before paying for the hash (scrypt is deliberately costly).
       checkedUser({ ...draft, password_hash: '$scrypt$' });
       const record = checkedUser({ ...draft, password_hash: await hashAndSealPassword(await sealer(), draft.sub, pw, config.passwordScrypt) });
-      await write('users', 'create', { user: record });
+      await write('users', 'create', { user: record, meta: adminMeta(req) });
       return reply.code(201).send({ sub: record.sub, username: record.username });
     }),
   );
@@ -415,7 +422,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       onlyFields(b, ['password']);
       const pw = password(b.password);
       const u = await getUser((req.params as { username: string }).username);
-      const record = await updateUser(u, { password_hash: await hashAndSealPassword(await sealer(), u.sub, pw, config.passwordScrypt) });
+      const record = await updateUser(req, u, { password_hash: await hashAndSealPassword(await sealer(), u.sub, pw, config.passwordScrypt) });
       return { user: userView(record) };
     }),
   );
@@ -428,16 +435,13 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       `/admin/v1/users/:username/${action}`,
       handle(async (req) => {
         const u = await getUser((req.params as { username: string }).username);
-        const record = u.disabled === disabled ? u : await updateUser(u, { disabled });
+        const record = u.disabled === disabled ? u : await updateUser(req, u, { disabled });
         return { user: userView(record) };
       }),
     );
   }
 
   // --- MFA factors (the `mfa` domain, src/state/mfa-ops.ts; docs/mfa.md) ----------------------
-
-  /** The admin's own address, for the audit records of these changes (requestMeta's rule: the socket peer). */
-  const adminMeta = (req: FastifyRequest): RequestMeta => ({ ip: req.socket?.remoteAddress ?? null });
 
   interface FactorsView {
     readonly totp: TotpFactorView | null;
@@ -499,7 +503,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     '/admin/v1/users/:username',
     handle(async (req) => {
       const u = await getUser((req.params as { username: string }).username);
-      await write('users', 'delete', { sub: u.sub });
+      await write('users', 'delete', { sub: u.sub, meta: adminMeta(req) });
       return { deleted: u.username, sub: u.sub };
     }),
   );
@@ -524,15 +528,15 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
 
   app.post(
     '/admin/v1/keys/rotate',
-    handle(async (_req, reply) => {
+    handle(async (req, reply) => {
       if (!node.isLeader()) return o.notLeader(reply);
-      return rotateSigningKeys(node, master, config, o.log, now());
+      return rotateSigningKeys(node, master, config, o.log, now(), 'requested', adminMeta(req));
     }),
   );
 
   app.post(
     '/admin/v1/keys/rewrap',
-    handle(async (_req, reply) => {
+    handle(async (req, reply) => {
       if (!node.isLeader()) return o.notLeader(reply);
       const dk = await read<DataKeyRing | null>('crypto', 'ring', {});
       if (!dk) throw new AdminRefusal(503, 'NOT_READY', 'the cluster has no data keys yet (the leader creates them once it runs with a master key)');
@@ -549,7 +553,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
         }
       });
       // Apply refuses with CONFLICT if the ring changed since it was read (expectVersion).
-      const { version } = await write<{ version: number }>('crypto', 'rewrap', { expectVersion: dk.version, keys });
+      const { version } = await write<{ version: number }>('crypto', 'rewrap', { expectVersion: dk.version, keys, meta: adminMeta(req) });
       o.log.info({ masterKid: master.currentKid, keys: keys.length, version }, 'data keys rewrapped under the current master key');
       return { version, masterKid: master.currentKid, rewrapped: keys.length };
     }),

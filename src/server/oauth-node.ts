@@ -163,20 +163,29 @@ type RotationConfig = Pick<OAuthConfig, 'signingAlg' | 'accessTokenTtlS' | 'idTo
  * Rotate the signing keys now, from the cluster's current ring (linearizable reads): the next key
  * becomes active, the active one retires, a fresh next key is added. Used by the leader's schedule
  * and by the admin API (`raftauth keys rotate`). CONFLICT from apply if the ring changed meanwhile.
+ * `meta` is the audit meta of the keys.rotated record: the admin's address when an admin asked.
  */
-export async function rotateSigningKeys(node: RotationNode, master: MasterKeyRing, config: RotationConfig, log: Logger, nowMs: number, why = 'requested'): Promise<RotationOutcome> {
+export async function rotateSigningKeys(
+  node: RotationNode,
+  master: MasterKeyRing,
+  config: RotationConfig,
+  log: Logger,
+  nowMs: number,
+  why = 'requested',
+  meta: { readonly ip: string | null } | null = null,
+): Promise<RotationOutcome> {
   const read = (domain: string, op: string, args: unknown) => node.read({ domain, op, args, timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
   const dk = value<DataKeyRing | null>(await read('crypto', 'ring', {}), 'reading the data keys');
   const ring = value<SigningKeyRing | null>(await read('keys', 'ring', {}), 'reading the signing keys');
   if (!dk || !ring) throw new OAuthStateError('NOT_READY', 'the cluster has no keys yet (the leader creates them once it runs with a master key)');
-  return rotateRing(node, unwrapRing(dk, master), ring, config, log, why, nowMs);
+  return rotateRing(node, unwrapRing(dk, master), ring, config, log, why, nowMs, meta);
 }
 
-async function rotateRing(node: RotationNode, sealer: Sealer, ring: SigningKeyRing, config: RotationConfig, log: Logger, why: string, nowMs: number): Promise<RotationOutcome> {
+async function rotateRing(node: RotationNode, sealer: Sealer, ring: SigningKeyRing, config: RotationConfig, log: Logger, why: string, nowMs: number, meta: { readonly ip: string | null } | null = null): Promise<RotationOutcome> {
   const next = generateSigningKey(config.signingAlg, sealer, nowMs, 'next');
   // A retired key stays in the JWKS until every token it signed has expired (plus skew).
   const retainMs = Math.max(config.accessTokenTtlS, config.idTokenTtlS) * 1000 + RETIRE_SKEW_MS;
-  const r = await node.housekeeping('keys', 'rotate', { expectVersion: ring.version, next, retainMs }, HOUSEKEEPING_TIMEOUT_MS);
+  const r = await node.housekeeping('keys', 'rotate', { expectVersion: ring.version, next, retainMs, ...(meta !== null ? { meta: { ip: meta.ip } } : {}) }, HOUSEKEEPING_TIMEOUT_MS);
   const v = value<{ version: number }>(r, 'rotating the signing keys');
   const active = ring.keys.find((k) => k.state === 'next')!.kid;
   log.info({ why, active, next: next.kid, version: v.version }, 'signing keys rotated');

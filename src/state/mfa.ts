@@ -32,7 +32,7 @@ import type { AuditMeta } from './audit.ts';
 import type { AuditEvent, AuditEventType } from './audit-ops.ts';
 import { THROTTLE } from './mfa-ops.ts';
 import type { Throttled, ThrottleKind, TotpFactorView, WebAuthnCredentialView } from './mfa-ops.ts';
-import { EXPIRY_KEYSPACE, expiryIndexKey } from './tokens.ts';
+import { EXPIRY_KEYSPACE, deviceByUserCode, endUserSessions, expiryIndexKey } from './tokens.ts';
 import { MAX_ID_CHARS, bool, bytes, int, invalid, isPlainObject, obj, str, time, tokenId } from './validate.ts';
 
 export const MFA_DOMAIN = 'mfa';
@@ -81,7 +81,7 @@ export const ATTEMPT_LEASE_MS = 10_000;
 /** W3C WebAuthn §6.1: signCount is an unsigned 32-bit integer. */
 export const MAX_SIGN_COUNT = 0xffff_ffff;
 
-const KINDS: readonly ThrottleKind[] = ['password', 'totp', 'recovery', 'webauthn'];
+const KINDS: readonly ThrottleKind[] = ['password', 'totp', 'recovery', 'webauthn', 'device_code'];
 /** base64url without padding: credential ids, challenges, token hashes. */
 const B64URL_RE = /^[A-Za-z0-9_-]+$/;
 
@@ -298,11 +298,21 @@ function throttled(r: StateReader, sub: string | null, k: ThrottleKind, ip: stri
 }
 
 /**
- * Count one failed attempt of kind k for the user (if known) and the IP (if known); may lock the
- * user (audited user.locked). `auditFailed` appends mfa.failed (not for passwords: the login flow
- * audits login.failed itself; not for replays and counter regressions, which have their own event).
+ * The audit record of a failed attempt: login.failed for a password (sub null: no such user, or
+ * the name was malformed), mfa.failed with the factor for the others. Issue 6: every login failure
+ * is a security event; it is appended in the same command that counts it.
  */
-function fail(ctx: ApplyContext, sub: string | null, k: ThrottleKind, meta: AuditMeta, reason: string, auditFailed: boolean): { ok: true; failures: number } | Throttled {
+function auditFailure(ctx: ApplyContext, k: ThrottleKind, meta: AuditMeta, sub: string | null, details: { reason: string; failures?: number }): void {
+  if (k === 'password') audit(ctx, 'login.failed', meta, sub, { method: 'pwd', ...details });
+  else audit(ctx, 'mfa.failed', meta, sub, { factor: k, ...details });
+}
+
+/**
+ * Count one failed attempt of kind k for the user (if known) and the IP (if known); may lock the
+ * user (audited user.locked). `auditFailed` appends login.failed or mfa.failed (auditFailure; not
+ * for replays and counter regressions, which have their own event).
+ */
+function fail(ctx: ApplyContext, sub: string | null, k: ThrottleKind, meta: AuditMeta, reason: string, auditFailed: boolean, releases = true): { ok: true; failures: number } | Throttled {
   const { tx, ts } = ctx;
   const ip = meta.ip;
   if (ip !== null) {
@@ -315,7 +325,9 @@ function fail(ctx: ApplyContext, sub: string | null, k: ThrottleKind, meta: Audi
   let failures = 0;
   if (sub !== null) {
     const u = userThrottle(tx, sub, ts);
-    const c = released(live(u.kinds[k], ts), ts);
+    // An attempt that throttle.check let through ends here; totp.verify reserved none, so it
+    // must not end one that an older node's throttle.check is still holding.
+    const c = releases ? released(live(u.kinds[k], ts), ts) : live(u.kinds[k], ts);
     failures = c.failures + 1;
     const over = failures - THROTTLE.freeFailures;
     const counter: Counter = { ...c, failures, lastFailureAt: ts, backoffUntil: over > 0 ? ts + backoffMs(over) : c.backoffUntil };
@@ -324,10 +336,10 @@ function fail(ctx: ApplyContext, sub: string | null, k: ThrottleKind, meta: Audi
     if (locks) lockedUntil = ts + THROTTLE.lockMs;
     const next: UserThrottle = { kinds: { ...u.kinds, [k]: counter }, lockedUntil };
     putExpiring(tx, THROTTLE_KEYSPACE, sub, next, userThrottleExp(next));
-    if (auditFailed && k !== 'password') audit(ctx, 'mfa.failed', meta, sub, { factor: k, reason, failures });
+    if (auditFailed) auditFailure(ctx, k, meta, sub, { reason, failures });
     if (locks) audit(ctx, 'user.locked', meta, sub, { factor: k, failures, lockedUntil: lockedUntil! });
-  } else if (auditFailed && k !== 'password') {
-    audit(ctx, 'mfa.failed', meta, null, { factor: k, reason });
+  } else if (auditFailed) {
+    auditFailure(ctx, k, meta, null, { reason });
   }
   return throttled(tx, sub, k, ip, ts) ?? { ok: true, failures };
 }
@@ -405,7 +417,10 @@ const totpEnroll: Op = (ctx, a) => {
   const old = get<TotpRecord>(ctx.tx, TOTP_KEYSPACE, sub);
   if (old?.confirmed) throw new DomainError('ALREADY_EXISTS', 'the user already has a confirmed TOTP factor; remove it first');
   // Not audited: nothing is enrolled until the first valid code confirms it (mfa.enrolled then).
-  put(ctx.tx, TOTP_KEYSPACE, sub, { sealed, confirmed: false, createdAt: ctx.ts, lastStep: null } satisfies TotpRecord);
+  // createdAt names the secret for totp.verify's check (a step matched against a replaced secret
+  // decides nothing): a replacement in the same millisecond still gets a later one.
+  const createdAt = old !== null && old.createdAt >= ctx.ts ? old.createdAt + 1 : ctx.ts;
+  put(ctx.tx, TOTP_KEYSPACE, sub, { sealed, confirmed: false, createdAt, lastStep: null } satisfies TotpRecord);
   return {};
 };
 
@@ -426,6 +441,53 @@ const totpAccept: Op = (ctx, a) => {
   if (rec.lastStep !== null && step <= rec.lastStep) {
     audit(ctx, 'mfa.replay_refused', meta, sub, { factor: 'totp', step, lastStep: rec.lastStep });
     fail(ctx, sub, 'totp', meta, 'replay', false);
+    return { ok: false, reason: 'replay' };
+  }
+  put(tx, TOTP_KEYSPACE, sub, { ...rec, confirmed: true, lastStep: step } satisfies TotpRecord);
+  succeed(tx, sub, 'totp', ts);
+  const enrolled = !rec.confirmed;
+  audit(ctx, enrolled ? 'mfa.enrolled' : 'mfa.verified', meta, sub, { factor: 'totp' });
+  return { ok: true, enrolled };
+};
+
+/**
+ * One TOTP attempt, decided whole: the worker matched the code against the secret of the factor
+ * created at `createdAt` and proposes the step it matched (null: no match); apply checks the
+ * throttle and records the outcome in the same command.
+ *
+ * This replaces throttle.check (a reservation) + totp.accept / throttle.fail. The reservation
+ * existed because the worker learns whether a guess is right before apply counts it: with the
+ * check and the outcome in two commands, N parallel guesses (over one node or several) could all
+ * pass the check before the first failure landed. Here the check and the outcome are one command,
+ * applied in log order on every node, and the worker answers only with apply's result: of N
+ * parallel guesses, each is counted (or refused as throttled, unevaluated) after every guess
+ * before it in the log, and none is answered before it is counted. What the worker computed for
+ * a refused guess is never seen by anyone.
+ */
+const totpVerify: Op = (ctx, a) => {
+  const sub = subject(a.sub);
+  const step = a.step === null ? null : int(a.step, 'step', 0, Number.MAX_SAFE_INTEGER);
+  const createdAt = time(a.createdAt, 'createdAt');
+  const meta = auditMeta(a.meta);
+  const { tx, ts } = ctx;
+  const now = Math.floor(ts / TOTP_PERIOD_MS);
+  if (step !== null && Math.abs(step - now) > MAX_STEP_SKEW) throw invalid(`step ${step} is more than ${MAX_STEP_SKEW} steps from the current step ${now}`);
+  const t = throttled(tx, sub, 'totp', meta.ip, ts);
+  if (t) return t;
+  const rec = get<TotpRecord>(tx, TOTP_KEYSPACE, sub);
+  if (rec === null) throw new DomainError('NOT_FOUND', 'the user has no TOTP factor');
+  // The worker may have read the factor from a node that had not applied a re-enrollment yet: a
+  // step matched against another secret decides nothing (the worker reads again and retries).
+  if (rec.createdAt !== createdAt) throw new DomainError('CONFLICT', 'the TOTP factor changed since it was read');
+  if (step === null) {
+    const r = fail(ctx, sub, 'totp', meta, 'invalid', true, false);
+    if (r.ok) return { ok: false, reason: 'invalid' };
+    return r.reason === 'locked' ? r : { ok: false, reason: 'invalid', retryAt: r.retryAt };
+  }
+  // RFC 6238 §5.2, as in totp.accept: a step is accepted once, and older steps are replays.
+  if (rec.lastStep !== null && step <= rec.lastStep) {
+    audit(ctx, 'mfa.replay_refused', meta, sub, { factor: 'totp', step, lastStep: rec.lastStep });
+    fail(ctx, sub, 'totp', meta, 'replay', false, false);
     return { ok: false, reason: 'replay' };
   }
   put(tx, TOTP_KEYSPACE, sub, { ...rec, confirmed: true, lastStep: step } satisfies TotpRecord);
@@ -484,6 +546,67 @@ const webauthnRegister: Op = (ctx, a) => {
   put(tx, CREDENTIAL_INDEX_KEYSPACE, cred.id, sub);
   audit(ctx, 'mfa.enrolled', meta, sub, { factor: 'webauthn', credentialId: cred.id, discoverable: cred.discoverable });
   return {};
+};
+
+/** A counted WebAuthn failure's answer: the user locked by it, or `refusal` (with the backoff it started, if any). */
+function failedWebauthn(ctx: ApplyContext, sub: string | null, meta: AuditMeta, refusal: Record<string, unknown>): unknown {
+  const r = fail(ctx, sub, 'webauthn', meta, 'invalid', true, false);
+  if (r.ok) return refusal;
+  return r.reason === 'locked' ? r : { ...refusal, retryAt: r.retryAt };
+}
+
+/**
+ * One WebAuthn assertion (second factor with `sub`, passkey login with sub null), decided whole,
+ * as totp.verify is for TOTP: what throttle.check, webauthn.consume, throttle.fail and
+ * webauthn.accept decided in up to three commands. The worker found the credential (`credentialId`
+ * and its `owner`, null when there is none for this user) and checked the signature against the
+ * response's own challenge (`newCounter`, null when it did not verify); apply, in today's order:
+ * throttled → Throttled, nothing written; the challenge (W3C WebAuthn §13.4.3) unknown, used,
+ * expired, for another purpose or another user → spent and a counted failure; no credential → a
+ * counted failure; the credential not the owner's any more → NOT_FOUND (nothing written); no valid
+ * signature → a counted failure of the owner; the owner throttled (passkey login) → Throttled;
+ * counter regression → refused and counted (mfa.counter_regression); else the counter is recorded
+ * (mfa.verified). Audit records as the separate ops wrote them.
+ */
+const webauthnVerify: Op = (ctx, a) => {
+  const sub = nullableSubject(a.sub);
+  const challenge = a.challenge === null ? null : tokenId(a.challenge, 'challenge');
+  const credentialId = a.credentialId === null ? null : b64url(a.credentialId, 'credentialId', MAX_CREDENTIAL_ID_CHARS);
+  const owner = nullableSubject(a.owner, 'owner');
+  const newCounter = a.newCounter === null ? null : int(a.newCounter, 'newCounter', 0, MAX_SIGN_COUNT);
+  const meta = auditMeta(a.meta);
+  if ((credentialId === null) !== (owner === null)) throw invalid('credentialId and owner are both given or both null');
+  if (owner === null && newCounter !== null) throw invalid('newCounter needs a credential');
+  const { tx, ts } = ctx;
+  const t = throttled(tx, sub, 'webauthn', meta.ip, ts);
+  if (t) return t;
+  const rec = challenge === null ? null : get<ChallengeRecord>(tx, CHALLENGES_KEYSPACE, challenge);
+  let why: string | null = rec === null ? (challenge === null ? 'missing' : 'unknown') : rec.usedAt !== null ? 'used' : null;
+  if (rec !== null && rec.usedAt === null) {
+    put(tx, CHALLENGES_KEYSPACE, challenge!, { ...rec, usedAt: ts } satisfies ChallengeRecord);
+    why = rec.exp <= ts ? 'expired' : rec.purpose !== 'authenticate' ? 'purpose' : rec.sub !== sub ? 'other_user' : null;
+  }
+  if (why !== null) return failedWebauthn(ctx, sub, meta, { ok: false, reason: 'challenge', why });
+  if (credentialId === null || owner === null || (sub !== null && owner !== sub)) return failedWebauthn(ctx, sub, meta, { ok: false, reason: 'unknown_credential' });
+  const list = credentials(tx, owner);
+  const i = list.findIndex((c) => c.id === credentialId);
+  if (i < 0) throw new DomainError('NOT_FOUND', 'the user has no such credential');
+  if (newCounter === null) return failedWebauthn(ctx, owner, meta, { ok: false, reason: 'invalid' });
+  const held = throttled(tx, owner, 'webauthn', meta.ip, ts);
+  if (held) return held;
+  const cred = list[i]!;
+  // W3C WebAuthn Level 3 §7.2 step 22, as in webauthn.accept.
+  if ((newCounter !== 0 || cred.counter !== 0) && newCounter <= cred.counter) {
+    audit(ctx, 'mfa.counter_regression', meta, owner, { factor: 'webauthn', credentialId, stored: cred.counter, received: newCounter });
+    fail(ctx, owner, 'webauthn', meta, 'counter_regression', false, false);
+    return { ok: false, reason: 'counter_regression' };
+  }
+  const next = [...list];
+  next[i] = { ...cred, counter: newCounter, lastUsedAt: ts };
+  putCredentials(tx, owner, next);
+  succeed(tx, owner, 'webauthn', ts);
+  audit(ctx, 'mfa.verified', meta, owner, { factor: 'webauthn', credentialId });
+  return { ok: true };
 };
 
 const webauthnAccept: Op = (ctx, a) => {
@@ -562,6 +685,30 @@ const recoveryUse: Op = (ctx, a) => {
   return { ok: true, remaining, forceReenroll };
 };
 
+/**
+ * A user code typed on the device page (RFC 8628 §5.1: the server "SHOULD ... rate-limit
+ * user_code verification attempts"; §6.1: the code's entropy holds only against a bounded number
+ * of guesses). The lookup needs no cryptography, so apply does it itself: the throttle check, the
+ * lookup and the count of a miss are one command, and parallel guesses (over any nodes) are each
+ * counted in log order before any is answered, with no reservation (MAX_PENDING_ATTEMPTS) needed.
+ * A hit writes nothing: it resets no counter, because anyone can make a valid code at
+ * /device_authorization and interleave it with guesses.
+ */
+const deviceLookup: Op = (ctx, a) => {
+  const sub = subject(a.sub);
+  const userCodeHash = tokenId(a.userCodeHash, 'userCodeHash');
+  const meta = auditMeta(a.meta);
+  const { tx, ts } = ctx;
+  const t = throttled(tx, sub, 'device_code', meta.ip, ts);
+  if (t) return t;
+  const device = deviceByUserCode(tx, userCodeHash);
+  const reason = device === null ? 'unknown' : device.status !== 'pending' ? 'used' : device.exp <= ts ? 'expired' : null;
+  if (reason === null) return { ok: true, device };
+  const r = fail(ctx, sub, 'device_code', meta, reason, true, false);
+  if (r.ok) return { ok: false, reason };
+  return r.reason === 'locked' ? r : { ok: false, reason, retryAt: r.retryAt };
+};
+
 const reset: Op = (ctx, a) => {
   const sub = subject(a.sub);
   const meta = auditMeta(a.meta);
@@ -574,6 +721,9 @@ const reset: Op = (ctx, a) => {
   for (const c of list) tx.del(CREDENTIAL_INDEX_KEYSPACE, c.id);
   tx.del(RECOVERY_KEYSPACE, sub);
   audit(ctx, 'mfa.reset', meta, sub, { factor: 'all', totp, webauthn: list.length, recovery });
+  // The factors are presumed lost or stolen: a session that passed them (acr mfa/phr) must not
+  // outlive them. Every session of the user ends in this same command (tokens.ts endUserSessions).
+  endUserSessions(tx, ctx.ts, sub, { ...meta, sub }, 'factors_reset');
   return { removed: { totp, webauthn: list.length, recovery } };
 };
 
@@ -596,14 +746,17 @@ const OPS: Readonly<Record<string, Op>> = {
   unlock,
   'totp.enroll': totpEnroll,
   'totp.accept': totpAccept,
+  'totp.verify': totpVerify,
   'totp.remove': totpRemove,
   'webauthn.challenge': webauthnChallenge,
   'webauthn.consume': webauthnConsume,
   'webauthn.register': webauthnRegister,
   'webauthn.accept': webauthnAccept,
+  'webauthn.verify': webauthnVerify,
   'webauthn.remove': webauthnRemove,
   'recovery.set': recoverySet,
   'recovery.use': recoveryUse,
+  'device.lookup': deviceLookup,
   reset,
   'policy.set': policySet,
 };

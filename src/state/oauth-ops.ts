@@ -170,6 +170,12 @@ export type TokensOp =
   // --- login sessions ---
   | { op: 'session.create'; args: { hash: string; exp: number; sealed: Uint8Array } }
   | { op: 'session.delete'; args: { hash: string } }
+  /**
+   * session.create of { hash, exp, sealed, meta } and session.delete of previous.hash (reason
+   * 'replaced', audited with previous.meta) in one command: the session upgrade after a second
+   * factor. Returns { existed } (whether the previous record was still there).
+   */
+  | { op: 'session.replace'; args: { hash: string; exp: number; sealed: Uint8Array; previous: { hash: string } } }
   // --- private_key_jwt replay (RFC 7523 §3, RFC 7521 §5.2) ---
   /** Returns { fresh: boolean }: false if (clientId, jti) was seen and has not expired. */
   | { op: 'assertion.use'; args: { clientId: string; jti: string; exp: number } }

@@ -37,6 +37,21 @@ export const USER_CODES_KEYSPACE = 'tok.ucode';
 export const LOGIN_SESSIONS_KEYSPACE = 'tok.sess';
 export const ASSERTION_JTIS_KEYSPACE = 'tok.jti';
 export const EXPIRY_KEYSPACE = 'tok.exp';
+/**
+ * sub → UserSessionsRecord: the user's login sessions (hash, exp), so that an admin change (disable,
+ * password reset, factor reset, delete) ends every one of them in its own command. Kept exact by
+ * session.create / session.delete and by the sweep of each session record; no expiry entry of its own.
+ */
+export const USER_SESSIONS_KEYSPACE = 'tok.usess';
+/** sub → GrantsEndedRecord: every grant (refresh-token family) of the user issued up to `notBefore` is dead. */
+export const USER_GRANTS_KEYSPACE = 'tok.ugrant';
+/** Live login sessions per user; a new one beyond this ends the one that expires first (audited logout, reason 'evicted'). */
+export const MAX_USER_SESSIONS = 64;
+/**
+ * How long a GrantsEndedRecord is kept: longer than any family lives (oauth.refreshTokenAbsoluteTtlS
+ * is at most 5 years), so a family it ended cannot come back when the record is swept.
+ */
+export const GRANTS_ENDED_RETENTION_MS = 5 * 366 * 24 * 3_600_000;
 
 /** Access tokens remembered per family (for revocation); expired ones go first, then the oldest. */
 export const MAX_FAMILY_AT_JTIS = 100;
@@ -55,7 +70,7 @@ const EMPTY = new Uint8Array(0);
 /** Keyspaces whose records the sweep may delete. */
 // `mfa.*`: the mfa domain's WebAuthn challenges and throttle records (src/state/mfa.ts, each with
 // an `exp` field) share this index and sweep; literals, not imports, because mfa.ts imports this module.
-const SWEPT = new Set([CODES_KEYSPACE, REFRESH_TOKENS_KEYSPACE, FAMILIES_KEYSPACE, REVOKED_JTIS_KEYSPACE, DEVICE_CODES_KEYSPACE, USER_CODES_KEYSPACE, LOGIN_SESSIONS_KEYSPACE, ASSERTION_JTIS_KEYSPACE, 'mfa.chal', 'mfa.throttle', 'mfa.ipthrottle']);
+const SWEPT = new Set([CODES_KEYSPACE, REFRESH_TOKENS_KEYSPACE, FAMILIES_KEYSPACE, REVOKED_JTIS_KEYSPACE, DEVICE_CODES_KEYSPACE, USER_CODES_KEYSPACE, LOGIN_SESSIONS_KEYSPACE, ASSERTION_JTIS_KEYSPACE, USER_GRANTS_KEYSPACE, 'mfa.chal', 'mfa.throttle', 'mfa.ipthrottle']);
 
 type JtiList = [string, number][];
 
@@ -92,6 +107,10 @@ interface FamilyRecord {
   readonly exp: number;
   readonly revoked: null | { readonly at: number; readonly reason: string };
   readonly atJtis: JtiList;
+  /** The user the grant is for, when and by which log entry it was stored (absent in families stored before they were recorded). */
+  readonly sub?: string;
+  readonly iat?: number;
+  readonly logIndex?: number;
 }
 
 type DeviceStatus = 'pending' | 'approved' | 'denied' | 'consumed';
@@ -110,6 +129,20 @@ interface DeviceRecord {
 interface LoginSessionRecord {
   readonly exp: number;
   readonly sealed: Uint8Array;
+  /** The user (from the proposer's meta), for the USER_SESSIONS_KEYSPACE index; absent in older records. */
+  readonly sub?: string;
+}
+
+interface UserSessionsRecord {
+  /** [session hash, its exp], at most MAX_USER_SESSIONS. */
+  readonly sessions: [string, number][];
+}
+
+interface GrantsEndedRecord {
+  /** Families stored by log entries up to this index are dead (the index orders commands exactly; two may share a ts). */
+  readonly throughIndex: number;
+  readonly at: number;
+  readonly exp: number;
 }
 
 export interface DeviceView {
@@ -239,12 +272,13 @@ function revokeFamily(tx: Tx, id: string, reason: string, ts: number): boolean {
   return true;
 }
 
-/** Store a new grant's family and first refresh token. ALREADY_EXISTS on an id or hash collision. */
-function storeGrant(tx: Tx, g: ReturnType<typeof grantArgs>, ts: number): void {
+/** Store a new grant's family and first refresh token. ALREADY_EXISTS on an id or hash collision. `sub`: the user, when the proposer said. */
+function storeGrant(tx: Tx, g: ReturnType<typeof grantArgs>, ts: number, owner: { sub: string; logIndex: number } | null = null): void {
   if (g.family === null) return;
   const f = g.family;
   if (tx.get(FAMILIES_KEYSPACE, f.id) !== undefined) throw new DomainError('ALREADY_EXISTS', `family ${f.id} already exists`);
-  putExpiring(tx, FAMILIES_KEYSPACE, f.id, { clientId: f.clientId, exp: f.exp, revoked: null, atJtis: withJti([], g.at, ts) } satisfies FamilyRecord, f.exp, null);
+  const by = owner === null ? {} : { sub: owner.sub, iat: ts, logIndex: owner.logIndex };
+  putExpiring(tx, FAMILIES_KEYSPACE, f.id, { clientId: f.clientId, exp: f.exp, revoked: null, atJtis: withJti([], g.at, ts), ...by } satisfies FamilyRecord, f.exp, null);
   if (g.rt !== null) {
     if (tx.get(REFRESH_TOKENS_KEYSPACE, g.rt.hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'refresh token hash already exists');
     // A refresh token never outlives its family (the absolute lifetime).
@@ -283,7 +317,9 @@ function codeRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
     return { ok: false, reason: 'reused' };
   }
   if (code.exp <= ts) return { ok: false, reason: 'expired' };
-  storeGrant(tx, g, ts);
+  // RFC 6749 §10.4 / RFC 9700 §4.14: no new grant for a user disabled or deleted since the code was issued.
+  if (meta.sub !== null && !userActive(tx, meta.sub)) return { ok: false, reason: 'user_inactive' };
+  storeGrant(tx, g, ts, meta.sub === null ? null : { sub: meta.sub, logIndex: ctx.index });
   const used: CodeRecord['used'] = { at: ts, family: g.family?.id ?? null, atJtis: [[g.at.jti, g.at.exp]] };
   const retainUntil = Math.max(code.exp, ts + USED_CODE_RETENTION_MS);
   putExpiring(tx, CODES_KEYSPACE, hash, { ...code, used, retainUntil } satisfies CodeRecord, retainUntil, code.exp);
@@ -306,6 +342,16 @@ function rtRotate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   // A token whose family was swept is treated as revoked.
   if (!fam || fam.revoked !== null) return { ok: false, reason: 'revoked' };
   if (rt.exp <= ts || fam.exp <= ts) return { ok: false, reason: 'expired' };
+  // A disabled or deleted user's refresh tokens stop working (RFC 6749 §10.4, RFC 9700 §4.14): the
+  // family is revoked here, in the command that refuses it; the user's own record is read, so a
+  // disable acknowledged before this command is never missed. A family from before the user was
+  // disabled stays dead after re-enabling (endUserGrants).
+  const owner = fam.sub ?? meta.sub;
+  if ((owner !== null && !userActive(tx, owner)) || familyEnded(tx, fam)) {
+    revokeFamily(tx, rt.family, 'user_disabled', ts);
+    appendAudit(tx, ts, auditEvent('token.revoked', meta, { clientId: fam.clientId, details: { token: 'refresh_token', family: rt.family, reason: 'user_disabled' } }));
+    return { ok: false, reason: 'revoked' };
+  }
   if (rt.state === 'rotated') {
     const succ = rt.successor === null ? null : get<RefreshRecord>(tx, REFRESH_TOKENS_KEYSPACE, rt.successor);
     // The grace window (RFC 9700 §4.14.2 allows tolerating a lost response): the same rotation
@@ -429,7 +475,9 @@ function deviceRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   if (dev.status === 'consumed') return { ok: false, reason: 'consumed' };
   if (dev.exp <= ts) return { ok: false, reason: 'expired' };
   if (dev.status !== 'approved') return { ok: false, reason: 'not_approved' };
-  storeGrant(tx, g, ts);
+  // As for a code: the user may have been disabled or deleted since approving.
+  if (meta.sub !== null && !userActive(tx, meta.sub)) return { ok: false, reason: 'user_inactive' };
+  storeGrant(tx, g, ts, meta.sub === null ? null : { sub: meta.sub, logIndex: ctx.index });
   tx.put(DEVICE_CODES_KEYSPACE, hash, packValue({ ...dev, status: 'consumed' } satisfies DeviceRecord));
   appendAudit(tx, ts, auditEvent('token.issued', meta, { clientId: g.family?.clientId ?? meta.clientId, details: { grant: 'device_code', family: g.family?.id ?? null, jti: g.at.jti, refreshToken: g.rt !== null } }));
   return { ok: true };
@@ -441,8 +489,9 @@ function sessionCreate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   const blob = sealed(a.sealed, 'sealed');
   const meta = auditMeta(a.meta);
   if (ctx.tx.get(LOGIN_SESSIONS_KEYSPACE, hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'session hash already exists');
-  putExpiring(ctx.tx, LOGIN_SESSIONS_KEYSPACE, hash, { exp, sealed: blob } satisfies LoginSessionRecord, exp, null);
+  putExpiring(ctx.tx, LOGIN_SESSIONS_KEYSPACE, hash, { exp, sealed: blob, ...(meta.sub !== null ? { sub: meta.sub } : {}) } satisfies LoginSessionRecord, exp, null);
   appendAudit(ctx.tx, ctx.ts, auditEvent('login.succeeded', meta, { details: { sessionExp: exp } }));
+  if (meta.sub !== null) indexUserSession(ctx, meta.sub, hash, exp, meta);
   return {};
 }
 
@@ -456,8 +505,118 @@ function sessionDelete(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   if (s) {
     delExpiring(ctx.tx, LOGIN_SESSIONS_KEYSPACE, hash, s.exp);
     appendAudit(ctx.tx, ctx.ts, auditEvent('logout', meta, { details: { reason } }));
+    if (s.sub !== undefined) unindexUserSession(ctx.tx, ctx.ts, s.sub, hash);
   }
   return { existed: s !== null };
+}
+
+/**
+ * A login session replaced by a new one in one command (a second factor upgrades the session:
+ * session.ts upgradeSession): the new record is created and the old one deleted together, audited
+ * as session.create then session.delete with reason 'replaced' would be (login.succeeded, logout).
+ * `previous.meta` is the audit meta of the old session's end (its sub may differ). An old record
+ * already gone (expired and swept, signed out in another tab) is not an error: the new one still
+ * starts, as with the two separate commands.
+ */
+function sessionReplace(ctx: ApplyContext, a: Record<string, unknown>): unknown {
+  const prev = obj(a.previous, 'previous');
+  const oldHash = tokenId(prev.hash, 'previous.hash');
+  const oldMeta = auditMeta(prev.meta);
+  const hash = tokenId(a.hash, 'hash');
+  if (hash === oldHash) throw invalid('hash must differ from previous.hash');
+  sessionCreate(ctx, a);
+  const s = get<LoginSessionRecord>(ctx.tx, LOGIN_SESSIONS_KEYSPACE, oldHash);
+  if (s) {
+    delExpiring(ctx.tx, LOGIN_SESSIONS_KEYSPACE, oldHash, s.exp);
+    appendAudit(ctx.tx, ctx.ts, auditEvent('logout', oldMeta, { details: { reason: 'replaced' } }));
+  }
+  return { existed: s !== null };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A user's sessions and grants, ended by admin changes (users.ts: disable, password reset, delete;
+// mfa.ts: factor reset) inside their own command, so the change and its effect commit together.
+
+/** Literal, not an import: users.ts imports this module. */
+const USERS = 'users';
+
+/**
+ * The user may hold grants: not disabled, and not deleted. A deleted user is told by the mark its
+ * deletion left (endUserGrants); a sub the users domain has no record of and no mark for is not
+ * refused (apply cannot tell it from a subject outside the users domain).
+ */
+function userActive(r: StateReader, sub: string): boolean {
+  const b = r.get(USERS, sub);
+  if (b === undefined) return r.get(USER_GRANTS_KEYSPACE, sub) === undefined;
+  return unpackValue<{ disabled?: boolean }>(b).disabled !== true;
+}
+
+/** The family was issued to a user whose grants were ended after it was stored (see endUserGrants). */
+function familyEnded(r: StateReader, fam: FamilyRecord): boolean {
+  if (fam.sub === undefined || fam.logIndex === undefined) return false;
+  const ended = get<GrantsEndedRecord>(r, USER_GRANTS_KEYSPACE, fam.sub);
+  return ended !== null && fam.logIndex <= ended.throughIndex;
+}
+
+/** The user's index entries still naming a live session record, without `drop`. */
+function liveUserSessions(r: StateReader, ts: number, sub: string, drop: string | null): [string, number][] {
+  const rec = get<UserSessionsRecord>(r, USER_SESSIONS_KEYSPACE, sub);
+  if (rec === null) return [];
+  // An entry whose record is gone (replaced, swept, deleted by an older proposer) or expired is dropped here.
+  return rec.sessions.filter(([h, exp]) => h !== drop && exp > ts && r.get(LOGIN_SESSIONS_KEYSPACE, h) !== undefined);
+}
+
+function putUserSessions(tx: Tx, sub: string, sessions: [string, number][]): void {
+  if (sessions.length === 0) tx.del(USER_SESSIONS_KEYSPACE, sub);
+  else tx.put(USER_SESSIONS_KEYSPACE, sub, packValue({ sessions } satisfies UserSessionsRecord));
+}
+
+/** Add a new session to its user's index; beyond MAX_USER_SESSIONS the one expiring first ends (audited). */
+function indexUserSession(ctx: ApplyContext, sub: string, hash: string, exp: number, meta: ReturnType<typeof auditMeta>): void {
+  const { tx, ts } = ctx;
+  const list = liveUserSessions(tx, ts, sub, hash);
+  list.push([hash, exp]);
+  list.sort((x, y) => x[1] - y[1] || (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  while (list.length > MAX_USER_SESSIONS) {
+    const [old, oldExp] = list.shift()!;
+    delExpiring(tx, LOGIN_SESSIONS_KEYSPACE, old, oldExp);
+    appendAudit(tx, ts, auditEvent('logout', meta, { sub, details: { reason: 'evicted' } }));
+  }
+  putUserSessions(tx, sub, list);
+}
+
+/** Remove one session from its user's index (pruning entries of sessions already gone). */
+export function unindexUserSession(tx: Tx, ts: number, sub: string, hash: string): void {
+  if (tx.get(USER_SESSIONS_KEYSPACE, sub) === undefined) return;
+  putUserSessions(tx, sub, liveUserSessions(tx, ts, sub, hash));
+}
+
+/**
+ * Sign the user out everywhere: delete every login session of the index and the index itself,
+ * audited as one `logout` (details: reason, sessions). Sessions created before the index existed
+ * are not listed; they were unusable once the user is disabled (session.ts checks the user) and
+ * expire within oauth.sessionTtlS. Returns how many sessions ended.
+ */
+export function endUserSessions(tx: Tx, ts: number, sub: string, meta: ReturnType<typeof auditMeta>, reason: string): number {
+  const list = liveUserSessions(tx, ts, sub, null);
+  for (const [h] of list) {
+    const s = get<LoginSessionRecord>(tx, LOGIN_SESSIONS_KEYSPACE, h);
+    if (s) delExpiring(tx, LOGIN_SESSIONS_KEYSPACE, h, s.exp);
+  }
+  tx.del(USER_SESSIONS_KEYSPACE, sub);
+  if (list.length > 0) appendAudit(tx, ts, auditEvent('logout', meta, { sub, details: { reason, sessions: list.length } }));
+  return list.length;
+}
+
+/**
+ * End every grant the user holds now: families stored by earlier log entries are refused (and
+ * revoked) at their next use even if the user is enabled again. Families carry no index by user,
+ * so this is a per-user mark that rt.rotate and rt.get compare with the family's logIndex.
+ */
+export function endUserGrants(ctx: ApplyContext, sub: string): void {
+  const old = get<GrantsEndedRecord>(ctx.tx, USER_GRANTS_KEYSPACE, sub);
+  const exp = ctx.ts + GRANTS_ENDED_RETENTION_MS;
+  putExpiring(ctx.tx, USER_GRANTS_KEYSPACE, sub, { throughIndex: ctx.index, at: ctx.ts, exp } satisfies GrantsEndedRecord, exp, old?.exp ?? null);
 }
 
 function assertionUse(ctx: ApplyContext, a: Record<string, unknown>): unknown {
@@ -493,6 +652,11 @@ function sweep(ctx: ApplyContext, a: Record<string, unknown>): unknown {
     // Re-checked against the record itself: it may have been rewritten with a later expiry.
     const own = recordExp(tx, p.keyspace, p.key);
     if (own === null || own > ts) continue;
+    // The user's session index loses the entry with the record (before it goes: it names the user).
+    if (p.keyspace === LOGIN_SESSIONS_KEYSPACE) {
+      const sub = get<LoginSessionRecord>(tx, LOGIN_SESSIONS_KEYSPACE, p.key)?.sub;
+      if (sub !== undefined) unindexUserSession(tx, ts, sub, p.key);
+    }
     tx.del(p.keyspace, p.key);
     if (own !== p.exp) tx.del(EXPIRY_KEYSPACE, expiryIndexKey(own, p.keyspace, p.key));
     deleted++;
@@ -512,6 +676,7 @@ const OPS: Readonly<Record<string, (ctx: ApplyContext, a: Record<string, unknown
   'device.redeem': deviceRedeem,
   'session.create': sessionCreate,
   'session.delete': sessionDelete,
+  'session.replace': sessionReplace,
   'assertion.use': assertionUse,
   sweep,
 };
@@ -524,6 +689,12 @@ function deviceView(r: StateReader, hash: string): DeviceView | null {
   return d === null ? null : { hash, status: d.status, exp: d.exp, sealed: d.sealed, approval: d.approval };
 }
 
+/** The device request a user-code hash names, as 'device.byUserCode' reads it (the mfa domain's throttled device.lookup uses it). */
+export function deviceByUserCode(r: StateReader, userCodeHash: string): DeviceView | null {
+  const hash = get<string>(r, USER_CODES_KEYSPACE, userCodeHash);
+  return hash === null ? null : deviceView(r, hash);
+}
+
 function refreshView(r: StateReader, hash: string): RefreshRecordView | null {
   const rt = get<RefreshRecord>(r, REFRESH_TOKENS_KEYSPACE, hash);
   if (!rt) return null;
@@ -531,7 +702,9 @@ function refreshView(r: StateReader, hash: string): RefreshRecordView | null {
   const base = { family: rt.family, exp: rt.exp, sealed: rt.sealed, state: rt.state, rotatedAt: rt.rotatedAt };
   // A swept family reads as revoked, with a client id no client has.
   if (!fam) return { ...base, familyRevoked: true, familyExp: 0, clientId: '' };
-  return { ...base, familyRevoked: fam.revoked !== null, familyExp: fam.exp, clientId: fam.clientId };
+  // A family of a disabled, deleted or ended user reads as revoked too (rt.rotate revokes it at its next use).
+  const ended = fam.sub !== undefined && (!userActive(r, fam.sub) || familyEnded(r, fam));
+  return { ...base, familyRevoked: fam.revoked !== null || ended, familyExp: fam.exp, clientId: fam.clientId };
 }
 
 const READS: Readonly<Record<string, (r: StateReader, a: Record<string, unknown>) => unknown>> = {
@@ -568,6 +741,8 @@ export const tokensDomain: Domain = {
     LOGIN_SESSIONS_KEYSPACE,
     ASSERTION_JTIS_KEYSPACE,
     EXPIRY_KEYSPACE,
+    USER_SESSIONS_KEYSPACE,
+    USER_GRANTS_KEYSPACE,
   ],
   apply(ctx: ApplyContext, op: string, args: unknown): unknown {
     const f = Object.hasOwn(OPS, op) ? OPS[op] : undefined;

@@ -2,12 +2,19 @@
 // lower-cased username → sub, so a username is unique regardless of case (the proposer has
 // already NFKC-normalised it). Every change appends its audit event (user.created/updated/deleted)
 // in the same transaction; details never hold the password hash.
+//
+// Disabling a user, changing the password and deleting the user sign the user out everywhere: the
+// login sessions end in the same command (tokens.ts endUserSessions, audited `logout` with the
+// reason). Disabling and deleting also end the user's grants (tokens.ts endUserGrants): refresh
+// tokens issued before stay dead after the user is enabled again (RFC 6749 §10.4, RFC 9700 §4.14);
+// while the user is disabled or deleted, no refresh, code or device redemption succeeds (tokens.ts).
 import { DomainError } from './machine.ts';
 import type { ApplyContext, Domain, StateReader } from './machine.ts';
 import { packValue, unpackValue } from './command.ts';
 import type { UserRecord } from './oauth-ops.ts';
 import { MAX_ID_CHARS, MAX_USERNAME_CHARS, obj, str, validateUserRecord } from './validate.ts';
 import { appendAudit, auditEvent, auditMeta } from './audit.ts';
+import { endUserGrants, endUserSessions } from './tokens.ts';
 
 export const USERS_KEYSPACE = 'users';
 export const USERNAMES_KEYSPACE = 'users.name';
@@ -58,6 +65,11 @@ export const usersDomain: Domain = {
         tx.put(USERS_KEYSPACE, u.sub, packValue({ ...u, created_at: old.created_at }));
         const details = { username: u.username, previousUsername: old.username === u.username ? null : old.username, disabled: u.disabled, passwordChanged: u.password_hash !== old.password_hash };
         appendAudit(tx, ctx.ts, auditEvent('user.updated', meta, { sub: u.sub, details }));
+        const disabling = u.disabled && !old.disabled;
+        if (disabling) endUserGrants(ctx, u.sub);
+        // OWASP Session Management: a password change (a reset by an admin: the old one may be known
+        // to someone else) or a disable ends every session; a sign-in with the new password starts anew.
+        if (disabling || details.passwordChanged) endUserSessions(tx, ctx.ts, u.sub, { ...meta, sub: u.sub }, disabling ? 'user_disabled' : 'password_changed');
         return {};
       }
       case 'delete': {
@@ -68,6 +80,9 @@ export const usersDomain: Domain = {
         tx.del(USERS_KEYSPACE, sub);
         if (subOf(tx, old.username) === sub) tx.del(USERNAMES_KEYSPACE, usernameKey(old.username));
         appendAudit(tx, ctx.ts, auditEvent('user.deleted', meta, { sub, details: { username: old.username } }));
+        // The mark also tells a deleted user from an unknown subject (tokens.ts userActive).
+        endUserGrants(ctx, sub);
+        endUserSessions(tx, ctx.ts, sub, { ...meta, sub }, 'user_deleted');
         return { existed: true };
       }
       default:

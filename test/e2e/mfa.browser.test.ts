@@ -3,7 +3,10 @@
 // (the secret read from the page, codes computed here) → sign out → password + TOTP; then step-up
 // to the phishing-resistant level with acr_values: WebAuthn registration and authentication with a
 // CDP virtual authenticator (CTAP2, internal, resident keys, user verification) → sign out →
-// password + security key. Every code is redeemed and the ID token's acr/amr checked.
+// password + security key; then, signed out, a passkey sign-in without a username: the key
+// registered above is a resident (discoverable) credential, and the sign-in page's "Sign in with a
+// passkey" button alone gets a code (acr phr, amr hwk user mfa). Every code is redeemed and the ID
+// token's acr/amr checked.
 //
 // WebAuthn needs a secure context and an RP ID that is a domain: the issuer is
 // http://localhost:<port> (a potentially trustworthy origin) and mfa.rpId defaults to 'localhost'.
@@ -160,6 +163,9 @@ describe('MFA in chromium on a 3-node cluster', { timeout: 90_000, skip: existsS
 
   let secret = '';
   let enrolledStep = 0;
+  /** The CDP session and virtual authenticator the WebAuthn steps share. */
+  let cdp: Awaited<ReturnType<BrowserContext['newCDPSession']>> | undefined;
+  let authenticatorId = '';
 
   it('password, then TOTP enrollment from the QR page (required by the client), recovery codes, acr mfa', async () => {
     const verifier = await authorize();
@@ -199,11 +205,11 @@ describe('MFA in chromium on a 3-node cluster', { timeout: 90_000, skip: existsS
   });
 
   it('acr_values=phr steps up: register a security key (virtual authenticator), then authenticate with it; then password + key after signing out', async () => {
-    const cdp = await context.newCDPSession(page);
+    cdp = await context.newCDPSession(page);
     await cdp.send('WebAuthn.enable');
-    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    ({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
       options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
-    });
+    }));
     // The session has acr mfa (TOTP): no password page, straight to registering a key.
     let verifier = await authorize({ acr_values: ACR_PHR });
     await page.waitForSelector('h1:text("Register a security key")');
@@ -229,12 +235,39 @@ describe('MFA in chromium on a 3-node cluster', { timeout: 90_000, skip: existsS
     await signOut();
     verifier = await authorize();
     await signIn();
-    // A user with a key is offered the key first.
+    // A user with a key is offered the key first. (The sign-in page has a #webauthn-form too, the
+    // passkey option: wait for the second-factor page's heading before touching the form.)
+    await page.waitForSelector('h1:text("Two-step verification")');
     await page.waitForSelector('#webauthn-form[data-mode=authenticate]');
     await screenshot('webauthn-login');
     await page.click('#webauthn-start');
     id = await redeem(verifier);
     assert.equal(id.acr, ACR_PHR);
     assert.deepEqual(id.amr, ['pwd', 'hwk', 'user', 'mfa']);
+  });
+
+  it('passkey sign-in without a username: the resident key registered above, one button, a code with acr phr and amr hwk user mfa', async () => {
+    assert.ok(cdp, 'the virtual authenticator of the previous step');
+    // Registration asked for a resident key (residentKey 'preferred') and this authenticator made one.
+    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+    assert.equal(credentials.length, 1);
+    assert.equal(credentials[0]!.isResidentCredential, true);
+    const before = credentials[0]!.signCount;
+
+    await signOut();
+    const verifier = await authorize();
+    assert.equal(await heading(), 'Sign in');
+    await page.waitForSelector('#webauthn-start:text("Sign in with a passkey")');
+    await screenshot('passkey-signin');
+    // No username, no password: the authenticator offers its discoverable credential for localhost.
+    assert.equal(await page.inputValue('#username'), '');
+    await page.click('#webauthn-start');
+    const id = await redeem(verifier);
+    assert.equal(id.acr, ACR_PHR);
+    assert.deepEqual(id.amr, ['hwk', 'user', 'mfa']);
+    const sub = ((await admin('GET', '/admin/v1/users/carol')).body.user as { sub: string }).sub;
+    assert.equal(id.sub, sub);
+    const after = (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials[0]!.signCount;
+    assert.ok(after > before, `the authenticator signed (counter ${before} → ${after})`);
   });
 });

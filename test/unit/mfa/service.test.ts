@@ -14,7 +14,7 @@ import { THROTTLE } from '../../../src/state/mfa-ops.ts';
 import { AUDIT_KEYSPACE } from '../../../src/state/audit.ts';
 import { unpackValue } from '../../../src/state/command.ts';
 import type { AuditRecord } from '../../../src/state/audit-ops.ts';
-import { MAX_PENDING_ATTEMPTS, TOTP_KEYSPACE } from '../../../src/state/mfa.ts';
+import { TOTP_KEYSPACE } from '../../../src/state/mfa.ts';
 import { TOTP_PERIOD_S, totpCodeAt, totpStep } from '../../../src/mfa/totp.ts';
 import { WEBAUTHN_CHALLENGE_TTL_MS } from '../../../src/mfa/webauthn.ts';
 import type { MfaConfig } from '../../../src/mfa/config.ts';
@@ -132,7 +132,7 @@ test('TOTP throttling: backoff after the free failures (even a right code waits)
   }
 });
 
-test('concurrent TOTP attempts: a burst of guesses gets at most MAX_PENDING_ATTEMPTS evaluated; one code is accepted once', async () => {
+test('concurrent TOTP attempts: each guess of a burst is counted before any is answered; past the free failures the rest are refused unevaluated; one code is accepted once', async () => {
   const { t, ctx } = await setup();
   try {
     const e = await mfa.startTotpEnrollment(ctx, 'ivan', 'ivan', META);
@@ -143,14 +143,54 @@ test('concurrent TOTP attempts: a burst of guesses gets at most MAX_PENDING_ATTE
     // The same right code sent twice at the same moment (two nodes, a double submit): once.
     const twice = await Promise.all([mfa.verifyTotp(ctx, 'ivan', now, META), mfa.verifyTotp(ctx, 'ivan', now, META)]);
     assert.deepEqual(twice.map((r) => (r.ok ? 'ok' : r.reason)).sort(), ['ok', 'replay']);
-    // Fifty wrong guesses at once: every check is decided before any code is looked at.
-    const guesses = Array.from({ length: 50 }, (_, i) => String((Number(now) + 1 + i) % 1_000_000).padStart(6, '0'));
+    t.clock.now += STEP_MS;
+    const next = totpCodeAt(e.secret, totpStep(t.clock.now));
+    // Fifty wrong guesses at once: one totp.verify each, decided in log order. The replay above
+    // was the first failure; the free failures and the one that starts the backoff are
+    // evaluated, every later one is refused without evaluation (test/unit/state/mfa.test.ts has
+    // a right code inside such a burst, in a fixed log order).
+    const guesses = Array.from({ length: 50 }, (_, i) => String((Number(next) + 1 + i) % 1_000_000).padStart(6, '0'));
     const results = await Promise.all(guesses.map((g) => mfa.verifyTotp(ctx, 'ivan', g, META)));
-    const evaluated = results.filter((r) => !r.ok && r.reason === 'invalid').length;
-    assert.equal(evaluated, MAX_PENDING_ATTEMPTS);
-    assert.equal(results.filter((r) => !r.ok && r.reason === 'throttled').length, 50 - MAX_PENDING_ATTEMPTS);
-    // The replay above counted too.
-    assert.equal((await mfa.listFactors(ctx, 'ivan')).lock.failures, 1 + MAX_PENDING_ATTEMPTS);
+    const evaluated = THROTTLE.freeFailures + 1 - 1;
+    assert.equal(results.filter((r) => !r.ok && r.reason === 'invalid').length, evaluated);
+    assert.equal(results.filter((r) => !r.ok && r.reason === 'throttled').length, 50 - evaluated);
+    assert.deepEqual(await mfa.verifyTotp(ctx, 'ivan', next, META), { ok: false, reason: 'throttled', retryAt: t.clock.now + THROTTLE.baseBackoffMs });
+    assert.equal((await mfa.listFactors(ctx, 'ivan')).lock.failures, THROTTLE.freeFailures + 1);
+  } finally {
+    await t.close();
+  }
+});
+
+test('verifyTotp: one replicated write per attempt; a factor read before a re-enrollment is read again, not matched against the old secret', async () => {
+  const { t, ctx } = await setup();
+  try {
+    const old = await mfa.startTotpEnrollment(ctx, 'jill', 'jill', META);
+    const stale = (await mfa.mfaFactors(ctx, 'jill')).totp;
+    const ops = (): string[] => t.node.log.map((e) => `${e.domain} ${e.op}`);
+    // Re-enrolled (a new QR code) after the form's read; createdAt differs (leader time moved on).
+    t.clock.now += 1;
+    const e = await mfa.startTotpEnrollment(ctx, 'jill', 'jill', META);
+    const from = t.node.log.length;
+    // The old secret's code, matched against the stale factor: apply refuses it (CONFLICT), the
+    // service reads again and the code is no match for the current secret: a counted failure.
+    const s = totpStep(t.clock.now);
+    assert.deepEqual(await mfa.verifyTotp(ctx, 'jill', totpCodeAt(old.secret, s), META, stale), { ok: false, reason: 'invalid' });
+    assert.deepEqual(ops().slice(from), ['mfa totp.verify', 'mfa totp.verify']);
+    assert.equal((await mfa.listFactors(ctx, 'jill')).lock.failures, 1);
+    assert.equal((await mfa.listFactors(ctx, 'jill')).totp?.confirmed, false);
+    // The new secret's code with the stale factor: read again, accepted.
+    assert.deepEqual(await mfa.verifyTotp(ctx, 'jill', totpCodeAt(e.secret, s), META, stale), { ok: true, enrolled: true });
+    // With the current factor: one write, no read needed.
+    t.clock.now += STEP_MS;
+    const cur = (await mfa.mfaFactors(ctx, 'jill')).totp;
+    const from2 = t.node.log.length;
+    assert.deepEqual(await mfa.verifyTotp(ctx, 'jill', totpCodeAt(e.secret, totpStep(t.clock.now)), META, cur), { ok: true, enrolled: false });
+    assert.deepEqual(ops().slice(from2), ['mfa totp.verify']);
+    // A factor removed since the read: no factor, nothing counted.
+    await mfa.removeTotp(ctx, 'jill', META);
+    assert.deepEqual(await mfa.verifyTotp(ctx, 'jill', '123456', META, cur), { ok: false, reason: 'no_factor' });
+    assert.deepEqual(await mfa.verifyTotp(ctx, 'jill', '123456', META), { ok: false, reason: 'no_factor' });
+    assert.equal((await mfa.listFactors(ctx, 'jill')).lock.failures, 0);
   } finally {
     await t.close();
   }
@@ -231,7 +271,10 @@ test('WebAuthn as a second factor: verified once per challenge; expired challeng
     const o1 = await mfa.webauthnAuthenticationOptions(ctx, CFG, 'dave');
     assert.deepEqual(o1.allowCredentials?.map((c) => c.id), [credentialId]);
     const a1 = auth.get(o1);
+    const from = t.node.log.length;
     assert.deepEqual(await mfa.webauthnVerifyAuthentication(ctx, CFG, 'dave', a1, META), { ok: true, sub: 'dave', userVerified: true, credentialId });
+    // One replicated write: throttle, challenge, counter decided together.
+    assert.deepEqual(t.node.log.slice(from).map((e) => `${e.domain} ${e.op}`), ['mfa webauthn.verify']);
     // Replaying the same assertion: the challenge is spent.
     const again = await mfa.webauthnVerifyAuthentication(ctx, CFG, 'dave', a1, META);
     assert.equal(again.ok === false && again.reason, 'challenge');

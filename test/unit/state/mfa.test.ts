@@ -322,6 +322,186 @@ test('TOTP: a step far from the leader time is refused (it would block every lat
   h.refused('totp.enroll', { sub: 'erin', sealed: new Uint8Array(2000), meta: META }, 'INVALID_ARGUMENT', /sealed/);
 });
 
+// ---------------------------------------------------------------------------------------------
+// totp.verify: one command per TOTP attempt (throttle check and outcome decided together)
+
+/** Enrolled (unconfirmed) TOTP factor for `sub`; the args of a verify of `step` against it. */
+function totpUser(h: ReturnType<typeof harness>, sub: string) {
+  h.ok('totp.enroll', { sub, sealed: new Uint8Array([sub.length]), meta: META });
+  const createdAt = h.raw<{ createdAt: number }>(TOTP_KEYSPACE, sub)!.createdAt;
+  return (step: number | null, meta: { ip: string | null } = META) => ({ sub, step, createdAt, meta });
+}
+
+/** Audit records without their chain fields (seq, ts, prev, hash): what two histories can share. */
+const auditEvents = (h: ReturnType<typeof harness>) => h.audits().map((r) => ({ type: r.type, sub: r.sub, ip: r.ip, clientId: r.clientId, details: r.details }));
+
+test('totp.verify: accepts a matched step, confirms the enrollment, then verifies; audited exactly as totp.accept', () => {
+  const h = harness();
+  const v = totpUser(h, 'alice');
+  assert.deepEqual(h.ok('totp.verify', v(S0)), { ok: true, enrolled: true });
+  assert.equal((h.read('factors', { sub: 'alice' }) as { totp: { confirmed: boolean } }).totp.confirmed, true);
+  h.clock.now += TOTP_PERIOD_MS;
+  assert.deepEqual(h.ok('totp.verify', v(S0 + 1)), { ok: true, enrolled: false });
+  assert.equal(h.raw<{ lastStep: number }>(TOTP_KEYSPACE, 'alice')!.lastStep, S0 + 1);
+  assert.deepEqual(h.auditTypes(), ['mfa.enrolled', 'mfa.verified']);
+  // The same history through the old ops gives the same audit records.
+  const old = harness();
+  old.ok('totp.enroll', { sub: 'alice', sealed: new Uint8Array([5]), meta: META });
+  old.ok('throttle.check', fail('alice'));
+  old.ok('totp.accept', { sub: 'alice', step: S0, meta: META });
+  old.clock.now += TOTP_PERIOD_MS;
+  old.ok('throttle.check', fail('alice'));
+  old.ok('totp.accept', { sub: 'alice', step: S0 + 1, meta: META });
+  assert.deepEqual(auditEvents(h), auditEvents(old));
+});
+
+test('totp.verify: no match is a counted failure (mfa.failed), backoff after the free failures; a success resets the counter', () => {
+  const h = harness();
+  const v = totpUser(h, 'bob');
+  const old = harness();
+  old.ok('totp.enroll', { sub: 'bob', sealed: new Uint8Array([3]), meta: META });
+  for (let i = 1; i <= THROTTLE.freeFailures; i++) {
+    assert.deepEqual(h.ok('totp.verify', v(null)), { ok: false, reason: 'invalid' });
+    old.ok('throttle.check', fail('bob'));
+    old.ok('throttle.fail', fail('bob'));
+    assert.equal((h.read('factors', { sub: 'bob' }) as { lock: { failures: number } }).lock.failures, i);
+  }
+  // The failure after the free ones puts the user in backoff: still 'invalid' (this code was evaluated), with retryAt.
+  assert.deepEqual(h.ok('totp.verify', v(null)), { ok: false, reason: 'invalid', retryAt: h.clock.now + backoffMs(1) });
+  old.ok('throttle.check', fail('bob'));
+  old.ok('throttle.fail', fail('bob'));
+  assert.deepEqual(auditEvents(h), auditEvents(old));
+  assert.deepEqual(
+    h.audits().map((r) => r.details),
+    [1, 2, 3, 4].map((failures) => ({ factor: 'totp', reason: 'invalid', failures })),
+  );
+  // Nothing was ever reserved: no attempt is left "in flight".
+  assert.equal(h.raw<{ kinds: { totp: { pending?: number } } }>(THROTTLE_KEYSPACE, 'bob')!.kinds.totp.pending, undefined);
+  h.clock.now += backoffMs(1);
+  assert.deepEqual(h.ok('totp.verify', v(S0)), { ok: true, enrolled: true });
+  assert.equal((h.read('factors', { sub: 'bob' }) as { lock: { failures: number } }).lock.failures, 0);
+});
+
+test('totp.verify: a replayed or older step is refused, audited mfa.replay_refused and counted', () => {
+  const h = harness();
+  const v = totpUser(h, 'carl');
+  h.ok('totp.verify', v(S0));
+  assert.deepEqual(h.ok('totp.verify', v(S0)), { ok: false, reason: 'replay' });
+  assert.deepEqual(h.ok('totp.verify', v(S0 - 1)), { ok: false, reason: 'replay' });
+  assert.deepEqual(h.auditTypes(), ['mfa.enrolled', 'mfa.replay_refused', 'mfa.replay_refused']);
+  assert.deepEqual(h.audits()[1]!.details, { factor: 'totp', step: S0, lastStep: S0 });
+  assert.equal((h.read('factors', { sub: 'carl' }) as { lock: { failures: number } }).lock.failures, 2);
+  assert.equal(h.raw<{ lastStep: number }>(TOTP_KEYSPACE, 'carl')!.lastStep, S0);
+});
+
+test('totp.verify: a throttled or locked user is refused without evaluation, and nothing changes', () => {
+  const h = harness();
+  const v = totpUser(h, 'dana');
+  for (let i = 0; i <= THROTTLE.freeFailures; i++) h.ok('totp.verify', v(null));
+  const retryAt = h.clock.now + backoffMs(1);
+  for (const step of [S0, null, S0 - 1]) {
+    const before = h.st.snapshot();
+    assert.deepEqual(h.ok('totp.verify', v(step)), { ok: false, reason: 'throttled', retryAt });
+    assert.deepEqual(h.st.snapshot(), before, `a throttled verify of ${step} changes nothing`);
+  }
+  assert.equal(h.raw<{ lastStep: number | null }>(TOTP_KEYSPACE, 'dana')!.lastStep, null, 'the right code was not accepted');
+  // An IP in backoff holds back every user from it, here too.
+  const v2 = totpUser(h, 'ed');
+  for (let i = 0; i < THROTTLE.ipFreeFailures; i++) h.ok('throttle.fail', fail(null, 'password'));
+  const before = h.st.snapshot();
+  assert.equal(h.ok('totp.verify', v2(S0)).reason, 'throttled');
+  assert.deepEqual(h.st.snapshot(), before);
+  assert.deepEqual(h.ok('totp.verify', v2(S0, { ip: '203.0.113.9' })), { ok: true, enrolled: true });
+});
+
+test('totp.verify: lockAfterFailures wrong codes lock the user (user.locked), on every kind, until lockMs passes', () => {
+  const h = harness();
+  const v = totpUser(h, 'finn');
+  let last: Record<string, unknown> = {};
+  for (let i = 1; i <= THROTTLE.lockAfterFailures; i++) {
+    last = h.ok('totp.verify', v(null));
+    h.clock.now += THROTTLE.maxBackoffMs; // wait out each backoff: only the lock is under test
+  }
+  const lockedAt = h.clock.now - THROTTLE.maxBackoffMs;
+  assert.deepEqual(last, { ok: false, reason: 'locked', retryAt: lockedAt + THROTTLE.lockMs });
+  assert.deepEqual(h.auditTypes().slice(-2), ['mfa.failed', 'user.locked']);
+  assert.deepEqual(h.audits().at(-1)!.details, { factor: 'totp', failures: THROTTLE.lockAfterFailures, lockedUntil: lockedAt + THROTTLE.lockMs });
+  const step = Math.floor(h.clock.now / TOTP_PERIOD_MS);
+  const before = h.st.snapshot();
+  assert.deepEqual(h.ok('totp.verify', v(step)), { ok: false, reason: 'locked', retryAt: lockedAt + THROTTLE.lockMs });
+  assert.equal(h.ok('throttle.check', fail('finn', 'password')).reason, 'locked');
+  assert.deepEqual(h.st.snapshot(), before);
+  h.clock.now = lockedAt + THROTTLE.lockMs;
+  assert.deepEqual(h.ok('totp.verify', v(Math.floor(h.clock.now / TOTP_PERIOD_MS))), { ok: true, enrolled: true });
+});
+
+test('totp.verify: parallel attempts are decided in log order, each counted before any is answered', () => {
+  const h = harness();
+  const v = totpUser(h, 'gus');
+  const v2 = totpUser(h, 'hal');
+  /** Commands proposed at once (by several nodes' workers), committed in one batch in this order. */
+  const batch = (argsList: readonly unknown[]): unknown[] => {
+    const first = index + 1;
+    const entries = argsList.map((args) => ({ term: 1, index: ++index, type: 'normal' as const, data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts: h.clock.now, domain: 'mfa', op: 'totp.verify', args }) }));
+    const b = h.sm.applyEntries(entries);
+    h.st.commit(b);
+    return argsList.map((_, i) => {
+      const r = b.results.get(first + i)!;
+      if (!r.ok) assert.fail(`${r.code} ${r.message}`);
+      return plain(r.value);
+    });
+  };
+  // 20 guesses at once; the attacker happened to guess right in the last one. The first
+  // freeFailures + 1 are counted, the rest are refused unevaluated, the right one included.
+  const guesses = [...Array.from({ length: 19 }, () => v(null)), v(S0)];
+  const answers = batch(guesses);
+  const n = THROTTLE.freeFailures + 1;
+  assert.deepEqual(answers.slice(0, n - 1), Array.from({ length: n - 1 }, () => ({ ok: false, reason: 'invalid' })));
+  assert.deepEqual(answers[n - 1], { ok: false, reason: 'invalid', retryAt: h.clock.now + backoffMs(1) });
+  for (const a of answers.slice(n)) assert.deepEqual(a, { ok: false, reason: 'throttled', retryAt: h.clock.now + backoffMs(1) });
+  assert.equal(h.raw<{ lastStep: number | null }>(TOTP_KEYSPACE, 'gus')!.lastStep, null);
+  assert.equal(h.auditTypes().filter((t) => t === 'mfa.failed').length, n);
+  // The same right code sent to two nodes at once: accepted once, the other is a replay.
+  assert.deepEqual(batch([v2(S0), v2(S0)]), [{ ok: true, enrolled: true }, { ok: false, reason: 'replay' }]);
+});
+
+test('totp.verify: malformed arguments, an unknown user, a factor changed since it was read: refused, nothing changes', () => {
+  const h = harness();
+  const v = totpUser(h, 'ivy');
+  h.refused('totp.verify', v(S0 + MAX_STEP_SKEW + 1), 'INVALID_ARGUMENT', /step/);
+  h.refused('totp.verify', v(S0 - MAX_STEP_SKEW - 1), 'INVALID_ARGUMENT', /step/);
+  h.refused('totp.verify', v(1.5), 'INVALID_ARGUMENT', /step/);
+  h.refused('totp.verify', { ...v(S0), step: undefined }, 'INVALID_ARGUMENT', /step/);
+  h.refused('totp.verify', { ...v(S0), createdAt: undefined }, 'INVALID_ARGUMENT', /createdAt/);
+  h.refused('totp.verify', { ...v(S0), createdAt: -1 }, 'INVALID_ARGUMENT', /createdAt/);
+  h.refused('totp.verify', { ...v(S0), sub: '' }, 'INVALID_ARGUMENT', /sub/);
+  h.refused('totp.verify', { ...v(S0), meta: { ip: 5 } }, 'INVALID_ARGUMENT', /meta/);
+  h.refused('totp.verify', { ...v(S0), sub: 'nobody' }, 'NOT_FOUND');
+  // Re-enrolled after the worker read the factor (in the same millisecond, even): the step was
+  // matched against another secret.
+  h.ok('totp.enroll', { sub: 'ivy', sealed: new Uint8Array([42]), meta: META });
+  assert.equal(h.raw<{ createdAt: number }>(TOTP_KEYSPACE, 'ivy')!.createdAt, T0 + 1);
+  h.refused('totp.verify', v(S0), 'CONFLICT', /changed/);
+  h.refused('totp.verify', v(null), 'CONFLICT', /changed/);
+  assert.deepEqual(h.auditTypes(), []);
+});
+
+test('mixed versions: an older node\u2019s reservation (throttle.check) is not ended by a totp.verify failure', () => {
+  const h = harness();
+  const v = totpUser(h, 'jo');
+  h.ok('throttle.check', fail('jo'));
+  h.ok('throttle.check', fail('jo'));
+  h.ok('totp.verify', v(null));
+  const c = h.raw<{ kinds: { totp: { failures: number; pending?: number } } }>(THROTTLE_KEYSPACE, 'jo')!.kinds.totp;
+  assert.equal(c.failures, 1);
+  assert.equal(c.pending, 2);
+  // The older node's own failure ends its attempt, as before.
+  h.ok('throttle.fail', fail('jo'));
+  assert.equal(h.raw<{ kinds: { totp: { pending?: number } } }>(THROTTLE_KEYSPACE, 'jo')!.kinds.totp.pending, 1);
+  // And its success path still applies.
+  assert.deepEqual(h.ok('totp.accept', { sub: 'jo', step: S0, meta: META }), { ok: true, enrolled: true });
+});
+
 test('TOTP: remove deletes the factor and is audited', () => {
   const h = harness();
   h.ok('totp.enroll', { sub: 'f', sealed: new Uint8Array([1]), meta: META });
@@ -421,6 +601,106 @@ test('WebAuthn credentials: at most MAX_CREDENTIALS per user; remove; malformed 
   h.refused('webauthn.register', { sub: 'v', credential: cred('x', 0, { name: '' }), meta: META }, 'INVALID_ARGUMENT', /name/);
   h.refused('webauthn.register', { sub: 'v', credential: cred('x', 0, { transports: Array(9).fill('usb') }), meta: META }, 'INVALID_ARGUMENT', /transports/);
   h.refused('webauthn.register', { sub: 'v', credential: cred('x', 0, { discoverable: 'yes' }), meta: META }, 'INVALID_ARGUMENT', /discoverable/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// webauthn.verify: one command per assertion
+
+/** A user with one credential (counter 5) and a fresh 'authenticate' challenge maker. */
+function keyUser(h: ReturnType<typeof harness>, sub: string, credentialId = `cred-${sub}`) {
+  h.ok('webauthn.register', { sub, credential: cred(credentialId, 5), meta: META });
+  let n = 0;
+  const challenge = (purpose = 'authenticate', forSub: string | null = sub): string => {
+    const c = `chal-${sub}-${++n}`;
+    h.ok('webauthn.challenge', { challenge: c, purpose, sub: purpose === 'register' ? (forSub ?? sub) : forSub, exp: h.clock.now + 60_000 });
+    return c;
+  };
+  const args = (c: string | null, newCounter: number | null, o: { sub?: string | null; credentialId?: string | null; owner?: string | null } = {}) => ({
+    sub: o.sub === undefined ? sub : o.sub,
+    challenge: c,
+    credentialId: o.credentialId === undefined ? credentialId : o.credentialId,
+    owner: o.owner === undefined ? sub : o.owner,
+    newCounter,
+    meta: META,
+  });
+  return { challenge, args };
+}
+
+test('webauthn.verify: accepts a valid assertion once per challenge and audits as webauthn.accept did', () => {
+  const h = harness();
+  const k = keyUser(h, 'dave');
+  const c = k.challenge();
+  assert.deepEqual(h.ok('webauthn.verify', k.args(c, 6)), { ok: true });
+  const list = h.raw<{ counter: number; lastUsedAt: number }[]>(WEBAUTHN_KEYSPACE, 'dave')!;
+  assert.deepEqual([list[0]!.counter, list[0]!.lastUsedAt], [6, T0]);
+  assert.equal(h.raw<{ usedAt: number }>(CHALLENGES_KEYSPACE, c)!.usedAt, T0);
+  // The same assertion again: the challenge is spent; counted (mfa.failed, as throttle.fail wrote it).
+  assert.deepEqual(h.ok('webauthn.verify', k.args(c, 7)), { ok: false, reason: 'challenge', why: 'used' });
+  const old = harness();
+  old.ok('webauthn.register', { sub: 'dave', credential: cred('cred-dave', 5), meta: META });
+  old.ok('throttle.check', fail('dave', 'webauthn'));
+  old.ok('webauthn.accept', { sub: 'dave', credentialId: 'cred-dave', newCounter: 6, meta: META });
+  old.ok('throttle.check', fail('dave', 'webauthn'));
+  old.ok('throttle.fail', fail('dave', 'webauthn'));
+  assert.deepEqual(auditEvents(h), auditEvents(old));
+});
+
+test('webauthn.verify: every bad challenge, an unknown credential and a bad signature are counted; a regression is refused and audited', () => {
+  const h = harness();
+  const k = keyUser(h, 'erin');
+  keyUser(h, 'fay');
+  // Unknown, missing, expired, made for registration: failures 1 to 4 (the 4th starts the backoff).
+  assert.deepEqual(h.ok('webauthn.verify', k.args('chal-never-made', 6)), { ok: false, reason: 'challenge', why: 'unknown' });
+  assert.deepEqual(h.ok('webauthn.verify', k.args(null, 6)), { ok: false, reason: 'challenge', why: 'missing' });
+  const late = k.challenge();
+  h.clock.now += 60_000;
+  assert.deepEqual(h.ok('webauthn.verify', k.args(late, 6)), { ok: false, reason: 'challenge', why: 'expired' });
+  const reg = k.challenge('register');
+  assert.deepEqual(h.ok('webauthn.verify', k.args(reg, 6)), { ok: false, reason: 'challenge', why: 'purpose', retryAt: h.clock.now + backoffMs(1) });
+  h.ok('unlock', { sub: 'erin', meta: META });
+  // Made for another user; no credential of this user (none found, or fay's); the signature did not verify.
+  const fays = k.challenge('authenticate', 'fay');
+  assert.deepEqual(h.ok('webauthn.verify', k.args(fays, 6)), { ok: false, reason: 'challenge', why: 'other_user' });
+  // Each of those bad challenges that existed is spent now.
+  for (const c of [late, reg, fays]) assert.notEqual(h.raw<{ usedAt: number | null }>(CHALLENGES_KEYSPACE, c)!.usedAt, null);
+  assert.deepEqual(h.ok('webauthn.verify', k.args(k.challenge(), null, { credentialId: null, owner: null })), { ok: false, reason: 'unknown_credential' });
+  assert.deepEqual(h.ok('webauthn.verify', k.args(k.challenge(), 6, { credentialId: 'cred-fay', owner: 'fay' })), { ok: false, reason: 'unknown_credential' });
+  assert.deepEqual(h.ok('webauthn.verify', k.args(k.challenge(), null)), { ok: false, reason: 'invalid', retryAt: h.clock.now + backoffMs(1) });
+  // Counter regression (once the backoff is over).
+  h.clock.now += backoffMs(1);
+  assert.deepEqual(h.ok('webauthn.verify', k.args(k.challenge(), 5)), { ok: false, reason: 'counter_regression' });
+  const types = h.auditTypes();
+  assert.equal(types.filter((x) => x === 'mfa.counter_regression').length, 1);
+  assert.deepEqual(
+    h.audits().filter((r) => r.type === 'mfa.failed').map((r) => r.details.reason),
+    Array.from({ length: 8 }, () => 'invalid'),
+  );
+  assert.equal((h.read('factors', { sub: 'erin' }) as { lock: { failures: number } }).lock.failures, 5);
+  assert.equal(h.raw<{ counter: number }[]>(WEBAUTHN_KEYSPACE, 'erin')![0]!.counter, 5);
+  assert.equal((h.read('factors', { sub: 'fay' }) as { lock: { failures: number } }).lock.failures, 0, 'counted against the user who tried');
+});
+
+test('webauthn.verify: throttled refused unevaluated (challenge not spent); passkey login checks the owner; a credential gone is NOT_FOUND; bad args refused', () => {
+  const h = harness();
+  const k = keyUser(h, 'gil');
+  for (let i = 0; i <= THROTTLE.freeFailures; i++) h.ok('throttle.fail', fail('gil', 'webauthn', { ip: null }));
+  const c = k.challenge();
+  const before = h.st.snapshot();
+  assert.equal(h.ok('webauthn.verify', k.args(c, 6)).reason, 'throttled');
+  assert.deepEqual(h.st.snapshot(), before, 'nothing written, the challenge still usable');
+  // A passkey login (sub null): the IP is fine, but the owner is in backoff — refused after the signature, challenge spent.
+  const pk = k.challenge('authenticate', null);
+  assert.equal(h.ok('webauthn.verify', k.args(pk, 6, { sub: null })).reason, 'throttled');
+  assert.notEqual(h.raw<{ usedAt: number | null }>(CHALLENGES_KEYSPACE, pk)!.usedAt, null);
+  h.ok('unlock', { sub: 'gil', meta: META });
+  assert.deepEqual(h.ok('webauthn.verify', k.args(k.challenge('authenticate', null), 6, { sub: null })), { ok: true });
+  // Removed after the worker read it.
+  h.ok('webauthn.remove', { sub: 'gil', credentialId: 'cred-gil', meta: META });
+  h.refused('webauthn.verify', k.args(k.challenge(), 7), 'NOT_FOUND');
+  h.refused('webauthn.verify', k.args('chal-x', 7, { owner: null }), 'INVALID_ARGUMENT', /both/);
+  h.refused('webauthn.verify', k.args('chal-x', 7, { credentialId: null, owner: null }), 'INVALID_ARGUMENT', /newCounter/);
+  h.refused('webauthn.verify', k.args('chal-x', 2 ** 32), 'INVALID_ARGUMENT', /newCounter/);
+  h.refused('webauthn.verify', k.args('chal-x', 7, { credentialId: 'not base64url!' }), 'INVALID_ARGUMENT', /credentialId/);
 });
 
 test('WebAuthn accept while locked changes nothing', () => {

@@ -22,6 +22,8 @@ import {
   parseExpiryIndexKey,
 } from '../../../src/state/tokens.ts';
 import type { RefreshRecordView } from '../../../src/state/oauth-ops.ts';
+import { AUDIT_KEYSPACE } from '../../../src/state/audit.ts';
+import type { AuditRecord } from '../../../src/state/audit-ops.ts';
 import { MapState } from './helpers.ts';
 
 // ---- harness: the real StateMachine over a map, entries with chosen leader time ------------------
@@ -437,6 +439,50 @@ test('login sessions: create, read, delete with the index entry', () => {
   assert.deepEqual(h.st.keys(EXPIRY_KEYSPACE), []);
   assert.deepEqual(h.st.keys(LOGIN_SESSIONS_KEYSPACE), []);
   h.unchanged('session.delete', { hash: 's1' }, { existed: false });
+});
+
+test('session.replace: the new session and the end of the old one in one command, audited as session.create + session.delete', () => {
+  const audits = (h: ReturnType<typeof harness>) =>
+    h.st.keys(AUDIT_KEYSPACE).map((k) => {
+      const r = h.raw<AuditRecord>(AUDIT_KEYSPACE, k)!;
+      return { type: r.type, sub: r.sub, clientId: r.clientId, ip: r.ip, details: r.details };
+    });
+  const oldMeta = { ip: '::1', sub: 'alice' };
+  const newMeta = { ip: '::1', sub: 'alice2' };
+  // Today's two commands, for the audit records to compare with.
+  const two = harness();
+  two.ok('session.create', { hash: 's1', exp: T0 + HOUR, sealed: blob(1), meta: oldMeta });
+  two.ok('session.create', { hash: 's2', exp: T0 + 2 * HOUR, sealed: blob(2), meta: newMeta });
+  two.ok('session.delete', { hash: 's1', reason: 'replaced', meta: oldMeta });
+
+  const h = harness();
+  h.ok('session.create', { hash: 's1', exp: T0 + HOUR, sealed: blob(1), meta: oldMeta });
+  assert.deepEqual(h.ok('session.replace', { hash: 's2', exp: T0 + 2 * HOUR, sealed: blob(2), meta: newMeta, previous: { hash: 's1', meta: oldMeta } }), { existed: true });
+  assert.equal(h.read('session.get', { hash: 's1' }), null);
+  assert.deepEqual(h.read('session.get', { hash: 's2' }), { exp: T0 + 2 * HOUR, sealed: blob(2) });
+  assert.deepEqual(h.st.keys(LOGIN_SESSIONS_KEYSPACE), ['s2']);
+  assert.deepEqual(h.st.keys(EXPIRY_KEYSPACE), [expiryIndexKey(T0 + 2 * HOUR, LOGIN_SESSIONS_KEYSPACE, 's2')]);
+  assert.deepEqual(audits(h), audits(two));
+  assert.deepEqual(
+    audits(h).map((a) => [a.type, a.sub, a.details]),
+    [
+      ['login.succeeded', 'alice', { sessionExp: T0 + HOUR }],
+      ['login.succeeded', 'alice2', { sessionExp: T0 + 2 * HOUR }],
+      ['logout', 'alice', { reason: 'replaced' }],
+    ],
+  );
+  // The old session already gone (swept, signed out elsewhere): the new one still starts, nothing else is audited.
+  assert.deepEqual(h.ok('session.replace', { hash: 's3', exp: T0 + HOUR, sealed: blob(3), meta: newMeta, previous: { hash: 's1', meta: oldMeta } }), { existed: false });
+  assert.deepEqual(h.st.keys(LOGIN_SESSIONS_KEYSPACE), ['s2', 's3']);
+  assert.deepEqual(audits(h).at(-1)!.type, 'login.succeeded');
+  // Refusals change nothing: the old session stays when the new one cannot be created.
+  h.refused('session.replace', { hash: 's3', exp: T0 + HOUR, sealed: blob(3), meta: newMeta, previous: { hash: 's2', meta: oldMeta } }, 'ALREADY_EXISTS');
+  h.refused('session.replace', { hash: 's2', exp: T0 + HOUR, sealed: blob(3), meta: newMeta, previous: { hash: 's2', meta: oldMeta } }, 'INVALID_ARGUMENT', T0, 'previous.hash');
+  h.refused('session.replace', { hash: 's4', exp: T0 + HOUR, sealed: blob(3), meta: newMeta }, 'INVALID_ARGUMENT', T0, 'previous');
+  h.refused('session.replace', { hash: 's4', exp: T0 + HOUR, sealed: blob(3), meta: newMeta, previous: { hash: '' } }, 'INVALID_ARGUMENT', T0, 'previous.hash');
+  h.refused('session.replace', { hash: 's4', exp: T0 + HOUR, sealed: blob(3), meta: newMeta, previous: { hash: 's2', meta: { ip: '::1', who: 'x' } } }, 'INVALID_ARGUMENT', T0, 'meta');
+  h.refused('session.replace', { hash: 's4', exp: T0 + HOUR, sealed: new Uint8Array(0), meta: newMeta, previous: { hash: 's2' } }, 'INVALID_ARGUMENT', T0, 'sealed');
+  assert.deepEqual(h.st.keys(LOGIN_SESSIONS_KEYSPACE), ['s2', 's3']);
 });
 
 test('assertion.use: a (client, jti) is fresh once until its exp (RFC 7523 §3)', () => {

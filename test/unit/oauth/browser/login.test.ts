@@ -15,6 +15,7 @@ test('a wrong password, an unknown user and a disabled user get the same message
     const page = await bt.t.app.inject({ method: 'GET', url: authorizeUrl(spaParams(pkce())), headers: jar.header() });
     jar.take(page);
     const interaction = hiddenField(page.body, 'interaction');
+    const auditsBefore = bt.t.node.entries('audit').length;
     for (const [user, pw] of [
       ['alice', 'wrong password'],
       ['nobody', PASSWORD],
@@ -32,6 +33,20 @@ test('a wrong password, an unknown user and a disabled user get the same message
       assert.equal(hiddenField(res.body, 'interaction'), interaction);
     }
     assert.equal(sessionCount(bt), 0);
+    // Each failure is a security event (issue 6): login.failed, with the user when the name is one.
+    const audited = bt.t.node.entries('audit').slice(auditsBefore).map(([, v]) => unpackValue<{ type: string; sub: string | null; details: Record<string, unknown> }>(v));
+    assert.deepEqual(
+      audited.map((r) => [r.type, r.sub === null ? null : r.sub === bt.aliceSub ? 'alice' : 'mallory', r.details.reason]),
+      [
+        ['login.failed', 'alice', 'invalid'],
+        ['login.failed', null, 'invalid'],
+        ['login.failed', 'mallory', 'invalid'],
+        ['login.failed', null, 'invalid'],
+        // An over-long password is refused before the user is looked up.
+        ['login.failed', null, 'invalid'],
+        ['login.failed', null, 'invalid'],
+      ],
+    );
     // The username typed is kept in the form, escaped.
     const res = await login(bt, jar, interaction, '"><b>x', 'nope');
     assert.match(res.body, /name="username" value="&#34;&#62;&#60;b&#62;x"/);

@@ -12,6 +12,7 @@ import { totpCodeAt, totpStep } from '../../../../src/mfa/totp.ts';
 import type { DevicePayload } from '../../../../src/oauth/records.ts';
 import { ACR_MFA, ACR_PASSWORD } from '../../../../src/oauth/session.ts';
 import { THROTTLE } from '../../../../src/state/mfa-ops.ts';
+import { unpackValue } from '../../../../src/state/command.ts';
 import type { BrowserTest, Pkce } from './helpers.ts';
 import { CookieJar, PASSWORD, SPA_REDIRECT, authorizeAndLogin, authorizeUrl, browserTest, codeRecord, form, hiddenField, login, pkce, redirectParams, spaParams } from './helpers.ts';
 
@@ -117,17 +118,32 @@ test('a user with TOTP is asked for it after the password: wrong code, replayed 
     assert.equal(h1(page), 'Two-step verification', page.body);
     assert.match(page.body, /action="\/mfa\/totp"/);
     assert.match(page.body, /name="method" value="recovery"/, 'recovery codes offered as an alternative');
-    const wrong = await post(bt, jar2, '/mfa/totp', { ...pageFields(page.body), code: wrongCode(secret, bt.t.clock.now) });
+    /** The replicated writes a request made, in order. */
+    const writes = async (f: () => Promise<LightMyRequestResponse>): Promise<{ res: LightMyRequestResponse; ops: string[] }> => {
+      const from = bt.t.node.log.length;
+      const res = await f();
+      return { res, ops: bt.t.node.log.slice(from).map((e) => `${e.domain} ${e.op}`) };
+    };
+    const { res: wrong, ops: wrongOps } = await writes(() => post(bt, jar2, '/mfa/totp', { ...pageFields(page.body), code: wrongCode(secret, bt.t.clock.now) }));
     assert.equal(wrong.statusCode, 400);
     assert.match(wrong.body, /not valid/);
+    // One replicated write per attempt: the throttle check and the counted failure are one command.
+    assert.deepEqual(wrongOps, ['mfa totp.verify']);
     // The step the enrollment used is spent (RFC 6238 §5.2: accepted once).
     const replay = await post(bt, jar2, '/mfa/totp', { ...pageFields(wrong.body), code: usedCode });
     assert.equal(replay.statusCode, 400, replay.body);
     assert.match(replay.body, /already used/);
     bt.t.clock.now += 30_000;
-    const ok = await post(bt, jar2, '/mfa/totp', { ...pageFields(replay.body), code: totpCodeAt(secret, totpStep(bt.t.clock.now)) });
+    const auditsBefore = bt.t.node.entries('audit').length;
+    const { res: ok, ops } = await writes(() => post(bt, jar2, '/mfa/totp', { ...pageFields(replay.body), code: totpCodeAt(secret, totpStep(bt.t.clock.now)) }));
     assert.equal(ok.statusCode, 303, ok.body);
     assert.equal(auth(bt, ok).acr, ACR_MFA);
+    // A successful sign-in: the verification, the session upgrade (new record and end of the old
+    // one together), the code — three sequential writes; audited as before.
+    assert.deepEqual(ops, ['mfa totp.verify', 'tokens session.replace', 'tokens code.create']);
+    const audited = bt.t.node.entries('audit').slice(auditsBefore).map(([, v]) => unpackValue<{ type: string; details: Record<string, unknown> }>(v));
+    assert.deepEqual(audited.map((r) => r.type), ['mfa.verified', 'login.succeeded', 'logout']);
+    assert.deepEqual(audited[2]!.details, { reason: 'replaced' });
 
     // Failures past the free ones are throttled: the page says so and verifies nothing.
     const jar3 = new CookieJar();
