@@ -25,8 +25,8 @@ import type { MfaStatus } from '../mfa/service.ts';
 import type { CodePayload } from './records.ts';
 import { PageError, consentPage, cspSource, formPostPage } from './pages.ts';
 import { signInPage } from './login-page.ts';
-import { INTERACTION_COOKIE, readCookie, setCookie, userLabel } from './session.ts';
-import type { Session } from './session.ts';
+import { INTERACTION_COOKIE, commitSession, readCookie, setCookie, userLabel } from './session.ts';
+import type { PendingSession, Session } from './session.ts';
 
 export type ResponseMode = 'query' | 'form_post';
 /** OIDC Core §3.1.2.1 prompt values (select_account is treated as login: there is one account per session). */
@@ -249,18 +249,31 @@ export function interactionClient(ctx: OAuthContext, i: AuthorizeInteraction): C
  * login_required / consent_required under prompt=none, or issue the code.
  * `viaPost`: the request being answered is a POST (redirects are then 303, RFC 9700 §4.12).
  */
-export async function resume(ctx: OAuthContext, reply: FastifyReply, i: AuthorizeInteraction, active: ActiveSession | null, viaPost: boolean): Promise<FastifyReply> {
+export async function resume(
+  ctx: OAuthContext,
+  reply: FastifyReply,
+  i: AuthorizeInteraction,
+  active: ActiveSession | null,
+  viaPost: boolean,
+  opts: {
+    /** active.session made but not written yet (a second factor just passed): written here, with the code when the flow ends in one. */
+    readonly pending?: PendingSession;
+    /** The user's MFA status when the caller just read it (saves a linearizable read). */
+    readonly mfa?: MfaStatus;
+  } = {},
+): Promise<FastifyReply> {
   const client = interactionClient(ctx, i);
-  const mfa = active === null ? null : await loadMfaStatus(ctx, active.user.sub);
+  const mfa = active === null ? null : (opts.mfa ?? (await loadMfaStatus(ctx, active.user.sub)));
   const s: PolicyState = { ctx, client, interaction: i, active, nowS: Math.floor(ctx.now() / 1000), mfa };
   const needed = neededPrompt(s);
   if (needed !== null) {
+    if (opts.pending !== undefined) await commitSession(ctx, reply, opts.pending);
     // OIDC Core §3.1.2.1: prompt=none "MUST NOT display any authentication or consent user interface pages".
     if (i.authz.prompt.includes('none')) return sendAuthorizationError(ctx, reply, i.authz, needed.prompt.noneError(needed.check.description), viaPost);
     return await needed.prompt.render(s, reply, sealInteraction(ctx, i));
   }
   if (active === null) throw new ServerError('code issuance without a session');
-  return issueCode(ctx, reply, i.authz, active.session, viaPost);
+  return issueCode(ctx, reply, i.authz, active.session, viaPost, opts.pending);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -270,7 +283,7 @@ export async function resume(ctx: OAuthContext, reply: FastifyReply, i: Authoriz
  * RFC 6749 §4.1.2: a single-use code, stored as its hash with the sealed grant (CodePayload); the
  * token side checks client, redirect URI and PKCE against it.
  */
-export async function issueCode(ctx: OAuthContext, reply: FastifyReply, authz: AuthorizationRequest, session: Session, viaPost: boolean): Promise<FastifyReply> {
+export async function issueCode(ctx: OAuthContext, reply: FastifyReply, authz: AuthorizationRequest, session: Session, viaPost: boolean, pending?: PendingSession): Promise<FastifyReply> {
   const code = randomToken();
   const hash = tokenHash(code);
   const payload: CodePayload = {
@@ -286,7 +299,10 @@ export async function issueCode(ctx: OAuthContext, reply: FastifyReply, authz: A
     // Resource indicators (RFC 8707) are not supported: every code's tokens are for the issuer.
     audience: ctx.config.issuer,
   };
-  await nodeWrite(ctx, 'tokens', 'code.create', { hash, exp: ctx.now() + ctx.config.codeTtlS * 1000, sealed: ctx.crypto.sealer().sealValue(payload, 'code:' + hash) });
+  const args = { hash, exp: ctx.now() + ctx.config.codeTtlS * 1000, sealed: ctx.crypto.sealer().sealValue(payload, 'code:' + hash) };
+  // After a second factor the upgraded session and the code are one replicated write.
+  if (pending !== undefined) await commitSession(ctx, reply, pending, args);
+  else await nodeWrite(ctx, 'tokens', 'code.create', args);
   return sendAuthorizationResponse(ctx, reply, authz, { code }, viaPost);
 }
 

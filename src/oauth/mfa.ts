@@ -56,7 +56,7 @@ import { MFA_PATHS, WEBAUTHN_PAGE_SCRIPT, enrollChoicePage, recoveryCodesPage, t
 import type { MfaMethod, MfaPageCommon } from './mfa-pages.ts';
 import { acrLevel, hasFactor, mfaPath, mfaStep, planMfa, requiredLevel } from './mfa-policy.ts';
 import type { AcrLevel, Requirement } from './mfa-policy.ts';
-import { ACR_MFA, ACR_PHR, loadActiveSession, upgradeSession, userLabel } from './session.ts';
+import { ACR_MFA, ACR_PHR, commitSession, loadActiveSession, prepareUpgrade, upgradeSession, userLabel } from './session.ts';
 import type { Session } from './session.ts';
 
 /** Longest WebAuthn JSON answer accepted (attestation 'none' answers are ~1–2 KiB; form.ts caps a parameter at 8 KiB). */
@@ -158,6 +158,27 @@ async function passed(ctx: OAuthContext, reply: FastifyReply, m: MfaRequest, met
   return { session, interaction };
 }
 
+/**
+ * A verified second factor on the common path (TOTP, security key): the upgraded session is
+ * written together with what follows it — with the authorization code when the request is done
+ * (interaction.ts issueCode: one replicated write for both), before the next prompt's page
+ * otherwise — and the MFA status the form was opened with is reused (it did not change).
+ */
+async function passedAndContinue(ctx: OAuthContext, reply: FastifyReply, m: MfaRequest, method: { acr: string; amr: readonly string[] }): Promise<FastifyReply> {
+  const pending = prepareUpgrade(ctx, reply, m.session, method);
+  const i = m.interaction;
+  const interaction: Interaction = {
+    ...i,
+    mfaSession: pending.session.hash,
+    loginSession: i.loginSession === m.session.hash ? pending.session.hash : i.loginSession,
+  };
+  if (interaction.kind === 'device') {
+    await commitSession(ctx, reply, pending);
+    return toDevicePage(ctx, reply, interaction.userCode);
+  }
+  return resume(ctx, reply, interaction, { session: pending.session, user: m.user }, true, { pending, mfa: m.status });
+}
+
 /** The next prompt (or the code) of an authorization request; back to the device page for a device sign-in. */
 async function continueWith(ctx: OAuthContext, reply: FastifyReply, i: Interaction, session: Session, user: UserRecord): Promise<FastifyReply> {
   if (i.kind === 'device') return toDevicePage(ctx, reply, i.userCode);
@@ -237,8 +258,7 @@ export async function handleMfaTotp(ctx: OAuthContext, req: FastifyRequest, repl
             : 'That code is not valid. Check your app and try again.';
     return again(ctx, reply, m, { method: 'totp', error, httpStatus: r.reason === 'throttled' || r.reason === 'locked' ? 429 : 400 });
   }
-  const { session, interaction } = await passed(ctx, reply, m, { acr: ACR_MFA, amr: ['otp'] });
-  return continueWith(ctx, reply, interaction, session, m.user);
+  return passedAndContinue(ctx, reply, m, { acr: ACR_MFA, amr: ['otp'] });
 }
 
 export async function handleMfaRecovery(ctx: OAuthContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -291,8 +311,7 @@ export async function handleMfaWebAuthn(ctx: OAuthContext, req: FastifyRequest, 
     return again(ctx, reply, m, { method: 'webauthn', error, httpStatus: reason === 'throttled' || reason === 'locked' ? 429 : 400 });
   }
   // RFC 8176 §2: 'hwk' proof of possession of a hardware-secured key; 'user' when the authenticator verified the user.
-  const { session, interaction } = await passed(ctx, reply, m, { acr: ACR_PHR, amr: r.userVerified ? ['hwk', 'user'] : ['hwk'] });
-  return continueWith(ctx, reply, interaction, session, m.user);
+  return passedAndContinue(ctx, reply, m, { acr: ACR_PHR, amr: r.userVerified ? ['hwk', 'user'] : ['hwk'] });
 }
 
 /** Adding a factor: allowed for the first one, or once the session has a second factor. */

@@ -107,6 +107,21 @@ export async function loadActiveSession(ctx: OAuthContext, req: FastifyRequest):
  * deleted: a new login always gets a new cookie value (no session fixation).
  */
 export async function createSession(ctx: OAuthContext, reply: FastifyReply, auth: Authentication, previous: Session | null): Promise<Session> {
+  const p = prepareSession(ctx, reply, auth, previous);
+  await commitSession(ctx, reply, p);
+  return p.session;
+}
+
+/** A session made but not yet written: commitSession writes it (with a code, if the flow ends in one). */
+export interface PendingSession {
+  readonly session: Session;
+  readonly cookie: string;
+  readonly op: 'session.create' | 'session.replace';
+  readonly args: Readonly<Record<string, unknown>>;
+}
+
+/** The new session's record and cookie, not written yet (createSession, or a caller that writes it together with the code). */
+export function prepareSession(ctx: OAuthContext, reply: FastifyReply, auth: Authentication, previous: Session | null): PendingSession {
   const cookie = randomToken();
   const hash = tokenHash(cookie);
   const payload: SessionPayload = { auth, csrf: randomToken() };
@@ -116,10 +131,17 @@ export async function createSession(ctx: OAuthContext, reply: FastifyReply, auth
   const args = { hash, exp, sealed: ctx.crypto.sealer().sealValue(payload, 'sess:' + hash), meta };
   // A previous session ends in the same replicated write that starts the new one (session.replace:
   // one fsynced round instead of two, and never a moment with both or neither).
-  if (previous === null) await nodeWrite(ctx, 'tokens', 'session.create', args);
-  else await nodeWrite(ctx, 'tokens', 'session.replace', { ...args, previous: { hash: previous.hash, meta: { ...meta, sub: previous.payload.auth.sub } } });
-  setCookie(ctx, reply, SESSION_COOKIE, cookie, ctx.config.sessionTtlS);
-  return { hash, exp, payload };
+  if (previous === null) return { session: { hash, exp, payload }, cookie, op: 'session.create', args };
+  return { session: { hash, exp, payload }, cookie, op: 'session.replace', args: { ...args, previous: { hash: previous.hash, meta: { ...meta, sub: previous.payload.auth.sub } } } };
+}
+
+/**
+ * Write a prepared session and set its cookie. `code` (code.create's arguments) stores the
+ * authorization code the flow answers with in the same replicated write (interaction.ts issueCode).
+ */
+export async function commitSession(ctx: OAuthContext, reply: FastifyReply, p: PendingSession, code?: Readonly<Record<string, unknown>>): Promise<void> {
+  await nodeWrite(ctx, 'tokens', p.op, code === undefined ? p.args : { ...p.args, code });
+  setCookie(ctx, reply, SESSION_COOKIE, p.cookie, ctx.config.sessionTtlS);
 }
 
 /**
@@ -129,13 +151,20 @@ export async function createSession(ctx: OAuthContext, reply: FastifyReply, auth
  * is deleted. Session records are immutable once written, so an upgrade is a new one.
  */
 export async function upgradeSession(ctx: OAuthContext, reply: FastifyReply, previous: Session, method: { readonly acr: string; readonly amr: readonly string[] }): Promise<Session> {
+  const p = prepareUpgrade(ctx, reply, previous, method);
+  await commitSession(ctx, reply, p);
+  return p.session;
+}
+
+/** upgradeSession's new session, not written yet (commitSession). */
+export function prepareUpgrade(ctx: OAuthContext, reply: FastifyReply, previous: Session, method: { readonly acr: string; readonly amr: readonly string[] }): PendingSession {
   // RFC 8176 §2: 'mfa' with the methods used. The first factor stays named: 'pwd' for a password
   // login; a passkey login (passkey-login.ts) had no password, so its own methods stay instead.
   const before = previous.payload.auth.amr;
   const first = before.includes('pwd') ? ['pwd'] : before.filter((m) => m !== 'mfa');
   const amr = [...new Set([...first, ...method.amr.filter((m) => m !== 'pwd' && m !== 'mfa')]), 'mfa'];
   const auth: Authentication = { sub: previous.payload.auth.sub, authTime: Math.floor(ctx.now() / 1000), acr: method.acr, amr };
-  return createSession(ctx, reply, auth, previous);
+  return prepareSession(ctx, reply, auth, previous);
 }
 
 /** End a session: delete its record and clear the cookie. */

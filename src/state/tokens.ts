@@ -483,12 +483,19 @@ function deviceRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   return { ok: true };
 }
 
+/**
+ * session.create, and session.replace through it. An optional `code` ({hash, exp, sealed}, as
+ * code.create takes) is the authorization code the new session is answered with, stored in the
+ * same command (interaction.ts issueCode after a second factor: one fsynced round fewer); the
+ * whole command is refused, changing nothing, if either record's hash exists.
+ */
 function sessionCreate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   const hash = tokenId(a.hash, 'hash');
   const exp = time(a.exp, 'exp');
   const blob = sealed(a.sealed, 'sealed');
   const meta = auditMeta(a.meta);
   if (ctx.tx.get(LOGIN_SESSIONS_KEYSPACE, hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'session hash already exists');
+  if (a.code !== undefined) codeCreate(ctx, obj(a.code, 'code'));
   putExpiring(ctx.tx, LOGIN_SESSIONS_KEYSPACE, hash, { exp, sealed: blob, ...(meta.sub !== null ? { sub: meta.sub } : {}) } satisfies LoginSessionRecord, exp, null);
   appendAudit(ctx.tx, ctx.ts, auditEvent('login.succeeded', meta, { details: { sessionExp: exp } }));
   if (meta.sub !== null) indexUserSession(ctx, meta.sub, hash, exp, meta);
@@ -529,6 +536,7 @@ function sessionReplace(ctx: ApplyContext, a: Record<string, unknown>): unknown 
   if (s) {
     delExpiring(ctx.tx, LOGIN_SESSIONS_KEYSPACE, oldHash, s.exp);
     appendAudit(ctx.tx, ctx.ts, auditEvent('logout', oldMeta, { details: { reason: 'replaced' } }));
+    if (s.sub !== undefined) unindexUserSession(ctx.tx, ctx.ts, s.sub, oldHash);
   }
   return { existed: s !== null };
 }

@@ -441,6 +441,25 @@ test('login sessions: create, read, delete with the index entry', () => {
   h.unchanged('session.delete', { hash: 's1' }, { existed: false });
 });
 
+test('session.replace with a code: the upgraded session and the authorization code in one command; all or nothing', () => {
+  const h = harness();
+  const alice = { ip: '::1', sub: 'alice' };
+  h.ok('session.create', { hash: 's1', exp: T0 + HOUR, sealed: blob(1), meta: alice });
+  const code = { hash: 'c1', exp: T0 + 60_000, sealed: blob(7) };
+  assert.deepEqual(h.ok('session.replace', { hash: 's2', exp: T0 + HOUR, sealed: blob(2), meta: alice, previous: { hash: 's1', meta: alice }, code }), { existed: true });
+  assert.deepEqual(h.read('code.get', { hash: 'c1' }), { exp: T0 + 60_000, sealed: blob(7), used: null });
+  assert.deepEqual(h.st.keys(LOGIN_SESSIONS_KEYSPACE), ['s2']);
+  // A code hash that exists refuses the whole command: the old session stays, no new one.
+  h.refused('session.replace', { hash: 's3', exp: T0 + HOUR, sealed: blob(3), meta: alice, previous: { hash: 's2', meta: alice }, code }, 'ALREADY_EXISTS');
+  assert.deepEqual(h.st.keys(LOGIN_SESSIONS_KEYSPACE), ['s2']);
+  // A malformed code, likewise.
+  h.refused('session.replace', { hash: 's3', exp: T0 + HOUR, sealed: blob(3), meta: alice, previous: { hash: 's2', meta: alice }, code: { hash: 'c2', exp: T0, sealed: new Uint8Array(0) } }, 'INVALID_ARGUMENT', T0, 'sealed');
+  assert.equal(h.read('code.get', { hash: 'c2' }), null);
+  // session.create takes one too.
+  h.ok('session.create', { hash: 's4', exp: T0 + HOUR, sealed: blob(4), meta: alice, code: { hash: 'c3', exp: T0 + 60_000, sealed: blob(8) } });
+  assert.deepEqual(h.read('code.get', { hash: 'c3' }), { exp: T0 + 60_000, sealed: blob(8), used: null });
+});
+
 test('session.replace: the new session and the end of the old one in one command, audited as session.create + session.delete', () => {
   const audits = (h: ReturnType<typeof harness>) =>
     h.st.keys(AUDIT_KEYSPACE).map((k) => {

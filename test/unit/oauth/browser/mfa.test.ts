@@ -138,9 +138,9 @@ test('a user with TOTP is asked for it after the password: wrong code, replayed 
     const { res: ok, ops } = await writes(() => post(bt, jar2, '/mfa/totp', { ...pageFields(replay.body), code: totpCodeAt(secret, totpStep(bt.t.clock.now)) }));
     assert.equal(ok.statusCode, 303, ok.body);
     assert.equal(auth(bt, ok).acr, ACR_MFA);
-    // A successful sign-in: the verification, the session upgrade (new record and end of the old
-    // one together), the code — three sequential writes; audited as before.
-    assert.deepEqual(ops, ['mfa totp.verify', 'tokens session.replace', 'tokens code.create']);
+    // A successful sign-in: the verification, then the session upgrade (new record and end of the
+    // old one) together with the code — two sequential writes; audited as before.
+    assert.deepEqual(ops, ['mfa totp.verify', 'tokens session.replace']);
     const audited = bt.t.node.entries('audit').slice(auditsBefore).map(([, v]) => unpackValue<{ type: string; details: Record<string, unknown> }>(v));
     assert.deepEqual(audited.map((r) => r.type), ['mfa.verified', 'login.succeeded', 'logout']);
     assert.deepEqual(audited[2]!.details, { reason: 'replaced' });
