@@ -594,20 +594,31 @@ const webauthnVerify: Op = (ctx, a) => {
   if (newCounter === null) return failedWebauthn(ctx, owner, meta, { ok: false, reason: 'invalid' });
   const held = throttled(tx, owner, 'webauthn', meta.ip, ts);
   if (held) return held;
+  return recordAssertion(ctx, owner, list, i, newCounter, meta, false);
+};
+
+/**
+ * The counter check and record of a verified assertion by credential list[i] of `sub`
+ * (webauthn.verify and webauthn.accept). W3C WebAuthn Level 3 §7.2 step 22: if either counter is
+ * nonzero, the new one must be greater; otherwise "this is a signal that the authenticator may be
+ * cloned". We refuse (RP's choice), audited and counted. `releases`: see fail().
+ */
+function recordAssertion(ctx: ApplyContext, sub: string, list: readonly WebAuthnCredentialView[], i: number, newCounter: number, meta: AuditMeta, releases: boolean): { ok: true } | { ok: false; reason: 'counter_regression' } {
+  const { tx, ts } = ctx;
   const cred = list[i]!;
-  // W3C WebAuthn Level 3 §7.2 step 22, as in webauthn.accept.
+  const credentialId = cred.id;
   if ((newCounter !== 0 || cred.counter !== 0) && newCounter <= cred.counter) {
-    audit(ctx, 'mfa.counter_regression', meta, owner, { factor: 'webauthn', credentialId, stored: cred.counter, received: newCounter });
-    fail(ctx, owner, 'webauthn', meta, 'counter_regression', false, false);
+    audit(ctx, 'mfa.counter_regression', meta, sub, { factor: 'webauthn', credentialId, stored: cred.counter, received: newCounter });
+    fail(ctx, sub, 'webauthn', meta, 'counter_regression', false, releases);
     return { ok: false, reason: 'counter_regression' };
   }
   const next = [...list];
   next[i] = { ...cred, counter: newCounter, lastUsedAt: ts };
-  putCredentials(tx, owner, next);
-  succeed(tx, owner, 'webauthn', ts);
-  audit(ctx, 'mfa.verified', meta, owner, { factor: 'webauthn', credentialId });
+  putCredentials(tx, sub, next);
+  succeed(tx, sub, 'webauthn', ts);
+  audit(ctx, 'mfa.verified', meta, sub, { factor: 'webauthn', credentialId });
   return { ok: true };
-};
+}
 
 const webauthnAccept: Op = (ctx, a) => {
   const sub = subject(a.sub);
@@ -620,20 +631,7 @@ const webauthnAccept: Op = (ctx, a) => {
   const list = credentials(tx, sub);
   const i = list.findIndex((c) => c.id === credentialId);
   if (i < 0) throw new DomainError('NOT_FOUND', 'the user has no such credential');
-  const cred = list[i]!;
-  // W3C WebAuthn Level 3 §7.2 step 22: if either counter is nonzero, the new one must be greater;
-  // otherwise "this is a signal that the authenticator may be cloned". We refuse (RP's choice).
-  if ((newCounter !== 0 || cred.counter !== 0) && newCounter <= cred.counter) {
-    audit(ctx, 'mfa.counter_regression', meta, sub, { factor: 'webauthn', credentialId, stored: cred.counter, received: newCounter });
-    fail(ctx, sub, 'webauthn', meta, 'counter_regression', false);
-    return { ok: false, reason: 'counter_regression' };
-  }
-  const next = [...list];
-  next[i] = { ...cred, counter: newCounter, lastUsedAt: ts };
-  putCredentials(tx, sub, next);
-  succeed(tx, sub, 'webauthn', ts);
-  audit(ctx, 'mfa.verified', meta, sub, { factor: 'webauthn', credentialId });
-  return { ok: true };
+  return recordAssertion(ctx, sub, list, i, newCounter, meta, true);
 };
 
 const webauthnRemove: Op = (ctx, a) => {
