@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildAdminApp } from '../../../src/ops/admin.ts';
 import type { RaftNode } from '../../../src/node/node.ts';
 import { oauthDomains } from '../../../src/state/oauth-domains.ts';
 import { unpackValue } from '../../../src/state/command.ts';
@@ -14,8 +13,8 @@ import type { AuditRecord } from '../../../src/state/audit-ops.ts';
 import { MasterKeyRing } from '../../../src/crypto/seal.ts';
 import { DEFAULT_OAUTH_CONFIG } from '../../../src/oauth/config.ts';
 import type { OAuthConfig } from '../../../src/oauth/config.ts';
-import { ensureOAuthState } from '../../../src/server/oauth-node.ts';
 import { LocalCluster } from '../node/helpers.ts';
+import { oauthAdminNode } from './helpers.ts';
 
 const TOKEN = 'c'.repeat(43);
 const config: OAuthConfig = { ...DEFAULT_OAUTH_CONFIG, issuer: 'http://127.0.0.1:8080', passwordScrypt: { ln: 10, r: 8, p: 1 } };
@@ -47,18 +46,7 @@ describe('admin API: audit records carry the admin address (one-node RaftNode)',
   const head = async (): Promise<number> => Math.max(0, ...(await records()).map((r) => r.seq));
 
   before(async () => {
-    await cluster.init([1]);
-    node = await cluster.start(1);
-    await cluster.leader();
-    await ensureOAuthState(
-      (domain, op, args) => node.housekeeping(domain, op, args, 5_000),
-      (domain, op, args) => node.read({ domain, op, args, timeoutMs: 5_000 }),
-      master,
-      'ES256',
-      Date.now(),
-    );
-    app = buildAdminApp({ node, token: TOKEN, oauth: { master, config } });
-    await app.ready();
+    ({ node, app } = await oauthAdminNode(cluster, master, config, TOKEN));
   });
   after(async () => {
     await app?.close();

@@ -4,15 +4,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildAdminApp } from '../../../src/ops/admin.ts';
 import type { RaftNode } from '../../../src/node/node.ts';
 import { oauthDomains } from '../../../src/state/oauth-domains.ts';
 import { MasterKeyRing } from '../../../src/crypto/seal.ts';
 import { DEFAULT_OAUTH_CONFIG } from '../../../src/oauth/config.ts';
 import type { OAuthConfig } from '../../../src/oauth/config.ts';
-import { ensureOAuthState } from '../../../src/server/oauth-node.ts';
 import { THROTTLE } from '../../../src/state/mfa-ops.ts';
 import { LocalCluster } from '../node/helpers.ts';
+import { oauthAdminNode } from './helpers.ts';
 
 const TOKEN = 'b'.repeat(43);
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -36,18 +35,7 @@ describe('admin API: MFA factors and policy (one-node RaftNode)', () => {
   };
 
   before(async () => {
-    await cluster.init([1]);
-    node = await cluster.start(1);
-    await cluster.leader();
-    await ensureOAuthState(
-      (domain, op, args) => node.housekeeping(domain, op, args, 5_000),
-      (domain, op, args) => node.read({ domain, op, args, timeoutMs: 5_000 }),
-      master,
-      'ES256',
-      Date.now(),
-    );
-    app = buildAdminApp({ node, token: TOKEN, oauth: { master, config } });
-    await app.ready();
+    ({ node, app } = await oauthAdminNode(cluster, master, config, TOKEN));
     const u = await call('POST', '/admin/v1/users', { username: 'dave', password: 'correct horse battery' });
     assert.equal(u.status, 201);
     sub = u.body!.sub as string;

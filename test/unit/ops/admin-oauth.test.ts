@@ -17,8 +17,8 @@ import { tokenHash } from '../../../src/crypto/tokens.ts';
 import { SEALED_PHC_PREFIX, openPasswordHash, verifyPassword } from '../../../src/crypto/password.ts';
 import { DEFAULT_OAUTH_CONFIG } from '../../../src/oauth/config.ts';
 import type { OAuthConfig } from '../../../src/oauth/config.ts';
-import { ensureOAuthState } from '../../../src/server/oauth-node.ts';
 import { LocalCluster } from '../node/helpers.ts';
+import { oauthAdminNode } from './helpers.ts';
 
 const TOKEN = 'a'.repeat(43);
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -47,18 +47,7 @@ describe('admin API: OAuth clients, users and keys (one-node RaftNode)', () => {
   };
 
   before(async () => {
-    await cluster.init([1]);
-    node = await cluster.start(1);
-    await cluster.leader();
-    await ensureOAuthState(
-      (domain, op, args) => node.housekeeping(domain, op, args, 5_000),
-      (domain, op, args) => node.read({ domain, op, args, timeoutMs: 5_000 }),
-      master,
-      'ES256',
-      Date.now(),
-    );
-    app = buildAdminApp({ node, token: TOKEN, oauth: { master, config } });
-    await app.ready();
+    ({ node, app } = await oauthAdminNode(cluster, master, config, TOKEN));
   });
   after(async () => {
     await app?.close();

@@ -5,6 +5,12 @@ import { buildHttpApp } from '../../../src/server/http.ts';
 import { ReadCache } from '../../../src/server/read-cache.ts';
 import { createLogger } from '../../../src/server/log.ts';
 import type { NodeApi } from '../../../src/node/api.ts';
+import type { RaftNode } from '../../../src/node/node.ts';
+import { buildAdminApp } from '../../../src/ops/admin.ts';
+import type { MasterKeyRing } from '../../../src/crypto/seal.ts';
+import type { OAuthConfig } from '../../../src/oauth/config.ts';
+import { ensureOAuthState } from '../../../src/server/oauth-node.ts';
+import type { LocalCluster } from '../node/helpers.ts';
 
 export interface Sample {
   readonly name: string;
@@ -57,4 +63,24 @@ export async function appFor(node: NodeApi & { id: number }, opts: { readyMaxApp
   });
   await app.ready();
   return app;
+}
+
+/**
+ * Node 1 of `cluster` (a one-node cluster, started and leading), with the OAuth state bootstrapped
+ * as a leader does it (data key, signing keys), and the admin API with its OAuth routes over it.
+ */
+export async function oauthAdminNode(cluster: LocalCluster, master: MasterKeyRing, config: OAuthConfig, token: string): Promise<{ node: RaftNode; app: FastifyInstance }> {
+  await cluster.init([1]);
+  const node = await cluster.start(1);
+  await cluster.leader();
+  await ensureOAuthState(
+    (domain, op, args) => node.housekeeping(domain, op, args, 5_000),
+    (domain, op, args) => node.read({ domain, op, args, timeoutMs: 5_000 }),
+    master,
+    'ES256',
+    Date.now(),
+  );
+  const app = buildAdminApp({ node, token, oauth: { master, config } });
+  await app.ready();
+  return { node, app };
 }
