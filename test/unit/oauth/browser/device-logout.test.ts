@@ -1,9 +1,8 @@
 // The device verification page (RFC 8628 §3.3) and logout (RP-Initiated Logout 1.0, minimal).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { normalizeUserCode, randomToken, randomUserCode, tokenHash } from '../../../../src/crypto/tokens.ts';
-import type { DeviceApproval, DevicePayload } from '../../../../src/oauth/records.ts';
-import { CookieJar, PASSWORD, authorizeAndLogin, authorizeUrl, browserTest, form, hiddenField, login, pkce, sessionCount, spaParams } from './helpers.ts';
+import type { DeviceApproval } from '../../../../src/oauth/records.ts';
+import { CookieJar, PASSWORD, authorizeAndLogin, deviceRequest, authorizeUrl, browserTest, form, hiddenField, login, pkce, sessionCount, spaParams } from './helpers.ts';
 import type { BrowserTest } from './helpers.ts';
 
 interface DeviceView {
@@ -12,20 +11,6 @@ interface DeviceView {
 }
 
 /** A pending device request as /device_authorization stores it. */
-async function deviceRequest(bt: BrowserTest, scope: string[] = ['openid', 'profile']): Promise<{ userCode: string; hash: string }> {
-  const userCode = randomUserCode();
-  const hash = tokenHash(randomToken());
-  const payload: DevicePayload = { clientId: 'spa', scope, audience: bt.t.config.issuer };
-  const r = await bt.t.node.write({
-    domain: 'tokens',
-    op: 'device.create',
-    args: { hash, userCodeHash: tokenHash(normalizeUserCode(userCode)!), exp: bt.t.clock.now + 600_000, intervalMs: 5000, sealed: bt.sealer.sealValue(payload, 'device:' + hash) },
-    timeoutMs: 1000,
-  });
-  assert.ok(r.ok, JSON.stringify(r));
-  return { userCode, hash };
-}
-
 async function deviceView(bt: BrowserTest, hash: string): Promise<DeviceView> {
   const r = await bt.t.node.read({ domain: 'tokens', op: 'device.get', args: { hash }, timeoutMs: 1000 });
   assert.ok(r.ok);

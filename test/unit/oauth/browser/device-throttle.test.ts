@@ -4,28 +4,12 @@
 // decided.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { normalizeUserCode, randomToken, randomUserCode, tokenHash } from '../../../../src/crypto/tokens.ts';
-import type { DevicePayload } from '../../../../src/oauth/records.ts';
 import { THROTTLE } from '../../../../src/state/mfa-ops.ts';
 import { backoffMs } from '../../../../src/state/mfa.ts';
 import { unpackValue } from '../../../../src/state/command.ts';
 import type { AuditRecord } from '../../../../src/state/audit-ops.ts';
-import { CookieJar, PASSWORD, browserTest, form, hiddenField, login } from './helpers.ts';
+import { CookieJar, PASSWORD, browserTest, deviceRequest, form, hiddenField, login } from './helpers.ts';
 import type { BrowserTest } from './helpers.ts';
-
-async function deviceRequest(bt: BrowserTest): Promise<{ userCode: string; hash: string }> {
-  const userCode = randomUserCode();
-  const hash = tokenHash(randomToken());
-  const payload: DevicePayload = { clientId: 'spa', scope: ['openid'], audience: bt.t.config.issuer };
-  const r = await bt.t.node.write({
-    domain: 'tokens',
-    op: 'device.create',
-    args: { hash, userCodeHash: tokenHash(normalizeUserCode(userCode)!), exp: bt.t.clock.now + 600_000, intervalMs: 5000, sealed: bt.sealer.sealValue(payload, 'device:' + hash) },
-    timeoutMs: 1000,
-  });
-  assert.ok(r.ok, JSON.stringify(r));
-  return { userCode, hash };
-}
 
 async function deviceStatus(bt: BrowserTest, hash: string): Promise<string> {
   const r = await bt.t.node.read({ domain: 'tokens', op: 'device.get', args: { hash }, timeoutMs: 1000 });
@@ -62,7 +46,7 @@ function auditOf(bt: BrowserTest, type: string): AuditRecord[] {
 test('device page: wrong codes are counted; after the free ones the user is backed off (429, Retry-After) and even the right code is not looked up', async () => {
   const bt = await browserTest();
   try {
-    const { userCode, hash } = await deviceRequest(bt);
+    const { userCode, hash } = await deviceRequest(bt, ['openid']);
     const jar = await signedIn(bt);
     const wrong = wrongCode(userCode);
     for (let i = 0; i < THROTTLE.freeFailures; i++) {
@@ -103,7 +87,7 @@ test('device page: wrong codes are counted; after the free ones the user is back
 test('device page: a throttled approval (POST) is refused with 429 and decides nothing', async () => {
   const bt = await browserTest();
   try {
-    const { userCode, hash } = await deviceRequest(bt);
+    const { userCode, hash } = await deviceRequest(bt, ['openid']);
     const jar = await signedIn(bt);
     const page = await get(bt, jar, userCode);
     assert.equal(page.statusCode, 200);
@@ -125,7 +109,7 @@ test('device page: a throttled approval (POST) is refused with 429 and decides n
 test('device page: lockAfterFailures wrong codes lock the account: the page says so and password sign-in is locked too', async () => {
   const bt = await browserTest();
   try {
-    const { userCode } = await deviceRequest(bt);
+    const { userCode } = await deviceRequest(bt, ['openid']);
     const jar = await signedIn(bt);
     const wrong = wrongCode(userCode);
     for (let i = 0; i < THROTTLE.lockAfterFailures; i++) {

@@ -11,7 +11,8 @@ import { unpackValue } from '../../../../src/state/command.ts';
 import type { ClientRecord, DataKeyRing } from '../../../../src/state/oauth-ops.ts';
 import { unwrapRing } from '../../../../src/crypto/seal.ts';
 import type { Sealer } from '../../../../src/crypto/seal.ts';
-import { tokenHash } from '../../../../src/crypto/tokens.ts';
+import { normalizeUserCode, randomToken, randomUserCode, tokenHash } from '../../../../src/crypto/tokens.ts';
+import type { DevicePayload } from '../../../../src/oauth/records.ts';
 
 export const SPA_REDIRECT = 'https://spa.example/cb';
 export const PARTNER_REDIRECT = 'https://partner.example/cb?tenant=a%20b';
@@ -142,4 +143,19 @@ export function codeRecord(bt: BrowserTest, code: string): { exp: number; payloa
 /** Number of login sessions in state. */
 export function sessionCount(bt: BrowserTest): number {
   return bt.t.node.state.get('tok.sess')?.size ?? 0;
+}
+
+/** A pending device authorization request for client spa, stored as device-authorization.ts stores it: its user code and device-code hash. */
+export async function deviceRequest(bt: BrowserTest, scope: string[] = ['openid', 'profile']): Promise<{ userCode: string; hash: string }> {
+  const userCode = randomUserCode();
+  const hash = tokenHash(randomToken());
+  const payload: DevicePayload = { clientId: 'spa', scope, audience: bt.t.config.issuer };
+  const r = await bt.t.node.write({
+    domain: 'tokens',
+    op: 'device.create',
+    args: { hash, userCodeHash: tokenHash(normalizeUserCode(userCode)!), exp: bt.t.clock.now + 600_000, intervalMs: 5000, sealed: bt.sealer.sealValue(payload, 'device:' + hash) },
+    timeoutMs: 1000,
+  });
+  assert.ok(r.ok, JSON.stringify(r));
+  return { userCode, hash };
 }

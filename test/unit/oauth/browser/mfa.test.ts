@@ -14,7 +14,7 @@ import { ACR_MFA, ACR_PASSWORD } from '../../../../src/oauth/session.ts';
 import { THROTTLE } from '../../../../src/state/mfa-ops.ts';
 import { unpackValue } from '../../../../src/state/command.ts';
 import type { BrowserTest, Pkce } from './helpers.ts';
-import { CookieJar, PASSWORD, SPA_REDIRECT, authorizeAndLogin, authorizeUrl, browserTest, codeRecord, form, hiddenField, login, pkce, redirectParams, spaParams } from './helpers.ts';
+import { CookieJar, PASSWORD, SPA_REDIRECT, authorizeAndLogin, authorizeUrl, browserTest, codeRecord, deviceRequest, form, hiddenField, login, pkce, redirectParams, spaParams } from './helpers.ts';
 
 async function post(bt: BrowserTest, jar: CookieJar, url: string, fields: Record<string, string>): Promise<LightMyRequestResponse> {
   const f = form(fields);
@@ -352,16 +352,7 @@ test('device flow: a user with TOTP gives it after the password on the device pa
     const { secret } = await enrollTotp(bt, jar0, choice);
     bt.t.clock.now += 30_000;
 
-    const userCode = randomUserCode();
-    const hash = tokenHash(randomToken());
-    const payload: DevicePayload = { clientId: 'spa', scope: ['openid'], audience: bt.t.config.issuer };
-    const w = await bt.t.node.write({
-      domain: 'tokens',
-      op: 'device.create',
-      args: { hash, userCodeHash: tokenHash(normalizeUserCode(userCode)!), exp: bt.t.clock.now + 600_000, intervalMs: 5000, sealed: bt.sealer.sealValue(payload, 'device:' + hash) },
-      timeoutMs: 1000,
-    });
-    assert.ok(w.ok, JSON.stringify(w));
+    const { userCode } = await deviceRequest(bt, ['openid']);
     const jar = new CookieJar();
     const url = `/device?user_code=${encodeURIComponent(userCode)}`;
     const page = await bt.t.app.inject({ method: 'GET', url, headers: jar.header() });

@@ -13,7 +13,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import pino from 'pino';
 import { CryptoRuntime } from '../../../../src/crypto/runtime.ts';
-import { normalizeUserCode, randomToken, randomUserCode, tokenHash } from '../../../../src/crypto/tokens.ts';
+import { randomToken } from '../../../../src/crypto/tokens.ts';
 import { webauthnRegistrationOptions, webauthnVerifyRegistration, removeWebAuthnCredential, listFactors } from '../../../../src/mfa/service.ts';
 import { webauthnUserHandleB64 } from '../../../../src/mfa/webauthn.ts';
 import { mfaConfigOf } from '../../../../src/oauth/config.ts';
@@ -21,7 +21,6 @@ import type { OAuthContext } from '../../../../src/oauth/context.ts';
 import { LOGIN_THROTTLED } from '../../../../src/oauth/login.ts';
 import { passkeysAvailable } from '../../../../src/oauth/login-page.ts';
 import { PASSKEY_CHALLENGE, PASSKEY_CLONED, PASSKEY_INVALID, PASSKEY_REFUSED, PASSKEY_UNKNOWN } from '../../../../src/oauth/passkey-login.ts';
-import type { DevicePayload } from '../../../../src/oauth/records.ts';
 import { ACR_PHR } from '../../../../src/oauth/session.ts';
 import { AUDIT_KEYSPACE } from '../../../../src/state/audit.ts';
 import type { AuditRecord } from '../../../../src/state/audit-ops.ts';
@@ -31,7 +30,7 @@ import { CHALLENGES_KEYSPACE, IP_THROTTLE_KEYSPACE } from '../../../../src/state
 import type { UserRecord } from '../../../../src/state/oauth-ops.ts';
 import { SoftAuthenticator } from '../../mfa/soft-authenticator.ts';
 import type { BrowserTest } from './helpers.ts';
-import { CookieJar, PARTNER_REDIRECT, SPA_REDIRECT, authorizeUrl, browserTest, codeRecord, form, hiddenField, pkce, redirectParams, sessionCount, spaParams } from './helpers.ts';
+import { CookieJar, PARTNER_REDIRECT, SPA_REDIRECT, authorizeUrl, browserTest, codeRecord, deviceRequest, form, hiddenField, pkce, redirectParams, sessionCount, spaParams } from './helpers.ts';
 
 /** WebAuthn needs a domain RP ID and a secure context: http://localhost is one (login-page.ts passkeysAvailable). */
 const ISSUER = 'http://localhost:8080';
@@ -403,12 +402,7 @@ test('the device page’s sign-in offers the passkey too, and returns to the dev
   const { bt, auth } = await setup();
   try {
     // A pending device request (as device-authorization.ts stores it).
-    const userCode = randomUserCode();
-    const hash = tokenHash(randomToken());
-    const payload: DevicePayload = { clientId: 'spa', scope: ['openid'], audience: bt.t.config.issuer };
-    const sealed = bt.sealer.sealValue(payload, 'device:' + hash);
-    const w = await bt.t.node.write({ domain: 'tokens', op: 'device.create', args: { hash, userCodeHash: tokenHash(normalizeUserCode(userCode)!), exp: bt.t.clock.now + 600_000, intervalMs: 5000, sealed }, timeoutMs: 1000 });
-    assert.ok(w.ok, JSON.stringify(w));
+    const { userCode } = await deviceRequest(bt, ['openid']);
     const jar = new CookieJar();
     const page = await get(bt, jar, `/device?user_code=${encodeURIComponent(userCode)}`);
     assert.equal(h1(page), 'Sign in');
