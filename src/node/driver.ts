@@ -25,7 +25,6 @@ import type { DurableStorage, SnapshotChunkStream } from '../storage/durable-sto
 import { StorageError } from '../storage/errors.ts';
 import type { StateMachine, ApplyResult } from '../state/machine.ts';
 import type { StateChangeSet } from '../state/overlay.ts';
-import { foldChanges, memberChanges } from './members.ts';
 import { leaderLossDelayMs } from './leader-loss.ts';
 import type { MemberAddress } from './members.ts';
 
@@ -489,21 +488,19 @@ export class RaftDriver {
     let appliedTo: number | undefined;
     let confChanged = false;
     if (rd.committedEntries.length > 0) {
+      // The state machine writes each conf change's state (member table, its audit record) in log
+      // order with the commands; the core's side of the change is applied here, in the same order.
       const batch = this.sm.applyEntries(rd.committedEntries);
-      const memberWrites: ReturnType<typeof memberChanges>[] = [];
       for (const e of rd.committedEntries) {
         if (e.type === 'confChange') {
-          const cc = decodeConfChange(e.data);
-          this.confState = this.node.applyConfChange(cc);
+          this.confState = this.node.applyConfChange(decodeConfChange(e.data));
           confChanged = true;
-          memberWrites.push(memberChanges(cc));
           settled.push({ e, result: { ok: true, value: { confState: this.confState } } });
         } else {
           settled.push({ e, result: batch.results.get(e.index) });
         }
       }
-      // One write, last writer wins per key: a batch may remove a member and add it back.
-      changes = foldChanges(batch.changes, memberWrites);
+      changes = batch.changes;
       appliedTo = batch.applied;
     }
 

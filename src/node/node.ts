@@ -24,7 +24,7 @@ import { NodeMetrics } from '../ops/metrics.ts';
 import type { MetricsJson, ProposalOutcome } from '../ops/metrics.ts';
 import { withTerm } from '../ops/log-context.ts';
 import { MEMBERS_KEYSPACE, encodeMembersContext, memberRecord } from './members.ts';
-import type { MemberAddress } from './members.ts';
+import type { ConfChangeAudit, MemberAddress } from './members.ts';
 
 export interface RaftNodeOptions {
   readonly id: NodeId;
@@ -410,16 +410,20 @@ export class RaftNode implements NodeApi {
     }
   }
 
-  addLearner(id: NodeId, addr: MemberAddress, timeoutMs = 10_000): Promise<ApplyResult> {
-    return this.changeMembership({ changes: [{ type: 'addLearner', nodeId: id }], context: encodeMembersContext(new Map([[id, addr]])) }, timeoutMs);
+  // `audit`: the change's audit part (issue 6). It travels in the conf change's own context, so
+  // every node appends the `member.changed` record while applying the change (src/state/audit.ts);
+  // there is no second write to lose. Without it (kv-only nodes, tests) nothing is recorded.
+  // async: a context over its size limit rejects the promise (INVALID_REQUEST) instead of throwing.
+  async addLearner(id: NodeId, addr: MemberAddress, timeoutMs = 10_000, audit?: ConfChangeAudit): Promise<ApplyResult> {
+    return this.changeMembership({ changes: [{ type: 'addLearner', nodeId: id }], context: encodeMembersContext(new Map([[id, addr]]), audit) }, timeoutMs);
   }
 
-  promote(id: NodeId, timeoutMs = 10_000): Promise<ApplyResult> {
-    return this.changeMembership({ changes: [{ type: 'addVoter', nodeId: id }] }, timeoutMs);
+  async promote(id: NodeId, timeoutMs = 10_000, audit?: ConfChangeAudit): Promise<ApplyResult> {
+    return this.changeMembership({ changes: [{ type: 'addVoter', nodeId: id }], ...(audit ? { context: encodeMembersContext(new Map(), audit) } : {}) }, timeoutMs);
   }
 
-  removeMember(id: NodeId, timeoutMs = 10_000): Promise<ApplyResult> {
-    return this.changeMembership({ changes: [{ type: 'removeNode', nodeId: id }] }, timeoutMs);
+  async removeMember(id: NodeId, timeoutMs = 10_000, audit?: ConfChangeAudit): Promise<ApplyResult> {
+    return this.changeMembership({ changes: [{ type: 'removeNode', nodeId: id }], ...(audit ? { context: encodeMembersContext(new Map(), audit) } : {}) }, timeoutMs);
   }
 
   transferLeadership(to: NodeId): Promise<void> {

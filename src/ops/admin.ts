@@ -7,9 +7,11 @@
 //
 // With `oauth` (the node has a master key), the OAuth routes of admin-oauth.ts are served too:
 // clients, users, signing and data keys; and the audit routes of admin-audit.ts. Membership
-// changes and leader transfers are then audited (member.changed) once they succeeded: a
-// configuration change is a Raft entry of its own, not a command, so its record is a separate
-// `audit.append` right after it (a crash in between loses the record, not the change).
+// changes and leader transfers are then audited (member.changed). A membership change carries its
+// record in the conf change's own context (leader time, the admin's address, what was asked), and
+// every node appends it while applying that entry: the change and its record commit together, so
+// an acknowledged change is always audited (issue 6). A leader transfer is no log entry at all,
+// so its record is a separate `audit.append` once the transfer has started.
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import Fastify from 'fastify';
@@ -24,6 +26,8 @@ import type { Logger } from '../server/log.ts';
 import { registerOAuthAdminRoutes } from './admin-oauth.ts';
 import { registerAuditAdminRoutes } from './admin-audit.ts';
 import type { AuditEvent } from '../state/audit-ops.ts';
+import { validateAuditEvent } from '../state/audit.ts';
+import type { ConfChangeAudit } from '../node/members.ts';
 
 /** Shortest admin token accepted: 32 characters (about 190 bits from a base64url generator). */
 export const MIN_ADMIN_TOKEN_CHARS = 32;
@@ -72,7 +76,25 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
     return reply.code(409).send({ error: 'NOT_LEADER', leader: st.leader, leaderHttp: st.leader ? (node.memberHttpAddress(st.leader) ?? null) : null });
   };
 
-  /** Append member.changed (only where the audit domain is registered, i.e. with oauth). Never fails the change it records. */
+  /**
+   * The audit part of a membership change's context (only where the audit domain is registered,
+   * i.e. with oauth). Checked here as apply will check it: apply skips a part it refuses (the change
+   * still applies), so an address the event format cannot hold is recorded as null instead.
+   */
+  const memberAudit = (req: FastifyRequest, details: AuditEvent['details']): ConfChangeAudit | undefined => {
+    if (!opts.oauth) return undefined;
+    const event = (ip: string | null) => validateAuditEvent({ type: 'member.changed', sub: null, clientId: null, ip, details });
+    let e: AuditEvent;
+    try {
+      e = event(req.socket?.remoteAddress ?? null);
+    } catch {
+      e = event(null);
+    }
+    // Leader time: this route runs on the leader only (change() checks), like a command's ts.
+    return { ts: Date.now(), ip: e.ip, details: e.details };
+  };
+
+  /** Append member.changed for a leader transfer, which is no log entry (with oauth only). Never fails the transfer it records. */
   const auditMember = async (req: FastifyRequest, details: AuditEvent['details']): Promise<boolean> => {
     if (!opts.oauth) return false;
     const event: AuditEvent = { type: 'member.changed', sub: null, clientId: null, ip: req.socket?.remoteAddress ?? null, details };
@@ -86,13 +108,13 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
     return false;
   };
 
-  const change = async (reply: FastifyReply, run: () => Promise<unknown>, audit?: { req: FastifyRequest; details: AuditEvent['details'] }) => {
+  /** Run a membership change; its audit part (if any) went into the change itself, so it is audited iff it applied. */
+  const change = async (reply: FastifyReply, run: () => Promise<unknown>, audit: ConfChangeAudit | undefined) => {
     if ((await node.status()).role !== 'leader') return notLeader(reply);
     try {
       const r = (await run()) as { ok: boolean; value?: unknown; code?: string; message?: string };
       if (r.ok) {
-        const audited = audit ? await auditMember(audit.req, audit.details) : false;
-        return reply.send({ ok: true, status: await node.status(), ...(opts.oauth ? { audited } : {}) });
+        return reply.send({ ok: true, status: await node.status(), ...(opts.oauth ? { audited: audit !== undefined } : {}) });
       }
       return reply.code(400).send({ error: r.code, message: r.message });
     } catch (e) {
@@ -162,14 +184,16 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
     } catch (e) {
       return reply.code(400).send({ error: 'INVALID_REQUEST', message: (e as Error).message });
     }
-    return change(reply, () => node.addLearner(id, addr, CHANGE_TIMEOUT_MS), { req, details: { action: 'add_learner', node: id } });
+    const audit = memberAudit(req, { action: 'add_learner', node: id });
+    return change(reply, () => node.addLearner(id, addr, CHANGE_TIMEOUT_MS, audit), audit);
   });
 
   app.post('/admin/v1/members/:id/promote', async (req, reply) => {
     const id = parseId((req.params as { id: string }).id);
     if (id === null) return reply.code(400).send({ error: 'INVALID_REQUEST', message: 'id must be a positive integer' });
     if (!node.confState().learners.includes(id)) return reply.code(400).send({ error: 'INVALID_REQUEST', message: `node ${id} is not a learner` });
-    return change(reply, () => node.promote(id, CHANGE_TIMEOUT_MS), { req, details: { action: 'promote', node: id } });
+    const audit = memberAudit(req, { action: 'promote', node: id });
+    return change(reply, () => node.promote(id, CHANGE_TIMEOUT_MS, audit), audit);
   });
 
   app.delete('/admin/v1/members/:id', async (req, reply) => {
@@ -177,7 +201,8 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
     if (id === null) return reply.code(400).send({ error: 'INVALID_REQUEST', message: 'id must be a positive integer' });
     const cs = node.confState();
     if (![...cs.voters, ...cs.learners].includes(id)) return reply.code(404).send({ error: 'NOT_FOUND', message: `node ${id} is not a member` });
-    return change(reply, () => node.removeMember(id, CHANGE_TIMEOUT_MS), { req, details: { action: 'remove', node: id } });
+    const audit = memberAudit(req, { action: 'remove', node: id });
+    return change(reply, () => node.removeMember(id, CHANGE_TIMEOUT_MS, audit), audit);
   });
 
   app.post('/admin/v1/leader/transfer', async (req, reply) => {
@@ -189,7 +214,10 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
     } catch (e) {
       return reply.code(400).send({ error: 'TRANSFER_REFUSED', message: (e as Error).message });
     }
-    // Proposed once the transfer is started: the write follows leadership to the new leader.
+    // A transfer is no log entry, so it cannot carry its record the way a membership change does:
+    // a separate append, proposed once the transfer is started (the write follows leadership to
+    // the new leader). If that write fails the answer says audited:false; a crash in between loses
+    // the record, not the transfer.
     const audited = await auditMember(req, { action: 'transfer_leader', from: node.id, to });
     return reply.code(202).send({ ok: true, to, ...(opts.oauth ? { audited } : {}) });
   });

@@ -31,7 +31,7 @@ import { NodeError } from '../node/api.ts';
 import type { NodeApi, NodeStatus } from '../node/api.ts';
 import type { HostPort, NodeConfig } from './config.ts';
 import { STATUS_KEY, STATUS_TABLE, buildHttpApp } from './http.ts';
-import { IpcConnection, decodeWorkerMessage, encodeIpc } from './ipc.ts';
+import { IpcBatcher, IpcConnection, decodeWorkerMessage, encodeIpc, ipcMessages } from './ipc.ts';
 import { createLogger } from './log.ts';
 import type { Logger } from './log.ts';
 import { CachePublisher } from './read-cache.ts';
@@ -292,15 +292,28 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
 
   const fork = (): Slot => {
     const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config) });
-    const send = (bytes: Uint8Array): void => {
-      if (worker.isConnected()) worker.send(bytes);
-    };
+    const batcher = new IpcBatcher(
+      (m) => {
+        if (worker.isConnected()) worker.send(m);
+      },
+      (e) => log.debug({ err: e, worker: worker.id }, 'could not send to a worker: channel closed'),
+    );
+    const send = (bytes: Uint8Array): void => batcher.send(bytes);
     const conn = new IpcConnection(node, send, { maxOutstandingPerWorker: maxOutstanding, maxTimeoutMs: config.http.requestTimeoutMs }, log.child({ worker: worker.id }), collectMetricsText);
     let onExit!: () => void;
     const slot: Slot = { worker, conn, unsubscribe: null, listening: false, exited: false, exitedPromise: new Promise((r) => (onExit = r)) };
     slots.set(worker.id, slot);
     worker.on('message', (m: unknown) => {
-      if (!(m instanceof Uint8Array)) return;
+      let batch: Uint8Array[];
+      try {
+        batch = ipcMessages(m); // none for node:cluster's own messages
+      } catch (e) {
+        log.error({ err: e, worker: worker.id }, 'malformed message from a worker');
+        return;
+      }
+      for (const bytes of batch) onWorkerMessage(bytes);
+    });
+    const onWorkerMessage = (m: Uint8Array): void => {
       let msg;
       try {
         msg = decodeWorkerMessage(m);
@@ -328,7 +341,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
       } else {
         void conn.handle(msg);
       }
-    });
+    };
     worker.on('listening', (a: { address: string; port: number }) => {
       slot.listening = true;
       address ??= { host: a.address, port: a.port };

@@ -13,7 +13,7 @@ import type { NodeConfig } from './config.ts';
 import { STATUS_KEY, STATUS_TABLE, buildHttpApp } from './http.ts';
 import { HttpMetrics } from '../ops/metrics.ts';
 import { withTerm } from '../ops/log-context.ts';
-import { DEFAULT_IPC_CLIENT_LIMITS, IpcNodeApi, decodePrimaryMessage, encodeIpc } from './ipc.ts';
+import { DEFAULT_IPC_CLIENT_LIMITS, IpcBatcher, IpcNodeApi, decodePrimaryMessage, encodeIpc, ipcMessages } from './ipc.ts';
 import { createLogger } from './log.ts';
 import { ReadCache } from './read-cache.ts';
 import { closeHttp } from './shutdown.ts';
@@ -35,9 +35,15 @@ export async function runWorker(): Promise<void> {
     return typeof s?.term === 'number' ? s.term : null;
   });
 
+  const batcher = new IpcBatcher(
+    (m) => {
+      if (process.connected) process.send!(m);
+    },
+    (e) => log.warn({ err: e }, 'cannot send to the primary'),
+  );
   const send = (bytes: Uint8Array): void => {
     if (!process.connected) throw new Error('IPC channel closed');
-    process.send!(bytes);
+    batcher.send(bytes);
   };
   const api = new IpcNodeApi(send, { ...DEFAULT_IPC_CLIENT_LIMITS, statusTimeoutMs: config.http.requestTimeoutMs });
   const httpMetrics = new HttpMetrics(config.node.id);
@@ -68,7 +74,16 @@ export async function runWorker(): Promise<void> {
   };
 
   process.on('message', (m: unknown) => {
-    if (!(m instanceof Uint8Array)) return; // node:cluster's own messages
+    let batch: Uint8Array[];
+    try {
+      batch = ipcMessages(m); // none for node:cluster's own messages
+    } catch (e) {
+      log.error({ err: e }, 'malformed message from the primary');
+      return;
+    }
+    for (const bytes of batch) onPrimaryMessage(bytes);
+  });
+  const onPrimaryMessage = (m: Uint8Array): void => {
     let msg;
     try {
       msg = decodePrimaryMessage(m);
@@ -103,7 +118,7 @@ export async function runWorker(): Promise<void> {
         );
         return;
     }
-  });
+  };
   process.on('disconnect', () => {
     log.warn('IPC channel to the primary closed; worker exiting');
     api.close('the primary is gone');

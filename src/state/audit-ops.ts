@@ -4,7 +4,9 @@
 // it describes (a rotation and its `token.refreshed` record commit together or not at all), so an
 // acknowledged action always has its audit record. Events with no state change of their own (a
 // failed login, a client_credentials token) are appended by the `audit` domain's `append` op,
-// which the HTTP workers batch (src/audit/batcher.ts) and await before answering.
+// which the HTTP workers batch (src/audit/batcher.ts) and await before answering. A membership
+// change is a conf-change entry of its own: its `member.changed` record is appended while that
+// entry applies, from the audit part of its context (src/node/members.ts, src/state/audit.ts).
 //
 // Records are hash-chained (keyspace `audit`, key = seq as 16 digits): each record carries the
 // SHA-256 of its predecessor's canonical encoding, so `raftauth audit verify` names the first

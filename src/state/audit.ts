@@ -4,7 +4,9 @@
 // Records live in keyspace `audit`, key = seq as 16 digits (so key order is seq order); the chain
 // head { seq, hash } and the last retention checkpoint live in `sys.audit`. Apply modules append
 // their event with appendAudit() in the same transaction as the change it describes; events with
-// no change of their own come through the `append` op (batched by the workers).
+// no change of their own come through the `append` op (batched by the workers). A membership change
+// is a conf-change entry, not a command: its `member.changed` record comes from the audit part of
+// the entry's context, through the domain's confChange hook (memberChangedHook below).
 //
 // The hash of a record is SHA-256 over the RFC 8785 (JSON Canonicalization Scheme) serialization
 // of the record without its `hash` member. JCS because an auditor's tool in any language can
@@ -15,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import { DomainError } from './machine.ts';
 import type { ApplyContext, Domain, StateReader } from './machine.ts';
+import type { ConfChangeContext } from '../node/members.ts';
 import { packValue, unpackValue } from './command.ts';
 import { AUDIT_EVENT_TYPES } from './audit-ops.ts';
 import type { AuditEvent, AuditEventType, AuditRecord } from './audit-ops.ts';
@@ -110,13 +113,55 @@ export function canonicalJson(v: unknown): string {
 
 /** The canonical bytes of a record: JCS of every member but `hash`. */
 export function canonicalRecordBytes(r: Omit<AuditRecord, 'hash'> | AuditRecord): Buffer {
+  return Buffer.from(canonicalRecordJson(r), 'utf8');
+}
+
+const strOrNull = (v: unknown): v is string | null => v === null || typeof v === 'string';
+const jsonStrOrNull = (v: string | null): string => (v === null ? 'null' : JSON.stringify(v));
+
+/**
+ * canonicalJson of the record's members but `hash`, written out for the record's fixed shape:
+ * every node hashes every record it applies (each token it issues, cluster-wide), and the generic
+ * encoder spent most of that time sorting and joining. Member names in RFC 8785 §3.2.3 order
+ * (clientId, details, ip, prev, seq, sub, ts, type); details' names sorted. Anything of another
+ * shape (an exported record an auditor altered) goes through the generic encoder, so the result
+ * is canonicalJson's in every case, errors included (test/unit/state/audit-canonical.test.ts).
+ */
+export function canonicalRecordJson(r: Omit<AuditRecord, 'hash'> | AuditRecord): string {
   const { seq, ts, type, sub, clientId, ip, details, prev } = r;
-  return Buffer.from(canonicalJson({ seq, ts, type, sub, clientId, ip, details, prev }), 'utf8');
+  if (
+    Number.isSafeInteger(seq) && Number.isSafeInteger(ts) && !Object.is(seq, -0) && !Object.is(ts, -0) &&
+    typeof type === 'string' && typeof prev === 'string' && strOrNull(sub) && strOrNull(clientId) && strOrNull(ip) &&
+    typeof details === 'object' && details !== null && !Array.isArray(details)
+  ) {
+    const d = details as Record<string, unknown>;
+    const keys = Object.keys(d).sort();
+    let body = '';
+    let simple = true;
+    for (const k of keys) {
+      const v = d[k];
+      if (v === undefined) continue;
+      let enc: string;
+      if (v === null) enc = 'null';
+      else if (typeof v === 'string') enc = JSON.stringify(v);
+      else if (typeof v === 'boolean') enc = v ? 'true' : 'false';
+      else if (typeof v === 'number' && Number.isSafeInteger(v) && !Object.is(v, -0)) enc = String(v);
+      else {
+        simple = false;
+        break;
+      }
+      body += `${body.length === 0 ? '' : ','}${JSON.stringify(k)}:${enc}`;
+    }
+    if (simple) {
+      return `{"clientId":${jsonStrOrNull(clientId)},"details":{${body}},"ip":${jsonStrOrNull(ip)},"prev":${JSON.stringify(prev)},"seq":${seq},"sub":${jsonStrOrNull(sub)},"ts":${ts},"type":${JSON.stringify(type)}}`;
+    }
+  }
+  return canonicalJson({ seq, ts, type, sub, clientId, ip, details, prev });
 }
 
 /** hex SHA-256 of the record's canonical bytes. */
 export function recordHash(r: Omit<AuditRecord, 'hash'> | AuditRecord): string {
-  return createHash('sha256').update(canonicalRecordBytes(r)).digest('hex');
+  return createHash('sha256').update(canonicalRecordJson(r), 'utf8').digest('hex');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -217,15 +262,25 @@ export function readAuditRecord(r: StateReader, seq: number): AuditRecord | null
  * keeps its other fields and gets details { truncated: true }.
  */
 export function appendAudit(tx: { get(ks: string, k: string): Uint8Array | undefined; put(ks: string, k: string, v: Uint8Array): void }, ts: number, event: AuditEvent): AuditRecord {
-  const e = validateAuditEvent(event);
-  const head = readAuditHead(tx);
+  const record = chainRecord(tx, readAuditHead(tx), ts, validateAuditEvent(event));
+  tx.put(AUDIT_SYS_KEYSPACE, HEAD_KEY, packValue({ seq: record.seq, hash: record.hash } satisfies AuditHead));
+  return record;
+}
+
+/** Write the record that follows `head` for a validated event (the caller writes the new head). */
+function chainRecord(tx: { put(ks: string, k: string, v: Uint8Array): void }, head: AuditHead | null, ts: number, e: AuditEvent): AuditRecord {
   const seq = (head?.seq ?? 0) + 1;
   if (seq > MAX_SEQ) throw new DomainError('INVALID_ARGUMENT', 'the audit log is full');
   const base = { seq, ts: time(ts, 'ts'), type: e.type, sub: e.sub, clientId: e.clientId, ip: e.ip, details: e.details, prev: head?.hash ?? GENESIS_HASH };
-  const bounded = canonicalRecordBytes(base).length <= MAX_RECORD_BYTES ? base : { ...base, details: { truncated: true } };
-  const record: AuditRecord = { ...bounded, hash: recordHash(bounded) };
+  // One canonical encoding serves both the size bound and the hash (UTF-8 length = Buffer.byteLength).
+  let json = canonicalRecordJson(base);
+  let bounded: Omit<AuditRecord, 'hash'> = base;
+  if (Buffer.byteLength(json, 'utf8') > MAX_RECORD_BYTES) {
+    bounded = { ...base, details: { truncated: true } };
+    json = canonicalRecordJson(bounded);
+  }
+  const record: AuditRecord = { ...bounded, hash: createHash('sha256').update(json, 'utf8').digest('hex') };
   tx.put(AUDIT_KEYSPACE, auditSeqKey(seq), packValue(record));
-  tx.put(AUDIT_SYS_KEYSPACE, HEAD_KEY, packValue({ seq, hash: record.hash } satisfies AuditHead));
   return record;
 }
 
@@ -246,7 +301,15 @@ function appendOp(ctx: ApplyContext, a: Record<string, unknown>): unknown {
     if (ev.type === 'audit.compacted') throw invalid(`events[${i}].type audit.compacted is written by compact only`);
     return ev;
   });
-  return { seqs: checked.map((e) => appendAudit(ctx.tx, ctx.ts, e).seq) };
+  // The head is read once and written once for the whole batch (the records chain in memory).
+  let head = readAuditHead(ctx.tx);
+  const seqs = checked.map((e) => {
+    const r = chainRecord(ctx.tx, head, ctx.ts, e);
+    head = { seq: r.seq, hash: r.hash };
+    return r.seq;
+  });
+  ctx.tx.put(AUDIT_SYS_KEYSPACE, HEAD_KEY, packValue(head satisfies AuditHead | null));
+  return { seqs };
 }
 
 function checkpointArg(v: unknown): AuditCheckpoint {
@@ -295,9 +358,26 @@ function compactOp(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   return { compacted: count };
 }
 
+/**
+ * A conf-change entry whose context has an audit part appends `member.changed` (ts = the part's
+ * leader time, made monotonic) in the entry's own apply, so an applied membership change always has
+ * its record. An old context without the part appends nothing; a part whose ip or details the
+ * event checks refuse throws a DomainError, which the state machine turns into "no record" while
+ * the change itself applies — the same on every node. Leader transfer is no log entry: the admin
+ * API audits it with a separate `append`.
+ */
+function memberChangedHook(ctx: ApplyContext, context: ConfChangeContext): void {
+  const a = context.audit;
+  if (a === null) return;
+  appendAudit(ctx.tx, ctx.ts, { type: 'member.changed', sub: null, clientId: null, ip: a.ip, details: a.details });
+}
+
 export const auditDomain: Domain = {
   name: 'audit',
   keyspaces: [AUDIT_KEYSPACE, AUDIT_SYS_KEYSPACE],
+  confChange(ctx, _cc, context): void {
+    memberChangedHook(ctx, context);
+  },
   apply(ctx: ApplyContext, op: string, args: unknown): unknown {
     const a = obj(args, 'args');
     switch (op) {

@@ -10,9 +10,16 @@
 //   half-way is not an option).
 // - Exactly-once (§6.3 of the Raft dissertation): results are remembered per client session and
 //   returned again for a retried (sid, seq). See sessions.ts.
+// - Conf-change entries apply in log order too, between the commands around them: the member
+//   table (sys.members, src/node/members.ts) and each domain's confChange hook (the audit domain's
+//   `member.changed` record) are written in the same batch as the entry, so a membership change
+//   and its record commit together. The Raft core's side of the change is the driver's.
 // - The batch's writes and the applied index are handed to storage as one write, so after a crash
 //   the state and the applied index always agree.
-import type { Entry } from '../raft/types.ts';
+import type { ConfChange, Entry } from '../raft/types.ts';
+import { decodeConfChange } from '../raft/confchange.ts';
+import { decodeConfChangeContext, memberChanges } from '../node/members.ts';
+import type { ConfChangeContext } from '../node/members.ts';
 import { CommandDecodeError, decodeCommand } from './command.ts';
 import type { Command } from './command.ts';
 import { SessionTable, SESSION_DOMAIN } from './sessions.ts';
@@ -53,6 +60,13 @@ export interface Domain {
   apply(ctx: ApplyContext, op: string, args: unknown): unknown;
   /** Read-only queries served from applied state (after ReadIndex for linearizable reads). */
   read?(reader: StateReader, op: string, args: unknown): unknown;
+  /**
+   * Called for each conf-change entry, in log order, with the entry's decoded context; `ctx.ts` is
+   * the audit part's leader time made monotonic (the last command's time when there is none), and
+   * `ctx.sid` is null. Writes go through `ctx.tx` like a command's. A DomainError discards the
+   * hook's writes and nothing else: the membership change applies regardless.
+   */
+  confChange?(ctx: ApplyContext, cc: ConfChange, context: ConfChangeContext): void;
 }
 
 export type ApplyResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly code: string; readonly message: string };
@@ -60,7 +74,7 @@ export type ApplyResult = { readonly ok: true; readonly value: unknown } | { rea
 export interface AppliedBatch {
   /** Writes of the whole batch, last write per key wins. */
   readonly changes: StateChangeSet;
-  /** Result per log index of the commands in the batch (no-ops and conf changes have none). */
+  /** Result per log index of the commands in the batch (no-ops and conf changes have none: the driver answers a conf change). */
   readonly results: Map<number, ApplyResult>;
   readonly applied: number;
 }
@@ -87,15 +101,20 @@ export class StateMachine {
   }
 
   /**
-   * Apply committed entries in order. Conf-change entries are skipped here (the driver hands
-   * them to the Raft core); they still advance the applied index.
+   * Apply committed entries in order. A conf-change entry writes its state here (member table,
+   * domain hooks); the driver hands it to the Raft core and answers its proposer.
    */
   applyEntries(entries: readonly Entry[]): AppliedBatch {
     const batch = new Overlay(this.backing);
     const results = new Map<number, ApplyResult>();
     let applied = 0;
+    this.sessions.begin();
     for (const e of entries) {
       applied = e.index;
+      if (e.type === 'confChange') {
+        this.applyConfChange(batch, e);
+        continue;
+      }
       if (e.type !== 'normal' || e.data.length === 0) continue;
       let cmd: Command;
       try {
@@ -110,6 +129,7 @@ export class StateMachine {
       }
       results.set(e.index, this.applyCommand(batch, e.index, cmd));
     }
+    this.sessions.flush(batch);
     return { changes: batch.changes(), results, applied };
   }
 
@@ -125,6 +145,32 @@ export class StateMachine {
       batch.put(META_KEYSPACE, CLOCK_KEY, b);
     }
     return this.lastTs;
+  }
+
+  /**
+   * A conf-change entry's state writes. The entry's bytes are the core's (a corrupt one throws here
+   * as it would in the core: the node stops rather than diverge); its context is the application's,
+   * read tolerantly (decodeConfChangeContext), so an unreadable context changes the membership
+   * without addresses or a record, identically on every node.
+   */
+  private applyConfChange(batch: Overlay, e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    const context = decodeConfChangeContext(cc.context);
+    // Without an audit part there is no leader time: the clock stays where the last command left it.
+    const ts = this.monotonicTs(batch, context.audit?.ts ?? 0);
+    const { puts, dels } = memberChanges(cc, context);
+    for (const [ks, key] of dels) batch.del(ks, key);
+    for (const [ks, key, v] of puts) batch.put(ks, key, v);
+    for (const d of this.domains.values()) {
+      if (!d.confChange) continue;
+      const tx = batch.child();
+      try {
+        d.confChange({ index: e.index, ts, tx, sid: null }, cc, context);
+        tx.commit();
+      } catch (err) {
+        if (!(err instanceof DomainError)) throw err;
+      }
+    }
   }
 
   private applyCommand(batch: Overlay, index: number, cmd: Command): ApplyResult {

@@ -54,11 +54,47 @@ function resultKey(sid: string, seq: number): string {
 }
 
 export class SessionTable {
+  /**
+   * The session records of the batch being applied (between begin() and flush()), decoded once
+   * and encoded once per batch instead of twice and once per command: a batch of a busy node holds
+   * dozens of commands of the same few sessions (its HTTP workers and proposal routers). undefined
+   * = dropped in this batch. Outside a batch (tests calling check/record directly) every access
+   * goes to the store.
+   */
+  private batch: Map<string, SessionRecord | undefined> | null = null;
+  private readonly dirty = new Set<string>();
+
   constructor(private readonly cfg: SessionConfig) {}
 
+  /** A batch of commands starts: records are cached until flush(). */
+  begin(): void {
+    this.batch = new Map();
+    this.dirty.clear();
+  }
+
+  /** The batch ends: write each changed record once. */
+  flush(tx: Overlay): void {
+    if (this.batch) for (const sid of this.dirty) {
+      const rec = this.batch.get(sid);
+      if (rec) tx.put(SESSIONS, sid, packValue(rec));
+    }
+    this.batch = null;
+    this.dirty.clear();
+  }
+
   private load(tx: Overlay, sid: string): SessionRecord | undefined {
+    if (this.batch?.has(sid)) return this.batch.get(sid);
     const b = tx.get(SESSIONS, sid);
-    return b ? unpackValue<SessionRecord>(b) : undefined;
+    const rec = b ? unpackValue<SessionRecord>(b) : undefined;
+    this.batch?.set(sid, rec);
+    return rec;
+  }
+
+  private store(tx: Overlay, sid: string, rec: SessionRecord): void {
+    if (this.batch) {
+      this.batch.set(sid, rec);
+      this.dirty.add(sid);
+    } else tx.put(SESSIONS, sid, packValue(rec));
   }
 
   private index(tx: Overlay): string[] {
@@ -69,6 +105,10 @@ export class SessionTable {
   private drop(tx: Overlay, sid: string, s: SessionRecord): void {
     for (const seq of s.pending) tx.del(RESULTS, resultKey(sid, seq));
     tx.del(SESSIONS, sid);
+    if (this.batch) {
+      this.batch.set(sid, undefined);
+      this.dirty.delete(sid);
+    }
     tx.put(META, INDEX_KEY, packValue(this.index(tx).filter((x) => x !== sid)));
   }
 
@@ -93,7 +133,7 @@ export class SessionTable {
         const idx = this.index(tx);
         if (idx.length >= this.cfg.maxSessions) return { ok: false, code: 'SESSION_LIMIT', message: `at most ${this.cfg.maxSessions} sessions` };
         const rec: SessionRecord = { ttlMs, lastTs: ts, ack: 0, pending: [] };
-        tx.put(SESSIONS, sid, packValue(rec));
+        this.store(tx, sid, rec);
         tx.put(META, INDEX_KEY, packValue([...idx, sid]));
         return { ok: true, value: { sid, reopened: false } };
       }
@@ -168,6 +208,6 @@ export class SessionTable {
       s.pending.sort((a, b) => a - b);
       tx.put(RESULTS, resultKey(cmd.sid, cmd.seq), packValue(result));
     }
-    tx.put(SESSIONS, cmd.sid, packValue(s));
+    this.store(tx, cmd.sid, s);
   }
 }

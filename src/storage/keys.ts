@@ -112,8 +112,22 @@ export function keyspacePrefix(gen: number, keyspace: string): Uint8Array {
   return k;
 }
 
+/**
+ * keyspacePrefix by generation and keyspace: every state read and write of every node builds a
+ * key, and there are a few dozen keyspaces and one live generation. Cleared when it reaches
+ * PREFIX_CACHE_MAX entries (a bound, never reached in practice).
+ */
+const prefixCache = new Map<string, Uint8Array>();
+const PREFIX_CACHE_MAX = 1024;
+
 export function stateKey(gen: number, keyspace: string, key: string | Uint8Array): Uint8Array {
-  const p = keyspacePrefix(gen, keyspace);
+  const ck = `${gen}/${keyspace}`;
+  let p = prefixCache.get(ck);
+  if (p === undefined) {
+    p = keyspacePrefix(gen, keyspace);
+    if (prefixCache.size >= PREFIX_CACHE_MAX) prefixCache.clear();
+    prefixCache.set(ck, p);
+  }
   const kb = keyBytes(key);
   const k = new Uint8Array(p.length + kb.length);
   k.set(p, 0);

@@ -13,7 +13,7 @@ import type { AuditRecord } from '../../../src/state/audit-ops.ts';
 import { MasterKeyRing } from '../../../src/crypto/seal.ts';
 import { DEFAULT_OAUTH_CONFIG } from '../../../src/oauth/config.ts';
 import type { OAuthConfig } from '../../../src/oauth/config.ts';
-import { LocalCluster } from '../node/helpers.ts';
+import { LocalCluster, waitFor } from '../node/helpers.ts';
 import { oauthAdminNode } from './helpers.ts';
 
 const TOKEN = 'c'.repeat(43);
@@ -105,9 +105,42 @@ describe('admin API: audit records carry the admin address (one-node RaftNode)',
     assert.equal(rs[0]!.details.active, body!.active);
   });
 
+  it('membership changes: add a learner, promote it, remove it — each change carries its member.changed record (audited:true), on every node', async () => {
+    const a2 = await cluster.reserve(2);
+    const n2 = await cluster.start(2, { join: true, initial: [1, 2] });
+    try {
+      const steps: [string, () => Promise<{ body: Record<string, unknown> | null; ip: string }>][] = [
+        ['add_learner', () => call('POST', '/admin/v1/members', { id: 2, ...a2 })],
+        ['promote', () => call('POST', '/admin/v1/members/2/promote')],
+        ['remove', () => call('DELETE', '/admin/v1/members/2')],
+      ];
+      for (const [action, f] of steps) {
+        const from = await head();
+        const t0 = Date.now();
+        const { body, ip } = await f();
+        const t1 = Date.now();
+        assert.equal(body!.audited, true, action);
+        // The record was applied with the change: it is there when the change is acknowledged.
+        const rs = await since(from, 'member.changed');
+        assert.equal(rs.length, 1, action);
+        assert.deepEqual({ ip: rs[0]!.ip, details: rs[0]!.details, sub: rs[0]!.sub }, { ip, details: { action, node: 2 }, sub: null }, action);
+        assert.ok(rs[0]!.ts >= t0 && rs[0]!.ts <= t1, `${action}: leader time ${rs[0]!.ts} within the request`);
+        if (action === 'add_learner') {
+          // The same record, at the same seq, on the new member: the change replicated with it.
+          const seq = rs[0]!.seq;
+          const mine = await waitFor(`node 2 holds record ${seq}`, async () => (await n2.scanState(AUDIT_KEYSPACE, { limit: 10_000 })).map((r) => unpackValue<AuditRecord>(r.value)).find((r) => r.seq === seq));
+          assert.deepEqual(mine, rs[0]);
+        }
+      }
+      assert.deepEqual((await node.status()).voters, [1]);
+    } finally {
+      await cluster.stop(2);
+    }
+  });
+
   it('every record this suite caused names an admin address, never the forwarded one', async () => {
-    const admin = (await records()).filter((r) => /^(client|user|mfa|keys)\./.test(r.type));
-    assert.ok(admin.length >= 12, `${admin.length} admin records`);
+    const admin = (await records()).filter((r) => /^(client|user|mfa|keys|member)\./.test(r.type));
+    assert.ok(admin.length >= 15, `${admin.length} admin records`);
     for (const r of admin) assert.match(String(r.ip), /^192\.0\.2\.\d+$/, `record ${r.seq} ${r.type}`);
   });
 });

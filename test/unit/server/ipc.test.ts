@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NodeError } from '../../../src/node/api.ts';
 import type { ApplyResult } from '../../../src/node/api.ts';
-import { IpcConnection, IpcError, IpcNodeApi, MAX_IPC_MESSAGE_BYTES, decodePrimaryMessage, decodeWorkerMessage, encodeIpc } from '../../../src/server/ipc.ts';
+import { IpcBatcher, IpcConnection, IpcError, IpcNodeApi, MAX_IPC_BATCH_MESSAGES, MAX_IPC_MESSAGE_BYTES, decodePrimaryMessage, decodeWorkerMessage, encodeIpc, ipcMessages } from '../../../src/server/ipc.ts';
 import type { IpcClientLimits } from '../../../src/server/ipc.ts';
 import { createLogger } from '../../../src/server/log.ts';
 import { FakeNode, hang } from './helpers.ts';
@@ -149,4 +149,49 @@ test('messages are size-limited and malformed ones are refused', () => {
   assert.throws(() => decodePrimaryMessage(encodeIpc({ t: 'ready' })), /unknown primary message type ready/);
   const unknownCode = decodePrimaryMessage(encodeIpc({ t: 'res', id: 3, ok: false, error: { code: 'WEIRD' as 'TIMEOUT', message: 'm' } }));
   assert.deepEqual(unknownCode, { t: 'res', id: 3, ok: false, error: { code: 'UNAVAILABLE', message: 'm' } });
+});
+
+test('messages sent in one event-loop turn leave as one channel message, in order, within the batch limits', async () => {
+  const sent: (Uint8Array | Uint8Array[])[] = [];
+  const errors: unknown[] = [];
+  const b = new IpcBatcher((m) => void sent.push(m), (e) => void errors.push(e));
+  const msg = (i: number) => encodeIpc({ t: 'req', id: i, method: 'status', params: null });
+  b.send(msg(1));
+  assert.equal(sent.length, 0, 'nothing leaves before the end of the turn');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(sent.length, 1);
+  assert.ok(sent[0] instanceof Uint8Array, 'a lone message leaves as itself, not as a batch of one');
+  // A full batch leaves at once; the rest at the end of the turn; order is kept across both.
+  for (let i = 1; i <= MAX_IPC_BATCH_MESSAGES + 3; i++) b.send(msg(i));
+  assert.equal(sent.length, 2);
+  assert.equal((sent[1] as Uint8Array[]).length, MAX_IPC_BATCH_MESSAGES);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(sent.length, 3);
+  const ids = [...ipcMessages(sent[1]), ...ipcMessages(sent[2])].map((x) => (decodeWorkerMessage(x) as { id: number }).id);
+  assert.deepEqual(ids, Array.from({ length: MAX_IPC_BATCH_MESSAGES + 3 }, (_, i) => i + 1));
+  // The byte limit: two messages that together exceed it never share a channel message.
+  const big = new Uint8Array(MAX_IPC_MESSAGE_BYTES - 10);
+  b.send(big);
+  b.send(new Uint8Array(20));
+  assert.equal(sent.length, 4, 'the first left when the second would have made the batch too big');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(sent.length, 5);
+  // A failing channel reports to onError and the batcher goes on.
+  const failing = new IpcBatcher(() => {
+    throw new Error('channel closed');
+  }, (e) => void errors.push(e));
+  failing.send(msg(1));
+  failing.flush();
+  assert.equal(errors.length, 1);
+});
+
+test('the receiving side takes a message or a batch, ignores node:cluster\'s own messages, refuses a malformed batch whole', () => {
+  const m = encodeIpc({ t: 'ready' });
+  assert.deepEqual(ipcMessages(m), [m]);
+  assert.deepEqual(ipcMessages([m, m]), [m, m]);
+  assert.deepEqual(ipcMessages({ cmd: 'NODE_CLUSTER' }), []);
+  assert.deepEqual(ipcMessages([]), []);
+  assert.deepEqual(ipcMessages(['text']), []);
+  assert.throws(() => ipcMessages([m, 'x']), IpcError);
+  assert.throws(() => ipcMessages(Array.from({ length: MAX_IPC_BATCH_MESSAGES + 1 }, () => m)), IpcError);
 });

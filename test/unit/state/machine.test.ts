@@ -6,7 +6,13 @@ import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
 import { kvDomain } from '../../../src/state/kv.ts';
 import { encodeCommand } from '../../../src/state/command.ts';
 import type { Command } from '../../../src/state/command.ts';
-import type { Entry } from '../../../src/raft/types.ts';
+import type { ConfChange, Entry } from '../../../src/raft/types.ts';
+import { encodeConfChange } from '../../../src/raft/confchange.ts';
+import { MAX_CONF_CHANGE_CONTEXT_BYTES, MEMBERS_KEYSPACE, encodeMembersContext } from '../../../src/node/members.ts';
+import { AUDIT_KEYSPACE, auditDomain, auditSeqKey, readAuditHead } from '../../../src/state/audit.ts';
+import type { AuditRecord } from '../../../src/state/audit-ops.ts';
+import { verifyChain } from '../../../src/audit/chain.ts';
+import { unpackValue } from '../../../src/state/command.ts';
 
 /** Durable state stand-in: applies a batch's changes the way storage does. */
 class MapState implements StateReader {
@@ -173,4 +179,99 @@ test('opening a session when the table is full first drops the expired ones', ()
   const later = run(open('session-c', 1_061_001));
   assert.deepEqual([...later.results.values()], [{ ok: true, value: { sid: 'session-c', reopened: false } }]);
   assert.equal(st.get('sys.sessions', 'session-a'), undefined);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Conf-change entries (issue 6): the member table and the `member.changed` record are written by
+// the entry's own apply, in log order with the commands around it.
+
+const confEntry = (cc: ConfChange): Entry => ({ term: 2, index: ++index, type: 'confChange', data: encodeConfChange(cc) });
+const addr5 = { raftAddress: '127.0.0.1:7005', httpAddress: '127.0.0.1:8005' };
+
+function auditSetup() {
+  const s = setup();
+  s.sm.register(auditDomain);
+  const append = (type: 'login.failed' | 'logout', ts: number) =>
+    entry({ domain: 'audit', op: 'append', ts, args: { events: [{ type, sub: 'u', clientId: null, ip: '127.0.0.1', details: {} }] } });
+  const records = (): AuditRecord[] =>
+    [...s.st.m.entries()].filter(([k]) => k.startsWith(`${AUDIT_KEYSPACE}/`)).sort(([a], [b]) => (a < b ? -1 : 1)).map(([, v]) => unpackValue<AuditRecord>(v));
+  const verify = () =>
+    verifyChain({ head: readAuditHead(s.st), checkpoint: null, records: records().map((r) => ({ key: auditSeqKey(r.seq), record: r })), checkCheckpoint: async () => null });
+  return { ...s, append, records, verify };
+}
+
+test('a conf change with an audit part appends one member.changed in log order, between the records of the commands around it', async () => {
+  const { run, append, records, verify, st } = auditSetup();
+  const audit = { ts: 2_000_000, ip: '192.0.2.7', details: { action: 'add_learner', node: 5 } };
+  const before = append('login.failed', 1_999_000);
+  const cc = confEntry({ changes: [{ type: 'addLearner', nodeId: 5 }], context: encodeMembersContext(new Map([[5, addr5]]), audit) });
+  const after = append('logout', 2_001_000);
+  const b = run(before, cc, after);
+  // The conf change's answer is the driver's (it holds the core's new ConfState): none here.
+  assert.deepEqual([...b.results.keys()], [before.index, after.index]);
+  const rs = records();
+  assert.deepEqual(rs.map((r) => [r.seq, r.type]), [[1, 'login.failed'], [2, 'member.changed'], [3, 'logout']]);
+  assert.deepEqual({ ts: rs[1]!.ts, ip: rs[1]!.ip, sub: rs[1]!.sub, clientId: rs[1]!.clientId, details: rs[1]!.details }, { ts: 2_000_000, ip: '192.0.2.7', sub: null, clientId: null, details: { action: 'add_learner', node: 5 } });
+  assert.deepEqual(await verify(), { ok: true, records: 3, head: { seq: 3, hash: rs[2]!.hash }, checkpoint: null });
+  // The member table is written by the same apply.
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(st.get(MEMBERS_KEYSPACE, '5'))), addr5);
+});
+
+test('a conf change takes its record time from the audit part, made monotonic like a command\'s', () => {
+  const { run, append, records } = auditSetup();
+  const late = append('login.failed', 3_000_000);
+  // The leader that proposed the change had a clock behind the previous leader's.
+  const cc = confEntry({ changes: [{ type: 'removeNode', nodeId: 5 }], context: encodeMembersContext(new Map(), { ts: 2_500_000, ip: null, details: { action: 'remove', node: 5 } }) });
+  run(late, cc);
+  assert.deepEqual(records().map((r) => [r.type, r.ts]), [['login.failed', 3_000_000], ['member.changed', 3_000_000]]);
+});
+
+test('a conf change without an audit part (an old context, the core\'s leave-joint change) appends nothing and still writes the member table', () => {
+  const { run, records, st } = auditSetup();
+  const old = new TextEncoder().encode(JSON.stringify({ members: { 5: addr5 } })); // a context from before the audit part
+  const b = run(confEntry({ changes: [{ type: 'addLearner', nodeId: 5 }], context: old }), confEntry({ changes: [] }), confEntry({ changes: [{ type: 'addVoter', nodeId: 5 }] }));
+  assert.equal(b.applied, index);
+  assert.deepEqual(records(), []);
+  assert.ok(st.get(MEMBERS_KEYSPACE, '5'));
+});
+
+test('a malformed audit part appends nothing, the change still applies, and two nodes write the same', () => {
+  const a = auditSetup();
+  const b = auditSetup();
+  const ctx = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+  const bad: unknown[] = [
+    { members: { 5: addr5 }, audit: { ts: -1, ip: null, details: {} } },
+    { members: { 5: addr5 }, audit: { ts: 1.5, ip: null, details: {} } },
+    { members: { 5: addr5 }, audit: { ts: 2_000_000, ip: 7, details: {} } },
+    { members: { 5: addr5 }, audit: { ts: 2_000_000, ip: null, details: [] } },
+    { members: { 5: addr5 }, audit: { ts: 2_000_000, ip: null, details: { x: {} } } },
+    { members: { 5: addr5 }, audit: 'yes' },
+    // Shape right, but the event format refuses it (the audit domain's own checks): no record either.
+    { members: { 5: addr5 }, audit: { ts: 2_000_000, ip: 'a b', details: {} } },
+    { members: { 5: addr5 }, audit: { ts: 2_000_000, ip: null, details: { 'bad key': 1 } } },
+    { members: { 5: addr5 }, audit: { ts: 2_000_000, ip: null, details: { x: 1.5 } } },
+    // Over the size limit: addresses kept, audit part not trusted.
+    { members: { 5: addr5 }, audit: { ts: 2_000_000, ip: null, details: { x: 'y'.repeat(MAX_CONF_CHANGE_CONTEXT_BYTES) } } },
+  ];
+  const entries = bad.flatMap((o) => [confEntry({ changes: [{ type: 'removeNode', nodeId: 5 }] }), confEntry({ changes: [{ type: 'addLearner', nodeId: 5 }], context: ctx(o) })]);
+  // Not JSON at all.
+  entries.push(confEntry({ changes: [{ type: 'addVoter', nodeId: 5 }], context: new Uint8Array([0xff, 0x00, 0x7b]) }));
+  const ra = a.run(...entries);
+  const rb = b.run(...entries);
+  assert.deepEqual(a.records(), []);
+  assert.deepEqual(ra.changes, rb.changes, 'two nodes applying the same entries produce the same writes');
+  assert.equal(ra.applied, entries.at(-1)!.index);
+  // Each add still wrote the address (the last remove-then-add of the batch leaves it in place).
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(a.st.get(MEMBERS_KEYSPACE, '5'))), addr5);
+});
+
+test('a node without the audit domain applies an audited conf change as before: member table only', () => {
+  const { run, st } = setup();
+  run(confEntry({ changes: [{ type: 'addLearner', nodeId: 5 }], context: encodeMembersContext(new Map([[5, addr5]]), { ts: 2_000_000, ip: null, details: { action: 'add_learner', node: 5 } }) }));
+  assert.deepEqual([...st.m.keys()].filter((k) => !k.startsWith('sys.meta/')), [`${MEMBERS_KEYSPACE}/5`]);
+});
+
+test('a corrupt conf-change entry (the core\'s bytes) stops the node rather than diverge', () => {
+  const { run } = setup();
+  assert.throws(() => run({ term: 2, index: ++index, type: 'confChange', data: new TextEncoder().encode('{"v":2}') }), /unknown format/);
 });
