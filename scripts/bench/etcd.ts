@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { delimiter, join } from 'node:path';
 import type { Answer, Endpoint, HttpCall } from './client.ts';
 import { Pool } from './client.ts';
-import { freePorts, killMember, makeTempDir, spawnChild, stopMembers, waitFor, WaitAborted } from './procs.ts';
+import { freePorts, killMember, membersCpuSeconds, makeTempDir, spawnChild, stopMembers, waitFor, WaitAborted } from './procs.ts';
 import type { Child } from './procs.ts';
 import type { SystemUnderTest } from './system.ts';
 
@@ -180,6 +180,10 @@ export class EtcdCluster implements SystemUnderTest {
       },
       timeoutMs,
     ).then((x) => x - 1);
+  }
+
+  cpuSeconds(): number | null {
+    return membersCpuSeconds(this.members);
   }
 
   async kill(i: number): Promise<void> {

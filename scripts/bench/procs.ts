@@ -4,7 +4,7 @@
 // Ctrl-C and on the global deadline alike.
 import { spawn } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -174,8 +174,55 @@ export async function killMember(m: MemberProcess, timeoutMs: number): Promise<v
 
 /** Stop every member, close their logs and remove the cluster's temp dir. */
 export async function stopMembers(members: readonly MemberProcess[], dir: string, timeoutMs: number): Promise<void> {
+  // Profiling (BENCH_RAFTAUTH_NODE_ARGS with --cpu-prof): a profile is written only on a clean
+  // exit, so stop gracefully first (SIGTERM to the primary, which stops its workers), then kill.
+  if (process.env.BENCH_RAFTAUTH_NODE_ARGS) {
+    await Promise.all(members.map(async (m) => {
+      if (!m.child?.running) return;
+      try {
+        process.kill(m.child.pid, 'SIGTERM');
+        await withTimeout(m.child.exited, timeoutMs, `${m.child.name} to exit after SIGTERM`);
+      } catch {
+        // killed below
+      }
+    }));
+  }
   await Promise.all(members.map(async (m) => (m.child ? killAndWait(m.child, timeoutMs) : undefined)));
   for (const m of members) m.child?.closeLog();
   removeTempDir(dir);
 }
 
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux architecture we run on). */
+const USER_HZ = 100;
+
+/**
+ * CPU seconds (user + system) used so far by every live process of the members' process groups
+ * (a raftauth node and its HTTP workers; an etcd member), read from /proc. The benchmark reads it
+ * at both ends of a measured window: CPU per operation is steadier than operations per second on a
+ * shared machine, and it is what a faster implementation must lower. Linux only; null elsewhere.
+ */
+export function membersCpuSeconds(members: readonly MemberProcess[]): number | null {
+  const groups = new Set<number>();
+  for (const m of members) if (m.child?.running) groups.add(m.child.pid);
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return null;
+  }
+  let ticks = 0;
+  for (const pid of pids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // Fields after "(comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (!groups.has(Number(f[2]))) continue;
+    ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / USER_HZ;
+}

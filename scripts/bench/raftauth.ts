@@ -14,7 +14,7 @@ import { stringify } from 'yaml';
 import { createClusterCa, issueNodeCert, writePem } from '../../src/crypto/certs.ts';
 import type { Answer, Endpoint, HttpCall } from './client.ts';
 import { Pool } from './client.ts';
-import { freePorts, killMember, makeTempDir, spawnChild, stopMembers, waitFor, WaitAborted } from './procs.ts';
+import { freePorts, killMember, membersCpuSeconds, makeTempDir, spawnChild, stopMembers, waitFor, WaitAborted } from './procs.ts';
 import type { Child } from './procs.ts';
 import type { SystemUnderTest } from './system.ts';
 
@@ -93,6 +93,9 @@ export class RaftauthCluster implements SystemUnderTest {
       const initialMembers = members.map((m) => ({ id: m.id, raftAddress: `127.0.0.1:${m.raftPort}`, httpAddress: `127.0.0.1:${m.httpPort}` }));
       // The node sees no RAFTAUTH_* variable: an override left in the caller's shell would change the
       // configuration under test (or be refused as unknown).
+      // BENCH_RAFTAUTH_NODE_ARGS: extra node flags for every node process and its workers (profiling:
+      // "--cpu-prof --cpu-prof-dir=DIR"; node refuses --cpu-prof in NODE_OPTIONS).
+      const nodeArgs = (process.env.BENCH_RAFTAUTH_NODE_ARGS ?? '').split(' ').filter((x) => x.length > 0);
       const env: NodeJS.ProcessEnv = {};
       for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('RAFTAUTH_')) env[k] = v;
       for (const m of members) {
@@ -108,7 +111,7 @@ export class RaftauthCluster implements SystemUnderTest {
         };
         const file = join(dir, `node${m.id}.yaml`);
         await writeFile(file, stringify(config));
-        m.child = spawnChild(`raftauth node ${m.id}`, process.execPath, ['--import', 'tsx', MAIN_TS, '--config', file], join(dir, `node${m.id}.log`), { cwd: REPO_ROOT, env });
+        m.child = spawnChild(`raftauth node ${m.id}`, process.execPath, [...nodeArgs, '--import', 'tsx', MAIN_TS, '--config', file], join(dir, `node${m.id}.log`), { cwd: REPO_ROOT, env });
       }
       await c.leader(START_TIMEOUT_MS);
       return c;
@@ -158,6 +161,10 @@ export class RaftauthCluster implements SystemUnderTest {
       },
       timeoutMs,
     ).then((x) => x - 1);
+  }
+
+  cpuSeconds(): number | null {
+    return membersCpuSeconds(this.members);
   }
 
   async kill(i: number): Promise<void> {

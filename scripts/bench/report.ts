@@ -55,6 +55,8 @@ export interface Ratio {
   /** raftauth / etcd latency: below 1 is raftauth faster. */
   readonly p50: number | null;
   readonly p99: number | null;
+  /** raftauth / etcd CPU per write, all processes of the cluster: below 1 is raftauth cheaper. */
+  readonly cpuPerWrite: number | null;
 }
 
 const ratio = (a: number, b: number): number | null => (b > 0 ? Math.round((a / b) * 1000) / 1000 : null);
@@ -64,7 +66,8 @@ export function ratios(r: SystemReport | undefined, e: SystemReport | undefined)
   return r.levels.flatMap((lr) => {
     const le = e.levels.find((x) => x.concurrency === lr.concurrency);
     if (!le) return [];
-    return [{ concurrency: lr.concurrency, throughput: ratio(lr.writesPerSec, le.writesPerSec), p50: ratio(lr.latency.p50Ms, le.latency.p50Ms), p99: ratio(lr.latency.p99Ms, le.latency.p99Ms) }];
+    const cpu = lr.cpuMsPerWrite !== null && le.cpuMsPerWrite !== null ? ratio(lr.cpuMsPerWrite, le.cpuMsPerWrite) : null;
+    return [{ concurrency: lr.concurrency, throughput: ratio(lr.writesPerSec, le.writesPerSec), p50: ratio(lr.latency.p50Ms, le.latency.p50Ms), p99: ratio(lr.latency.p99Ms, le.latency.p99Ms), cpuPerWrite: cpu }];
   });
 }
 
@@ -119,12 +122,12 @@ export function targets(systems: Partial<Record<SystemName, SystemReport>>, fail
 export function humanTable(systems: Partial<Record<SystemName, SystemReport>>, rs: Ratio[], ts: Target[]): string {
   const lines: string[] = [];
   const pad = (s: string | number, w: number) => String(s).padStart(w);
-  lines.push(`${'system'.padEnd(9)}${pad('conc', 5)}${pad('writes/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('failed', 8)}`);
+  lines.push(`${'system'.padEnd(9)}${pad('conc', 5)}${pad('writes/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('failed', 8)}${pad('cpu ms/write', 14)}`);
   for (const [name, s] of Object.entries(systems)) {
-    for (const l of s.levels) lines.push(`${name.padEnd(9)}${pad(l.concurrency, 5)}${pad(l.writesPerSec.toFixed(0), 10)}${pad(l.latency.p50Ms.toFixed(2), 9)}${pad(l.latency.p99Ms.toFixed(2), 9)}${pad(l.failedRequests, 8)}`);
+    for (const l of s.levels) lines.push(`${name.padEnd(9)}${pad(l.concurrency, 5)}${pad(l.writesPerSec.toFixed(0), 10)}${pad(l.latency.p50Ms.toFixed(2), 9)}${pad(l.latency.p99Ms.toFixed(2), 9)}${pad(l.failedRequests, 8)}${pad(l.cpuMsPerWrite === null ? '-' : l.cpuMsPerWrite.toFixed(3), 14)}`);
   }
   if (rs.length > 0) {
-    lines.push('raftauth/etcd: ' + rs.map((r) => `c${r.concurrency} thr x${r.throughput ?? '-'} p50 x${r.p50 ?? '-'} p99 x${r.p99 ?? '-'}`).join('; '));
+    lines.push('raftauth/etcd: ' + rs.map((r) => `c${r.concurrency} thr x${r.throughput ?? '-'} p50 x${r.p50 ?? '-'} p99 x${r.p99 ?? '-'} cpu x${r.cpuPerWrite ?? '-'}`).join('; '));
   }
   for (const [name, s] of Object.entries(systems)) {
     const f = s.failover;

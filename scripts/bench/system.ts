@@ -26,6 +26,8 @@ export interface SystemUnderTest {
    * read before and after a level, it shows whether the level ran under one leader.
    */
   term(): Promise<number>;
+  /** CPU seconds used so far by every process of every live member (membersCpuSeconds); null where /proc is missing. */
+  cpuSeconds(): number | null;
   /** kill -9 the member behind endpoint `i` (with its whole process group) and wait until it is gone. */
   kill(i: number): Promise<void>;
   /** Stop every member and remove its data (bounded). */

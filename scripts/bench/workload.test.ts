@@ -71,6 +71,10 @@ class FakeSystem implements SystemUnderTest {
   async leader(): Promise<number> {
     return 0;
   }
+  cpuSeconds(): number | null {
+    return null; // no processes: the level reports cpuMsPerWrite null
+  }
+
   async kill(i: number): Promise<void> {
     this.outageUntil = performance.now() + this.outageMs;
     const s = this.servers[i]!;

@@ -44,6 +44,11 @@ export interface LevelResult {
   readonly leaderMember: string;
   /** Latency by the member that answered the successful attempt: shows what forwarding from a follower costs. */
   readonly byMember: Record<string, { readonly count: number; readonly p50Ms: number; readonly p99Ms: number }>;
+  /**
+   * CPU milliseconds the system's processes used per successful put in the measured window (every
+   * member, every process, user + system; the benchmark client excluded). null without /proc.
+   */
+  cpuMsPerWrite: number | null;
   /** The highest raft term before the warm-up and after the level (filled in by the caller); equal: no election. */
   termAtStart?: number;
   termAtEnd?: number;
@@ -68,6 +73,9 @@ export async function runLevel(sut: SystemUnderTest, concurrency: number, warmup
   const t0 = performance.now();
   const windowStart = t0 + warmupMs;
   const windowEnd = windowStart + measureMs;
+  let cpuAtStart: number | null = null;
+  let cpuAtEnd: number | null = null;
+  const cpuTimers = [setTimeout(() => (cpuAtStart = sut.cpuSeconds()), warmupMs), setTimeout(() => (cpuAtEnd = sut.cpuSeconds()), warmupMs + measureMs)];
   const client = async (c: number): Promise<void> => {
     for (let seq = 0; performance.now() < windowEnd; seq++) {
       const start = performance.now();
@@ -87,13 +95,18 @@ export async function runLevel(sut: SystemUnderTest, concurrency: number, warmup
     await Promise.all(Array.from({ length: concurrency }, (_, c) => client(c)));
   } finally {
     pool.close();
+    for (const t of cpuTimers) clearTimeout(t);
   }
+  // The last put may end just before the end timer runs: read the end now (a few ms late at most).
+  if (cpuAtStart !== null && cpuAtEnd === null) cpuAtEnd = sut.cpuSeconds();
   const latency = hist.summary();
+  const cpuMs = cpuAtStart !== null && cpuAtEnd !== null ? (cpuAtEnd - cpuAtStart) * 1000 : null;
   return {
     concurrency,
     measuredSeconds: measureMs / 1000,
     writes: latency.count,
     writesPerSec: Math.round((latency.count / (measureMs / 1000)) * 10) / 10,
+    cpuMsPerWrite: cpuMs !== null && latency.count > 0 ? Math.round((cpuMs / latency.count) * 1000) / 1000 : null,
     latency,
     failedRequests: failed,
     erroredAttempts: errored,

@@ -408,7 +408,10 @@ export class LocalCluster {
     if (this.stopping) throw new Error('the cluster is stopping');
     if (s.child && s.child.exitCode === null && s.child.signalCode === null) throw new Error(`node ${id} is already running (pid ${s.child.pid})`);
     // cwd is the repository so that `--import tsx` resolves from its node_modules.
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN_TS, '--config', s.files.configFile], {
+    // BENCH_RAFTAUTH_NODE_ARGS: extra node flags for profiling the benchmarks (e.g. "--cpu-prof
+    // --cpu-prof-dir=DIR"; node refuses --cpu-prof in NODE_OPTIONS). The workers inherit them.
+    const extra = (process.env.BENCH_RAFTAUTH_NODE_ARGS ?? '').split(' ').filter((x) => x.length > 0);
+    const child = spawn(process.execPath, [...extra, '--import', 'tsx', MAIN_TS, '--config', s.files.configFile], {
       cwd: REPO_ROOT,
       env: { ...nodeEnv(process.env), ...this.opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
