@@ -200,10 +200,8 @@ export async function verifyTotp(ctx: OAuthContext, sub: string, code: string, m
   let f = factor === undefined ? (await readFactors(ctx, sub)).totp : factor;
   for (let attempt = 0; ; attempt++) {
     if (f === null) return { ok: false, reason: 'no_factor' };
-    const secret = ctx.crypto.sealer().openValue<string>(f.sealed, totpAad(sub));
-    const step = matchTotpStep(secret, code, ctx.now());
     try {
-      return await write<TotpVerifyResult>(ctx, 'totp.verify', { sub, step, createdAt: f.createdAt, meta: wire(meta) });
+      return await write<TotpVerifyResult>(ctx, 'totp.verify', totpVerifyArgs(ctx, sub, code, meta, f));
     } catch (e) {
       if (!(e instanceof DomainRefusal)) throw e;
       // Removed between the read and the verify.
@@ -215,6 +213,17 @@ export async function verifyTotp(ctx: OAuthContext, sub: string, code: string, m
     }
     f = (await readFactors(ctx, sub)).totp;
   }
+}
+
+/**
+ * The arguments of totp.verify for `code` against the factor as read: the matched step (null when
+ * no step within ±1 matches). The secret is unsealed here, on the worker; only the step is proposed.
+ * Also the `verify` part of totp.signIn (session.ts commitSession), which a sign-in page uses to
+ * verify the code and write the upgraded session in one command.
+ */
+export function totpVerifyArgs(ctx: OAuthContext, sub: string, code: string, meta: RequestMeta, f: TotpFactorView): { sub: string; step: number | null; createdAt: number; meta: ReturnType<typeof wire> } {
+  const secret = ctx.crypto.sealer().openValue<string>(f.sealed, totpAad(sub));
+  return { sub, step: matchTotpStep(secret, code, ctx.now()), createdAt: f.createdAt, meta: wire(meta) };
 }
 
 export async function removeTotp(ctx: OAuthContext, sub: string, meta: RequestMeta): Promise<boolean> {

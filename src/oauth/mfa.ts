@@ -34,6 +34,7 @@ import {
   removeTotp,
   startTotpEnrollment,
   statusOf,
+  totpVerifyArgs,
   useRecoveryCode,
   verifyTotp,
   webauthnRegistrationOptions,
@@ -45,7 +46,7 @@ import type { TotpFactorView } from '../state/mfa-ops.ts';
 import { totpQrSvg } from '../mfa/totp.ts';
 import type { UserRecord } from '../state/oauth-ops.ts';
 import { mfaConfigOf } from './config.ts';
-import { requestMeta } from './context.ts';
+import { DomainRefusal, requestMeta } from './context.ts';
 import type { OAuthContext } from './context.ts';
 import { formParams } from './form.ts';
 import type { Params } from './form.ts';
@@ -56,7 +57,7 @@ import { MFA_PATHS, WEBAUTHN_PAGE_SCRIPT, enrollChoicePage, recoveryCodesPage, t
 import type { MfaMethod, MfaPageCommon } from './mfa-pages.ts';
 import { acrLevel, hasFactor, mfaPath, mfaStep, planMfa, requiredLevel } from './mfa-policy.ts';
 import type { AcrLevel, Requirement } from './mfa-policy.ts';
-import { ACR_MFA, ACR_PHR, commitSession, loadActiveSession, prepareUpgrade, upgradeSession, userLabel } from './session.ts';
+import { ACR_MFA, ACR_PHR, FactorRefused, commitSession, loadActiveSession, prepareUpgrade, upgradeSession, userLabel } from './session.ts';
 import type { Session } from './session.ts';
 
 /** Longest WebAuthn JSON answer accepted (attestation 'none' answers are ~1–2 KiB; form.ts caps a parameter at 8 KiB). */
@@ -164,8 +165,10 @@ async function passed(ctx: OAuthContext, reply: FastifyReply, m: MfaRequest, met
  * (interaction.ts issueCode: one replicated write for both), before the next prompt's page
  * otherwise — and the MFA status the form was opened with is reused (it did not change).
  */
-async function passedAndContinue(ctx: OAuthContext, reply: FastifyReply, m: MfaRequest, method: { acr: string; amr: readonly string[] }): Promise<FastifyReply> {
-  const pending = prepareUpgrade(ctx, reply, m.session, method);
+async function passedAndContinue(ctx: OAuthContext, reply: FastifyReply, m: MfaRequest, method: { acr: string; amr: readonly string[] }, totp?: Readonly<Record<string, unknown>>): Promise<FastifyReply> {
+  const upgrade = prepareUpgrade(ctx, reply, m.session, method);
+  // With `totp`, the code is verified by the same command that writes the session (FactorRefused if not).
+  const pending = totp === undefined ? upgrade : { ...upgrade, totp };
   const i = m.interaction;
   const interaction: Interaction = {
     ...i,
@@ -246,8 +249,7 @@ export async function handleMfaTotp(ctx: OAuthContext, req: FastifyRequest, repl
   if (!o.ok) return o.reply;
   const m = o.m;
   if (!offered(m, 'totp')) return again(ctx, reply, m, { error: 'An authenticator-app code cannot be used for this sign-in.', httpStatus: 400 });
-  const r = await verifyTotp(ctx, m.user.sub, code(m.params), m.meta, m.totp);
-  if (!r.ok) {
+  const refused = (r: FactorRefused['result']): Promise<FastifyReply> => {
     const error =
       r.reason === 'throttled' || r.reason === 'locked'
         ? retryText(r.retryAt, r.reason === 'locked')
@@ -257,8 +259,22 @@ export async function handleMfaTotp(ctx: OAuthContext, req: FastifyRequest, repl
             ? 'No authenticator app is set up for this account.'
             : 'That code is not valid. Check your app and try again.';
     return again(ctx, reply, m, { method: 'totp', error, httpStatus: r.reason === 'throttled' || r.reason === 'locked' ? 429 : 400 });
+  };
+  const method = { acr: ACR_MFA, amr: ['otp'] };
+  if (m.totp === null) return refused({ ok: false, reason: 'no_factor' });
+  // The common path: the code is verified and the upgraded session (with the authorization code
+  // when the flow ends in one) written by ONE command, mfa totp.signIn: one replicated write.
+  try {
+    return await passedAndContinue(ctx, reply, m, method, totpVerifyArgs(ctx, m.user.sub, code(m.params), m.meta, m.totp));
+  } catch (e) {
+    if (e instanceof FactorRefused) return refused(e.result);
+    // The factor was removed or re-enrolled since the form's read (apply refused the whole
+    // command, nothing written): verify on its own against a fresh read, then continue.
+    if (!(e instanceof DomainRefusal) || (e.code !== 'CONFLICT' && e.code !== 'NOT_FOUND')) throw e;
   }
-  return passedAndContinue(ctx, reply, m, { acr: ACR_MFA, amr: ['otp'] });
+  const r = await verifyTotp(ctx, m.user.sub, code(m.params), m.meta);
+  if (!r.ok) return refused(r);
+  return passedAndContinue(ctx, reply, m, method);
 }
 
 export async function handleMfaRecovery(ctx: OAuthContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {

@@ -118,6 +118,21 @@ export interface PendingSession {
   readonly cookie: string;
   readonly op: 'session.create' | 'session.replace';
   readonly args: Readonly<Record<string, unknown>>;
+  /**
+   * The second factor this session is the reward for, still to be verified: totp.verify's
+   * arguments (mfa/service.ts totpVerifyArgs). commitSession then proposes mfa totp.signIn, which
+   * verifies the code and writes the session (and code) in the same command, and throws
+   * FactorRefused, writing no session, when the code is refused.
+   */
+  readonly totp?: Readonly<Record<string, unknown>>;
+}
+
+/** commitSession of a session whose second factor (PendingSession.totp) apply refused; `result` is totp.verify's answer. */
+export class FactorRefused extends Error {
+  constructor(readonly result: { readonly ok: false; readonly reason: 'invalid' | 'replay' | 'throttled' | 'locked' | 'no_factor'; readonly retryAt?: number }) {
+    super(`second factor refused: ${result.reason}`);
+    this.name = 'FactorRefused';
+  }
 }
 
 /** The new session's record and cookie, not written yet (createSession, or a caller that writes it together with the code). */
@@ -140,7 +155,11 @@ export function prepareSession(ctx: OAuthContext, reply: FastifyReply, auth: Aut
  * authorization code the flow answers with in the same replicated write (interaction.ts issueCode).
  */
 export async function commitSession(ctx: OAuthContext, reply: FastifyReply, p: PendingSession, code?: Readonly<Record<string, unknown>>): Promise<void> {
-  await nodeWrite(ctx, 'tokens', p.op, code === undefined ? p.args : { ...p.args, code });
+  const args = code === undefined ? p.args : { ...p.args, code };
+  if (p.totp !== undefined) {
+    const r = await nodeWrite<{ factor: { ok: true } | FactorRefused['result'] }>(ctx, 'mfa', 'totp.signIn', { verify: p.totp, session: { op: p.op, args } });
+    if (!r.factor.ok) throw new FactorRefused(r.factor);
+  } else await nodeWrite(ctx, 'tokens', p.op, args);
   setCookie(ctx, reply, SESSION_COOKIE, p.cookie, ctx.config.sessionTtlS);
 }
 

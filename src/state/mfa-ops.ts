@@ -106,6 +106,8 @@ export type MfaOp =
    * answered: no reservation is needed (docs/mfa.md "Verification path").
    */
   | { op: 'totp.verify'; args: { sub: string; step: number | null; createdAt: number; meta: RequestMeta } }
+  /** totp.verify, then (accepted only) the tokens domain's session.create / session.replace with these args: { factor, session? }. */
+  | { op: 'totp.signIn'; args: { verify: { sub: string; step: number | null; createdAt: number; meta: RequestMeta }; session: { op: 'session.create' | 'session.replace'; args: Record<string, unknown> } } }
   | { op: 'totp.remove'; args: { sub: string; meta: RequestMeta } }
   // --- WebAuthn ---
   /** A single-use challenge, valid until exp, bound to a purpose and (for registration / 2nd factor) a user. */

@@ -32,7 +32,7 @@ import type { AuditMeta } from './audit.ts';
 import type { AuditEvent, AuditEventType } from './audit-ops.ts';
 import { THROTTLE } from './mfa-ops.ts';
 import type { Throttled, ThrottleKind, TotpFactorView, WebAuthnCredentialView } from './mfa-ops.ts';
-import { EXPIRY_KEYSPACE, deviceByUserCode, endUserSessions, expiryIndexKey } from './tokens.ts';
+import { EXPIRY_KEYSPACE, applyLoginSessionOp, deviceByUserCode, endUserSessions, expiryIndexKey } from './tokens.ts';
 import { MAX_ID_CHARS, bool, bytes, int, invalid, isPlainObject, obj, str, time, tokenId } from './validate.ts';
 
 export const MFA_DOMAIN = 'mfa';
@@ -497,6 +497,24 @@ const totpVerify: Op = (ctx, a) => {
   return { ok: true, enrolled };
 };
 
+/**
+ * totp.verify and, when it accepts the code, the login session it upgrades (tokens session.create
+ * or session.replace, with the authorization code when the flow ends in one) in ONE command: a
+ * TOTP sign-in is one replicated, fsynced write instead of two (oauth/mfa.ts handleMfaTotp). A
+ * refused code writes exactly what totp.verify writes (the counted failure, its audit record) and
+ * no session: the answer is { factor } with totp.verify's result. NOT_FOUND and CONFLICT refuse
+ * the whole command, as totp.verify's do; a session the tokens domain refuses (a hash that exists)
+ * refuses it too, the accepted step included, so the same code may be tried again.
+ */
+const totpSignIn: Op = (ctx, a) => {
+  const session = obj(a.session, 'session');
+  if (session.op !== 'session.create' && session.op !== 'session.replace') throw invalid('session.op must be session.create or session.replace');
+  const sessionArgs = obj(session.args, 'session.args');
+  const factor = totpVerify(ctx, obj(a.verify, 'verify')) as { ok: boolean };
+  if (!factor.ok) return { factor };
+  return { factor, session: applyLoginSessionOp(ctx, session.op, sessionArgs) };
+};
+
 const totpRemove: Op = (ctx, a) => {
   const sub = subject(a.sub);
   const meta = auditMeta(a.meta);
@@ -745,6 +763,7 @@ const OPS: Readonly<Record<string, Op>> = {
   'totp.enroll': totpEnroll,
   'totp.accept': totpAccept,
   'totp.verify': totpVerify,
+  'totp.signIn': totpSignIn,
   'totp.remove': totpRemove,
   'webauthn.challenge': webauthnChallenge,
   'webauthn.consume': webauthnConsume,

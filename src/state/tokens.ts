@@ -541,6 +541,16 @@ function sessionReplace(ctx: ApplyContext, a: Record<string, unknown>): unknown 
   return { existed: s !== null };
 }
 
+/**
+ * session.create or session.replace inside another domain's command (mfa totp.signIn: a verified
+ * code and the session it upgrades in one write). The same apply, the same checks.
+ */
+export function applyLoginSessionOp(ctx: ApplyContext, op: unknown, args: Record<string, unknown>): unknown {
+  if (op === 'session.create') return sessionCreate(ctx, args);
+  if (op === 'session.replace') return sessionReplace(ctx, args);
+  throw invalid('session.op must be session.create or session.replace');
+}
+
 // ---------------------------------------------------------------------------------------------
 // A user's sessions and grants, ended by admin changes (users.ts: disable, password reset, delete;
 // mfa.ts: factor reset) inside their own command, so the change and its effect commit together.

@@ -7,7 +7,7 @@ import type { ApplyResult } from '../../../src/state/machine.ts';
 import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
 import { encodeCommand, unpackValue } from '../../../src/state/command.ts';
 import { oauthDomains } from '../../../src/state/oauth-domains.ts';
-import { EXPIRY_KEYSPACE, expiryIndexKey } from '../../../src/state/tokens.ts';
+import { CODES_KEYSPACE, EXPIRY_KEYSPACE, LOGIN_SESSIONS_KEYSPACE, expiryIndexKey } from '../../../src/state/tokens.ts';
 import { AUDIT_KEYSPACE } from '../../../src/state/audit.ts';
 import type { AuditRecord } from '../../../src/state/audit-ops.ts';
 import { THROTTLE } from '../../../src/state/mfa-ops.ts';
@@ -809,4 +809,54 @@ test('factors read of an unknown user; the audit chain links every mfa record', 
   assert.equal(recs[2]!.clientId, 'app');
   assert.equal(recs[0]!.ip, IP);
   assert.equal(recs[0]!.ts, T0);
+});
+
+// totp.signIn: totp.verify and the session it upgrades in one command
+
+test('totp.signIn: an accepted code writes the verified step, the upgraded session and its code in one command; a refused one only what totp.verify writes', () => {
+  const h = harness();
+  const v = totpUser(h, 'erin');
+  const erin = { ip: IP, sub: 'erin' };
+  h.run('tokens', 'session.create', { hash: 's1', exp: T0 + 3_600_000, sealed: new Uint8Array([1]), meta: erin });
+  const session = (hash: string, prev: string, code?: string) => ({
+    op: 'session.replace',
+    args: { hash, exp: T0 + 3_600_000, sealed: new Uint8Array([2]), meta: erin, previous: { hash: prev, meta: erin }, ...(code ? { code: { hash: code, exp: T0 + 60_000, sealed: new Uint8Array([9]) } } : {}) },
+  });
+  const sessions = () => h.st.keys(LOGIN_SESSIONS_KEYSPACE);
+  const auditsBefore = h.auditTypes().length;
+  // A wrong code: counted exactly as totp.verify counts it, and no session, no code.
+  assert.deepEqual(h.ok('totp.signIn', { verify: v(null), session: session('s2', 's1', 'c1') }), { factor: { ok: false, reason: 'invalid' } });
+  assert.deepEqual(sessions(), ['s1']);
+  assert.equal(h.st.get(CODES_KEYSPACE, 'c1'), undefined);
+  assert.equal((h.read('factors', { sub: 'erin' }) as { lock: { failures: number } }).lock.failures, 1);
+  assert.deepEqual(h.auditTypes().slice(auditsBefore), ['mfa.failed']);
+  // The right code: the step is spent, s1 replaced by s2, the code stored; audited in that order.
+  assert.deepEqual(h.ok('totp.signIn', { verify: v(S0), session: session('s2', 's1', 'c1') }), { factor: { ok: true, enrolled: true }, session: { existed: true } });
+  assert.deepEqual(sessions(), ['s2']);
+  assert.notEqual(h.st.get(CODES_KEYSPACE, 'c1'), undefined);
+  assert.equal(h.raw<{ lastStep: number }>(TOTP_KEYSPACE, 'erin')!.lastStep, S0);
+  assert.equal((h.read('factors', { sub: 'erin' }) as { lock: { failures: number } }).lock.failures, 0);
+  assert.deepEqual(h.auditTypes().slice(auditsBefore), ['mfa.failed', 'mfa.enrolled', 'login.succeeded', 'logout']);
+  // The same code again (another node, the same moment): a replay, no session.
+  assert.deepEqual(h.ok('totp.signIn', { verify: v(S0), session: session('s3', 's2') }), { factor: { ok: false, reason: 'replay' } });
+  assert.deepEqual(sessions(), ['s2']);
+});
+
+test('totp.signIn: a changed factor, a session the tokens domain refuses or a malformed session part refuse the whole command', () => {
+  const h = harness();
+  const v = totpUser(h, 'fay');
+  const fay = { ip: IP, sub: 'fay' };
+  h.run('tokens', 'session.create', { hash: 's1', exp: T0 + 3_600_000, sealed: new Uint8Array([1]), meta: fay });
+  const replace = (hash: string) => ({ op: 'session.replace', args: { hash, exp: T0 + 3_600_000, sealed: new Uint8Array([2]), meta: fay, previous: { hash: 's1', meta: fay } } });
+  // Matched against a factor that was since replaced: CONFLICT, nothing written (the worker reads again).
+  h.refused('totp.signIn', { verify: { ...v(S0), createdAt: 1 }, session: replace('s2') }, 'CONFLICT');
+  // The new session's hash exists: the accepted step is not kept either (the code may be tried again).
+  h.refused('totp.signIn', { verify: v(S0), session: replace('s1') }, 'INVALID_ARGUMENT', /differ/);
+  h.run('tokens', 'session.create', { hash: 's9', exp: T0 + 3_600_000, sealed: new Uint8Array([3]), meta: fay });
+  h.refused('totp.signIn', { verify: v(S0), session: replace('s9') }, 'ALREADY_EXISTS');
+  // Not a session operation, or no arguments: refused before anything is evaluated (no failure counted).
+  h.refused('totp.signIn', { verify: v(null), session: { op: 'code.create', args: {} } }, 'INVALID_ARGUMENT', /session.op/);
+  h.refused('totp.signIn', { verify: v(null), session: { op: 'session.create' } }, 'INVALID_ARGUMENT', /session.args/);
+  // After all that, the code still works once.
+  assert.deepEqual(h.ok('totp.signIn', { verify: v(S0), session: replace('s2') }), { factor: { ok: true, enrolled: true }, session: { existed: true } });
 });

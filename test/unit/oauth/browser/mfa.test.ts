@@ -127,8 +127,9 @@ test('a user with TOTP is asked for it after the password: wrong code, replayed 
     const { res: wrong, ops: wrongOps } = await writes(() => post(bt, jar2, '/mfa/totp', { ...pageFields(page.body), code: wrongCode(secret, bt.t.clock.now) }));
     assert.equal(wrong.statusCode, 400);
     assert.match(wrong.body, /not valid/);
-    // One replicated write per attempt: the throttle check and the counted failure are one command.
-    assert.deepEqual(wrongOps, ['mfa totp.verify']);
+    // One replicated write per attempt: the throttle check, the counted failure (and, had the code
+    // been right, the upgraded session) are one command.
+    assert.deepEqual(wrongOps, ['mfa totp.signIn']);
     // The step the enrollment used is spent (RFC 6238 §5.2: accepted once).
     const replay = await post(bt, jar2, '/mfa/totp', { ...pageFields(wrong.body), code: usedCode });
     assert.equal(replay.statusCode, 400, replay.body);
@@ -138,9 +139,9 @@ test('a user with TOTP is asked for it after the password: wrong code, replayed 
     const { res: ok, ops } = await writes(() => post(bt, jar2, '/mfa/totp', { ...pageFields(replay.body), code: totpCodeAt(secret, totpStep(bt.t.clock.now)) }));
     assert.equal(ok.statusCode, 303, ok.body);
     assert.equal(auth(bt, ok).acr, ACR_MFA);
-    // A successful sign-in: the verification, then the session upgrade (new record and end of the
-    // old one) together with the code — two sequential writes; audited as before.
-    assert.deepEqual(ops, ['mfa totp.verify', 'tokens session.replace']);
+    // A successful sign-in: the verification, the session upgrade (new record and end of the old
+    // one) and the code in ONE replicated write (mfa totp.signIn); audited as before.
+    assert.deepEqual(ops, ['mfa totp.signIn']);
     const audited = bt.t.node.entries('audit').slice(auditsBefore).map(([, v]) => unpackValue<{ type: string; details: Record<string, unknown> }>(v));
     assert.deepEqual(audited.map((r) => r.type), ['mfa.verified', 'login.succeeded', 'logout']);
     assert.deepEqual(audited[2]!.details, { reason: 'replaced' });
