@@ -4,17 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { canonicalJson, canonicalRecordJson } from '../../../src/state/audit.ts';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from './helpers.ts';
 
 const STRINGS = ['', 'a', 'ü', '€', '😀', '"q"', 'back\\slash', 'nl\n', '\u0000', '\u001f', '\u2028', 'tab\t', '\ud800', 'ﬀ', 'Z', '1'];
 const NUMBERS = [0, -0, 1, -1, 2 ** 53 - 1, 2 ** 53, 1.5, NaN, Infinity, 1e21];

@@ -11,6 +11,7 @@ import { kvDomain } from '../../../src/state/kv.ts';
 import { encodeCommand } from '../../../src/state/command.ts';
 import type { Command } from '../../../src/state/command.ts';
 import type { Entry } from '../../../src/raft/types.ts';
+import { mulberry32 as rng } from './helpers.ts';
 
 class MapState implements StateReader {
   readonly m = new Map<string, string>();
@@ -28,17 +29,6 @@ class MapState implements StateReader {
       this.m.delete(`${ks}/${key}`);
     }
   }
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A random history of three clients: opens, writes, retries (of pending and acknowledged seqs), acks, closes, expiry sweeps, time jumps. */
