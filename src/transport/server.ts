@@ -9,7 +9,7 @@
 // handler compares with the node id the request claims.
 import * as grpc from '@grpc/grpc-js';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import * as tls from 'node:tls';
 import type { Message, NodeId } from '../raft/types.ts';
 import {
@@ -77,6 +77,10 @@ export class PeerServer {
   private injector: ReturnType<grpc.Server['createConnectionInjector']> | null = null;
   private tlsServer: tls.Server | null = null;
   private readonly sockets = new Set<tls.TLSSocket>();
+  /** The TCP sockets under every accepted connection, from accept to close (see start()). */
+  private readonly rawSockets = new Set<Socket>();
+  /** Bumped by start() and stop(): a connection event of an earlier start is one to close. */
+  private generation = 0;
   /** Senders whose snapshot stream is being received (at most one per sender). */
   private readonly snapshotsReceiving = new Set<NodeId>();
 
@@ -128,11 +132,29 @@ export class PeerServer {
     const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     const tlsServer = tls.createServer(serverTlsOptions(this.tls, limits.handshakeTimeoutMs));
     tlsServer.maxConnections = limits.maxInboundConnections;
+    // Every accepted connection from its first byte, handshake or not: stop() must close those still
+    // in their handshake too, or the listener's close would wait for them (a peer's reconnect or
+    // TLS probe accepted just before stop() and authenticated after it used to hang stop()).
+    const generation = ++this.generation;
+    tlsServer.on('connection', (raw: Socket) => {
+      stats.acceptedConnections++;
+      if (this.generation !== generation) {
+        raw.destroy();
+        return;
+      }
+      this.rawSockets.add(raw);
+      raw.on('close', () => this.rawSockets.delete(raw));
+    });
     tlsServer.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
       stats.refusedHandshakes++;
       logger.warn({ peer: describePeer(socket), err: err.message }, 'peer TLS handshake failed');
     });
     tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
+      // Authenticated after stop() began: the injector is gone, and nothing would close it.
+      if (this.generation !== generation) {
+        socket.destroy();
+        return;
+      }
       if (!socket.authorized) {
         // No client certificate, or one that does not chain to the cluster CA.
         stats.refusedHandshakes++;
@@ -182,11 +204,14 @@ export class PeerServer {
     this.grpcServer = null;
     this.tlsServer = null;
     this.injector = null;
+    this.generation++;
     const closed = new Promise<void>((resolve) => tlsServer.close(() => resolve()));
     injector.destroy();
     grpcServer.forceShutdown();
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
+    for (const s of this.rawSockets) s.destroy();
+    this.rawSockets.clear();
     await closed;
   }
 

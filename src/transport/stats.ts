@@ -27,6 +27,8 @@ export interface TransportStats {
   receivedSnapshots: number;
   failedSnapshotReceives: number;
   unreachableReports: number;
+  /** Inbound TCP connections accepted by the peer listener (before their TLS handshake). */
+  acceptedConnections: number;
   /** Peer channels replaced because their connection attempt was stuck while the peer answered a probe. */
   channelResets: number;
 }
@@ -51,5 +53,6 @@ export function newStats(): TransportStats {
     failedSnapshotReceives: 0,
     unreachableReports: 0,
     channelResets: 0,
+    acceptedConnections: 0,
   };
 }

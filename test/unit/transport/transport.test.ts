@@ -393,3 +393,30 @@ test('propose and readIndex are forwarded and answered, errors included', async 
 
   assert.deepEqual(await follower.t.forwardReadIndex(7, { timeoutMs: 100 }), { ok: false, error: { code: 'UNAVAILABLE', leaderHint: 0, message: 'no address for node 7' } });
 });
+
+// The timeout turns the old hang into a failure.
+test('stop() closes connections still in their TLS handshake, and one that completes it during stop: it never waits for a peer (CI hang, 2026-11-23)', { timeout: 20_000 }, async () => {
+  // Regression: stop() destroyed only the connections whose handshake had completed, then awaited
+  // the listener's close, which waits for every connection. A peer's connection accepted just
+  // before stop() and authenticated just after it (reconnects and TLS probes are frequent while
+  // nodes stop) was never destroyed, and stop() waited forever.
+  const handshakeTimeoutMs = 60_000;
+  const a = await startNode(1, { limits: { handshakeTimeoutMs } });
+  const { createConnection } = await import('node:net');
+  // 1. A connection that has not begun its handshake.
+  const idle = createConnection({ host: HOST, port: a.port });
+  await once(idle, 'connect');
+  // 2. A peer that completes its handshake only once stop() has begun.
+  const raw = createConnection({ host: HOST, port: a.port });
+  await once(raw, 'connect');
+  await waitFor(() => a.t.stats().acceptedConnections === 2, 'the server to accept both connections');
+  const started = Date.now();
+  const stopping = a.t.stop();
+  const late = tlsConnect({ socket: raw, ca: pki.ca.certPem, cert: pki.tls(2).certPem, key: pki.tls(2).keyPem, ALPNProtocols: ['h2'], servername: 'localhost', checkServerIdentity: () => undefined });
+  late.on('error', () => undefined);
+  idle.on('error', () => undefined);
+  await stopping;
+  const tookMs = Date.now() - started;
+  assert.ok(tookMs < 5_000, `stop() took ${tookMs} ms (the handshake timeout is ${handshakeTimeoutMs} ms)`);
+  await waitFor(() => idle.destroyed && raw.destroyed, 'both client sockets to see the close');
+});
