@@ -435,20 +435,28 @@ const totpAccept: Op = (ctx, a) => {
   if (t) return t;
   const rec = get<TotpRecord>(tx, TOTP_KEYSPACE, sub);
   if (rec === null) throw new DomainError('NOT_FOUND', 'the user has no TOTP factor');
-  // RFC 6238 §5.2: "the verifier MUST NOT accept the second attempt of the same OTP after the
-  // successful validation has been issued for the first OTP". Steps only move forward, so an
-  // older code seen later (within the window) is refused too.
+  return acceptTotpStep(ctx, sub, rec, step, meta, true);
+};
+
+/**
+ * The end of totp.accept and totp.verify: a matched step is accepted once. RFC 6238 §5.2: "the
+ * verifier MUST NOT accept the second attempt of the same OTP after the successful validation has
+ * been issued for the first OTP". Steps only move forward, so an older code seen later (within
+ * the window) is refused too, audited and counted. `releases`: see fail() (totp.accept's
+ * throttle.check reserved an attempt; totp.verify reserves none).
+ */
+function acceptTotpStep(ctx: ApplyContext, sub: string, rec: TotpRecord, step: number, meta: AuditMeta, releases: boolean): unknown {
   if (rec.lastStep !== null && step <= rec.lastStep) {
     audit(ctx, 'mfa.replay_refused', meta, sub, { factor: 'totp', step, lastStep: rec.lastStep });
-    fail(ctx, sub, 'totp', meta, 'replay', false);
+    fail(ctx, sub, 'totp', meta, 'replay', false, releases);
     return { ok: false, reason: 'replay' };
   }
-  put(tx, TOTP_KEYSPACE, sub, { ...rec, confirmed: true, lastStep: step } satisfies TotpRecord);
-  succeed(tx, sub, 'totp', ts);
+  put(ctx.tx, TOTP_KEYSPACE, sub, { ...rec, confirmed: true, lastStep: step } satisfies TotpRecord);
+  succeed(ctx.tx, sub, 'totp', ctx.ts);
   const enrolled = !rec.confirmed;
   audit(ctx, enrolled ? 'mfa.enrolled' : 'mfa.verified', meta, sub, { factor: 'totp' });
   return { ok: true, enrolled };
-};
+}
 
 /**
  * One TOTP attempt, decided whole: the worker matched the code against the secret of the factor
@@ -484,17 +492,7 @@ const totpVerify: Op = (ctx, a) => {
     if (r.ok) return { ok: false, reason: 'invalid' };
     return r.reason === 'locked' ? r : { ok: false, reason: 'invalid', retryAt: r.retryAt };
   }
-  // RFC 6238 §5.2, as in totp.accept: a step is accepted once, and older steps are replays.
-  if (rec.lastStep !== null && step <= rec.lastStep) {
-    audit(ctx, 'mfa.replay_refused', meta, sub, { factor: 'totp', step, lastStep: rec.lastStep });
-    fail(ctx, sub, 'totp', meta, 'replay', false, false);
-    return { ok: false, reason: 'replay' };
-  }
-  put(tx, TOTP_KEYSPACE, sub, { ...rec, confirmed: true, lastStep: step } satisfies TotpRecord);
-  succeed(tx, sub, 'totp', ts);
-  const enrolled = !rec.confirmed;
-  audit(ctx, enrolled ? 'mfa.enrolled' : 'mfa.verified', meta, sub, { factor: 'totp' });
-  return { ok: true, enrolled };
+  return acceptTotpStep(ctx, sub, rec, step, meta, false);
 };
 
 /**
