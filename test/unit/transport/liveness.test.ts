@@ -10,6 +10,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_LIMITS, resolveLimits } from '../../../src/transport/limits.ts';
 import { Transport } from '../../../src/transport/transport.ts';
+import type { TransportOptions } from '../../../src/transport/transport.ts';
 import type { MsgHeartbeat, NodeId } from '../../../src/raft/types.ts';
 import { CapturingLogger, RecordingHandler, makePki, waitFor } from './helpers.ts';
 
@@ -68,6 +69,25 @@ async function startPeerProcess(pki: Awaited<ReturnType<typeof makePki>>, id: No
   return { child, port: Number(/port (\d+)/.exec(out)?.[1]) };
 }
 
+/** Node 1's Transport to the peer process on `port`, once its first batch was acknowledged. */
+async function connectedTo(pki: Awaited<ReturnType<typeof makePki>>, port: number, limits: TransportOptions['limits']): Promise<{ a: Transport; handler: RecordingHandler }> {
+  const handler = new RecordingHandler();
+  const a = new Transport({
+    id: 1,
+    listen: { host: HOST, port: 0 },
+    peers: new Map([[2, `${HOST}:${port}`]]),
+    tls: pki.tls(1),
+    handler,
+    logger: new CapturingLogger(),
+    ...(limits ? { limits } : {}),
+  });
+  cleanups.push(() => a.stop());
+  await a.start();
+  a.send([hb(1, 2, 1)]);
+  await waitFor(() => a.stats().sentBatches === 1, 'the first batch to be acknowledged');
+  return { a, handler };
+}
+
 /** Whether a TCP connection to HOST:port opens within `ms`; the socket is kept in `into` either way. */
 function tcpOpens(port: number, ms: number, into: Socket[]): Promise<boolean> {
   return new Promise((resolve) => {
@@ -88,22 +108,9 @@ function tcpOpens(port: number, ms: number, into: Socket[]): Promise<boolean> {
 test('a connection attempt whose SYNs are dropped is abandoned as soon as the peer answers a probe, not at the next SYN retransmission', async () => {
   const pki = await makePki([1, 2]);
   const { child, port } = await startPeerProcess(pki, 2);
-  const handler = new RecordingHandler();
-  const a = new Transport({
-    id: 1,
-    listen: { host: HOST, port: 0 },
-    peers: new Map([[2, `${HOST}:${port}`]]),
-    tls: pki.tls(1),
-    handler,
-    logger: new CapturingLogger(),
-    // Keepalive slow enough that the accept queue is full before it drops the connection; no
-    // ack deadline during the test (the stuck stream must fail by the channel reset).
-    limits: { keepaliveTimeMs: 1_500, keepaliveTimeoutMs: 1_500, connectTimeoutMs: 300, sendTimeoutMs: 60_000 },
-  });
-  cleanups.push(() => a.stop());
-  await a.start();
-  a.send([hb(1, 2, 1)]);
-  await waitFor(() => a.stats().sentBatches === 1, 'the first batch to be acknowledged');
+  // Keepalive slow enough that the accept queue is full before it drops the connection; no ack
+  // deadline during the test (the stuck stream must fail by the channel reset).
+  const { a, handler } = await connectedTo(pki, port, { keepaliveTimeMs: 1_500, keepaliveTimeoutMs: 1_500, connectTimeoutMs: 300, sendTimeoutMs: 60_000 });
 
   // The partition: the peer process stops, and its listen socket's accept queue is filled, so
   // the kernel drops every further SYN to it silently (as nft drop does): connection attempts
@@ -150,35 +157,8 @@ test('a connection attempt whose SYNs are dropped is abandoned as soon as the pe
 
 test('keepalive notices a peer that froze with an idle connection', async () => {
   const pki = await makePki([1, 2]);
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/peer-process.ts', import.meta.url))], {
-    env: { ...process.env, RAFTAUTH_TEST_PEER: JSON.stringify({ id: 2, tls: pki.tls(2) }) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  cleanups.push(() => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGCONT');
-      child.kill('SIGKILL');
-    }
-  });
-  let out = '';
-  child.stdout?.setEncoding('utf8');
-  child.stdout?.on('data', (d: string) => (out += d));
-  await waitFor(() => /port \d+/.test(out), 'the peer process to listen', 20_000);
-  const port = Number(/port (\d+)/.exec(out)?.[1]);
-  const handler = new RecordingHandler();
-  const a = new Transport({
-    id: 1,
-    listen: { host: HOST, port: 0 },
-    peers: new Map([[2, `${HOST}:${port}`]]),
-    tls: pki.tls(1),
-    handler,
-    logger: new CapturingLogger(),
-    limits: { keepaliveTimeMs: 200, keepaliveTimeoutMs: 200, initialReconnectBackoffMs: 5_000, maxReconnectBackoffMs: 5_000 },
-  });
-  cleanups.push(() => a.stop());
-  await a.start();
-  a.send([hb(1, 2, 1)]);
-  await waitFor(() => a.stats().sentBatches === 1, 'the first batch to be acknowledged');
+  const { child, port } = await startPeerProcess(pki, 2);
+  const { a } = await connectedTo(pki, port, { keepaliveTimeMs: 200, keepaliveTimeoutMs: 200, initialReconnectBackoffMs: 5_000, maxReconnectBackoffMs: 5_000 });
   assert.equal(a.peerState(2), 'ready');
   // Control: an idle, live connection stays ready across several keepalive rounds.
   const idleUntilMs = Date.now() + 600;
