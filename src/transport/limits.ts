@@ -33,6 +33,11 @@ export interface TransportLimits {
    * answered PROPOSAL_DROPPED at once (not proposed, so the sender may retry).
    */
   readonly maxForwardsInFlightPerStream: number;
+  /**
+   * Forwarded writes one ProposeStream Frame may carry (writes forwarded in the same turn share a
+   * frame); a frame also leaves once its commands reach maxBatchBytes.
+   */
+  readonly maxForwardsPerFrame: number;
   /** Bytes of a proposal's opaque command. */
   readonly maxCommandBytes: number;
   /** Length of a session id string. */
@@ -83,6 +88,7 @@ export const DEFAULT_LIMITS: TransportLimits = {
   snapshotTimeoutMs: 10 * 60_000,
   maxForwardTimeoutMs: 30_000,
   maxForwardsInFlightPerStream: 10_000,
+  maxForwardsPerFrame: 512,
   maxCommandBytes: 1 * MIB,
   maxSessionIdChars: 128,
   handshakeTimeoutMs: 10_000,
@@ -121,6 +127,12 @@ export function validateLimits(l: TransportLimits): void {
   }
   if (l.maxCommandBytes + ENVELOPE_MARGIN_BYTES + l.maxSessionIdChars * 4 > l.maxMessageBytes) {
     throw new RangeError(`maxCommandBytes (${l.maxCommandBytes}) does not fit in maxMessageBytes (${l.maxMessageBytes})`);
+  }
+  if (l.maxForwardsPerFrame > l.maxForwardsInFlightPerStream) {
+    throw new RangeError('maxForwardsPerFrame must not exceed maxForwardsInFlightPerStream');
+  }
+  if (l.maxCommandBytes + ENVELOPE_MARGIN_BYTES + l.maxSessionIdChars * 4 > l.maxBatchBytes) {
+    throw new RangeError(`maxCommandBytes (${l.maxCommandBytes}) with its session id does not fit in maxBatchBytes (${l.maxBatchBytes}): one forwarded write must fit in a frame`);
   }
   if (l.maxMessagesPerBatch > l.maxQueuedMessagesPerPeer) {
     throw new RangeError('maxMessagesPerBatch must not exceed maxQueuedMessagesPerPeer');

@@ -9,6 +9,7 @@ import type { Message, NodeId, SnapshotMetadata } from '../raft/types.ts';
 import { decodeForwardError, encodeMessage, encodeSnapshotHeader, u64 } from './codec.ts';
 import { TransportError } from './errors.ts';
 import type { TransportLimits } from './limits.ts';
+import { ENVELOPE_MARGIN_BYTES } from './limits.ts';
 import type {
   WireAck,
   WireMessageBatch,
@@ -19,7 +20,9 @@ import type {
   WireSnapshotAck,
   WireSnapshotChunk,
 } from './proto.ts';
-import { raftServiceDefinition } from './proto.ts';
+import { raftFrameServiceDefinition } from './proto.ts';
+import { decodeOutcomesFrame, encodeForwardFrame, encodeRaftFrame, frameData } from './frames.ts';
+import type { ForwardItem } from './frames.ts';
 import type { TransportStats } from './stats.ts';
 import { channelCredentials, probeTlsOptions } from './tls.ts';
 import type { ForwardError, ProposeRequest, ProposeResult, ReadIndexRequest, ReadIndexResult, TlsMaterial, TransportLogger } from './types.ts';
@@ -46,7 +49,7 @@ export interface TransportObserver {
 }
 
 function methodDef(name: 'Send' | 'Stream' | 'Snapshot' | 'Propose' | 'ProposeStream' | 'ReadIndex'): grpc.MethodDefinition<unknown, unknown> {
-  const m = raftServiceDefinition[name];
+  const m = raftFrameServiceDefinition[name];
   if (m === undefined) throw new Error(`Raft.${name} missing`);
   return m;
 }
@@ -110,7 +113,7 @@ export interface PeerStreamEvents {
  */
 export class PeerStream {
   private dead = false;
-  private readonly call: grpc.ClientDuplexStream<WireMessageBatch, WireAck>;
+  private readonly call: grpc.ClientDuplexStream<Buffer, WireAck>;
 
   constructor(
     client: grpc.Client,
@@ -122,7 +125,7 @@ export class PeerStream {
   ) {
     this.call = client.makeBidiStreamRequest(
       STREAM.path,
-      STREAM.requestSerialize as (b: WireMessageBatch) => Buffer,
+      STREAM.requestSerialize as (b: Buffer) => Buffer,
       STREAM.responseDeserialize as (b: Buffer) => WireAck,
       new grpc.Metadata(),
       {},
@@ -142,7 +145,7 @@ export class PeerStream {
 
   /** Writes one batch (none of it MsgSnap). False: the stream's buffer is full, wait for onDrain. */
   write(msgs: readonly Message[]): boolean {
-    return this.call.write({ from: this.selfId, to: this.peerId, messages: msgs.map(encodeMessage) });
+    return this.call.write(encodeRaftFrame(this.selfId, this.peerId, msgs));
   }
 
   /** Gives the stream up (no event follows); `why`, when given, is reported as its failure. */
@@ -163,8 +166,13 @@ export class PeerStream {
 
 /** The forwarding stream to one peer and the writes waiting on it, by request id. */
 interface ForwardStream {
-  readonly call: grpc.ClientDuplexStream<WireProposeRequest, WireProposeResponse>;
+  readonly call: grpc.ClientDuplexStream<Buffer, Buffer>;
   readonly waiting: Map<number, (r: ProposeResult) => void>;
+  /** Writes forwarded during this turn of the event loop, sent as one Frame at its end. */
+  pending: ForwardItem[];
+  /** Command bytes in `pending`: a frame leaves early once they reach limits.maxBatchBytes. */
+  pendingBytes: number;
+  flushScheduled: boolean;
 }
 
 /** The TLS server name (SNI) we send to node `id`. */
@@ -451,32 +459,55 @@ export class PeerClient {
         clearTimeout(timer);
         resolve(r);
       });
-      stream.call.write({ from: this.opts.selfId, sessionId: req.sessionId, seq: req.seq, command: req.command, timeoutMs: req.timeoutMs, id });
+      // Every write forwarded during this turn of the event loop leaves in one Frame at its end
+      // (one DATA frame, one TLS record, one write system call for all of them); no timer adds
+      // latency, and a full frame leaves at once.
+      const limits = this.opts.limits;
+      if (stream.pendingBytes + req.command.length + limits.maxSessionIdChars * 4 + ENVELOPE_MARGIN_BYTES > limits.maxBatchBytes) this.flushForwards(stream);
+      stream.pending.push({ id, timeoutMs: req.timeoutMs, sessionId: req.sessionId, seq: req.seq, command: req.command });
+      stream.pendingBytes += req.command.length + 64 + req.sessionId.length * 4;
+      if (stream.pending.length >= limits.maxForwardsPerFrame) this.flushForwards(stream);
+      else if (!stream.flushScheduled) {
+        stream.flushScheduled = true;
+        setImmediate(() => this.flushForwards(stream));
+      }
     });
+  }
+
+  private flushForwards(stream: ForwardStream): void {
+    stream.flushScheduled = false;
+    if (stream.pending.length === 0 || this.forwardStream !== stream) return;
+    const items = stream.pending;
+    stream.pending = [];
+    stream.pendingBytes = 0;
+    stream.call.write(encodeForwardFrame(this.opts.selfId, items));
   }
 
   private openForwardStream(): ForwardStream {
     const call = this.client.makeBidiStreamRequest(
       PROPOSE_STREAM.path,
-      PROPOSE_STREAM.requestSerialize as (r: WireProposeRequest) => Buffer,
-      PROPOSE_STREAM.responseDeserialize as (b: Buffer) => WireProposeResponse,
+      PROPOSE_STREAM.requestSerialize as (r: Buffer) => Buffer,
+      PROPOSE_STREAM.responseDeserialize as (b: Buffer) => Buffer,
       new grpc.Metadata(),
       {},
     );
-    const stream: ForwardStream = { call, waiting: new Map() };
+    const stream: ForwardStream = { call, waiting: new Map(), pending: [], pendingBytes: 0, flushScheduled: false };
     this.forwardStream = stream;
-    call.on('data', (res: WireProposeResponse) => {
-      let id: number;
+    call.on('data', (frame: Buffer) => {
+      let outcomes;
       try {
-        id = u64(res.id ?? 0, 'id');
-      } catch {
+        outcomes = decodeOutcomesFrame(frameData(frame), this.opts.limits.maxMessageBytes);
+      } catch (e) {
+        // The leader sent what we cannot read: give the stream up (its writes are ambiguous).
+        this.failForwards(stream, { code: 'INTERNAL', leaderHint: 0, message: `ProposeStream from node ${this.peerId}: ${(e as Error).message}` });
         return;
       }
-      const answer = stream.waiting.get(id);
-      if (answer === undefined) return; // timed out here already
-      stream.waiting.delete(id);
-      if (res.outcome === 'result' && res.result instanceof Uint8Array) answer({ ok: true, result: new Uint8Array(res.result.buffer, res.result.byteOffset, res.result.byteLength) });
-      else answer({ ok: false, error: decodeForwardError(res.error) });
+      for (const o of outcomes) {
+        const answer = stream.waiting.get(o.id);
+        if (answer === undefined) continue; // timed out here already
+        stream.waiting.delete(o.id);
+        answer(o.ok ? { ok: true, result: o.result } : { ok: false, error: o.error });
+      }
     });
     call.on('error', (e: unknown) => this.failForwards(stream, forwardErrorOf(peerFailed(`ProposeStream to node ${this.peerId}`, e))));
     call.on('status', (st: grpc.StatusObject) => {
@@ -491,6 +522,8 @@ export class PeerClient {
     if (this.forwardStream === stream) this.forwardStream = null;
     const waiting = [...stream.waiting.values()];
     stream.waiting.clear();
+    stream.pending = [];
+    stream.pendingBytes = 0;
     for (const answer of waiting) answer({ ok: false, error });
     stream.call.cancel();
   }

@@ -22,6 +22,20 @@ const service = packageDefinition[SERVICE_NAME];
 if (service === undefined || !('Send' in service)) throw new Error(`${SERVICE_NAME} missing from ${PROTO_PATH}`);
 export const raftServiceDefinition = service as grpc.ServiceDefinition;
 
+const rawBytes = (b: Buffer): Buffer => b;
+
+/**
+ * The service as nodes serve and call it: Stream's requests and ProposeStream's requests and
+ * responses are Frames whose bytes src/transport/frames.ts encodes and decodes itself (a Frame is
+ * built with its protobuf key and length already in place), so gRPC passes them through as they
+ * are. The other methods keep proto-loader's protobuf (de)serializers.
+ */
+export const raftFrameServiceDefinition: grpc.ServiceDefinition = {
+  ...raftServiceDefinition,
+  Stream: { ...raftServiceDefinition.Stream!, requestSerialize: rawBytes, requestDeserialize: rawBytes },
+  ProposeStream: { ...raftServiceDefinition.ProposeStream!, requestSerialize: rawBytes, requestDeserialize: rawBytes, responseSerialize: rawBytes, responseDeserialize: rawBytes },
+};
+
 /** A client constructor for the Raft service (methods send, snapshot, propose, readIndex). */
 export const RaftClient = grpc.makeGenericClientConstructor(raftServiceDefinition, 'Raft');
 

@@ -31,7 +31,9 @@ import type {
   WireSnapshotAck,
   WireSnapshotChunk,
 } from './proto.ts';
-import { raftServiceDefinition } from './proto.ts';
+import { raftFrameServiceDefinition } from './proto.ts';
+import { decodeForwardFrame, decodeRaftFrame, encodeOutcomesFrame, frameData } from './frames.ts';
+import type { ForwardOutcome, RaftBatch } from './frames.ts';
 
 /** What every server call offers (grpc-js does not export ServerSurfaceCall from its index). */
 type SurfaceCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext' | 'getPeer' | 'getDeadline'>;
@@ -108,11 +110,11 @@ export class PeerServer {
       'grpc.keepalive_time_ms': limits.keepaliveTimeMs,
       'grpc.keepalive_timeout_ms': limits.keepaliveTimeoutMs,
     });
-    server.addService(raftServiceDefinition, {
+    server.addService(raftFrameServiceDefinition, {
       Send: (call: grpc.ServerUnaryCall<WireMessageBatch, WireAck>, cb: grpc.sendUnaryData<WireAck>) => {
         this.onSend(call).then((ack) => cb(null, ack), (e: unknown) => cb(this.fail('Send', call, e)));
       },
-      Stream: (call: grpc.ServerDuplexStream<WireMessageBatch, WireAck>) => {
+      Stream: (call: grpc.ServerDuplexStream<Buffer, WireAck>) => {
         this.onStream(call);
       },
       Snapshot: (call: grpc.ServerReadableStream<WireSnapshotChunk, WireSnapshotAck>, cb: grpc.sendUnaryData<WireSnapshotAck>) => {
@@ -121,7 +123,7 @@ export class PeerServer {
       Propose: (call: grpc.ServerUnaryCall<WireProposeRequest, WireProposeResponse>, cb: grpc.sendUnaryData<WireProposeResponse>) => {
         this.onPropose(call).then((r) => cb(null, r), (e: unknown) => cb(this.fail('Propose', call, e)));
       },
-      ProposeStream: (call: grpc.ServerDuplexStream<WireProposeRequest, WireProposeResponse>) => {
+      ProposeStream: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
         this.onProposeStream(call);
       },
       ReadIndex: (call: grpc.ServerUnaryCall<WireReadIndexRequest, WireReadIndexResponse>, cb: grpc.sendUnaryData<WireReadIndexResponse>) => {
@@ -280,7 +282,7 @@ export class PeerServer {
    * are coalesced: everything handed over before the event loop turns is acknowledged at once.
    * The first refusal ends the stream with its status (nothing after it is delivered).
    */
-  private onStream(call: grpc.ServerDuplexStream<WireMessageBatch, WireAck>): void {
+  private onStream(call: grpc.ServerDuplexStream<Buffer, WireAck>): void {
     const { handler } = this.opts;
     let from: NodeId | null = null;
     let ended = false;
@@ -309,14 +311,15 @@ export class PeerServer {
       const status = this.fail('Stream', call, e);
       call.emit('error', status);
     };
-    call.on('data', (req: WireMessageBatch) => {
+    call.on('data', (frame: Buffer) => {
       if (ended) return;
       let msgs: Message[];
       try {
+        const batch = decodeRaftFrame(frameData(frame), this.frameLimits());
         // The certificate is read once, on the first batch; a later batch may not claim another id.
-        if (from === null) from = this.authenticate(call, req.from, 'Stream');
-        else if (claimedId(req.from) !== from) this.authenticate(call, req.from, 'Stream');
-        msgs = this.checkBatch(from, req);
+        if (from === null) from = this.authenticate(call, batch.from, 'Stream');
+        else if (batch.from !== from) this.authenticate(call, batch.from, 'Stream');
+        msgs = this.checkFrame(batch);
       } catch (e) {
         refuse(e);
         return;
@@ -356,6 +359,24 @@ export class PeerServer {
     call.on('error', () => {
       ended = true;
     });
+  }
+
+  private frameLimits(): { maxMessagesPerBatch: number; maxEntryBytes: number; maxContextBytes: number } {
+    const { limits } = this.opts;
+    return { maxMessagesPerBatch: limits.maxMessagesPerBatch, maxEntryBytes: limits.maxBatchBytes, maxContextBytes: limits.maxSessionIdChars * 4 };
+  }
+
+  /**
+   * A Stream frame's batch from its authenticated sender. The frame carries one sender and one
+   * receiver for all its messages, so no message can speak for a third node; the receiver must be
+   * us. Counted like a Send batch.
+   */
+  private checkFrame(batch: RaftBatch): Message[] {
+    const { stats } = this.opts;
+    this.checkAddressedToUs(batch.to, 'batch');
+    stats.receivedBatches++;
+    stats.receivedMessages += batch.messages.length;
+    return batch.messages as Message[];
   }
 
   /** The messages of a batch from the authenticated `from`, checked; throws a refusal. */
@@ -468,46 +489,69 @@ export class PeerServer {
   }
 
   /**
-   * A peer's stream of forwarded writes (rpc ProposeStream): each request is checked and handled
-   * like a Propose call, and answered on the stream under its id as soon as its outcome is known.
-   * The peer is authenticated by its first request (the certificate cannot change on one
-   * connection); a later request claiming another id, or a malformed one, ends the stream.
+   * A peer's stream of forwarded writes (rpc ProposeStream). Each request Frame carries the writes
+   * the peer forwarded during one turn of its event loop; each is checked and handled like a
+   * Propose call. Outcomes known during one turn of this event loop leave together in one response
+   * Frame, each under its write's id. The peer is authenticated by its first frame (the
+   * certificate cannot change on one connection); a later frame claiming another id, or a
+   * malformed one, ends the stream.
    */
-  private onProposeStream(call: grpc.ServerDuplexStream<WireProposeRequest, WireProposeResponse>): void {
+  private onProposeStream(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
     const { limits } = this.opts;
     let from: NodeId | null = null;
     let ended = false;
     let halfClosed = false;
     let inFlight = 0;
-    call.on('data', (req: WireProposeRequest) => {
+    let out: ForwardOutcome[] = [];
+    let flushScheduled = false;
+    const flush = (): void => {
+      flushScheduled = false;
+      if (out.length === 0) return;
+      const outcomes = out;
+      out = [];
+      if (!ended) call.write(encodeOutcomesFrame(outcomes));
+      maybeEnd();
+    };
+    const answer = (o: ForwardOutcome): void => {
+      out.push(o);
+      if (out.length >= limits.maxForwardsPerFrame) flush();
+      else if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flush);
+      }
+    };
+    call.on('data', (frame: Buffer) => {
       if (ended) return;
-      let incoming: IncomingProposeRequest;
-      let id: string;
+      let incoming: { readonly id: number; readonly req: IncomingProposeRequest }[];
       try {
-        if (from === null) from = this.authenticate(call, req.from, 'ProposeStream');
-        else if (claimedId(req.from) !== from) this.authenticate(call, req.from, 'ProposeStream');
-        id = String(u64(req.id ?? 0, 'id'));
-        const { timeoutMs, deadlineMs } = this.deadlineMs(req.timeoutMs, null);
-        incoming = this.checkPropose(from, req, timeoutMs, deadlineMs);
+        const f = decodeForwardFrame(frameData(frame), limits);
+        if (from === null) from = this.authenticate(call, f.from, 'ProposeStream');
+        else if (f.from !== from) this.authenticate(call, f.from, 'ProposeStream');
+        const sender = from;
+        incoming = f.items.map((it) => {
+          const { timeoutMs, deadlineMs } = this.deadlineMs(it.timeoutMs, null);
+          return { id: it.id, req: this.checkPropose(sender, { sessionId: it.sessionId, seq: it.seq, command: it.command }, timeoutMs, deadlineMs) };
+        });
       } catch (e) {
         ended = true;
         call.emit('error', this.fail('ProposeStream', call, e));
         return;
       }
-      if (inFlight >= limits.maxForwardsInFlightPerStream) {
-        call.write({ id, error: encodeForwardError({ code: 'PROPOSAL_DROPPED', leaderHint: 0, message: `more than ${limits.maxForwardsInFlightPerStream} forwarded writes in flight from node ${from}` }) });
-        return;
+      for (const { id, req } of incoming) {
+        if (inFlight >= limits.maxForwardsInFlightPerStream) {
+          answer({ id, ok: false, error: { code: 'PROPOSAL_DROPPED', leaderHint: 0, message: `more than ${limits.maxForwardsInFlightPerStream} forwarded writes in flight from node ${from}` } });
+          continue;
+        }
+        inFlight++;
+        void this.propose(req).then((result) => {
+          inFlight--;
+          answer(result.ok ? { id, ok: true, result: result.result } : { id, ok: false, error: result.error });
+        });
       }
-      inFlight++;
-      void this.propose(incoming).then((result) => {
-        inFlight--;
-        if (!ended) call.write(result.ok ? { id, result: result.result } : { id, error: encodeForwardError(result.error) });
-        maybeEnd();
-      });
     });
     // The peer half-closed: answer what is in flight, then end the stream.
     const maybeEnd = (): void => {
-      if (ended || !halfClosed || inFlight > 0) return;
+      if (ended || !halfClosed || inFlight > 0 || out.length > 0) return;
       ended = true;
       call.end();
     };
@@ -524,7 +568,7 @@ export class PeerServer {
   }
 
   /** A forwarded write checked: the session id, the command and its size, the seq. Throws a refusal. */
-  private checkPropose(from: NodeId, req: WireProposeRequest, timeoutMs: number, deadlineMs: number): IncomingProposeRequest {
+  private checkPropose(from: NodeId, req: Pick<WireProposeRequest, 'sessionId' | 'seq' | 'command'>, timeoutMs: number, deadlineMs: number): IncomingProposeRequest {
     const { limits } = this.opts;
     if (typeof req.sessionId !== 'string' || req.sessionId.length === 0 || req.sessionId.length > limits.maxSessionIdChars) {
       throw new TransportError('MALFORMED', `sessionId must be 1..${limits.maxSessionIdChars} characters`);
@@ -558,15 +602,6 @@ export class PeerServer {
       result = { ok: false, error: internal(e) };
     }
     return result.ok ? { index: result.index } : { error: encodeForwardError(result.error) };
-  }
-}
-
-/** The node id a request claims, or -1 when it is not one. */
-function claimedId(wire: unknown): number {
-  try {
-    return u64(wire as string, 'from');
-  } catch {
-    return -1;
   }
 }
 

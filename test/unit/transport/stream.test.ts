@@ -7,9 +7,9 @@ import * as grpc from '@grpc/grpc-js';
 import { Transport } from '../../../src/transport/transport.ts';
 import type { TransportLimits } from '../../../src/transport/limits.ts';
 import { channelCredentials } from '../../../src/transport/tls.ts';
-import { raftServiceDefinition } from '../../../src/transport/proto.ts';
-import type { WireAck, WireMessageBatch } from '../../../src/transport/proto.ts';
-import { encodeMessage } from '../../../src/transport/codec.ts';
+import { raftFrameServiceDefinition } from '../../../src/transport/proto.ts';
+import { encodeRaftFrame } from '../../../src/transport/frames.ts';
+import type { WireAck } from '../../../src/transport/proto.ts';
 import type { MsgHeartbeat, NodeId } from '../../../src/raft/types.ts';
 import type { IncomingProposeRequest, ProposeResult } from '../../../src/transport/types.ts';
 import { CapturingLogger, RecordingHandler, makePki, waitFor } from './helpers.ts';
@@ -108,11 +108,11 @@ test('a batch not acknowledged within sendTimeoutMs gives the stream up and repo
 });
 
 /** A raw Stream call from node 1's certificate, writing exactly the batches given. */
-function rawStream(address: string, peerId: NodeId): { call: grpc.ClientDuplexStream<WireMessageBatch, WireAck>; status: Promise<grpc.StatusObject> } {
+function rawStream(address: string, peerId: NodeId): { call: grpc.ClientDuplexStream<Buffer, WireAck>; status: Promise<grpc.StatusObject> } {
   const client = new grpc.Client(address, channelCredentials(pki.tls(1), peerId, () => undefined), { 'grpc.ssl_target_name_override': `node-${peerId}.raftauth` });
   closers.push(() => client.close());
-  const m = raftServiceDefinition.Stream!;
-  const call = client.makeBidiStreamRequest(m.path, m.requestSerialize as (b: WireMessageBatch) => Buffer, m.responseDeserialize as (b: Buffer) => WireAck, new grpc.Metadata(), {});
+  const m = raftFrameServiceDefinition.Stream!;
+  const call = client.makeBidiStreamRequest(m.path, m.requestSerialize as (b: Buffer) => Buffer, m.responseDeserialize as (b: Buffer) => WireAck, new grpc.Metadata(), {});
   const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
   call.on('error', () => undefined);
   call.on('data', () => undefined);
@@ -123,24 +123,30 @@ test('a stream whose first batch claims another node than its certificate names 
   const h = new RecordingHandler();
   const b = await start(2, h);
   const { call, status } = rawStream(b.address, 2);
-  call.write({ from: 3, to: 2, messages: [encodeMessage(hb(3, 2, 1))] });
+  call.write(encodeRaftFrame(3, 2, [hb(3, 2, 1)]));
   assert.equal((await status).code, grpc.status.PERMISSION_DENIED);
   assert.equal(h.messages().length, 0);
 });
 
-test('a later batch on a stream may not claim another node, nor carry a message from one', async () => {
+test('a later batch on a stream may not claim another node, be for another node, or be malformed', async () => {
   const h = new RecordingHandler();
   const b = await start(2, h);
   const first = rawStream(b.address, 2);
-  first.call.write({ from: 1, to: 2, messages: [encodeMessage(hb(1, 2, 1))] });
+  first.call.write(encodeRaftFrame(1, 2, [hb(1, 2, 1)]));
   await waitFor(() => h.messages().length === 1, 'the honest first batch');
-  first.call.write({ from: 3, to: 2, messages: [encodeMessage(hb(3, 2, 2))] });
+  first.call.write(encodeRaftFrame(3, 2, [hb(3, 2, 2)]));
   assert.equal((await first.status).code, grpc.status.PERMISSION_DENIED);
+  // A frame names one sender and one receiver for all its messages: none can speak for a third node.
   const second = rawStream(b.address, 2);
-  second.call.write({ from: 1, to: 2, messages: [encodeMessage(hb(1, 2, 3))] });
+  second.call.write(encodeRaftFrame(1, 2, [hb(1, 2, 3)]));
   await waitFor(() => h.messages().length === 2, 'the next honest batch');
-  second.call.write({ from: 1, to: 2, messages: [encodeMessage(hb(3, 2, 4))] });
-  assert.equal((await second.status).code, grpc.status.PERMISSION_DENIED);
+  second.call.write(encodeRaftFrame(1, 3, [hb(1, 3, 4)]));
+  assert.equal((await second.status).code, grpc.status.FAILED_PRECONDITION);
+  const third = rawStream(b.address, 2);
+  // A valid frame (key, one length byte, data) with its last byte cut off and its length fixed up.
+  const good = encodeRaftFrame(1, 2, [hb(1, 2, 5)]);
+  third.call.write(Buffer.concat([Buffer.from([0x0a, good.length - 3]), good.subarray(2, good.length - 1)]));
+  assert.equal((await third.status).code, grpc.status.INVALID_ARGUMENT);
   assert.deepEqual(h.messages().map((m) => (m as MsgHeartbeat).commit), [1, 3], 'nothing of a refused batch was delivered');
 });
 
