@@ -37,16 +37,26 @@ export function killMfaClusterSync(): void {
 }
 
 export class MfaCluster {
+  private readonly cluster: LocalCluster;
+  private readonly front: FrontProxy;
+  private readonly log: WriteStream;
+  readonly issuer: string;
+  readonly dir: string;
   readonly endpoints: readonly Endpoint[];
   readonly nodeUrls: readonly string[];
 
   private constructor(
-    private readonly cluster: LocalCluster,
-    private readonly front: FrontProxy,
-    private readonly log: WriteStream,
-    readonly issuer: string,
-    readonly dir: string,
+    cluster: LocalCluster,
+    front: FrontProxy,
+    log: WriteStream,
+    issuer: string,
+    dir: string,
   ) {
+    this.cluster = cluster;
+    this.front = front;
+    this.log = log;
+    this.issuer = issuer;
+    this.dir = dir;
     this.endpoints = cluster.nodes.map((n) => ({ member: String(n.id), host: '127.0.0.1', port: n.spec.ports.http }));
     this.nodeUrls = cluster.nodes.map((n) => httpUrl(n.spec));
   }

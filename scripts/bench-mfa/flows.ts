@@ -32,8 +32,11 @@ interface Page {
 
 /** One browser (its own cookies) talking to one node. */
 class Browser {
+  readonly base: string;
   private readonly jar = new CookieJar();
-  constructor(readonly base: string) {}
+  constructor(base: string) {
+    this.base = base;
+  }
 
   get cookie(): string {
     return this.jar.header();

@@ -17,12 +17,15 @@ export interface StepUser {
 }
 
 export class StepQueue<T extends { readonly user: StepUser }> {
+  private readonly items: readonly T[];
   private next = 0;
   /** Skipped because their user had verified in the step they were looked at; in that order. */
   private readonly deferred: T[] = [];
   private deferredHead = 0;
 
-  constructor(private readonly items: readonly T[]) {}
+  constructor(items: readonly T[]) {
+    this.items = items;
+  }
 
   /** Interactions not handed out yet. */
   get remaining(): number {

@@ -44,19 +44,29 @@ async function waitServing(child: Child, ep: Endpoint, authorization: string, ti
 }
 
 export class OidcProviderServer implements TokenServer {
+  private readonly child: Child;
+  private readonly controlPort: number;
+  private readonly controlToken: string;
+  readonly ccAuthorization: string;
+  readonly webAuthorization: string;
   readonly system = 'oidc-provider' as const;
   readonly version = packageVersion('oidc-provider');
   readonly settings: Record<string, unknown>;
   readonly endpoints: readonly Endpoint[];
 
   private constructor(
-    private readonly child: Child,
+    child: Child,
     port: number,
-    private readonly controlPort: number,
-    private readonly controlToken: string,
-    readonly ccAuthorization: string,
-    readonly webAuthorization: string,
+    controlPort: number,
+    controlToken: string,
+    ccAuthorization: string,
+    webAuthorization: string,
   ) {
+    this.child = child;
+    this.controlPort = controlPort;
+    this.controlToken = controlToken;
+    this.ccAuthorization = ccAuthorization;
+    this.webAuthorization = webAuthorization;
     this.endpoints = [{ member: 'oidc-provider', host: '127.0.0.1', port }];
     this.settings = {
       processes: 1,
@@ -124,6 +134,8 @@ export class OidcProviderServer implements TokenServer {
 }
 
 export class CeilingServer implements TokenServer {
+  private readonly child: Child;
+  readonly ccAuthorization: string;
   readonly system = 'ceiling' as const;
   readonly version = `node ${process.version}`;
   readonly settings: Record<string, unknown>;
@@ -131,11 +143,13 @@ export class CeilingServer implements TokenServer {
   readonly webAuthorization = null;
 
   private constructor(
-    private readonly child: Child,
+    child: Child,
     port: number,
     workers: number,
-    readonly ccAuthorization: string,
+    ccAuthorization: string,
   ) {
+    this.child = child;
+    this.ccAuthorization = ccAuthorization;
     this.endpoints = [{ member: 'ceiling', host: '127.0.0.1', port }];
     this.settings = {
       workers,

@@ -79,6 +79,11 @@ async function http(url: string, init: { method?: string; headers?: Record<strin
 }
 
 export class RaftauthServer implements TokenServer {
+  private readonly cluster: LocalCluster;
+  private readonly front: FrontProxy;
+  private readonly log: WriteStream;
+  readonly issuer: string;
+  readonly dir: string;
   readonly system = 'raftauth' as const;
   readonly version = `${gitVersion()} (src digest ${sourceDigest()})`;
   readonly settings: Record<string, unknown>;
@@ -88,13 +93,18 @@ export class RaftauthServer implements TokenServer {
   private webAuth = '';
 
   private constructor(
-    private readonly cluster: LocalCluster,
-    private readonly front: FrontProxy,
-    private readonly log: WriteStream,
-    readonly issuer: string,
+    cluster: LocalCluster,
+    front: FrontProxy,
+    log: WriteStream,
+    issuer: string,
     workers: number,
-    readonly dir: string,
+    dir: string,
   ) {
+    this.cluster = cluster;
+    this.front = front;
+    this.log = log;
+    this.issuer = issuer;
+    this.dir = dir;
     this.endpoints = cluster.nodes.map((n) => ({ member: String(n.id), host: '127.0.0.1', port: n.spec.ports.http }));
     this.settings = {
       nodes: 3,

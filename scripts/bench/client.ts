@@ -47,18 +47,23 @@ export interface Answer {
 
 /** Why an attempt got no answer: a network error code (ECONNREFUSED, ECONNRESET, …) or ATTEMPT_TIMEOUT. */
 export class AttemptError extends Error {
-  constructor(readonly code: string) {
+  readonly code: string;
+
+  constructor(code: string) {
     super(code);
+    this.code = code;
   }
 }
 
 /** Keep-alive agents, one per endpoint, sized for `concurrency` sockets each. */
 export class Pool {
+  readonly endpoints: readonly Endpoint[];
   private readonly agents: Agent[];
   constructor(
-    readonly endpoints: readonly Endpoint[],
+    endpoints: readonly Endpoint[],
     concurrency: number,
   ) {
+    this.endpoints = endpoints;
     if (endpoints.length === 0) throw new Error('no endpoints');
     // Every client may end up on one endpoint (the others dead): allow `concurrency` sockets on each.
     this.agents = endpoints.map(() => new Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency, scheduling: 'lifo' }));

@@ -76,6 +76,10 @@ function b64(s: string): string {
 }
 
 export class EtcdCluster implements SystemUnderTest {
+  readonly version: string;
+  private readonly dir: string;
+  private readonly members: Member[];
+  readonly attemptTimeoutMs: number;
   readonly name = 'etcd' as const;
   readonly settings: Record<string, unknown>;
   readonly endpoints: readonly Endpoint[];
@@ -83,11 +87,15 @@ export class EtcdCluster implements SystemUnderTest {
   private readonly statusPool: Pool;
 
   private constructor(
-    readonly version: string,
-    private readonly dir: string,
-    private readonly members: Member[],
-    readonly attemptTimeoutMs: number,
+    version: string,
+    dir: string,
+    members: Member[],
+    attemptTimeoutMs: number,
   ) {
+    this.version = version;
+    this.dir = dir;
+    this.members = members;
+    this.attemptTimeoutMs = attemptTimeoutMs;
     this.endpoints = members.map((m) => ({ member: m.name, host: '127.0.0.1', port: m.clientPort }));
     this.statusPool = new Pool(this.endpoints, 2);
     this.settings = {

@@ -21,15 +21,21 @@ export interface Exit {
 
 /** One child process (the leader of its own process group) and its log file. */
 export class Child {
+  readonly name: string;
+  readonly proc: ChildProcess;
+  readonly logFile: string;
   exit: Exit | null = null;
   readonly exited: Promise<Exit>;
   private readonly log: WriteStream;
 
   constructor(
-    readonly name: string,
-    readonly proc: ChildProcess,
-    readonly logFile: string,
+    name: string,
+    proc: ChildProcess,
+    logFile: string,
   ) {
+    this.name = name;
+    this.proc = proc;
+    this.logFile = logFile;
     this.log = createWriteStream(logFile, { flags: 'a' });
     proc.stdout?.pipe(this.log, { end: false });
     proc.stderr?.pipe(this.log, { end: false });

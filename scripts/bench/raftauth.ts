@@ -51,6 +51,8 @@ function packageVersion(): string {
 }
 
 export class RaftauthCluster implements SystemUnderTest {
+  private readonly dir: string;
+  private readonly members: Member[];
   readonly name = 'raftauth' as const;
   readonly version = packageVersion();
   readonly settings: Record<string, unknown>;
@@ -59,10 +61,12 @@ export class RaftauthCluster implements SystemUnderTest {
   private readonly statusPool: Pool;
 
   private constructor(
-    private readonly dir: string,
-    private readonly members: Member[],
+    dir: string,
+    members: Member[],
     opts: RaftauthOptions,
   ) {
+    this.dir = dir;
+    this.members = members;
     this.endpoints = members.map((m) => ({ member: String(m.id), host: '127.0.0.1', port: m.httpPort }));
     this.statusPool = new Pool(this.endpoints, 2);
     this.attemptTimeoutMs = opts.attemptTimeoutMs;

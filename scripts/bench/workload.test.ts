@@ -16,6 +16,8 @@ import { runFailover, runLevel } from './workload.ts';
 const SERVICE_MS = 20;
 
 class FakeSystem implements SystemUnderTest {
+  private readonly outageMs: number;
+  private readonly duringOutage: 'hold' | '503';
   readonly name = 'raftauth' as const;
   readonly version = 'fake';
   readonly settings = {};
@@ -26,10 +28,12 @@ class FakeSystem implements SystemUnderTest {
   private outageUntil = 0;
 
   constructor(
-    private readonly outageMs: number,
-    private readonly duringOutage: 'hold' | '503',
+    outageMs: number,
+    duringOutage: 'hold' | '503',
     attemptTimeoutMs: number,
   ) {
+    this.outageMs = outageMs;
+    this.duringOutage = duringOutage;
     this.attemptTimeoutMs = attemptTimeoutMs;
   }
 

@@ -62,6 +62,7 @@ interface BackendState {
 }
 
 export class FrontProxy {
+  private readonly opts: FrontProxyOptions;
   private readonly states: BackendState[];
   private readonly agent = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_NODE });
   private server: Server | null = null;
@@ -73,7 +74,8 @@ export class FrontProxy {
   /** Requests waiting for a ready node (at most FRONT_MAX_CONNECTIONS: one per connection). */
   private readonly readyWaiters = new Set<() => void>();
 
-  constructor(private readonly opts: FrontProxyOptions) {
+  constructor(opts: FrontProxyOptions) {
+    this.opts = opts;
     if (opts.backends.length === 0) throw new Error('the front needs at least one node');
     this.states = opts.backends.map((b) => {
       const u = new URL(b.url);

@@ -354,14 +354,20 @@ interface Slot {
 }
 
 export class LocalCluster {
+  readonly spec: ClusterSpec;
+  readonly prepared: PreparedCluster;
+  private readonly opts: LaunchOptions;
   private readonly slots = new Map<number, Slot>();
   private stopping = false;
 
   constructor(
-    readonly spec: ClusterSpec,
-    readonly prepared: PreparedCluster,
-    private readonly opts: LaunchOptions = {},
+    spec: ClusterSpec,
+    prepared: PreparedCluster,
+    opts: LaunchOptions = {},
   ) {
+    this.spec = spec;
+    this.prepared = prepared;
+    this.opts = opts;
     for (const n of spec.nodes) {
       const files = prepared.nodes.find((f) => f.id === n.id);
       if (!files) throw new Error(`node ${n.id} was not prepared`); // assertion

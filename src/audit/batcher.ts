@@ -20,8 +20,11 @@ export const DEFAULT_MAX_QUEUED = 4_096;
 
 /** append() refused: the queue is full (the cluster is slower than the audited load). */
 export class AuditQueueFull extends Error {
-  constructor(readonly limit: number) {
+  readonly limit: number;
+
+  constructor(limit: number) {
     super(`the audit queue holds ${limit} events waiting for the cluster; retry`);
+    this.limit = limit;
     this.name = 'AuditQueueFull';
   }
 }
@@ -40,6 +43,7 @@ interface Waiter {
 }
 
 export class AuditBatcher {
+  private readonly write: (events: readonly AuditEvent[]) => Promise<{ seqs: readonly number[] }>;
   private readonly queue: Waiter[] = [];
   private flushing = false;
   private readonly maxBatch: number;
@@ -48,9 +52,10 @@ export class AuditBatcher {
   batches = 0;
 
   constructor(
-    private readonly write: (events: readonly AuditEvent[]) => Promise<{ seqs: readonly number[] }>,
+    write: (events: readonly AuditEvent[]) => Promise<{ seqs: readonly number[] }>,
     opts: AuditBatcherOptions = {},
   ) {
+    this.write = write;
     this.maxBatch = opts.maxBatch ?? MAX_APPEND_EVENTS;
     this.maxQueued = opts.maxQueued ?? DEFAULT_MAX_QUEUED;
     if (!Number.isSafeInteger(this.maxBatch) || this.maxBatch < 1 || this.maxBatch > MAX_APPEND_EVENTS) throw new RangeError(`maxBatch must be 1..${MAX_APPEND_EVENTS}`);

@@ -23,11 +23,14 @@ export interface SigningKey {
 export type JwtVerifyErrorCode = 'malformed' | 'unknown_key' | 'bad_signature' | 'expired' | 'not_yet_valid' | 'claim';
 
 export class JwtVerifyError extends Error {
+  readonly code: JwtVerifyErrorCode;
+
   constructor(
-    readonly code: JwtVerifyErrorCode,
+    code: JwtVerifyErrorCode,
     message: string,
   ) {
     super(message);
+    this.code = code;
     this.name = 'JwtVerifyError';
   }
 }

@@ -26,13 +26,18 @@ export interface CryptoCache {
 }
 
 export class CryptoRuntime {
+  private readonly cache: CryptoCache;
+  readonly master: MasterKeyRing;
   private sealerAt: { version: number; sealer: Sealer } | null = null;
   private keysAt: { version: number; keys: SigningKeys } | null = null;
 
   constructor(
-    private readonly cache: CryptoCache,
-    readonly master: MasterKeyRing,
-  ) {}
+    cache: CryptoCache,
+    master: MasterKeyRing,
+  ) {
+    this.cache = cache;
+    this.master = master;
+  }
 
   /** The data keys of the latest pushed ring. CryptoNotReady before the first one. */
   sealer(): Sealer {

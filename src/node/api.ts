@@ -17,11 +17,14 @@ export type NodeErrorCode =
   | 'STOPPING';
 
 export class NodeError extends Error {
+  readonly code: NodeErrorCode;
+
   constructor(
-    readonly code: NodeErrorCode,
+    code: NodeErrorCode,
     message: string,
   ) {
     super(message);
+    this.code = code;
     this.name = 'NodeError';
   }
 }

@@ -129,6 +129,7 @@ interface ProposalWaiter {
 }
 
 export class RaftDriver {
+  private readonly opts: DriverOptions;
   private readonly id: NodeId;
   private readonly node: RawNode;
   private readonly storage: DurableStorage;
@@ -162,7 +163,8 @@ export class RaftDriver {
   /** The term in which leaderLost forgot the leader. */
   private leaderLossTerm = 0;
 
-  constructor(private readonly opts: DriverOptions) {
+  constructor(opts: DriverOptions) {
+    this.opts = opts;
     this.id = opts.id;
     this.node = opts.node;
     this.storage = opts.storage;

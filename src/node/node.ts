@@ -61,6 +61,16 @@ export const SESSION_SWEEP_INTERVAL_MS = 60_000;
 export const MAX_TIMEOUT_MS = 60_000;
 
 export class RaftNode implements NodeApi {
+  readonly id: NodeId;
+  private readonly storage: DurableStorage;
+  private readonly sm: StateMachine;
+  private readonly driver: RaftDriver;
+  readonly transport: Transport;
+  private readonly router: ProposalRouter;
+  private readonly reads: ReadService;
+  private readonly opts: RaftNodeOptions;
+  /** This node's Prometheus metrics (raft, proposals, storage, snapshots, peers). */
+  readonly metrics: NodeMetrics;
   private leaderWaiters: (() => void)[] = [];
   private tickTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -68,17 +78,26 @@ export class RaftNode implements NodeApi {
   private readonly stateListeners = new Set<(keyspaces: ReadonlySet<string> | null) => void>();
 
   private constructor(
-    readonly id: NodeId,
-    private readonly storage: DurableStorage,
-    private readonly sm: StateMachine,
-    private readonly driver: RaftDriver,
-    readonly transport: Transport,
-    private readonly router: ProposalRouter,
-    private readonly reads: ReadService,
-    private readonly opts: RaftNodeOptions,
-    /** This node's Prometheus metrics (raft, proposals, storage, snapshots, peers). */
-    readonly metrics: NodeMetrics,
-  ) {}
+    id: NodeId,
+    storage: DurableStorage,
+    sm: StateMachine,
+    driver: RaftDriver,
+    transport: Transport,
+    router: ProposalRouter,
+    reads: ReadService,
+    opts: RaftNodeOptions,
+    metrics: NodeMetrics,
+  ) {
+    this.id = id;
+    this.storage = storage;
+    this.sm = sm;
+    this.driver = driver;
+    this.transport = transport;
+    this.router = router;
+    this.reads = reads;
+    this.opts = opts;
+    this.metrics = metrics;
+  }
 
   /** The port the raft transport listens on (useful with port 0). */
   raftPort = 0;

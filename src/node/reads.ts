@@ -29,11 +29,14 @@ interface Waiter {
 }
 
 export class ReadService {
+  private readonly deps: ReadDeps;
   private waiting: Waiter[] = [];
   private roundInFlight = false;
   private counter = 0;
 
-  constructor(private readonly deps: ReadDeps) {}
+  constructor(deps: ReadDeps) {
+    this.deps = deps;
+  }
 
   /** Resolves when local state reflects every write acknowledged before the call. */
   barrier(timeoutMs: number): Promise<void> {

@@ -62,10 +62,12 @@ class Session {
 }
 
 export class ProposalRouter {
+  private readonly deps: RouterDeps;
   private session: Session;
   private inFlight = 0;
 
-  constructor(private readonly deps: RouterDeps) {
+  constructor(deps: RouterDeps) {
+    this.deps = deps;
     this.session = new Session(deps.id);
   }
 

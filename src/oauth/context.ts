@@ -25,11 +25,14 @@ export interface OAuthContext {
 
 /** A domain refusal from apply (DomainError) that reached an endpoint: its code and message. */
 export class DomainRefusal extends Error {
+  readonly code: string;
+
   constructor(
-    readonly code: string,
+    code: string,
     message: string,
   ) {
     super(message);
+    this.code = code;
     this.name = 'DomainRefusal';
   }
 }

@@ -40,14 +40,16 @@ export type OAuthErrorCode =
   | 'insufficient_user_authentication';
 
 export abstract class OAuthError extends Error {
+  readonly description: string;
   abstract readonly error: OAuthErrorCode;
   abstract readonly status: number;
   readonly expose = true;
   /** Extra response headers (WWW-Authenticate, Retry-After). */
   readonly headers: Record<string, string> = {};
 
-  constructor(readonly description: string) {
+  constructor(description: string) {
     super(description);
+    this.description = description;
     this.name = new.target.name;
   }
 

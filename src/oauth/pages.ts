@@ -22,13 +22,20 @@ import type { ClientRecord } from '../state/oauth-ops.ts';
  * route error handler renders it.
  */
 export class PageError extends Error {
+  readonly status: number;
+  readonly title: string;
+  readonly code?: string;
+
   constructor(
-    readonly status: number,
-    readonly title: string,
+    status: number,
+    title: string,
     message: string,
-    readonly code?: string,
+    code?: string,
   ) {
     super(message);
+    this.status = status;
+    this.title = title;
+    this.code = code;
     this.name = 'PageError';
   }
 }

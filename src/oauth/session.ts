@@ -129,8 +129,11 @@ export interface PendingSession {
 
 /** commitSession of a session whose second factor (PendingSession.totp) apply refused; `result` is totp.verify's answer. */
 export class FactorRefused extends Error {
-  constructor(readonly result: { readonly ok: false; readonly reason: 'invalid' | 'replay' | 'throttled' | 'locked' | 'no_factor'; readonly retryAt?: number }) {
+  readonly result: { readonly ok: false; readonly reason: 'invalid' | 'replay' | 'throttled' | 'locked' | 'no_factor'; readonly retryAt?: number };
+
+  constructor(result: { readonly ok: false; readonly reason: 'invalid' | 'replay' | 'throttled' | 'locked' | 'no_factor'; readonly retryAt?: number }) {
     super(`second factor refused: ${result.reason}`);
+    this.result = result;
     this.name = 'FactorRefused';
   }
 }

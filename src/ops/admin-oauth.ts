@@ -68,12 +68,17 @@ export interface AdminOAuthOptions {
 
 /** A refusal the admin API answers with `{ error, message }`. */
 export class AdminRefusal extends Error {
+  readonly status: number;
+  readonly code: string;
+
   constructor(
-    readonly status: number,
-    readonly code: string,
+    status: number,
+    code: string,
     message: string,
   ) {
     super(message);
+    this.status = status;
+    this.code = code;
     this.name = 'AdminRefusal';
   }
 }

@@ -67,12 +67,15 @@ export type BackupErrorCode =
 
 /** A handled failure of a backup operation; the CLI prints the message and exits 1. */
 export class BackupError extends Error {
+  readonly code: BackupErrorCode;
+
   constructor(
-    readonly code: BackupErrorCode,
+    code: BackupErrorCode,
     message: string,
     options?: { cause?: unknown },
   ) {
     super(message, options);
+    this.code = code;
     this.name = 'BackupError';
   }
 }

@@ -52,6 +52,7 @@ export type ProposalOutcome = 'ok' | 'rejected' | 'unavailable' | 'timeout' | 'i
 export type SnapshotEvent = 'created' | 'installed' | 'sent' | 'received' | 'send_failed';
 
 export class NodeMetrics {
+  readonly nodeId: number;
   readonly registry = new Registry();
   private readonly leaderChanges: Counter;
   private readonly proposals: Counter<'outcome'>;
@@ -63,7 +64,8 @@ export class NodeMetrics {
   private readonly peerRttSeconds: Histogram<'peer'>;
   private readonly peerSendFailures: Counter<'peer'>;
 
-  constructor(readonly nodeId: number, source: NodeGaugeSource) {
+  constructor(nodeId: number, source: NodeGaugeSource) {
+    this.nodeId = nodeId;
     const registers = [this.registry];
     this.registry.setDefaultLabels({ node: String(nodeId) });
     new Gauge({ name: 'raftauth_raft_term', help: 'Current Raft term of this node.', registers, collect() { this.set(source.term()); } });

@@ -5,8 +5,11 @@ import type { ConfState, NodeId, ProgressStatus } from './types.ts';
 
 /** A bounded FIFO of the last index of each MsgApp in flight to one follower (flow control). */
 export class Inflights {
+  readonly capacity: number;
   private readonly buf: number[] = [];
-  constructor(readonly capacity: number) {}
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
 
   add(lastIndex: number): void {
     invariant(!this.full(), 'inflights: add to a full window');
@@ -47,6 +50,7 @@ export type ProgressState = 'probe' | 'replicate' | 'snapshot';
  * - snapshot: a snapshot is being sent; nothing else is sent until it is reported done or failed.
  */
 export class Progress {
+  public isLearner: boolean;
   match = 0;
   next: number;
   state: ProgressState = 'probe';
@@ -55,7 +59,8 @@ export class Progress {
   recentActive = false;
   readonly inflights: Inflights;
 
-  constructor(next: number, maxInflight: number, public isLearner: boolean) {
+  constructor(next: number, maxInflight: number, isLearner: boolean) {
+    this.isLearner = isLearner;
     this.next = next;
     this.inflights = new Inflights(maxInflight);
   }

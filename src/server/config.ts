@@ -21,14 +21,19 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 
 export class ConfigError extends Error {
+  /** The config file the error is about. */
+  readonly file: string;
+  /** Dotted key path (`raft.electionTick`), or '' for an error about the whole file. */
+  readonly key: string;
+
   constructor(
-    /** The config file the error is about. */
-    readonly file: string,
-    /** Dotted key path (`raft.electionTick`), or '' for an error about the whole file. */
-    readonly key: string,
+    file: string,
+    key: string,
     detail: string,
   ) {
     super(`config error in ${file}: ${detail}`);
+    this.file = file;
+    this.key = key;
     this.name = 'ConfigError';
   }
 }

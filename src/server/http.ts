@@ -68,12 +68,17 @@ export interface HttpOptions {
 }
 
 class HttpError extends Error {
+  readonly statusCode: number;
+  readonly code: string;
+
   constructor(
-    readonly statusCode: number,
-    readonly code: string,
+    statusCode: number,
+    code: string,
     message: string,
   ) {
     super(message);
+    this.statusCode = statusCode;
+    this.code = code;
   }
 }
 

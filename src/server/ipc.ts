@@ -164,6 +164,8 @@ export function ipcMessages(m: unknown): Uint8Array[] {
 
 /** Coalesces the messages sent during one event-loop turn into one channel message (see the top of this file). */
 export class IpcBatcher {
+  private readonly write: (m: Uint8Array | Uint8Array[]) => void;
+  private readonly onError: (e: unknown) => void;
   private queue: Uint8Array[] = [];
   private bytes = 0;
   private scheduled = false;
@@ -174,9 +176,12 @@ export class IpcBatcher {
    * when the channel's close is noticed).
    */
   constructor(
-    private readonly write: (m: Uint8Array | Uint8Array[]) => void,
-    private readonly onError: (e: unknown) => void,
-  ) {}
+    write: (m: Uint8Array | Uint8Array[]) => void,
+    onError: (e: unknown) => void,
+  ) {
+    this.write = write;
+    this.onError = onError;
+  }
 
   send(bytes: Uint8Array): void {
     if (this.queue.length > 0 && (this.queue.length >= MAX_IPC_BATCH_MESSAGES || this.bytes + bytes.length > MAX_IPC_MESSAGE_BYTES)) this.flush();
@@ -227,6 +232,8 @@ interface Pending {
 
 /** The node's API in a worker: every call is a request to the primary over IPC. */
 export class IpcNodeApi implements NodeApi {
+  private readonly send: (bytes: Uint8Array) => void;
+  private readonly limits: IpcClientLimits;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closedReason: string | null = null;
@@ -236,9 +243,12 @@ export class IpcNodeApi implements NodeApi {
    * (process.send's `false` only means "backlog": the message is still queued, so it is not a failure.)
    */
   constructor(
-    private readonly send: (bytes: Uint8Array) => void,
-    private readonly limits: IpcClientLimits = DEFAULT_IPC_CLIENT_LIMITS,
-  ) {}
+    send: (bytes: Uint8Array) => void,
+    limits: IpcClientLimits = DEFAULT_IPC_CLIENT_LIMITS,
+  ) {
+    this.send = send;
+    this.limits = limits;
+  }
 
   get outstanding(): number {
     return this.pending.size;
@@ -334,17 +344,28 @@ export interface IpcServerLimits {
 
 /** Serves one worker's requests against the node. */
 export class IpcConnection {
+  private readonly node: NodeApi;
+  private readonly send: (bytes: Uint8Array) => void;
+  private readonly limits: IpcServerLimits;
+  private readonly log: Logger;
+  /** Builds the node's whole /metrics text (the primary's own metrics and every worker's). */
+  private readonly metricsText: (() => Promise<string>) | null;
   private inFlight = 0;
   private closed = false;
 
   constructor(
-    private readonly node: NodeApi,
-    private readonly send: (bytes: Uint8Array) => void,
-    private readonly limits: IpcServerLimits,
-    private readonly log: Logger,
-    /** Builds the node's whole /metrics text (the primary's own metrics and every worker's). */
-    private readonly metricsText: (() => Promise<string>) | null = null,
-  ) {}
+    node: NodeApi,
+    send: (bytes: Uint8Array) => void,
+    limits: IpcServerLimits,
+    log: Logger,
+    metricsText: (() => Promise<string>) | null = null,
+  ) {
+    this.node = node;
+    this.send = send;
+    this.limits = limits;
+    this.log = log;
+    this.metricsText = metricsText;
+  }
 
   get outstanding(): number {
     return this.inFlight;

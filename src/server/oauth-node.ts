@@ -62,11 +62,14 @@ type Read = (domain: string, op: string, args: unknown) => Promise<ApplyResult>;
 
 /** A refusal from apply (its DomainError code) or a missing key ring, met by the primary's or the admin API's key work. */
 export class OAuthStateError extends Error {
+  readonly code: string;
+
   constructor(
-    readonly code: string,
+    code: string,
     message: string,
   ) {
     super(message);
+    this.code = code;
     this.name = 'OAuthStateError';
   }
 }
@@ -199,6 +202,7 @@ async function rotateRing(node: RotationNode, sealer: Sealer, ring: SigningKeyRi
  * sweep re-checks expiry), so a deposed leader racing its successor does no harm.
  */
 export class OAuthPrimary {
+  private readonly o: OAuthPrimaryOptions;
   private unsubscribe: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly dirty = new Set<string>();
@@ -209,7 +213,8 @@ export class OAuthPrimary {
   private lastAuditRetention = 0;
   private readonly now: () => number;
 
-  constructor(private readonly o: OAuthPrimaryOptions) {
+  constructor(o: OAuthPrimaryOptions) {
+    this.o = o;
     this.now = o.now ?? Date.now;
   }
 

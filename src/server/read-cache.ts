@@ -60,9 +60,12 @@ interface Table {
 }
 
 export class ReadCache {
+  private readonly limits: ReadCacheLimits;
   private readonly tables = new Map<string, Table>();
 
-  constructor(private readonly limits: ReadCacheLimits = DEFAULT_READ_CACHE_LIMITS) {}
+  constructor(limits: ReadCacheLimits = DEFAULT_READ_CACHE_LIMITS) {
+    this.limits = limits;
+  }
 
   /** Apply a pushed table. Returns false (and changes nothing) if it is not newer than the table held. */
   apply(update: unknown): boolean {
@@ -94,11 +97,13 @@ export class ReadCache {
  * subscribers (one per worker). A new subscriber first receives every table.
  */
 export class CachePublisher {
+  private readonly limits: ReadCacheLimits;
   readonly local: ReadCache;
   private readonly latest = new Map<string, CacheUpdate>();
   private readonly subscribers = new Set<(u: CacheUpdate) => void>();
 
-  constructor(private readonly limits: ReadCacheLimits = DEFAULT_READ_CACHE_LIMITS) {
+  constructor(limits: ReadCacheLimits = DEFAULT_READ_CACHE_LIMITS) {
+    this.limits = limits;
     this.local = new ReadCache(limits);
   }
 

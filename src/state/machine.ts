@@ -30,11 +30,14 @@ export type { StateReader } from './overlay.ts';
 
 /** A rejected command: the client sees `code` and `message`; state is unchanged. */
 export class DomainError extends Error {
+  readonly code: string;
+
   constructor(
-    readonly code: string,
+    code: string,
     message: string,
   ) {
     super(message);
+    this.code = code;
     this.name = 'DomainError';
   }
 }
@@ -84,14 +87,16 @@ const META_KEYSPACE = 'sys.meta';
 const CLOCK_KEY = 'clock';
 
 export class StateMachine {
+  private readonly backing: StateReader;
   private readonly domains = new Map<string, Domain>();
   readonly sessions: SessionTable;
   private lastTs: number | null = null;
 
   constructor(
-    private readonly backing: StateReader,
+    backing: StateReader,
     sessionConfig: SessionConfig,
   ) {
+    this.backing = backing;
     this.sessions = new SessionTable(sessionConfig);
   }
 

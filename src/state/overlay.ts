@@ -16,11 +16,14 @@ function k(keyspace: string, key: string): string {
 }
 
 export class Overlay implements StateReader {
+  private readonly parent: StateReader;
   /** undefined in the map = not touched; null = deleted. */
   private readonly writes = new Map<string, Uint8Array | null>();
   private committed = false;
 
-  constructor(private readonly parent: StateReader) {}
+  constructor(parent: StateReader) {
+    this.parent = parent;
+  }
 
   get(keyspace: string, key: string): Uint8Array | undefined {
     const w = this.writes.get(k(keyspace, key));

@@ -54,6 +54,7 @@ function resultKey(sid: string, seq: number): string {
 }
 
 export class SessionTable {
+  private readonly cfg: SessionConfig;
   /**
    * The session records of the batch being applied (between begin() and flush()), decoded once
    * and encoded once per batch instead of twice and once per command: a batch of a busy node holds
@@ -64,7 +65,9 @@ export class SessionTable {
   private batch: Map<string, SessionRecord | undefined> | null = null;
   private readonly dirty = new Set<string>();
 
-  constructor(private readonly cfg: SessionConfig) {}
+  constructor(cfg: SessionConfig) {
+    this.cfg = cfg;
+  }
 
   /** A batch of commands starts: records are cached until flush(). */
   begin(): void {

@@ -95,6 +95,9 @@ export function sortKey(keyspace: Uint8Array, key: Uint8Array): Uint8Array {
  * a crash leaves either no file or a complete one under the final name.
  */
 export class SnapshotFileWriter {
+  private readonly path: string;
+  private readonly dirPath: string;
+  private readonly limits: { snapshotFrameBytes: number; maxRecordBytes: number; maxSnapshotBytes: number };
   private readonly tmpPath: string;
   private fh: FileHandle | null = null;
   private readonly hash: Hash = createHash('sha256');
@@ -106,10 +109,13 @@ export class SnapshotFileWriter {
   private done = false;
 
   constructor(
-    private readonly path: string,
-    private readonly dirPath: string,
-    private readonly limits: { snapshotFrameBytes: number; maxRecordBytes: number; maxSnapshotBytes: number },
+    path: string,
+    dirPath: string,
+    limits: { snapshotFrameBytes: number; maxRecordBytes: number; maxSnapshotBytes: number },
   ) {
+    this.path = path;
+    this.dirPath = dirPath;
+    this.limits = limits;
     this.tmpPath = `${path}.tmp`;
   }
 
@@ -229,6 +235,7 @@ export type ParsedItem =
  * "a valid snapshot".
  */
 export class SnapshotParser {
+  private readonly limits: SnapshotLimits;
   private pending: Uint8Array = new Uint8Array(0);
   private offset = 0; // stream offset of pending[0]
   private state: 'preamble' | 'header' | 'body' | 'done' = 'preamble';
@@ -237,7 +244,9 @@ export class SnapshotParser {
   private lastSortKey: Uint8Array | null = null;
   private meta: SnapshotMetadata | null = null;
 
-  constructor(private readonly limits: SnapshotLimits) {}
+  constructor(limits: SnapshotLimits) {
+    this.limits = limits;
+  }
 
   /** Bytes consumed so far plus bytes buffered. */
   get totalBytes(): number {

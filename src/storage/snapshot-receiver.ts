@@ -19,18 +19,28 @@ export interface ReceivedSnapshot {
 }
 
 export class SnapshotReceiver {
+  private readonly dir: string;
+  private readonly tmpPath: string;
+  private fh: FileHandle | null;
+  private readonly config: Pick<StorageConfig, 'maxChunkBytes' | 'maxSnapshotBytes' | 'snapshotFrameBytes' | 'maxRecordBytes'>;
+  private readonly expect: { index: number; term: number } | undefined;
   private readonly parser: SnapshotParser;
   private received = 0;
   private meta: SnapshotMetadata | null = null;
   private state: 'receiving' | 'done' | 'failed' = 'receiving';
 
   private constructor(
-    private readonly dir: string,
-    private readonly tmpPath: string,
-    private fh: FileHandle | null,
-    private readonly config: Pick<StorageConfig, 'maxChunkBytes' | 'maxSnapshotBytes' | 'snapshotFrameBytes' | 'maxRecordBytes'>,
-    private readonly expect: { index: number; term: number } | undefined,
+    dir: string,
+    tmpPath: string,
+    fh: FileHandle | null,
+    config: Pick<StorageConfig, 'maxChunkBytes' | 'maxSnapshotBytes' | 'snapshotFrameBytes' | 'maxRecordBytes'>,
+    expect: { index: number; term: number } | undefined,
   ) {
+    this.dir = dir;
+    this.tmpPath = tmpPath;
+    this.fh = fh;
+    this.config = config;
+    this.expect = expect;
     this.parser = new SnapshotParser(snapshotLimits(config));
   }
 

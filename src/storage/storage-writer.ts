@@ -39,6 +39,8 @@ export function writeBytes(w: StorageWrite): number {
 }
 
 export class StorageWriter {
+  private readonly store: DurableStorage;
+  private readonly limits: Pick<StorageConfig, 'maxPendingWrites' | 'maxPendingBytes'>;
   private queue: Pending[] = [];
   private queuedBytes = 0;
   private flushing = false;
@@ -49,9 +51,12 @@ export class StorageWriter {
   private idleWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly store: DurableStorage,
-    private readonly limits: Pick<StorageConfig, 'maxPendingWrites' | 'maxPendingBytes'> = store.config,
-  ) {}
+    store: DurableStorage,
+    limits: Pick<StorageConfig, 'maxPendingWrites' | 'maxPendingBytes'> = store.config,
+  ) {
+    this.store = store;
+    this.limits = limits;
+  }
 
   /**
    * Queue a write for the next group commit. Resolves after the fsync that makes it durable. With

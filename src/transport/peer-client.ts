@@ -112,17 +112,25 @@ export interface PeerStreamEvents {
  * keeps the per-batch bookkeeping: the window, the deadline, the counters.
  */
 export class PeerStream {
+  private readonly selfId: NodeId;
+  private readonly peerId: NodeId;
+  private readonly events: PeerStreamEvents;
+  /** Called once when the stream dies (failed or cancelled), before any event about it. */
+  private readonly onGone: (s: PeerStream) => void;
   private dead = false;
   private readonly call: grpc.ClientDuplexStream<Buffer, WireAck>;
 
   constructor(
     client: grpc.Client,
-    private readonly selfId: NodeId,
-    private readonly peerId: NodeId,
-    private readonly events: PeerStreamEvents,
-    /** Called once when the stream dies (failed or cancelled), before any event about it. */
-    private readonly onGone: (s: PeerStream) => void = () => undefined,
+    selfId: NodeId,
+    peerId: NodeId,
+    events: PeerStreamEvents,
+    onGone: (s: PeerStream) => void = () => undefined,
   ) {
+    this.selfId = selfId;
+    this.peerId = peerId;
+    this.events = events;
+    this.onGone = onGone;
     this.call = client.makeBidiStreamRequest(
       STREAM.path,
       STREAM.requestSerialize as (b: Buffer) => Buffer,

@@ -53,13 +53,18 @@ export interface PeerServerOptions {
 
 /** A refusal with the gRPC status the caller sees. */
 class Refusal extends Error {
+  readonly status: grpc.status;
+  /** True when the refusal was already logged with more context where it was decided. */
+  readonly logged: boolean;
+
   constructor(
-    readonly status: grpc.status,
+    status: grpc.status,
     message: string,
-    /** True when the refusal was already logged with more context where it was decided. */
-    readonly logged = false,
+    logged = false,
   ) {
     super(message);
+    this.status = status;
+    this.logged = logged;
   }
 }
 

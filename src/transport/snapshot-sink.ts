@@ -34,12 +34,15 @@ export async function receiveSnapshot(header: SnapshotHeader, chunks: AsyncItera
 
 /** Collects a snapshot in memory, refusing more than maxBytes. */
 export class MemorySnapshotSink implements SnapshotSink {
+  private readonly maxBytes: number;
   private readonly parts: Uint8Array[] = [];
   private bytes = 0;
   private state: 'open' | 'finished' | 'aborted' = 'open';
   readonly chunkSizes: number[] = [];
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(maxBytes: number) {
+    this.maxBytes = maxBytes;
+  }
 
   get status(): 'open' | 'finished' | 'aborted' {
     return this.state;

@@ -73,12 +73,17 @@ export interface HttpResult {
  * no answer came: reset, closed, or timed out.
  */
 export class HttpFailure extends Error {
+  readonly kind: 'refused' | 'lost';
+  readonly code: string;
+
   constructor(
-    readonly kind: 'refused' | 'lost',
-    readonly code: string,
+    kind: 'refused' | 'lost',
+    code: string,
     message: string,
   ) {
     super(message);
+    this.kind = kind;
+    this.code = code;
     this.name = 'HttpFailure';
   }
 }
@@ -196,13 +201,19 @@ process.on('exit', () => {
 });
 
 export class NodeProcess {
+  readonly id: number;
+  readonly child: ChildProcess;
+  readonly logFile: string;
   readonly exited: Promise<Exit>;
   exit: Exit | null = null;
   constructor(
-    readonly id: number,
-    readonly child: ChildProcess,
-    readonly logFile: string,
+    id: number,
+    child: ChildProcess,
+    logFile: string,
   ) {
+    this.id = id;
+    this.child = child;
+    this.logFile = logFile;
     this.exited = new Promise<Exit>((resolve) => {
       liveChildren.add(child);
       child.once('exit', (code, signal) => {
@@ -222,6 +233,9 @@ export class NodeProcess {
  * Create with `ProcessCluster.create`, always `close()` in a finally.
  */
 export class ProcessCluster {
+  readonly dir: string;
+  readonly ca: ClusterCa;
+  private readonly opts: ClusterOptions;
   readonly members = new Map<number, MemberPorts>();
   readonly adminToken = randomBytes(32).toString('base64url');
   private readonly procs = new Map<number, NodeProcess>();
@@ -230,10 +244,14 @@ export class ProcessCluster {
   private closed = false;
 
   private constructor(
-    readonly dir: string,
-    readonly ca: ClusterCa,
-    private readonly opts: ClusterOptions,
-  ) {}
+    dir: string,
+    ca: ClusterCa,
+    opts: ClusterOptions,
+  ) {
+    this.dir = dir;
+    this.ca = ca;
+    this.opts = opts;
+  }
 
   static async create(ids: readonly number[], opts: ClusterOptions = {}): Promise<ProcessCluster> {
     const dir = await mkdtemp(join(tmpdir(), `raftauth-${opts.name ?? 'cluster'}-`));
@@ -548,10 +566,13 @@ export interface ArmedRequest {
  * `url` set) for the tests' convenience.
  */
 export class Browser {
+  private readonly opts: BrowserOptions;
   private readonly jar = new Map<string, string>();
   /** Every cookie value ever set (the no-secret-at-rest check looks for them). */
   readonly seen = new Set<string>();
-  constructor(private readonly opts: BrowserOptions = {}) {}
+  constructor(opts: BrowserOptions = {}) {
+    this.opts = opts;
+  }
 
   async fetch(url: string, init: BrowserRequest = {}): Promise<Response> {
     return (await this.arm(url, init)).fire();

@@ -43,6 +43,8 @@ export interface LoadOptions {
 }
 
 export class WriteLoad {
+  private readonly cluster: ProcessCluster;
+  private readonly opts: LoadOptions;
   /** acked[w] = sequence numbers node answered 200 for, in order. */
   readonly acked: number[][];
   /** Every sequence number a writer sent (acked or not): a token outside this set is a phantom. */
@@ -57,9 +59,11 @@ export class WriteLoad {
   private readonly ackTimes: number[] = [];
 
   constructor(
-    private readonly cluster: ProcessCluster,
-    private readonly opts: LoadOptions,
+    cluster: ProcessCluster,
+    opts: LoadOptions,
   ) {
+    this.cluster = cluster;
+    this.opts = opts;
     this.acked = Array.from({ length: opts.writers }, () => []);
     this.attempted = Array.from({ length: opts.writers }, () => new Set<number>());
   }

@@ -58,11 +58,16 @@ async function getCode(history: History, workload: 'refresh' | 'code', process: 
 }
 
 export class RefreshWorkload {
+  private readonly history: History;
+  private readonly nodes: () => readonly number[];
   readonly families: Family[] = [];
   constructor(
-    private readonly history: History,
-    private readonly nodes: () => readonly number[],
-  ) {}
+    history: History,
+    nodes: () => readonly number[],
+  ) {
+    this.history = history;
+    this.nodes = nodes;
+  }
 
   async worker(w: number, rng: Rng, stop: () => boolean): Promise<void> {
     const browser = new Browser();
@@ -126,10 +131,16 @@ export class RefreshWorkload {
 }
 
 export class CodeWorkload {
+  private readonly history: History;
+  private readonly nodes: () => readonly number[];
+
   constructor(
-    private readonly history: History,
-    private readonly nodes: () => readonly number[],
-  ) {}
+    history: History,
+    nodes: () => readonly number[],
+  ) {
+    this.history = history;
+    this.nodes = nodes;
+  }
 
   async worker(rng: Rng, stop: () => boolean): Promise<void> {
     const browser = new Browser();

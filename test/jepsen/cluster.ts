@@ -45,6 +45,10 @@ export function httpAddress(id: number): string {
 }
 
 export class NodeCluster {
+  readonly hosts: Hosts;
+  /** Directory of configs, certificates, data and logs. */
+  readonly dir: string;
+  readonly opts: ClusterOptions;
   readonly adminToken = randomBytes(32).toString('base64url');
   private readonly procs = new Map<number, ChildProcess>();
   private readonly exits = new Map<number, Promise<void>>();
@@ -55,11 +59,14 @@ export class NodeCluster {
   readonly crashes: { readonly node: number; readonly code: number | null; readonly signal: string | null; readonly at: string }[] = [];
 
   constructor(
-    readonly hosts: Hosts,
-    /** Directory of configs, certificates, data and logs. */
-    readonly dir: string,
-    readonly opts: ClusterOptions,
-  ) {}
+    hosts: Hosts,
+    dir: string,
+    opts: ClusterOptions,
+  ) {
+    this.hosts = hosts;
+    this.dir = dir;
+    this.opts = opts;
+  }
 
   get ids(): readonly number[] {
     return this.hosts.nodeIds;

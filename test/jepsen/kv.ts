@@ -99,15 +99,20 @@ export async function kvCas(node: number, key: string, expected: string | null, 
 }
 
 export class KvWorkload {
+  private readonly history: History;
+  private readonly nodes: () => readonly number[];
   private opCount = 0;
   private readonly seen = new Map<string, string[]>();
   /** Every key used, for the final read. */
   readonly keys = new Set<string>();
 
   constructor(
-    private readonly history: History,
-    private readonly nodes: () => readonly number[],
-  ) {}
+    history: History,
+    nodes: () => readonly number[],
+  ) {
+    this.history = history;
+    this.nodes = nodes;
+  }
 
   private nextKey(rng: Rng): string {
     const generation = Math.floor(this.opCount++ / (OPS_PER_KEY * ACTIVE_KEYS));

@@ -60,8 +60,11 @@ export const INVALID_ANSWERS_BEFORE_LOCK = THROTTLE.lockAfterFailures - 1;
 
 /** The client addresses of the pool, handed out with a failure budget each. */
 export class AddressPool {
+  private readonly ips: readonly string[];
   private next = 0;
-  constructor(private readonly ips: readonly string[]) {}
+  constructor(ips: readonly string[]) {
+    this.ips = ips;
+  }
   /** A fresh address, or null when the pool is used up. */
   take(): string | null {
     return this.next < this.ips.length ? this.ips[this.next++]! : null;
@@ -73,8 +76,11 @@ export class AddressPool {
 
 /** An address and the failures it may have had counted against it (THROTTLE.ipFreeFailures). */
 class Address {
+  readonly ip: string;
   spent = 0;
-  constructor(readonly ip: string) {}
+  constructor(ip: string) {
+    this.ip = ip;
+  }
 }
 
 export interface TotpUser {
@@ -155,13 +161,25 @@ function failure(e: unknown): Result {
 }
 
 export class TotpWorkload {
+  private readonly history: History;
+  private readonly cluster: NodeCluster;
+  private readonly nodes: () => readonly number[];
+  private readonly pool: AddressPool;
+  private readonly log: (line: string) => void;
+
   constructor(
-    private readonly history: History,
-    private readonly cluster: NodeCluster,
-    private readonly nodes: () => readonly number[],
-    private readonly pool: AddressPool,
-    private readonly log: (line: string) => void,
-  ) {}
+    history: History,
+    cluster: NodeCluster,
+    nodes: () => readonly number[],
+    pool: AddressPool,
+    log: (line: string) => void,
+  ) {
+    this.history = history;
+    this.cluster = cluster;
+    this.nodes = nodes;
+    this.pool = pool;
+    this.log = log;
+  }
 
   private users = 0;
 

@@ -110,6 +110,12 @@ export interface FaultWindow {
 }
 
 export class Nemesis {
+  private readonly cluster: NodeCluster;
+  private readonly history: History;
+  private readonly rng: Rng;
+  private readonly log: (line: string) => void;
+  /** Told every KV key the nemesis writes (the final reads cover them too). */
+  private readonly onKey: (key: string) => void;
   readonly windows: FaultWindow[] = [];
   private probes = 0;
   /** Nodes removed by the membership fault and not voters again yet (a failed re-add is retried at the heal). */
@@ -118,13 +124,18 @@ export class Nemesis {
   private wake: (() => void) | null = null;
 
   constructor(
-    private readonly cluster: NodeCluster,
-    private readonly history: History,
-    private readonly rng: Rng,
-    private readonly log: (line: string) => void,
-    /** Told every KV key the nemesis writes (the final reads cover them too). */
-    private readonly onKey: (key: string) => void,
-  ) {}
+    cluster: NodeCluster,
+    history: History,
+    rng: Rng,
+    log: (line: string) => void,
+    onKey: (key: string) => void,
+  ) {
+    this.cluster = cluster;
+    this.history = history;
+    this.rng = rng;
+    this.log = log;
+    this.onKey = onKey;
+  }
 
   /** Cut the remaining sleep short (SIGINT): the schedule stops, the finally still heals. */
   abort(): void {

@@ -139,10 +139,13 @@ export class AuthorizeRefused extends Error {}
 
 /** A user agent with a cookie jar; a session made on one node is valid on every node (replicated). */
 export class Browser {
+  private readonly localAddress?: string;
   private readonly jar = new Map<string, string>();
 
   /** `localAddress`: the client address the requests leave from (the nodes throttle per client IP). */
-  constructor(private readonly localAddress?: string) {}
+  constructor(localAddress?: string) {
+    this.localAddress = localAddress;
+  }
 
   /** Path and query of `url` (relative, or absolute on the issuer or on a node). */
   private static path(url: string): string {

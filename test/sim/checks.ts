@@ -78,6 +78,9 @@ export function fnv1a(data: Uint8Array): number {
 const key = (index: number, term: number): number => index * 0x100000 + term;
 
 export class SafetyChecker {
+  private readonly now: () => number;
+  /** Kinds not reported (exploration only: to look past one check for what a later one sees). */
+  private readonly ignored: ReadonlySet<ViolationKind>;
   readonly violations: Violation[] = [];
   private readonly leaderOfTerm = new Map<number, NodeId>();
   /** Leaders the simulator currently knows of, with a live view of their logs. */
@@ -92,10 +95,12 @@ export class SafetyChecker {
   private readonly maxViolations = 20;
 
   constructor(
-    private readonly now: () => number,
-    /** Kinds not reported (exploration only: to look past one check for what a later one sees). */
-    private readonly ignored: ReadonlySet<ViolationKind> = new Set(),
-  ) {}
+    now: () => number,
+    ignored: ReadonlySet<ViolationKind> = new Set(),
+  ) {
+    this.now = now;
+    this.ignored = ignored;
+  }
 
   get ok(): boolean {
     return this.violations.length === 0;

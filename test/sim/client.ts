@@ -50,6 +50,10 @@ interface Op {
 }
 
 export class SimClient {
+  readonly id: number;
+  private readonly host: ClientHost;
+  private readonly rng: Rng;
+  private readonly params: ClientParams;
   private sessionId = 0;
   private seq = 0;
   private op: Op | null = null;
@@ -69,11 +73,16 @@ export class SimClient {
   sessionsExpired = 0;
 
   constructor(
-    readonly id: number,
-    private readonly host: ClientHost,
-    private readonly rng: Rng,
-    private readonly params: ClientParams,
-  ) {}
+    id: number,
+    host: ClientHost,
+    rng: Rng,
+    params: ClientParams,
+  ) {
+    this.id = id;
+    this.host = host;
+    this.rng = rng;
+    this.params = params;
+  }
 
   get busy(): boolean {
     return this.op !== null;

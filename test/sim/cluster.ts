@@ -65,6 +65,8 @@ export interface ClusterStats {
 }
 
 export class Cluster {
+  private readonly cfg: ClusterConfig;
+  private readonly rng: Rng;
   nowUs = 0;
   readonly nodes = new Map<NodeId, SimNode>();
   readonly checker: SafetyChecker;
@@ -87,9 +89,11 @@ export class Cluster {
   readonly trace: ((line: string) => void) | null;
 
   constructor(
-    private readonly cfg: ClusterConfig,
-    private readonly rng: Rng,
+    cfg: ClusterConfig,
+    rng: Rng,
   ) {
+    this.cfg = cfg;
+    this.rng = rng;
     this.queue = new EventQueue<SimEvent>(cfg.maxEvents);
     this.checker = new SafetyChecker(() => this.nowUs, cfg.ignoredChecks);
     this.network = new Network(rng.fork(), cfg.mix.network, cfg.maxInFlightMessages);

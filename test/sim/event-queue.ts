@@ -8,10 +8,13 @@ interface Slot<T> {
 }
 
 export class EventQueue<T> {
+  private readonly maxEvents: number;
   private readonly heap: Slot<T>[] = [];
   private nextSeq = 0;
 
-  constructor(private readonly maxEvents: number) {}
+  constructor(maxEvents: number) {
+    this.maxEvents = maxEvents;
+  }
 
   get size(): number {
     return this.heap.length;

@@ -72,15 +72,20 @@ export function evaluate(current: string | null, input: KvInput): { output: KvOu
 }
 
 export class KvStateMachine {
+  private readonly limits: SessionLimits;
+  /** Deliberate bug (applyRetryTwice): skip the session dedupe and apply a retried command again. */
+  private readonly dedupe: boolean;
   private readonly kv = new Map<string, string>();
   private readonly sessions = new Map<number, Session>();
   private appliedIndex = 0;
 
   constructor(
-    private readonly limits: SessionLimits = DEFAULT_SESSION_LIMITS,
-    /** Deliberate bug (applyRetryTwice): skip the session dedupe and apply a retried command again. */
-    private readonly dedupe = true,
-  ) {}
+    limits: SessionLimits = DEFAULT_SESSION_LIMITS,
+    dedupe = true,
+  ) {
+    this.limits = limits;
+    this.dedupe = dedupe;
+  }
 
   get applied(): number {
     return this.appliedIndex;

@@ -33,6 +33,9 @@ export interface Delivery {
 }
 
 export class Network {
+  private readonly rng: Rng;
+  /** Messages in flight at once; more are dropped (a full socket buffer). */
+  private readonly maxInFlight: number;
   /** Blocked directed links, as "from>to". */
   private readonly blocked = new Set<string>();
   private inFlight = 0;
@@ -40,11 +43,12 @@ export class Network {
   profile: NetworkProfile;
 
   constructor(
-    private readonly rng: Rng,
+    rng: Rng,
     profile: NetworkProfile,
-    /** Messages in flight at once; more are dropped (a full socket buffer). */
-    private readonly maxInFlight: number,
+    maxInFlight: number,
   ) {
+    this.rng = rng;
+    this.maxInFlight = maxInFlight;
     this.profile = profile;
   }
 

@@ -121,6 +121,10 @@ interface PendingRead {
 }
 
 export class SimNode {
+  readonly id: NodeId;
+  private readonly settings: NodeSettings;
+  private readonly host: NodeHost;
+  private readonly rng: Rng;
   /** Bumped at every crash and restart, so events of a previous life are ignored. */
   incarnation = 0;
   up = false;
@@ -148,13 +152,17 @@ export class SimNode {
   disk: DiskProfile;
 
   constructor(
-    readonly id: NodeId,
+    id: NodeId,
     initialConf: ConfState,
-    private readonly settings: NodeSettings,
-    private readonly host: NodeHost,
-    private readonly rng: Rng,
+    settings: NodeSettings,
+    host: NodeHost,
+    rng: Rng,
     disk: DiskProfile,
   ) {
+    this.id = id;
+    this.settings = settings;
+    this.host = host;
+    this.rng = rng;
     this.storage = new MemoryStorage(initialConf);
     this.confState = initialConf;
     this.sm = new KvStateMachine(settings.sessionLimits, !settings.simBugs.applyRetryTwice);

@@ -329,6 +329,10 @@ const NO_SHADOWS: readonly Shadow<never>[] = [];
  * still being explored never prunes its own descendants.
  */
 class PartitionSearch<S, I, O> {
+  private readonly model: Model<S, I, O>;
+  private readonly ops: readonly Operation<I, O>[];
+  private readonly maxMemoEntries: number;
+  private readonly order: CandidateOrder;
   steps = 0;
   /** The longest linearizable prefix seen, as operation indices. */
   longest: number[] = [];
@@ -362,11 +366,15 @@ class PartitionSearch<S, I, O> {
   private limit = -Infinity;
 
   constructor(
-    private readonly model: Model<S, I, O>,
-    private readonly ops: readonly Operation<I, O>[],
-    private readonly maxMemoEntries: number,
-    private readonly order: CandidateOrder,
+    model: Model<S, I, O>,
+    ops: readonly Operation<I, O>[],
+    maxMemoEntries: number,
+    order: CandidateOrder,
   ) {
+    this.model = model;
+    this.ops = ops;
+    this.maxMemoEntries = maxMemoEntries;
+    this.order = order;
     const lists = buildLists(ops);
     this.head = lists.head;
     this.pendingHead = lists.pendingHead;

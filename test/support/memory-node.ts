@@ -10,6 +10,7 @@ import { encodeCommand } from '../../src/state/command.ts';
 import type { StateChangeSet } from '../../src/state/overlay.ts';
 
 export class MemoryNode implements NodeApi {
+  readonly now: () => number;
   /** keyspace → key → value: the applied state. */
   readonly state = new Map<string, Map<string, Uint8Array>>();
   readonly sm: StateMachine;
@@ -23,8 +24,9 @@ export class MemoryNode implements NodeApi {
 
   constructor(
     domains: readonly Domain[],
-    readonly now: () => number = Date.now,
+    now: () => number = Date.now,
   ) {
+    this.now = now;
     this.sm = new StateMachine({ get: (ks, k) => this.state.get(ks)?.get(k) }, SESSION_LIMITS);
     for (const d of domains) this.sm.register(d);
   }

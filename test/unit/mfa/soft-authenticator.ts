@@ -54,12 +54,17 @@ function sha256(b: Uint8Array | string): Buffer {
 }
 
 export class SoftAuthenticator {
+  readonly origin: string;
+  readonly opts: { userVerification?: boolean; counterStep?: number };
   readonly credentials: SoftCredential[] = [];
 
   constructor(
-    readonly origin: string,
-    readonly opts: { userVerification?: boolean; counterStep?: number } = {},
-  ) {}
+    origin: string,
+    opts: { userVerification?: boolean; counterStep?: number } = {},
+  ) {
+    this.origin = origin;
+    this.opts = opts;
+  }
 
   private authData(rpId: string, flags: number, counter: number, attested: Buffer | null): Buffer {
     const c = Buffer.alloc(4);

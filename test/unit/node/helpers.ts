@@ -27,12 +27,15 @@ export const silentLogger = {
 };
 
 export class LocalCluster {
+  private readonly overrides: Partial<RaftNodeOptions>;
   readonly nodes = new Map<number, RaftNode>();
   readonly addresses = new Map<number, MemberAddress>();
   private ca!: ClusterCa;
   private base = '';
 
-  constructor(private readonly overrides: Partial<RaftNodeOptions> = {}) {}
+  constructor(overrides: Partial<RaftNodeOptions> = {}) {
+    this.overrides = overrides;
+  }
 
   async init(ids: number[]): Promise<void> {
     this.ca = await createClusterCa();

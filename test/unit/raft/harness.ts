@@ -36,6 +36,7 @@ export interface TestNode {
 export type Filter = (m: Message) => boolean | Message;
 
 export class TestCluster {
+  private readonly opts: Partial<Config>;
   readonly nodes = new Map<NodeId, TestNode>();
   /** Messages in flight, delivered by deliver(). */
   inflight: Message[] = [];
@@ -45,9 +46,10 @@ export class TestCluster {
 
   constructor(
     ids: NodeId[],
-    private readonly opts: Partial<Config> = {},
+    opts: Partial<Config> = {},
     seed = 1,
   ) {
+    this.opts = opts;
     const conf = confOf(ids);
     for (const id of ids) this.add(id, new MemoryStorage(conf), seed);
   }
