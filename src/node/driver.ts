@@ -26,6 +26,7 @@ import { StorageError } from '../storage/errors.ts';
 import type { StateMachine, ApplyResult } from '../state/machine.ts';
 import type { StateChangeSet } from '../state/overlay.ts';
 import { leaderLossDelayMs } from './leader-loss.ts';
+import { MAX_BATCH_ENTRY_BYTES, MAX_COMMANDS_PER_ENTRY, encodeBatchEntry, isBinaryFormat } from './command.ts';
 import type { MemberAddress } from './members.ts';
 
 /** Inputs beyond this many wait-less messages are dropped (raft tolerates loss); proposals are refused. */
@@ -123,9 +124,10 @@ function realTimer(fn: () => void, ms: number): () => void {
   return () => clearTimeout(t);
 }
 
+/** The proposers of one entry: one reply per command of a batch entry, in order; one for any other entry. */
 interface ProposalWaiter {
   readonly term: number;
-  readonly reply: (o: ProposeOutcome) => void;
+  readonly replies: readonly ((o: ProposeOutcome) => void)[];
 }
 
 export class RaftDriver {
@@ -146,6 +148,12 @@ export class RaftDriver {
 
   /** Proposals by log index, settled when an entry at that index is applied. */
   private readonly proposals = new Map<number, ProposalWaiter>();
+  /** Commands proposed during the current pass over the inbox: they leave as one batch entry. */
+  private batchCommands: Uint8Array[] = [];
+  private batchReplies: ((o: ProposeOutcome) => void)[] = [];
+  private batchBytes = 0;
+  /** Replies waiting in proposals (a batch entry has many). */
+  private proposalReplies = 0;
   /** ReadIndex requests by context, settled by a ReadState and then the applied index. */
   private readonly readContexts = new Map<string, (o: ReadOutcome) => void>();
   /** Reads whose read index is known, waiting for applied >= index (sorted by arrival). */
@@ -287,6 +295,7 @@ export class RaftDriver {
         const inputs = this.inbox;
         this.inbox = [];
         for (const input of inputs) this.handle(input);
+        if (this.batchCommands.length > 0) this.proposeBatch();
         const ticks = this.pendingTicks;
         this.pendingTicks = 0;
         for (let i = 0; i < ticks; i++) this.node.tick();
@@ -305,8 +314,13 @@ export class RaftDriver {
   }
 
   private failAll(why: string): void {
-    for (const w of this.proposals.values()) w.reply({ kind: 'dropped', reason: why });
+    for (const w of this.proposals.values()) for (const reply of w.replies) reply({ kind: 'dropped', reason: why });
     this.proposals.clear();
+    this.proposalReplies = 0;
+    for (const reply of this.batchReplies) reply({ kind: 'dropped', reason: why });
+    this.batchCommands = [];
+    this.batchReplies = [];
+    this.batchBytes = 0;
     for (const r of this.readContexts.values()) r({ kind: 'dropped', reason: why });
     this.readContexts.clear();
     for (const r of this.readsWaitingApply) r.reply({ kind: 'dropped', reason: why });
@@ -314,7 +328,34 @@ export class RaftDriver {
   }
 
   private waiterCount(): number {
-    return this.proposals.size + this.readContexts.size + this.readsWaitingApply.length;
+    return this.proposalReplies + this.batchReplies.length + this.readContexts.size + this.readsWaitingApply.length;
+  }
+
+  /**
+   * Proposes the commands gathered in this pass as one entry, stamped with this leader's clock
+   * (node/command.ts), and registers one reply per command under the entry's index.
+   */
+  private proposeBatch(): void {
+    const commands = this.batchCommands;
+    const replies = this.batchReplies;
+    this.batchCommands = [];
+    this.batchReplies = [];
+    this.batchBytes = 0;
+    let id;
+    try {
+      id = this.node.propose(encodeBatchEntry(commands, this.now()));
+    } catch (e) {
+      const o = proposeError(e);
+      for (const reply of replies) reply(o);
+      return;
+    }
+    if (this.opts.unsafeAckBeforeCommit) {
+      // Deliberately wrong: acknowledge before the entry is committed or applied.
+      for (const reply of replies) reply({ kind: 'applied', result: { ok: true, value: { unsafe: true } } });
+      return;
+    }
+    this.proposals.set(id.index, { term: id.term, replies });
+    this.proposalReplies += replies.length;
   }
 
   private handle(input: DriverInput): void {
@@ -334,14 +375,24 @@ export class RaftDriver {
           input.reply({ kind: 'dropped', reason: 'too many proposals in flight' });
           return;
         }
+        if (input.kind === 'propose' && isBinaryFormat(input.data)) {
+          // Batched: every command of this pass shares one entry (proposeBatch, after the pass).
+          if (this.batchCommands.length >= MAX_COMMANDS_PER_ENTRY || (this.batchCommands.length > 0 && this.batchBytes + input.data.length > MAX_BATCH_ENTRY_BYTES)) this.proposeBatch();
+          this.batchCommands.push(input.data);
+          this.batchReplies.push(input.reply);
+          this.batchBytes += input.data.length;
+          return;
+        }
         try {
+          // A conf change, or opaque bytes of another format (tests; older callers): an entry of its own.
           const id = input.kind === 'propose' ? this.node.propose(input.data) : this.node.proposeConfChange(input.cc);
           if (this.opts.unsafeAckBeforeCommit && input.kind === 'propose') {
             // Deliberately wrong: acknowledge before the entry is committed or applied.
             input.reply({ kind: 'applied', result: { ok: true, value: { unsafe: true } } });
             return;
           }
-          this.proposals.set(id.index, { term: id.term, reply: input.reply });
+          this.proposals.set(id.index, { term: id.term, replies: [input.reply] });
+          this.proposalReplies++;
         } catch (e) {
           input.reply(proposeError(e));
         }
@@ -485,7 +536,7 @@ export class RaftDriver {
     }
 
     // Apply in memory; the writes go into the same batch as the entries and hard state.
-    const settled: { e: Entry; result: ApplyResult | undefined }[] = [];
+    const settled: { e: Entry; results: readonly ApplyResult[] | undefined }[] = [];
     let changes: StateChangeSet | undefined;
     let appliedTo: number | undefined;
     let confChanged = false;
@@ -497,9 +548,9 @@ export class RaftDriver {
         if (e.type === 'confChange') {
           this.confState = this.node.applyConfChange(decodeConfChange(e.data));
           confChanged = true;
-          settled.push({ e, result: { ok: true, value: { confState: this.confState } } });
+          settled.push({ e, results: [{ ok: true, value: { confState: this.confState } }] });
         } else {
-          settled.push({ e, result: batch.results.get(e.index) });
+          settled.push({ e, results: batch.results.get(e.index) });
         }
       }
       changes = batch.changes;
@@ -545,19 +596,25 @@ export class RaftDriver {
     for (const m of rd.messages) if (m.type === 'snap') this.streamSnapshot(m);
     if (late.length > 0) this.transport.send(late);
 
-    for (const { e, result } of settled) {
+    for (const { e, results } of settled) {
       const w = this.proposals.get(e.index);
       if (!w) continue;
       this.proposals.delete(e.index);
-      if (w.term !== e.term) w.reply({ kind: 'lost' });
-      else w.reply({ kind: 'applied', result: result ?? { ok: true, value: null } });
+      this.proposalReplies -= w.replies.length;
+      if (w.term !== e.term) {
+        for (const reply of w.replies) reply({ kind: 'lost' });
+        continue;
+      }
+      // One result per command; a batch that failed to decode as a whole has one error for all.
+      w.replies.forEach((reply, i) => reply({ kind: 'applied', result: results?.[results.length === 1 ? 0 : i] ?? { ok: true, value: null } }));
     }
     // A proposal whose index was passed by entries of another term will never apply.
     if (rd.committedEntries.length > 0) {
       for (const [idx, w] of this.proposals) {
         if (idx <= this.applied) {
           this.proposals.delete(idx);
-          w.reply({ kind: 'lost' });
+          this.proposalReplies -= w.replies.length;
+          for (const reply of w.replies) reply({ kind: 'lost' });
         }
       }
     }

@@ -7,10 +7,13 @@
 // - On the leader the command is proposed locally; elsewhere it is forwarded over the transport.
 //   NOT_LEADER, a lost entry, an unreachable leader or a timeout of one attempt are retried
 //   inside the request's deadline (clients see latency, not errors, during a leader change).
-// - The leader stamps the command with its own clock (`ts`): apply never reads a node's clock.
+// - The command's payload ([domain, op, args], msgpack) is encoded once per write; each attempt
+//   sends the same bytes (node/command.ts). The leader stamps its own clock (`ts`) into the header
+//   when it puts the command in a batch entry: apply never reads a node's clock, and nobody between
+//   here and apply decodes the payload.
 import { randomBytes } from 'node:crypto';
-import { encodeCommand, decodeCommand, packValue, unpackValue, MAX_COMMAND_BYTES } from '../state/command.ts';
-import type { Command } from '../state/command.ts';
+import { packValue, unpackValue } from '../state/command.ts';
+import { CommandFormatError, encodeCommandBytes, readHeader } from './command.ts';
 import type { ApplyResult } from '../state/machine.ts';
 import type { NodeId } from '../raft/types.ts';
 import { NONE } from '../raft/types.ts';
@@ -77,7 +80,8 @@ export class ProposalRouter {
 
   private ensureSession(s: Session, deadline: number): Promise<void> {
     if (!s.ready) {
-      const ready = this.submit({ v: 1, sid: s.sid, seq: 0, ack: 0, ts: 0, domain: 'session', op: 'open', args: { ttlMs: SESSION_TTL_MS } }, deadline).then((r) => {
+      const open = encodeCommandBytes({ sid: s.sid, seq: 0, ack: 0 }, packValue(['session', 'open', { ttlMs: SESSION_TTL_MS }]));
+      const ready = this.submit(open, s.sid, 0, deadline).then((r) => {
         if (!r.ok) throw new NodeError('UNAVAILABLE', `could not open a session: ${r.code} ${r.message}`);
       });
       s.ready = ready;
@@ -92,6 +96,8 @@ export class ProposalRouter {
   async write(domain: string, op: string, args: unknown, timeoutMs: number): Promise<ApplyResult> {
     if (this.inFlight >= MAX_WRITES_IN_FLIGHT) throw new NodeError('UNAVAILABLE', `more than ${MAX_WRITES_IN_FLIGHT} writes in flight on this node`);
     const deadline = this.deps.now() + timeoutMs;
+    // The payload is encoded here, once; retries and forwarding carry these bytes.
+    const payload = packValue([domain, op, args]);
     this.inFlight++;
     try {
       for (let attempt = 0; ; attempt++) {
@@ -101,7 +107,7 @@ export class ProposalRouter {
         s.open.add(seq);
         let r: ApplyResult;
         try {
-          r = await this.submit({ v: 1, sid: s.sid, seq, ack: s.ackFloor(), ts: 0, domain, op, args }, deadline);
+          r = await this.submit(commandOrInvalid(s.sid, seq, s.ackFloor(), payload), s.sid, seq, deadline);
         } finally {
           // A timed-out attempt stays ambiguous, but retrying it is safe with the same (sid, seq);
           // once we stop waiting we acknowledge it so the state machine can forget it.
@@ -122,25 +128,22 @@ export class ProposalRouter {
 
   /** A command outside any session (leader housekeeping: idempotent, so retries are harmless). */
   async housekeeping(domain: string, op: string, args: unknown, timeoutMs: number): Promise<ApplyResult> {
-    return this.submit({ v: 1, sid: null, seq: 0, ack: 0, ts: 0, domain, op, args }, this.deps.now() + timeoutMs);
+    return this.submit(commandOrInvalid(null, 0, 0, packValue([domain, op, args])), '', 0, this.deps.now() + timeoutMs);
   }
 
-  /** Retry one command until it is applied or the deadline passes. */
-  private async submit(cmd: Command, deadline: number): Promise<ApplyResult> {
+  /** Retry one command (its bytes, the same on every attempt) until it is applied or the deadline passes. */
+  private async submit(command: Uint8Array, sid: string, seq: number, deadline: number): Promise<ApplyResult> {
     let attempt = 0;
     for (;;) {
       const left = deadline - this.deps.now();
       if (left <= 0) throw new NodeError('TIMEOUT', 'deadline passed; the write may or may not have been applied');
       const leader = this.deps.leader();
       if (leader === this.deps.id) {
-        const data = encodeCommand({ ...cmd, ts: this.deps.now() });
-        const o = await withTimeout(this.deps.proposeLocal(data), Math.min(left, ATTEMPT_TIMEOUT_MS));
+        const o = await withTimeout(this.deps.proposeLocal(command), Math.min(left, ATTEMPT_TIMEOUT_MS));
         if (o && o.kind === 'applied') return o.result;
         if (o && o.kind === 'dropped' && /STOPPING|FATAL|fatal|stopping/.test(o.reason)) throw new NodeError('STOPPING', o.reason);
       } else if (leader !== NONE) {
-        const data = encodeCommand(cmd);
-        if (data.length > MAX_COMMAND_BYTES) throw new NodeError('INVALID_REQUEST', 'command too large');
-        const r = await this.deps.forward(leader, { sessionId: cmd.sid ?? '', seq: cmd.seq, command: data, timeoutMs: Math.min(left, ATTEMPT_TIMEOUT_MS * 2) });
+        const r = await this.deps.forward(leader, { sessionId: sid, seq, command, timeoutMs: Math.min(left, ATTEMPT_TIMEOUT_MS * 2) });
         if (r.ok) return unpackValue<ApplyResult>(r.result);
       }
       // No leader, not the leader any more, lost entry, unreachable leader: wait for a leader change
@@ -152,24 +155,26 @@ export class ProposalRouter {
   }
 
   /**
-   * The leader's side of a forwarded write: stamp it with this node's clock and propose it.
-   * Answers NOT_LEADER (with a hint) if this node is not the leader.
+   * The leader's side of a forwarded write: propose its bytes as they came (the driver stamps this
+   * node's clock into the header as it batches them). Only the header is read, to check it against
+   * the request's session and seq; the payload is not decoded. Answers NOT_LEADER (with a hint) if
+   * this node is not the leader.
    */
   async onForwarded(req: IncomingProposeRequest): Promise<ProposeResult> {
-    let cmd: Command;
     try {
-      cmd = decodeCommand(req.command);
+      const h = readHeader(req.command);
+      if ((h.sid ?? '') !== req.sessionId || h.seq !== req.seq) {
+        return { ok: false, error: { code: 'INTERNAL', leaderHint: NONE, message: 'session id or seq does not match the command' } };
+      }
     } catch (e) {
-      return { ok: false, error: { code: 'INTERNAL', leaderHint: NONE, message: (e as Error).message } };
-    }
-    if (cmd.sid !== req.sessionId || cmd.seq !== req.seq) {
-      return { ok: false, error: { code: 'INTERNAL', leaderHint: NONE, message: 'session id or seq does not match the command' } };
+      if (!(e instanceof CommandFormatError)) throw e;
+      return { ok: false, error: { code: 'INTERNAL', leaderHint: NONE, message: e.message } };
     }
     const leader = this.deps.leader();
     if (leader !== this.deps.id) return { ok: false, error: { code: 'NOT_LEADER', leaderHint: leader, message: `node ${this.deps.id} is not the leader` } };
     const left = req.deadlineMs - this.deps.now();
     if (left <= 0) return { ok: false, error: { code: 'TIMEOUT', leaderHint: NONE, message: 'deadline passed before proposing' } };
-    const o = await withTimeout(this.deps.proposeLocal(encodeCommand({ ...cmd, ts: this.deps.now() })), left);
+    const o = await withTimeout(this.deps.proposeLocal(req.command), left);
     if (o === null) return { ok: false, error: { code: 'TIMEOUT', leaderHint: NONE, message: 'not applied before the deadline' } };
     switch (o.kind) {
       case 'applied':
@@ -181,6 +186,16 @@ export class ProposalRouter {
       case 'dropped':
         return { ok: false, error: { code: 'PROPOSAL_DROPPED', leaderHint: NONE, message: o.reason } };
     }
+  }
+}
+
+/** The command's bytes; a command too large to propose is the caller's error, not a retryable one. */
+function commandOrInvalid(sid: string | null, seq: number, ack: number, payload: Uint8Array): Uint8Array {
+  try {
+    return encodeCommandBytes({ sid, seq, ack }, payload);
+  } catch (e) {
+    if (e instanceof CommandFormatError) throw new NodeError('INVALID_REQUEST', e.message);
+    throw e;
   }
 }
 

@@ -20,7 +20,8 @@ import type { ConfChange, Entry } from '../raft/types.ts';
 import { decodeConfChange } from '../raft/confchange.ts';
 import { decodeConfChangeContext, memberChanges } from '../node/members.ts';
 import type { ConfChangeContext } from '../node/members.ts';
-import { CommandDecodeError, decodeCommand } from './command.ts';
+import { CommandDecodeError, decodeCommand, unpackValue } from './command.ts';
+import { CommandFormatError, payloadOf, readHeader, splitBatchEntry } from '../node/command.ts';
 import type { Command } from './command.ts';
 import { SessionTable, SESSION_DOMAIN } from './sessions.ts';
 import type { SessionConfig } from './sessions.ts';
@@ -77,9 +78,36 @@ export type ApplyResult = { readonly ok: true; readonly value: unknown } | { rea
 export interface AppliedBatch {
   /** Writes of the whole batch, last write per key wins. */
   readonly changes: StateChangeSet;
-  /** Result per log index of the commands in the batch (no-ops and conf changes have none: the driver answers a conf change). */
-  readonly results: Map<number, ApplyResult>;
+  /**
+   * Results per log index of the commands in the batch, one per command of the entry, in order (a
+   * batch entry carries many; an entry of the older one-command format, one). No-ops and conf
+   * changes have none: the driver answers a conf change.
+   */
+  readonly results: Map<number, readonly ApplyResult[]>;
   readonly applied: number;
+}
+
+/**
+ * A command of the binary format (node/command.ts) as the domains see it: the header, and the
+ * payload `[domain, op, args]` decoded here, at apply, its only decode. An error (returned, not
+ * thrown) for bytes that are not one: every node reads the same bytes the same way.
+ */
+function decodeBinaryCommand(c: Uint8Array): Command | Error {
+  let h;
+  try {
+    h = readHeader(c);
+  } catch (e) {
+    if (e instanceof CommandFormatError) return e;
+    throw e;
+  }
+  let p: unknown;
+  try {
+    p = unpackValue<unknown>(payloadOf(c));
+  } catch (e) {
+    return new CommandDecodeError(`payload is not msgpack: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(p) || p.length !== 3 || typeof p[0] !== 'string' || typeof p[1] !== 'string') return new CommandDecodeError('payload is not [domain, op, args]');
+  return { v: 1, sid: h.sid, seq: h.seq, ack: h.ack, ts: h.ts, domain: p[0], op: p[1], args: p[2] };
 }
 
 /** Monotonic time is kept in this keyspace so a restarted node continues from the same value. */
@@ -111,7 +139,7 @@ export class StateMachine {
    */
   applyEntries(entries: readonly Entry[]): AppliedBatch {
     const batch = new Overlay(this.backing);
-    const results = new Map<number, ApplyResult>();
+    const results = new Map<number, readonly ApplyResult[]>();
     let applied = 0;
     this.sessions.begin();
     for (const e of entries) {
@@ -121,18 +149,36 @@ export class StateMachine {
         continue;
       }
       if (e.type !== 'normal' || e.data.length === 0) continue;
-      let cmd: Command;
+      let commands: Uint8Array[] | null;
       try {
-        cmd = decodeCommand(e.data);
+        commands = splitBatchEntry(e.data);
       } catch (err) {
-        // Every node decodes the same bytes the same way: answer with an error, change nothing.
-        if (err instanceof CommandDecodeError) {
-          results.set(e.index, { ok: false, code: 'MALFORMED_COMMAND', message: err.message });
-          continue;
-        }
-        throw err;
+        if (!(err instanceof CommandFormatError)) throw err;
+        results.set(e.index, [{ ok: false, code: 'MALFORMED_COMMAND', message: err.message }]);
+        continue;
       }
-      results.set(e.index, this.applyCommand(batch, e.index, cmd));
+      if (commands === null) {
+        // An entry of the one-command msgpack format (written by older versions).
+        let cmd: Command;
+        try {
+          cmd = decodeCommand(e.data);
+        } catch (err) {
+          // Every node decodes the same bytes the same way: answer with an error, change nothing.
+          if (err instanceof CommandDecodeError) {
+            results.set(e.index, [{ ok: false, code: 'MALFORMED_COMMAND', message: err.message }]);
+            continue;
+          }
+          throw err;
+        }
+        results.set(e.index, [this.applyCommand(batch, e.index, cmd)]);
+        continue;
+      }
+      const rs: ApplyResult[] = [];
+      for (const c of commands) {
+        const cmd = decodeBinaryCommand(c);
+        rs.push(cmd instanceof Error ? { ok: false, code: 'MALFORMED_COMMAND', message: cmd.message } : this.applyCommand(batch, e.index, cmd));
+      }
+      results.set(e.index, rs);
     }
     this.sessions.flush(batch);
     return { changes: batch.changes(), results, applied };

@@ -47,7 +47,7 @@ export class MemoryNode implements NodeApi {
     for (const [ks, k] of batch.changes.dels) this.state.get(ks)?.delete(k);
     this.log.push({ domain: req.domain, op: req.op });
     this.onApplied?.(batch.changes);
-    return batch.results.get(index)!;
+    return batch.results.get(index)![0]!;
   }
 
   async read(req: ReadRequest): Promise<ApplyResult> {

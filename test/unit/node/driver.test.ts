@@ -17,6 +17,8 @@ import { RaftDriver } from '../../../src/node/driver.ts';
 import { leaderLossDelayMs } from '../../../src/node/leader-loss.ts';
 import type { DriverTransport } from '../../../src/node/driver.ts';
 import { waitFor } from './helpers.ts';
+import { encodeCommandBytes, readHeader, splitBatchEntry } from '../../../src/node/command.ts';
+import { packValue } from '../../../src/state/command.ts';
 
 const dirs: string[] = [];
 after(async () => {
@@ -276,6 +278,62 @@ test('a survivor whose turn comes while another survivor\'s election is under wa
     assert.equal(transport.sent.filter((m) => m.type === 'preVote' || m.type === 'vote').length, 0, 'no competing campaign');
     assert.equal(driver.status().softState.role, 'follower');
   } finally {
+    await driver.stop();
+    await storage.close();
+  }
+});
+
+/** Node 1 of driverOf, elected leader of term 2 with its no-op committed by both followers. */
+async function electedLeader(): Promise<Awaited<ReturnType<typeof driverOf>>> {
+  const d = await driverOf(1);
+  const { driver, transport, storage } = d;
+  driver.start();
+  for (let i = 0; i < 10; i++) driver.tick();
+  await waitFor('a pre-vote request', () => transport.sent.some((m) => m.type === 'preVote'));
+  driver.enqueue({ kind: 'messages', messages: [{ type: 'preVoteResp', from: 2, to: 1, term: 2, reject: false }] });
+  await waitFor('a vote request', () => transport.sent.some((m) => m.type === 'vote'));
+  driver.enqueue({ kind: 'messages', messages: [{ type: 'voteResp', from: 2, to: 1, term: 2, reject: false }] });
+  await waitFor('leadership', () => driver.status().softState.role === 'leader');
+  await waitFor('the no-op (index 2) on disk', () => storage.lastIndex() === 2);
+  driver.enqueue({ kind: 'messages', messages: [2, 3].map((from) => ({ type: 'appResp' as const, from, to: 1, term: 2, index: 2, reject: false, rejectHint: 0, logTerm: 0 })) });
+  await waitFor('the no-op committed', () => driver.status().hardState.commit === 2);
+  return d;
+}
+
+test('commands proposed in one pass share one entry, stamped with the leader clock, and each gets its own result', async () => {
+  const d = await electedLeader();
+  const { driver, transport, storage, gate } = d;
+  try {
+    gate.stall = true; // hold the loop in its write, so the next proposals meet in one pass
+    driver.enqueue({ kind: 'propose', data: encodeCommandBytes({ sid: null, seq: 0, ack: 0 }, packValue(['kv', 'put', { key: 'a', value: 'warm' }])), reply: () => undefined });
+    await waitFor('the first write to stall', () => gate.waiting === 1);
+    const outcomes: unknown[] = [];
+    const cmds = [
+      encodeCommandBytes({ sid: null, seq: 0, ack: 0 }, packValue(['kv', 'put', { key: 'a', value: '1' }])),
+      encodeCommandBytes({ sid: null, seq: 0, ack: 0 }, packValue(['kv', 'append', { key: 'a', value: '2' }])),
+      encodeCommandBytes({ sid: null, seq: 0, ack: 0 }, new Uint8Array([0xc1])), // a payload that is not msgpack
+      encodeCommandBytes({ sid: null, seq: 0, ack: 0 }, packValue(['kv', 'append', { key: 'a', value: '3' }])),
+    ];
+    cmds.forEach((data, i) => driver.enqueue({ kind: 'propose', data, reply: (o) => (outcomes[i] = o) }));
+    const mark = transport.sent.length;
+    gate.release();
+    await waitFor('entry 4 on disk', () => storage.lastIndex() === 4);
+    const apps = transport.sent.slice(mark).filter((m) => m.type === 'app' && m.entries.some((e) => e.index === 4));
+    assert.ok(apps.length > 0);
+    const entry = apps[0]!.type === 'app' ? apps[0]!.entries.find((e) => e.index === 4)! : null;
+    const inside = splitBatchEntry(entry!.data)!;
+    assert.equal(inside.length, 4, 'the four commands of the pass went out as one entry');
+    for (const c of inside) assert.ok(Math.abs(readHeader(c).ts - Date.now()) < 60_000, 'each command carries the leader clock');
+    assert.equal(readHeader(cmds[0]!).ts, 0, 'the proposer\'s bytes are not changed');
+    driver.enqueue({ kind: 'messages', messages: [{ type: 'appResp', from: 2, to: 1, term: 2, index: 4, reject: false, rejectHint: 0, logTerm: 0 }] });
+    await waitFor('all four answered', () => outcomes.filter(Boolean).length === 4);
+    assert.deepEqual(
+      outcomes.map((o) => (o as { kind: string; result: { ok: boolean; code?: string; value?: unknown } }).result).map((r) => (r.ok ? r.value : r.code)),
+      [{}, { value: '12' }, 'MALFORMED_COMMAND', { value: '123' }],
+      'results in order, one per command; the malformed one changes nothing and fails alone',
+    );
+  } finally {
+    gate.release();
     await driver.stop();
     await storage.close();
   }

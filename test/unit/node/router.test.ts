@@ -6,6 +6,7 @@ import { StateMachine } from '../../../src/state/machine.ts';
 import type { AppliedBatch } from '../../../src/state/machine.ts';
 import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
 import { kvDomain } from '../../../src/state/kv.ts';
+import { encodeBatchEntry } from '../../../src/node/command.ts';
 
 /** A one-node "leader": proposeLocal applies at once through a real state machine. */
 function fakeLeader(opts: { loseAnswerOnce?: boolean } = {}) {
@@ -27,9 +28,10 @@ function fakeLeader(opts: { loseAnswerOnce?: boolean } = {}) {
     now: () => clock,
     proposeLocal: (data) => {
       const i = ++index;
-      const b = sm.applyEntries([{ term: 2, index: i, type: 'normal', data }]);
+      // As the driver does: the command goes into a batch entry stamped with the leader's clock.
+      const b = sm.applyEntries([{ term: 2, index: i, type: 'normal', data: encodeBatchEntry([data], clock) }]);
       commit(b);
-      const result = b.results.get(i)!;
+      const result = b.results.get(i)![0]!;
       if (lose && !(result.ok && (result.value as { sid?: string } | null)?.sid)) {
         // Applied, but the answer never comes back (a leader that crashed after applying).
         lose = false;

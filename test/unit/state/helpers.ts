@@ -41,7 +41,7 @@ export function domainHarness(domain: string) {
     const i = ++index;
     const b = sm.applyEntries([{ term: 1, index: i, type: 'normal', data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts, domain, op, args }) }]);
     st.commit(b);
-    return b.results.get(i)!;
+    return b.results.get(i)![0]!;
   };
   /** The command is refused with `code` (and a message matching `field`) and changes nothing. */
   const refused = (op: string, args: unknown, code: string, field?: RegExp, ts = T0): void => {

@@ -56,10 +56,10 @@ test('kv operations apply in order within one batch and report per-index results
   const d = entry({ domain: 'kv', op: 'cas', args: { key: 'k', expected: 'ab', value: 'y' } });
   const g = entry({ domain: 'kv', op: 'get', args: { key: 'k' } });
   const r = run(a, b, c, d, g);
-  assert.deepEqual(r.results.get(b.index), { ok: true, value: { value: 'ab' } });
-  assert.deepEqual(r.results.get(c.index), { ok: true, value: { ok: true, actual: 'ab' } });
-  assert.deepEqual(r.results.get(d.index), { ok: true, value: { ok: false, actual: 'z' } });
-  assert.deepEqual(r.results.get(g.index), { ok: true, value: { value: 'z' } });
+  assert.deepEqual(r.results.get(b.index)?.[0], { ok: true, value: { value: 'ab' } });
+  assert.deepEqual(r.results.get(c.index)?.[0], { ok: true, value: { ok: true, actual: 'ab' } });
+  assert.deepEqual(r.results.get(d.index)?.[0], { ok: true, value: { ok: false, actual: 'z' } });
+  assert.deepEqual(r.results.get(g.index)?.[0], { ok: true, value: { value: 'z' } });
   assert.equal(r.applied, g.index);
 });
 
@@ -69,10 +69,10 @@ test('a retried (sid, seq) is answered with its first result and applied once', 
   const cmd = { domain: 'kv', op: 'append', sid: 'session-1', seq: 1, args: { key: 'k', value: 'x' } } as const;
   const first = run(entry(cmd));
   const again = run(entry(cmd)); // the same command, committed again at a later index (a retry)
-  assert.deepEqual([...first.results.values()], [{ ok: true, value: { value: 'x' } }]);
-  assert.deepEqual([...again.results.values()], [{ ok: true, value: { value: 'x' } }]);
+  assert.deepEqual([...first.results.values()].flat(), [{ ok: true, value: { value: 'x' } }]);
+  assert.deepEqual([...again.results.values()].flat(), [{ ok: true, value: { value: 'x' } }]);
   const read = run(entry({ domain: 'kv', op: 'get', args: { key: 'k' } }));
-  assert.deepEqual([...read.results.values()], [{ ok: true, value: { value: 'x' } }]);
+  assert.deepEqual([...read.results.values()].flat(), [{ ok: true, value: { value: 'x' } }]);
 });
 
 test('acknowledged results are forgotten; a late duplicate of an acknowledged seq is refused', () => {
@@ -82,8 +82,8 @@ test('acknowledged results are forgotten; a late duplicate of an acknowledged se
   run(entry({ domain: 'kv', op: 'put', sid: 'session-2', seq: 2, ack: 1, args: { key: 'a', value: '2' } }));
   assert.equal([...st.m.keys()].filter((k) => k.startsWith('sys.results/session-2/')).length, 1);
   const late = run(entry({ domain: 'kv', op: 'put', sid: 'session-2', seq: 1, args: { key: 'a', value: '1' } }));
-  assert.equal([...late.results.values()][0]!.ok, false);
-  assert.deepEqual([...late.results.values()][0], { ok: false, code: 'STALE_SEQUENCE', message: 'seq 1 was acknowledged already' });
+  assert.equal([...late.results.values()].flat()[0]!.ok, false);
+  assert.deepEqual([...late.results.values()].flat()[0], { ok: false, code: 'STALE_SEQUENCE', message: 'seq 1 was acknowledged already' });
 });
 
 test('a session with too many unacknowledged results refuses more commands', () => {
@@ -91,9 +91,9 @@ test('a session with too many unacknowledged results refuses more commands', () 
   run(open('session-3'));
   for (let seq = 1; seq <= 3; seq++) run(entry({ domain: 'kv', op: 'put', sid: 'session-3', seq, args: { key: 'a', value: `${seq}` } }));
   const r = run(entry({ domain: 'kv', op: 'put', sid: 'session-3', seq: 4, args: { key: 'a', value: '4' } }));
-  assert.equal((([...r.results.values()][0]) as { code: string }).code, 'SESSION_BACKLOG');
+  assert.equal((([...r.results.values()].flat()[0]) as { code: string }).code, 'SESSION_BACKLOG');
   const ok = run(entry({ domain: 'kv', op: 'put', sid: 'session-3', seq: 4, ack: 3, args: { key: 'a', value: '4' } }));
-  assert.equal([...ok.results.values()][0]!.ok, true);
+  assert.equal([...ok.results.values()].flat()[0]!.ok, true);
 });
 
 test('sessions expire by leader time carried in commands, identically on every node', () => {
@@ -108,7 +108,7 @@ test('sessions expire by leader time carried in commands, identically on every n
   ];
   const ra = a.run(...es);
   const rb = b.run(...es);
-  assert.deepEqual([...ra.results.values()].map((r) => (r.ok ? 'ok' : r.code)), ['ok', 'ok', 'SESSION_EXPIRED', 'SESSION_UNKNOWN']);
+  assert.deepEqual([...ra.results.values()].flat().map((r) => (r.ok ? 'ok' : r.code)), ['ok', 'ok', 'SESSION_EXPIRED', 'SESSION_UNKNOWN']);
   assert.deepEqual(ra.changes, rb.changes, 'two nodes applying the same entries produce the same writes');
 });
 
@@ -116,7 +116,7 @@ test('the expire sweep drops idle sessions', () => {
   const { run, st } = setup();
   run(open('session-5', 1_000_000), open('session-6', 1_050_000));
   const r = run(entry({ domain: 'session', op: 'expire', ts: 1_100_000 }));
-  assert.deepEqual([...r.results.values()], [{ ok: true, value: { expired: 1 } }]);
+  assert.deepEqual([...r.results.values()].flat(), [{ ok: true, value: { expired: 1 } }]);
   assert.equal(st.get('sys.sessions', 'session-5'), undefined);
   assert.ok(st.get('sys.sessions', 'session-6'));
 });
@@ -134,7 +134,7 @@ test('a rejected command changes nothing, even if it wrote before failing', () =
   };
   sm.register(partial);
   const r = run(entry({ domain: 'partial', op: 'x', args: { fail: true } }));
-  assert.deepEqual([...r.results.values()], [{ ok: false, code: 'REFUSED', message: 'no' }]);
+  assert.deepEqual([...r.results.values()].flat(), [{ ok: false, code: 'REFUSED', message: 'no' }]);
   assert.equal(st.get('partial', 'written'), undefined);
   run(entry({ domain: 'partial', op: 'x', args: { fail: false } }));
   assert.ok(st.get('partial', 'written'));
@@ -151,7 +151,7 @@ test('malformed entries, unknown domains and bad arguments answer with errors an
   const before = st.m.size;
   const bad: Entry = { term: 2, index: ++index, type: 'normal', data: new Uint8Array([0xc1]) };
   const r = run(bad, entry({ domain: 'nope', op: 'x' }), entry({ domain: 'kv', op: 'put', args: { key: 'k', value: 7 } }), entry({ domain: 'kv', op: 'put', args: { key: '', value: 'v' } }));
-  assert.deepEqual([...r.results.values()].map((x) => (x.ok ? 'ok' : x.code)), ['MALFORMED_COMMAND', 'UNKNOWN_DOMAIN', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT']);
+  assert.deepEqual([...r.results.values()].flat().map((x) => (x.ok ? 'ok' : x.code)), ['MALFORMED_COMMAND', 'UNKNOWN_DOMAIN', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT']);
   // Only the monotonic clock record may have been written.
   assert.ok(st.m.size - before <= 1);
 });
@@ -174,10 +174,10 @@ test('opening a session when the table is full first drops the expired ones', ()
   };
   run(open('session-a', 1_000_000), open('session-b', 1_000_000));
   const full = run(open('session-c', 1_010_000));
-  assert.equal(([...full.results.values()][0] as { code: string }).code, 'SESSION_LIMIT');
+  assert.equal(([...full.results.values()].flat()[0] as { code: string }).code, 'SESSION_LIMIT');
   // 61 s later both are expired: the open succeeds by dropping them.
   const later = run(open('session-c', 1_061_001));
-  assert.deepEqual([...later.results.values()], [{ ok: true, value: { sid: 'session-c', reopened: false } }]);
+  assert.deepEqual([...later.results.values()].flat(), [{ ok: true, value: { sid: 'session-c', reopened: false } }]);
   assert.equal(st.get('sys.sessions', 'session-a'), undefined);
 });
 

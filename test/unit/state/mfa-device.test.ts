@@ -23,7 +23,7 @@ function harness() {
     const i = ++index;
     const b = h.sm.applyEntries([{ term: 1, index: i, type: 'normal', data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts, domain: 'tokens', op, args }) }]);
     h.st.commit(b);
-    return b.results.get(i)!;
+    return b.results.get(i)![0]!;
   };
   const audit = (): AuditRecord[] => h.st.keys(AUDIT_KEYSPACE).map((k) => unpackValue<AuditRecord>(h.st.get(AUDIT_KEYSPACE, k)!));
   const lookup = (code: string, ts = T0, sub = SUB, ip: string | null = IP) => h.run('device.lookup', { sub, userCodeHash: hash(code), meta: { ip } }, ts);

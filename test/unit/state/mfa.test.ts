@@ -46,7 +46,7 @@ function harness() {
     const data = encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts: clock.now, domain, op, args });
     const b = sm.applyEntries([{ term: 1, index: i, type: 'normal', data }]);
     st.commit(b);
-    return b.results.get(i)!;
+    return b.results.get(i)![0]!;
   };
   const mfa = (op: string, args: unknown): ApplyResult => run('mfa', op, args);
   const ok = (op: string, args: unknown): Record<string, unknown> => {
@@ -446,7 +446,7 @@ test('totp.verify: parallel attempts are decided in log order, each counted befo
     const b = h.sm.applyEntries(entries);
     h.st.commit(b);
     return argsList.map((_, i) => {
-      const r = b.results.get(first + i)!;
+      const r = b.results.get(first + i)![0]!;
       if (!r.ok) assert.fail(`${r.code} ${r.message}`);
       return plain(r.value);
     });

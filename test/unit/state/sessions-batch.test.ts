@@ -78,7 +78,7 @@ function applyAll(entries: readonly Entry[], cut: (i: number) => boolean): { res
     if (batch.length === 0) return;
     const b = sm.applyEntries(batch);
     st.commit(b);
-    for (const [i, res] of b.results) results.set(i, res);
+    for (const [i, res] of b.results) results.set(i, res[0]!);
     batch = [];
   };
   entries.forEach((e, i) => {

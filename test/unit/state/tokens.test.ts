@@ -40,7 +40,7 @@ function harness() {
     const data = encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts: T0, args: null, ...c });
     const b = sm.applyEntries([{ term: 1, index: i, type: 'normal', data }]);
     st.commit(b);
-    return b.results.get(i)!;
+    return b.results.get(i)![0]!;
   };
   const tok = (op: string, args: unknown, ts = T0): ApplyResult => run({ domain: 'tokens', op, args, ts });
   const ok = (op: string, args: unknown, ts = T0): Record<string, unknown> => {

@@ -37,7 +37,7 @@ function harness() {
     const i = ++index;
     const b = sm.applyEntries([{ term: 1, index: i, type: 'normal', data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts, domain, op, args }) }]);
     st.commit(b);
-    return b.results.get(i)!;
+    return b.results.get(i)![0]!;
   };
   const ok = (domain: string, op: string, args: unknown, ts = T0): Record<string, unknown> => {
     const r = run(domain, op, args, ts);
