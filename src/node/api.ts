@@ -37,6 +37,16 @@ export interface WriteRequest {
   readonly timeoutMs: number;
 }
 
+/**
+ * A write whose payload — `[domain, op, args]`, msgpack (state/command.ts packValue) — its caller
+ * encoded where the request was parsed (an HTTP worker), so the node passes those bytes to apply
+ * as they are (DESIGN "Encode once"). Malformed payload bytes fail at apply, alike on every node.
+ */
+export interface EncodedWriteRequest {
+  readonly payload: Uint8Array;
+  readonly timeoutMs: number;
+}
+
 /** A linearizable read (ReadIndex, §6.4) of named state: the read runs on this node once it is safe. */
 export interface ReadRequest {
   readonly domain: string;
@@ -105,6 +115,8 @@ export interface NodeHealth {
 /** What the serving side may ask of a node. Implemented by the node in the primary, and by an IPC proxy in workers. */
 export interface NodeApi {
   write(req: WriteRequest): Promise<ApplyResult>;
+  /** The same write with its payload already encoded. Optional: a serving-side stand-in may lack it. */
+  writeEncoded?(req: EncodedWriteRequest): Promise<ApplyResult>;
   read(req: ReadRequest): Promise<ApplyResult>;
   status(): Promise<NodeStatus>;
   /**

@@ -19,7 +19,7 @@ import type { IterateOptions, SnapshotChunkStream, StateRecord } from '../storag
 import { ProposalRouter } from './router.ts';
 import { ReadService } from './reads.ts';
 import { NodeError } from './api.ts';
-import type { HealthRequest, NodeApi, NodeHealth, NodeStatus, ReadRequest, WriteRequest, MemberStatus } from './api.ts';
+import type { EncodedWriteRequest, HealthRequest, NodeApi, NodeHealth, NodeStatus, ReadRequest, WriteRequest, MemberStatus } from './api.ts';
 import { NodeMetrics } from '../ops/metrics.ts';
 import type { MetricsJson, ProposalOutcome } from '../ops/metrics.ts';
 import { withTerm } from '../ops/log-context.ts';
@@ -288,12 +288,20 @@ export class RaftNode implements NodeApi {
     return Math.min(ms, MAX_TIMEOUT_MS);
   }
 
-  async write(req: WriteRequest): Promise<ApplyResult> {
+  write(req: WriteRequest): Promise<ApplyResult> {
+    return this.timedWrite(req.timeoutMs, (timeoutMs) => this.router.write(req.domain, req.op, req.args, timeoutMs));
+  }
+
+  writeEncoded(req: EncodedWriteRequest): Promise<ApplyResult> {
+    return this.timedWrite(req.timeoutMs, (timeoutMs) => this.router.writePayload(req.payload, timeoutMs));
+  }
+
+  private async timedWrite(requestedMs: number, run: (timeoutMs: number) => Promise<ApplyResult>): Promise<ApplyResult> {
     const startNs = process.hrtime.bigint();
     const seconds = (): number => Number(process.hrtime.bigint() - startNs) / 1e9;
     try {
-      const timeoutMs = this.checkTimeout(req.timeoutMs);
-      const r = await this.router.write(req.domain, req.op, req.args, timeoutMs);
+      const timeoutMs = this.checkTimeout(requestedMs);
+      const r = await run(timeoutMs);
       this.metrics.proposal(r.ok ? 'ok' : 'rejected', seconds());
       return r;
     } catch (e) {

@@ -93,11 +93,15 @@ export class ProposalRouter {
   }
 
   /** Apply a write exactly once; resolves with the domain's result. */
-  async write(domain: string, op: string, args: unknown, timeoutMs: number): Promise<ApplyResult> {
+  write(domain: string, op: string, args: unknown, timeoutMs: number): Promise<ApplyResult> {
+    // The payload is encoded here, once; retries and forwarding carry these bytes.
+    return this.writePayload(packValue([domain, op, args]), timeoutMs);
+  }
+
+  /** Apply a write whose payload its creator encoded ([domain, op, args]); the bytes go to apply as they are. */
+  async writePayload(payload: Uint8Array, timeoutMs: number): Promise<ApplyResult> {
     if (this.inFlight >= MAX_WRITES_IN_FLIGHT) throw new NodeError('UNAVAILABLE', `more than ${MAX_WRITES_IN_FLIGHT} writes in flight on this node`);
     const deadline = this.deps.now() + timeoutMs;
-    // The payload is encoded here, once; retries and forwarding carry these bytes.
-    const payload = packValue([domain, op, args]);
     this.inFlight++;
     try {
       for (let attempt = 0; ; attempt++) {

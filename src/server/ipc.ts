@@ -33,7 +33,8 @@
 // answers (each worker's HTTP metrics, prom-client JSON) with its own (src/server/process.ts).
 import { Packr } from 'msgpackr';
 import { NodeError } from '../node/api.ts';
-import type { ApplyResult, HealthRequest, NodeApi, NodeErrorCode, NodeHealth, NodeStatus, ReadRequest, WriteRequest } from '../node/api.ts';
+import type { ApplyResult, EncodedWriteRequest, HealthRequest, NodeApi, NodeErrorCode, NodeHealth, NodeStatus, ReadRequest, WriteRequest } from '../node/api.ts';
+import { packValue, unpackValue } from '../state/command.ts';
 import type { Logger } from './log.ts';
 import type { CacheUpdate } from './read-cache.ts';
 
@@ -254,8 +255,19 @@ export class IpcNodeApi implements NodeApi {
     return this.pending.size;
   }
 
+  /**
+   * The write's payload is encoded here, in the worker that parsed the request: the primary passes
+   * the bytes to the router as they are (its only decode is at apply).
+   */
   write(req: WriteRequest): Promise<ApplyResult> {
-    return this.call('write', req, req.timeoutMs) as Promise<ApplyResult>;
+    if (typeof req.domain !== 'string' || typeof req.op !== 'string') return Promise.reject(new NodeError('INVALID_REQUEST', 'domain and op must be strings'));
+    let payload: Uint8Array;
+    try {
+      payload = packValue([req.domain, req.op, req.args]);
+    } catch (e) {
+      return Promise.reject(new NodeError('INVALID_REQUEST', `cannot encode the write: ${(e as Error).message}`));
+    }
+    return this.call('write', { payload, timeoutMs: req.timeoutMs }, req.timeoutMs) as Promise<ApplyResult>;
   }
 
   read(req: ReadRequest): Promise<ApplyResult> {
@@ -404,8 +416,14 @@ export class IpcConnection {
     switch (req.method) {
       case 'status':
         return this.node.status();
-      case 'write':
-        return this.node.write(this.checkParams(req.params, false) as WriteRequest);
+      case 'write': {
+        const w = this.checkWriteParams(req.params);
+        if (this.node.writeEncoded) return this.node.writeEncoded(w);
+        // A node without the encoded form (a stand-in): decode here.
+        const p = unpackValue<unknown>(w.payload);
+        if (!Array.isArray(p) || p.length !== 3 || typeof p[0] !== 'string' || typeof p[1] !== 'string') throw new NodeError('INVALID_REQUEST', 'payload is not [domain, op, args]');
+        return this.node.write({ domain: p[0], op: p[1], args: p[2], timeoutMs: w.timeoutMs });
+      }
       case 'read':
         return this.node.read(this.checkParams(req.params, true));
       case 'health': {
@@ -425,6 +443,16 @@ export class IpcConnection {
     if (typeof o.deep !== 'boolean') throw new NodeError('INVALID_REQUEST', 'deep must be a boolean');
     if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 1 || t > this.limits.maxTimeoutMs) throw new NodeError('INVALID_REQUEST', `timeoutMs must be an integer from 1 to ${this.limits.maxTimeoutMs}`);
     return { deep: o.deep, timeoutMs: t };
+  }
+
+  /** A write's params: its encoded payload (bounded by the message size) and its timeout. */
+  private checkWriteParams(p: unknown): EncodedWriteRequest {
+    if (typeof p !== 'object' || p === null) throw new NodeError('INVALID_REQUEST', 'params must be a map');
+    const o = p as Record<string, unknown>;
+    if (!(o.payload instanceof Uint8Array)) throw new NodeError('INVALID_REQUEST', 'payload must be bytes');
+    const t = o.timeoutMs;
+    if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 1 || t > this.limits.maxTimeoutMs) throw new NodeError('INVALID_REQUEST', `timeoutMs must be an integer from 1 to ${this.limits.maxTimeoutMs}`);
+    return { payload: o.payload, timeoutMs: t };
   }
 
   /** Rebuild the request from checked fields only: nothing unexpected reaches the node. */

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NodeError } from '../../../src/node/api.ts';
-import type { ApplyResult } from '../../../src/node/api.ts';
+import type { ApplyResult, EncodedWriteRequest } from '../../../src/node/api.ts';
+import { packValue } from '../../../src/state/command.ts';
 import { IpcBatcher, IpcConnection, IpcError, IpcNodeApi, MAX_IPC_BATCH_MESSAGES, MAX_IPC_MESSAGE_BYTES, decodePrimaryMessage, decodeWorkerMessage, encodeIpc, ipcMessages } from '../../../src/server/ipc.ts';
 import type { IpcClientLimits } from '../../../src/server/ipc.ts';
 import { createLogger } from '../../../src/server/log.ts';
@@ -194,4 +195,23 @@ test('the receiving side takes a message or a batch, ignores node:cluster\'s own
   assert.deepEqual(ipcMessages(['text']), []);
   assert.throws(() => ipcMessages([m, 'x']), IpcError);
   assert.throws(() => ipcMessages(Array.from({ length: MAX_IPC_BATCH_MESSAGES + 1 }, () => m)), IpcError);
+});
+
+test('a write crosses the channel as the payload the worker encoded: a node with writeEncoded gets those bytes, not a re-encoding', async () => {
+  const node = new FakeNode();
+  const got: EncodedWriteRequest[] = [];
+  const encoded = Object.assign(node, {
+    writeEncoded: async (req: EncodedWriteRequest): Promise<ApplyResult> => {
+      got.push(req);
+      return { ok: true, value: 'applied' };
+    },
+  });
+  const { api } = pair(encoded);
+  const args = { key: 'a', value: 'x'.repeat(100), nested: [1, { b: true }] };
+  assert.deepEqual(await api.write({ domain: 'kv', op: 'put', args, timeoutMs: 1000 }), { ok: true, value: 'applied' });
+  assert.equal(got.length, 1);
+  assert.deepEqual(Buffer.from(got[0]!.payload), Buffer.from(packValue(['kv', 'put', args])), 'the bytes the worker encoded');
+  assert.equal(got[0]!.timeoutMs, 1000);
+  assert.equal(node.countCalls('write'), 0, 'the decoded form is not used');
+  await rejectsWith(api.write({ domain: 'kv', op: 5 as unknown as string, args: {}, timeoutMs: 1000 }), 'INVALID_REQUEST', /domain and op/);
 });
