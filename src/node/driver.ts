@@ -166,6 +166,8 @@ export class RaftDriver {
   private readonly now: () => number;
   /** When a message from each known peer was last received (wall clock, ms); peers only, so bounded by the membership. */
   private readonly lastHeard = new Map<NodeId, number>();
+  /** The snapshot being written in the background (startSnapshot), if any. */
+  private snapshotting: Promise<void> | null = null;
   /** Armed by leaderLost (its cancel): the campaign after the leader's connection failed. */
   private leaderLossTimer: (() => void) | null = null;
   /** The term in which leaderLost forgot the leader. */
@@ -228,6 +230,8 @@ export class RaftDriver {
     this.leaderLossTimer = null;
     this.wake?.();
     await this.loopDone;
+    // A snapshot being written holds a LevelDB snapshot of the store the node is about to close.
+    await this.snapshotting;
     this.failAll('STOPPING');
   }
 
@@ -306,11 +310,18 @@ export class RaftDriver {
         }
       }
     } catch (e) {
-      this.fatal = e;
-      this.log.error({ err: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined }, 'raft driver stopped by a fatal error');
-      this.failAll('FATAL');
-      this.opts.onFatal(e);
+      this.fail(e);
     }
+  }
+
+  /** A fatal error: stop the loop, refuse every waiter, and tell the node (once). */
+  private fail(e: unknown): void {
+    if (this.fatal !== null) return;
+    this.fatal = e;
+    this.stopped = true;
+    this.log.error({ err: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined }, 'raft driver stopped by a fatal error');
+    this.failAll('FATAL');
+    this.opts.onFatal(e);
   }
 
   private failAll(why: string): void {
@@ -634,15 +645,36 @@ export class RaftDriver {
       this.readsWaitingApply = still;
     }
 
-    if (appliedTo !== undefined && this.storage.shouldSnapshot(this.applied)) await this.makeSnapshot();
+    if (appliedTo !== undefined && this.snapshotting === null && this.storage.shouldSnapshot(this.applied)) this.startSnapshot();
   }
 
-  private async makeSnapshot(): Promise<void> {
+  /**
+   * Writes a snapshot of the state at the applied index WITHOUT holding up this loop (issue 15: a
+   * snapshot of a large state written inside the loop stopped ticks and heartbeats for seconds, and
+   * every such snapshot cost an election). createSnapshot takes its LevelDB snapshot synchronously,
+   * here, between Readys, where no state commit is in flight and `applied` is the store's applied
+   * index; the file is written while commits go on (they are not in it), and recording it and
+   * compacting the log behind it take the store's write lock like any commit. One at a time. A
+   * failure is fatal, as it was when the loop awaited it: the store reports damage this way.
+   */
+  private startSnapshot(): void {
     const index = this.applied;
     const term = this.storage.term(index);
-    const info = await this.storage.createSnapshot({ index, term, confState: this.confState });
-    this.log.info({ index, term, bytes: info.bytes, records: info.records, compactedThrough: info.compactedThrough }, 'created snapshot');
-    this.opts.observer?.snapshot('created', info.bytes);
+    this.snapshotting = this.storage.createSnapshot({ index, term, confState: this.confState }).then(
+      (info) => {
+        this.log.info({ index, term, bytes: info.bytes, records: info.records, compactedThrough: info.compactedThrough }, 'created snapshot');
+        this.opts.observer?.snapshot('created', info.bytes);
+      },
+      (e: unknown) => {
+        // A backup or an installed snapshot recorded one at or past this index meanwhile: nothing lost.
+        if (e instanceof StorageError && e.code === 'SNAPSHOT_OUT_OF_DATE') return;
+        if (this.stopped) return;
+        this.fail(e);
+        this.wake?.();
+      },
+    ).finally(() => {
+      this.snapshotting = null;
+    });
   }
 
   /** Stream a snapshot file to a follower; report the outcome to the core through the inbox. */

@@ -10,6 +10,7 @@ import { RawNode } from '../../../src/raft/raw-node.ts';
 import type { Message, NodeId } from '../../../src/raft/types.ts';
 import { DurableStorage } from '../../../src/storage/durable-storage.ts';
 import type { StorageWrite } from '../../../src/storage/durable-storage.ts';
+import type { StorageConfig } from '../../../src/storage/config.ts';
 import { StateMachine } from '../../../src/state/machine.ts';
 import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
 import { kvDomain } from '../../../src/state/kv.ts';
@@ -50,10 +51,11 @@ const quiet = { info(): void {}, warn(): void {}, error(o: object, m: string): v
 async function driverOf(
   id: NodeId,
   extra: Partial<ConstructorParameters<typeof RaftDriver>[0]> = {},
+  storageConfig: Partial<StorageConfig> = {},
 ): Promise<{ driver: RaftDriver; node: RawNode; transport: RecordingTransport; storage: DurableStorage; gate: { stall: boolean; waiting: number; release: () => void } }> {
   const dir = await mkdtemp(join(tmpdir(), 'raftauth-driver-test-'));
   dirs.push(dir);
-  const storage = await DurableStorage.open(dir);
+  const storage = await DurableStorage.open(dir, { config: storageConfig });
   await storage.bootstrap({ voters: [1, 2, 3], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false });
   const held: (() => void)[] = [];
   const gate = {
@@ -284,8 +286,8 @@ test('a survivor whose turn comes while another survivor\'s election is under wa
 });
 
 /** Node 1 of driverOf, elected leader of term 2 with its no-op committed by both followers. */
-async function electedLeader(): Promise<Awaited<ReturnType<typeof driverOf>>> {
-  const d = await driverOf(1);
+async function electedLeader(storageConfig: Partial<StorageConfig> = {}): Promise<Awaited<ReturnType<typeof driverOf>>> {
+  const d = await driverOf(1, {}, storageConfig);
   const { driver, transport, storage } = d;
   driver.start();
   for (let i = 0; i < 10; i++) driver.tick();
@@ -334,6 +336,51 @@ test('commands proposed in one pass share one entry, stamped with the leader clo
     );
   } finally {
     gate.release();
+    await driver.stop();
+    await storage.close();
+  }
+});
+
+test('a snapshot being written does not hold up the loop: proposals commit and apply meanwhile (issue 15)', async () => {
+  const d = await electedLeader({ snapshotEveryEntries: 4, snapshotCatchupEntries: 1 });
+  const { driver, storage } = d;
+  let releaseSnapshot!: () => void;
+  const held = new Promise<void>((r) => (releaseSnapshot = r));
+  let snapshotsStarted = 0;
+  let snapshotIndex = 0;
+  const create = storage.createSnapshot.bind(storage);
+  storage.createSnapshot = (meta) => {
+    snapshotsStarted++;
+    snapshotIndex = meta.index;
+    // The LevelDB snapshot is taken at the call, as the real one does; the file waits for the test.
+    const p = create(meta);
+    return held.then(() => p);
+  };
+  const put = (i: number): Promise<unknown> =>
+    new Promise((resolve) => driver.enqueue({ kind: 'propose', data: encodeCommandBytes({ sid: null, seq: 0, ack: 0 }, packValue(['kv', 'put', { key: `k${i}`, value: 'v' }])), reply: resolve }));
+  // A follower that acknowledges whatever it is sent, so entries commit.
+  const ack = setInterval(() => {
+    const last = storage.lastIndex();
+    driver.enqueue({ kind: 'messages', messages: [{ type: 'appResp', from: 2, to: 1, term: 2, index: last, reject: false, rejectHint: 0, logTerm: 0 }] });
+  }, 5);
+  try {
+    for (let i = 0; i < 4; i++) await put(i);
+    await waitFor('a snapshot started', () => snapshotsStarted === 1);
+    const appliedAtSnapshot = snapshotIndex;
+    // The snapshot is still being written: the loop goes on applying new writes.
+    for (let i = 4; i < 10; i++) {
+      const o = await Promise.race([put(i), new Promise((r) => setTimeout(() => r({ kind: 'not answered within 5 s' }), 5_000))]);
+      assert.equal((o as { kind: string }).kind, 'applied', `write ${i} while the snapshot is held`);
+    }
+    assert.ok(driver.appliedIndex() > appliedAtSnapshot, 'writes applied while the snapshot was held');
+    assert.equal(snapshotsStarted, 1, 'one snapshot at a time');
+    releaseSnapshot();
+    await waitFor('the snapshot recorded', () => storage.snapshotMetadata.index === appliedAtSnapshot);
+    await put(10);
+    await waitFor('the next snapshot, once the first finished', () => snapshotsStarted === 2);
+  } finally {
+    clearInterval(ack);
+    releaseSnapshot();
     await driver.stop();
     await storage.close();
   }
