@@ -49,6 +49,24 @@ interface SessionRecord {
   pending: number[];
 }
 
+/** The first position in ascending `xs` whose value is greater than `v` (binary search). */
+function firstAbove(xs: readonly number[], v: number): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (xs[mid]! <= v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** True when ascending `xs` holds `v`. */
+function holds(xs: readonly number[], v: number): boolean {
+  const i = firstAbove(xs, v);
+  return i > 0 && xs[i - 1] === v;
+}
+
 function resultKey(sid: string, seq: number): string {
   return `${sid}/${seq.toString(16).padStart(13, '0')}`;
 }
@@ -180,11 +198,13 @@ export class SessionTable {
     }
     if (cmd.seq === 0) return { ok: false, code: 'INVALID_SESSION', message: 'seq must start at 1' };
     if (cmd.seq <= s.ack) return { ok: false, code: 'STALE_SEQUENCE', message: `seq ${cmd.seq} was acknowledged already` };
-    if (s.pending.includes(cmd.seq)) {
+    // `pending` is kept ascending, so each look-up is a binary search, not a scan of up to
+    // maxPendingResults numbers per command.
+    if (holds(s.pending, cmd.seq)) {
       const b = tx.get(RESULTS, resultKey(cmd.sid, cmd.seq));
       if (b) return unpackValue<ApplyResult>(b);
     }
-    const stillPending = s.pending.filter((q) => q > Math.max(s.ack, cmd.ack)).length;
+    const stillPending = s.pending.length - firstAbove(s.pending, Math.max(s.ack, cmd.ack));
     if (stillPending >= this.cfg.maxPendingResults) {
       return { ok: false, code: 'SESSION_BACKLOG', message: `more than ${this.cfg.maxPendingResults} unacknowledged results` };
     }
@@ -199,16 +219,15 @@ export class SessionTable {
     s.lastTs = Math.max(s.lastTs, ts);
     if (cmd.ack > s.ack) {
       s.ack = cmd.ack;
-      const keep: number[] = [];
-      for (const q of s.pending) {
-        if (q <= s.ack) tx.del(RESULTS, resultKey(cmd.sid, q));
-        else keep.push(q);
-      }
-      s.pending = keep;
+      const cut = firstAbove(s.pending, s.ack);
+      for (let i = 0; i < cut; i++) tx.del(RESULTS, resultKey(cmd.sid, s.pending[i]!));
+      if (cut > 0) s.pending = s.pending.slice(cut);
     }
-    if (cmd.seq > s.ack && !s.pending.includes(cmd.seq)) {
-      s.pending.push(cmd.seq);
-      s.pending.sort((a, b) => a - b);
+    if (cmd.seq > s.ack && !holds(s.pending, cmd.seq)) {
+      // Sequence numbers mostly arrive in order: append, or insert in place.
+      const at = firstAbove(s.pending, cmd.seq);
+      if (at === s.pending.length) s.pending.push(cmd.seq);
+      else s.pending.splice(at, 0, cmd.seq);
       tx.put(RESULTS, resultKey(cmd.sid, cmd.seq), packValue(result));
     }
     this.store(tx, cmd.sid, s);
