@@ -1,5 +1,6 @@
 // Waiting helpers shared by the tests, the local-cluster launcher and the benchmarks: a free
 // loopback port, and a condition polled with a deadline (never a fixed sleep to synchronize).
+import { AssertionError } from 'node:assert';
 import { createServer } from 'node:net';
 
 /** Thrown by a waitFor condition to stop waiting at once (e.g. the process it waits on died). */
@@ -13,7 +14,10 @@ export const WAIT_POLL_MS = 20;
 
 /**
  * Poll `cond` until it returns a truthy value, with a deadline. An error thrown by `cond` counts as
- * "not yet" (and is quoted on timeout), except WaitAborted, which ends the wait.
+ * "not yet" (and is quoted on timeout), except WaitAborted, which ends the wait, and a failed
+ * assertion (node:assert's AssertionError), which is rethrown at once: an assertion is a verdict on
+ * the sample it saw, and retrying it would hide exactly the sample that broke it. A condition that
+ * wants "not yet" returns a falsy value.
  */
 export async function waitFor<T>(what: string, cond: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs: number, pollMs = WAIT_POLL_MS): Promise<T> {
   const deadline = performance.now() + timeoutMs;
@@ -23,11 +27,76 @@ export async function waitFor<T>(what: string, cond: () => Promise<T | undefined
       const v = await cond();
       if (v) return v;
     } catch (e) {
-      if (e instanceof WaitAborted) throw e;
+      if (e instanceof WaitAborted || e instanceof AssertionError) throw e;
       last = e;
     }
     if (performance.now() > deadline) {
       throw new WaitTimeout(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message ?? String(last)}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+/** What a "never" check saw: how many samples it judged, and how many probes failed to answer. */
+export interface NeverSeen {
+  readonly samples: number;
+  readonly missed: number;
+}
+
+export interface NeverCheck<S> {
+  /** The forbidden state, for messages ("node 4 knows a leader"). */
+  readonly what: string;
+  /** Takes one sample (e.g. a node's status). An error other than an AssertionError is a missed sample. */
+  readonly probe: () => Promise<S> | S;
+  /** A description of why `s` is forbidden, or null when it is allowed. */
+  readonly violation: (s: S) => string | null;
+  /**
+   * The event that ends the window (e.g. "the refusals were logged"): checked after each sample, so
+   * the last sample is taken after it. The window is bounded by an event, and by timeoutMs.
+   */
+  readonly until: () => Promise<boolean> | boolean;
+  /** Deadline for `until`: past it the check fails with WaitTimeout (the window never closed). */
+  readonly timeoutMs: number;
+  /** Judged samples required before the window may close (default 1). */
+  readonly minSamples?: number;
+  readonly pollMs?: number;
+}
+
+/**
+ * A "never" check: sample `probe` repeatedly until `until()` holds, and fail with an AssertionError
+ * on the first forbidden sample. Unlike an assertion inside a waitFor condition (which a waitFor
+ * must either rethrow or, as this one once did, retry), the verdict here cannot be read as "not
+ * yet": every sample is judged, and a forbidden one seen on any sample fails the check, even if
+ * later samples are allowed again.
+ */
+export async function assertNever<S>(check: NeverCheck<S>): Promise<NeverSeen> {
+  const minSamples = check.minSamples ?? 1;
+  const pollMs = check.pollMs ?? WAIT_POLL_MS;
+  const deadline = performance.now() + check.timeoutMs;
+  let samples = 0;
+  let missed = 0;
+  let lastMiss: unknown = null;
+  for (;;) {
+    let s: S | undefined;
+    let got = false;
+    try {
+      s = await check.probe();
+      got = true;
+    } catch (e) {
+      if (e instanceof AssertionError || e instanceof WaitAborted) throw e;
+      missed++;
+      lastMiss = e;
+    }
+    if (got) {
+      samples++;
+      const why = check.violation(s as S);
+      if (why !== null) throw new AssertionError({ message: `${check.what} on sample ${samples}: ${why}` });
+    }
+    if (samples >= minSamples && (await check.until())) return { samples, missed };
+    if (performance.now() > deadline) {
+      throw new WaitTimeout(
+        `timed out after ${check.timeoutMs} ms: the window of the check "never ${check.what}" did not close (${samples} samples, ${missed} missed${lastMiss ? `; last miss: ${(lastMiss as Error).message ?? String(lastMiss)}` : ''})`,
+      );
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }

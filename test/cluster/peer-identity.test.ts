@@ -21,11 +21,14 @@ import { resolveLimits } from '../../src/transport/limits.ts';
 import { newStats } from '../../src/transport/stats.ts';
 import type { TransportLogger } from '../../src/transport/types.ts';
 import type { Message } from '../../src/raft/types.ts';
+import { assertNever } from '../../scripts/lib/wait.ts';
 import { ProcessCluster, waitFor } from './harness.ts';
 
 const IDS = [1, 2, 3];
 /** Refusals the cluster must have logged before we stop watching the foreign node. */
 const REFUSALS_OBSERVED = 3;
+/** Status samples of a foreign node, at least, before its "never a leader" window may close. */
+const MIN_SAMPLES = 5;
 
 const quietLogger: TransportLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -34,22 +37,22 @@ function logged(c: ProcessCluster, id: number, msg: string, pattern?: RegExp): R
 }
 
 /**
- * Poll `id`'s status until `until()` holds, asserting on every sample that it knows no leader.
- * The window is bounded by conditions (refusals logged), never by a sleep.
+ * Sample `id`'s status until `until()` holds, failing on the first sample in which it knows a
+ * leader (scripts/lib/wait.ts assertNever: the verdict is outside any waitFor, so a leader seen on
+ * one sample cannot pass for "not yet"). The window is bounded by events (refusals logged), never
+ * by a sleep; MIN_SAMPLES keeps it from closing before the node has been looked at a few times.
  */
 async function neverGetsLeader(c: ProcessCluster, id: number, until: () => boolean, what: string): Promise<number> {
-  let samples = 0;
-  await waitFor(
-    what,
-    async () => {
-      const s = await c.status(id);
-      samples++;
-      assert.equal(s.leader, 0, `foreign node ${id} got a leader: ${JSON.stringify(s)}`);
-      return until();
-    },
-    20_000,
-  );
-  return samples;
+  const seen = await assertNever({
+    what: `foreign node ${id} knows a leader (${what})`,
+    probe: () => c.status(id),
+    violation: (s) => (s.leader === 0 ? null : JSON.stringify(s)),
+    until,
+    minSamples: MIN_SAMPLES,
+    timeoutMs: 20_000,
+    pollMs: 25,
+  });
+  return seen.samples;
 }
 
 test('peers with a foreign CA or a false node id are refused and the refusal is logged', { timeout: 120_000 }, async () => {

@@ -113,3 +113,23 @@ test('an applied entry that differs from the committed one is reported', () => {
   c.onApply(3, ent(1, 1));
   assert.equal(c.violations[0]?.kind, 'stateMachineSafety');
 });
+
+test('committed index not in the leader log: a commit beyond the log or into its compacted part is reported', () => {
+  // No bug switch reaches this check end to end (bugs.test.ts): the core's own invariant
+  // (commitTo beyond the last index) throws first, so it is proven here on synthetic histories.
+  const ok = checker();
+  ok.onRole(1, 'leader', 2, logOf([1, 2]));
+  ok.onLeaderCommit(1, 2, 2, logOf([1, 2]), true);
+  assert.ok(ok.ok, JSON.stringify(ok.violations));
+  const beyond = checker();
+  beyond.onRole(1, 'leader', 2, logOf([1, 2]));
+  beyond.onLeaderCommit(1, 2, 3, logOf([1, 2]), false);
+  assert.deepEqual(beyond.violations.map((v) => v.kind), ['committedChanged']);
+  assert.match(beyond.violations[0]!.detail, /index 3 which is not in its log \(missing\)/);
+  const compacted = checker();
+  const log: LogTermFn = (i) => (i <= 2 ? null : i === 3 ? 2 : undefined);
+  compacted.onRole(1, 'leader', 2, log);
+  compacted.onLeaderCommit(1, 2, 3, log, false);
+  assert.deepEqual(compacted.violations.map((v) => v.kind), ['committedChanged']);
+  assert.match(compacted.violations[0]!.detail, /index 1 which is not in its log \(compacted\)/);
+});

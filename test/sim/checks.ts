@@ -13,22 +13,26 @@
 //    byte-identical state-machine images.
 import type { Entry, NodeId, Role } from '../../src/raft/types.ts';
 
-export type ViolationKind =
-  | 'electionSafety'
-  | 'logMatching'
-  | 'leaderCompleteness'
+/** Every kind of violation the simulator reports (bugs.test.ts proves each one can fire). */
+export const VIOLATION_KINDS = [
+  'electionSafety',
+  'logMatching',
+  'leaderCompleteness',
   /** A leader committed an index that is not in its own log. */
-  | 'committedChanged'
+  'committedChanged',
   /** A leader's commit rule landed on an entry of an earlier term (§5.4.2). */
-  | 'commitRule'
-  | 'stateMachineSafety'
+  'commitRule',
+  'stateMachineSafety',
   /** The session protocol broke: a command answered with another's result, a live seq refused. */
-  | 'session'
+  'session',
   /** A node threw: a broken invariant in the core (RaftInvariantError) or in the driver. */
-  | 'exception'
-  | 'liveness'
-  | 'convergence'
-  | 'linearizability';
+  'exception',
+  'liveness',
+  'convergence',
+  'linearizability',
+] as const;
+
+export type ViolationKind = (typeof VIOLATION_KINDS)[number];
 
 export interface Violation {
   readonly kind: ViolationKind;

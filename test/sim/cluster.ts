@@ -211,11 +211,19 @@ export class Cluster {
   private restart(n: SimNode): void {
     n.start();
     this.stats.restarts++;
-    this.queue.push(this.nowUs + 1 + this.rng.int(this.tickUsOf.get(n.id)!), { k: 'tick', node: n.id, inc: n.incarnation });
+    // The draw is made with or without the bug, so the bug changes nothing else in the schedule.
+    const firstTickUs = this.nowUs + 1 + this.rng.int(this.tickUsOf.get(n.id)!);
+    if (this.cfg.settings.simBugs.tickerLostOnRestart) return;
+    this.queue.push(firstTickUs, { k: 'tick', node: n.id, inc: n.incarnation });
   }
 
   private sendPeer(msg: Message): void {
     if (msg.type === 'snap') this.stats.snapshotsSent++;
+    if (msg.type === 'snap' && this.cfg.settings.simBugs.snapshotsLostReportedSent) {
+      // The bug: nothing reaches the peer, and the sender is told the stream finished.
+      this.queue.push(this.nowUs + this.tickUsOf.get(msg.from)!, { k: 'snapStatus', node: msg.from, to: msg.to, ok: true });
+      return;
+    }
     const { deliveries, unreachable } = this.network.send(msg, this.nowUs);
     for (const d of deliveries) this.queue.push(d.atUs, { k: 'deliver', msg: d.msg });
     // The transport tells the core what happened to a snapshot (etcd's ReportSnapshot) and that a

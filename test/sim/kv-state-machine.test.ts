@@ -53,6 +53,15 @@ test('with dedupe disabled (the applyRetryTwice bug switch) a retry is applied a
   assert.deepEqual(kvOut(sm.apply(3, cmd)), { op: 'append', value: 'aa' });
 });
 
+test('with refuseRetry (the refuseRetryAsStale bug switch) a retry of the last command is refused as stale', () => {
+  const sm = new KvStateMachine(undefined, true, true);
+  const s = registered(sm, 1);
+  const cmd: Command = { type: 'kv', sessionId: s, seq: 1, input: { op: 'append', key: 'k', value: 'a' } };
+  sm.apply(2, cmd);
+  assert.deepEqual(sm.apply(3, cmd), { type: 'staleSeq', lastSeq: 1 });
+  assert.equal(sm.read('k'), 'a', 'refused, not applied again');
+});
+
 test('sessions expire by log index and are evicted least-recently-used, identically on every replica', () => {
   const limits = { maxSessions: 2, ttlEntries: 10 };
   const a = new KvStateMachine(limits);

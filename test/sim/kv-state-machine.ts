@@ -75,6 +75,8 @@ export class KvStateMachine {
   private readonly limits: SessionLimits;
   /** Deliberate bug (applyRetryTwice): skip the session dedupe and apply a retried command again. */
   private readonly dedupe: boolean;
+  /** Deliberate bug (refuseRetryAsStale): refuse a retry of the last command as stale instead of answering it again. */
+  private readonly refuseRetry: boolean;
   private readonly kv = new Map<string, string>();
   private readonly sessions = new Map<number, Session>();
   private appliedIndex = 0;
@@ -82,9 +84,11 @@ export class KvStateMachine {
   constructor(
     limits: SessionLimits = DEFAULT_SESSION_LIMITS,
     dedupe = true,
+    refuseRetry = false,
   ) {
     this.limits = limits;
     this.dedupe = dedupe;
+    this.refuseRetry = refuseRetry;
   }
 
   get applied(): number {
@@ -117,7 +121,7 @@ export class KvStateMachine {
     }
     s.lastIndex = index;
     if (this.dedupe) {
-      if (cmd.seq === s.lastSeq && s.lastOutput !== null) return { type: 'kv', output: s.lastOutput };
+      if (cmd.seq === s.lastSeq && s.lastOutput !== null && !this.refuseRetry) return { type: 'kv', output: s.lastOutput };
       if (cmd.seq <= s.lastSeq) return { type: 'staleSeq', lastSeq: s.lastSeq };
     }
     checkInput(cmd.input);
@@ -142,8 +146,8 @@ export class KvStateMachine {
     return pack({ applied: this.appliedIndex, kv, sessions });
   }
 
-  static deserialize(data: Uint8Array, limits: SessionLimits = DEFAULT_SESSION_LIMITS, dedupe = true): KvStateMachine {
-    const sm = new KvStateMachine(limits, dedupe);
+  static deserialize(data: Uint8Array, limits: SessionLimits = DEFAULT_SESSION_LIMITS, dedupe = true, refuseRetry = false): KvStateMachine {
+    const sm = new KvStateMachine(limits, dedupe, refuseRetry);
     if (data.length === 0) return sm;
     const img = unpack(data) as { applied: number; kv: [string, string][]; sessions: [number, number, KvOutput | null, number][] };
     sm.appliedIndex = img.applied;

@@ -27,6 +27,46 @@ export interface SimBugs {
   readonly readWithoutReadIndex?: boolean;
   /** Disable session dedupe: a retried proposal is applied again. */
   readonly applyRetryTwice?: boolean;
+  /**
+   * Node CORRUPTING_NODE's write path changes the last byte of every entry it stores (a write path
+   * that skips the record checksum): the same (index, term) holds other data there than elsewhere.
+   * Aimed at the log-matching check.
+   */
+  readonly corruptEntryOnDisk?: boolean;
+  /**
+   * An off-by-one in the apply loop: of a Ready carrying several committed entries, the first is
+   * not applied (the core is still told all were). Aimed at the state-machine check (consecutive
+   * applies).
+   */
+  readonly skipFirstCommitted?: boolean;
+  /**
+   * The session table refuses a retry of the session's last command as stale (staleSeq) instead
+   * of answering it with the saved output: a client whose answer was lost cannot get it. Aimed at
+   * the session check.
+   */
+  readonly refuseRetryAsStale?: boolean;
+  /**
+   * A restarted node's ticker is never started again (the driver starts it only at first start):
+   * it never times out, so once every node has restarted no election can happen. Aimed at the
+   * liveness check (cluster.ts).
+   */
+  readonly tickerLostOnRestart?: boolean;
+  /**
+   * The transport reports every snapshot as delivered and delivers none: a follower that needs one
+   * never catches up, while the others go on committing. Aimed at the convergence check (cluster.ts).
+   */
+  readonly snapshotsLostReportedSent?: boolean;
+}
+
+/** The node whose disk corrupts entries under the corruptEntryOnDisk bug (one of the initial voters). */
+export const CORRUPTING_NODE = 2;
+
+/** An entry with its last data byte changed (or one byte added to an empty entry). */
+function corrupted(e: Entry): Entry {
+  const data = new Uint8Array(Math.max(1, e.data.length));
+  data.set(e.data);
+  data[data.length - 1] = (e.data.length === 0 ? 0 : data[data.length - 1]!) ^ 0xff;
+  return { ...e, data };
 }
 
 /** A client's request as it reaches a node. `opId` identifies the client operation across retries. */
@@ -165,7 +205,7 @@ export class SimNode {
     this.rng = rng;
     this.storage = new MemoryStorage(initialConf);
     this.confState = initialConf;
-    this.sm = new KvStateMachine(settings.sessionLimits, !settings.simBugs.applyRetryTwice);
+    this.sm = new KvStateMachine(settings.sessionLimits, !settings.simBugs.applyRetryTwice, settings.simBugs.refuseRetryAsStale === true);
     this.disk = disk;
   }
 
@@ -193,7 +233,7 @@ export class SimNode {
     this.up = true;
     this.storage = this.storage.clone();
     const snap = this.storage.snapshot();
-    this.sm = KvStateMachine.deserialize(snap.data, this.settings.sessionLimits, !this.settings.simBugs.applyRetryTwice);
+    this.sm = KvStateMachine.deserialize(snap.data, this.settings.sessionLimits, !this.settings.simBugs.applyRetryTwice, this.settings.simBugs.refuseRetryAsStale === true);
     this.applied = snap.metadata.index;
     this.sm.setApplied(this.applied);
     this.confState = snap.metadata.confState;
@@ -502,7 +542,7 @@ export class SimNode {
     if (rd.snapshot !== null) {
       const snap = rd.snapshot;
       this.storage.applySnapshot(snap);
-      this.sm = KvStateMachine.deserialize(snap.data, this.settings.sessionLimits, !this.settings.simBugs.applyRetryTwice);
+      this.sm = KvStateMachine.deserialize(snap.data, this.settings.sessionLimits, !this.settings.simBugs.applyRetryTwice, this.settings.simBugs.refuseRetryAsStale === true);
       this.sm.setApplied(snap.metadata.index);
       this.applied = snap.metadata.index;
       this.confState = snap.metadata.confState;
@@ -517,13 +557,14 @@ export class SimNode {
     // 2. Entries and hard state.
     if (rd.entries.length > 0) {
       const s = this.storage;
-      const stored = rd.entries.filter((e) => e.index > s.firstIndex() - 1);
+      const entries = this.settings.simBugs.corruptEntryOnDisk && this.id === CORRUPTING_NODE ? rd.entries.map(corrupted) : rd.entries;
+      const stored = entries.filter((e) => e.index > s.firstIndex() - 1);
       if (stored.length > 0) {
         const first = stored[0]!.index;
         const prevTerm = first - 1 <= s.lastIndex() ? s.term(first - 1) : -1;
         checker.onPersist(this.id, stored, prevTerm);
       }
-      s.append(rd.entries);
+      s.append(entries);
     }
     if (rd.hardState !== null) {
       this.storage.setHardState(this.settings.simBugs.forgetVote ? { ...rd.hardState, vote: 0 } : rd.hardState);
@@ -534,7 +575,8 @@ export class SimNode {
     // 3. Messages.
     if (!p.sent) for (const m of rd.messages) if (p.early === null || !p.early.has(m)) this.host.sendPeer(m);
     // 4. Apply, then serve reads.
-    for (const e of rd.committedEntries) this.applyEntry(raw, e);
+    const committed = this.settings.simBugs.skipFirstCommitted && rd.committedEntries.length > 1 ? rd.committedEntries.slice(1) : rd.committedEntries;
+    for (const e of committed) this.applyEntry(raw, e);
     for (const rs of rd.readStates) {
       const r = this.reads.get(rs.context);
       if (r !== undefined) r.index = rs.index;

@@ -16,7 +16,18 @@ import type { SimBugs } from './node.ts';
 import { Rng } from './rng.ts';
 
 export const CORE_BUGS = ['commitPriorTermByCounting', 'skipLogUpToDateCheck'] as const;
-export const SIM_BUGS = ['forgetVote', 'sendBeforePersist', 'ackBeforeCommit', 'readWithoutReadIndex', 'applyRetryTwice'] as const;
+export const SIM_BUGS = [
+  'forgetVote',
+  'sendBeforePersist',
+  'ackBeforeCommit',
+  'readWithoutReadIndex',
+  'applyRetryTwice',
+  'corruptEntryOnDisk',
+  'skipFirstCommitted',
+  'refuseRetryAsStale',
+  'tickerLostOnRestart',
+  'snapshotsLostReportedSent',
+] as const;
 export type BugName = (typeof CORE_BUGS)[number] | (typeof SIM_BUGS)[number];
 export const BUG_NAMES: readonly BugName[] = [...CORE_BUGS, ...SIM_BUGS];
 
@@ -88,6 +99,11 @@ export function runSim(o: SimOptions): SimResult {
     ackBeforeCommit: bugs.has('ackBeforeCommit'),
     readWithoutReadIndex: bugs.has('readWithoutReadIndex'),
     applyRetryTwice: bugs.has('applyRetryTwice'),
+    corruptEntryOnDisk: bugs.has('corruptEntryOnDisk'),
+    skipFirstCommitted: bugs.has('skipFirstCommitted'),
+    refuseRetryAsStale: bugs.has('refuseRetryAsStale'),
+    tickerLostOnRestart: bugs.has('tickerLostOnRestart'),
+    snapshotsLostReportedSent: bugs.has('snapshotsLostReportedSent'),
   };
   const draw = (r: readonly [number, number]): number => rng.range(r[0], r[1]);
   // Drawn from a stream of its own so that mixes without core limits keep their schedules.

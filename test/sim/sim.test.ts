@@ -5,13 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MIX_NAMES } from './faults.ts';
 import { DEFAULT_STEPS, runSim, type SimResult } from './run.ts';
+import { MAX_SEEDS_PER_MIX, intFromEnv } from './env.ts';
 
-/** Seeds per mix; with the 9 mixes of faults.ts this is 9 x 100 = 900 runs. */
-const SEEDS_PER_MIX = Number(process.env.RAFTAUTH_SIM_SEEDS_PER_MIX ?? 100);
+/** Seeds per mix; with the 9 mixes of faults.ts this is 9 x 100 = 900 runs. 0 or not a number is refused. */
+const SEEDS_PER_MIX = intFromEnv(process.env, 'RAFTAUTH_SIM_SEEDS_PER_MIX', 100, 1, MAX_SEEDS_PER_MIX);
 /** Fault-phase length of each run, in 10 ms ticks (5 s of virtual time, then heal and drain). */
 const STEPS = 500;
 /** Seeds start here; set RAFTAUTH_SIM_FIRST_SEED to explore fresh ones (CI uses the fixed range). */
-const FIRST_SEED = Number(process.env.RAFTAUTH_SIM_FIRST_SEED ?? 1);
+const FIRST_SEED = intFromEnv(process.env, 'RAFTAUTH_SIM_FIRST_SEED', 1, 1, 2 ** 31);
 
 function describeFailure(r: SimResult): string {
   const v = r.violations[0]!;
@@ -24,15 +25,20 @@ for (const mix of MIX_NAMES) {
     let unknown = 0;
     let ops = 0;
     let indeterminate = 0;
+    let runs = 0;
     for (let i = 0; i < SEEDS_PER_MIX; i++) {
       const seed = FIRST_SEED + i;
       const r = runSim({ seed, mix, nodes: i % 2 === 0 ? 3 : 5, steps: STEPS });
+      runs++;
       ops += r.stats.ops!;
       indeterminate += r.stats.opsIndeterminate!;
       if (r.linearizability.verdict === 'unknown') unknown++;
       if (!r.ok) failures.push(describeFailure(r));
     }
-    console.log(`# ${mix}: ${SEEDS_PER_MIX} seeds from ${FIRST_SEED}, ${ops} client ops (${indeterminate} indeterminate), linearizability unknown on ${unknown}`);
+    console.log(`# ${mix}: ${runs} seeds from ${FIRST_SEED}, ${ops} client ops (${indeterminate} indeterminate), linearizability unknown on ${unknown}`);
+    // The seeds really ran, and did something: a run that skipped its workload proves nothing.
+    assert.equal(runs, SEEDS_PER_MIX);
+    assert.ok(ops > 0, `the ${runs} runs of the ${mix} mix recorded no client operation`);
     // 'unknown' means the checker ran out of budget, which hides bugs: keep it rare.
     assert.ok(unknown <= Math.ceil(SEEDS_PER_MIX / 20), `linearizability check inconclusive on ${unknown} seeds`);
     assert.equal(failures.length, 0, `${failures.length} failing seed(s):\n${failures.join('\n')}`);

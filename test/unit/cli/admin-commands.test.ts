@@ -1,239 +1,187 @@
-// status, members and transfer-leader against fake admin APIs (node:http servers on 127.0.0.1 that
-// speak src/ops/admin.ts's protocol over one shared, scripted cluster state). The real cluster is
-// exercised by test/start/start.test.ts.
+// status, members and transfer-leader against the real admin APIs (src/ops/admin.ts) of a real
+// three-node cluster of in-process RaftNodes on 127.0.0.1 (real-admin.ts): real statuses, real
+// 409 NOT_LEADER answers from followers, real elections and leadership transfers. Each test gets
+// a fresh cluster; which node leads is read from the nodes, never assumed.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { NodeStatus } from '../../../src/node/api.ts';
 import { buildStatusReport } from '../../../src/cli/commands/cluster.ts';
 import { runRaftauth } from '../../../src/cli/main.ts';
+import { MasterKeyRing } from '../../../src/crypto/seal.ts';
+import { waitFor } from '../node/helpers.ts';
 import { captureIo } from './io.ts';
+import { AdminCluster } from './real-admin.ts';
 
 const TOKEN = 't'.repeat(43);
+const IDS = [1, 2, 3];
 
-interface FakeCluster {
-  leader: number;
-  term: number;
-  voters: number[];
-  learners: number[];
-  commit: number;
-  applied: Map<number, number>;
-  /** Hook run on every authorized request (scripts elections and transfers as conditions, not timers). */
-  onRequest: (() => void) | null;
-  /** A refusal the leader answers to the next change, if set. */
-  refuse: { status: number; error: string; message: string } | null;
-  requests: { node: number; method: string; url: string; body: unknown }[];
-  /** false: a transfer is accepted but never completes (the target does not catch up). */
-  transferCompletes: boolean;
-}
-
-interface FakeNode {
-  id: number;
-  server: Server;
-  url: string;
-}
-
-function statusOf(c: FakeCluster, id: number): NodeStatus {
-  const leader = id === c.leader;
-  return {
-    id,
-    role: leader ? 'leader' : 'follower',
-    leader: c.leader,
-    term: c.term,
-    commit: c.commit,
-    applied: c.applied.get(id) ?? c.commit,
-    lastIndex: c.commit,
-    voters: [...c.voters],
-    learners: [...c.learners],
-    members: leader ? [...c.voters, ...c.learners].map((m) => ({ id: m, role: m === id ? 'leader' : c.learners.includes(m) ? 'learner' : 'follower', voter: !c.learners.includes(m), match: c.applied.get(m) ?? c.commit })) : null,
-  };
-}
-
-async function readBody(req: IncomingMessage): Promise<unknown> {
-  let s = '';
-  for await (const c of req) s += c;
-  return s ? JSON.parse(s) : undefined;
-}
-
-function handler(c: FakeCluster, id: number) {
-  return async (req: IncomingMessage, res: ServerResponse) => {
-    const send = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    const body = await readBody(req);
-    c.requests.push({ node: id, method: req.method!, url: req.url!, body });
-    if (req.headers.authorization !== `Bearer ${TOKEN}`) return send(401, { error: 'UNAUTHORIZED', message: 'a valid admin bearer token is required' });
-    c.onRequest?.();
-    if (req.method === 'GET' && req.url === '/admin/v1/status') {
-      return send(200, statusOf(c, id));
-    }
-    if (id !== c.leader) return send(409, { error: 'NOT_LEADER', leader: c.leader, leaderHttp: c.leader ? `127.0.0.1:${18000 + c.leader}` : null });
-    if (c.refuse) return send(c.refuse.status, { error: c.refuse.error, message: c.refuse.message });
-    let m: RegExpExecArray | null;
-    if (req.method === 'POST' && req.url === '/admin/v1/members') {
-      c.learners.push((body as { id: number }).id);
-    } else if (req.method === 'POST' && (m = /^\/admin\/v1\/members\/(\d+)\/promote$/.exec(req.url!))) {
-      const n = Number(m[1]);
-      c.learners = c.learners.filter((x) => x !== n);
-      c.voters.push(n);
-    } else if (req.method === 'DELETE' && (m = /^\/admin\/v1\/members\/(\d+)$/.exec(req.url!))) {
-      const n = Number(m[1]);
-      c.voters = c.voters.filter((x) => x !== n);
-      c.learners = c.learners.filter((x) => x !== n);
-    } else if (req.method === 'POST' && req.url === '/admin/v1/leader/transfer') {
-      const to = (body as { to: number }).to;
-      // The transfer completes after two more requests (status polls), as a real one takes a round or two.
-      let polls = 0;
-      if (c.transferCompletes) {
-        c.onRequest = () => {
-          if (++polls === 2) {
-            c.leader = to;
-            c.term++;
-            c.onRequest = null;
-          }
-        };
-      }
-      return send(202, { ok: true, to });
-    } else {
-      return send(404, { error: 'NOT_FOUND', message: 'no route' });
-    }
-    c.commit++;
-    return send(200, { ok: true, status: statusOf(c, id) });
-  };
-}
-
-describe('admin commands against fake admin APIs', () => {
-  let c: FakeCluster;
-  let nodes: FakeNode[];
+describe('admin commands against the real admin APIs of a three-node cluster', () => {
+  let admin: AdminCluster;
   let dir: string;
+  let leader: number;
+  /** The two followers, in id order. */
+  let followers: number[];
 
   beforeEach(async () => {
-    c = { leader: 2, term: 5, voters: [1, 2, 3], learners: [], commit: 100, applied: new Map([[3, 97]]), onRequest: null, refuse: null, requests: [], transferCompletes: true };
-    nodes = [];
-    for (const id of [1, 2, 3]) {
-      const server = createServer((req, res) => void handler(c, id)(req, res));
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-      nodes.push({ id, server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
-    }
     dir = await mkdtemp(join(tmpdir(), 'raftauth-cli-'));
     await writeFile(join(dir, 'token'), `${TOKEN}\n`);
+    admin = await AdminCluster.start(IDS, { token: TOKEN, master: MasterKeyRing.parse(MasterKeyRing.generateText(), 'test master key') });
+    leader = await admin.leaderId();
+    followers = IDS.filter((id) => id !== leader);
   });
   afterEach(async () => {
-    for (const n of nodes) if (n.server.listening) await new Promise((r) => n.server.close(r));
+    await admin?.close();
     await rm(dir, { recursive: true, force: true });
   });
 
-  const conn = (...urls: string[]) => ['--admin', urls.join(','), '--token-file', 'token'];
-  const url = (id: number) => nodes.find((n) => n.id === id)!.url;
+  const conn = (...ids: number[]) => ['--admin', ids.map((id) => admin.url(id)).join(','), '--token-file', 'token'];
+  const cli = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+    const io = captureIo(env, dir);
+    const code = await runRaftauth(args, io);
+    return { code, out: io.stdout(), err: io.stderr() };
+  };
+  /**
+   * Wait until every running node has applied the leader's commit index: the statuses then stand
+   * still, as nothing writes during a test (a node's first session sweep comes 60 s after its start).
+   */
+  const settled = async (): Promise<NodeStatus> => {
+    const l = await admin.node(leader).status();
+    await waitFor('every running node to apply the commit index', async () => (await Promise.all([...admin.cluster.nodes.values()].map((n) => n.status()))).every((s) => s.applied >= l.commit));
+    return admin.node(leader).status();
+  };
 
   it('status prints every member with role, term, indexes and lag; --json has the same', async () => {
-    const io = captureIo({}, dir);
-    assert.equal(await runRaftauth(['status', ...conn(url(1), url(2), url(3))], io), 0, io.stderr());
-    const lines = io.stdout().trim().split('\n');
-    assert.equal(lines[0], 'leader: 2  term: 5');
+    const l = await settled();
+    const r = await cli(['status', ...conn(...IDS)]);
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out.trim().split('\n');
+    assert.equal(lines[0], `leader: ${leader}  term: ${l.term}`);
     assert.match(lines[1]!, /^ID\s+ROLE\s+VOTER\s+TERM\s+COMMIT\s+APPLIED\s+MATCH\s+LAG$/);
-    assert.match(lines[2]!, /^1\s+follower\s+yes\s+5\s+100\s+100\s+100\s+0$/);
-    assert.match(lines[3]!, /^2\s+leader\s+yes\s+5\s+100\s+100\s+100\s+0$/);
-    assert.match(lines[4]!, /^3\s+follower\s+yes\s+5\s+100\s+97\s+97\s+3$/);
-    const j = captureIo({}, dir);
-    assert.equal(await runRaftauth(['status', '--json', ...conn(url(1), url(2), url(3))], j), 0);
-    const report = JSON.parse(j.stdout());
-    assert.equal(report.leader, 2);
-    assert.deepEqual(report.members.map((m: { id: number; lag: number }) => [m.id, m.lag]), [[1, 0], [2, 0], [3, 3]]);
+    for (const id of IDS) {
+      const role = id === leader ? 'leader' : 'follower';
+      assert.match(lines[1 + id]!, new RegExp(`^${id}\\s+${role}\\s+yes\\s+${l.term}\\s+${l.commit}\\s+${l.commit}\\s+${l.commit}\\s+0$`), r.out);
+    }
+    const j = await cli(['status', '--json', ...conn(...IDS)]);
+    assert.equal(j.code, 0, j.err);
+    const report = JSON.parse(j.out) as { leader: number; term: number; members: { id: number; role: string; lag: number }[] };
+    assert.deepEqual([report.leader, report.term], [leader, l.term]);
+    assert.deepEqual(report.members.map((m) => [m.id, m.role, m.lag]), IDS.map((id) => [id, id === leader ? 'leader' : 'follower', 0]));
   });
 
   it('status shows an unreachable node and still exits 0; exits 1 when no node answers', async () => {
-    await new Promise((r) => nodes[2]!.server.close(r));
-    const io = captureIo({}, dir);
-    assert.equal(await runRaftauth(['status', ...conn(url(1), url(2), url(3))], io), 0);
-    assert.match(io.stdout(), /^3\s+unreachable\s+yes\s+-\s+-\s+-\s+97\s+3$/m);
-    assert.match(io.stdout(), /unreachable: http:\/\/127\.0\.0\.1:\d+: cannot reach the admin API/);
-    await new Promise((r) => nodes[0]!.server.close(r));
-    await new Promise((r) => nodes[1]!.server.close(r));
-    const none = captureIo({}, dir);
-    assert.equal(await runRaftauth(['status', ...conn(url(1), url(2), url(3))], none), 1);
+    const l = await settled();
+    const gone = followers[1]!;
+    await admin.stopAdmin(gone);
+    const r = await cli(['status', ...conn(...IDS)]);
+    assert.equal(r.code, 0, r.err);
+    // Its match index still comes from the leader's view of it.
+    assert.match(r.out, new RegExp(`^${gone}\\s+unreachable\\s+yes\\s+-\\s+-\\s+-\\s+${l.commit}\\s+0$`, 'm'));
+    assert.match(r.out, /unreachable: http:\/\/127\.0\.0\.1:\d+: cannot reach the admin API/);
+    for (const id of IDS) await admin.stopAdmin(id);
+    const none = await cli(['status', ...conn(...IDS)]);
+    assert.equal(none.code, 1);
   });
 
   it('members add sent to a follower follows NOT_LEADER to the leader found by asking the others', async () => {
-    const io = captureIo({}, dir);
-    const code = await runRaftauth(['members', 'add', '--id', '4', '--raft-address', '127.0.0.1:17004', '--http-address', '127.0.0.1:18004', ...conn(url(1), url(3))], io);
-    // node 2's URL was not given: it cannot be found, and the error says what to do.
-    assert.equal(code, 1);
-    assert.match(io.stderr(), /node 2 \(HTTP 127\.0\.0\.1:18002\) is the leader, but its admin URL is unknown/);
-    assert.deepEqual(c.learners, []);
+    const a4 = await admin.cluster.reserve(4);
+    const add = ['members', 'add', '--id', '4', '--raft-address', a4.raftAddress, '--http-address', a4.httpAddress];
+    // The leader's admin URL is not given: it cannot be found, and the error says what to do.
+    const lost = await cli([...add, ...conn(...followers)]);
+    assert.equal(lost.code, 1);
+    const leaderHttp = admin.cluster.addresses.get(leader)!.httpAddress;
+    assert.match(lost.err, new RegExp(`node ${leader} \\(HTTP ${leaderHttp.replace(/\./g, '\\.')}\\) is the leader, but its admin URL is unknown`));
+    assert.deepEqual((await admin.node(leader).status()).learners, []);
 
-    const ok = captureIo({}, dir);
-    assert.equal(await runRaftauth(['members', 'add', '--id', '4', '--raft-address', '127.0.0.1:17004', '--http-address', '127.0.0.1:18004', ...conn(url(1), url(2), url(3))], ok), 0, ok.stderr());
-    assert.match(ok.stdout(), /node 4 added as a learner/);
-    assert.deepEqual(c.learners, [4]);
-    const posts = c.requests.filter((r) => r.method === 'POST');
-    assert.deepEqual(posts.map((r) => r.node).slice(-2), [1, 2], 'first the follower, then the leader');
-    assert.deepEqual(posts.at(-1)!.body, { id: 4, raftAddress: '127.0.0.1:17004', httpAddress: '127.0.0.1:18004' });
+    const before = admin.requests.length;
+    const ok = await cli([...add, ...conn(followers[0]!, leader, followers[1]!)]);
+    assert.equal(ok.code, 0, ok.err);
+    assert.match(ok.out, /node 4 added as a learner/);
+    const posts = admin.requests.slice(before).filter((q) => q.method === 'POST');
+    assert.deepEqual(posts.map((q) => q.node), [followers[0], leader], 'first the follower, then the leader');
+    assert.deepEqual((await admin.node(leader).status()).learners, [4]);
+    assert.equal(admin.node(leader).memberHttpAddress(4), a4.httpAddress);
   });
 
   it('a cluster.json maps the leader id to its admin URL', async () => {
-    await writeFile(join(dir, 'cluster.json'), JSON.stringify({ front: 'http://127.0.0.1:1', nodes: nodes.map((n) => ({ id: n.id, http: `http://127.0.0.1:${18000 + n.id}`, admin: n.url, pid: 1 })) }));
+    const a4 = await admin.cluster.reserve(4);
+    assert.equal((await cli(['members', 'add', '--id', '4', '--raft-address', a4.raftAddress, '--http-address', a4.httpAddress, ...conn(...IDS)])).code, 0);
+    const file = { front: 'http://127.0.0.1:1', nodes: IDS.map((id) => ({ id, http: `http://${admin.cluster.addresses.get(id)!.httpAddress}`, admin: admin.url(id), pid: 1 })) };
+    await writeFile(join(dir, 'cluster.json'), JSON.stringify(file));
     await writeFile(join(dir, 'admin.token'), TOKEN);
-    const io = captureIo({}, dir);
-    // Only node 3 given on the command line; the token comes from admin.token beside cluster.json.
-    assert.equal(await runRaftauth(['members', 'promote', '3', '--admin', url(3), '--cluster', 'cluster.json'], io), 0, io.stderr());
-    assert.equal(c.requests.filter((r) => r.method === 'POST' && r.node === 2).length, 1);
+    // Only a follower given on the command line; the token comes from admin.token beside cluster.json.
+    const before = admin.requests.length;
+    const p = await cli(['members', 'promote', '4', '--admin', admin.url(followers[0]!), '--cluster', 'cluster.json']);
+    assert.equal(p.code, 0, p.err);
+    const posts = admin.requests.slice(before).filter((q) => q.method === 'POST');
+    assert.deepEqual(posts.map((q) => q.node), [followers[0], leader], 'straight from the 409 to the leader: no status round');
+    assert.equal(admin.requests.slice(before).filter((q) => q.method === 'GET').length, 0);
+    assert.deepEqual([...(await admin.node(leader).status()).voters].sort(), [1, 2, 3, 4]);
     // With no --admin at all, every node of cluster.json is used.
-    const rm = captureIo({}, dir);
-    assert.equal(await runRaftauth(['members', 'remove', '3', '--cluster', 'cluster.json'], rm), 0, rm.stderr());
-    assert.deepEqual(c.voters, [1, 2]);
-    assert.match(rm.stdout(), /node 3 removed\nvoters: 1, 2; learners: -/);
+    const r = await cli(['members', 'remove', '4', '--cluster', 'cluster.json']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /node 4 removed\nvoters: 1, 2, 3; learners: -/);
   });
 
   it('while no leader is known it retries until one is elected', async () => {
-    c.leader = 0;
+    // Stop the leader and one follower: the last node forgets its leader and cannot win an election.
+    const [gone, last] = followers as [number, number];
+    await admin.stopNode(leader);
+    await admin.stopNode(gone);
+    await waitFor(`node ${last} to know no leader`, async () => (await admin.node(last).status()).leader === 0);
+    // Restart the old leader once the CLI has been told "no leader" three times (a condition, not a timer).
     let asked = 0;
-    // The election "finishes" after the CLI has asked three times (a condition, not a timer).
-    c.onRequest = () => {
-      if (++asked === 3) c.leader = 1;
+    let restarted: Promise<void> | null = null;
+    admin.onRequest = (q) => {
+      if (q.node === last && q.method === 'DELETE' && ++asked === 3) restarted = admin.restartNode(leader);
     };
-    const io = captureIo({}, dir);
-    assert.equal(await runRaftauth(['members', 'remove', '3', ...conn(url(2), url(1))], io), 0, io.stderr());
-    assert.deepEqual(c.voters, [1, 2]);
-    const posts = c.requests.filter((r) => r.method === 'DELETE').map((r) => r.node);
-    assert.deepEqual(posts.slice(0, 3), [2, 2, 2], 'asked the same node again while no leader was known');
-    assert.equal(posts.at(-1), 1);
+    const before = admin.requests.length;
+    const r = await cli(['members', 'remove', String(gone), ...conn(last, leader)]);
+    admin.onRequest = null;
+    assert.ok(restarted !== null, 'the CLI asked three times');
+    await restarted;
+    assert.equal(r.code, 0, r.err);
+    const deletes = admin.requests.slice(before).filter((q) => q.method === 'DELETE').map((q) => q.node);
+    assert.deepEqual(deletes.slice(0, 3), [last, last, last], 'asked the same node again while no leader was known');
+    assert.match(r.out, new RegExp(`node ${gone} removed\\nvoters: ${IDS.filter((id) => id !== gone).join(', ')}; learners: -`));
+    const now = await admin.leaderId();
+    assert.equal(deletes.at(-1), now, 'the removal was made by the new leader');
   });
 
   it('a refusal by the leader is a failure (exit 1) with its code and message', async () => {
-    c.refuse = { status: 400, error: 'INVALID_REQUEST', message: 'node 9 is not a learner' };
-    const io = captureIo({}, dir);
-    assert.equal(await runRaftauth(['members', 'promote', '9', ...conn(url(2))], io), 1);
-    assert.match(io.stderr(), /refused: INVALID_REQUEST: node 9 is not a learner/);
+    const r = await cli(['members', 'promote', '9', ...conn(...IDS)]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /refused: INVALID_REQUEST: node 9 is not a learner/);
   });
 
   it('a wrong token is a failure that says so', async () => {
-    const io = captureIo({ RAFTAUTH_ADMIN: url(1), RAFTAUTH_ADMIN_TOKEN: 'w'.repeat(43) }, dir);
-    assert.equal(await runRaftauth(['status'], io), 1);
-    assert.match(io.stdout(), /unreachable: .*admin token was refused \(401\)/);
-    const m = captureIo({ RAFTAUTH_ADMIN: url(2), RAFTAUTH_ADMIN_TOKEN: 'w'.repeat(43) }, dir);
-    assert.equal(await runRaftauth(['members', 'remove', '1'], m), 1);
-    assert.match(m.stderr(), /admin token was refused \(401\)/);
+    const r = await cli(['status'], { RAFTAUTH_ADMIN: admin.url(1), RAFTAUTH_ADMIN_TOKEN: 'w'.repeat(43) });
+    assert.equal(r.code, 1);
+    assert.match(r.out, /unreachable: .*admin token was refused \(401\)/);
+    const m = await cli(['members', 'remove', '1'], { RAFTAUTH_ADMIN: admin.url(2), RAFTAUTH_ADMIN_TOKEN: 'w'.repeat(43) });
+    assert.equal(m.code, 1);
+    assert.match(m.err, /admin token was refused \(401\)/);
+    assert.deepEqual([...(await admin.node(leader).status()).voters].sort(), IDS);
   });
 
   it('transfer-leader waits until the target leads', async () => {
-    const io = captureIo({}, dir);
-    assert.equal(await runRaftauth(['transfer-leader', '3', ...conn(url(1), url(2), url(3))], io), 0, io.stderr());
-    assert.equal(c.leader, 3);
-    assert.match(io.stdout(), /node 3 is the leader \(term 6\)/);
+    const to = followers[0]!;
+    const r = await cli(['transfer-leader', String(to), ...conn(...IDS)]);
+    assert.equal(r.code, 0, r.err);
+    const st = await admin.node(to).status();
+    assert.equal(st.role, 'leader');
+    assert.match(r.out, new RegExp(`node ${to} is the leader \\(term \\d+\\)`));
   });
 
   it('transfer-leader fails (exit 1) when the target does not take over in time', async () => {
-    c.transferCompletes = false;
-    const io = captureIo({}, dir);
-    assert.equal(await runRaftauth(['transfer-leader', '1', '--timeout-ms', '300', ...conn(url(1), url(2), url(3))], io), 1);
-    assert.match(io.stderr(), /node 1 did not become the leader within 300 ms \(leader: 2\)/);
+    // The target is down: the leader accepts the transfer (it cannot know), the target never takes over.
+    const to = followers[0]!;
+    await admin.stopNode(to);
+    const r = await cli(['transfer-leader', String(to), '--timeout-ms', '300', ...conn(...IDS)]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, new RegExp(`node ${to} did not become the leader within 300 ms \\(leader: ${leader}\\)`));
   });
 });
 

@@ -1,115 +1,111 @@
-// `raftauth keys …` against fake admin APIs (node:http servers on 127.0.0.1): list on any node,
-// rotate and rewrap following 409 NOT_LEADER to the leader; generate-master writes a key file.
+// `raftauth keys …` against the real admin APIs of a real three-node cluster of in-process
+// RaftNodes on 127.0.0.1 (real-admin.ts): list on any node, rotate and rewrap following the
+// followers' real 409 NOT_LEADER to the leader; generate-master writes a key file.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { runRaftauth } from '../../../src/cli/main.ts';
 import { MasterKeyRing } from '../../../src/crypto/seal.ts';
 import { captureIo } from './io.ts';
+import { AdminCluster } from './real-admin.ts';
 
 const TOKEN = 't'.repeat(43);
 
-interface Req {
-  node: number;
-  method: string;
-  url: string;
+interface KeysAnswer {
+  signingKeys: { version: number; keys: { kid: string; alg: string; state: string; createdAt: number; activatedAt: number | null; publishUntil: number | null }[] };
+  dataKeys: { version: number; activeId: string; keys: { id: string; masterKid: string; createdAt: number }[] };
+  masterKeys: { current: string; all: string[] };
 }
 
-describe('raftauth keys', () => {
+describe('raftauth keys (real admin APIs, three-node cluster)', () => {
   let dir: string;
-  const servers: Server[] = [];
-  const urls = new Map<number, string>();
-  let requests: Req[];
-  let rewrapped: number;
-  const LEADER = 2;
+  let admin: AdminCluster;
+  // The data key is created under the old master key; every admin API holds the new one (current)
+  // and the old one, as after an operator added a master key: something is left to rewrap.
+  const oldKeyText = MasterKeyRing.generateText();
+  const oldMaster = MasterKeyRing.parse(oldKeyText, 'old master key');
+  const newKeyText = MasterKeyRing.generateText();
+  const both = MasterKeyRing.parse(newKeyText + oldKeyText, 'new then old');
+  let leader = 0;
+  let follower = 0;
 
-  const keysAnswer = {
-    signingKeys: {
-      version: 3,
-      keys: [
-        { kid: 'kid-old', alg: 'ES256', state: 'retired', createdAt: 0, activatedAt: 1_000, publishUntil: 2_000 },
-        { kid: 'kid-act', alg: 'ES256', state: 'active', createdAt: 0, activatedAt: 2_000, publishUntil: null },
-        { kid: 'kid-nxt', alg: 'ES256', state: 'next', createdAt: 2_000, activatedAt: null, publishUntil: null },
-      ],
-    },
-    dataKeys: { version: 1, activeId: 'dk1', keys: [{ id: 'dk1', masterKid: 'mk-old', createdAt: 0 }] },
-    masterKeys: { current: 'mk-new', all: ['mk-new', 'mk-old'] },
-  };
-
-  beforeEach(async () => {
+  before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'raftauth-cli-keys-'));
     await writeFile(join(dir, 'token'), `${TOKEN}\n`);
-    requests = [];
-    rewrapped = 1;
-    for (const id of [1, 2]) {
-      const server = createServer((req, res) => {
-        req.resume();
-        req.on('end', () => {
-          requests.push({ node: id, method: req.method!, url: req.url! });
-          const send = (status: number, body: unknown) => {
-            res.writeHead(status, { 'content-type': 'application/json' });
-            res.end(JSON.stringify(body));
-          };
-          if (req.headers.authorization !== `Bearer ${TOKEN}`) return send(401, { error: 'UNAUTHORIZED', message: 'no' });
-          if (req.method === 'GET' && req.url === '/admin/v1/status') return send(200, { id, role: id === LEADER ? 'leader' : 'follower', leader: LEADER, term: 4, commit: 9, applied: 9, lastIndex: 9, voters: [1, 2], learners: [], members: null });
-          if (req.method === 'GET' && req.url === '/admin/v1/keys') return send(200, keysAnswer);
-          if (req.method === 'POST' && (req.url === '/admin/v1/keys/rotate' || req.url === '/admin/v1/keys/rewrap')) {
-            if (id !== LEADER) return send(409, { error: 'NOT_LEADER', leader: LEADER, leaderHttp: '127.0.0.1:1' });
-            if (req.url.endsWith('rotate')) return send(200, { version: 4, active: 'kid-nxt', next: 'kid-new' });
-            return send(200, { version: 2, masterKid: 'mk-new', rewrapped });
-          }
-          return send(404, { error: 'NOT_FOUND', message: 'no route' });
-        });
-      });
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-      servers.push(server);
-      urls.set(id, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    }
+    admin = await AdminCluster.start([1, 2, 3], { token: TOKEN, master: both, bootstrapMaster: oldMaster });
+    leader = await admin.leaderId();
+    follower = [1, 2, 3].find((id) => id !== leader)!;
   });
-  afterEach(async () => {
-    for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
+  after(async () => {
+    await admin?.close();
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** The follower's admin URL first, then the others: a leader-only request meets NOT_LEADER first. */
   const run = async (args: string[], conn = true) => {
     const io = captureIo({}, dir);
-    const code = await runRaftauth(['keys', ...args, ...(conn ? ['--admin', `${urls.get(1)!},${urls.get(2)!}`, '--token-file', 'token'] : [])], io);
+    const urls = [follower, ...[1, 2, 3].filter((id) => id !== follower)].map((id) => admin.url(id));
+    const code = await runRaftauth(['keys', ...args, ...(conn ? ['--admin', urls.join(','), '--token-file', 'token'] : [])], io);
     return { code, out: io.stdout(), err: io.stderr() };
   };
+  const keysOn = async (id: number): Promise<KeysAnswer> => {
+    const res = await fetch(`${admin.url(id)}/admin/v1/keys`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(res.status, 200);
+    return (await res.json()) as KeysAnswer;
+  };
+  const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
+  const re = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
   it('list prints the signing keys, the data keys and which master key wraps them', async () => {
+    const before = admin.requests.length;
     const r = await run(['list']);
     assert.equal(r.code, 0, r.err);
-    assert.deepEqual(requests.map((q) => `${q.node} ${q.method} ${q.url}`), ['1 GET /admin/v1/keys']);
-    assert.match(r.out, /^signing keys \(ring version 3\):$/m);
-    assert.match(r.out, /^kid-act\s+ES256\s+active\s+1970-01-01T00:00:00\.000Z\s+1970-01-01T00:00:02\.000Z\s+-$/m);
-    assert.match(r.out, /^kid-old\s+ES256\s+retired\s+.*1970-01-01T00:00:02\.000Z$/m);
-    assert.match(r.out, /^dk1\s+yes\s+mk-old\s+/m);
-    assert.match(r.out, /master keys of the answering node: mk-new \(current\), mk-old/);
+    assert.deepEqual(admin.requests.slice(before).map((q) => `${q.node} ${q.method} ${q.url}`), [`${follower} GET /admin/v1/keys`], 'any node answers a list');
+    const k = await keysOn(follower);
+    assert.match(r.out, new RegExp(`^signing keys \\(ring version ${k.signingKeys.version}\\):$`, 'm'));
+    assert.equal(k.signingKeys.keys.length, 2);
+    for (const s of k.signingKeys.keys) {
+      assert.match(r.out, new RegExp(`^${re(s.kid)}\\s+${s.alg}\\s+${s.state}\\s+${re(iso(s.createdAt))}\\s+${re(iso(s.activatedAt))}\\s+${re(iso(s.publishUntil))}$`, 'm'));
+    }
+    const dk = k.dataKeys.keys[0]!;
+    assert.match(r.out, new RegExp(`^${re(dk.id)}\\s+yes\\s+${re(oldMaster.currentKid)}\\s+${re(iso(dk.createdAt))}$`, 'm'));
+    assert.match(r.out, new RegExp(`master keys of the answering node: ${re(both.currentKid)} \\(current\\), ${re(oldMaster.currentKid)}$`, 'm'));
     const j = await run(['list', '--json']);
-    assert.deepEqual(JSON.parse(j.out), keysAnswer);
+    assert.deepEqual(JSON.parse(j.out), k);
   });
 
   it('rotate and rewrap follow NOT_LEADER to the leader', async () => {
+    const v0 = (await keysOn(leader)).signingKeys.version;
+    let before = admin.requests.length;
     const r = await run(['rotate']);
     assert.equal(r.code, 0, r.err);
-    assert.equal(r.out, 'signing keys rotated: kid-nxt is active, kid-new is next (ring version 4)\n');
-    const posts = requests.filter((q) => q.method === 'POST').map((q) => `${q.node} ${q.url}`);
-    assert.deepEqual(posts, ['1 /admin/v1/keys/rotate', '2 /admin/v1/keys/rotate']);
+    const posts = (from: number) => admin.requests.slice(from).filter((q) => q.method === 'POST').map((q) => `${q.node} ${q.url}`);
+    assert.deepEqual(posts(before), [`${follower} /admin/v1/keys/rotate`, `${leader} /admin/v1/keys/rotate`], 'first the follower (409), then the leader');
+    const k = await keysOn(leader);
+    assert.equal(k.signingKeys.version, v0 + 1);
+    const active = k.signingKeys.keys.find((x) => x.state === 'active')!;
+    const next = k.signingKeys.keys.find((x) => x.state === 'next')!;
+    assert.equal(r.out, `signing keys rotated: ${active.kid} is active, ${next.kid} is next (ring version ${k.signingKeys.version})\n`);
+
+    const newKid = both.currentKid;
+    assert.notEqual(newKid, oldMaster.currentKid);
+    const dk0 = (await keysOn(leader)).dataKeys;
+    before = admin.requests.length;
     const w = await run(['rewrap']);
     assert.equal(w.code, 0, w.err);
-    assert.equal(w.out, '1 data key(s) rewrapped under master key mk-new (ring version 2)\n');
-    rewrapped = 0;
+    assert.deepEqual(posts(before), [`${follower} /admin/v1/keys/rewrap`, `${leader} /admin/v1/keys/rewrap`]);
+    const dk = (await keysOn(leader)).dataKeys;
+    assert.equal(w.out, `${dk0.keys.length} data key(s) rewrapped under master key ${newKid} (ring version ${dk.version})\n`);
+    assert.deepEqual(dk.keys.map((x) => x.masterKid), dk0.keys.map(() => newKid));
     const again = await run(['rewrap']);
-    assert.match(again.out, /already wrapped by master key mk-new; nothing to do/);
+    assert.equal(again.out, `every data key is already wrapped by master key ${newKid}; nothing to do\n`);
+    assert.equal((await keysOn(leader)).dataKeys.version, dk.version);
   });
 
-  it('argument errors exit 2', async () => {
+  it('argument errors exit 2 and send nothing', async () => {
+    const before = admin.requests.length;
     for (const args of [['rotate', 'now'], ['list', '--all'], ['frobnicate'], []]) {
       const r = await run(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
@@ -118,7 +114,7 @@ describe('raftauth keys', () => {
       const r = await run(args, false);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
     }
-    assert.equal(requests.length, 0);
+    assert.equal(admin.requests.length, before);
   });
 
   it('generate-master prints a key file, or writes one at mode 0600 and never overwrites it', async () => {

@@ -77,10 +77,12 @@ test('ipc: the worker proxy sends health with its deadline and refuses a metrics
   api.onResponse({ t: 'res', id: mreq.id, ok: true, value: 42 });
   await assert.rejects(m, (e: unknown) => e instanceof NodeError && e.code === 'UNAVAILABLE');
 
-  // No answer: the metrics call ends at statusTimeoutMs exactly (no grace: the primary has no deadline to honour).
+  // No answer: the metrics call ends at statusTimeoutMs exactly (no grace: the primary has no
+  // deadline to honour). The error names the deadline it used: 200 ms, not 200 + the 50 ms grace
+  // (no upper bound on the elapsed time: a loaded machine only makes it later).
   const t0 = Date.now();
-  await assert.rejects(api.metricsText(), (e: unknown) => e instanceof NodeError && e.code === 'TIMEOUT');
+  await assert.rejects(api.metricsText(), (e: unknown) => e instanceof NodeError && e.code === 'TIMEOUT' && e.message === 'no answer from the primary within 200 ms');
   const took = Date.now() - t0;
-  assert.ok(took >= 190 && took < 1_000, `metrics timed out after ${took} ms`);
+  assert.ok(took >= 190, `metrics timed out after ${took} ms, before its deadline`);
   api.close('done');
 });

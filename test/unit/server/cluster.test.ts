@@ -29,14 +29,17 @@ test('two forked workers serve HTTP over IPC with a pushed read cache; a killed 
   assert.equal(workers.length, 2);
   for (const w of workers) assert.notEqual(w.pid, process.pid);
 
-  // Both workers answer, on the one shared port; the primary serves no HTTP itself.
+  // Both workers answer, on the one shared port; the primary serves no HTTP itself. Every answer
+  // is kept and judged after the wait, so a wrong one cannot pass for "not yet".
   const seen = new Set<string>();
+  const statusAnswers: unknown[][] = [];
   await waitFor('both workers to answer', async () => {
     const r = await call(port, 'GET', '/v1/status');
-    assert.deepEqual([r.status, r.body], [200, node.statusValue]);
+    statusAnswers.push([r.status, r.body]);
     seen.add(String(r.headers['x-raftauth-worker']));
     return seen.size === 2;
   });
+  for (const a of statusAnswers) assert.deepEqual(a, [200, node.statusValue]);
   assert.deepEqual([...seen].sort(), workers.map((w) => String(w.id)).sort());
 
   // Writes and reads cross IPC to the node in this process.

@@ -13,6 +13,7 @@ import type { ServedNode } from '../../../src/server/process.ts';
 import { DomainError } from '../../../src/state/machine.ts';
 import type { Tx } from '../../../src/state/machine.ts';
 import { kvDomain } from '../../../src/state/kv.ts';
+import { waitFor as waitForShared } from '../../../scripts/lib/wait.ts';
 
 export type Call = { method: 'write'; req: WriteRequest } | { method: 'read'; req: ReadRequest } | { method: 'status' };
 
@@ -168,20 +169,21 @@ export function call(port: number, method: string, path: string, opts: { body?: 
   });
 }
 
-/** Poll `cond` until it returns a truthy value or the deadline passes (then throw, naming `what`). */
-export async function waitFor<T>(what: string, cond: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 20): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown = null;
-  while (Date.now() < deadline) {
-    try {
+/**
+ * Poll `cond` until it returns a truthy value or the deadline passes (then throw, naming `what`):
+ * scripts/lib/wait.ts's waitFor, so a failed assertion in `cond` fails at once instead of counting
+ * as "not yet".
+ */
+export function waitFor<T>(what: string, cond: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 20): Promise<NonNullable<T>> {
+  return waitForShared<NonNullable<T>>(
+    what,
+    async () => {
       const v = await cond();
-      if (v) return v as NonNullable<T>;
-    } catch (e) {
-      lastErr = e;
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+      return v ? (v as NonNullable<T>) : null;
+    },
+    timeoutMs,
+    everyMs,
+  );
 }
 
 /** Is a process with this pid alive? */

@@ -155,8 +155,11 @@ test('a node that ignores its deadline is cut off one second after it', async (t
   const started = Date.now();
   const r = await call(port, 'PUT', '/v1/kv/k', { body: { value: 'v' }, headers: { 'x-request-timeout-ms': '50' } });
   const took = Date.now() - started;
-  assert.deepEqual([r.status, (r.body as { error: string }).error, (r.body as { indeterminate: boolean }).indeterminate], [504, 'TIMEOUT', true]);
-  assert.ok(took >= 1040 && took < 1900, `took ${took} ms`);
+  // The message names the bound that cut it: the request's 50 ms plus the 1 s grace, not the
+  // configured 2 s (no upper bound on the elapsed time: a loaded machine only makes it later).
+  assert.deepEqual(r.body, { error: 'TIMEOUT', message: 'the node did not answer within 1050 ms', indeterminate: true });
+  assert.equal(r.status, 504);
+  assert.ok(took >= 1040, `cut off after ${took} ms, before the deadline and its grace`);
 });
 
 test('bodies: size limit 413, JSON only 415, malformed JSON 400, wrong shapes 400', async (t) => {

@@ -105,7 +105,7 @@ function tcpOpens(port: number, ms: number, into: Socket[]): Promise<boolean> {
   });
 }
 
-test('a connection attempt whose SYNs are dropped is abandoned as soon as the peer answers a probe, not at the next SYN retransmission', async () => {
+test('a connection attempt whose SYNs are dropped is abandoned as soon as the peer answers a probe, not at the next SYN retransmission', async (t) => {
   const pki = await makePki([1, 2]);
   const { child, port } = await startPeerProcess(pki, 2);
   // Keepalive slow enough that the accept queue is full before it drops the connection; no ack
@@ -141,18 +141,23 @@ test('a connection attempt whose SYNs are dropped is abandoned as soon as the pe
   fillers.forEach((f) => f.destroy());
   const healMs = performance.now();
   // Raft keeps sending (a heartbeat per tick); the stuck stream's batch is lost with the old channel.
+  // The counters are read together on every sample: the first sample with the batch acknowledged
+  // must already show the stuck attempt abandoned. Without the probe the old attempt itself would
+  // complete, at its next SYN retransmission, with no reset at all: the order of the two events
+  // tells the mechanisms apart, whatever the machine's speed (the time is only printed).
+  let resetsAtAck = -1;
   await waitFor(
     () => {
       a.send([hb(1, 2, 3)]);
-      return a.stats().sentBatches >= 2;
+      const st = a.stats();
+      if (st.sentBatches >= 2) resetsAtAck = st.channelResets;
+      return resetsAtAck >= 0;
     },
     'a batch acknowledged after the heal',
-    10_000,
+    15_000,
   );
-  const recoveryMs = performance.now() - healMs;
-  // Without the probe the attempt waits for its next SYN retransmission: 2.5 s or more after the heal.
-  assert.ok(recoveryMs < 2_000, `acknowledged ${Math.round(recoveryMs)} ms after the heal`);
-  assert.ok(a.stats().channelResets >= 1, `the stuck attempt was abandoned (resets ${a.stats().channelResets})`);
+  t.diagnostic(`acknowledged ${Math.round(performance.now() - healMs)} ms after the heal`);
+  assert.ok(resetsAtAck >= 1, `the batch was acknowledged with the stuck attempt not abandoned (resets ${resetsAtAck}): it completed by SYN retransmission`);
 });
 
 test('keepalive notices a peer that froze with an idle connection', async () => {

@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { X509Certificate, createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { createConnection } from 'node:net';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { issueNodeCert, createClusterCa } from '../../../src/crypto/certs.ts';
 import { Transport } from '../../../src/transport/transport.ts';
@@ -394,29 +397,78 @@ test('propose and readIndex are forwarded and answered, errors included', async 
   assert.deepEqual(await follower.t.forwardReadIndex(7, { timeoutMs: 100 }), { ok: false, error: { code: 'UNAVAILABLE', leaderHint: 0, message: 'no address for node 7' } });
 });
 
-// The timeout turns the old hang into a failure.
-test('stop() closes connections still in their TLS handshake, and one that completes it during stop: it never waits for a peer (CI hang, 2026-11-23)', { timeout: 20_000 }, async () => {
+/**
+ * A real TLS client (node 2's certificate) whose bytes pass through a gate to the server: its first
+ * flight (the ClientHello) goes through, everything after it is held until release(). With a client
+ * certificate the held bytes are the client's last flight (Certificate, CertificateVerify,
+ * Finished): the server has answered the ClientHello and waits for them, so it stays in the middle
+ * of the handshake for as long as the test likes. `held` resolves once the client has written its
+ * last flight, i.e. once the server's answer has arrived: an event, not a delay.
+ */
+function gatedHandshake(port: number): { raw: Socket; held: Promise<void>; release(): void; bytesFromServer(): number } {
+  const raw = createConnection({ host: HOST, port });
+  let writes = 0;
+  let heldChunks: Buffer[] | null = [];
+  let markHeld!: () => void;
+  const held = new Promise<void>((r) => (markHeld = r));
+  let received = 0;
+  const gate = new Duplex({
+    write(chunk: Buffer, _enc, cb) {
+      if (writes++ === 0) raw.write(chunk);
+      else if (heldChunks !== null) {
+        heldChunks.push(chunk);
+        markHeld();
+      }
+      cb();
+    },
+    read() {},
+  });
+  raw.on('data', (d: Buffer) => {
+    received += d.length;
+    gate.push(d);
+  });
+  raw.on('close', () => gate.destroy());
+  raw.on('error', () => undefined);
+  const client = tlsConnect({ socket: gate, ca: pki.ca.certPem, cert: pki.tls(2).certPem, key: pki.tls(2).keyPem, ALPNProtocols: ['h2'], servername: 'localhost', checkServerIdentity: () => undefined });
+  client.on('error', () => undefined);
+  return {
+    raw,
+    held,
+    release: () => {
+      const chunks = heldChunks ?? [];
+      heldChunks = null;
+      for (const c of chunks) raw.write(c);
+    },
+    bytesFromServer: () => received,
+  };
+}
+
+// The test's timeout (20 s, against a 60 s handshake timeout) turns the old hang into a failure.
+test('stop() closes connections still in their TLS handshake, one not begun and one held at its last flight, and does not let the held one finish after it (CI hang, 2026-11-23)', { timeout: 20_000 }, async () => {
   // Regression: stop() destroyed only the connections whose handshake had completed, then awaited
   // the listener's close, which waits for every connection. A peer's connection accepted just
   // before stop() and authenticated just after it (reconnects and TLS probes are frequent while
-  // nodes stop) was never destroyed, and stop() waited forever.
+  // nodes stop) was never destroyed, and stop() waited forever. stop() now destroys every accepted
+  // socket at once, so no handshake can complete once it has begun: the held handshake below,
+  // released after stop() began, must get no answer.
   const handshakeTimeoutMs = 60_000;
   const a = await startNode(1, { limits: { handshakeTimeoutMs } });
-  const { createConnection } = await import('node:net');
   // 1. A connection that has not begun its handshake.
   const idle = createConnection({ host: HOST, port: a.port });
-  await once(idle, 'connect');
-  // 2. A peer that completes its handshake only once stop() has begun.
-  const raw = createConnection({ host: HOST, port: a.port });
-  await once(raw, 'connect');
-  await waitFor(() => a.t.stats().acceptedConnections === 2, 'the server to accept both connections');
-  const started = Date.now();
-  const stopping = a.t.stop();
-  const late = tlsConnect({ socket: raw, ca: pki.ca.certPem, cert: pki.tls(2).certPem, key: pki.tls(2).keyPem, ALPNProtocols: ['h2'], servername: 'localhost', checkServerIdentity: () => undefined });
-  late.on('error', () => undefined);
   idle.on('error', () => undefined);
+  await once(idle, 'connect');
+  // 2. A handshake the server has answered, its client's last flight held back.
+  const gated = gatedHandshake(a.port);
+  await gated.held;
+  assert.equal(a.t.stats().acceptedConnections, 2);
+  const answeredBeforeStop = gated.bytesFromServer();
+  assert.ok(answeredBeforeStop > 0, 'the server answered the ClientHello');
+  const stopping = a.t.stop();
+  // The client finishes its part of the handshake only now.
+  gated.release();
   await stopping;
-  const tookMs = Date.now() - started;
-  assert.ok(tookMs < 5_000, `stop() took ${tookMs} ms (the handshake timeout is ${handshakeTimeoutMs} ms)`);
-  await waitFor(() => idle.destroyed && raw.destroyed, 'both client sockets to see the close');
+  await waitFor(() => idle.destroyed && gated.raw.destroyed, 'both client sockets to see the close');
+  // A completed handshake would have brought the server's session ticket and HTTP/2 settings.
+  assert.equal(gated.bytesFromServer(), answeredBeforeStop, 'the server answered the handshake released after stop() began');
+  assert.equal(a.t.stats().acceptedConnections, 2);
 });
