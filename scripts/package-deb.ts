@@ -580,7 +580,10 @@ export async function buildDeb(options: DebOptions = {}): Promise<DebResult> {
     if (options.lintian ?? true) {
       log('lintian');
       lintian = runLintian(debPath);
-      for (const l of lintian) log(`  ${l}`);
+      // Errors, warnings and the overridden tags (O:) line by line; info tags (I:) and the
+      // overrides' justifications (N:) counted only.
+      for (const l of lintian) if (/^[EWO]: /.test(l)) log(`  ${l}`);
+      log(`  (${lintian.filter((l) => l.startsWith('I: ')).length} info tags; lintian --display-info ${debPath} shows them)`);
       const errors = lintianErrors(lintian);
       if (errors.length > 0) throw new Error(`lintian found ${errors.length} error(s) in ${debPath}:\n${errors.join('\n')}`);
     }

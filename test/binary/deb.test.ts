@@ -532,8 +532,9 @@ describe('the Debian package (npm run package:deb)', { timeout: 20 * 60_000 }, (
     assert.equal(security.code, 0, security.stdout + security.stderr);
     process.stdout.write(`# ${security.stdout.trim().split('\n').pop()}\n`);
 
-    // docs/operations.md's install steps for one host: certificates from the CLI, the files under
-    // the names node.yaml uses with the owners the docs give, the master key owned by raftauth.
+    // docs/operations.md's install steps ("Bare metal: three machines", steps 2 and 3) for one
+    // host: certificates and master key from the CLI, installed under the names node.yaml uses
+    // with the owners and modes the docs give.
     await tr.ok(
       [
         'raftauth certs init --dir /root/certs --admin-token >/dev/null',
@@ -542,8 +543,8 @@ describe('the Debian package (npm run package:deb)', { timeout: 20 * 60_000 }, (
         'install -o root -g raftauth -m 0644 /root/certs/node1.crt /etc/raftauth/node.crt',
         'install -o root -g raftauth -m 0640 /root/certs/node1.key /etc/raftauth/node.key',
         'install -o root -g raftauth -m 0640 /root/certs/admin.token /etc/raftauth/admin.token',
-        'raftauth keys generate-master --out /etc/raftauth/master.key >/dev/null',
-        'chown raftauth:raftauth /etc/raftauth/master.key',
+        'raftauth keys generate-master --out /root/certs/master.key >/dev/null',
+        'install -o raftauth -g raftauth -m 0600 /root/certs/master.key /etc/raftauth/master.key',
       ].join('; '),
     );
 
