@@ -30,7 +30,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { CONFIG_SOURCE, DEB_PATHS, PACKAGE_NAME, UNIT_SOURCE, lintianErrors, runLintian } from '../../scripts/package-deb.ts';
+import { CONFIG_SOURCE, DEB_PATHS, PACKAGE_NAME, UNIT_SOURCE, debianVersion, lintianErrors, runLintian } from '../../scripts/package-deb.ts';
 import { freePort, waitFor as waitForShared } from '../../scripts/lib/wait.ts';
 import { parseConfig } from '../../src/server/config.ts';
 import { WORKER_EXIT_GRACE_MS } from '../../src/server/process.ts';
@@ -395,7 +395,7 @@ describe('the Debian package (npm run package:deb)', { timeout: 20 * 60_000 }, (
     assert.equal(await field('Package'), PACKAGE_NAME);
     assert.equal(await field('Architecture'), (await runOk('dpkg', ['--print-architecture'])).trim());
     const pkgVersion = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-    assert.equal(await field('Version'), pkgVersion.replace('-', '~'));
+    assert.equal(await field('Version'), debianVersion(pkgVersion));
     const depends = await field('Depends');
     assert.match(depends, /^adduser, /, 'postinst runs adduser');
     assert.match(depends, /\blibc6 \(>= [\d.]+\)/, 'dpkg-shlibdeps found the C library');
