@@ -120,7 +120,7 @@ const DEFAULT_RESTART_LIMIT = { maxRestarts: 5, windowMs: 10_000 };
 const DEFAULT_START_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_OUTSTANDING_PER_WORKER = 1024;
 /** After drainMs a worker still alive gets this long to exit before SIGKILL. */
-const WORKER_EXIT_GRACE_MS = 2_000;
+export const WORKER_EXIT_GRACE_MS = 2_000;
 /** A worker that has not reported its metrics within this is left out of that scrape. */
 export const METRICS_COLLECT_TIMEOUT_MS = 2_000;
 /** Scrapes being assembled at once; one more is refused (a scraper cannot pile up collections). */
