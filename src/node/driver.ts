@@ -78,6 +78,8 @@ export interface DriverLogger {
 export interface DriverObserver {
   /** The leader this node knows changed (to `leader`, NONE when it lost it). */
   leaderChanged(leader: NodeId, term: number): void;
+  /** This node, as leader, proposed an entry carrying `commands` commands. */
+  proposedEntry?(commands: number): void;
   /** A snapshot was created, installed or streamed to a follower; bytes when known. */
   snapshot(event: 'created' | 'installed' | 'sent' | 'send_failed', bytes: number | null): void;
   /**
@@ -367,6 +369,7 @@ export class RaftDriver {
     }
     this.proposals.set(id.index, { term: id.term, replies });
     this.proposalReplies += replies.length;
+    this.opts.observer?.proposedEntry?.(commands.length);
   }
 
   private handle(input: DriverInput): void {

@@ -222,6 +222,7 @@ export class RaftNode implements NodeApi {
         leaderLossSlotMs: Math.floor((opts.electionTick * opts.tickMs) / 4),
         observer: {
           leaderChanged: () => metrics.leaderChanged(),
+          proposedEntry: (commands) => metrics.proposedEntry(commands),
           snapshot: (event, bytes) => metrics.snapshot(event, bytes),
           stateChanged: (keyspaces) => {
             for (const l of self?.stateListeners ?? []) {

@@ -33,6 +33,8 @@ export const RTT_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.00
 export const HTTP_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Snapshot sizes: 4 KiB to 4 GiB in powers of 4. */
 export const SNAPSHOT_SIZE_BUCKETS_BYTES = Array.from({ length: 11 }, (_, i) => 4096 * 4 ** i);
+/** Commands per proposed entry: 1 at low load, up to MAX_COMMANDS_PER_ENTRY (1,024) under load. */
+export const ENTRY_COMMANDS_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 /** Every role of the core, once (a Record, so adding a role to the core fails to compile here until it is listed). */
 const ROLE_SET: Record<Role, true> = { follower: true, preCandidate: true, candidate: true, leader: true };
@@ -62,6 +64,7 @@ export class NodeMetrics {
   private readonly snapshots: Counter<'event'>;
   private readonly snapshotBytes: Histogram<'event'>;
   private readonly peerRttSeconds: Histogram<'peer'>;
+  private readonly entryCommands: Histogram;
   private readonly peerSendFailures: Counter<'peer'>;
 
   constructor(nodeId: number, source: NodeGaugeSource) {
@@ -124,6 +127,12 @@ export class NodeMetrics {
       buckets: RTT_BUCKETS_SECONDS,
       registers,
     });
+    this.entryCommands = new Histogram({
+      name: 'raftauth_proposed_entry_commands',
+      help: 'Commands in each log entry this node proposed as leader (every command proposed during one pass of the raft driver shares an entry).',
+      buckets: ENTRY_COMMANDS_BUCKETS,
+      registers,
+    });
     this.peerSendFailures = new Counter({ name: 'raftauth_peer_send_failures_total', help: 'Raft message batches whose Send call to a peer failed.', labelNames: ['peer'], registers });
   }
 
@@ -134,6 +143,10 @@ export class NodeMetrics {
   proposal(outcome: ProposalOutcome, seconds: number): void {
     this.proposals.inc({ outcome });
     this.proposalSeconds.observe({ outcome }, seconds);
+  }
+
+  proposedEntry(commands: number): void {
+    this.entryCommands.observe(commands);
   }
 
   storageBatch(seconds: number, synced: boolean): void {

@@ -286,8 +286,8 @@ test('a survivor whose turn comes while another survivor\'s election is under wa
 });
 
 /** Node 1 of driverOf, elected leader of term 2 with its no-op committed by both followers. */
-async function electedLeader(storageConfig: Partial<StorageConfig> = {}): Promise<Awaited<ReturnType<typeof driverOf>>> {
-  const d = await driverOf(1, {}, storageConfig);
+async function electedLeader(storageConfig: Partial<StorageConfig> = {}, extra: Partial<ConstructorParameters<typeof RaftDriver>[0]> = {}): Promise<Awaited<ReturnType<typeof driverOf>>> {
+  const d = await driverOf(1, extra, storageConfig);
   const { driver, transport, storage } = d;
   driver.start();
   for (let i = 0; i < 10; i++) driver.tick();
@@ -303,7 +303,8 @@ async function electedLeader(storageConfig: Partial<StorageConfig> = {}): Promis
 }
 
 test('commands proposed in one pass share one entry, stamped with the leader clock, and each gets its own result', async () => {
-  const d = await electedLeader();
+  const entrySizes: number[] = [];
+  const d = await electedLeader({}, { observer: { leaderChanged: () => undefined, snapshot: () => undefined, proposedEntry: (n) => entrySizes.push(n) } });
   const { driver, transport, storage, gate } = d;
   try {
     gate.stall = true; // hold the loop in its write, so the next proposals meet in one pass
@@ -325,6 +326,7 @@ test('commands proposed in one pass share one entry, stamped with the leader clo
     const entry = apps[0]!.type === 'app' ? apps[0]!.entries.find((e) => e.index === 4)! : null;
     const inside = splitBatchEntry(entry!.data)!;
     assert.equal(inside.length, 4, 'the four commands of the pass went out as one entry');
+    assert.deepEqual(entrySizes, [1, 4], 'the observer (raftauth_proposed_entry_commands) saw both entries');
     for (const c of inside) assert.ok(Math.abs(readHeader(c).ts - Date.now()) < 60_000, 'each command carries the leader clock');
     assert.equal(readHeader(cmds[0]!).ts, 0, 'the proposer\'s bytes are not changed');
     driver.enqueue({ kind: 'messages', messages: [{ type: 'appResp', from: 2, to: 1, term: 2, index: 4, reject: false, rejectHint: 0, logTerm: 0 }] });
