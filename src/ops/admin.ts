@@ -29,6 +29,7 @@ import { registerAuditAdminRoutes } from './admin-audit.ts';
 import type { AuditEvent } from '../state/audit-ops.ts';
 import { validateAuditEvent } from '../state/audit.ts';
 import type { ConfChangeAudit } from '../node/members.ts';
+import { VERSION } from '../version.ts';
 
 /**
  * Path prefixes of the admin routes that need the node's master key: clients, users (with their
@@ -143,7 +144,8 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
     }
   };
 
-  app.get('/admin/v1/status', async () => node.status());
+  // With this build's version, so `raftauth status` shows which version each member runs (rolling upgrades).
+  app.get('/admin/v1/status', async () => ({ ...(await node.status()), version: VERSION }));
 
   // A backup (raftauth snapshot save, src/ops/backup.ts): the state at this node's applied index
   // after a linearizable barrier, as a snapshot file (format: src/storage/snapshot-format.ts,

@@ -51,6 +51,8 @@ function statusOf(c: FakeCluster, id: number): NodeStatus {
     voters: [...c.voters],
     learners: [...c.learners],
     members: leader ? [...c.voters, ...c.learners].map((m) => ({ id: m, role: m === id ? 'leader' : c.learners.includes(m) ? 'learner' : 'follower', voter: !c.learners.includes(m), match: c.applied.get(m) ?? c.commit })) : null,
+    // The version each node's admin API reports; node 3 plays a build from before it did.
+    ...(id === 3 ? {} : { version: '1.2.3-test' }),
   };
 }
 
@@ -132,27 +134,28 @@ describe('admin commands against fake admin APIs', () => {
   const conn = (...urls: string[]) => ['--admin', urls.join(','), '--token-file', 'token'];
   const url = (id: number) => nodes.find((n) => n.id === id)!.url;
 
-  it('status prints every member with role, term, indexes and lag; --json has the same', async () => {
+  it('status prints every member with role, term, indexes, lag and version; --json has the same', async () => {
     const io = captureIo({}, dir);
     assert.equal(await runRaftauth(['status', ...conn(url(1), url(2), url(3))], io), 0, io.stderr());
     const lines = io.stdout().trim().split('\n');
     assert.equal(lines[0], 'leader: 2  term: 5');
-    assert.match(lines[1]!, /^ID\s+ROLE\s+VOTER\s+TERM\s+COMMIT\s+APPLIED\s+MATCH\s+LAG$/);
-    assert.match(lines[2]!, /^1\s+follower\s+yes\s+5\s+100\s+100\s+100\s+0$/);
-    assert.match(lines[3]!, /^2\s+leader\s+yes\s+5\s+100\s+100\s+100\s+0$/);
-    assert.match(lines[4]!, /^3\s+follower\s+yes\s+5\s+100\s+97\s+97\s+3$/);
+    assert.match(lines[1]!, /^ID\s+ROLE\s+VOTER\s+TERM\s+COMMIT\s+APPLIED\s+MATCH\s+LAG\s+VERSION$/);
+    assert.match(lines[2]!, /^1\s+follower\s+yes\s+5\s+100\s+100\s+100\s+0\s+1\.2\.3-test$/);
+    assert.match(lines[3]!, /^2\s+leader\s+yes\s+5\s+100\s+100\s+100\s+0\s+1\.2\.3-test$/);
+    // A node whose admin API reports no version (an older build): '-'.
+    assert.match(lines[4]!, /^3\s+follower\s+yes\s+5\s+100\s+97\s+97\s+3\s+-$/);
     const j = captureIo({}, dir);
     assert.equal(await runRaftauth(['status', '--json', ...conn(url(1), url(2), url(3))], j), 0);
     const report = JSON.parse(j.stdout());
     assert.equal(report.leader, 2);
-    assert.deepEqual(report.members.map((m: { id: number; lag: number }) => [m.id, m.lag]), [[1, 0], [2, 0], [3, 3]]);
+    assert.deepEqual(report.members.map((m: { id: number; lag: number; version: string | null }) => [m.id, m.lag, m.version]), [[1, 0, '1.2.3-test'], [2, 0, '1.2.3-test'], [3, 3, null]]);
   });
 
   it('status shows an unreachable node and still exits 0; exits 1 when no node answers', async () => {
     await new Promise((r) => nodes[2]!.server.close(r));
     const io = captureIo({}, dir);
     assert.equal(await runRaftauth(['status', ...conn(url(1), url(2), url(3))], io), 0);
-    assert.match(io.stdout(), /^3\s+unreachable\s+yes\s+-\s+-\s+-\s+97\s+3$/m);
+    assert.match(io.stdout(), /^3\s+unreachable\s+yes\s+-\s+-\s+-\s+97\s+3\s+-$/m);
     assert.match(io.stdout(), /unreachable: http:\/\/127\.0\.0\.1:\d+: cannot reach the admin API/);
     await new Promise((r) => nodes[0]!.server.close(r));
     await new Promise((r) => nodes[1]!.server.close(r));

@@ -8,6 +8,7 @@ import { NodeError } from '../../../src/node/api.ts';
 import type { ApplyResult } from '../../../src/node/api.ts';
 import { createLogger } from '../../../src/server/log.ts';
 import { startServer } from '../../../src/server/process.ts';
+import { VERSION } from '../../../src/version.ts';
 import { PushingFakeNode, alive, call, testConfig, waitFor } from './helpers.ts';
 
 /** A logger whose lines the test can read. */
@@ -33,7 +34,7 @@ test('two forked workers serve HTTP over IPC with a pushed read cache; a killed 
   const seen = new Set<string>();
   await waitFor('both workers to answer', async () => {
     const r = await call(port, 'GET', '/v1/status');
-    assert.deepEqual([r.status, r.body], [200, node.statusValue]);
+    assert.deepEqual([r.status, r.body], [200, { ...node.statusValue, version: VERSION }]);
     seen.add(String(r.headers['x-raftauth-worker']));
     return seen.size === 2;
   });
@@ -68,7 +69,7 @@ test('two forked workers serve HTTP over IPC with a pushed read cache; a killed 
   const statusCalls = node.countCalls('status');
   for (let i = 0; i < 4; i++) {
     r = await call(port, 'GET', '/v1/status?cached=1');
-    assert.deepEqual([r.status, r.headers['x-raftauth-cache'], r.body], [200, 'hit', node.statusValue]);
+    assert.deepEqual([r.status, r.headers['x-raftauth-cache'], r.body], [200, 'hit', { ...node.statusValue, version: VERSION }]);
   }
   assert.equal(node.countCalls('status'), statusCalls, 'no IPC for cached status');
 
