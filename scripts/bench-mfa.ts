@@ -302,7 +302,7 @@ async function main(): Promise<number> {
     `the sweep sends Poisson arrivals at ${a.rates.join(', ')} per second, open loop, each to the next prepared sign-in of a user that has not verified in that step (${a.users} TOTP users); the capacity model is a closed loop with ${a.concurrency.join(', ')} requests always in flight (its latency is queueing at saturation by construction)`,
     `open-loop arrival times are seeded: --seed ${a.seed} repeats them`,
     `WebAuthn: ${a.webauthnUsers} users, one soft-authenticator credential each (test/unit/mfa/soft-authenticator.ts: ES256, user verification, counter +1 per assertion), registered through the HTTP enrollment routes (/mfa/enroll/webauthn, /mfa/enroll/webauthn/finish); all of a user's sign-ins go to one virtual client, so its counter arrives in order`,
-    'WebAuthn RP ID and origin are the defaults derived from the issuer (the front proxy, http://127.0.0.1:PORT); the measured requests go to the three nodes directly, round robin',
+    'WebAuthn RP ID and origin are the defaults derived from the issuer (the front proxy, http://localhost:PORT); the measured requests go to the three nodes directly, round robin',
   ];
   if (machine.dataDirFilesystem === 'tmpfs' || machine.dataDirFilesystem === 'ramfs') notes.push(`the data dir is on ${machine.dataDirFilesystem}: fsync costs nothing there (use --dir)`);
 

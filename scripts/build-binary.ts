@@ -33,6 +33,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SIMPLEWEBAUTHN_BROWSER_ASSET } from '../src/sea/assets.ts';
+import { readPackageVersion } from '../src/version.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -181,9 +182,11 @@ export async function buildBinary(options: BuildOptions = {}): Promise<BuildResu
       target: `node${process.versions.node}`,
       format: 'cjs',
       // The SEA's main script has no import.meta; the uses left in src/ after scriptGuardPlugin
-      // are guarded: process.ts asks isSea() first and proto.ts uses RAFTAUTH_EMBEDDED_RAFT_PROTO.
+      // are guarded: process.ts asks isSea() first, proto.ts uses RAFTAUTH_EMBEDDED_RAFT_PROTO and
+      // version.ts RAFTAUTH_VERSION.
       logOverride: { 'empty-import-meta': 'silent' },
-      define: { RAFTAUTH_EMBEDDED_RAFT_PROTO: JSON.stringify(raftProtoJson()) },
+      // src/version.ts reads package.json beside src/ at run time; the binary has none: its version is built in.
+      define: { RAFTAUTH_EMBEDDED_RAFT_PROTO: JSON.stringify(raftProtoJson()), RAFTAUTH_VERSION: JSON.stringify(readPackageVersion(new URL('../package.json', import.meta.url))) },
       plugins: [nativeAddonsPlugin(), scriptGuardPlugin()],
       legalComments: 'none',
       logLevel: 'warning',

@@ -34,7 +34,7 @@ const USAGE = `usage: npm start -- [--nodes 3|5] [--cluster FILE] [--dir DIR] [-
   --nodes 3|5       cluster-configs/local-3.yaml (default) or local-5.yaml
   --cluster FILE    any cluster description (see cluster-configs/local-3.yaml)
   --dir DIR         where certificates, configs and data live (default: the description's dir)
-  --front-port N    port of the front address on 127.0.0.1 (0 = any free port; default: the description's)`;
+  --front-port N    port of the front address, http://localhost:N (0 = any free port; default: the description's)`;
 
 function say(line: string): void {
   process.stdout.write(`[start] ${line}\n`);
@@ -122,13 +122,14 @@ async function main(): Promise<void> {
 
   try {
     say(`cluster "${spec.name}": ${spec.nodes.length} nodes, files in ${spec.dir}`);
-    // The front first: its URL is the issuer every node puts in its tokens and metadata.
+    // The front first: its URL (http://localhost:<port>, where browsers allow WebAuthn) is the
+    // issuer every node puts in its tokens and metadata.
     front = new FrontProxy({ backends: spec.nodes.map((n) => ({ id: n.id, url: httpUrl(n) })), port: spec.frontPort });
     let frontUrl: string;
     try {
       frontUrl = await front.start();
     } catch (e) {
-      throw new Error(`cannot listen on 127.0.0.1:${spec.frontPort} for the front address (${(e as Error).message}); choose another with --front-port`, { cause: e });
+      throw new Error(`cannot listen on port ${spec.frontPort} of 127.0.0.1 and ::1 for the front address (${(e as Error).message}); choose another with --front-port`, { cause: e });
     }
     cluster = await startCluster({ ...spec, issuer: frontUrl }, {
       onExit: (id, info) => {

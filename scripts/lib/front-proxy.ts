@@ -1,6 +1,13 @@
-// The front address of a local cluster: a small HTTP reverse proxy on 127.0.0.1 that balances
-// round-robin over the nodes that are ready. It is the one URL clients (and the OAuth layer, as its
-// issuer) use, like haproxy.cfg in production (cluster-configs/haproxy.cfg).
+// The front address of a local cluster: a small HTTP reverse proxy on the loopback interface that
+// balances round-robin over the nodes that are ready. It is the one URL clients (and the OAuth
+// layer, as its issuer) use, like haproxy.cfg in production (cluster-configs/haproxy.cfg).
+//
+// Its URL is http://localhost:<port>, not http://127.0.0.1:<port>: browsers treat localhost as a
+// secure context (W3C Secure Contexts §3.1) and accept it as a WebAuthn RP ID, while on
+// 127.0.0.1 every security-key or passkey ceremony fails with a SecurityError. `localhost` may
+// resolve to ::1 or to 127.0.0.1, so the front listens on both (the same port); the IPv6 one is
+// skipped only where the machine has no IPv6 loopback. A [::1]:<port> taken by another program
+// is refused: a browser trying ::1 first would reach that program instead.
 //
 // Readiness: every checkIntervalMs each node is asked `GET /readyz` (200 = ready). A node that
 // answers 404 there (a build without the health endpoints) is asked `GET /v1/status` instead and
@@ -29,6 +36,8 @@ const MAX_SOCKETS_PER_NODE = 256;
 /** Attempts on different nodes for one request (see Retries above). */
 const MAX_ATTEMPTS = 3;
 const CHECK_TIMEOUT_MS = 1_000;
+/** Tries to find a port free on both 127.0.0.1 and ::1 when any port will do. */
+const MAX_PORT_TRIES = 10;
 const MAX_CHECK_BODY_BYTES = 64 * 1024;
 
 // RFC 9110 §7.6.1: connection-specific fields are not forwarded.
@@ -42,7 +51,7 @@ export interface Backend {
 
 export interface FrontProxyOptions {
   readonly backends: readonly Backend[];
-  /** Port on 127.0.0.1; 0 = any free port. */
+  /** Port on 127.0.0.1 (and ::1); 0 = any free port. */
   readonly port: number;
   /** Default 250 ms. */
   readonly checkIntervalMs?: number;
@@ -65,7 +74,8 @@ export class FrontProxy {
   private readonly opts: FrontProxyOptions;
   private readonly states: BackendState[];
   private readonly agent = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_NODE });
-  private server: Server | null = null;
+  /** The listening servers: 127.0.0.1, then ::1 where the machine has it. */
+  private servers: Server[] = [];
   private timer: NodeJS.Timeout | null = null;
   private next = 0;
   private readonly checkIntervalMs: number;
@@ -102,30 +112,68 @@ export class FrontProxy {
     });
   }
 
-  /** Listen on 127.0.0.1 and start checking the nodes. Resolves with the front URL. */
+  /**
+   * Listen on 127.0.0.1 and ::1 (the same port) and start checking the nodes. Resolves with the
+   * front URL, http://localhost:<port>. With port 0, a free port is looked for on both addresses
+   * (a bounded number of tries).
+   */
   async start(): Promise<string> {
-    const server = createServer((req, res) => void this.handle(req, res));
-    server.maxConnections = FRONT_MAX_CONNECTIONS;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.server = server;
+    for (let attempt = 1; ; attempt++) {
+      const v4 = await this.listen(this.opts.port, '127.0.0.1');
+      const port = (v4.address() as AddressInfo).port;
+      try {
+        const v6 = await this.listen(port, '::1');
+        this.servers = [v4, v6];
+        break;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        // No IPv6 loopback on this machine: localhost can only mean 127.0.0.1 here.
+        if (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT') {
+          this.servers = [v4];
+          break;
+        }
+        await closeServer(v4);
+        if (code === 'EADDRINUSE' && this.opts.port === 0 && attempt < MAX_PORT_TRIES) continue;
+        if (code === 'EADDRINUSE') {
+          throw new Error(`[::1]:${port} is in use by another program; a browser opening http://localhost:${port} could reach it instead of the front`, { cause: e });
+        }
+        throw e;
+      }
+    }
     const tick = async () => {
       await this.checkAll();
-      if (this.server) this.timer = setTimeout(() => void tick(), this.checkIntervalMs);
+      if (this.servers.length > 0) this.timer = setTimeout(() => void tick(), this.checkIntervalMs);
     };
     await this.checkAll();
     this.timer = setTimeout(() => void tick(), this.checkIntervalMs);
     return this.url;
   }
 
+  private async listen(port: number, host: string): Promise<Server> {
+    const server = createServer((req, res) => void this.handle(req, res));
+    server.maxConnections = FRONT_MAX_CONNECTIONS;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return server;
+  }
+
+  /** http://localhost:<port> (see the header: a secure context, where WebAuthn works). */
   get url(): string {
-    if (!this.server) throw new Error('front not started');
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    const first = this.servers[0];
+    if (!first) throw new Error('front not started');
+    return `http://localhost:${(first.address() as AddressInfo).port}`;
+  }
+
+  /** The port the front listens on (on 127.0.0.1, and on ::1 where the machine has it). */
+  get port(): number {
+    const first = this.servers[0];
+    if (!first) throw new Error('front not started');
+    return (first.address() as AddressInfo).port;
   }
 
   /**
@@ -156,14 +204,11 @@ export class FrontProxy {
 
   async close(): Promise<void> {
     for (const w of [...this.readyWaiters]) w();
-    const server = this.server;
-    this.server = null;
+    const servers = this.servers;
+    this.servers = [];
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (server) {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    }
+    await Promise.all(servers.map(closeServer));
     this.agent.destroy();
   }
 
@@ -289,4 +334,9 @@ export class FrontProxy {
       up.end(body);
     });
   }
+}
+
+async function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((r) => server.close(() => r()));
 }

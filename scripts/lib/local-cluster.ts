@@ -12,12 +12,14 @@
 // node. Its keys:
 //   name       label for logs (default: the file name)
 //   dir        directory of certificates, configs and data; relative to the working directory
-//   front      host:port of the front proxy of `npm start` (port 0: any free port); default 127.0.0.1:8080
+//   front      127.0.0.1:PORT, where the front proxy of `npm start` listens (also on [::1]:PORT; port
+//              0: any free port); default 127.0.0.1:8080. Its URL, the issuer, is http://localhost:PORT:
+//              a secure context, where browsers allow WebAuthn (scripts/lib/front-proxy.ts)
 //   basePorts  { raft, http, admin }: the i-th node of `nodes` (from 0) listens on base + i
 //   settings   sections copied into every node's config: raft (but not listen), http (but not
 //              listen), log; validated by the node's config loader (src/server/config.ts)
 //   nodes      list of { id, zone?, ports?: { raft, http, admin } } (ports override basePorts)
-// Every address is 127.0.0.1: a local cluster never listens on anything else.
+// Every node address is 127.0.0.1: a local cluster never listens on anything but loopback.
 //
 // Layout of `dir` (created as needed, reused on the next start):
 //   certs/ca.crt, certs/ca.key, certs/node<id>.crt, certs/node<id>.key   (keys 0600)
@@ -77,7 +79,7 @@ export interface ClusterSpec {
   readonly name: string;
   /** Absolute. */
   readonly dir: string;
-  /** Port of the front proxy (npm start); 0 = any free port. Host is always 127.0.0.1. */
+  /** Port of the front proxy (npm start); 0 = any free port. It listens on 127.0.0.1 and ::1; its URL is http://localhost:<port>. */
   readonly frontPort: number;
   readonly nodes: readonly NodeSpec[];
   readonly settings: NodeSettings;

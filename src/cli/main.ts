@@ -5,7 +5,8 @@
 // "bin"), which needs no loader flag.
 //
 // Commands: start, status, members list|add|promote|remove, transfer-leader, certs init|issue,
-// snapshot save|restore, recover --force-new-cluster, clients …, users …, keys …, audit ….
+// snapshot save|restore, recover --force-new-cluster, clients …, users …, keys …, audit …,
+// version (also --version).
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './args.ts';
@@ -19,6 +20,7 @@ import { USERS_USAGE, usersCommand } from './commands/users.ts';
 import { KEYS_USAGE, keysCommand } from './commands/keys.ts';
 import { AUDIT_USAGE, auditCommand } from './commands/audit.ts';
 import { processIo } from './io.ts';
+import { VERSION } from '../version.ts';
 import type { CliIo, Command } from './io.ts';
 
 const COMMANDS: Readonly<Record<string, { run: Command; usage: string }>> = {
@@ -48,6 +50,7 @@ commands:
   users create|list|get|passwd|...        users (disable, enable, delete); passwords from a file or stdin
   keys list|rotate|rewrap                 signing and data keys; keys generate-master: a master key file
   audit query|export|verify               the audit log: search, export as JSON Lines, verify the chain on every node
+  version, --version                      the version of raftauth (package.json)
   help [command]                          this text, or a command's options
 `;
 
@@ -58,6 +61,14 @@ export async function runRaftauth(argv: readonly string[], io: CliIo): Promise<n
     const topic = name === 'help' && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
     io.out(topic ? `${topic.usage}\n` : USAGE);
     return name === undefined ? EXIT_USAGE : EXIT_OK;
+  }
+  if (name === 'version' || name === '--version') {
+    if (rest.length > 0) {
+      io.err(`raftauth ${name}: takes no arguments (got ${JSON.stringify(rest[0])})\n`);
+      return EXIT_USAGE;
+    }
+    io.out(`raftauth ${VERSION}\n`);
+    return EXIT_OK;
   }
   const cmd = COMMANDS[name];
   if (!cmd) {

@@ -76,6 +76,8 @@ export interface NodeStatus {
   readonly learners: readonly number[];
   /** Only on the leader: each member's replication progress. */
   readonly members: readonly MemberStatus[] | null;
+  /** The raftauth version of the node that answered (src/version.ts), added by the API that serves the status; absent from older nodes. */
+  readonly version?: string;
 }
 
 /** What /readyz asks (src/ops/health.ts). */

@@ -12,9 +12,9 @@
 // replicated write per sign-in page shown (the challenge record, swept after it expires).
 //
 // This module must not import interaction.ts (interaction.ts renders the login prompt with it).
-import { isIP } from 'node:net';
 import type { FastifyReply } from 'fastify';
 import { webauthnAuthenticationOptions } from '../mfa/service.ts';
+import { webauthnUnavailable } from '../mfa/config.ts';
 import type { MfaConfig } from '../mfa/config.ts';
 import { mfaConfigOf } from './config.ts';
 import type { OAuthContext } from './context.ts';
@@ -26,21 +26,12 @@ import type { LoginPageArgs } from './pages.ts';
 export const PASSKEY_LOGIN_PATH = '/login/passkey';
 
 /**
- * Whether a browser can run a WebAuthn ceremony for our RP here: the RP ID must be a domain
- * (W3C WebAuthn §5.1.3 "valid domain": browsers refuse IP addresses), and the page must be a
- * secure context (https, or http on localhost, which browsers treat as potentially trustworthy).
- * Without that the button could only fail, and showing it would cost a challenge write for nothing.
+ * Whether a browser can run a WebAuthn ceremony for our RP here (src/mfa/config.ts
+ * webauthnUnavailable: a domain RP ID and a secure-context origin). Without that the button could
+ * only fail, and showing it would cost a challenge write for nothing.
  */
 export function passkeysAvailable(cfg: MfaConfig): boolean {
-  if (isIP(cfg.rpId) !== 0 || cfg.rpId.length === 0) return false;
-  return cfg.origins.some((o) => {
-    try {
-      const u = new URL(o);
-      return u.protocol === 'https:' || (u.protocol === 'http:' && (u.hostname === 'localhost' || u.hostname.endsWith('.localhost')));
-    } catch {
-      return false;
-    }
-  });
+  return webauthnUnavailable(cfg) === null;
 }
 
 function issuerPath(ctx: OAuthContext, path: string): string {

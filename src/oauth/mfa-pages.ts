@@ -37,6 +37,12 @@ export interface MfaPageCommon {
   readonly formActions: readonly string[];
   readonly error?: string | null;
   readonly status?: number;
+  /**
+   * Why security keys and passkeys are not offered on this page although they would be (the
+   * issuer is not a secure context, or its RP ID is an IP address: src/mfa/config.ts
+   * webauthnUnavailable). Shown as a note; null or absent when there is nothing to explain.
+   */
+  readonly webauthnUnavailable?: string | null;
 }
 
 const METHOD_LABEL: Readonly<Record<MfaMethod, string>> = {
@@ -63,6 +69,10 @@ ${common(a)}
 </form>`;
 }
 
+function webauthnNote(a: MfaPageCommon): string {
+  return a.webauthnUnavailable === null || a.webauthnUnavailable === undefined ? '' : `<p class="note" id="webauthn-unavailable"><small>${esc(a.webauthnUnavailable)}</small></p>`;
+}
+
 function signedInAs(a: MfaPageCommon): string {
   return `<p><small>Signed in as ${esc(a.userLabel)}.</small></p>`;
 }
@@ -75,7 +85,7 @@ ${common(a)}
 <label for="code">Code</label><input type="text" id="code" name="code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" autocomplete="one-time-code" required autofocus>
 <button type="submit">Verify</button>
 </form>
-${alternatives(a, a.alternatives)}${signedInAs(a)}`;
+${alternatives(a, a.alternatives)}${webauthnNote(a)}${signedInAs(a)}`;
   return sendPage(reply, 'Two-step verification', body, { formActions: a.formActions, status: a.status ?? 200 });
 }
 
@@ -86,7 +96,7 @@ ${common(a)}
 <label for="code">Recovery code</label><input type="text" id="code" name="code" autocomplete="off" autocapitalize="none" spellcheck="false" required autofocus>
 <button type="submit">Verify</button>
 </form>
-${alternatives(a, a.alternatives)}${signedInAs(a)}`;
+${alternatives(a, a.alternatives)}${webauthnNote(a)}${signedInAs(a)}`;
   return sendPage(reply, 'Use a recovery code', body, { formActions: a.formActions, status: a.status ?? 200 });
 }
 
@@ -160,19 +170,41 @@ ${hidden('interaction', a.interaction)}${hidden('response', '')}
 <script src="${esc(a.path(MFA_PATHS.pageScript))}"></script>`;
 }
 
-/** A user who must use a second factor and has none chooses what to set up. */
+/**
+ * A user who must use a second factor and has none chooses what to set up: an authenticator app,
+ * or a security key or passkey — the latter only where WebAuthn can work (a.webauthnUnavailable
+ * null); elsewhere the page says why it is not offered.
+ */
 export function enrollChoicePage(reply: FastifyReply, a: MfaPageCommon & { readonly reason: string }): FastifyReply {
+  const webauthn =
+    a.webauthnUnavailable === null || a.webauthnUnavailable === undefined
+      ? `<form method="post" action="${esc(a.path(MFA_PATHS.enrollWebauthn))}">
+${common(a)}
+<button type="submit">Register a security key or passkey</button>
+</form>
+`
+      : webauthnNote(a);
   const body = `<p>${esc(a.reason)} Set up a second way to prove it is you.</p>${errorLine(a.error)}
 <form method="post" action="${esc(a.path(MFA_PATHS.enrollTotp))}">
 ${common(a)}
 <button type="submit">Set up an authenticator app</button>
 </form>
-<form method="post" action="${esc(a.path(MFA_PATHS.enrollWebauthn))}">
-${common(a)}
-<button type="submit">Register a security key or passkey</button>
-</form>
-${signedInAs(a)}`;
+${webauthn}${signedInAs(a)}`;
   return sendPage(reply, 'Set up two-step verification', body, { formActions: a.formActions, status: a.status ?? 200 });
+}
+
+/**
+ * The request can only go on with a security key or passkey (acr_values asks for a phishing-
+ * resistant sign-in, or the user's only factor is one), and WebAuthn cannot work on this issuer:
+ * say so instead of starting a ceremony that can only fail with a SecurityError. No form: nothing
+ * the user can do here gets further.
+ */
+export function webauthnUnavailablePage(reply: FastifyReply, a: MfaPageCommon & { readonly reason: string; readonly webauthnUnavailable: string }): FastifyReply {
+  const body = `<p>${esc(a.reason)}</p>
+<p class="error" role="alert" id="webauthn-unavailable">${esc(a.webauthnUnavailable)}</p>
+<p>The administrator of this site can fix it by serving the site over https under a domain name (or at http://localhost for a local test). Until then this sign-in cannot be completed here: go back to the application.</p>
+${signedInAs(a)}`;
+  return sendPage(reply, 'Security key needed', body, { formActions: a.formActions, status: a.status ?? 400 });
 }
 
 export interface TotpEnrollPageArgs extends MfaPageCommon {

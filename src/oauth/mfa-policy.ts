@@ -18,13 +18,14 @@
 import type { FastifyReply } from 'fastify';
 import { mfaStatus, webauthnAuthenticationOptions, webauthnRegistrationOptions } from '../mfa/service.ts';
 import type { MfaStatus } from '../mfa/service.ts';
+import { webauthnUnavailable } from '../mfa/config.ts';
 import type { ClientRecord, UserRecord } from '../state/oauth-ops.ts';
 import { mfaConfigOf } from './config.ts';
 import type { OAuthContext } from './context.ts';
 import { LoginRequired, ServerError } from './errors.ts';
 import type { InteractionPrompt, PolicyState } from './interaction.ts';
 import { cspSource } from './pages.ts';
-import { enrollChoicePage, recoveryPage, totpPage, webauthnPage } from './mfa-pages.ts';
+import { enrollChoicePage, recoveryPage, totpPage, webauthnPage, webauthnUnavailablePage } from './mfa-pages.ts';
 import type { MfaMethod, MfaPageCommon } from './mfa-pages.ts';
 import { ACR_MFA, ACR_PASSWORD, ACR_PHR, userLabel } from './session.ts';
 import type { Session } from './session.ts';
@@ -159,28 +160,42 @@ export type MfaPlan =
   /** No factor yet: set one up (TOTP or WebAuthn, or WebAuthn only when level 2 is needed). */
   | { readonly kind: 'enroll'; readonly webauthnOnly: boolean }
   /** Level 2 needed, the session has level 1 and the user has no WebAuthn credential: register one, then use it. */
-  | { readonly kind: 'register_webauthn' };
+  | { readonly kind: 'register_webauthn' }
+  /** Only a security key or passkey could go on, and WebAuthn cannot work on this issuer. */
+  | { readonly kind: 'webauthn_unavailable' };
 
-/** What the user can do to reach `level` from the session's level with these factors. */
-export function planMfa(status: MfaStatus, level: AcrLevel, current: AcrLevel): MfaPlan {
-  if (!hasFactor(status)) return { kind: 'enroll', webauthnOnly: level === 2 };
+/**
+ * What the user can do to reach `level` from the session's level with these factors. `webauthn`:
+ * whether browsers can run WebAuthn on this issuer (src/mfa/config.ts webauthnUnavailable); where
+ * they cannot, no security-key step is planned: a ceremony there can only fail with a SecurityError.
+ */
+export function planMfa(status: MfaStatus, level: AcrLevel, current: AcrLevel, webauthn: boolean): MfaPlan {
+  if (!hasFactor(status)) return level === 2 && !webauthn ? { kind: 'webauthn_unavailable' } : { kind: 'enroll', webauthnOnly: level === 2 };
   if (level === 2) {
+    if (!webauthn) return { kind: 'webauthn_unavailable' };
     if (status.factors.webauthn > 0) return { kind: 'verify', methods: ['webauthn'] };
     // Adding a factor needs the second factor first (someone with only the password must not add theirs).
     if (current >= 1) return { kind: 'register_webauthn' };
   }
   const methods: MfaMethod[] = [];
-  if (status.factors.webauthn > 0) methods.push('webauthn');
+  if (webauthn && status.factors.webauthn > 0) methods.push('webauthn');
   if (status.factors.totp) methods.push('totp');
   // A recovery code is a level-1 factor: not offered when it cannot reach the level.
   if (status.factors.recovery > 0 && (level < 2 || current < 1)) methods.push('recovery');
+  if (methods.length === 0 && !webauthn) return { kind: 'webauthn_unavailable' };
   return { kind: 'verify', methods };
+}
+
+/** Why WebAuthn cannot work on this issuer, or null when it can (the MFA config in force). */
+export function webauthnUnavailableHere(ctx: OAuthContext): string | null {
+  return webauthnUnavailable(mfaConfigOf(ctx.config));
 }
 
 /** Render the MFA page the plan calls for. */
 export async function mfaStep(ctx: OAuthContext, reply: FastifyReply, a: MfaStepArgs): Promise<FastifyReply> {
-  const plan = planMfa(a.status, a.requirement.level, sessionLevel(a.session));
   const mfaConfig = mfaConfigOf(ctx.config);
+  const unavailable = webauthnUnavailable(mfaConfig);
+  const plan = planMfa(a.status, a.requirement.level, sessionLevel(a.session), unavailable === null);
   const page: MfaPageCommon = {
     path: (p) => mfaPath(ctx, p),
     interaction: a.interaction,
@@ -189,6 +204,9 @@ export async function mfaStep(ctx: OAuthContext, reply: FastifyReply, a: MfaStep
     formActions: a.formActions,
     error: a.error ?? null,
     ...(a.httpStatus !== undefined ? { status: a.httpStatus } : {}),
+    // Explained where a security key would have been offered: enrolment, or a user who has one.
+    // (Not twice: a refused security-key form already shows it as the error.)
+    webauthnUnavailable: unavailable !== null && a.error !== unavailable && (plan.kind === 'enroll' || a.status.factors.webauthn > 0) ? unavailable : null,
   };
   const webauthnUser = { sub: a.user.sub, name: a.user.username, displayName: a.user.name ?? a.user.username };
   switch (plan.kind) {
@@ -198,6 +216,12 @@ export async function mfaStep(ctx: OAuthContext, reply: FastifyReply, a: MfaStep
         return webauthnPage(reply, { ...page, mode: 'register', options, alternatives: [], note: a.requirement.reason });
       }
       return enrollChoicePage(reply, { ...page, reason: a.requirement.reason });
+    case 'webauthn_unavailable':
+      return webauthnUnavailablePage(reply, {
+        ...page,
+        reason: a.requirement.level === 2 ? 'This application asks for a sign-in with a security key or passkey.' : 'Your account can only complete two-step verification with a security key or passkey.',
+        webauthnUnavailable: unavailable ?? 'Security keys and passkeys cannot be used here.',
+      });
     case 'register_webauthn': {
       const options = await webauthnRegistrationOptions(ctx, mfaConfig, webauthnUser);
       return webauthnPage(reply, { ...page, mode: 'register', options, alternatives: [], note: 'This application asks for a sign-in with a security key or passkey: register one now.' });

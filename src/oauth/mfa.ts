@@ -55,7 +55,7 @@ import { endpointPath, interactionClient, openInteraction, resume, sealInteracti
 import type { Interaction } from './interaction.ts';
 import { MFA_PATHS, WEBAUTHN_PAGE_SCRIPT, enrollChoicePage, recoveryCodesPage, totpEnrollPage, webauthnPage } from './mfa-pages.ts';
 import type { MfaMethod, MfaPageCommon } from './mfa-pages.ts';
-import { acrLevel, hasFactor, mfaPath, mfaStep, planMfa, requiredLevel } from './mfa-policy.ts';
+import { acrLevel, hasFactor, mfaPath, mfaStep, planMfa, requiredLevel, webauthnUnavailableHere } from './mfa-policy.ts';
 import type { AcrLevel, Requirement } from './mfa-policy.ts';
 import { ACR_MFA, ACR_PHR, FactorRefused, commitSession, loadActiveSession, prepareUpgrade, upgradeSession, userLabel } from './session.ts';
 import type { Session } from './session.ts';
@@ -239,8 +239,8 @@ export async function handleMfaChoose(ctx: OAuthContext, req: FastifyRequest, re
 }
 
 /** Whether `method` may be used now (offered by the plan): a form for another is refused. */
-function offered(m: MfaRequest, method: MfaMethod): boolean {
-  const plan = planMfa(m.status, m.requirement.level, m.current);
+function offered(ctx: OAuthContext, m: MfaRequest, method: MfaMethod): boolean {
+  const plan = planMfa(m.status, m.requirement.level, m.current, webauthnUnavailableHere(ctx) === null);
   return plan.kind === 'verify' && plan.methods.includes(method);
 }
 
@@ -248,7 +248,7 @@ export async function handleMfaTotp(ctx: OAuthContext, req: FastifyRequest, repl
   const o = await openMfaRequest(ctx, req, reply);
   if (!o.ok) return o.reply;
   const m = o.m;
-  if (!offered(m, 'totp')) return again(ctx, reply, m, { error: 'An authenticator-app code cannot be used for this sign-in.', httpStatus: 400 });
+  if (!offered(ctx, m, 'totp')) return again(ctx, reply, m, { error: 'An authenticator-app code cannot be used for this sign-in.', httpStatus: 400 });
   const refused = (r: FactorRefused['result']): Promise<FastifyReply> => {
     const error =
       r.reason === 'throttled' || r.reason === 'locked'
@@ -281,7 +281,7 @@ export async function handleMfaRecovery(ctx: OAuthContext, req: FastifyRequest, 
   const o = await openMfaRequest(ctx, req, reply);
   if (!o.ok) return o.reply;
   const m = o.m;
-  if (!offered(m, 'recovery')) return again(ctx, reply, m, { error: 'A recovery code cannot be used for this sign-in.', httpStatus: 400 });
+  if (!offered(ctx, m, 'recovery')) return again(ctx, reply, m, { error: 'A recovery code cannot be used for this sign-in.', httpStatus: 400 });
   const r = await useRecoveryCode(ctx, m.user.sub, code(m.params), m.meta);
   if (!r.ok) {
     const error = r.reason === 'invalid' ? 'That recovery code is not valid or was already used.' : retryText(r.retryAt, r.reason === 'locked');
@@ -297,9 +297,11 @@ export async function handleMfaRecovery(ctx: OAuthContext, req: FastifyRequest, 
   if (r.forceReenroll) {
     // The user's policy (reenrollAfterRecovery, the default): a recovery code usually means a lost
     // authenticator, so a new one is set up now, while the session has its second factor.
+    const unavailable = webauthnUnavailableHere(ctx);
     return enrollChoicePage(reply, {
       ...pageCommon(ctx, m, session, interaction),
-      reason: `You used a recovery code (${r.remaining} left). Set up your authenticator app again or register a security key.`,
+      reason: `You used a recovery code (${r.remaining} left). ${unavailable === null ? 'Set up your authenticator app again or register a security key.' : 'Set up your authenticator app again.'}`,
+      webauthnUnavailable: unavailable,
     });
   }
   return continueWith(ctx, reply, interaction, session, m.user);
@@ -309,7 +311,7 @@ export async function handleMfaWebAuthn(ctx: OAuthContext, req: FastifyRequest, 
   const o = await openMfaRequest(ctx, req, reply);
   if (!o.ok) return o.reply;
   const m = o.m;
-  if (!offered(m, 'webauthn')) return again(ctx, reply, m, { error: 'A security key cannot be used for this sign-in.', httpStatus: 400 });
+  if (!offered(ctx, m, 'webauthn')) return again(ctx, reply, m, { error: 'A security key cannot be used for this sign-in.', httpStatus: 400 });
   const response = jsonParam<AuthenticationResponseJSON>(m.params, 'response');
   if (response === null) return again(ctx, reply, m, { method: 'webauthn', error: 'The security key’s answer did not arrive. Try again.', httpStatus: 400 });
   const r = await webauthnVerifyAuthentication(ctx, mfaConfigOf(ctx.config), m.user.sub, response, m.meta);
@@ -382,6 +384,9 @@ export async function handleEnrollWebAuthn(ctx: OAuthContext, req: FastifyReques
   if (!o.ok) return o.reply;
   const m = o.m;
   if (!mayEnroll(m)) return again(ctx, reply, m, { error: 'A security key cannot be registered now: verify with your current method first.', httpStatus: 400 });
+  // Not offered where browsers cannot run WebAuthn (mfa-policy.ts planMfa); a form posted anyway gets the reason, and no challenge is written.
+  const unavailable = webauthnUnavailableHere(ctx);
+  if (unavailable !== null) return again(ctx, reply, m, { error: unavailable, httpStatus: 400 });
   return registrationPage(ctx, reply, m, null);
 }
 
@@ -395,6 +400,8 @@ export async function handleEnrollWebAuthnFinish(ctx: OAuthContext, req: Fastify
   if (!o.ok) return o.reply;
   const m = o.m;
   if (!mayEnroll(m)) return again(ctx, reply, m, { error: 'A security key cannot be registered now: verify with your current method first.', httpStatus: 400 });
+  const unavailable = webauthnUnavailableHere(ctx);
+  if (unavailable !== null) return again(ctx, reply, m, { error: unavailable, httpStatus: 400 });
   const response = jsonParam<RegistrationResponseJSON>(m.params, 'response');
   if (response === null) return registrationPage(ctx, reply, m, 'The security key’s answer did not arrive. Try again.', 400);
   const rawName = (m.params.name ?? '').trim();

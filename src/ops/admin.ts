@@ -6,7 +6,8 @@
 // leader's id and HTTP address so a tool can follow it.
 //
 // With `oauth` (the node has a master key), the OAuth routes of admin-oauth.ts are served too:
-// clients, users, signing and data keys; and the audit routes of admin-audit.ts. Membership
+// clients, users, signing and data keys; and the audit routes of admin-audit.ts. Without it, those
+// paths answer 501 NO_MASTER_KEY naming the setting, instead of a bare 404. Membership
 // changes and leader transfers are then audited (member.changed). A membership change carries its
 // record in the conf change's own context (leader time, the admin's address, what was asked), and
 // every node appends it while applying that entry: the change and its record commit together, so
@@ -28,6 +29,23 @@ import { registerAuditAdminRoutes } from './admin-audit.ts';
 import type { AuditEvent } from '../state/audit-ops.ts';
 import { validateAuditEvent } from '../state/audit.ts';
 import type { ConfChangeAudit } from '../node/members.ts';
+import { VERSION } from '../version.ts';
+
+/**
+ * Path prefixes of the admin routes that need the node's master key: clients, users (with their
+ * MFA factors and policy), keys (admin-oauth.ts) and audit (admin-audit.ts).
+ */
+const MASTER_KEY_ROUTE_PREFIXES = ['/admin/v1/clients', '/admin/v1/users', '/admin/v1/keys', '/admin/v1/audit'] as const;
+/**
+ * What those routes answer on a node without a master key: 501, "the server does not support the
+ * functionality required to fulfill the request" (RFC 9110 §15.6.2) — this node, as configured,
+ * does not; retrying will not help until it is restarted with a key (503 would invite a retry).
+ */
+export const NO_MASTER_KEY_STATUS = 501;
+const NO_MASTER_KEY_MESSAGE =
+  'no master key on this node, so it serves no OAuth: the clients, users, MFA, keys and audit routes need one. ' +
+  'Set crypto.masterKeyFile in its config (or the key text in RAFTAUTH_MASTER_KEY) and restart it; ' +
+  'every node of the cluster needs the same key (`raftauth keys generate-master --out FILE` makes one; docs/operations.md)';
 
 /** Shortest admin token accepted: 32 characters (about 190 bits from a base64url generator). */
 export const MIN_ADMIN_TOKEN_CHARS = 32;
@@ -126,7 +144,8 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
     }
   };
 
-  app.get('/admin/v1/status', async () => node.status());
+  // With this build's version, so `raftauth status` shows which version each member runs (rolling upgrades).
+  app.get('/admin/v1/status', async () => ({ ...(await node.status()), version: VERSION }));
 
   // A backup (raftauth snapshot save, src/ops/backup.ts): the state at this node's applied index
   // after a linearizable barrier, as a snapshot file (format: src/storage/snapshot-format.ts,
@@ -225,6 +244,14 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
   if (opts.oauth) {
     registerOAuthAdminRoutes(app, { node, master: opts.oauth.master, config: opts.oauth.config, log: opts.oauth.log ?? pino({ level: 'silent' }), notLeader });
     registerAuditAdminRoutes(app, { node, log: opts.oauth.log ?? pino({ level: 'silent' }) });
+  } else {
+    // Without a master key these routes do not exist, and fastify's own 404 ("Route POST:/admin/v1/
+    // clients not found") reads like a mistyped URL: say what is missing and which setting gives it.
+    const noKey = async (_req: FastifyRequest, reply: FastifyReply) => reply.code(NO_MASTER_KEY_STATUS).send({ error: 'NO_MASTER_KEY', message: NO_MASTER_KEY_MESSAGE });
+    for (const prefix of MASTER_KEY_ROUTE_PREFIXES) {
+      app.all(prefix, noKey);
+      app.all(`${prefix}/*`, noKey);
+    }
   }
 
   return app;

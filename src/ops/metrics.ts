@@ -1,12 +1,15 @@
 // Prometheus metrics (prom-client) of a raftauth node.
 //
-// Two registries, because the metrics live in two kinds of process (DESIGN "Process model"):
+// Three registries, because the metrics live in two kinds of process (DESIGN "Process model"):
 //  - NodeMetrics, in the primary: raft (term, role, leader changes, commit/applied index, apply
 //    lag), proposals and their latency, the fsync latency of the store's group commits, snapshots
 //    (counts and sizes) and the peer round-trip time of the transport. One registry per node (not
 //    prom-client's global one), so the in-process test clusters keep three nodes apart.
 //  - HttpMetrics, wherever HTTP is served (each worker, or the primary with http.workers: 0):
 //    requests by route, method and status, and their latency.
+//  - ProcessMetrics, one per process (the primary, each worker): prom-client's default process
+//    and Node.js metrics (CPU, memory, file descriptors, event-loop lag, heap, GC), labelled
+//    `process="primary"` or `process="worker-<id>"`; the primary's also has raftauth_build_info.
 // A scrape of /metrics on any worker asks the primary (IPC), which collects every worker's
 // HttpMetrics as JSON and merges them with its own (prom-client's AggregatorRegistry.aggregate:
 // counters and histograms are summed, so the scrape shows the whole node whichever worker
@@ -14,7 +17,7 @@
 //
 // Gauges that mirror node state (term, indexes) are read at scrape time through `collect`
 // callbacks, so nothing is updated on the hot path for them.
-import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Role } from '../raft/types.ts';
 
@@ -168,6 +171,50 @@ export class NodeMetrics {
 
   json(): Promise<MetricsJson> {
     return this.registry.getMetricsAsJSON() as Promise<MetricsJson>;
+  }
+}
+
+/**
+ * One process's own metrics: prom-client's defaults (collectDefaultMetrics: process_cpu_*,
+ * process_resident_memory_bytes, process_open_fds, process_start_time_seconds,
+ * nodejs_eventloop_lag_*, nodejs_heap_*, nodejs_gc_duration_seconds, …) with a `process` label,
+ * and in the primary `raftauth_build_info{version}` (always 1: the version is the label).
+ *
+ * The label is what lets /metrics merge the processes of a node (metricsText): every process
+ * reports the same family names, and prom-client's cluster aggregation would otherwise sum them,
+ * average them or, for process_start_time_seconds, drop them. With one `process` value per
+ * process no two processes share a series, and json() marks every family `sum`, which over a
+ * single series passes it through unchanged.
+ *
+ * Get one through ProcessMetrics.of (the primary in process.ts, each worker in worker.ts): the
+ * defaults hold an event-loop monitor and a GC observer for as long as the process runs, so a
+ * process that starts a server several times (tests) reuses its instance instead of adding more.
+ */
+export class ProcessMetrics {
+  private static readonly instances = new Map<string, ProcessMetrics>();
+  readonly registry = new Registry();
+
+  /** This process's instance for (node, process label, version), made at the first call. */
+  static of(nodeId: number, processLabel: string, opts: { readonly version?: string } = {}): ProcessMetrics {
+    const key = JSON.stringify([nodeId, processLabel, opts.version ?? null]);
+    let m = ProcessMetrics.instances.get(key);
+    if (!m) ProcessMetrics.instances.set(key, (m = new ProcessMetrics(nodeId, processLabel, opts)));
+    return m;
+  }
+
+  private constructor(nodeId: number, processLabel: string, opts: { readonly version?: string }) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ node: String(nodeId) });
+    collectDefaultMetrics({ register: this.registry, labels: { process: processLabel } });
+    const version = opts.version;
+    if (version !== undefined) {
+      new Gauge({ name: 'raftauth_build_info', help: 'The raftauth version this node runs (package.json): always 1, the version is the label.', labelNames: ['version'], registers, collect() { this.set({ version }, 1); } });
+    }
+  }
+
+  async json(): Promise<MetricsJson> {
+    const families = (await this.registry.getMetricsAsJSON()) as MetricsJson;
+    return families.map((m) => ({ ...m, aggregator: 'sum' }));
   }
 }
 

@@ -1,7 +1,9 @@
 // A node's configuration: one YAML file per node, environment overrides on top, validated at start.
 //
 // Every key is declared once, in SPEC below, with its type, its range, its default and a comment
-// saying what it does (node-oidc-provider `defaults.js` style). loadConfig refuses a bad
+// saying what it does (node-oidc-provider `defaults.js` style). docs/config.md is generated from
+// SPEC and those comments (`npm run docs:config`, scripts/docs-config.ts; a unit test fails while
+// it is out of date). loadConfig refuses a bad
 // configuration with a ConfigError whose message names the file and the key path, e.g.
 //   config error in node1.yaml: raft.heartbeatTick must be an integer >= 1 and < raft.electionTick (got 10)
 // Unknown keys and unknown sections are refused too: a misspelt key silently falling back to its
@@ -128,6 +130,8 @@ interface Field<T> {
   readonly def: unknown;
   /** String fields take the environment variable's text as is; others parse it as YAML. */
   readonly envIsText: boolean;
+  /** What the key takes, in words, with its range (the reference page, docs/config.md). */
+  readonly type: string;
   parse(raw: unknown, ctx: ParseContext): T;
 }
 
@@ -151,6 +155,7 @@ function int(min: number, max: number, def: number | typeof REQUIRED): Field<num
   return {
     def,
     envIsText: false,
+    type: `integer, ${min} to ${max}`,
     parse(raw) {
       if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < min || raw > max) {
         throw new FieldError(`must be an integer >= ${min} and <= ${max} (got ${got(raw)})`);
@@ -164,6 +169,7 @@ function bool(def: boolean): Field<boolean> {
   return {
     def,
     envIsText: false,
+    type: 'true or false',
     parse(raw) {
       if (typeof raw !== 'boolean') throw new FieldError(`must be true or false (got ${got(raw)})`);
       return raw;
@@ -175,6 +181,7 @@ function oneOf<T extends string>(values: readonly T[], def: T): Field<T> {
   return {
     def,
     envIsText: true,
+    type: `one of ${values.map((v) => `'${v}'`).join(', ')}`,
     parse(raw) {
       if (typeof raw !== 'string' || !(values as readonly string[]).includes(raw)) {
         throw new FieldError(`must be one of ${values.map((v) => `'${v}'`).join(', ')} (got ${got(raw)})`);
@@ -190,6 +197,7 @@ function text(def: string | null | typeof REQUIRED): Field<string | null> {
   return {
     def,
     envIsText: true,
+    type: `string, 1 to ${MAX_STRING_CHARS} characters`,
     parse(raw) {
       if (typeof raw !== 'string' || raw.length === 0 || raw.length > MAX_STRING_CHARS) {
         throw new FieldError(`must be a non-empty string of at most ${MAX_STRING_CHARS} characters (got ${got(raw)})`);
@@ -203,6 +211,7 @@ function path(def: string | typeof REQUIRED | typeof DERIVED | null, mustBeFile:
   return {
     def,
     envIsText: true,
+    type: mustBeFile ? 'path of an existing file' : 'path',
     parse(raw, ctx) {
       if (typeof raw !== 'string' || raw.length === 0 || raw.length > MAX_STRING_CHARS) {
         throw new FieldError(`must be a non-empty path (got ${got(raw)})`);
@@ -229,7 +238,7 @@ export function parseHostPort(raw: unknown, allowPortZero: boolean): HostPort {
 }
 
 function hostPort(def: typeof DERIVED | typeof REQUIRED | null, allowPortZero: boolean): Field<HostPort> {
-  return { def, envIsText: true, parse: (raw) => parseHostPort(raw, allowPortZero) };
+  return { def, envIsText: true, type: allowPortZero ? '"host:port" or "[v6addr]:port" (port 0: any free port)' : '"host:port" or "[v6addr]:port"', parse: (raw) => parseHostPort(raw, allowPortZero) };
 }
 
 const MAX_MEMBERS = 64;
@@ -238,6 +247,7 @@ function members(): Field<MemberConfig[]> {
   return {
     def: REQUIRED,
     envIsText: false,
+    type: `list of 1 to ${MAX_MEMBERS} { id, raftAddress, httpAddress }`,
     parse(raw) {
       if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_MEMBERS) {
         throw new FieldError(`must be a list of 1 to ${MAX_MEMBERS} members { id, raftAddress, httpAddress } (got ${got(raw)})`);
@@ -262,9 +272,12 @@ function members(): Field<MemberConfig[]> {
   };
 }
 
+const MAX_WORKERS = 64;
+
 const workersField: Field<number> = {
   def: 'auto',
   envIsText: false,
+  type: `'auto' or an integer, 0 to ${MAX_WORKERS}`,
   parse(raw) {
     // `auto`: one worker per core for TLS, parsing, signing and hashing, but no more than 4 — the
     // primary (raft, storage, apply) needs a core of its own, and beyond 4 the single primary is
@@ -276,7 +289,6 @@ const workersField: Field<number> = {
     return raw;
   },
 };
-const MAX_WORKERS = 64;
 
 /**
  * RFC 8414 §2: the issuer is an https URL with no query or fragment. Plain http is accepted only
@@ -285,6 +297,7 @@ const MAX_WORKERS = 64;
 const issuerField: Field<string> = {
   def: DERIVED,
   envIsText: true,
+  type: 'URL: https, or http on a loopback host; no query or fragment',
   parse(raw) {
     if (typeof raw !== 'string' || raw.length > 2048) throw new FieldError(`must be an https URL (got ${got(raw)})`);
     let u: URL;
@@ -309,6 +322,7 @@ function stringList(what: string, def: string | typeof DERIVED, check: (s: strin
   return {
     def,
     envIsText: true,
+    type: `list of ${what}, or one comma-separated string (at most ${MAX_LIST_ITEMS})`,
     parse(raw) {
       let items: unknown[];
       if (typeof raw === 'string') items = raw.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
@@ -332,6 +346,7 @@ const MAX_LIST_ITEMS = 100;
 const rpIdField: Field<string> = {
   def: DERIVED,
   envIsText: true,
+  type: 'lower-case domain name, no scheme or port',
   parse(raw) {
     if (typeof raw !== 'string' || raw.length > 253 || !/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(raw)) {
       throw new FieldError(`must be a lower-case domain name without scheme or port, e.g. auth.example.com or localhost (got ${got(raw)})`);
@@ -577,6 +592,32 @@ const SECTIONS = Object.keys(SPEC) as SectionName[];
 /** `electionTick` → `ELECTION_TICK`. */
 export function envName(section: string, key: string): string {
   return `RAFTAUTH_${section.toUpperCase()}_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
+}
+
+/** One key of the configuration as the reference page (docs/config.md) lists it. */
+export interface ConfigKeyInfo {
+  readonly section: string;
+  readonly key: string;
+  /** What the key takes, with its range. */
+  readonly type: string;
+  /** The default as written in a file ('600', "'auto'", 'true'), or 'required', 'none', or 'derived' (computed from other keys: the key's description says how). */
+  readonly default: string;
+  /** The environment variable that overrides it. */
+  readonly env: string;
+  /** true: the variable's text is the value as is; false: it is read as YAML first. */
+  readonly envIsText: boolean;
+}
+
+/** Every key of SPEC, in its order (sections, then keys), for the reference page. */
+export function configKeys(): ConfigKeyInfo[] {
+  const out: ConfigKeyInfo[] = [];
+  for (const section of SECTIONS) {
+    for (const [key, f] of Object.entries(SPEC[section] as Record<string, Field<unknown>>)) {
+      const def = f.def === REQUIRED ? 'required' : f.def === DERIVED ? 'derived' : f.def === null ? 'none' : typeof f.def === 'string' ? `'${f.def}'` : String(f.def);
+      out.push({ section, key, type: f.type, default: def, env: envName(section, key), envIsText: f.envIsText });
+    }
+  }
+  return out;
 }
 
 /** The environment variable that permits `unsafe.*` switches. */

@@ -7,7 +7,7 @@
 //   POST   /v1/kv/:key/cas        { "expected": "…" | null, "value": "…" } → { ok, actual }
 //   POST   /v1/kv/:key/append     { "value": "…" } → { value }
 //   DELETE /v1/kv/:key            → { existed }
-//   GET    /v1/status             node.status(); ?cached=1 answers from the read cache (no IPC): the status
+//   GET    /v1/status             node.status() and `version` (src/version.ts); ?cached=1 answers from the read cache (no IPC): the status
 //                                  as of the last change of role, leader, term or membership (commit and
 //                                  applied indexes in it may be behind); x-raftauth-cache: hit|miss
 //   GET    /healthz, /readyz[?deep=1]   liveness and readiness (src/ops/health.ts)
@@ -27,7 +27,8 @@
 import Fastify, { LogController } from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { NodeError } from '../node/api.ts';
-import type { ApplyResult, NodeApi } from '../node/api.ts';
+import type { ApplyResult, NodeApi, NodeStatus } from '../node/api.ts';
+import { VERSION } from '../version.ts';
 import { KV_MAX_KEY_BYTES } from '../state/kv.ts';
 import type { NodeConfig } from './config.ts';
 import type { Logger } from './log.ts';
@@ -192,12 +193,12 @@ export function buildHttpApp(opts: HttpOptions): FastifyInstance {
       if (s !== undefined) {
         reply.header('x-raftauth-cache', 'hit');
         reply.header('x-raftauth-cache-version', String(cache.version(STATUS_TABLE)));
-        return reply.code(200).send(s);
+        return reply.code(200).send({ ...(s as NodeStatus), version: VERSION });
       }
       // Nothing pushed yet (the worker just started): ask the node.
       reply.header('x-raftauth-cache', 'miss');
     }
-    return reply.code(200).send(await bounded(node.status(), timeoutMs));
+    return reply.code(200).send({ ...(await bounded(node.status(), timeoutMs)), version: VERSION });
   });
 
   if (opts.oauth) {

@@ -18,8 +18,9 @@
 //    statusPollMs.
 //  - Metrics: the node's metrics live here, the HTTP metrics in whichever process serves HTTP.
 //    A worker's /metrics asks this process (IPC `metrics`), which asks every worker for its HTTP
-//    metrics (`metrics.collect`, answered within METRICS_COLLECT_TIMEOUT_MS or left out) and
-//    merges them with the node's (src/ops/metrics.ts).
+//    and process metrics (`metrics.collect`, answered within METRICS_COLLECT_TIMEOUT_MS or left
+//    out) and merges them with the node's and its own process metrics (src/ops/metrics.ts; each
+//    process's default metrics carry a `process` label, so they stay apart in the merge).
 //  - Logs: every line of this process carries the node's id (a base binding) and its current
 //    term (src/ops/log-context.ts), once the node is up.
 import cluster from 'node:cluster';
@@ -37,7 +38,8 @@ import type { Logger } from './log.ts';
 import { CachePublisher } from './read-cache.ts';
 import { closeHttp } from './shutdown.ts';
 import { WORKER_CONFIG_ENV } from './worker.ts';
-import { HttpMetrics, isMetricsJson, metricsText } from '../ops/metrics.ts';
+import { HttpMetrics, ProcessMetrics, isMetricsJson, metricsText } from '../ops/metrics.ts';
+import { VERSION } from '../version.ts';
 import type { MetricsJson } from '../ops/metrics.ts';
 import { withTerm } from '../ops/log-context.ts';
 import { OAuthPrimary, loadMasterKey, oauthConfigOf } from './oauth-node.ts';
@@ -205,6 +207,9 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   let restarts = 0;
   const restartTimes: number[] = [];
   let address: HostPort;
+  // This process's default metrics and the build info; each worker reports its own (worker.ts).
+  const processMetrics = ProcessMetrics.of(config.node.id, 'primary', { version: VERSION });
+  const primaryHttpMetrics = config.http.workers === 0 ? new HttpMetrics(config.node.id) : null;
   const app =
     config.http.workers === 0
       ? buildHttpApp({
@@ -214,7 +219,8 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
           nodeId: config.node.id,
           workerId: 0,
           logger: log,
-          httpMetrics: new HttpMetrics(config.node.id),
+          httpMetrics: primaryHttpMetrics!,
+          metricsText: () => collectMetricsText(),
           ...(master && oauthConfig ? { oauth: { master, config: oauthConfig } } : {}),
         })
       : null;
@@ -252,9 +258,10 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
     try {
       const own = node.metricsJson ? await node.metricsJson() : [];
       if (!isMetricsJson(own)) throw new Error('the node returned malformed metrics');
+      const primary = [own, await processMetrics.json(), ...(primaryHttpMetrics ? [await primaryHttpMetrics.json()] : [])];
       const live = [...slots.values()].filter((s) => s.listening && !s.exited);
       const reports = await Promise.all(live.map(collectFrom));
-      return await metricsText([own, ...reports.filter((r): r is MetricsJson => r !== null)]);
+      return await metricsText([...primary, ...reports.filter((r): r is MetricsJson => r !== null)]);
     } finally {
       collections--;
     }

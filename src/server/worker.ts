@@ -11,7 +11,7 @@
 import cluster from 'node:cluster';
 import type { NodeConfig } from './config.ts';
 import { STATUS_KEY, STATUS_TABLE, buildHttpApp } from './http.ts';
-import { HttpMetrics } from '../ops/metrics.ts';
+import { HttpMetrics, ProcessMetrics } from '../ops/metrics.ts';
 import { withTerm } from '../ops/log-context.ts';
 import { DEFAULT_IPC_CLIENT_LIMITS, IpcBatcher, IpcNodeApi, decodePrimaryMessage, encodeIpc, ipcMessages } from './ipc.ts';
 import { createLogger } from './log.ts';
@@ -47,6 +47,8 @@ export async function runWorker(): Promise<void> {
   };
   const api = new IpcNodeApi(send, { ...DEFAULT_IPC_CLIENT_LIMITS, statusTimeoutMs: config.http.requestTimeoutMs });
   const httpMetrics = new HttpMetrics(config.node.id);
+  // This worker's default process metrics, labelled process="worker-<id>" (the primary's are "primary").
+  const processMetrics = ProcessMetrics.of(config.node.id, `worker-${w.id}`);
   // /metrics here asks the primary, which merges its node metrics with every worker's HTTP metrics.
   // The master key is read here too (file or inherited RAFTAUTH_MASTER_KEY): workers unwrap the data keys themselves.
   const master = loadMasterKey(config);
@@ -106,15 +108,16 @@ export async function runWorker(): Promise<void> {
         void shutdown(msg.drainMs, 'primary asked');
         return;
       case 'metrics.collect':
-        void httpMetrics.json().then(
-          (metrics) => {
+        void Promise.all([httpMetrics.json(), processMetrics.json()]).then(
+          ([http, own]) => {
+            const metrics = [...http, ...own];
             try {
               send(encodeIpc({ t: 'metrics.report', id: msg.id, metrics }));
             } catch (e) {
               log.warn({ err: e }, 'cannot report metrics to the primary');
             }
           },
-          (e: unknown) => log.error({ err: e }, 'cannot collect the HTTP metrics'),
+          (e: unknown) => log.error({ err: e }, 'cannot collect the HTTP and process metrics'),
         );
         return;
     }

@@ -18,7 +18,11 @@ import { oauthDomains } from '../../src/state/oauth-domains.ts';
 import type { ClientRecord, UserRecord } from '../../src/state/oauth-ops.ts';
 import { MemoryNode } from './memory-node.ts';
 
-export const TEST_ISSUER = 'http://127.0.0.1:8080';
+/**
+ * The issuer of endpoint tests: what `npm start` uses (its front address as http://localhost:<port>,
+ * a secure context where WebAuthn works). Tests of an issuer where it does not work set their own.
+ */
+export const TEST_ISSUER = 'http://localhost:8080';
 /** Cheap scrypt for tests (production default ln=17). */
 export const TEST_SCRYPT = { ln: 10, r: 8, p: 1 } as const;
 

@@ -51,6 +51,8 @@ export interface MemberRow {
   readonly match: number | null;
   /** Entries the node has yet to apply to reach the leader's commit index (from match when the node did not answer). */
   readonly lag: number | null;
+  /** The raftauth version the node's admin API reported; null when it did not answer or reports none (an older build). */
+  readonly version: string | null;
 }
 
 export interface StatusReport {
@@ -91,6 +93,7 @@ export function buildStatusReport(results: readonly { url: string; status: NodeS
         applied: own?.applied ?? null,
         match,
         lag: leaderStatus && reached !== null ? Math.max(0, leaderStatus.commit - reached) : null,
+        version: typeof own?.version === 'string' ? own.version : null,
       };
     });
   return { leader, term, members, unreachable };
@@ -99,16 +102,17 @@ export function buildStatusReport(results: readonly { url: string; status: NodeS
 export function formatStatus(r: StatusReport): string {
   const head = `leader: ${r.leader === 0 ? 'none known' : r.leader}  term: ${r.term}\n`;
   const table = formatTable(
-    ['ID', 'ROLE', 'VOTER', 'TERM', 'COMMIT', 'APPLIED', 'MATCH', 'LAG'],
-    r.members.map((m) => [m.id, m.role, m.voter, m.term, m.commit, m.applied, m.match, m.lag]),
+    ['ID', 'ROLE', 'VOTER', 'TERM', 'COMMIT', 'APPLIED', 'MATCH', 'LAG', 'VERSION'],
+    r.members.map((m) => [m.id, m.role, m.voter, m.term, m.commit, m.applied, m.match, m.lag, m.version]),
   );
   const errs = r.unreachable.map((u) => `unreachable: ${u.url}: ${u.error}\n`).join('');
   return head + table + errs;
 }
 
 export const STATUS_USAGE = `usage: raftauth status [--json] [connection options]
-  Every member: role, voter, term, commit and applied index, the leader's match index, and LAG
-  (entries behind the leader's commit index). Exit 1 when no node answers.`;
+  Every member: role, voter, term, commit and applied index, the leader's match index, LAG
+  (entries behind the leader's commit index) and VERSION (the raftauth version it runs). Exit 1
+  when no node answers.`;
 
 export async function statusCommand(argv: readonly string[], io: CliIo): Promise<number> {
   const { values } = parse(argv, { ...CONNECTION_OPTIONS, json: { type: 'boolean' } }, 0);

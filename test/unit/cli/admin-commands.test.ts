@@ -13,6 +13,7 @@ import { runRaftauth } from '../../../src/cli/main.ts';
 import { MasterKeyRing } from '../../../src/crypto/seal.ts';
 import { waitFor } from '../node/helpers.ts';
 import { captureIo } from './io.ts';
+import { VERSION } from '../../../src/version.ts';
 import { AdminCluster } from './real-admin.ts';
 
 const TOKEN = 't'.repeat(43);
@@ -53,22 +54,22 @@ describe('admin commands against the real admin APIs of a three-node cluster', (
     return admin.node(leader).status();
   };
 
-  it('status prints every member with role, term, indexes and lag; --json has the same', async () => {
+  it('status prints every member with role, term, indexes, lag and version; --json has the same', async () => {
     const l = await settled();
     const r = await cli(['status', ...conn(...IDS)]);
     assert.equal(r.code, 0, r.err);
     const lines = r.out.trim().split('\n');
     assert.equal(lines[0], `leader: ${leader}  term: ${l.term}`);
-    assert.match(lines[1]!, /^ID\s+ROLE\s+VOTER\s+TERM\s+COMMIT\s+APPLIED\s+MATCH\s+LAG$/);
+    assert.match(lines[1]!, /^ID\s+ROLE\s+VOTER\s+TERM\s+COMMIT\s+APPLIED\s+MATCH\s+LAG\s+VERSION$/);
     for (const id of IDS) {
       const role = id === leader ? 'leader' : 'follower';
-      assert.match(lines[1 + id]!, new RegExp(`^${id}\\s+${role}\\s+yes\\s+${l.term}\\s+${l.commit}\\s+${l.commit}\\s+${l.commit}\\s+0$`), r.out);
+      assert.match(lines[1 + id]!, new RegExp(`^${id}\\s+${role}\\s+yes\\s+${l.term}\\s+${l.commit}\\s+${l.commit}\\s+${l.commit}\\s+0\\s+${VERSION.replace(/[.+]/g, '\\$&')}$`), r.out);
     }
     const j = await cli(['status', '--json', ...conn(...IDS)]);
     assert.equal(j.code, 0, j.err);
-    const report = JSON.parse(j.out) as { leader: number; term: number; members: { id: number; role: string; lag: number }[] };
+    const report = JSON.parse(j.out) as { leader: number; term: number; members: { id: number; role: string; lag: number; version: string | null }[] };
     assert.deepEqual([report.leader, report.term], [leader, l.term]);
-    assert.deepEqual(report.members.map((m) => [m.id, m.role, m.lag]), IDS.map((id) => [id, id === leader ? 'leader' : 'follower', 0]));
+    assert.deepEqual(report.members.map((m) => [m.id, m.role, m.lag, m.version]), IDS.map((id) => [id, id === leader ? 'leader' : 'follower', 0, VERSION]));
   });
 
   it('status shows an unreachable node and still exits 0; exits 1 when no node answers', async () => {
@@ -78,7 +79,7 @@ describe('admin commands against the real admin APIs of a three-node cluster', (
     const r = await cli(['status', ...conn(...IDS)]);
     assert.equal(r.code, 0, r.err);
     // Its match index still comes from the leader's view of it.
-    assert.match(r.out, new RegExp(`^${gone}\\s+unreachable\\s+yes\\s+-\\s+-\\s+-\\s+${l.commit}\\s+0$`, 'm'));
+    assert.match(r.out, new RegExp(`^${gone}\\s+unreachable\\s+yes\\s+-\\s+-\\s+-\\s+${l.commit}\\s+0\\s+-$`, 'm'));
     assert.match(r.out, /unreachable: http:\/\/127\.0\.0\.1:\d+: cannot reach the admin API/);
     for (const id of IDS) await admin.stopAdmin(id);
     const none = await cli(['status', ...conn(...IDS)]);

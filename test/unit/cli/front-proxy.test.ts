@@ -48,6 +48,13 @@ async function until(what: string, cond: () => boolean, timeoutMs = 5_000): Prom
   }
 }
 
+/** Whether this machine can listen on ::1 (probed once, before the tests). */
+const ipv6Loopback = await new Promise<boolean>((resolve) => {
+  const s = createServer();
+  s.once('error', () => resolve(false));
+  s.listen(0, '::1', () => s.close(() => resolve(true)));
+});
+
 describe('front proxy', () => {
   const cleanup: (() => Promise<void>)[] = [];
   afterEach(async () => {
@@ -157,5 +164,34 @@ describe('front proxy', () => {
     const { p } = await start([a], [{ id: 9, url: `http://127.0.0.1:${port}` }]);
     await until('node 1 ready', () => p.readyNodes().includes(1));
     assert.deepEqual(p.readyNodes(), [1]);
+  });
+
+  // Issue 13, defect 4: the front's URL is the issuer of npm start; on http://127.0.0.1 browsers
+  // refuse WebAuthn, on http://localhost (a secure context) they allow it.
+  it('its URL is http://localhost:<port>, and it answers there on 127.0.0.1 and on ::1 (where the machine has IPv6 loopback)', async () => {
+    const a = await fakeNode(1, 200);
+    const { p, url } = await start([a]);
+    assert.equal(url, `http://localhost:${p.port}`);
+    await until('node 1 ready', () => p.readyNodes().includes(1));
+    for (const host of ['127.0.0.1', ...(ipv6Loopback ? ['[::1]'] : [])]) {
+      const r = await fetch(`http://${host}:${p.port}/v1/kv/x`);
+      assert.equal(r.status, 200, host);
+      assert.equal(r.headers.get('x-raftauth-node'), '1', host);
+    }
+    assert.equal((await fetch(`${url}/v1/kv/y`)).status, 200);
+  });
+
+  it('refuses to start when another program holds [::1]:<port>: a browser opening localhost could reach it instead', { skip: ipv6Loopback ? false : 'no IPv6 loopback on this machine' }, async () => {
+    const squatter = createServer((_req, res) => res.end('not the front'));
+    await new Promise<void>((r) => squatter.listen(0, '::1', () => r()));
+    cleanup.push(() => new Promise((r) => squatter.close(() => r())));
+    const port = (squatter.address() as AddressInfo).port;
+    const a = await fakeNode(1, 200);
+    cleanup.push(() => new Promise((r) => a.server.close(() => r())));
+    const p = new FrontProxy({ backends: [{ id: 1, url: a.url }], port });
+    await assert.rejects(p.start(), /\[::1\]:\d+ is in use by another program/);
+    // Nothing is left listening on 127.0.0.1 either.
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/v1/kv/x`));
+    await p.close();
   });
 });

@@ -49,7 +49,7 @@ test('TOTP enrollment: sealed secret, URI and QR; the first code confirms; repla
   try {
     const e = await mfa.startTotpEnrollment(ctx, 'alice', 'alice', META);
     assert.match(e.secret, /^[A-Z2-7]{32}$/);
-    assert.ok(e.uri.startsWith('otpauth://totp/127.0.0.1:alice?'), e.uri);
+    assert.ok(e.uri.startsWith('otpauth://totp/localhost:alice?'), e.uri);
     assert.match(e.qrSvg, /^<svg/);
     // The secret is not in state in clear (DESIGN principle 5).
     const stored = t.node.entries(TOTP_KEYSPACE);

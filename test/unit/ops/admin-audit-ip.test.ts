@@ -17,7 +17,7 @@ import { LocalCluster, waitFor } from '../node/helpers.ts';
 import { oauthAdminNode } from './helpers.ts';
 
 const TOKEN = 'c'.repeat(43);
-const config: OAuthConfig = { ...DEFAULT_OAUTH_CONFIG, issuer: 'http://127.0.0.1:8080', passwordScrypt: { ln: 10, r: 8, p: 1 } };
+const config: OAuthConfig = { ...DEFAULT_OAUTH_CONFIG, issuer: 'http://localhost:8080', passwordScrypt: { ln: 10, r: 8, p: 1 } };
 
 describe('admin API: audit records carry the admin address (one-node RaftNode)', () => {
   const cluster = new LocalCluster({ domains: oauthDomains() });

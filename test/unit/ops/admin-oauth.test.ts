@@ -22,7 +22,7 @@ import { oauthAdminNode } from './helpers.ts';
 
 const TOKEN = 'a'.repeat(43);
 const auth = { authorization: `Bearer ${TOKEN}` };
-const config: OAuthConfig = { ...DEFAULT_OAUTH_CONFIG, issuer: 'http://127.0.0.1:8080', passwordScrypt: { ln: 10, r: 8, p: 1 } };
+const config: OAuthConfig = { ...DEFAULT_OAUTH_CONFIG, issuer: 'http://localhost:8080', passwordScrypt: { ln: 10, r: 8, p: 1 } };
 const silent = pino({ level: 'silent' });
 
 describe('admin API: OAuth clients, users and keys (one-node RaftNode)', () => {

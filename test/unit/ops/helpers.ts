@@ -27,8 +27,10 @@ export function parseMetrics(text: string): Sample[] {
     if (!m) throw new Error(`unreadable metrics line: ${line}`);
     const labels: Record<string, string> = {};
     if (m[3]) for (const l of m[3].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
-    const v = m[4] === '+Inf' ? Infinity : m[4] === '-Inf' ? -Infinity : Number(m[4]);
-    if (Number.isNaN(v) && m[4] !== 'NaN') throw new Error(`bad value in metrics line: ${line}`);
+    // Prometheus reads values with Go's strconv.ParseFloat, which takes NaN and Inf in any case
+    // (prom-client writes 'Nan', e.g. for an event-loop lag mean before the first sample).
+    const v = /^\+?inf$/i.test(m[4]!) ? Infinity : /^-inf$/i.test(m[4]!) ? -Infinity : /^nan$/i.test(m[4]!) ? NaN : Number(m[4]);
+    if (Number.isNaN(v) && !/^nan$/i.test(m[4]!)) throw new Error(`bad value in metrics line: ${line}`);
     out.push({ name: m[1]!, labels, value: v });
   }
   return out;

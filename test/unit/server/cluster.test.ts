@@ -8,6 +8,7 @@ import { NodeError } from '../../../src/node/api.ts';
 import type { ApplyResult } from '../../../src/node/api.ts';
 import { createLogger } from '../../../src/server/log.ts';
 import { startServer } from '../../../src/server/process.ts';
+import { VERSION } from '../../../src/version.ts';
 import { PushingFakeNode, alive, call, testConfig, waitFor } from './helpers.ts';
 
 /** A logger whose lines the test can read. */
@@ -39,7 +40,7 @@ test('two forked workers serve HTTP over IPC with a pushed read cache; a killed 
     seen.add(String(r.headers['x-raftauth-worker']));
     return seen.size === 2;
   });
-  for (const a of statusAnswers) assert.deepEqual(a, [200, node.statusValue]);
+  for (const a of statusAnswers) assert.deepEqual(a, [200, { ...node.statusValue, version: VERSION }]);
   assert.deepEqual([...seen].sort(), workers.map((w) => String(w.id)).sort());
 
   // Writes and reads cross IPC to the node in this process.
@@ -71,7 +72,7 @@ test('two forked workers serve HTTP over IPC with a pushed read cache; a killed 
   const statusCalls = node.countCalls('status');
   for (let i = 0; i < 4; i++) {
     r = await call(port, 'GET', '/v1/status?cached=1');
-    assert.deepEqual([r.status, r.headers['x-raftauth-cache'], r.body], [200, 'hit', node.statusValue]);
+    assert.deepEqual([r.status, r.headers['x-raftauth-cache'], r.body], [200, 'hit', { ...node.statusValue, version: VERSION }]);
   }
   assert.equal(node.countCalls('status'), statusCalls, 'no IPC for cached status');
 

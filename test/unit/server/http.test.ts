@@ -4,6 +4,7 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { NodeError } from '../../../src/node/api.ts';
 import { startServer } from '../../../src/server/process.ts';
+import { VERSION } from '../../../src/version.ts';
 import type { ServerHandle } from '../../../src/server/process.ts';
 import { createLogger } from '../../../src/server/log.ts';
 import { FakeNode, PushingFakeNode, call, hang, testConfig, waitFor } from './helpers.ts';
@@ -60,11 +61,11 @@ test('kv routes: put, get, cas, append, delete, with the node seeing the right r
 test('status, polled: live and from the read cache', async (t) => {
   const { node, port } = await serve(t);
   let r = await call(port, 'GET', '/v1/status');
-  assert.deepEqual([r.status, r.body], [200, node.statusValue]);
+  assert.deepEqual([r.status, r.body], [200, { ...node.statusValue, version: VERSION }]);
 
   const before = node.countCalls('status');
   r = await call(port, 'GET', '/v1/status?cached=1');
-  assert.deepEqual([r.status, r.body, r.headers['x-raftauth-cache']], [200, node.statusValue, 'hit']);
+  assert.deepEqual([r.status, r.body, r.headers['x-raftauth-cache']], [200, { ...node.statusValue, version: VERSION }, 'hit']);
   assert.equal(r.headers['x-raftauth-cache-version'], '1');
   // Commit progress alone is not pushed; a new term is.
   node.statusValue = { ...node.statusValue, commit: 99 };
@@ -85,15 +86,15 @@ test('status pushed by the node: cached answers never call the node', async (t) 
   assert.equal(node.subscribers, 1);
   assert.equal(node.countCalls('status'), 1, 'one initial read, no polling');
   let r = await call(port, 'GET', '/v1/status?cached=1');
-  assert.deepEqual([r.status, r.body, r.headers['x-raftauth-cache-version']], [200, node.statusValue, '1']);
+  assert.deepEqual([r.status, r.body, r.headers['x-raftauth-cache-version']], [200, { ...node.statusValue, version: VERSION }, '1']);
   node.setStatus({ ...node.statusValue, applied: 50 });
   assert.equal(server.cache.local.version('status'), 1, 'applied progress alone is not pushed');
   node.setStatus({ ...node.statusValue, role: 'follower', leader: 3, term: 7 });
   r = await call(port, 'GET', '/v1/status?cached=1');
-  assert.deepEqual([r.body, r.headers['x-raftauth-cache-version']], [node.statusValue, '2']);
+  assert.deepEqual([r.body, r.headers['x-raftauth-cache-version']], [{ ...node.statusValue, version: VERSION }, '2']);
   assert.equal(node.countCalls('status'), 1, 'cached answers did not call the node');
   r = await call(port, 'GET', '/v1/status');
-  assert.deepEqual([r.body, r.headers['x-raftauth-cache']], [node.statusValue, undefined]);
+  assert.deepEqual([r.body, r.headers['x-raftauth-cache']], [{ ...node.statusValue, version: VERSION }, undefined]);
   assert.equal(node.countCalls('status'), 2);
   await server.stop();
   assert.equal(node.subscribers, 0, 'unsubscribed on stop');

@@ -155,7 +155,9 @@ test('login_hint pre-fills the username, escaped', async () => {
 });
 
 test('the login page and its headers: CSP, no framing, no caching, no referrer', async () => {
-  const bt = await browserTest();
+  // An issuer where WebAuthn cannot work, so the page is the bare password form (passkey.test.ts
+  // checks the page with its passkey option and script).
+  const bt = await browserTest({ issuer: 'http://127.0.0.1:8080' });
   try {
     const res = await bt.t.app.inject({ method: 'GET', url: authorizeUrl(spaParams(pkce())) });
     assert.equal(res.statusCode, 200);

@@ -244,7 +244,7 @@ test('step-up: acr_values above the session and max_age re-do only the second fa
 });
 
 test('policy: mfa.requiredScopes and the per-user policy require MFA; other requests do not', async () => {
-  const bt = await browserTest({ mfa: { rpId: '127.0.0.1', rpName: 'raftauth', origins: ['http://127.0.0.1:8080'], requiredScopes: ['email'] } });
+  const bt = await browserTest({ mfa: { rpId: 'localhost', rpName: 'raftauth', origins: ['http://localhost:8080'], requiredScopes: ['email'] } });
   try {
     const noEmail = await authorizeAndLogin(bt, new CookieJar(), spaParams(pkce(), { scope: 'openid profile' }));
     assert.equal(noEmail.statusCode, 303);
@@ -314,7 +314,7 @@ test('acr_values=phr for a user without factors shows the WebAuthn registration 
     assert.match(csp, /script-src 'self'/);
     assert.doesNotMatch(csp, /unsafe-inline'[^;]*script|script-src[^;]*unsafe/);
     const options = JSON.parse(/<script type="application\/json" id="webauthn-options">([^<]*)<\/script>/.exec(page.body)![1]!) as { rp: { id: string }; challenge: string; user: { name: string } };
-    assert.equal(options.rp.id, '127.0.0.1');
+    assert.equal(options.rp.id, 'localhost');
     assert.equal(options.user.name, 'alice');
     assert.match(options.challenge, /^[A-Za-z0-9_-]+$/);
     for (const src of ['/mfa/assets/simplewebauthn-browser.js', '/mfa/assets/webauthn.js']) {

@@ -421,7 +421,7 @@ test('no passkey option where browsers cannot run WebAuthn (an IP-address RP ID,
   assert.equal(passkeysAvailable({ rpId: 'auth.example.com', rpName: 'x', origins: ['http://auth.example.com'] }), false);
   assert.equal(passkeysAvailable({ rpId: 'auth.example.com', rpName: 'x', origins: ['https://auth.example.com'] }), true);
   assert.equal(passkeysAvailable({ rpId: 'localhost', rpName: 'x', origins: ['http://localhost:3000'] }), true);
-  const bt = await browserTest(); // issuer http://127.0.0.1:8080
+  const bt = await browserTest({ issuer: 'http://127.0.0.1:8080' });
   try {
     const jar = new CookieJar();
     const page = await get(bt, jar, authorizeUrl(spaParams(pkce())));

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestOAuth } from '../../../support/oauth-app.ts';
-import { app, assertError, assertion, basic, confidential, json, jwtClient, post } from './helpers.ts';
+import { TEST_ISSUER, app, assertError, assertion, basic, confidential, json, jwtClient, post } from './helpers.ts';
 import type { Confidential } from './helpers.ts';
 
 const CC = { grant_type: 'client_credentials' };
@@ -103,7 +103,7 @@ describe('client authentication', () => {
 
     test('the issuer is an accepted audience; another audience is not', async () => {
       const c = await jwtClient(t, 'jwt-aud');
-      const ok = await post(t, '/token', { ...CC, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: await assertion(t, c, { aud: 'http://127.0.0.1:8080' }) });
+      const ok = await post(t, '/token', { ...CC, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: await assertion(t, c, { aud: TEST_ISSUER }) });
       assert.equal(ok.statusCode, 200, ok.body);
       assertInvalidClient(await post(t, '/token', { ...CC, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: await assertion(t, c, { aud: 'https://elsewhere.example/token' }) }));
     });

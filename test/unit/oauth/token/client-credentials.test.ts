@@ -55,6 +55,20 @@ describe('client_credentials grant', () => {
     assert.deepEqual(t.node.log.slice(before), [{ domain: 'audit', op: 'append' }]);
   });
 
+  test('the answer waits for the audit record: when it cannot commit (no majority: the write times out) /token is 503 with Retry-After and hands out no token (docs/oauth.md "Client credentials")', async () => {
+    const before = t.node.log.length;
+    t.node.failNext = { code: 'TIMEOUT', count: 1 };
+    const r = await post(t, '/token', { grant_type: 'client_credentials', scope: 'read' }, svc.auth);
+    assertError(r, 503, 'temporarily_unavailable');
+    assert.equal(r.headers['retry-after'], '1');
+    assert.equal(json(r).access_token, undefined);
+    assert.equal(t.node.log.length, before, 'nothing applied');
+    // The next request, with the cluster back, is answered once its record is applied.
+    const ok = await post(t, '/token', { grant_type: 'client_credentials', scope: 'read' }, svc.auth);
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.deepEqual(t.node.log.slice(before), [{ domain: 'audit', op: 'append' }]);
+  });
+
   test("the audience is the client's when it has one", async () => {
     const r = await post(t, '/token', { grant_type: 'client_credentials' }, api.auth);
     assert.equal(r.statusCode, 200, r.body);
