@@ -362,7 +362,7 @@ async function main(): Promise<number> {
     loadAverage: { atStart: machine.loadAverageAtStart, atEnd: machine.loadAverageAtEnd },
     cluster: {
       nodes: 3,
-      launcher: 'scripts/lib/local-cluster.ts (real src/main.ts processes on loopback)',
+      launcher: 'scripts/lib/local-cluster.ts (real node processes from dist/ on loopback)',
       raft: RAFT_SETTINGS,
       httpWorkersPerNode: 1,
       fsync: 'on',

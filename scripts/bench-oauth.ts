@@ -32,7 +32,7 @@ import type { TokenServer } from './bench-oauth/target.ts';
 
 /** Refresh-token families kept beyond the largest level, to replace any that gets revoked. */
 const SPARE_FAMILIES = 8;
-/** Start, set-up and stop of one system on a loaded 2-core machine (tsx compiles on start). */
+/** Start, set-up and stop of one system on a loaded 2-core machine (and dist/ built first when stale). */
 const SYSTEM_ALLOWANCE_S = 180;
 
 const say = (line: string): void => void process.stderr.write(`[bench:oauth] ${line}\n`);

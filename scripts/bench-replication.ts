@@ -33,7 +33,7 @@ const ISSUE_ETCD_REFERENCE = {
   failoverGapMs: [1100, 1800],
 } as const;
 
-/** Allowance per cluster start and stop (tsx compiles raftauth on a loaded 2-core machine). */
+/** Allowance per cluster start and stop (on a loaded 2-core machine; dist/ is built first when stale). */
 const START_STOP_ALLOWANCE_S = 90;
 
 const say = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);

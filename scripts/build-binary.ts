@@ -2,21 +2,23 @@
 // with no node_modules beside it (a Node 20 single-executable application, "SEA":
 // https://nodejs.org/docs/latest-v20.x/api/single-executable-applications.html).
 //
-//  1. esbuild bundles src/sea/main.ts and everything it imports into one CommonJS file (Node 20's
-//     SEA runs a CommonJS main script only, whose `require` reaches built-in modules only).
-//  2. What cannot be JavaScript travels another way:
+//  1. The program is the compiled dist/ of `npm run build` (scripts/lib/dist.ts), built first if
+//     it is missing or older than src/: the binary runs the same JavaScript as `node dist/main.js`.
+//  2. esbuild bundles dist/main.js (the one entry module: CLI, node primary, HTTP worker) and
+//     everything it imports into one CommonJS file (Node 20's SEA runs a CommonJS main script only,
+//     whose `require` reaches built-in modules only). It rewrites none of the program's modules.
+//  3. What cannot be JavaScript travels another way:
 //     - classic-level's prebuilt LevelDB addon for this platform is an SEA asset; its `binding.js`
 //       (node-gyp-build looking for a .node file beside the package) is replaced in the bundle by
-//       src/sea/addon.ts, which writes the asset to a private temporary file and dlopens it;
+//       dist/sea/addon.js, which writes the asset to a private temporary file and dlopens it;
 //     - msgpackr's optional native accelerator (msgpackr-extract) is left out: msgpackr catches the
 //       failed require and decodes in JavaScript, with the same results;
-//     - proto/raft.proto is parsed here and inlined (src/transport/proto.ts reads
+//     - raft.proto is parsed here and inlined (dist/transport/proto.js reads
 //       RAFTAUTH_EMBEDDED_RAFT_PROTO when the bundler defines it);
-//     - a module's trailing "run as a script" block (src/main.ts, src/cli/main.ts) is dropped
-//       (dropScriptGuard): src/sea/main.ts decides what runs.
+//     - @simplewebauthn/browser's UMD bundle (served to the WebAuthn pages) is an SEA asset.
 //  The node:cluster HTTP workers are the binary itself (src/server/process.ts forks
-//  process.execPath when isSea(); src/sea/main.ts runs worker.ts in a cluster worker).
-//  3. `node --experimental-sea-config` turns bundle + assets into a blob; a copy of this node
+//  process.execPath when isSea(); src/main.ts runs the worker in a cluster worker).
+//  4. `node --experimental-sea-config` turns bundle + assets into a blob; a copy of this node
 //     binary gets the blob injected by postject, which also flips the SEA fuse.
 //
 // The binary is tied to this platform (the addon) and to this node version (the code cache).
@@ -27,13 +29,14 @@ import type { Plugin } from 'esbuild';
 // Types only: the code is loaded from @grpc/proto-loader's own dependency (raftProtoJson).
 import type * as Protobuf from 'protobufjs';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SIMPLEWEBAUTHN_BROWSER_ASSET } from '../src/sea/assets.ts';
 import { readPackageVersion } from '../src/version.ts';
+import { DIST_DIR, DIST_MAIN, buildIfStale } from './lib/dist.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -82,21 +85,24 @@ export function classicLevelPrebuild(): string {
   return file;
 }
 
+/** The raft.proto the bundled program would load from disk: dist's copy of src/transport/raft.proto. */
+export const DIST_RAFT_PROTO = join(DIST_DIR, 'transport', 'raft.proto');
+
 /**
  * raft.proto as protobufjs JSON (keepCase false, as src/transport/proto.ts loads it), parsed by the
  * protobufjs that @grpc/proto-loader itself uses, so that fromJSON at run time reads what it wrote.
  */
-export function raftProtoJson(): unknown {
+export function raftProtoJson(file: string = DIST_RAFT_PROTO): unknown {
   const fromLoader = createRequire(require.resolve('@grpc/proto-loader'));
   const protobuf = fromLoader('protobufjs') as typeof Protobuf;
-  const root = new protobuf.Root().loadSync(join(ROOT, 'proto', 'raft.proto'), { keepCase: false });
+  const root = new protobuf.Root().loadSync(file, { keepCase: false });
   root.resolveAll();
   return root.toJSON();
 }
 
 /** Replaces classic-level's binding.js and msgpackr's optional native module in the bundle. */
 function nativeAddonsPlugin(): Plugin {
-  const addonModule = join(ROOT, 'src', 'sea', 'addon.ts');
+  const addonModule = join(DIST_DIR, 'sea', 'addon.js');
   return {
     name: 'raftauth-native-addons',
     setup(b) {
@@ -111,37 +117,6 @@ function nativeAddonsPlugin(): Plugin {
         contents: `throw new Error('msgpackr-extract is not carried in the single binary');\n`,
         loader: 'js',
       }));
-    },
-  };
-}
-
-/**
- * A module's "run as a script" block (`if (…import.meta.url…) { … }` as its last statement, as in
- * src/main.ts and src/cli/main.ts) is dropped from the bundle: no bundled module is the script
- * being run (src/sea/main.ts decides what runs), such a block may hold a top-level await, which a
- * CommonJS bundle cannot have, and import.meta.url is empty there. Any other shape of such a test
- * fails the build rather than being guessed at.
- */
-const SCRIPT_GUARD = /\nif \([^\n]*import\.meta\.url[^\n]*\{\n(?:[ \t][^\n]*\n|\n)*\}\n*$/;
-const SCRIPT_GUARD_LINE = /^if \([^\n]*import\.meta\.url/m;
-
-/** `text` without its trailing run-as-a-script block; null when it has none; throws on any other shape. */
-export function dropScriptGuard(text: string, file: string): string | null {
-  if (!SCRIPT_GUARD_LINE.test(text)) return null;
-  if (!SCRIPT_GUARD.test(text)) throw new Error(`${file}: an import.meta.url test that is not the module's last statement; cannot bundle it`);
-  return text.replace(SCRIPT_GUARD, '\n// (run-as-a-script block dropped in the single binary: scripts/build-binary.ts)\n');
-}
-
-function scriptGuardPlugin(): Plugin {
-  const srcDir = join(ROOT, 'src');
-  return {
-    name: 'raftauth-script-guards',
-    setup(b) {
-      b.onLoad({ filter: /\.ts$/ }, (args) => {
-        if (!args.path.startsWith(`${srcDir}/`)) return undefined;
-        const contents = dropScriptGuard(readFileSync(args.path, 'utf8'), args.path);
-        return contents === null ? undefined : { contents, loader: 'ts' };
-      });
     },
   };
 }
@@ -163,7 +138,8 @@ export async function buildBinary(options: BuildOptions = {}): Promise<BuildResu
     // The SEA config keys and the CommonJS-only main script used here are Node 20's.
     log(`warning: built and tested with Node 20; this is Node ${process.versions.node}`);
   }
-  const binaryPath = resolve(options.outFile ?? join(ROOT, 'dist', 'raftauth'));
+  buildIfStale(log);
+  const binaryPath = resolve(options.outFile ?? join(DIST_DIR, 'raftauth'));
   const work = `${binaryPath}.build`;
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
@@ -172,22 +148,21 @@ export async function buildBinary(options: BuildOptions = {}): Promise<BuildResu
     const blobPath = join(work, 'raftauth.blob');
     const addonPath = classicLevelPrebuild();
 
-    log(`bundling src/sea/main.ts -> ${bundlePath}`);
+    log(`bundling ${DIST_MAIN} -> ${bundlePath}`);
     await build({
       absWorkingDir: ROOT,
-      entryPoints: [join(ROOT, 'src', 'sea', 'main.ts')],
+      entryPoints: [DIST_MAIN],
       outfile: bundlePath,
       bundle: true,
       platform: 'node',
       target: `node${process.versions.node}`,
       format: 'cjs',
-      // The SEA's main script has no import.meta; the uses left in src/ after scriptGuardPlugin
-      // are guarded: process.ts asks isSea() first, proto.ts uses RAFTAUTH_EMBEDDED_RAFT_PROTO and
-      // version.ts RAFTAUTH_VERSION.
+      // The SEA's main script has no import.meta; every use in the program is guarded: process.ts
+      // and mfa.ts ask isSea() first, proto.ts uses RAFTAUTH_EMBEDDED_RAFT_PROTO and version.ts
+      // RAFTAUTH_VERSION (it reads package.json beside src/ at run time; the binary has none).
       logOverride: { 'empty-import-meta': 'silent' },
-      // src/version.ts reads package.json beside src/ at run time; the binary has none: its version is built in.
       define: { RAFTAUTH_EMBEDDED_RAFT_PROTO: JSON.stringify(raftProtoJson()), RAFTAUTH_VERSION: JSON.stringify(readPackageVersion(new URL('../package.json', import.meta.url))) },
-      plugins: [nativeAddonsPlugin(), scriptGuardPlugin()],
+      plugins: [nativeAddonsPlugin()],
       legalComments: 'none',
       logLevel: 'warning',
     });

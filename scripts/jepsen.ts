@@ -12,6 +12,7 @@
 // Exit code: 0 valid, 1 a checker found a violation, 2 undecided (a checker ran out of budget) or
 // the run failed.
 import { runJepsen } from '../test/jepsen/jepsen.ts';
+import { buildIfStale } from './lib/dist.ts';
 
 function usage(msg: string): never {
   process.stderr.write(`${msg}\nusage: npm run jepsen -- [--time S] [--nemesis all|partitions|kills|pauses|transfers|<kinds>] [--workload all|kv,refresh,code,totp,audit] [--seed N] [--nodes N] [--unsafe ackBeforeCommit|readWithoutReadIndex] [--keep-data]\n`);
@@ -69,6 +70,7 @@ for (let i = 0; i < args.length; i++) {
 }
 
 try {
+  buildIfStale((l) => process.stdout.write(`jepsen: ${l}\n`));
   const s = await runJepsen({ timeS, nemesis, workload, nodes, keepData, ...(seed !== undefined ? { seed } : {}), ...(unsafe ? { unsafe } : {}) });
   const lines = [`result: ${s.result} (seed ${s.seed})`, `report: ${s.dir}/report.html`];
   for (const [name, v] of Object.entries(s.verdicts)) lines.push(`  ${name}: ${String(v.valid)}`);

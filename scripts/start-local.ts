@@ -5,8 +5,9 @@
 //   npm start -- --cluster cluster-configs/zones-5.yaml
 //   options: --dir DIR (where certificates, configs and data live), --front-port N (0 = any free port)
 //
-// Creates the CA, node certificates and admin token when missing, starts every node with its log
-// lines prefixed `[n<id>]`, fronts them with one address that balances over ready nodes
+// Builds the program (npm run build) when dist/ is missing or older than src/: the nodes run from
+// it. Creates the CA, node certificates and admin token when missing, starts every node with its
+// log lines prefixed `[n<id>]`, fronts them with one address that balances over ready nodes
 // (scripts/lib/front-proxy.ts), waits for a leader, writes <dir>/cluster.json and prints the URLs.
 // Ctrl-C (SIGINT) or SIGTERM stops every node (SIGKILL after a bound) and removes cluster.json;
 // a second Ctrl-C kills them at once. A restart reuses the data and the certificates.
@@ -18,6 +19,7 @@ import type { ClusterFile } from '../src/cli/cluster-file.ts';
 import { FrontProxy } from './lib/front-proxy.ts';
 import { ensureDemo } from './lib/demo.ts';
 import { waitFor } from './lib/wait.ts';
+import { buildIfStale } from './lib/dist.ts';
 import { REPO_ROOT, STOP_GRACE_MS, adminUrl, httpUrl, loadClusterSpec, startCluster } from './lib/local-cluster.ts';
 import type { ClusterSpec, LocalCluster } from './lib/local-cluster.ts';
 
@@ -27,7 +29,7 @@ import type { ClusterSpec, LocalCluster } from './lib/local-cluster.ts';
  */
 const REPEAT_SIGNAL_IGNORE_MS = 1_000;
 
-/** Start-up deadline: three tsx-compiled node processes on a busy 2-core machine take a while. */
+/** Start-up deadline: three node processes on a busy 2-core machine take a while. */
 const LEADER_TIMEOUT_MS = 60_000;
 
 const USAGE = `usage: npm start -- [--nodes 3|5] [--cluster FILE] [--dir DIR] [--front-port N]
@@ -121,6 +123,8 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
 
   try {
+    // Before any node starts: the nodes run dist/ (a fresh clone has none yet).
+    buildIfStale(say);
     say(`cluster "${spec.name}": ${spec.nodes.length} nodes, files in ${spec.dir}`);
     // The front first: its URL (http://localhost:<port>, where browsers allow WebAuthn) is the
     // issuer every node puts in its tokens and metadata.
@@ -162,7 +166,7 @@ async function main(): Promise<void> {
       `demo confidential client: ${demo.confidentialClient.client_id} / ${demo.confidentialClient.client_secret}`,
       `demo public client: ${demo.publicClient.client_id} (redirect ${demo.publicClient.redirect_uri}); demo user: ${demo.user.username} / ${demo.user.password}`,
       `try: curl -s -u ${demo.confidentialClient.client_id}:${demo.confidentialClient.client_secret} -d grant_type=client_credentials -d scope=api:read ${frontUrl}/token`,
-      `     node --import tsx src/cli/main.ts status --cluster ${clusterFile}`,
+      `     npm run raftauth -- status --cluster ${clusterFile}`,
       'Ctrl-C stops the cluster.',
     ];
     for (const l of lines) say(l);

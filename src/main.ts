@@ -1,74 +1,39 @@
-// The raftauth node executable: `raftauth --config node.yaml`.
-// Loads the configuration (src/server/config.ts), starts the replicated node in the primary
-// process (src/node/node.ts) and serves HTTP from node:cluster workers (src/server/process.ts).
-import { readFileSync } from 'node:fs';
-import { runCli } from './server/cli.ts';
-import { formatHostPort } from './server/config.ts';
-import type { NodeConfig } from './server/config.ts';
-import type { Logger } from './server/log.ts';
-import { RaftNode } from './node/node.ts';
-import { oauthDomains } from './state/oauth-domains.ts';
-import { buildAdminApp } from './ops/admin.ts';
-import { loadMasterKey, oauthConfigOf } from './server/oauth-node.ts';
-import type { MemberAddress } from './node/members.ts';
-import type { StorageFaults } from './storage/durable-storage.ts';
+#!/usr/bin/env node
+// The raftauth program: the one entry module of every raftauth process (built to dist/main.js).
+//
+//   raftauth <command> …            the command line (src/cli/main.ts)
+//   raftauth start --config FILE    a node's primary (src/cli/commands/start.ts); `raftauth --config
+//                                   FILE` means the same
+//   (forked by a primary)           an HTTP worker (src/server/worker.ts)
+//
+// It is what package.json "bin" names, what `node --enable-source-maps dist/main.js --config
+// node.yaml` runs, what a primary forks for each HTTP worker (node:cluster, src/server/process.ts),
+// and what the single binary bundles (scripts/build-binary.ts; there a worker is the binary
+// itself). One entry for the three kinds, so the code that decides what a process is runs the same
+// from dist/ as from the binary.
+//
+// Each kind's code is imported only when it runs: a worker never loads the node, its storage or the
+// native addon, and a CLI command never loads the HTTP worker. No top-level await: the single
+// binary's bundle is CommonJS.
+import cluster from 'node:cluster';
 
-/**
- * Crash injection for the cluster tests: RAFTAUTH_TEST_CRASH_AFTER_INSTALL_BATCHES=N makes the node
- * die after loading N batches of a received snapshot (before the atomic flip). Refused unless
- * RAFTAUTH_ALLOW_UNSAFE=1, like every unsafe switch.
- */
-function storageFaultsFromEnv(env: NodeJS.ProcessEnv): StorageFaults | undefined {
-  const raw = env.RAFTAUTH_TEST_CRASH_AFTER_INSTALL_BATCHES;
-  if (raw === undefined) return undefined;
-  if (env.RAFTAUTH_ALLOW_UNSAFE !== '1') throw new Error('RAFTAUTH_TEST_CRASH_AFTER_INSTALL_BATCHES is an unsafe test switch; it is refused unless RAFTAUTH_ALLOW_UNSAFE=1');
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error('RAFTAUTH_TEST_CRASH_AFTER_INSTALL_BATCHES must be a positive integer');
-  return { crashAfterInstallBatches: n };
+function die(what: string, e: unknown): never {
+  // Straight to stderr: the logger may be what failed.
+  process.stderr.write(`raftauth: ${what}: ${(e as Error)?.stack ?? String(e)}\n`);
+  process.exit(1);
 }
 
-export async function startNode(config: NodeConfig, logger: Logger): Promise<RaftNode> {
-  const storageFaults = storageFaultsFromEnv(process.env);
-  const initialMembers = new Map<number, MemberAddress>(
-    config.cluster.initialMembers.map((m) => [m.id, { raftAddress: formatHostPort(m.raftAddress), httpAddress: formatHostPort(m.httpAddress) }]),
-  );
-  const node = await RaftNode.start({
-    id: config.node.id,
-    dataDir: config.node.dataDir,
-    initialMembers,
-    join: config.cluster.join,
-    raftListen: { host: config.raft.listen.host, port: config.raft.listen.port },
-    tls: { caPem: readFileSync(config.tls.ca, 'utf8'), certPem: readFileSync(config.tls.cert, 'utf8'), keyPem: readFileSync(config.tls.key, 'utf8') },
-    tickMs: config.raft.tickMs,
-    electionTick: config.raft.electionTick,
-    heartbeatTick: config.raft.heartbeatTick,
-    preVote: config.raft.preVote,
-    checkQuorum: config.raft.checkQuorum,
-    readOnly: config.raft.readOnly,
-    maxSizePerMsg: config.raft.maxSizePerMsg,
-    maxInflightMsgs: config.raft.maxInflightMsgs,
-    storage: { snapshotEveryEntries: config.raft.snapshotEveryEntries, snapshotCatchupEntries: config.raft.snapshotCatchupEntries },
-    ...(storageFaults ? { storageFaults } : {}),
-    logger,
-    domains: oauthDomains(),
-    unsafe: { ackBeforeCommit: config.unsafe.ackBeforeCommit, readWithoutReadIndex: config.unsafe.readWithoutReadIndex },
-  });
-  if (config.admin.listen !== null && config.admin.tokenFile !== null) {
-    try {
-      const master = loadMasterKey(config);
-      const oauth = master ? { master, config: oauthConfigOf(config.oauth, config.mfa), log: logger } : undefined;
-      const app = buildAdminApp({ node, token: readFileSync(config.admin.tokenFile, 'utf8').trim(), ...(oauth ? { oauth } : {}) });
-      await app.listen({ host: config.admin.listen.host, port: config.admin.listen.port });
-      node.onStop(() => app.close());
-      logger.info({ admin: formatHostPort(config.admin.listen) }, 'admin API listening');
-    } catch (e) {
-      await node.stop();
-      throw e;
-    }
-  }
-  return node;
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  await runCli(process.argv.slice(2), startNode);
+if (cluster.isWorker) {
+  // Forked by startServer with the node's config in its environment; runWorker refuses to run without it.
+  import('./server/worker.ts')
+    .then(({ runWorker }) => runWorker())
+    .catch((e: unknown) => die('the HTTP worker failed to start', e));
+} else {
+  Promise.all([import('./cli/main.ts'), import('./cli/io.ts')])
+    .then(async ([{ cliArgs, runRaftauth }, { processIo }]) => {
+      const code = await runRaftauth(cliArgs(process.argv.slice(2)), processIo());
+      // null: `start` keeps the process running until the server exits on a signal.
+      if (code !== null) process.exitCode = code;
+    })
+    .catch((e: unknown) => die('the command line failed', e));
 }

@@ -1,4 +1,4 @@
-// The MFA benchmark's cluster: 3 real src/main.ts nodes from the shared launcher
+// The MFA benchmark's cluster: 3 real nodes (dist/main.js) from the shared launcher
 // (scripts/lib/local-cluster.ts, loopback, fsync on) with the shipped node settings (tickMs 50, one
 // HTTP worker per node), the issuer being a front proxy's URL as under `npm start` (so the WebAuthn
 // RP ID and origin are the front's, as a browser would see them); the load goes to the nodes
@@ -16,7 +16,7 @@ import { FrontProxy } from '../lib/front-proxy.ts';
 import { adminUrl, httpUrl, loopbackSpec, startCluster } from '../lib/local-cluster.ts';
 import type { LocalCluster } from '../lib/local-cluster.ts';
 
-/** Three tsx-compiled nodes on a busy 2-core machine take a while to start. */
+/** Three nodes on a busy 2-core machine take a while to start. */
 const START_TIMEOUT_MS = 120_000;
 const ADMIN_TIMEOUT_MS = 30_000;
 export const RAFT_SETTINGS = { tickMs: 50, electionTick: 10, heartbeatTick: 1 } as const;

@@ -1,5 +1,5 @@
 // raftauth under the OAuth benchmark: a local 3-node cluster from the shared launcher
-// (scripts/lib/local-cluster.ts: real src/main.ts processes on loopback, fsync on) with the shipped
+// (scripts/lib/local-cluster.ts: real node processes from dist/ on loopback, fsync on) with the shipped
 // node settings (cluster-configs/local-3.yaml: tickMs 50, one HTTP worker per node unless
 // --workers), the issuer being a front proxy's URL as under `npm start`. Clients and the user are
 // created through the admin API; the load goes to the three nodes' HTTP addresses directly.
@@ -23,7 +23,7 @@ import { CookieJar, authorizationResponse, basicAuth, findLoginForm, loginSubmis
 import { BENCH_REDIRECT_URI, CC_SCOPE, CODE_SCOPE, FORM, clientCredentialsCall } from './target.ts';
 import type { MintedCode, TokenServer } from './target.ts';
 
-/** Three tsx-compiled nodes on a busy 2-core machine take a while to start. */
+/** Three nodes on a busy 2-core machine take a while to start. */
 const START_TIMEOUT_MS = 90_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 /** Redirects followed in the login dance before giving up (authorize → login page → code is 2-3). */
@@ -108,7 +108,7 @@ export class RaftauthServer implements TokenServer {
     this.endpoints = cluster.nodes.map((n) => ({ member: String(n.id), host: '127.0.0.1', port: n.spec.ports.http }));
     this.settings = {
       nodes: 3,
-      launcher: 'scripts/lib/local-cluster.ts (real src/main.ts processes on loopback)',
+      launcher: 'scripts/lib/local-cluster.ts (real node processes from dist/ on loopback)',
       raft: { tickMs: 50, electionTick: 10, heartbeatTick: 1 },
       httpWorkersPerNode: workers,
       fsync: 'on (every replicated write is fsynced on a majority before it is acknowledged)',

@@ -1,4 +1,4 @@
-// raftauth under test: a 3-node cluster of real `src/main.ts` processes on loopback, one temp dir
+// raftauth under test: a 3-node cluster of real node processes (the built dist/main.js) on loopback, one temp dir
 // holding the CA, certificates, configs, data and logs.
 //
 // This is the benchmark's own minimal launcher: the shared launcher (scripts/lib/local-cluster.ts)
@@ -17,11 +17,11 @@ import { Pool } from './client.ts';
 import { freePorts, killMember, membersCpuSeconds, makeTempDir, spawnChild, stopMembers, waitFor, WaitAborted } from './procs.ts';
 import type { Child } from './procs.ts';
 import type { SystemUnderTest } from './system.ts';
+import { buildIfStale, distArgs } from '../lib/dist.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MAIN_TS = join(REPO_ROOT, 'src', 'main.ts');
 const MEMBERS = 3;
-/** tsx compiles the node on start: allow for a loaded 2-core machine. */
+/** A node starts in about a second; allow for a loaded 2-core machine. */
 const START_TIMEOUT_MS = 60_000;
 const EXIT_TIMEOUT_MS = 10_000;
 const STATUS_TIMEOUT_MS = 1_000;
@@ -87,6 +87,8 @@ export class RaftauthCluster implements SystemUnderTest {
   }
 
   static async start(opts: RaftauthOptions, parentDir: string): Promise<RaftauthCluster> {
+    // The nodes run the built program (dist/main.js); on stderr, since the benchmark's JSON is on stdout.
+    buildIfStale((l) => process.stderr.write(`[build] ${l}\n`));
     const dir = await makeTempDir('raftauth-bench-raftauth-', parentDir);
     const ports = await freePorts(MEMBERS * 2);
     const members: Member[] = Array.from({ length: MEMBERS }, (_, i) => ({ id: i + 1, httpPort: ports[2 * i]!, raftPort: ports[2 * i + 1]!, child: null, dead: false }));
@@ -115,7 +117,7 @@ export class RaftauthCluster implements SystemUnderTest {
         };
         const file = join(dir, `node${m.id}.yaml`);
         await writeFile(file, stringify(config));
-        m.child = spawnChild(`raftauth node ${m.id}`, process.execPath, [...nodeArgs, '--import', 'tsx', MAIN_TS, '--config', file], join(dir, `node${m.id}.log`), { cwd: REPO_ROOT, env });
+        m.child = spawnChild(`raftauth node ${m.id}`, process.execPath, [...nodeArgs, ...distArgs(['--config', file])], join(dir, `node${m.id}.log`), { cwd: REPO_ROOT, env });
       }
       await c.leader(START_TIMEOUT_MS);
       return c;

@@ -1,5 +1,7 @@
-// A reusable launcher for a local raftauth cluster: real `src/main.ts` node processes on loopback.
-// Used by `npm start` (scripts/start-local.ts) and the replication benchmark.
+// A reusable launcher for a local raftauth cluster: real node processes on loopback, run from the
+// built program (`node --enable-source-maps dist/main.js --config FILE`; startCluster builds dist/
+// first when it is missing or older than src/). Used by `npm start` (scripts/start-local.ts) and
+// the benchmarks.
 //
 // Usage:
 //   const spec = loadClusterSpec('cluster-configs/local-3.yaml');          // or loopbackSpec({ dir, nodes: 3 })
@@ -41,10 +43,10 @@ import { caPaths, ensureAdminToken, initCa, issueNodeCertFiles, nodeCertName } f
 import { nodeEnv } from '../../src/cli/commands/start.ts';
 import { loadConfig } from '../../src/server/config.ts';
 import { MasterKeyRing } from '../../src/crypto/seal.ts';
+import { buildIfStale, distArgs } from './dist.ts';
 
 /** The repository, derived from this file's location. */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const MAIN_TS = join(REPO_ROOT, 'src', 'main.ts');
 
 export const LOOPBACK = '127.0.0.1';
 /** Most nodes in a description (the node config allows 64 initial members). */
@@ -415,11 +417,10 @@ export class LocalCluster {
     const s = this.slot(id);
     if (this.stopping) throw new Error('the cluster is stopping');
     if (s.child && s.child.exitCode === null && s.child.signalCode === null) throw new Error(`node ${id} is already running (pid ${s.child.pid})`);
-    // cwd is the repository so that `--import tsx` resolves from its node_modules.
     // BENCH_RAFTAUTH_NODE_ARGS: extra node flags for profiling the benchmarks (e.g. "--cpu-prof
     // --cpu-prof-dir=DIR"; node refuses --cpu-prof in NODE_OPTIONS). The workers inherit them.
     const extra = (process.env.BENCH_RAFTAUTH_NODE_ARGS ?? '').split(' ').filter((x) => x.length > 0);
-    const child = spawn(process.execPath, [...extra, '--import', 'tsx', MAIN_TS, '--config', s.files.configFile], {
+    const child = spawn(process.execPath, [...extra, ...distArgs(['--config', s.files.configFile])], {
       cwd: REPO_ROOT,
       env: { ...nodeEnv(process.env), ...this.opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -545,6 +546,8 @@ export class LocalCluster {
 
 /** Prepare the files of `spec` and start every node. Does not wait for a leader (see waitForLeader). */
 export async function startCluster(spec: ClusterSpec, opts: LaunchOptions = {}): Promise<LocalCluster> {
+  // On stderr: the benchmarks print their JSON on stdout.
+  buildIfStale((l) => process.stderr.write(`[build] ${l}\n`));
   const prepared = await prepareCluster(spec);
   const cluster = new LocalCluster(spec, prepared, opts);
   for (const n of spec.nodes) cluster.launch(n.id);

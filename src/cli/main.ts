@@ -1,14 +1,12 @@
 // The `raftauth` command line: `raftauth <command> …`. Exit codes: 0 ok, 1 the command failed,
 // 2 the command line is wrong (the usage is printed).
 //
-// Run it as `node --import tsx src/cli/main.ts …`, or through src/cli/raftauth.mjs (package.json
-// "bin"), which needs no loader flag.
+// The program's entry module (src/main.ts, built to dist/main.js: package.json "bin", the single
+// binary) runs it with cliArgs(argv).
 //
 // Commands: start, status, members list|add|promote|remove, transfer-leader, certs init|issue,
 // snapshot save|restore, recover --force-new-cluster, clients …, users …, keys …, audit …,
 // version (also --version).
-import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './args.ts';
 import { CERTS_USAGE, certsCommand } from './commands/certs.ts';
 import { CONNECTION_USAGE, MEMBERS_USAGE, STATUS_USAGE, TRANSFER_USAGE, membersCommand, statusCommand, transferLeaderCommand } from './commands/cluster.ts';
@@ -19,7 +17,6 @@ import { CLIENTS_USAGE, clientsCommand } from './commands/clients.ts';
 import { USERS_USAGE, usersCommand } from './commands/users.ts';
 import { KEYS_USAGE, keysCommand } from './commands/keys.ts';
 import { AUDIT_USAGE, auditCommand } from './commands/audit.ts';
-import { processIo } from './io.ts';
 import { VERSION } from '../version.ts';
 import type { CliIo, Command } from './io.ts';
 
@@ -96,22 +93,9 @@ export async function runRaftauth(argv: readonly string[], io: CliIo): Promise<n
 }
 
 /**
- * True when the module at `moduleUrl` is the program (`node --import tsx src/cli/main.ts …`), also
- * through a symlink. The caller passes its module URL on the `if` line: the single-binary build
- * (scripts/build-binary.ts) drops that trailing block, whose top-level await a CommonJS bundle
- * cannot hold.
+ * The arguments for runRaftauth from the program's: a bare `--config FILE` (the spelling of a node
+ * started by a service manager) is `start --config FILE`.
  */
-function isEntry(moduleUrl: string): boolean {
-  const argv1 = process.argv[1];
-  if (argv1 === undefined) return false;
-  try {
-    return realpathSync(argv1) === realpathSync(fileURLToPath(moduleUrl));
-  } catch {
-    return false;
-  }
-}
-
-if (isEntry(import.meta.url)) {
-  const code = await runRaftauth(process.argv.slice(2), processIo());
-  if (code !== null) process.exitCode = code;
+export function cliArgs(argv: readonly string[]): string[] {
+  return argv[0] === '--config' || argv[0]?.startsWith('--config=') === true ? ['start', ...argv] : [...argv];
 }

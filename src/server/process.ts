@@ -26,6 +26,7 @@
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
+import { dirname, extname, join } from 'node:path';
 import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
 import { NodeError } from '../node/api.ts';
@@ -84,7 +85,7 @@ export type NodeFactory = (config: NodeConfig, logger: Logger) => ServedNode | P
 export interface StartOptions {
   /** Primary's logger. Default: pino to stdout at config.log.level, with the node id. */
   readonly logger?: Logger;
-  /** Worker entry module. Default: worker.ts beside this file. */
+  /** Worker entry module. Default: defaultWorkerEntry(). */
   readonly workerEntry?: string;
   /** Install SIGTERM/SIGINT handlers that stop gracefully and exit. Default true. */
   readonly handleSignals?: boolean;
@@ -137,8 +138,23 @@ interface Slot {
   readonly exitedPromise: Promise<void>;
 }
 
-/** node's own options must reach the worker (tsx loader above all), but not the test runner's or a debugger's port. */
-function workerExecArgv(entry: string): string[] {
+/**
+ * What a worker runs: the program's entry module (src/main.ts), which serves HTTP when loaded in a
+ * cluster worker. From dist/ that is dist/main.js; from source (tests under tsx) src/main.ts, so
+ * the name takes this module's own extension. In the single binary it is the binary itself.
+ */
+export function defaultWorkerEntry(): string {
+  if (isSea()) return process.execPath;
+  const here = fileURLToPath(import.meta.url);
+  return join(dirname(here), '..', `main${extname(here)}`);
+}
+
+/**
+ * node's own options reach the worker (--enable-source-maps; a tsx loader when the entry is
+ * TypeScript), but not the test runner's or a debugger's port. From dist/ the entry is JavaScript
+ * and no loader is added.
+ */
+export function workerExecArgv(entry: string): string[] {
   const argv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
   if (entry.endsWith('.ts') && !argv.some((a) => a.includes('tsx'))) argv.push('--import', 'tsx');
   return argv;
@@ -293,8 +309,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   };
 
   // --- workers ------------------------------------------------------------------------------
-  // In the single binary (src/sea/main.ts) a worker is the binary itself: its entry runs worker.ts when cluster.isWorker.
-  const entry = options.workerEntry ?? (isSea() ? process.execPath : fileURLToPath(new URL('./worker.ts', import.meta.url)));
+  const entry = options.workerEntry ?? defaultWorkerEntry();
   const maxOutstanding = options.maxOutstandingPerWorker ?? DEFAULT_MAX_OUTSTANDING_PER_WORKER;
 
   const fork = (): Slot => {

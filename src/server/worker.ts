@@ -6,8 +6,8 @@
 // killed) it exits at once — without a primary it can answer nothing, and a worker left holding
 // the port would keep a dead node looking alive to a load balancer.
 //
-// This file is the cluster's `exec` entry: when loaded in a cluster worker with the config in
-// RAFTAUTH_WORKER_CONFIG it starts by itself.
+// The program's entry module (src/main.ts) runs runWorker() when it is loaded in a cluster worker:
+// the primary forks that same module (src/server/process.ts), or the single binary itself.
 import cluster from 'node:cluster';
 import type { NodeConfig } from './config.ts';
 import { STATUS_KEY, STATUS_TABLE, buildHttpApp } from './http.ts';
@@ -144,12 +144,4 @@ export async function runWorker(): Promise<void> {
     process.exit(1);
   }
   log.info({ listen: config.http.listen }, 'worker serving HTTP');
-}
-
-if (cluster.isWorker && process.env[WORKER_CONFIG_ENV] !== undefined) {
-  runWorker().catch((e: unknown) => {
-    // Logged to stderr directly: the logger may be what failed.
-    process.stderr.write(`raftauth worker failed to start: ${(e as Error)?.stack ?? String(e)}\n`);
-    process.exit(1);
-  });
 }

@@ -1,5 +1,5 @@
 // Converts between the Raft core's Message union (src/raft/types.ts) and the protobuf shapes of
-// proto/raft.proto. The decoder validates everything it reads: integers must be safe integers
+// src/transport/raft.proto. The decoder validates everything it reads: integers must be safe integers
 // (< 2^53; a rounded term or index would corrupt the log), the oneof arm must be known, and a
 // message must be the variant it claims. It throws TransportError('MALFORMED') otherwise.
 import type { ConfState, Entry, EntryType, Message, MsgSnap, NodeId, SnapshotMetadata } from '../raft/types.ts';

@@ -107,7 +107,7 @@ export interface PeerStreamEvents {
 }
 
 /**
- * One long-lived Stream call to a peer (proto/raft.proto, rpc Stream): batches go out in order as
+ * One long-lived Stream call to a peer (src/transport/raft.proto, rpc Stream): batches go out in order as
  * DATA frames on one HTTP/2 stream, and the peer's Acks come back on it. The owner (Transport)
  * keeps the per-batch bookkeeping: the window, the deadline, the counters.
  */

@@ -1,16 +1,17 @@
-// Loads proto/raft.proto and exposes the gRPC service definition plus the TypeScript shapes of the
-// wire messages as @grpc/proto-loader presents them (camelCase fields, uint64 as decimal strings
-// on decode, enums as names, bytes as Buffer, oneof arms named by a virtual field).
+// Loads raft.proto, which sits beside this module (npm run build copies it to dist/transport/), and
+// exposes the gRPC service definition plus the TypeScript shapes of the wire messages as
+// @grpc/proto-loader presents them (camelCase fields, uint64 as decimal strings on decode, enums as
+// names, bytes as Buffer, oneof arms named by a virtual field).
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-// The single binary (scripts/build-binary.ts) has no proto/ directory beside it: its bundler
-// replaces this identifier with raft.proto parsed at build time (protobufjs JSON, keepCase false).
+// The single binary (scripts/build-binary.ts) has no files beside it: its bundler replaces this
+// identifier with raft.proto parsed at build time (protobufjs JSON, keepCase false).
 declare const RAFTAUTH_EMBEDDED_RAFT_PROTO: Parameters<typeof protoLoader.fromJSON>[0] | undefined;
 const embedded = typeof RAFTAUTH_EMBEDDED_RAFT_PROTO === 'undefined' ? undefined : RAFTAUTH_EMBEDDED_RAFT_PROTO;
 
-export const PROTO_PATH = embedded ? '(embedded) proto/raft.proto' : fileURLToPath(new URL('../../proto/raft.proto', import.meta.url));
+export const PROTO_PATH = embedded ? '(embedded) raft.proto' : fileURLToPath(new URL('./raft.proto', import.meta.url));
 export const SERVICE_NAME = 'raftauth.raft.v1.Raft';
 
 // longs: String keeps uint64 exact so the codec can refuse values beyond 2^53 instead of

@@ -1,5 +1,6 @@
-// The single binary (scripts/build-binary.ts): build dist/raftauth into a temp directory, copy it
-// alone into an empty directory (no node_modules anywhere above it, no proto/ beside it), and run a
+// The single binary (scripts/build-binary.ts): bundle the built dist/ (npm run build; the test
+// fails at once if dist/ is missing or older than src/) into a binary in a temp directory, copy it
+// alone into an empty directory (no node_modules anywhere above it, no raft.proto beside it), and run a
 // 3-node cluster from it: the node in each primary (LevelDB through the addon carried as an SEA
 // asset, gRPC with the inlined raft.proto) and one HTTP worker per node forked from the binary
 // itself. Writes through one node and reads the value back linearizably through the others.
@@ -19,7 +20,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 import type * as grpc from '@grpc/grpc-js';
-import { CLASSIC_LEVEL_ASSET_NAME, SEA_SENTINEL_FUSE, classicLevelPrebuild, dropScriptGuard, raftProtoJson } from '../../scripts/build-binary.ts';
+import { CLASSIC_LEVEL_ASSET_NAME, SEA_SENTINEL_FUSE, classicLevelPrebuild, raftProtoJson } from '../../scripts/build-binary.ts';
+import { requireFreshDist } from '../../scripts/lib/dist.ts';
 import { createClusterCa, issueNodeCert, nodeIdFromCert, writePem } from '../../src/crypto/certs.ts';
 import { CLASSIC_LEVEL_ADDON_ASSET } from '../../src/sea/addon.ts';
 import { PROTO_PATH, SERVICE_NAME } from '../../src/transport/proto.ts';
@@ -130,11 +132,11 @@ function buildPrerequisiteMissing(): string | null {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('what the binary build rewrites', () => {
+describe('what the binary build carries in another form', () => {
   it('encodes every method exactly like the .proto loaded from disk', () => {
     const options: protoLoader.Options = { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true };
     const fromDisk = protoLoader.loadSync(PROTO_PATH, options)[SERVICE_NAME] as grpc.ServiceDefinition;
-    const fromJson = protoLoader.fromJSON(raftProtoJson() as Parameters<typeof protoLoader.fromJSON>[0], options)[SERVICE_NAME] as grpc.ServiceDefinition;
+    const fromJson = protoLoader.fromJSON(raftProtoJson(PROTO_PATH) as Parameters<typeof protoLoader.fromJSON>[0], options)[SERVICE_NAME] as grpc.ServiceDefinition;
     assert.deepEqual(Object.keys(fromJson).sort(), Object.keys(fromDisk).sort());
     const confState = { voters: [1, '9007199254740991'], learners: [4], votersOutgoing: [], learnersNext: [5], autoLeave: true };
     const batch = {
@@ -171,21 +173,6 @@ describe('what the binary build rewrites', () => {
     }
   });
 
-  it('drops only a trailing run-as-a-script block from bundled modules', () => {
-    const guarded = `export const a = 1;\n\nif (import.meta.url === \`file://\${process.argv[1]}\`) {\n  await main();\n\n  done();\n}\n`;
-    const dropped = dropScriptGuard(guarded, 'x.ts');
-    assert.ok(dropped !== null && dropped.startsWith('export const a = 1;\n') && !dropped.includes('await') && !dropped.includes('import.meta'), String(dropped));
-    assert.equal(dropScriptGuard('export const a = 1;\n', 'x.ts'), null);
-    // A guard followed by more top-level code is not guessed at.
-    assert.throws(() => dropScriptGuard(`if (import.meta.url === x) {\n  run();\n}\nexport const b = 2;\n`, 'y.ts'), /y\.ts: an import\.meta\.url test/);
-    // The modules the binary bundles today have the expected shape.
-    for (const f of ['src/main.ts', 'src/cli/main.ts']) {
-      const text = readFileSync(join(REPO_ROOT, f), 'utf8');
-      const out = dropScriptGuard(text, f);
-      assert.ok(out !== null && !out.includes('import.meta.url'), f);
-    }
-  });
-
   it('names the addon asset the same in the build and in the loader', () => {
     assert.equal(CLASSIC_LEVEL_ASSET_NAME, CLASSIC_LEVEL_ADDON_ASSET);
   });
@@ -213,6 +200,7 @@ describe('dist/raftauth (single executable)', { timeout: 120_000 }, () => {
 
   before(async () => {
     if (missing) return;
+    requireFreshDist();
     root = await mkdtemp(join(tmpdir(), 'raftauth-binary-'));
     const built = join(root, 'build', 'raftauth');
     const t0 = Date.now();

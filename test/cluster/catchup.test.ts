@@ -15,7 +15,7 @@ const SNAPSHOT_EVERY_ENTRIES = 40;
 const SNAPSHOT_CATCHUP_ENTRIES = 10;
 /** Writes while the follower is down for steps b and c: several snapshot intervals. */
 const FAR_BEHIND_WRITES = 4 * SNAPSHOT_EVERY_ENTRIES;
-/** Exit code of a node that dies of a fatal error at run time (src/main.ts). */
+/** Exit code of a node that dies of a fatal error at run time (dist/main.js). */
 const EXIT_FATAL = 70;
 
 /** Sequential PUTs through `via`, each acknowledged; returns what was written. */

@@ -1,5 +1,7 @@
-// Multi-process cluster harness: real `src/main.ts` node processes on loopback, each with its own
-// config file, certificate, data directory and log file, all inside one temp directory per test.
+// Multi-process cluster harness: real node processes on loopback, run from the built program
+// (`node --enable-source-maps dist/main.js --config FILE`, what an operator runs: `npm run build`
+// first; a missing or stale dist/ fails the test at once), each with its own config file,
+// certificate, data directory and log file, all inside one temp directory per test.
 //
 // Rules it enforces (test/cluster is the DESIGN testing pyramid's level 3):
 //  - loopback only: every port is picked by binding 127.0.0.1:0, reading the port and closing;
@@ -25,10 +27,10 @@ import { stringify } from 'yaml';
 import { createClusterCa, issueNodeCert, writePem } from '../../src/crypto/certs.ts';
 import type { CertAndKey, ClusterCa } from '../../src/crypto/certs.ts';
 import { MasterKeyRing } from '../../src/crypto/seal.ts';
+import { distArgs, requireFreshDist } from '../../scripts/lib/dist.ts';
 
 /** The repository root, derived from this file's location (CI runs in a fresh clone elsewhere). */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const MAIN_TS = join(REPO_ROOT, 'src', 'main.ts');
 
 /** Characters of a node's log kept for failure messages. */
 const LOG_TAIL_CHARS = 4_000;
@@ -37,9 +39,9 @@ const HTTP_TIMEOUT_MS = 5_000;
 /** Largest response body the harness reads (a status or a KV value in these tests is far smaller). */
 const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 /**
- * Deadline for a spawned node to serve HTTP: tsx compiles the sources at every start, which takes
- * a few seconds alone and much longer on a loaded 2-core machine (three nodes and their workers
- * starting at once). A deadline, not a delay: a quick start returns at once.
+ * Deadline for a spawned node to serve HTTP: about a second alone, much longer on a loaded 2-core
+ * machine (three nodes and their workers starting at once, other tests beside them). A deadline,
+ * not a delay: a quick start returns at once.
  */
 const START_SERVING_TIMEOUT_MS = 90_000;
 /** Poll interval of waitFor. */
@@ -254,6 +256,7 @@ export class ProcessCluster {
   }
 
   static async create(ids: readonly number[], opts: ClusterOptions = {}): Promise<ProcessCluster> {
+    requireFreshDist();
     const dir = await mkdtemp(join(tmpdir(), `raftauth-${opts.name ?? 'cluster'}-`));
     const c = new ProcessCluster(dir, await createClusterCa(), opts);
     await writeFile(join(dir, 'admin.token'), c.adminToken, { mode: 0o600 });
@@ -353,7 +356,7 @@ export class ProcessCluster {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('RAFTAUTH_') && !k.startsWith('NODE_TEST')) env[k] = v;
     Object.assign(env, opts.env);
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN_TS, '--config', file], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, distArgs(['--config', file]), { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const p = new NodeProcess(id, child, logFile);
     const sink = (b: Buffer) => appendFileSync(logFile, b);
     child.stdout!.on('data', sink);

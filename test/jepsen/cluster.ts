@@ -1,4 +1,5 @@
-// The nodes of a Jepsen run: real `src/main.ts` processes, each started inside its own network
+// The nodes of a Jepsen run: real node processes of the built program (dist/main.js, `npm run
+// build`; init() refuses a missing or stale dist/), each started inside its own network
 // namespace with `ip netns exec` (which execs, so the child's pid is the node's: kill -9, SIGSTOP
 // and SIGCONT go straight to it). Used by the runner, which itself runs in the client namespace:
 // every HTTP request below leaves from there.
@@ -13,7 +14,8 @@ import { stringify } from 'yaml';
 import { createClusterCa, issueNodeCert, writePem } from '../../src/crypto/certs.ts';
 import { MasterKeyRing } from '../../src/crypto/seal.ts';
 import type { NodeStatus } from '../../src/node/api.ts';
-import { MAIN_TS, REPO_ROOT, httpJson } from '../cluster/harness.ts';
+import { REPO_ROOT, httpJson } from '../cluster/harness.ts';
+import { distArgs, requireFreshDist } from '../../scripts/lib/dist.ts';
 import type { HttpResult } from '../cluster/harness.ts';
 import { waitFor } from '../../scripts/lib/wait.ts';
 import { nodeIp, nodeNs } from './hosts.ts';
@@ -96,6 +98,7 @@ export class NodeCluster {
   }
 
   async init(): Promise<void> {
+    requireFreshDist();
     await mkdir(this.dir, { recursive: true });
     const ca = await createClusterCa();
     await writePem(this.dir, 'ca', ca);
@@ -127,7 +130,7 @@ export class NodeCluster {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('RAFTAUTH_') && !k.startsWith('NODE_TEST')) env[k] = v;
     if (this.opts.unsafe) env.RAFTAUTH_ALLOW_UNSAFE = '1';
-    const child = spawn('ip', ['netns', 'exec', nodeNs(this.hosts, id), process.execPath, '--import', 'tsx', MAIN_TS, '--config', join(this.dir, `node${id}.yaml`)], {
+    const child = spawn('ip', ['netns', 'exec', nodeNs(this.hosts, id), process.execPath, ...distArgs(['--config', join(this.dir, `node${id}.yaml`)])], {
       cwd: REPO_ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

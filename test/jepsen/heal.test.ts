@@ -20,6 +20,7 @@ import { describe, it } from 'node:test';
 import { REPO_ROOT } from '../cluster/harness.ts';
 import { canCreateHosts, cleanupStale, createHosts, destroyHosts, newPrefix } from './hosts.ts';
 import type { HealRound, HealRunOptions, HealScenario } from './heal-run.ts';
+import { requireFreshDist } from '../../scripts/lib/dist.ts';
 
 const RUNNER = fileURLToPath(new URL('./heal-run.ts', import.meta.url));
 
@@ -50,6 +51,8 @@ function seed(): number {
 }
 
 async function runInClientNamespace(opts: Omit<HealRunOptions, 'hosts'>, prefix: string): Promise<HealRound[]> {
+  // The nodes run the built program: refuse before any namespace exists if it is missing or stale.
+  requireFreshDist();
   const hosts = await createHosts([1, 2, 3], prefix);
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('NODE_TEST')) env[k] = v;

@@ -12,6 +12,7 @@ import { canCreateHosts, cleanupStale, createHosts, destroyHosts, newPrefix } fr
 import { parseNemesis } from './nemesis.ts';
 import type { RunOptions, RunSummary, WorkloadName } from './runner.ts';
 import { WORKLOADS } from './runner.ts';
+import { requireFreshDist } from '../../scripts/lib/dist.ts';
 
 const RUNNER = fileURLToPath(new URL('./runner.ts', import.meta.url));
 /** Time the runner gets to stop its nodes after SIGTERM before everything is killed. */
@@ -59,6 +60,8 @@ export async function runJepsen(j: JepsenOptions): Promise<RunSummary> {
   const n = j.nodes ?? 5;
   if (!Number.isInteger(n) || n < 3 || n > 9) throw new Error(`--nodes must be 3..9, got ${n}`);
   if (!(j.timeS > 0 && j.timeS <= 24 * 3600)) throw new Error(`--time must be 1..86400 seconds, got ${j.timeS}`);
+  // The nodes run the built program: refuse here, before any namespace exists, if it is missing or stale.
+  requireFreshDist();
   const kinds = parseNemesis(j.nemesis);
   const workloads = parseWorkloads(j.workload);
   const dir = join(j.artifacts ?? join(REPO_ROOT, 'test-artifacts', 'jepsen'), `${stamp()}-${seed}`);

@@ -1,4 +1,5 @@
-// `npm start` end to end (scripts/start-local.ts run directly, as npm would): a 3-node cluster on
+// `npm start` end to end (scripts/start-local.ts run directly, as npm would; its nodes run the
+// built dist/, which must be fresh): a 3-node cluster on
 // free loopback ports in a temp directory, a write and a read through the front URL, the CLI
 // against the real cluster, SIGINT, and every node process (primaries and their HTTP workers)
 // gone. A second start in the same directory reuses the certificates and the data.
@@ -15,9 +16,10 @@ import { readClusterFile } from '../../src/cli/cluster-file.ts';
 import type { ClusterFile } from '../../src/cli/cluster-file.ts';
 import { runRaftauth } from '../../src/cli/main.ts';
 import { REPO_ROOT, loopbackSpec } from '../../scripts/lib/local-cluster.ts';
+import { requireFreshDist } from '../../scripts/lib/dist.ts';
 
 const START_SCRIPT = join(REPO_ROOT, 'scripts', 'start-local.ts');
-/** Three tsx-compiled nodes on a shared 2-core machine: generous, and only a bound. */
+/** Three nodes on a shared 2-core machine: generous, and only a bound. */
 const START_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 30_000;
 
@@ -94,6 +96,8 @@ describe('npm start (scripts/start-local.ts)', () => {
   const runs: Run[] = [];
 
   before(async () => {
+    // start-local.ts would build a missing or stale dist/ itself; the test runs what `npm test` built, or fails saying so.
+    requireFreshDist();
     tmp = await mkdtemp(join(tmpdir(), 'raftauth-start-'));
     dir = join(tmp, 'local');
     // The shipped local-3.yaml with its fixed ports could collide with other tests on this

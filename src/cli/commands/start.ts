@@ -1,6 +1,7 @@
-// `raftauth start --config FILE`: run a node in the foreground. The node executable's own command
-// line (src/server/cli.ts runCli with src/main.ts startNode) does the work: config errors exit 2,
-// a failed start exits 1, SIGTERM/SIGINT stop gracefully and exit 0.
+// `raftauth start --config FILE`: run a node in the foreground; this process becomes the node's
+// primary. The node's own command line (src/server/cli.ts runCli with src/server/start-node.ts
+// startNode) does the work: config errors exit 2, a failed start exits 1, SIGTERM/SIGINT stop
+// gracefully and exit 0.
 import { UsageError } from '../args.ts';
 import type { CliIo } from '../io.ts';
 
@@ -26,7 +27,7 @@ export async function startCommand(argv: readonly string[], _io: CliIo): Promise
   const ok = (argv.length === 2 && argv[0] === '--config') || (argv.length === 1 && /^--config=.+/.test(argv[0]!));
   if (!ok) throw new UsageError('start takes --config FILE');
   // Loaded only for `start`: the other commands need none of the node's code.
-  const [{ runCli }, { startNode }] = await Promise.all([import('../../server/cli.ts'), import('../../main.ts')]);
+  const [{ runCli }, { startNode }] = await Promise.all([import('../../server/cli.ts'), import('../../server/start-node.ts')]);
   await runCli(argv, startNode, {}, nodeEnv(process.env));
   return null;
 }

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UsageError, list, parse, parseHostPortArg, parseNodeId, parsePositiveInt } from '../../../src/cli/args.ts';
-import { runRaftauth } from '../../../src/cli/main.ts';
+import { cliArgs, runRaftauth } from '../../../src/cli/main.ts';
 import { captureIo } from './io.ts';
 
 describe('argument parsing', () => {
@@ -73,22 +73,13 @@ describe('runRaftauth exit codes', () => {
   });
 });
 
-describe('the raftauth executable (src/cli/raftauth.mjs)', () => {
-  it('runs under bare node from any directory and exits with the command’s code', async () => {
-    const { execFile } = await import('node:child_process');
-    const { tmpdir } = await import('node:os');
-    const bin = new URL('../../../src/cli/raftauth.mjs', import.meta.url).pathname;
-    const run = (args: string[]) =>
-      new Promise<{ code: number; out: string }>((resolve) => {
-        execFile(process.execPath, [bin, ...args], { cwd: tmpdir(), timeout: 30_000 }, (err, stdout, stderr) => {
-          resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, out: stdout + stderr });
-        });
-      });
-    const help = await run(['help']);
-    assert.equal(help.code, 0, help.out);
-    assert.match(help.out, /usage: raftauth <command>/);
-    const bad = await run(['members', 'rename']);
-    assert.equal(bad.code, 2, bad.out);
-    assert.match(bad.out, /unknown members subcommand/);
+describe('the program\'s arguments (cliArgs, src/main.ts)', () => {
+  it('a bare --config FILE is start --config FILE; everything else is passed as it is', () => {
+    assert.deepEqual(cliArgs(['--config', 'n.yaml']), ['start', '--config', 'n.yaml']);
+    assert.deepEqual(cliArgs(['--config=n.yaml']), ['start', '--config=n.yaml']);
+    assert.deepEqual(cliArgs(['start', '--config', 'n.yaml']), ['start', '--config', 'n.yaml']);
+    assert.deepEqual(cliArgs(['status', '--config', 'n.yaml']), ['status', '--config', 'n.yaml']);
+    assert.deepEqual(cliArgs([]), []);
+    assert.deepEqual(cliArgs(['--configx']), ['--configx']);
   });
 });

@@ -1,4 +1,4 @@
-// The long-lived streams nodes use (proto/raft.proto: Stream for raft messages, ProposeStream for
+// The long-lived streams nodes use (src/transport/raft.proto: Stream for raft messages, ProposeStream for
 // forwarded writes): pipelining within a window, the probe rule on a new stream, the Ack deadline,
 // identity checked on a stream, and forwarded writes answered by id in any order.
 import { test, before, after } from 'node:test';

@@ -1,0 +1,69 @@
+// What a node's primary process runs (the NodeFactory of `raftauth start --config node.yaml`,
+// src/cli/commands/start.ts): the replicated node (src/node/node.ts) and the admin API. HTTP is
+// served from node:cluster workers (src/server/process.ts).
+import { readFileSync } from 'node:fs';
+import { formatHostPort } from './config.ts';
+import type { NodeConfig } from './config.ts';
+import type { Logger } from './log.ts';
+import { RaftNode } from '../node/node.ts';
+import { oauthDomains } from '../state/oauth-domains.ts';
+import { buildAdminApp } from '../ops/admin.ts';
+import { loadMasterKey, oauthConfigOf } from './oauth-node.ts';
+import type { MemberAddress } from '../node/members.ts';
+import type { StorageFaults } from '../storage/durable-storage.ts';
+
+/**
+ * Crash injection for the cluster tests: RAFTAUTH_TEST_CRASH_AFTER_INSTALL_BATCHES=N makes the node
+ * die after loading N batches of a received snapshot (before the atomic flip). Refused unless
+ * RAFTAUTH_ALLOW_UNSAFE=1, like every unsafe switch.
+ */
+function storageFaultsFromEnv(env: NodeJS.ProcessEnv): StorageFaults | undefined {
+  const raw = env.RAFTAUTH_TEST_CRASH_AFTER_INSTALL_BATCHES;
+  if (raw === undefined) return undefined;
+  if (env.RAFTAUTH_ALLOW_UNSAFE !== '1') throw new Error('RAFTAUTH_TEST_CRASH_AFTER_INSTALL_BATCHES is an unsafe test switch; it is refused unless RAFTAUTH_ALLOW_UNSAFE=1');
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error('RAFTAUTH_TEST_CRASH_AFTER_INSTALL_BATCHES must be a positive integer');
+  return { crashAfterInstallBatches: n };
+}
+
+export async function startNode(config: NodeConfig, logger: Logger): Promise<RaftNode> {
+  const storageFaults = storageFaultsFromEnv(process.env);
+  const initialMembers = new Map<number, MemberAddress>(
+    config.cluster.initialMembers.map((m) => [m.id, { raftAddress: formatHostPort(m.raftAddress), httpAddress: formatHostPort(m.httpAddress) }]),
+  );
+  const node = await RaftNode.start({
+    id: config.node.id,
+    dataDir: config.node.dataDir,
+    initialMembers,
+    join: config.cluster.join,
+    raftListen: { host: config.raft.listen.host, port: config.raft.listen.port },
+    tls: { caPem: readFileSync(config.tls.ca, 'utf8'), certPem: readFileSync(config.tls.cert, 'utf8'), keyPem: readFileSync(config.tls.key, 'utf8') },
+    tickMs: config.raft.tickMs,
+    electionTick: config.raft.electionTick,
+    heartbeatTick: config.raft.heartbeatTick,
+    preVote: config.raft.preVote,
+    checkQuorum: config.raft.checkQuorum,
+    readOnly: config.raft.readOnly,
+    maxSizePerMsg: config.raft.maxSizePerMsg,
+    maxInflightMsgs: config.raft.maxInflightMsgs,
+    storage: { snapshotEveryEntries: config.raft.snapshotEveryEntries, snapshotCatchupEntries: config.raft.snapshotCatchupEntries },
+    ...(storageFaults ? { storageFaults } : {}),
+    logger,
+    domains: oauthDomains(),
+    unsafe: { ackBeforeCommit: config.unsafe.ackBeforeCommit, readWithoutReadIndex: config.unsafe.readWithoutReadIndex },
+  });
+  if (config.admin.listen !== null && config.admin.tokenFile !== null) {
+    try {
+      const master = loadMasterKey(config);
+      const oauth = master ? { master, config: oauthConfigOf(config.oauth, config.mfa), log: logger } : undefined;
+      const app = buildAdminApp({ node, token: readFileSync(config.admin.tokenFile, 'utf8').trim(), ...(oauth ? { oauth } : {}) });
+      await app.listen({ host: config.admin.listen.host, port: config.admin.listen.port });
+      node.onStop(() => app.close());
+      logger.info({ admin: formatHostPort(config.admin.listen) }, 'admin API listening');
+    } catch (e) {
+      await node.stop();
+      throw e;
+    }
+  }
+  return node;
+}
