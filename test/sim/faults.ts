@@ -156,6 +156,19 @@ export const MIXES: Readonly<Record<string, FaultMix>> = {
     preVoteP: 0.3,
     checkQuorumP: 0.3,
   },
+  // Aimed at write batching (node.ts): many clients on slow, stalling disks, so a leader gathers
+  // several commands per entry, and its batches are in flight when it crashes, is cut off or hands
+  // leadership over.
+  batches: {
+    ...base,
+    name: 'batches',
+    description: 'many clients on slow disks (several commands per entry) with leader crashes, partitions and transfers',
+    disk: SLOW_DISK,
+    clients: { ...CLIENTS, count: [10, 16] },
+    partitions: { kinds: ['isolateLeader', 'halves', 'oneWay'], gapUs: [100_000, 400_000], durationUs: [100_000, 500_000] },
+    crashes: { gapUs: [150_000, 500_000], downUs: [20_000, 300_000], maxDown: 'minority', leaderP: 0.6 },
+    transfers: { gapUs: [200_000, 600_000] },
+  },
 };
 
 export const MIX_NAMES: readonly string[] = Object.keys(MIXES);

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KvStateMachine, decodeCommand, encodeCommand, type ApplyResult, type Command } from './kv-state-machine.ts';
+import { pack } from 'msgpackr';
+import { MAX_COMMANDS_PER_ENTRY, encodeCommandBytes, readHeader, splitBatchEntry } from '../../src/node/command.ts';
+import { KvStateMachine, decodeCommand, decodeEntry, encodeCommand, encodeEntry, type ApplyResult, type Command } from './kv-state-machine.ts';
 import { fnv1a } from './checks.ts';
 
 function kvOut(r: ApplyResult): unknown {
@@ -105,5 +107,40 @@ test('indices must be applied strictly in order; commands round-trip through the
   assert.throws(() => sm.apply(1, { type: 'register' }), /at or below applied/);
   const cmd: Command = { type: 'kv', sessionId: 7, seq: 3, input: { op: 'cas', key: 'k', expected: null, value: 'v' } };
   assert.deepEqual(decodeCommand(encodeCommand(cmd)), cmd);
-  assert.throws(() => decodeCommand(encodeCommand({ type: 'bogus' } as unknown as Command)), /undecodable/);
+  assert.deepEqual(decodeCommand(encodeCommand({ type: 'register' })), { type: 'register' });
+  // The session and seq travel in the product's fixed header (src/node/command.ts), not the payload.
+  const h = readHeader(encodeCommand(cmd));
+  assert.deepEqual([h.sid, h.seq, h.ack], ['7', 3, 2]);
+  assert.throws(() => decodeCommand(encodeCommandBytes({ sid: '1', seq: 1, ack: 0 }, pack({ type: 'bogus' }))), /undecodable/);
+  assert.throws(() => decodeCommand(encodeCommandBytes({ sid: null, seq: 0, ack: 0 }, pack({ type: 'kv', input: cmd.input }))), /undecodable/, 'a KV command without a session');
+  assert.throws(() => decodeCommand(pack(cmd)), /undecodable/, 'a bare msgpack command is not a command of this format');
+});
+
+test('a batch entry: one result per command, in order, each deduplicated by its own session and seq', () => {
+  const sm = new KvStateMachine();
+  // Two registrations in one entry get distinct session ids (their log positions).
+  const regs = sm.applyBatch(1, [{ type: 'register' }, { type: 'register' }]);
+  assert.deepEqual(regs, [
+    { type: 'registered', sessionId: 1 * MAX_COMMANDS_PER_ENTRY },
+    { type: 'registered', sessionId: 1 * MAX_COMMANDS_PER_ENTRY + 1 },
+  ]);
+  const [a, b] = regs.map((r) => (r as { sessionId: number }).sessionId) as [number, number];
+  const appendA: Command = { type: 'kv', sessionId: a, seq: 1, input: { op: 'append', key: 'k', value: 'a' } };
+  const appendB: Command = { type: 'kv', sessionId: b, seq: 1, input: { op: 'append', key: 'k', value: 'b' } };
+  // The entry travels in the product's format; the retry of A shares the entry with its first attempt.
+  const entry = encodeEntry([appendA, appendB, appendA].map(encodeCommand), 1234);
+  assert.equal(splitBatchEntry(entry)!.length, 3);
+  assert.equal(readHeader(splitBatchEntry(entry)![0]!).ts, 1234, 'the leader time is stamped into every header');
+  const rs = sm.applyBatch(2, decodeEntry(entry));
+  assert.deepEqual(rs.map(kvOut), [
+    { op: 'append', value: 'a' },
+    { op: 'append', value: 'ab' },
+    { op: 'append', value: 'a' }, // the retry: its first result, not applied again
+  ]);
+  assert.equal(sm.read('k'), 'ab');
+  assert.throws(() => sm.applyBatch(3, []), /1\.\.1024 commands/);
+  assert.throws(() => decodeEntry(encodeCommand(appendA)), /not a batch entry/, 'a lone command is not an entry');
+  // The deliberate bug's path: the entry again, past the session table.
+  sm.reapplyWithoutDedupe(2, decodeEntry(entry));
+  assert.equal(sm.read('k'), 'ababa', 'applyBatchTwice applies every command of the batch again');
 });

@@ -5,12 +5,22 @@
 // Apply is a pure function of (state, index, command): no clock, no randomness, no node identity.
 // Sessions expire by log index, which every replica sees identically, never by the applying
 // node's clock.
+//
+// Commands travel in the product's formats (src/node/command.ts): each is a binary command — the
+// fixed header carries the session id (decimal), seq, an acknowledgement floor and the leader's
+// time; the payload is the KV command's own msgpack encoding — and a log entry carries a batch of
+// them (encodeBatchEntry). Apply reads session and seq from the header, the input from the payload,
+// and answers one result per command, in order.
 import { pack, unpack } from 'msgpackr';
+import { encodeBatchEntry, encodeCommandBytes, payloadOf, readHeader, splitBatchEntry, MAX_COMMANDS_PER_ENTRY } from '../../src/node/command.ts';
 import type { KvInput, KvOutput } from '../support/kv-model.ts';
 
-/** A replicated command, msgpackr-encoded into an entry's data. */
+/** A replicated command. */
 export type Command =
-  /** Opens a session; its id is the log index of this entry (dissertation §6.3: RegisterClient). */
+  /**
+   * Opens a session (dissertation §6.3: RegisterClient). Its id is the command's log position:
+   * entry index × MAX_COMMANDS_PER_ENTRY + its place in the batch, unique and the same on every replica.
+   */
   | { readonly type: 'register' }
   | { readonly type: 'kv'; readonly sessionId: number; readonly seq: number; readonly input: KvInput };
 
@@ -42,16 +52,42 @@ interface Session {
   lastIndex: number;
 }
 
+/**
+ * One command in the product's binary format. The header's ack is seq - 1: a simulated client has
+ * one command outstanding, so every lower seq is acknowledged (the simulated session table keeps
+ * only the last seq and output, and does not read it).
+ */
 export function encodeCommand(c: Command): Uint8Array {
-  return pack(c);
+  if (c.type === 'register') return encodeCommandBytes({ sid: null, seq: 0, ack: 0 }, pack({ type: 'register' }));
+  return encodeCommandBytes({ sid: String(c.sessionId), seq: c.seq, ack: Math.max(0, c.seq - 1) }, pack({ type: 'kv', input: c.input }));
 }
 
 export function decodeCommand(data: Uint8Array): Command {
-  const c = unpack(data) as Command;
-  if (c === null || typeof c !== 'object' || (c.type !== 'register' && c.type !== 'kv')) {
-    throw new Error(`kv state machine: undecodable command (${data.length} bytes)`);
+  let h: ReturnType<typeof readHeader>;
+  let p: { type?: unknown; input?: unknown } | null;
+  try {
+    h = readHeader(data);
+    p = unpack(payloadOf(data)) as { type?: unknown; input?: unknown } | null;
+  } catch (e) {
+    throw new Error(`kv state machine: undecodable command (${data.length} bytes): ${(e as Error).message}`, { cause: e });
   }
-  return c;
+  if (p !== null && typeof p === 'object' && p.type === 'register' && h.sid === null) return { type: 'register' };
+  if (p !== null && typeof p === 'object' && p.type === 'kv' && h.sid !== null && /^[0-9]+$/.test(h.sid) && typeof p.input === 'object' && p.input !== null) {
+    return { type: 'kv', sessionId: Number(h.sid), seq: h.seq, input: p.input as KvInput };
+  }
+  throw new Error(`kv state machine: undecodable command (${data.length} bytes)`);
+}
+
+/** A log entry carrying `commands` (already encoded), stamped with the leader's time in ms. */
+export function encodeEntry(commands: readonly Uint8Array[], tsMs: number): Uint8Array {
+  return encodeBatchEntry(commands, tsMs);
+}
+
+/** The commands of a batch entry. Anything else is a simulator bug: it throws. */
+export function decodeEntry(data: Uint8Array): Command[] {
+  const cmds = splitBatchEntry(data);
+  if (cmds === null) throw new Error(`kv state machine: entry of ${data.length} bytes is not a batch entry`);
+  return cmds.map(decodeCommand);
 }
 
 /** What a KV input does to a value, without side effects: shared by apply and by read-only peeks. */
@@ -104,15 +140,38 @@ export class KvStateMachine {
     return this.kv.get(key) ?? null;
   }
 
-  /** Apply the command of the committed entry at `index`. Indices must arrive strictly in order. */
+  /** Apply an entry holding one command (a batch of one). */
   apply(index: number, cmd: Command): ApplyResult {
+    return this.applyBatch(index, [cmd])[0]!;
+  }
+
+  /**
+   * Apply the commands of the committed batch entry at `index`, in order, one result per command.
+   * Indices must arrive strictly in order. Each command is deduplicated by its own session and seq,
+   * so a retry that shares an entry with its first attempt is answered, not applied again.
+   */
+  applyBatch(index: number, cmds: readonly Command[]): ApplyResult[] {
     if (index <= this.appliedIndex) throw new Error(`kv state machine: apply(${index}) at or below applied ${this.appliedIndex}`);
+    if (cmds.length === 0 || cmds.length > MAX_COMMANDS_PER_ENTRY) throw new Error(`kv state machine: a batch holds 1..${MAX_COMMANDS_PER_ENTRY} commands, not ${cmds.length}`);
     this.appliedIndex = index;
+    return cmds.map((cmd, i) => this.applyOne(index, i, cmd, this.dedupe));
+  }
+
+  /**
+   * Deliberate bug (applyBatchTwice): apply the commands of the entry at `index` — already applied
+   * — again, past the session table. Nothing else may call this.
+   */
+  reapplyWithoutDedupe(index: number, cmds: readonly Command[]): void {
+    cmds.forEach((cmd, i) => this.applyOne(index, i, cmd, false));
+  }
+
+  private applyOne(index: number, position: number, cmd: Command, dedupe: boolean): ApplyResult {
     if (cmd.type === 'register') {
       this.expireIdle(index);
       while (this.sessions.size >= this.limits.maxSessions) this.evictLeastRecentlyUsed();
-      this.sessions.set(index, { lastSeq: 0, lastOutput: null, lastIndex: index });
-      return { type: 'registered', sessionId: index };
+      const sessionId = index * MAX_COMMANDS_PER_ENTRY + position;
+      this.sessions.set(sessionId, { lastSeq: 0, lastOutput: null, lastIndex: index });
+      return { type: 'registered', sessionId };
     }
     const s = this.sessions.get(cmd.sessionId);
     if (s === undefined || index - s.lastIndex > this.limits.ttlEntries) {
@@ -120,7 +179,7 @@ export class KvStateMachine {
       return { type: 'sessionExpired' };
     }
     s.lastIndex = index;
-    if (this.dedupe) {
+    if (dedupe) {
       if (cmd.seq === s.lastSeq && s.lastOutput !== null && !this.refuseRetry) return { type: 'kv', output: s.lastOutput };
       if (cmd.seq <= s.lastSeq) return { type: 'staleSeq', lastSeq: s.lastSeq };
     }

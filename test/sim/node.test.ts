@@ -2,12 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Message, NodeId } from '../../src/raft/types.ts';
+import { MAX_BATCH_ENTRY_BYTES, MAX_COMMANDS_PER_ENTRY, splitBatchEntry } from '../../src/node/command.ts';
 import { SafetyChecker } from './checks.ts';
 import { DEFAULT_SESSION_LIMITS } from './kv-state-machine.ts';
 import { SimNode, type ClientReply, type ClientRequest, type NodeHost, type NodeSettings, type SimBugs } from './node.ts';
 import { Rng } from './rng.ts';
 
-function harness(simBugs: SimBugs = {}, voters: readonly NodeId[] = [1]) {
+function harness(simBugs: SimBugs = {}, voters: readonly NodeId[] = [1], maxPendingProposals = 16) {
   let now = 0;
   const disk: { node: NodeId; inc: number; atUs: number }[] = [];
   const sent: Message[] = [];
@@ -35,7 +36,7 @@ function harness(simBugs: SimBugs = {}, voters: readonly NodeId[] = [1]) {
     snapshotEveryEntries: 1000,
     keepEntries: 10,
     sessionLimits: DEFAULT_SESSION_LIMITS,
-    maxPendingProposals: 16,
+    maxPendingProposals,
     maxPendingReads: 16,
     readTimeoutUs: 1_000_000,
     coreBugs: {},
@@ -82,7 +83,7 @@ test('node: a write is answered only once applied; the forgetVote switch persist
   h.node.handleRequest({ clientId: 1, opId: 1, attempt: 1, cmd: { type: 'register' } });
   h.flush();
   assert.equal(h.replies.length, 1);
-  assert.deepEqual(h.replies[0]!.reply, { type: 'result', result: { type: 'registered', sessionId: h.node.appliedIndex } });
+  assert.deepEqual(h.replies[0]!.reply, { type: 'result', result: { type: 'registered', sessionId: h.node.appliedIndex * MAX_COMMANDS_PER_ENTRY } });
   assert.equal(h.node.storage.initialState().hardState.vote, 0, 'forgetVote drops the vote on the way to disk');
 });
 
@@ -97,4 +98,64 @@ test('node: a vote request leaves only after the vote is durable, unless sendBef
     assert.equal(h.sent[0]!.type, 'vote');
     assert.equal(h.node.storage.initialState().hardState.vote, 1);
   }
+});
+
+test('node: writes that arrive while a write is pending leave as one batch entry, answered per command', () => {
+  const h = harness();
+  h.node.campaign();
+  h.flush();
+  const req = (opId: number): ClientRequest => ({ clientId: opId, opId, attempt: 1, cmd: { type: 'register' } });
+  h.node.handleRequest(req(1)); // the disk is idle: proposed at once, a batch of one
+  assert.equal(h.disk.length, 1);
+  const first = h.node.storage.lastIndex() + 1;
+  h.node.handleRequest(req(2));
+  h.node.handleRequest(req(3));
+  h.node.handleRequest(req(4));
+  assert.equal(h.disk.length, 1, 'gathered while the write is pending: nothing proposed yet');
+  h.flush();
+  const last = h.node.storage.lastIndex();
+  assert.equal(last, first + 1, 'two entries: the first request alone, then the three gathered');
+  const batch = splitBatchEntry(h.node.storage.entries(last, last + 1, Infinity)[0]!.data);
+  assert.equal(batch?.length, 3);
+  assert.deepEqual(h.replies.map((r) => [r.req.opId, r.reply]), [
+    [1, { type: 'result', result: { type: 'registered', sessionId: first * MAX_COMMANDS_PER_ENTRY } }],
+    [2, { type: 'result', result: { type: 'registered', sessionId: last * MAX_COMMANDS_PER_ENTRY } }],
+    [3, { type: 'result', result: { type: 'registered', sessionId: last * MAX_COMMANDS_PER_ENTRY + 1 } }],
+    [4, { type: 'result', result: { type: 'registered', sessionId: last * MAX_COMMANDS_PER_ENTRY + 2 } }],
+  ]);
+  assert.ok(h.checker.ok, JSON.stringify(h.checker.violations));
+});
+
+test('node: a gathered batch is refused as a whole by a node that is not the leader', () => {
+  const h = harness({}, [1, 2]);
+  h.node.campaign(); // a candidate: its vote write is pending, nobody answers it
+  h.node.handleRequest({ clientId: 1, opId: 1, attempt: 1, cmd: { type: 'register' } });
+  h.node.handleRequest({ clientId: 2, opId: 2, attempt: 1, cmd: { type: 'register' } });
+  assert.equal(h.replies.length, 0, 'gathered while the vote is being written');
+  h.flush();
+  assert.deepEqual(h.replies.map((r) => [r.req.opId, r.reply.type]), [[1, 'notLeader'], [2, 'notLeader']]);
+});
+
+test('node: a gathered batch is closed at the driver\'s byte bound (MAX_BATCH_ENTRY_BYTES)', () => {
+  const h = harness({}, [1], 64);
+  h.node.campaign();
+  h.flush();
+  h.node.handleRequest({ clientId: 99, opId: 1, attempt: 1, cmd: { type: 'register' } });
+  h.flush();
+  const sid = (h.replies[0]!.reply as { result: { sessionId: number } }).result.sessionId;
+  h.node.handleRequest({ clientId: 98, opId: 1, attempt: 1, cmd: { type: 'register' } }); // keeps the disk busy
+  const before = h.node.storage.lastIndex() + 1;
+  const value = 'v'.repeat(64 * 1024);
+  for (let i = 1; i <= 20; i++) h.node.handleRequest({ clientId: 100 + i, opId: 1, attempt: 1, cmd: { type: 'kv', sessionId: sid, seq: i, input: { op: 'put', key: 'k', value } } });
+  h.flush();
+  const sizes: number[] = [];
+  for (let i = before + 1; i <= h.node.storage.lastIndex(); i++) {
+    const e = h.node.storage.entries(i, i + 1, Infinity)[0]!;
+    const n = splitBatchEntry(e.data)!.length;
+    // The bound counts the commands' bytes; the entry adds its 6-byte header and 4 bytes per command.
+    assert.ok(e.data.length - 6 - 4 * n <= MAX_BATCH_ENTRY_BYTES, `entry ${i} holds ${e.data.length} bytes`);
+    sizes.push(n);
+  }
+  assert.deepEqual(sizes, [15, 5], 'sixteen 64 KiB commands pass 1 MiB: the batch closes at fifteen');
+  assert.equal(h.replies.filter((r) => r.reply.type === 'result').length, 22, 'every command answered');
 });

@@ -5,14 +5,25 @@
 // The disk model: `storage` IS the durable state. A Ready's snapshot/entries/hardState go into a
 // pending write that reaches `storage` only when the disk completes it. A crash throws away the
 // RawNode, the state machine and any pending write; a restart builds a new RawNode over `storage`.
+//
+// Writes are batched as the driver batches them (src/node/driver.ts, loop/handle/proposeBatch):
+// every command proposed during one pass over the driver's inbox shares one log entry. The driver
+// takes its inbox only when it is not awaiting a Ready's write; what arrives meanwhile waits in the
+// inbox, and the next pass proposes it all as one entry. The simulated node's analogue of a pass is
+// the moment its disk is idle again: write requests that arrive while a write is pending are
+// gathered (in arrival order) and proposed as one entry as soon as no write is pending
+// (processReady); a request that finds the disk idle is proposed at once, a batch of one. Ticks,
+// messages and reads still go in at once (the wider interleaving this model keeps on purpose, see
+// the README), and the batch bounds are the driver's: MAX_COMMANDS_PER_ENTRY, MAX_BATCH_ENTRY_BYTES.
 import { RaftError, RaftInvariantError } from '../../src/raft/errors.ts';
 import { MemoryStorage } from '../../src/raft/memory-storage.ts';
 import { RawNode, decodeConfChange } from '../../src/raft/raw-node.ts';
+import { MAX_BATCH_ENTRY_BYTES, MAX_COMMANDS_PER_ENTRY } from '../../src/node/command.ts';
 import { NONE } from '../../src/raft/types.ts';
 import type { ConfChange, ConfState, Entry, Message, NodeId, Ready, Role, UnsafeBugs } from '../../src/raft/types.ts';
 import type { KvOutput } from '../support/kv-model.ts';
 import { fnv1a, type LogTermFn, type SafetyChecker } from './checks.ts';
-import { KvStateMachine, decodeCommand, encodeCommand, evaluate, type ApplyResult, type Command, type SessionLimits } from './kv-state-machine.ts';
+import { KvStateMachine, decodeEntry, encodeCommand, encodeEntry, evaluate, type ApplyResult, type Command, type SessionLimits } from './kv-state-machine.ts';
 import type { Rng } from './rng.ts';
 
 /** Deliberate bugs implemented on the simulator side (the driver), to prove the checks can fail. */
@@ -56,6 +67,27 @@ export interface SimBugs {
    * never catches up, while the others go on committing. Aimed at the convergence check (cluster.ts).
    */
   readonly snapshotsLostReportedSent?: boolean;
+  /**
+   * A restarted node replays its log from its snapshot's index instead of after it (an applied
+   * index recorded one entry behind the state it describes), and the replay path applies the batch
+   * entry at that index again, past the session table: a batch applied twice. Aimed at the
+   * state-machine check (an index applied twice: applies must be consecutive).
+   */
+  readonly applyBatchTwice?: boolean;
+  /**
+   * A leader answers the commands of a batch entry as soon as its OWN write of the entry is durable
+   * (results computed by applying its log so far to a copy of its state machine), before a
+   * majority has the entry: an entry lost with its leader was acknowledged. Aimed at
+   * linearizability.
+   */
+  readonly ackBeforeMajorityFsync?: boolean;
+  /**
+   * When a batch entry this node proposed is lost to a leader change (another term's entry applied
+   * at its index, or this node proposing over it), the first half of its commands are answered as
+   * if the lost entry had been applied (results from a copy of the state machine) and only the
+   * rest are told to retry: the batch is split across the leader change. Aimed at linearizability.
+   */
+  readonly splitBatchAcrossLeaderChange?: boolean;
 }
 
 /** The node whose disk corrupts entries under the corruptEntryOnDisk bug (one of the initial voters). */
@@ -148,9 +180,11 @@ interface PendingWrite {
   readonly early: ReadonlySet<Message> | null;
 }
 
+/** A batch entry this node proposed: one request per command, in order (null once answered). */
 interface PendingProposal {
   readonly term: number;
-  readonly req: ClientRequest;
+  readonly reqs: (ClientRequest | null)[];
+  readonly cmds: readonly Command[];
 }
 
 interface PendingRead {
@@ -179,6 +213,16 @@ export class SimNode {
   /** The Ready being observed by the checks (before it becomes the pending write). */
   private observing: Ready | null = null;
   private readonly proposals = new Map<number, PendingProposal>();
+  /** Commands waiting in proposals (a batch entry has many). */
+  private proposalCommands = 0;
+  /** Write requests gathered while a write is pending: the next pass proposes them as one entry. */
+  private batchReqs: ClientRequest[] = [];
+  private batchCmds: Uint8Array[] = [];
+  private batchBytes = 0;
+  /** Batch entries proposed and commands in them, for stats. */
+  batchesProposed = 0;
+  commandsProposed = 0;
+  maxBatchCommands = 0;
   private readonly reads = new Map<string, PendingRead>();
   private readCounter = 0;
   /** The core's role/term/commit as last reported by a Ready. */
@@ -237,13 +281,23 @@ export class SimNode {
     this.applied = snap.metadata.index;
     this.sm.setApplied(this.applied);
     this.confState = snap.metadata.confState;
+    this.host.checker.onStart(this.id, this.applied);
+    if (this.settings.simBugs.applyBatchTwice && this.incarnation > 1 && this.applied >= this.storage.firstIndex()) {
+      // The bug: the replay starts at the snapshot's index, and that entry's batch goes through
+      // the state machine again, past the session table.
+      const e = this.storage.entries(this.applied, this.applied + 1, Infinity)[0]!;
+      if (e.type === 'normal' && e.data.length > 0) {
+        this.host.checker.onApply(this.id, e);
+        this.sm.reapplyWithoutDedupe(e.index, decodeEntry(e.data));
+        this.host.trace?.(`n${this.id} re-applied the batch at ${e.index} (applyBatchTwice)`);
+      }
+    }
     this.role = 'follower';
     this.lead = 0;
     const hs = this.storage.initialState().hardState;
     this.term = hs.term;
     this.commit = hs.commit;
     this.votedFor = hs.vote;
-    this.host.checker.onStart(this.id, this.applied);
     const s = this.settings;
     const trace = this.host.trace;
     const coreRng = this.rng;
@@ -275,6 +329,10 @@ export class SimNode {
     this.raw = null;
     this.pending = null;
     this.proposals.clear();
+    this.proposalCommands = 0;
+    this.batchReqs = [];
+    this.batchCmds = [];
+    this.batchBytes = 0;
     this.reads.clear();
     this.role = 'follower';
     this.host.checker.onDown(this.id);
@@ -392,34 +450,90 @@ export class SimNode {
       this.processReady();
       return;
     }
-    if (this.proposals.size >= this.settings.maxPendingProposals) {
+    if (this.proposalCommands + this.batchReqs.length >= this.settings.maxPendingProposals) {
       this.answer(req, { type: 'retry', reason: 'too many pending proposals' });
       return;
     }
+    // Into the current pass's batch (the driver's handle): a full batch is proposed first.
+    const data = encodeCommand(cmd);
+    if (this.batchCmds.length >= MAX_COMMANDS_PER_ENTRY || (this.batchCmds.length > 0 && this.batchBytes + data.length > MAX_BATCH_ENTRY_BYTES)) this.proposeBatch(raw);
+    this.batchReqs.push(req);
+    this.batchCmds.push(data);
+    this.batchBytes += data.length;
+    this.processReady();
+  }
+
+  /**
+   * Propose the gathered commands as one entry stamped with this node's clock (the driver's
+   * proposeBatch), and wait for it by index with one request per command.
+   */
+  private proposeBatch(raw: RawNode): void {
+    const reqs = this.batchReqs;
+    const data = this.batchCmds;
+    this.batchReqs = [];
+    this.batchCmds = [];
+    this.batchBytes = 0;
     let id: { index: number; term: number };
     try {
-      id = raw.propose(encodeCommand(cmd));
+      id = raw.propose(encodeEntry(data, Math.floor(this.host.nowUs() / 1000)));
     } catch (e) {
       if (e instanceof RaftError && e.code === 'NOT_LEADER') {
-        this.answer(req, { type: 'notLeader', leader: e.leader });
+        for (const req of reqs) this.answer(req, { type: 'notLeader', leader: e.leader });
         return;
       }
       if (e instanceof RaftError && e.code === 'PROPOSAL_DROPPED') {
-        this.answer(req, { type: 'retry', reason: e.message });
+        for (const req of reqs) this.answer(req, { type: 'retry', reason: e.message });
         return;
       }
       throw e;
     }
-    this.host.trace?.(`n${this.id} proposed c${req.clientId}.op${req.opId} at (${id.index}, t${id.term}) ${JSON.stringify(cmd)}`);
-    if (this.settings.simBugs.ackBeforeCommit && cmd.type === 'kv') {
-      const out: KvOutput = evaluate(this.sm.read(cmd.input.key), cmd.input).output;
-      this.answer(req, { type: 'result', result: { type: 'kv', output: out } });
-    } else {
-      const replaced = this.proposals.get(id.index);
-      if (replaced !== undefined) this.answer(replaced.req, { type: 'retry', reason: 'entry replaced' });
-      this.proposals.set(id.index, { term: id.term, req });
+    this.batchesProposed++;
+    this.commandsProposed += reqs.length;
+    this.maxBatchCommands = Math.max(this.maxBatchCommands, reqs.length);
+    this.host.trace?.(`n${this.id} proposed ${reqs.map((r) => `c${r.clientId}.op${r.opId}`).join(',')} at (${id.index}, t${id.term}) ${reqs.length === 1 ? JSON.stringify(reqs[0]!.cmd) : `(${reqs.length} commands)`}`);
+    const waiting: (ClientRequest | null)[] = reqs.slice();
+    if (this.settings.simBugs.ackBeforeCommit) {
+      reqs.forEach((req, i) => {
+        const cmd = req.cmd;
+        if (cmd.type !== 'kv') return;
+        const out: KvOutput = evaluate(this.sm.read(cmd.input.key), cmd.input).output;
+        this.answer(req, { type: 'result', result: { type: 'kv', output: out } });
+        waiting[i] = null;
+      });
     }
-    this.processReady();
+    const replaced = this.proposals.get(id.index);
+    if (replaced !== undefined) this.lost(id.index, replaced, 'entry replaced');
+    this.proposals.set(id.index, { term: id.term, reqs: waiting, cmds: reqs.map((r) => r.cmd) });
+    this.proposalCommands += reqs.length;
+  }
+
+  /**
+   * The entry at `index` that this node proposed will never apply (another term's entry holds the
+   * index): every command still waiting is told to retry with the same (session, seq).
+   */
+  private lost(index: number, pr: PendingProposal, why: string): void {
+    this.proposals.delete(index);
+    this.proposalCommands -= pr.reqs.length;
+    let answered = 0;
+    if (this.settings.simBugs.splitBatchAcrossLeaderChange && pr.reqs.length >= 2) {
+      // The bug: the first half is answered as if the lost entry had been applied.
+      const results = this.speculativeCopy().applyBatch(this.applied + 1, pr.cmds);
+      answered = Math.floor(pr.reqs.length / 2);
+      for (let i = 0; i < answered; i++) {
+        const req = pr.reqs[i];
+        if (req) this.answer(req, { type: 'result', result: results[i]! });
+      }
+      this.host.trace?.(`n${this.id} answered ${answered} of the ${pr.reqs.length} commands of lost entry ${index} (splitBatchAcrossLeaderChange)`);
+    }
+    for (let i = answered; i < pr.reqs.length; i++) {
+      const req = pr.reqs[i];
+      if (req) this.answer(req, { type: 'retry', reason: why });
+    }
+  }
+
+  /** A copy of the state machine (for the deliberate bugs that answer from a state not yet reached). */
+  private speculativeCopy(): KvStateMachine {
+    return KvStateMachine.deserialize(this.sm.serialize(), this.settings.sessionLimits);
   }
 
   private answer(req: ClientRequest, reply: ClientReply): void {
@@ -430,7 +544,10 @@ export class SimNode {
   processReady(): void {
     for (;;) {
       const raw = this.raw;
-      if (raw === null || this.pending !== null || !raw.hasReady()) return;
+      if (raw === null || this.pending !== null) return;
+      // The disk is idle: the driver's next pass, which proposes what gathered meanwhile.
+      if (this.batchReqs.length > 0) this.proposeBatch(raw);
+      if (!raw.hasReady()) return;
       const rd = raw.ready();
       this.observe(rd);
       let sent = false;
@@ -550,7 +667,8 @@ export class SimNode {
       for (const [index, pr] of this.proposals) {
         if (index <= snap.metadata.index) {
           this.proposals.delete(index);
-          this.answer(pr.req, { type: 'retry', reason: 'outcome folded into a snapshot' });
+          this.proposalCommands -= pr.reqs.length;
+          for (const req of pr.reqs) if (req) this.answer(req, { type: 'retry', reason: 'outcome folded into a snapshot' });
         }
       }
     }
@@ -570,6 +688,7 @@ export class SimNode {
       this.storage.setHardState(this.settings.simBugs.forgetVote ? { ...rd.hardState, vote: 0 } : rd.hardState);
     }
     if (rd.mustSync || rd.entries.length > 0 || rd.snapshot !== null) this.writes++;
+    if (this.settings.simBugs.ackBeforeMajorityFsync && this.role === 'leader' && rd.entries.length > 0) this.ackOwnDurable(rd.entries);
     const votedForOther = rd.hardState !== null && rd.hardState.vote !== 0 && rd.hardState.vote !== this.id && rd.hardState.vote !== this.votedFor;
     if (rd.hardState !== null) this.votedFor = rd.hardState.vote;
     // 3. Messages.
@@ -594,6 +713,9 @@ export class SimNode {
     }
     this.host.checker.onApply(this.id, e);
     this.applied = e.index;
+    const pr = this.proposals.get(e.index);
+    // Answer only if it is the very entry this node proposed (same index AND term).
+    if (pr !== undefined && pr.term !== e.term) this.lost(e.index, pr, `entry ${e.index} is from term ${e.term}, proposed in ${pr.term}`);
     if (e.type === 'confChange') {
       const cc = decodeConfChange(e.data);
       this.confState = raw.applyConfChange(cc);
@@ -606,13 +728,41 @@ export class SimNode {
       this.sm.skip(e.index); // the leader's no-op (§5.4.2)
       return;
     }
-    const result = this.sm.apply(e.index, decodeCommand(e.data));
-    const pr = this.proposals.get(e.index);
-    if (pr !== undefined) {
+    const results = this.sm.applyBatch(e.index, decodeEntry(e.data));
+    if (pr !== undefined && pr.term === e.term) {
       this.proposals.delete(e.index);
-      // Answer only if it is the very entry this node proposed (same index AND term).
-      if (pr.term === e.term) this.answer(pr.req, { type: 'result', result });
-      else this.answer(pr.req, { type: 'retry', reason: `entry ${e.index} is from term ${e.term}, proposed in ${pr.term}` });
+      this.proposalCommands -= pr.reqs.length;
+      if (results.length !== pr.reqs.length) throw new RaftInvariantError(`n${this.id}: entry ${e.index} applied ${results.length} commands, ${pr.reqs.length} were proposed`);
+      pr.reqs.forEach((req, i) => req && this.answer(req, { type: 'result', result: results[i]! }));
+    }
+  }
+
+  /**
+   * The ackBeforeMajorityFsync bug: this leader's write of `entries` is durable; answer the
+   * commands of its own batches among them at once, with the results a copy of its state machine
+   * gives when its log up to each entry is applied to it.
+   */
+  private ackOwnDurable(entries: readonly Entry[]): void {
+    const mine = entries.filter((e) => {
+      const pr = this.proposals.get(e.index);
+      return pr !== undefined && pr.term === e.term && pr.reqs.some((r) => r !== null);
+    });
+    if (mine.length === 0) return;
+    const copy = this.speculativeCopy();
+    const last = mine[mine.length - 1]!.index;
+    for (const e of this.storage.entries(this.applied + 1, last + 1, Infinity)) {
+      if (e.type !== 'normal' || e.data.length === 0) {
+        copy.skip(e.index);
+        continue;
+      }
+      const results = copy.applyBatch(e.index, decodeEntry(e.data));
+      const pr = this.proposals.get(e.index);
+      if (pr === undefined || pr.term !== e.term) continue;
+      pr.reqs.forEach((req, i) => {
+        if (req === null) return;
+        this.answer(req, { type: 'result', result: results[i]! });
+        pr.reqs[i] = null;
+      });
     }
   }
 

@@ -27,6 +27,9 @@ export const SIM_BUGS = [
   'refuseRetryAsStale',
   'tickerLostOnRestart',
   'snapshotsLostReportedSent',
+  'applyBatchTwice',
+  'ackBeforeMajorityFsync',
+  'splitBatchAcrossLeaderChange',
 ] as const;
 export type BugName = (typeof CORE_BUGS)[number] | (typeof SIM_BUGS)[number];
 export const BUG_NAMES: readonly BugName[] = [...CORE_BUGS, ...SIM_BUGS];
@@ -104,6 +107,9 @@ export function runSim(o: SimOptions): SimResult {
     refuseRetryAsStale: bugs.has('refuseRetryAsStale'),
     tickerLostOnRestart: bugs.has('tickerLostOnRestart'),
     snapshotsLostReportedSent: bugs.has('snapshotsLostReportedSent'),
+    applyBatchTwice: bugs.has('applyBatchTwice'),
+    ackBeforeMajorityFsync: bugs.has('ackBeforeMajorityFsync'),
+    splitBatchAcrossLeaderChange: bugs.has('splitBatchAcrossLeaderChange'),
   };
   const draw = (r: readonly [number, number]): number => rng.range(r[0], r[1]);
   // Drawn from a stream of its own so that mixes without core limits keep their schedules.
@@ -201,6 +207,7 @@ export function runSim(o: SimOptions): SimResult {
     if (r.verdict === 'illegal') cluster.checker.report('linearizability', `client history is not linearizable:\n${r.failure?.explanation ?? '(no explanation)'}`);
   }
   const clients = [...cluster.clients.values()];
+  const nodes = [...cluster.nodes.values()];
   const ns = cluster.network.stats;
   const st = cluster.stats;
   return {
@@ -231,6 +238,10 @@ export function runSim(o: SimOptions): SimResult {
       messagesSent: ns.sent,
       messagesDropped: ns.dropped + ns.blocked + ns.overflow,
       messagesDuplicated: ns.duplicated,
+      // Write batching (node.ts): entries proposed, the commands in them, the largest batch.
+      batches: nodes.reduce((a, n) => a + n.batchesProposed, 0),
+      batchedCommands: nodes.reduce((a, n) => a + n.commandsProposed, 0),
+      maxBatchCommands: nodes.reduce((a, n) => Math.max(a, n.maxBatchCommands), 0),
     },
     settings: { ...settings, clients: clientCount, attemptTimeoutMs: attemptTimeoutUs / 1000, opDeadlineMs: opDeadlineUs / 1000 },
     replay: replayCommand(o),

@@ -7,7 +7,7 @@ import { MIX_NAMES } from './faults.ts';
 import { DEFAULT_STEPS, runSim, type SimResult } from './run.ts';
 import { MAX_SEEDS_PER_MIX, intFromEnv } from './env.ts';
 
-/** Seeds per mix; with the 9 mixes of faults.ts this is 9 x 100 = 900 runs. 0 or not a number is refused. */
+/** Seeds per mix; with the 10 mixes of faults.ts this is 10 x 100 = 1,000 runs. 0 or not a number is refused. */
 const SEEDS_PER_MIX = intFromEnv(process.env, 'RAFTAUTH_SIM_SEEDS_PER_MIX', 100, 1, MAX_SEEDS_PER_MIX);
 /** Fault-phase length of each run, in 10 ms ticks (5 s of virtual time, then heal and drain). */
 const STEPS = 500;
@@ -62,7 +62,7 @@ test('sim: a run is a pure function of (seed, options), traced or not', () => {
 
 test('sim: the fault mixes really inject their faults', () => {
   const total: Record<string, number> = {};
-  for (const mix of ['crashes', 'partitions', 'membership', 'snapshots', 'lossy']) {
+  for (const mix of ['crashes', 'partitions', 'membership', 'snapshots', 'lossy', 'batches']) {
     for (let seed = 1; seed <= 4; seed++) {
       const r = runSim({ seed, mix, nodes: 5, steps: DEFAULT_STEPS });
       for (const [k, v] of Object.entries(r.stats)) total[`${mix}.${k}`] = (total[`${mix}.${k}`] ?? 0) + v;
@@ -76,4 +76,7 @@ test('sim: the fault mixes really inject their faults', () => {
   assert.ok(total['lossy.messagesDuplicated']! > 100 && total['lossy.messagesDropped']! > 100, 'messages are dropped and duplicated');
   assert.ok(total['crashes.opsCompleted']! > 100, 'clients make progress despite crashes');
   assert.ok(total['lossy.sessionsExpired']! > 0, 'client sessions expire and are re-registered');
+  // Every key of r.stats is summed: maxBatchCommands sums the four runs' largest batches.
+  assert.ok(total['batches.batchedCommands']! > 1.2 * total['batches.batches']!, 'leaders gather several commands per entry');
+  assert.ok(total['batches.maxBatchCommands']! >= 4 * 4, 'batches of four commands or more form');
 });
