@@ -160,6 +160,9 @@ export class RaftNode implements NodeApi {
           if (o.kind === 'ready') return { ok: true, index: o.index };
           return { ok: false, error: { code: o.kind === 'notLeader' ? 'NOT_LEADER' : 'UNAVAILABLE', leaderHint: o.kind === 'notLeader' ? o.leader : NONE, message: 'no read index' } };
         },
+        onPeerAddress: (from, address) => {
+          self?.driver.enqueue({ kind: 'peerAddress', id: from, address });
+        },
         onUnreachable: (id) => {
           self?.driver.enqueue({ kind: 'unreachable', id });
         },
@@ -167,10 +170,14 @@ export class RaftNode implements NodeApi {
           self?.driver.enqueue({ kind: 'snapshotStatus', id, ok: status === 'finished' });
         },
       };
+      // Our own address as members dial it: the member table's, else the config's.
+      const selfRecord = storage.getSync(MEMBERS_KEYSPACE, String(opts.id));
+      const advertiseAddress = selfRecord ? (JSON.parse(new TextDecoder().decode(selfRecord)) as MemberAddress).raftAddress : opts.initialMembers.get(opts.id)?.raftAddress;
       const transport = new Transport({
         id: opts.id,
         listen: opts.raftListen,
         peers,
+        ...(advertiseAddress !== undefined ? { advertiseAddress } : {}),
         tls: opts.tls,
         handler,
         logger,

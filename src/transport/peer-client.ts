@@ -35,7 +35,19 @@ export interface PeerClientOptions {
   readonly logger: TransportLogger;
   readonly stats: TransportStats;
   readonly observer?: TransportObserver;
+  /**
+   * This node's own raft address (host:port), sent as RAFT_ADDRESS_METADATA when a Stream opens so
+   * that a peer with no address for us (a joiner before its snapshot) can answer. Optional.
+   */
+  readonly advertiseAddress?: string;
 }
+
+/**
+ * The gRPC metadata key of a Stream call that carries the caller's raft address (host:port). The
+ * receiver trusts it only from the peer the TLS certificate authenticates, and only to reach that
+ * peer while it knows no address for it (src/node/driver.ts learnPeerAddress).
+ */
+export const RAFT_ADDRESS_METADATA = 'raftauth-raft-address';
 
 /** Metrics hooks of the transport (src/ops/metrics.ts); called synchronously, must not throw. */
 export interface TransportObserver {
@@ -119,12 +131,15 @@ export class PeerStream {
     private readonly events: PeerStreamEvents,
     /** Called once when the stream dies (failed or cancelled), before any event about it. */
     private readonly onGone: (s: PeerStream) => void = () => undefined,
+    advertiseAddress?: string,
   ) {
+    const metadata = new grpc.Metadata();
+    if (advertiseAddress !== undefined) metadata.set(RAFT_ADDRESS_METADATA, advertiseAddress);
     this.call = client.makeBidiStreamRequest(
       STREAM.path,
       STREAM.requestSerialize as (b: WireMessageBatch) => Buffer,
       STREAM.responseDeserialize as (b: Buffer) => WireAck,
-      new grpc.Metadata(),
+      metadata,
       {},
     );
     this.call.on('data', (ack: WireAck) => {
@@ -346,7 +361,7 @@ export class PeerClient {
 
   /** Opens a Stream call to the peer (the path every raft message but MsgSnap takes). */
   openStream(events: PeerStreamEvents): PeerStream {
-    const stream = new PeerStream(this.client, this.opts.selfId, this.peerId, events, (s) => this.streams.delete(s));
+    const stream = new PeerStream(this.client, this.opts.selfId, this.peerId, events, (s) => this.streams.delete(s), this.opts.advertiseAddress);
     this.streams.add(stream);
     return stream;
   }

@@ -13,6 +13,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import * as tls from 'node:tls';
 import type { Message, NodeId } from '../raft/types.ts';
 import {
+  PEER_ADDRESS,
   bytesView,
   decodeMessage,
   decodeSnapshotHeader,
@@ -32,6 +33,7 @@ import type {
   WireSnapshotChunk,
 } from './proto.ts';
 import { raftServiceDefinition } from './proto.ts';
+import { RAFT_ADDRESS_METADATA } from './peer-client.ts';
 
 /** What every server call offers (grpc-js does not export ServerSurfaceCall from its index). */
 type SurfaceCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext' | 'getPeer' | 'getDeadline'>;
@@ -314,8 +316,10 @@ export class PeerServer {
       let msgs: Message[];
       try {
         // The certificate is read once, on the first batch; a later batch may not claim another id.
-        if (from === null) from = this.authenticate(call, req.from, 'Stream');
-        else if (claimedId(req.from) !== from) this.authenticate(call, req.from, 'Stream');
+        if (from === null) {
+          from = this.authenticate(call, req.from, 'Stream');
+          this.announcedAddress(from, call);
+        } else if (claimedId(req.from) !== from) this.authenticate(call, req.from, 'Stream');
         msgs = this.checkBatch(from, req);
       } catch (e) {
         refuse(e);
@@ -356,6 +360,22 @@ export class PeerServer {
     call.on('error', () => {
       ended = true;
     });
+  }
+
+  /**
+   * The raft address an authenticated peer announced when it opened its stream, handed to the
+   * node (which uses it only while it has no address of its own for that peer). A missing,
+   * repeated or malformed value is ignored: it is a hint, and the stream works without it.
+   */
+  private announcedAddress(from: NodeId, call: grpc.ServerDuplexStream<WireMessageBatch, WireAck>): void {
+    const values = call.metadata.get(RAFT_ADDRESS_METADATA);
+    if (values.length !== 1) return;
+    const a = values[0];
+    if (typeof a !== 'string' || !PEER_ADDRESS.test(a)) {
+      this.opts.logger.warn({ peer: from, address: String(a).slice(0, 100) }, 'ignored a malformed raft address announced by a peer');
+      return;
+    }
+    this.opts.handler.onPeerAddress?.(from, a);
   }
 
   /** The messages of a batch from the authenticated `from`, checked; throws a refusal. */
