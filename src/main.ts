@@ -3,7 +3,7 @@
 // process (src/node/node.ts) and serves HTTP from node:cluster workers (src/server/process.ts).
 import { readFileSync } from 'node:fs';
 import { runCli } from './server/cli.ts';
-import { formatHostPort } from './server/config.ts';
+import { formatHostPort, memberAddressesOf } from './server/config.ts';
 import type { NodeConfig } from './server/config.ts';
 import type { Logger } from './server/log.ts';
 import { RaftNode } from './node/node.ts';
@@ -29,9 +29,7 @@ function storageFaultsFromEnv(env: NodeJS.ProcessEnv): StorageFaults | undefined
 
 export async function startNode(config: NodeConfig, logger: Logger): Promise<RaftNode> {
   const storageFaults = storageFaultsFromEnv(process.env);
-  const initialMembers = new Map<number, MemberAddress>(
-    config.cluster.initialMembers.map((m) => [m.id, { raftAddress: formatHostPort(m.raftAddress), httpAddress: formatHostPort(m.httpAddress) }]),
-  );
+  const initialMembers: Map<number, MemberAddress> = memberAddressesOf(config.cluster.initialMembers);
   const node = await RaftNode.start({
     id: config.node.id,
     dataDir: config.node.dataDir,

@@ -23,7 +23,7 @@ import type { HealthRequest, NodeApi, NodeHealth, NodeStatus, ReadRequest, Write
 import { NodeMetrics } from '../ops/metrics.ts';
 import type { MetricsJson, ProposalOutcome } from '../ops/metrics.ts';
 import { withTerm } from '../ops/log-context.ts';
-import { MEMBERS_KEYSPACE, encodeMembersContext, memberRecord } from './members.ts';
+import { MEMBERS_KEYSPACE, encodeMembersContext, memberRecord, parseMemberRecord } from './members.ts';
 import type { ConfChangeAudit, MemberAddress } from './members.ts';
 
 export interface RaftNodeOptions {
@@ -442,6 +442,18 @@ export class RaftNode implements NodeApi {
   /** The HTTP address of a member, from the replicated member table. */
   memberHttpAddress(id: NodeId): string | undefined {
     return this.driver.memberAddress(id)?.httpAddress;
+  }
+
+  /** The addresses of every member of the configuration this node knows (its applied member table; not linearizable). */
+  memberAddresses(): Map<NodeId, MemberAddress> {
+    const cs = this.driver.status().confState;
+    const out = new Map<NodeId, MemberAddress>();
+    for (const id of new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext].sort((a, b) => a - b))) {
+      const b = this.storage.getSync(MEMBERS_KEYSPACE, String(id));
+      const a = b ? parseMemberRecord(b) : undefined;
+      if (a) out.set(id, a);
+    }
+    return out;
   }
 
   private draining = false;
