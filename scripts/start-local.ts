@@ -165,7 +165,7 @@ async function main(): Promise<void> {
     // Announce only once the front address routes: a majority of nodes ready behind it.
     await front.waitUntilReady(Math.floor(spec.nodes.length / 2) + 1, LEADER_TIMEOUT_MS);
     // The demo clients and user, and the signing keys the leader creates: a token can be fetched once this returns.
-    const demo = await ensureDemo({ url: adminUrl(spec.nodes[0]!), token: cluster.adminToken }, spec.dir);
+    const demo = await ensureDemo({ url: adminUrl(spec.nodes[0]!), token: cluster.adminToken }, spec.dir, { dataKeyTimeoutMs: LEADER_TIMEOUT_MS });
     await waitForKeys(spec.nodes.map(httpUrl), LEADER_TIMEOUT_MS);
     const info: ClusterFile = {
       front: frontUrl,
