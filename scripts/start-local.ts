@@ -11,6 +11,8 @@
 // (scripts/lib/front-proxy.ts), waits for a leader, writes <dir>/cluster.json and prints the URLs.
 // Ctrl-C (SIGINT) or SIGTERM stops every node (SIGKILL after a bound) and removes cluster.json;
 // a second Ctrl-C kills them at once. A restart reuses the data and the certificates.
+// One launcher per directory: while another one (or the nodes it left) runs the cluster in <dir>,
+// or the description's ports are taken, this one refuses and touches nothing (scripts/lib/run-lock.ts).
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,6 +22,8 @@ import { FrontProxy } from './lib/front-proxy.ts';
 import { ensureDemo } from './lib/demo.ts';
 import { waitFor } from './lib/wait.ts';
 import { buildIfStale } from './lib/dist.ts';
+import { ClusterRunningError, acquireRunLock, busyPorts } from './lib/run-lock.ts';
+import type { RunLock } from './lib/run-lock.ts';
 import { REPO_ROOT, STOP_GRACE_MS, adminUrl, httpUrl, loadClusterSpec, startCluster } from './lib/local-cluster.ts';
 import type { ClusterSpec, LocalCluster } from './lib/local-cluster.ts';
 
@@ -91,6 +95,23 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const clusterFile = join(spec.dir, 'cluster.json');
+  // Before anything is touched: is this cluster (or this description's ports) in use already?
+  let lock: RunLock;
+  try {
+    lock = await acquireRunLock(spec.dir);
+    const busy = await busyPorts(spec);
+    if (busy.length > 0) {
+      await lock.release();
+      throw new ClusterRunningError(
+        `${busy.length === 1 ? 'a port' : `${busy.length} ports`} of the description "${spec.name}" ${busy.length === 1 ? 'is' : 'are'} in use: ${busy.join(', ')}. ` +
+          'Is a cluster of this description already running from another directory? Stop it first, or give this description other ports.',
+      );
+    }
+  } catch (e) {
+    if (!(e instanceof ClusterRunningError)) throw e;
+    process.stderr.write(`[start] refused: ${e.message}\n`);
+    process.exit(1);
+  }
   // A cluster.json left by a launcher that was killed names dead processes: never leave it readable as current.
   await rm(clusterFile, { force: true });
 
@@ -106,6 +127,7 @@ async function main(): Promise<void> {
     await rm(clusterFile, { force: true });
     await front?.close();
     await cluster?.stop();
+    await lock.release();
     say('all nodes stopped');
     process.exit(code);
   };
@@ -142,12 +164,13 @@ async function main(): Promise<void> {
         if (cluster && cluster.nodes.every((n) => !n.running)) void shutdown(1, 'every node has exited');
       },
     });
+    await lock.recordNodes(cluster.nodes.flatMap((n) => (n.pid !== undefined ? [{ id: n.id, pid: n.pid, configFile: n.configFile }] : [])));
     for (const f of cluster.prepared.created) say(`created ${f}`);
     const { leader, term } = await cluster.waitForLeader(LEADER_TIMEOUT_MS);
     // Announce only once the front address routes: a majority of nodes ready behind it.
     await front.waitUntilReady(Math.floor(spec.nodes.length / 2) + 1, LEADER_TIMEOUT_MS);
     // The demo clients and user, and the signing keys the leader creates: a token can be fetched once this returns.
-    const demo = await ensureDemo({ url: adminUrl(spec.nodes[0]!), token: cluster.adminToken }, spec.dir);
+    const demo = await ensureDemo({ url: adminUrl(spec.nodes[0]!), token: cluster.adminToken }, spec.dir, { dataKeyTimeoutMs: LEADER_TIMEOUT_MS });
     await waitForKeys(spec.nodes.map(httpUrl), LEADER_TIMEOUT_MS);
     const info: ClusterFile = {
       front: frontUrl,

@@ -248,7 +248,8 @@ export function nodeConfigYaml(spec: ClusterSpec, n: NodeSpec): string {
   const cfg = {
     node: { id: n.id, dataDir: 'data', ...(n.zone !== null ? { zone: n.zone } : {}) },
     cluster: {
-      initialMembers: spec.nodes.map((m) => ({ id: m.id, raftAddress: `${LOOPBACK}:${m.ports.raft}`, httpAddress: `${LOOPBACK}:${m.ports.http}` })),
+      // adminAddress: recorded in the member table, so `raftauth status` given one node finds the rest.
+      initialMembers: spec.nodes.map((m) => ({ id: m.id, raftAddress: `${LOOPBACK}:${m.ports.raft}`, httpAddress: `${LOOPBACK}:${m.ports.http}`, adminAddress: `${LOOPBACK}:${m.ports.admin}` })),
     },
     ...spec.settings,
     ...(spec.issuer !== undefined ? { oauth: { ...spec.settings.oauth, issuer: spec.issuer } } : {}),

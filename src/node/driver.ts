@@ -54,6 +54,8 @@ export type DriverInput =
   | { readonly kind: 'transfer'; readonly to: NodeId; readonly reply: (err: Error | null) => void }
   | { readonly kind: 'snapshotReceived'; readonly msg: MsgSnap; readonly path: string }
   | { readonly kind: 'unreachable'; readonly id: NodeId }
+  /** A peer announced its raft address on a stream it opened to us (learnPeerAddress). */
+  | { readonly kind: 'peerAddress'; readonly id: NodeId; readonly address: string }
   /** The delay after losing the leader's connection ran out: campaign if still leaderless (leaderLost). */
   | { readonly kind: 'campaignIfLeaderless' }
   | { readonly kind: 'snapshotStatus'; readonly id: NodeId; readonly ok: boolean }
@@ -443,6 +445,9 @@ export class RaftDriver {
         this.node.reportUnreachable(input.id);
         this.leaderLost(input.id);
         return;
+      case 'peerAddress':
+        this.learnPeerAddress(input.id, input.address);
+        return;
       case 'campaignIfLeaderless': {
         this.leaderLossTimer = null;
         const st = this.node.status();
@@ -718,6 +723,24 @@ export class RaftDriver {
 
   /** Peers the transport knows, with their addresses. */
   private knownPeers = new Map<NodeId, string>();
+
+  /**
+   * A peer that opened a stream to us announced its raft address (issue 13: a joiner whose config
+   * lists no current leader could not answer the leader's probes, so the leader never learned it
+   * needed a snapshot and the joiner stalled). The member table stays the source of truth: the
+   * announcement is used only for a peer we have no address for at all, and only if it is a member
+   * of our configuration or we have none yet (a joiner before its snapshot). syncPeers replaces it
+   * with the table's address, or drops it, at the next snapshot or conf change.
+   */
+  private learnPeerAddress(id: NodeId, address: string): void {
+    if (id === this.id || this.knownPeers.has(id)) return;
+    const cs = this.confState;
+    const members = [...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext];
+    if (members.length > 0 && !members.includes(id)) return;
+    this.transport.addPeer(id, address);
+    this.knownPeers.set(id, address);
+    this.log.info({ peer: id, address }, 'learned a peer\'s raft address from its connection (no member-table address for it yet)');
+  }
 
   /** Addresses of members, from the replicated member table. */
   memberAddress(id: NodeId): MemberAddress | undefined {

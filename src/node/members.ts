@@ -17,6 +17,12 @@ export interface MemberAddress {
   readonly raftAddress: string;
   /** host:port of the member's HTTP API. */
   readonly httpAddress: string;
+  /**
+   * host:port of the member's admin API, so that `raftauth status` given one node finds the
+   * others (issue 13). Optional: records written before it existed, and members configured
+   * without one, have none.
+   */
+  readonly adminAddress?: string;
 }
 
 const enc = new TextEncoder();
@@ -27,7 +33,20 @@ export function validateAddress(a: unknown, what: string): MemberAddress {
   const o = a as Partial<MemberAddress> | null;
   if (!o || typeof o.raftAddress !== 'string' || !HOST_PORT_RE.test(o.raftAddress)) throw new Error(`${what}: raftAddress must be host:port`);
   if (typeof o.httpAddress !== 'string' || !HOST_PORT_RE.test(o.httpAddress)) throw new Error(`${what}: httpAddress must be host:port`);
-  return { raftAddress: o.raftAddress, httpAddress: o.httpAddress };
+  if (o.adminAddress !== undefined && (typeof o.adminAddress !== 'string' || !HOST_PORT_RE.test(o.adminAddress))) throw new Error(`${what}: adminAddress must be host:port when given`);
+  return { raftAddress: o.raftAddress, httpAddress: o.httpAddress, ...(o.adminAddress !== undefined ? { adminAddress: o.adminAddress } : {}) };
+}
+
+/**
+ * A stored member record, read tolerantly: the addresses it has (an old record has no
+ * adminAddress), or undefined when it is not a record at all.
+ */
+export function parseMemberRecord(b: Uint8Array): MemberAddress | undefined {
+  try {
+    return validateAddress(JSON.parse(dec.decode(b)), 'member record');
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -114,7 +133,7 @@ export function decodeConfChangeContext(ctx: Uint8Array | undefined): ConfChange
 }
 
 export function memberRecord(a: MemberAddress): Uint8Array {
-  return enc.encode(JSON.stringify({ raftAddress: a.raftAddress, httpAddress: a.httpAddress }));
+  return enc.encode(JSON.stringify({ raftAddress: a.raftAddress, httpAddress: a.httpAddress, ...(a.adminAddress !== undefined ? { adminAddress: a.adminAddress } : {}) }));
 }
 
 /**

@@ -23,7 +23,7 @@ import type { EncodedWriteRequest, HealthRequest, NodeApi, NodeHealth, NodeStatu
 import { NodeMetrics } from '../ops/metrics.ts';
 import type { MetricsJson, ProposalOutcome } from '../ops/metrics.ts';
 import { withTerm } from '../ops/log-context.ts';
-import { MEMBERS_KEYSPACE, encodeMembersContext, memberRecord } from './members.ts';
+import { MEMBERS_KEYSPACE, encodeMembersContext, memberRecord, parseMemberRecord } from './members.ts';
 import type { ConfChangeAudit, MemberAddress } from './members.ts';
 
 export interface RaftNodeOptions {
@@ -179,6 +179,9 @@ export class RaftNode implements NodeApi {
           if (o.kind === 'ready') return { ok: true, index: o.index };
           return { ok: false, error: { code: o.kind === 'notLeader' ? 'NOT_LEADER' : 'UNAVAILABLE', leaderHint: o.kind === 'notLeader' ? o.leader : NONE, message: 'no read index' } };
         },
+        onPeerAddress: (from, address) => {
+          self?.driver.enqueue({ kind: 'peerAddress', id: from, address });
+        },
         onUnreachable: (id) => {
           self?.driver.enqueue({ kind: 'unreachable', id });
         },
@@ -186,10 +189,14 @@ export class RaftNode implements NodeApi {
           self?.driver.enqueue({ kind: 'snapshotStatus', id, ok: status === 'finished' });
         },
       };
+      // Our own address as members dial it: the member table's, else the config's.
+      const selfRecord = storage.getSync(MEMBERS_KEYSPACE, String(opts.id));
+      const advertiseAddress = selfRecord ? (JSON.parse(new TextDecoder().decode(selfRecord)) as MemberAddress).raftAddress : opts.initialMembers.get(opts.id)?.raftAddress;
       const transport = new Transport({
         id: opts.id,
         listen: opts.raftListen,
         peers,
+        ...(advertiseAddress !== undefined ? { advertiseAddress } : {}),
         tls: opts.tls,
         handler,
         logger,
@@ -463,6 +470,18 @@ export class RaftNode implements NodeApi {
   /** The HTTP address of a member, from the replicated member table. */
   memberHttpAddress(id: NodeId): string | undefined {
     return this.driver.memberAddress(id)?.httpAddress;
+  }
+
+  /** The addresses of every member of the configuration this node knows (its applied member table; not linearizable). */
+  memberAddresses(): Map<NodeId, MemberAddress> {
+    const cs = this.driver.status().confState;
+    const out = new Map<NodeId, MemberAddress>();
+    for (const id of new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext].sort((a, b) => a - b))) {
+      const b = this.storage.getSync(MEMBERS_KEYSPACE, String(id));
+      const a = b ? parseMemberRecord(b) : undefined;
+      if (a) out.set(id, a);
+    }
+    return out;
   }
 
   private draining = false;

@@ -91,7 +91,8 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
 
   const notLeader = async (reply: FastifyReply) => {
     const st = await node.status();
-    return reply.code(409).send({ error: 'NOT_LEADER', leader: st.leader, leaderHttp: st.leader ? (node.memberHttpAddress(st.leader) ?? null) : null });
+    const addr = st.leader ? node.memberAddresses().get(st.leader) : undefined;
+    return reply.code(409).send({ error: 'NOT_LEADER', leader: st.leader, leaderHttp: addr?.httpAddress ?? null, leaderAdmin: addr?.adminAddress ?? null });
   };
 
   /**
@@ -144,8 +145,14 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
     }
   };
 
-  // With this build's version, so `raftauth status` shows which version each member runs (rolling upgrades).
-  app.get('/admin/v1/status', async () => ({ ...(await node.status()), version: VERSION }));
+  // The node's status with this build's version (so `raftauth status` shows which version each
+  // member runs: rolling upgrades), and the addresses of the members from its member table: a tool
+  // given one admin URL finds the other members' admin APIs here (adminAddress null: none known).
+  app.get('/admin/v1/status', async () => ({
+    ...(await node.status()),
+    version: VERSION,
+    memberAddresses: [...node.memberAddresses()].map(([id, a]) => ({ id, raftAddress: a.raftAddress, httpAddress: a.httpAddress, adminAddress: a.adminAddress ?? null })),
+  }));
 
   // A backup (raftauth snapshot save, src/ops/backup.ts): the state at this node's applied index
   // after a linearizable barrier, as a snapshot file (format: src/storage/snapshot-format.ts,

@@ -380,7 +380,7 @@ export async function forceNewCluster(opts: ForceNewClusterOptions): Promise<For
   try {
     st = await DurableStorage.open(dataDir, { config: storage });
   } catch (e) {
-    if (e instanceof StorageError && e.code === 'IO' && isLockHeld(e)) throw new BackupError('INVALID_REQUEST', `the store in ${dataDir} is in use: stop the node first`, { cause: e });
+    if (e instanceof StorageError && e.code === 'LOCKED') throw new BackupError('INVALID_REQUEST', `the store in ${dataDir} is in use: stop the node first`, { cause: e });
     throw e;
   }
   let snapRecords: SnapshotRecord[];
@@ -448,13 +448,4 @@ export async function forceNewCluster(opts: ForceNewClusterOptions): Promise<For
   await syncDir(dirname(dataDir));
   await rm(oldDir, { recursive: true, force: true });
   return { backupDir, appliedBefore, commit, lastIndex, term, entriesApplied, records: records.length, address };
-}
-
-/** True if LevelDB refused to open because another process (or this one) holds the store's lock. */
-function isLockHeld(e: unknown): boolean {
-  // classic-level nests the reason: StorageError → "Database failed to open" → "IO error: lock …: already held by process".
-  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 5; c = (c as { cause?: unknown }).cause, depth++) {
-    if ((c as { code?: string }).code === 'LEVEL_LOCKED' || /\block\b.*(held|temporarily unavailable)/i.test(c.message)) return true;
-  }
-  return false;
 }

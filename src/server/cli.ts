@@ -8,6 +8,7 @@
 import { ConfigError, loadConfig } from './config.ts';
 import type { NodeConfig } from './config.ts';
 import { startServer } from './process.ts';
+import { StorageError } from '../storage/errors.ts';
 import type { NodeFactory, ServerHandle, StartOptions } from './process.ts';
 
 export const EXIT_CONFIG_ERROR = 2;
@@ -45,7 +46,10 @@ export async function runCli(argv: readonly string[], nodeFactory: NodeFactory, 
   try {
     return await startServer(config, nodeFactory, { handleSignals: true, ...options });
   } catch (e) {
-    process.stderr.write(`raftauth node ${config.node.id} failed to start: ${(e as Error)?.stack ?? String(e)}\n`);
+    // A store held by another process is an operator's situation, not a bug: the message says
+    // what to do, and a stack trace would only bury it.
+    const why = e instanceof StorageError && e.code === 'LOCKED' ? e.message : ((e as Error)?.stack ?? String(e));
+    process.stderr.write(`raftauth node ${config.node.id} failed to start: ${why}\n`);
     process.exit(EXIT_START_FAILED);
   }
 }

@@ -51,6 +51,8 @@ export interface MemberConfig {
   readonly raftAddress: HostPort;
   /** Where clients and other nodes reach this member's HTTP API. */
   readonly httpAddress: HostPort;
+  /** Where operators reach this member's admin API (recorded in the member table for `raftauth status`); null: not given. */
+  readonly adminAddress: HostPort | null;
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -250,23 +252,23 @@ function members(): Field<MemberConfig[]> {
     type: `list of 1 to ${MAX_MEMBERS} { id, raftAddress, httpAddress }`,
     parse(raw) {
       if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_MEMBERS) {
-        throw new FieldError(`must be a list of 1 to ${MAX_MEMBERS} members { id, raftAddress, httpAddress } (got ${got(raw)})`);
+        throw new FieldError(`must be a list of 1 to ${MAX_MEMBERS} members { id, raftAddress, httpAddress, adminAddress? } (got ${got(raw)})`);
       }
       return raw.map((m: unknown, i) => {
-        if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new FieldError(`[${i}] must be a mapping { id, raftAddress, httpAddress } (got ${got(m)})`);
+        if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new FieldError(`[${i}] must be a mapping { id, raftAddress, httpAddress, adminAddress? } (got ${got(m)})`);
         const o = m as Record<string, unknown>;
         for (const k of Object.keys(o)) {
-          if (k !== 'id' && k !== 'raftAddress' && k !== 'httpAddress') throw new FieldError(`[${i}].${k} is not a known key (expected id, raftAddress, httpAddress)`);
+          if (k !== 'id' && k !== 'raftAddress' && k !== 'httpAddress' && k !== 'adminAddress') throw new FieldError(`[${i}].${k} is not a known key (expected id, raftAddress, httpAddress, adminAddress)`);
         }
         if (typeof o.id !== 'number' || !Number.isSafeInteger(o.id) || o.id < 1) throw new FieldError(`[${i}].id must be a positive integer (got ${got(o.id)})`);
-        const sub = (k: 'raftAddress' | 'httpAddress'): HostPort => {
+        const sub = (k: 'raftAddress' | 'httpAddress' | 'adminAddress'): HostPort => {
           try {
             return parseHostPort(o[k], false);
           } catch (e) {
             throw new FieldError(`[${i}].${k} ${(e as Error).message}`);
           }
         };
-        return { id: o.id, raftAddress: sub('raftAddress'), httpAddress: sub('httpAddress') };
+        return { id: o.id, raftAddress: sub('raftAddress'), httpAddress: sub('httpAddress'), adminAddress: o.adminAddress === undefined ? null : sub('adminAddress') };
       });
     },
   };
@@ -394,7 +396,10 @@ const SPEC = {
      * The members the cluster starts with: a list of `{ id, raftAddress: "host:port", httpAddress: "host:port" }`,
      * and it must contain this node. Required. On bootstrap (join: false) every node of the new
      * cluster lists the same members. A node added later sets join: true and lists itself plus at
-     * least one existing member to contact.
+     * least one existing member to contact (any member; the leader need not be among them).
+     * Optional per member: `adminAddress: "host:port"`, its admin API, recorded in the replicated
+     * member table so `raftauth status` given one node reaches every member's admin API; give it
+     * the same in every node's list (the founding members must write identical tables).
      */
     initialMembers: members(),
     /** true: this node joins an existing cluster (as a learner, caught up by snapshot) instead of bootstrapping one. Default false. */
@@ -748,7 +753,7 @@ export function parseConfig(body: string, file: string, env: Env = process.env):
   for (const [i, m] of ms.entries()) {
     if (seenIds.has(m.id)) fail('cluster.initialMembers', `[${i}].id ${m.id} appears twice`);
     seenIds.add(m.id);
-    for (const a of [m.raftAddress, m.httpAddress]) {
+    for (const a of [m.raftAddress, m.httpAddress, ...(m.adminAddress ? [m.adminAddress] : [])]) {
       const k = `${a.host}:${a.port}`;
       if (seenAddrs.has(k)) fail('cluster.initialMembers', `[${i}] reuses the address ${k}`);
       seenAddrs.add(k);
@@ -790,6 +795,13 @@ export function parseConfig(body: string, file: string, env: Env = process.env):
   }
 
   return { file: resolve(file), ...(c as unknown as Omit<NodeConfig, 'file'>) };
+}
+
+/** The members of cluster.initialMembers as the member table records them (node/members.ts MemberAddress). */
+export function memberAddressesOf(members: readonly MemberConfig[]): Map<number, { raftAddress: string; httpAddress: string; adminAddress?: string }> {
+  return new Map(
+    members.map((m) => [m.id, { raftAddress: formatHostPort(m.raftAddress), httpAddress: formatHostPort(m.httpAddress), ...(m.adminAddress ? { adminAddress: formatHostPort(m.adminAddress) } : {}) }]),
+  );
 }
 
 /** `host:port` for logs and URLs (IPv6 hosts bracketed). */

@@ -2,7 +2,7 @@
 // src/cli/commands/start.ts): the replicated node (src/node/node.ts) and the admin API. HTTP is
 // served from node:cluster workers (src/server/process.ts).
 import { readFileSync } from 'node:fs';
-import { formatHostPort } from './config.ts';
+import { formatHostPort, memberAddressesOf } from './config.ts';
 import type { NodeConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { RaftNode } from '../node/node.ts';
@@ -28,9 +28,7 @@ function storageFaultsFromEnv(env: NodeJS.ProcessEnv): StorageFaults | undefined
 
 export async function startNode(config: NodeConfig, logger: Logger): Promise<RaftNode> {
   const storageFaults = storageFaultsFromEnv(process.env);
-  const initialMembers = new Map<number, MemberAddress>(
-    config.cluster.initialMembers.map((m) => [m.id, { raftAddress: formatHostPort(m.raftAddress), httpAddress: formatHostPort(m.httpAddress) }]),
-  );
+  const initialMembers: Map<number, MemberAddress> = memberAddressesOf(config.cluster.initialMembers);
   const node = await RaftNode.start({
     id: config.node.id,
     dataDir: config.node.dataDir,

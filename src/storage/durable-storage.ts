@@ -257,6 +257,10 @@ export class DurableStorage implements Storage {
     try {
       await db.open();
     } catch (e) {
+      if (isLockHeld(e)) {
+        // The usual cause: the node is already running (a second start, or a tool run beside it).
+        throw new StorageError('LOCKED', `another process holds the store at ${dir} (its LevelDB lock ${join(dir, 'db', 'LOCK')}): is this node already running? Stop that process first, or give this one another node.dataDir`, { cause: e });
+      }
       throw levelError(e, dir, `open LevelDB in ${join(dir, 'db')}`);
     }
     try {
@@ -1097,6 +1101,17 @@ function verifyAndDecode<T>(dataDir: string, store: DamagedStore, key: Bytes, ra
     if (e instanceof DecodeError) throw new StorageCorruptError({ store, key: printableKey(key), index, detail: e.message, dataDir });
     throw e;
   }
+}
+
+/** Whether a failed open was refused because the LevelDB lock is held. */
+function isLockHeld(e: unknown): boolean {
+  // classic-level nests the reason: "Database failed to open" (LEVEL_DATABASE_NOT_OPEN) → LEVEL_LOCKED
+  // ("IO error: lock …/LOCK: already held by process" in this process, "Resource temporarily
+  // unavailable" from another).
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 5; c = (c as { cause?: unknown }).cause, depth++) {
+    if ((c as { code?: unknown }).code === 'LEVEL_LOCKED') return true;
+  }
+  return false;
 }
 
 /** Map a LevelDB failure to the store's errors: internal corruption is corruption, the rest is IO. */

@@ -22,7 +22,9 @@ export type StorageErrorCode =
   | 'SNAPSHOT_INVALID'
   /** A fault-injection point stopped the store (tests only): behave as if the process died here. */
   | 'SIMULATED_CRASH'
-  /** The underlying LevelDB or file system failed (I/O error, lock held by another process). */
+  /** Another process (or another handle in this one) holds the store's LevelDB lock. */
+  | 'LOCKED'
+  /** The underlying LevelDB or file system failed (I/O error). */
   | 'IO';
 
 export class StorageError extends Error {

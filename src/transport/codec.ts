@@ -17,6 +17,9 @@ import type {
   WireU64,
 } from './proto.ts';
 
+/** A peer's address: host:port, with an IPv6 host in brackets. */
+export const PEER_ADDRESS = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,4})$/;
+
 function malformed(what: string): never {
   throw new TransportError('MALFORMED', what);
 }

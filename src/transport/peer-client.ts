@@ -38,7 +38,19 @@ export interface PeerClientOptions {
   readonly logger: TransportLogger;
   readonly stats: TransportStats;
   readonly observer?: TransportObserver;
+  /**
+   * This node's own raft address (host:port), sent as RAFT_ADDRESS_METADATA when a Stream opens so
+   * that a peer with no address for us (a joiner before its snapshot) can answer. Optional.
+   */
+  readonly advertiseAddress?: string;
 }
+
+/**
+ * The gRPC metadata key of a Stream call that carries the caller's raft address (host:port). The
+ * receiver trusts it only from the peer the TLS certificate authenticates, and only to reach that
+ * peer while it knows no address for it (src/node/driver.ts learnPeerAddress).
+ */
+export const RAFT_ADDRESS_METADATA = 'raftauth-raft-address';
 
 /** Metrics hooks of the transport (src/ops/metrics.ts); called synchronously, must not throw. */
 export interface TransportObserver {
@@ -126,16 +138,19 @@ export class PeerStream {
     peerId: NodeId,
     events: PeerStreamEvents,
     onGone: (s: PeerStream) => void = () => undefined,
+    advertiseAddress?: string,
   ) {
     this.selfId = selfId;
     this.peerId = peerId;
     this.events = events;
     this.onGone = onGone;
+    const metadata = new grpc.Metadata();
+    if (advertiseAddress !== undefined) metadata.set(RAFT_ADDRESS_METADATA, advertiseAddress);
     this.call = client.makeBidiStreamRequest(
       STREAM.path,
       STREAM.requestSerialize as (b: Buffer) => Buffer,
       STREAM.responseDeserialize as (b: Buffer) => WireAck,
-      new grpc.Metadata(),
+      metadata,
       {},
     );
     this.call.on('data', (ack: WireAck) => {
@@ -362,7 +377,7 @@ export class PeerClient {
 
   /** Opens a Stream call to the peer (the path every raft message but MsgSnap takes). */
   openStream(events: PeerStreamEvents): PeerStream {
-    const stream = new PeerStream(this.client, this.opts.selfId, this.peerId, events, (s) => this.streams.delete(s));
+    const stream = new PeerStream(this.client, this.opts.selfId, this.peerId, events, (s) => this.streams.delete(s), this.opts.advertiseAddress);
     this.streams.add(stream);
     return stream;
   }

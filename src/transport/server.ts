@@ -13,6 +13,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import * as tls from 'node:tls';
 import type { Message, NodeId } from '../raft/types.ts';
 import {
+  PEER_ADDRESS,
   bytesView,
   decodeMessage,
   decodeSnapshotHeader,
@@ -34,6 +35,7 @@ import type {
 import { raftFrameServiceDefinition } from './proto.ts';
 import { decodeForwardFrame, decodeRaftFrame, encodeOutcomesFrame, frameData } from './frames.ts';
 import type { ForwardOutcome, RaftBatch } from './frames.ts';
+import { RAFT_ADDRESS_METADATA } from './peer-client.ts';
 
 /** What every server call offers (grpc-js does not export ServerSurfaceCall from its index). */
 type SurfaceCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext' | 'getPeer' | 'getDeadline'>;
@@ -322,8 +324,10 @@ export class PeerServer {
       try {
         const batch = decodeRaftFrame(frameData(frame), this.frameLimits());
         // The certificate is read once, on the first batch; a later batch may not claim another id.
-        if (from === null) from = this.authenticate(call, batch.from, 'Stream');
-        else if (batch.from !== from) this.authenticate(call, batch.from, 'Stream');
+        if (from === null) {
+          from = this.authenticate(call, batch.from, 'Stream');
+          this.announcedAddress(from, call);
+        } else if (batch.from !== from) this.authenticate(call, batch.from, 'Stream');
         msgs = this.checkFrame(batch);
       } catch (e) {
         refuse(e);
@@ -382,6 +386,22 @@ export class PeerServer {
     stats.receivedBatches++;
     stats.receivedMessages += batch.messages.length;
     return batch.messages as Message[];
+  }
+
+  /**
+   * The raft address an authenticated peer announced when it opened its stream, handed to the
+   * node (which uses it only while it has no address of its own for that peer). A missing,
+   * repeated or malformed value is ignored: it is a hint, and the stream works without it.
+   */
+  private announcedAddress(from: NodeId, call: grpc.ServerDuplexStream<Buffer, WireAck>): void {
+    const values = call.metadata.get(RAFT_ADDRESS_METADATA);
+    if (values.length !== 1) return;
+    const a = values[0];
+    if (typeof a !== 'string' || !PEER_ADDRESS.test(a)) {
+      this.opts.logger.warn({ peer: from, address: String(a).slice(0, 100) }, 'ignored a malformed raft address announced by a peer');
+      return;
+    }
+    this.opts.handler.onPeerAddress?.(from, a);
   }
 
   /** The messages of a batch from the authenticated `from`, checked; throws a refusal. */

@@ -9,7 +9,7 @@
 // calls reportUnreachable, so the leader stops pipelining to it and probes instead).
 import * as grpc from '@grpc/grpc-js';
 import type { Message, MsgSnap, NodeId, SnapshotMetadata } from '../raft/types.ts';
-import { estimateMessageBytes } from './codec.ts';
+import { PEER_ADDRESS, estimateMessageBytes } from './codec.ts';
 import { TransportError } from './errors.ts';
 import type { TransportLimits } from './limits.ts';
 import { ENVELOPE_MARGIN_BYTES, resolveLimits } from './limits.ts';
@@ -33,6 +33,12 @@ export interface TransportOptions {
   readonly logger: TransportLogger;
   /** Metrics hooks (peer RTT); optional. */
   readonly observer?: TransportObserver;
+  /**
+   * This node's raft address as its peers dial it (host:port; the member table's, not a wildcard
+   * listen address). Sent when a stream to a peer opens, so a peer that has no address for this
+   * node yet (a joiner before its snapshot) can answer. Optional.
+   */
+  readonly advertiseAddress?: string;
 }
 
 /** A FIFO of messages with O(1) push and shift (a plain array's shift is O(n)). */
@@ -95,8 +101,6 @@ interface Peer {
   removed: boolean;
 }
 
-/** host:port, with an IPv6 host in brackets. */
-const PEER_ADDRESS = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,4})$/;
 
 /** gRPC statuses that mean "could not reach the peer" rather than "the peer refused this". */
 const UNREACHABLE_STATUSES: ReadonlySet<number> = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED]);
@@ -113,6 +117,7 @@ export class Transport {
 
   constructor(opts: TransportOptions) {
     if (!Number.isSafeInteger(opts.id) || opts.id <= 0) throw new RangeError(`node id must be a positive integer, got ${opts.id}`);
+    if (opts.advertiseAddress !== undefined && !PEER_ADDRESS.test(opts.advertiseAddress)) throw new RangeError(`advertised address must be host:port, got ${JSON.stringify(opts.advertiseAddress)}`);
     this.id = opts.id;
     this.opts = opts;
     this.limits = resolveLimits(opts.limits);
@@ -173,7 +178,7 @@ export class Transport {
     if (this.peers.has(id)) throw new RangeError(`peer ${id} already exists (use updatePeer)`);
     if (this.state === 'stopped') throw new TransportError('STOPPED', 'transport stopped');
     if (!PEER_ADDRESS.test(address)) throw new RangeError(`peer address must be host:port, got ${JSON.stringify(address)}`);
-    const client = new PeerClient({ selfId: this.id, peerId: id, address, tls: this.tls, limits: this.limits, logger: this.opts.logger, stats: this.counters, ...(this.opts.observer ? { observer: this.opts.observer } : {}) });
+    const client = new PeerClient({ selfId: this.id, peerId: id, address, tls: this.tls, limits: this.limits, logger: this.opts.logger, stats: this.counters, ...(this.opts.observer ? { observer: this.opts.observer } : {}), ...(this.opts.advertiseAddress !== undefined ? { advertiseAddress: this.opts.advertiseAddress } : {}) });
     this.peers.set(id, { id, address, client, queue: new MessageQueue(), stream: null, unacked: [], proven: false, blocked: false, deadlineTimer: null, sendingSnapshot: false, healthy: true, removed: false });
   }
 

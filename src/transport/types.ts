@@ -66,6 +66,12 @@ export interface TransportHandler {
   onSnapshot(header: SnapshotHeader, chunks: AsyncIterable<Uint8Array>): Promise<void>;
   onPropose(req: IncomingProposeRequest): Promise<ProposeResult>;
   onReadIndex(req: IncomingReadIndexRequest): Promise<ReadIndexResult>;
+  /**
+   * A peer's own raft address, as it announced it when it opened a stream to us (the
+   * RAFT_ADDRESS_METADATA of src/transport/peer-client.ts). `from` is the node its certificate
+   * names; the address is its claim, well-formed (host:port) but not checked further. Optional.
+   */
+  onPeerAddress?(from: NodeId, address: string): void;
   /** A peer could not be reached; the raft driver calls rawNode.reportUnreachable(id). */
   onUnreachable(id: NodeId): void;
   /** Outcome of a MsgSnap handed to send(); the raft driver calls rawNode.reportSnapshot(id, status). */

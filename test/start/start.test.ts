@@ -65,9 +65,9 @@ interface Run {
   exit: Promise<number | null>;
 }
 
-function startLocal(descFile: string, dir: string): Run {
+function startLocal(descFile: string, dir: string, extra: readonly string[] = []): Run {
   let out = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', START_SCRIPT, '--cluster', descFile, '--dir', dir, '--front-port', '0'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', START_SCRIPT, '--cluster', descFile, '--dir', dir, '--front-port', '0', ...extra], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
@@ -155,6 +155,7 @@ describe('npm start (scripts/start-local.ts)', () => {
     assert.equal(code, 0, run.output().slice(-3000));
     await waitFor('every node process gone', () => [...primaries, ...workers].every((p) => !alive(p)), 5_000, () => `alive: ${[...primaries, ...workers].filter(alive).join(', ')}`);
     assert.equal(existsSync(join(dir, 'cluster.json')), false, 'cluster.json is removed on stop');
+    assert.equal(existsSync(join(dir, 'launcher.json')), false, 'the launcher lock is released on stop');
     assert.match(run.output(), /\[start\] all nodes stopped/);
   }
 
@@ -197,6 +198,26 @@ describe('npm start (scripts/start-local.ts)', () => {
     stdout = '';
     assert.equal(await runRaftauth(['transfer-leader', String(target), '--cluster', join(dir, 'cluster.json')], io), 0, stderr);
     assert.match(stdout, new RegExp(`node ${target} is the leader`));
+
+    // A second `npm start` while this one runs (issue 13, defect 3): refused at once, and the
+    // running cluster is untouched: its cluster.json stays, its demo secret still works. Once in
+    // the same directory (the launcher's lock), once in another directory on the same ports.
+    const clusterJson = readFileSync(join(dir, 'cluster.json'), 'utf8');
+    const second = startLocal(descFile, dir);
+    runs.push(second);
+    assert.equal(await second.exit, 1, second.output());
+    assert.match(second.output(), new RegExp(`another \`npm start\` \\(pid ${run.child.pid}\\) is running the cluster in ${dir.replace(/[.]/g, '\\.')}`));
+    const elsewhere = startLocal(descFile, join(tmp, 'elsewhere'));
+    runs.push(elsewhere);
+    assert.equal(await elsewhere.exit, 1, elsewhere.output());
+    assert.match(elsewhere.output(), /\[start\] refused: 9 ports of the description "test-3" are in use: 127\.0\.0\.1:\d+ \(node 1's raft port\), /);
+    for (const r of [second, elsewhere]) {
+      assert.doesNotMatch(r.output(), /\[start\] ready|\[n\d\]/, 'no node was started and nothing claims to be ready');
+      assert.doesNotMatch(r.output(), /^\s+at /m, 'no stack trace');
+    }
+    assert.equal(readFileSync(join(dir, 'cluster.json'), 'utf8'), clusterJson, 'the running cluster\'s cluster.json is untouched');
+    const again = await clientCredentials(info);
+    assert.equal(again.status, 200, JSON.stringify(again.body));
 
     await interruptAndCheck(run, info);
   });

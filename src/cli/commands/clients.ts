@@ -22,7 +22,7 @@ const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 export function connect(v: OptionValues, io: CliIo): AdminClient {
   return clientFromArgs(
-    { admin: list(v, 'admin'), tokenFile: str(v, 'token-file'), clusterFile: str(v, 'cluster'), timeoutMs: parsePositiveInt(str(v, 'timeout-ms'), '--timeout-ms', MAX_TIMEOUT_MS) },
+    { admin: list(v, 'admin'), tokenFile: str(v, 'token-file'), clusterFile: str(v, 'cluster'), configFile: str(v, 'config'), timeoutMs: parsePositiveInt(str(v, 'timeout-ms'), '--timeout-ms', MAX_TIMEOUT_MS) },
     io.env,
     io.cwd,
   );

@@ -17,20 +17,31 @@ export const CONNECTION_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   admin: { type: 'string', multiple: true },
   'token-file': { type: 'string' },
   cluster: { type: 'string' },
+  config: { type: 'string' },
   'timeout-ms': { type: 'string' },
 };
 
 export const CONNECTION_USAGE = `connection options (every admin command):
   --admin URL         a node's admin API (repeatable or comma-separated); default $RAFTAUTH_ADMIN,
-                      else every node of the cluster.json (--cluster, or ./.raftauth/local/cluster.json)
+                      else the node of --config, else every node of the cluster.json (--cluster, or
+                      ./.raftauth/local/cluster.json). The other members are found through the
+                      admin addresses in the replicated member table.
   --token-file FILE   the admin bearer token; default $RAFTAUTH_ADMIN_TOKEN (the token itself),
-                      else admin.token beside the cluster.json
+                      else the admin.tokenFile of --config, else admin.token beside the cluster.json
+  --config FILE       a node's config: its admin API (admin.listen), its admin token file, and the
+                      members' adminAddress in cluster.initialMembers
   --cluster FILE      a cluster.json written by npm start (maps node ids to admin URLs)
   --timeout-ms N      deadline of the command, retries included (default 20000)`;
 
 function client(v: OptionValues, io: CliIo): AdminClient {
   return clientFromArgs(
-    { admin: list(v, 'admin'), tokenFile: str(v, 'token-file'), clusterFile: str(v, 'cluster'), timeoutMs: parsePositiveInt(str(v, 'timeout-ms'), '--timeout-ms', MAX_TIMEOUT_MS) },
+    {
+      admin: list(v, 'admin'),
+      tokenFile: str(v, 'token-file'),
+      clusterFile: str(v, 'cluster'),
+      configFile: str(v, 'config'),
+      timeoutMs: parsePositiveInt(str(v, 'timeout-ms'), '--timeout-ms', MAX_TIMEOUT_MS),
+    },
     io.env,
     io.cwd,
   );
@@ -41,7 +52,11 @@ function client(v: OptionValues, io: CliIo): AdminClient {
 
 export interface MemberRow {
   readonly id: number;
-  /** The node's own view of its role, or 'unreachable' when its admin API did not answer. */
+  /**
+   * The node's own view of its role; 'unreachable' when its admin API did not answer; 'unknown'
+   * when no admin URL is known for it (its member record has no admin address, and neither the
+   * command line nor a config or cluster.json gave one), so it was not asked.
+   */
   readonly role: string;
   readonly voter: boolean;
   readonly term: number | null;
@@ -64,10 +79,15 @@ export interface StatusReport {
   readonly unreachable: readonly { url: string; error: string }[];
 }
 
-/** Merge the nodes' own statuses into one view (pure: tested on its own). */
-export function buildStatusReport(results: readonly { url: string; status: NodeStatus | null; error: string | null }[]): StatusReport {
+/**
+ * Merge the nodes' own statuses into one view (pure: tested on its own). `id` of a result: the
+ * node its URL belongs to when known; a failed URL of unknown node may be any silent member's.
+ */
+export function buildStatusReport(results: readonly { url: string; id?: number | null; status: NodeStatus | null; error: string | null }[]): StatusReport {
   const statuses = results.flatMap((r) => (r.status ? [r.status] : []));
   const unreachable = results.flatMap((r) => (r.status ? [] : [{ url: r.url, error: r.error ?? 'no answer' }]));
+  const failedIds = new Set(results.flatMap((r) => (r.status === null && r.id != null ? [r.id] : [])));
+  const unattributedFailure = results.some((r) => r.status === null && r.id == null);
   // Two nodes may both say "leader" for a moment (an old leader that has not heard of the new
   // term); the higher term is the real one (Raft paper §5.1).
   const leaders = statuses.filter((s) => s.role === 'leader').sort((a, b) => b.term - a.term);
@@ -86,7 +106,7 @@ export function buildStatusReport(results: readonly { url: string; status: NodeS
       const reached = own?.applied ?? match;
       return {
         id,
-        role: own ? own.role : 'unreachable',
+        role: own ? own.role : failedIds.has(id) || unattributedFailure ? 'unreachable' : 'unknown',
         voter: voters.has(id),
         term: own?.term ?? null,
         commit: own?.commit ?? null,
@@ -106,8 +126,17 @@ export function formatStatus(r: StatusReport): string {
     r.members.map((m) => [m.id, m.role, m.voter, m.term, m.commit, m.applied, m.match, m.lag, m.version]),
   );
   const errs = r.unreachable.map((u) => `unreachable: ${u.url}: ${u.error}\n`).join('');
-  return head + table + errs;
+  const unknown = r.members.filter((m) => m.role === 'unknown').map((m) => m.id);
+  const hint =
+    unknown.length === 0
+      ? ''
+      : `no admin URL known for node${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')}: pass --admin URL, or --config with a node config that lists their adminAddress ` +
+        '(their member records predate admin addresses, or were added without --admin-address)\n';
+  return head + table + errs + hint;
 }
+
+/** Some member answered: the command could report on the cluster. */
+const anyAnswered = (r: StatusReport): boolean => r.members.some((m) => m.term !== null);
 
 export const STATUS_USAGE = `usage: raftauth status [--json] [connection options]
   Every member: role, voter, term, commit and applied index, the leader's match index, LAG
@@ -119,7 +148,7 @@ export async function statusCommand(argv: readonly string[], io: CliIo): Promise
   const c = client(values, io);
   const report = buildStatusReport(await c.statusAll());
   io.out(flag(values, 'json') ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
-  return report.members.some((m) => m.role !== 'unreachable') ? EXIT_OK : EXIT_FAILURE;
+  return anyAnswered(report) ? EXIT_OK : EXIT_FAILURE;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -127,8 +156,9 @@ export async function statusCommand(argv: readonly string[], io: CliIo): Promise
 
 export const MEMBERS_USAGE = `usage:
   raftauth members list [--json]
-  raftauth members add --id N --raft-address HOST:PORT --http-address HOST:PORT
-      adds node N as a learner (it catches up without voting; start it with cluster.join: true)
+  raftauth members add --id N --raft-address HOST:PORT --http-address HOST:PORT [--admin-address HOST:PORT]
+      adds node N as a learner (it catches up without voting; start it with cluster.join: true);
+      --admin-address records its admin API in the member table, so status finds it
   raftauth members promote N      makes learner N a voter
   raftauth members remove N       removes voter or learner N
   (each takes the connection options; changes are sent to the leader)`;
@@ -160,12 +190,18 @@ export async function membersCommand(argv: readonly string[], io: CliIo): Promis
       const rows = report.members.map((m) => ({ id: m.id, kind: m.voter ? 'voter' : 'learner', role: m.role, match: m.match }));
       if (flag(values, 'json')) io.out(`${JSON.stringify({ leader: report.leader, members: rows }, null, 2)}\n`);
       else io.out(formatTable(['ID', 'KIND', 'ROLE', 'MATCH'], rows.map((r) => [r.id, r.kind, r.role, r.match])));
-      return report.members.some((m) => m.role !== 'unreachable') ? EXIT_OK : EXIT_FAILURE;
+      return anyAnswered(report) ? EXIT_OK : EXIT_FAILURE;
     }
     case 'add': {
-      const { values } = parse(rest, { ...CONNECTION_OPTIONS, id: { type: 'string' }, 'raft-address': { type: 'string' }, 'http-address': { type: 'string' } }, 0);
+      const { values } = parse(rest, { ...CONNECTION_OPTIONS, id: { type: 'string' }, 'raft-address': { type: 'string' }, 'http-address': { type: 'string' }, 'admin-address': { type: 'string' } }, 0);
       const id = parseNodeId(str(values, 'id'), '--id');
-      const body = { id, raftAddress: parseHostPortArg(str(values, 'raft-address'), '--raft-address'), httpAddress: parseHostPortArg(str(values, 'http-address'), '--http-address') };
+      const admin = str(values, 'admin-address');
+      const body = {
+        id,
+        raftAddress: parseHostPortArg(str(values, 'raft-address'), '--raft-address'),
+        httpAddress: parseHostPortArg(str(values, 'http-address'), '--http-address'),
+        ...(admin !== undefined ? { adminAddress: parseHostPortArg(admin, '--admin-address') } : {}),
+      };
       return change(client(values, io), 'POST', '/admin/v1/members', body, io, (s) => `node ${id} added as a learner; promote it once it has caught up: raftauth members promote ${id}\n${describeMembers(s)}`);
     }
     case 'promote': {

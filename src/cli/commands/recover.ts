@@ -34,7 +34,7 @@ export interface NodeConfigFacts {
 /** The facts of a node config a backup command needs (config errors are command-line errors: exit 2). */
 export async function loadNodeConfig(file: string, io: CliIo): Promise<NodeConfigFacts> {
   // Loaded only for the commands that read a node config (the others need no YAML parser).
-  const { formatHostPort, loadConfig, ConfigError } = await import('../../server/config.ts');
+  const { memberAddressesOf, loadConfig, ConfigError } = await import('../../server/config.ts');
   let c;
   try {
     c = loadConfig(file, nodeEnv(io.env));
@@ -45,7 +45,7 @@ export async function loadNodeConfig(file: string, io: CliIo): Promise<NodeConfi
   return {
     id: c.node.id,
     dataDir: c.node.dataDir,
-    members: new Map(c.cluster.initialMembers.map((m) => [m.id, { raftAddress: formatHostPort(m.raftAddress), httpAddress: formatHostPort(m.httpAddress) }])),
+    members: memberAddressesOf(c.cluster.initialMembers),
     storage: { snapshotEveryEntries: c.raft.snapshotEveryEntries, snapshotCatchupEntries: c.raft.snapshotCatchupEntries },
   };
 }

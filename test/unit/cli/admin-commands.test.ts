@@ -197,7 +197,16 @@ describe('buildStatusReport', () => {
     assert.equal(r.leader, 2);
     assert.equal(r.term, 4);
     assert.deepEqual(r.members.map((m) => m.id), [1, 2, 3]);
-    assert.equal(r.members[2]!.role, 'unreachable');
+    // Node 3 was not asked (no admin URL for it): unknown, not unreachable (issue 13, defect 6).
+    assert.equal(r.members[2]!.role, 'unknown');
+  });
+
+  it('a member is unreachable when its own admin URL failed, or when a URL of unknown node failed; unknown when it was not asked', () => {
+    const base = { url: 'a', id: 1, status: st({ id: 1, role: 'leader', leader: 1, term: 2, voters: [1, 2, 3, 4] }), error: null };
+    const byId = buildStatusReport([base, { url: 'c', id: 3, status: null, error: 'down' }]);
+    assert.deepEqual(byId.members.map((m) => [m.id, m.role]), [[1, 'leader'], [2, 'unknown'], [3, 'unreachable'], [4, 'unknown']]);
+    const unattributed = buildStatusReport([base, { url: 'x', id: null, status: null, error: 'down' }]);
+    assert.deepEqual(unattributed.members.map((m) => [m.id, m.role]), [[1, 'leader'], [2, 'unreachable'], [3, 'unreachable'], [4, 'unreachable']]);
   });
 
   it('without a reachable leader: the leader a follower names, no lag, learners marked', () => {

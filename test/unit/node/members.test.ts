@@ -5,7 +5,7 @@
 // used to be folded into the batch by the driver (foldChanges).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_CONF_CHANGE_CONTEXT_BYTES, MEMBERS_KEYSPACE, decodeConfChangeContext, encodeMembersContext, memberChanges } from '../../../src/node/members.ts';
+import { MAX_CONF_CHANGE_CONTEXT_BYTES, MEMBERS_KEYSPACE, decodeConfChangeContext, encodeMembersContext, memberChanges, memberRecord, parseMemberRecord, validateAddress } from '../../../src/node/members.ts';
 import { NodeError } from '../../../src/node/api.ts';
 import type { ConfChange, Entry } from '../../../src/raft/types.ts';
 import { encodeConfChange } from '../../../src/raft/confchange.ts';
@@ -70,4 +70,21 @@ test(`a context over ${MAX_CONF_CHANGE_CONTEXT_BYTES} bytes is refused before an
     () => encodeMembersContext(new Map([[3, addr]]), audit(MAX_CONF_CHANGE_CONTEXT_BYTES)),
     (e: unknown) => e instanceof NodeError && e.code === 'INVALID_REQUEST' && /exceeds 4096/.test(e.message),
   );
+});
+
+test('a member record carries the admin address when given; old records without one stay readable (issue 13, defect 6)', () => {
+  const withAdmin = { ...addr, adminAddress: '127.0.0.1:9003' };
+  const cc: ConfChange = { changes: [{ type: 'addLearner', nodeId: 3 }], context: encodeMembersContext(new Map([[3, withAdmin]])) };
+  assert.deepEqual(decodeConfChangeContext(cc.context).members.get(3), withAdmin);
+  const put = memberChanges(cc).puts[0]!;
+  assert.deepEqual(parseMemberRecord(put[2]), withAdmin);
+  // A record written before admin addresses existed.
+  const old = new TextEncoder().encode(JSON.stringify(addr));
+  assert.deepEqual(parseMemberRecord(old), addr);
+  assert.deepEqual(memberRecord(addr), old, 'a member without an admin address is recorded as before');
+  assert.equal(parseMemberRecord(new TextEncoder().encode('not json')), undefined);
+  // A malformed admin address is refused like the other addresses; in a context it is dropped (deterministically on every node).
+  assert.throws(() => validateAddress({ ...addr, adminAddress: 'nowhere' }, 'member 3'), /member 3: adminAddress must be host:port/);
+  const bad = encodeMembersContext(new Map([[3, { ...addr, adminAddress: 'nowhere' }]]));
+  assert.equal(decodeConfChangeContext(bad).members.has(3), false);
 });

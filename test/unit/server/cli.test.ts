@@ -8,9 +8,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configPathFromArgs } from '../../../src/server/cli.ts';
+import { DurableStorage } from '../../../src/storage/durable-storage.ts';
 import { call, tempDir, tlsFiles, waitFor } from './helpers.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/cli.ts', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../../src/main.ts', import.meta.url));
 
 interface Run {
   readonly lines: Record<string, unknown>[];
@@ -19,8 +21,8 @@ interface Run {
   kill(signal: NodeJS.Signals): void;
 }
 
-function run(t: TestContext, args: string[], env: Record<string, string> = {}): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+function run(t: TestContext, args: string[], env: Record<string, string> = {}, entry = FIXTURE): Run {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -94,4 +96,14 @@ test('a good config serves until SIGINT, then exits 0; log lines name the node a
   for (const m of ['signal: stopping gracefully', 'stopping', 'worker stopping', 'worker stopped', 'stopped']) assert.ok(msgs.includes(m), `log lacks ${m}: ${JSON.stringify(msgs)}`);
   assert.ok(r.lines.every((l) => l.node === 7 && typeof l.time === 'string'), 'every line is JSON naming the node');
   assert.equal(r.stderr, '');
+});
+
+test('a store another process holds: the real node exits 1 saying so, without a stack trace (issue 13, defect 3)', async (t) => {
+  const file = await configFile(t, '{ listen: "127.0.0.1:0", workers: 0 }');
+  const dataDir = join(file, '..', 'data');
+  const held = await DurableStorage.open(dataDir);
+  t.after(() => held.close());
+  const r = run(t, ['--config', file], {}, MAIN);
+  assert.deepEqual(await r.exited, { code: 1, signal: null });
+  assert.equal(r.stderr, `raftauth node 7 failed to start: LOCKED: another process holds the store at ${dataDir} (its LevelDB lock ${join(dataDir, 'db', 'LOCK')}): is this node already running? Stop that process first, or give this one another node.dataDir\n`);
 });

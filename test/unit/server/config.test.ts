@@ -41,7 +41,7 @@ test('a good config loads, with defaults, derived listen addresses and paths res
   assert.equal(c.file, file);
   assert.deepEqual(c.node, { id: 1, dataDir: join(dir, 'data'), zone: null });
   assert.equal(c.cluster.initialMembers.length, 3);
-  assert.deepEqual(c.cluster.initialMembers[1], { id: 2, raftAddress: { host: '10.0.0.2', port: 7001 }, httpAddress: { host: '10.0.0.2', port: 8001 } });
+  assert.deepEqual(c.cluster.initialMembers[1], { id: 2, raftAddress: { host: '10.0.0.2', port: 7001 }, httpAddress: { host: '10.0.0.2', port: 8001 }, adminAddress: null });
   assert.equal(c.cluster.join, false);
   assert.deepEqual(c.raft, {
     listen: { host: '10.0.0.1', port: 7001 },
@@ -104,6 +104,10 @@ test('each kind of bad key is refused with a message naming it', async (t) => {
   refuses(base.replace('"10.0.0.2:7001"', '"10.0.0.1:7001"'), file, 'cluster.initialMembers', ['[1] reuses the address 10.0.0.1:7001']);
   refuses(base.replace('httpAddress: "10.0.0.3:8001"', 'httpAddress: "10.0.0.3:0"'), file, 'cluster.initialMembers', ['[2].httpAddress must be "host:port" with a port from 1']);
   refuses(base.replace('{ id: 3,', '{ id: 3, role: voter,'), file, 'cluster.initialMembers', ['[2].role is not a known key']);
+  // adminAddress (optional): a host:port of its own, not another member's address
+  refuses(base.replace('{ id: 3,', '{ id: 3, adminAddress: "nowhere",'), file, 'cluster.initialMembers', ['[2].adminAddress must be "host:port"']);
+  refuses(base.replace('{ id: 3,', '{ id: 3, adminAddress: "10.0.0.2:8001",'), file, 'cluster.initialMembers', ['[2] reuses the address 10.0.0.2:8001']);
+  assert.deepEqual(parseConfig(base.replace('{ id: 3,', '{ id: 3, adminAddress: "10.0.0.3:9001",'), file, {}).cluster.initialMembers[2]?.adminAddress, { host: '10.0.0.3', port: 9001 });
   refuses(
     base.replace(/cluster:[\s\S]*?(?=tls:)/, 'cluster:\n  join: true\n  initialMembers:\n    - { id: 1, raftAddress: "10.0.0.1:7001", httpAddress: "10.0.0.1:8001" }\n'),
     file,

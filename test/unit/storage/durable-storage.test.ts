@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { DurableStorage } from '../../../src/storage/durable-storage.ts';
 import { StorageCorruptError, StorageError, StorageInvariantError } from '../../../src/storage/errors.ts';
 import { META, logKey, stateKey } from '../../../src/storage/keys.ts';
@@ -251,7 +252,12 @@ test('a second process (or handle) on the same data dir is refused', async (t) =
   const dir = await tempDir(t);
   const s = await DurableStorage.open(dir);
   t.after(() => s.close());
-  await assert.rejects(DurableStorage.open(dir), (e: unknown) => e instanceof StorageError && e.code === 'IO' && /open LevelDB/.test(e.message));
+  // Said plainly (issue 13, defect 3): which store, that another process holds it, what to do.
+  await assert.rejects(DurableStorage.open(dir), (e: unknown) => {
+    assert.ok(e instanceof StorageError && e.code === 'LOCKED', String(e));
+    assert.equal(e.message, `LOCKED: another process holds the store at ${dir} (its LevelDB lock ${join(dir, 'db', 'LOCK')}): is this node already running? Stop that process first, or give this one another node.dataDir`);
+    return true;
+  });
 });
 
 test('bootstrap makes a fresh store a founding member, once', async (t) => {

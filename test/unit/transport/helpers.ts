@@ -71,6 +71,8 @@ export class RecordingHandler implements TransportHandler {
   readonly sinks: MemorySnapshotSink[] = [];
   sinkMaxBytes = 64 * 1024 * 1024;
   readonly unreachable: NodeId[] = [];
+  /** Raft addresses peers announced on the streams they opened (onPeerAddress). */
+  readonly announced: { from: NodeId; address: string }[] = [];
   readonly snapshotStatus: { id: NodeId; status: 'finished' | 'failure' }[] = [];
   readonly proposals: IncomingProposeRequest[] = [];
   readonly readIndexes: IncomingReadIndexRequest[] = [];
@@ -96,6 +98,10 @@ export class RecordingHandler implements TransportHandler {
     this.readIndexes.push(req);
     return this.readIndexReply(req);
   }
+  onPeerAddress(from: NodeId, address: string): void {
+    this.announced.push({ from, address });
+  }
+
   onUnreachable(id: NodeId): void {
     this.unreachable.push(id);
   }

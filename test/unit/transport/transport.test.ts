@@ -44,7 +44,7 @@ interface Node {
   readonly address: string;
 }
 
-async function startNode(id: NodeId, opts: { peers?: Map<NodeId, string>; limits?: Partial<TransportLimits>; port?: number; tls?: TlsMaterial } = {}): Promise<Node> {
+async function startNode(id: NodeId, opts: { peers?: Map<NodeId, string>; limits?: Partial<TransportLimits>; port?: number; tls?: TlsMaterial; advertiseAddress?: string } = {}): Promise<Node> {
   const handler = new RecordingHandler();
   const logger = new CapturingLogger();
   const o: TransportOptions = {
@@ -55,6 +55,7 @@ async function startNode(id: NodeId, opts: { peers?: Map<NodeId, string>; limits
     handler,
     logger,
     limits: { initialReconnectBackoffMs: 20, maxReconnectBackoffMs: 200, sendTimeoutMs: 2_000, ...opts.limits },
+    ...(opts.advertiseAddress !== undefined ? { advertiseAddress: opts.advertiseAddress } : {}),
   };
   const t = new Transport(o);
   running.push(t);
@@ -63,10 +64,10 @@ async function startNode(id: NodeId, opts: { peers?: Map<NodeId, string>; limits
 }
 
 /** A bare client, to send what a Transport never would (another identity, oversized batches). */
-function rawClient(selfId: NodeId, peerId: NodeId, address: string, tls: TlsMaterial, limits: Partial<TransportLimits> = {}): { client: PeerClient; logger: CapturingLogger; stats: ReturnType<typeof newStats> } {
+function rawClient(selfId: NodeId, peerId: NodeId, address: string, tls: TlsMaterial, limits: Partial<TransportLimits> = {}, advertiseAddress?: string): { client: PeerClient; logger: CapturingLogger; stats: ReturnType<typeof newStats> } {
   const logger = new CapturingLogger();
   const stats = newStats();
-  const client = new PeerClient({ selfId, peerId, address, tls, limits: resolveLimits(limits), logger, stats });
+  const client = new PeerClient({ selfId, peerId, address, tls, limits: resolveLimits(limits), logger, stats, ...(advertiseAddress !== undefined ? { advertiseAddress } : {}) });
   clients.push(client);
   return { client, logger, stats };
 }
@@ -471,4 +472,25 @@ test('stop() closes connections still in their TLS handshake, one not begun and 
   // A completed handshake would have brought the server's session ticket and HTTP/2 settings.
   assert.equal(gated.bytesFromServer(), answeredBeforeStop, 'the server answered the handshake released after stop() began');
   assert.equal(a.t.stats().acceptedConnections, 2);
+});
+
+test('a stream announces the sender\'s raft address; the receiver hands it on for the authenticated sender only, and ignores a malformed one', async () => {
+  const b = await startNode(2);
+  assert.throws(() => new Transport({ id: 1, listen: { host: HOST, port: 0 }, peers: new Map(), tls: pki.tls(1), handler: new RecordingHandler(), logger: new CapturingLogger(), advertiseAddress: 'no port' }), /advertised address must be host:port/);
+  const a = await startNode(1, { peers: new Map([[2, b.address]]), advertiseAddress: '127.0.0.1:7001' });
+  a.t.send([hb(1, 2, 1)]);
+  await waitFor(() => b.handler.messages().length === 1, 'the heartbeat');
+  assert.deepEqual(b.handler.announced, [{ from: 1, address: '127.0.0.1:7001' }]);
+  // One announcement per stream, not per batch.
+  a.t.send([hb(1, 2, 2)]);
+  await waitFor(() => b.handler.messages().length === 2, 'the second heartbeat');
+  assert.equal(b.handler.announced.length, 1);
+  // A malformed announcement is logged and ignored; the stream itself still works.
+  const { client } = rawClient(3, 2, b.address, pki.tls(3), {}, 'not-an-address');
+  const stream = client.openStream({ onAck: () => undefined, onDrain: () => undefined, onError: () => undefined });
+  stream.write([hb(3, 2, 1)]);
+  await waitFor(() => b.handler.messages().length === 3, 'node 3\'s heartbeat');
+  assert.equal(b.handler.announced.length, 1);
+  assert.ok(b.logger.has('warn', /malformed raft address/));
+  stream.cancel();
 });
