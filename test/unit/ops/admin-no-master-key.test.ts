@@ -33,6 +33,7 @@ const fakeNode = {
   scanState: unused,
   isLeader: unused,
   housekeeping: unused,
+  memberAddresses: () => new Map(),
 } as unknown as RaftNode & AdminOAuthNode & AdminAuditNode;
 
 /** Every (method, url) the OAuth and audit admin modules register when the node has a master key. */
