@@ -82,21 +82,31 @@ async function driverOf(
   return { driver, node, transport, storage, gate };
 }
 
-test('a leader sends its appends before its own write is durable; it commits only with a follower', async () => {
-  const { driver, transport, storage, gate } = await driverOf(1);
+/**
+ * Node 1 of driverOf, elected leader of term 2 (it times out after exactly 10 ticks with rng 0,
+ * then gets node 2's pre-vote and vote), its no-op committed by both followers, which therefore
+ * left probing.
+ */
+async function electedLeader(storageConfig: Partial<StorageConfig> = {}, extra: Partial<ConstructorParameters<typeof RaftDriver>[0]> = {}): Promise<Awaited<ReturnType<typeof driverOf>>> {
+  const d = await driverOf(1, extra, storageConfig);
+  const { driver, transport, storage } = d;
   driver.start();
+  for (let i = 0; i < 10; i++) driver.tick();
+  await waitFor('a pre-vote request', () => transport.sent.some((m) => m.type === 'preVote'));
+  driver.enqueue({ kind: 'messages', messages: [{ type: 'preVoteResp', from: 2, to: 1, term: 2, reject: false }] });
+  await waitFor('a vote request', () => transport.sent.some((m) => m.type === 'vote'));
+  driver.enqueue({ kind: 'messages', messages: [{ type: 'voteResp', from: 2, to: 1, term: 2, reject: false }] });
+  await waitFor('leadership', () => driver.status().softState.role === 'leader');
+  await waitFor('the no-op (index 2) on disk', () => storage.lastIndex() === 2);
+  driver.enqueue({ kind: 'messages', messages: [2, 3].map((from) => ({ type: 'appResp' as const, from, to: 1, term: 2, index: 2, reject: false, rejectHint: 0, logTerm: 0 })) });
+  await waitFor('the no-op committed', () => driver.status().hardState.commit === 2);
+  return d;
+}
+
+test('a leader sends its appends before its own write is durable; it commits only with a follower', async () => {
+  // Leader of term 2, its no-op acknowledged by both followers: appends go out as soon as proposed.
+  const { driver, transport, storage, gate } = await electedLeader();
   try {
-    // Become leader of term 2: time out (rng 0: after exactly 10 ticks), then node 2's pre-vote and vote.
-    for (let i = 0; i < 10; i++) driver.tick();
-    await waitFor('a pre-vote request', () => transport.sent.some((m) => m.type === 'preVote'));
-    driver.enqueue({ kind: 'messages', messages: [{ type: 'preVoteResp', from: 2, to: 1, term: 2, reject: false }] });
-    await waitFor('a vote request', () => transport.sent.some((m) => m.type === 'vote'));
-    driver.enqueue({ kind: 'messages', messages: [{ type: 'voteResp', from: 2, to: 1, term: 2, reject: false }] });
-    await waitFor('leadership', () => driver.status().softState.role === 'leader');
-    await waitFor('the no-op (index 2) on disk', () => storage.lastIndex() === 2);
-    // Both followers acknowledge the no-op: they leave probing, so appends go out as soon as proposed.
-    driver.enqueue({ kind: 'messages', messages: [2, 3].map((from) => ({ type: 'appResp' as const, from, to: 1, term: 2, index: 2, reject: false, rejectHint: 0, logTerm: 0 })) });
-    await waitFor('the no-op committed', () => driver.status().hardState.commit === 2);
     // A proposal while the store is stalled: the appends carrying it leave before the write.
     gate.stall = true;
     const before = transport.sent.length;
@@ -284,23 +294,6 @@ test('a survivor whose turn comes while another survivor\'s election is under wa
     await storage.close();
   }
 });
-
-/** Node 1 of driverOf, elected leader of term 2 with its no-op committed by both followers. */
-async function electedLeader(storageConfig: Partial<StorageConfig> = {}, extra: Partial<ConstructorParameters<typeof RaftDriver>[0]> = {}): Promise<Awaited<ReturnType<typeof driverOf>>> {
-  const d = await driverOf(1, extra, storageConfig);
-  const { driver, transport, storage } = d;
-  driver.start();
-  for (let i = 0; i < 10; i++) driver.tick();
-  await waitFor('a pre-vote request', () => transport.sent.some((m) => m.type === 'preVote'));
-  driver.enqueue({ kind: 'messages', messages: [{ type: 'preVoteResp', from: 2, to: 1, term: 2, reject: false }] });
-  await waitFor('a vote request', () => transport.sent.some((m) => m.type === 'vote'));
-  driver.enqueue({ kind: 'messages', messages: [{ type: 'voteResp', from: 2, to: 1, term: 2, reject: false }] });
-  await waitFor('leadership', () => driver.status().softState.role === 'leader');
-  await waitFor('the no-op (index 2) on disk', () => storage.lastIndex() === 2);
-  driver.enqueue({ kind: 'messages', messages: [2, 3].map((from) => ({ type: 'appResp' as const, from, to: 1, term: 2, index: 2, reject: false, rejectHint: 0, logTerm: 0 })) });
-  await waitFor('the no-op committed', () => driver.status().hardState.commit === 2);
-  return d;
-}
 
 test('commands proposed in one pass share one entry, stamped with the leader clock, and each gets its own result', async () => {
   const entrySizes: number[] = [];
