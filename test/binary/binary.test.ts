@@ -150,8 +150,9 @@ describe('what the binary build carries in another form', () => {
     };
     const samples: Record<string, { req: unknown; res?: unknown }> = {
       Send: { req: batch, res: { accepted: 3 } },
-      Stream: { req: batch, res: { accepted: 3, batches: 2 } },
-      ProposeStream: { req: { from: 2, sessionId: 's', seq: 6, command: Buffer.from('cmd2'), timeoutMs: 900, id: '42' }, res: { result: Buffer.from('ok'), id: '42' } },
+      // The hot streams carry Frames (their bytes are src/transport/frames.ts's layout).
+      Stream: { req: { data: Buffer.from([1, 1, 0, 0, 0, 1]) }, res: { accepted: 3, batches: 2 } },
+      ProposeStream: { req: { data: Buffer.from([1, 2, 9]) }, res: { data: Buffer.from([1, 3, 0, 0, 0, 0]) } },
       Snapshot: { req: { header: { from: 1, to: 2, term: 3, metadata: { index: 10, term: 3, confState } } }, res: { receivedBytes: '4096' } },
       Propose: { req: { from: 2, sessionId: 's', seq: 5, command: Buffer.from('cmd'), timeoutMs: 1000 }, res: { error: { code: 'FORWARD_ERROR_CODE_NOT_LEADER', leaderHint: 3, message: 'm' } } },
       ReadIndex: { req: { from: 2, timeoutMs: 1000 }, res: { index: '77' } },
