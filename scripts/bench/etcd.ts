@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { delimiter, join } from 'node:path';
 import type { Answer, Endpoint, HttpCall } from './client.ts';
 import { Pool } from './client.ts';
-import { freePorts, killMember, membersCpuSeconds, makeTempDir, spawnChild, stopMembers, waitFor, WaitAborted } from './procs.ts';
+import { freePorts, killMember, membersCpuByKind, membersCpuSeconds, makeTempDir, spawnChild, stopMembers, waitFor, WaitAborted } from './procs.ts';
 import type { Child } from './procs.ts';
 import type { SystemUnderTest } from './system.ts';
 
@@ -192,6 +192,10 @@ export class EtcdCluster implements SystemUnderTest {
 
   cpuSeconds(): number | null {
     return membersCpuSeconds(this.members);
+  }
+
+  cpuSecondsByKind(): { primary: number; workers: number } | null {
+    return membersCpuByKind(this.members);
   }
 
   async kill(i: number): Promise<void> {

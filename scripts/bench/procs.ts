@@ -209,6 +209,16 @@ const USER_HZ = 100;
  * shared machine, and it is what a faster implementation must lower. Linux only; null elsewhere.
  */
 export function membersCpuSeconds(members: readonly MemberProcess[]): number | null {
+  const k = membersCpuByKind(members);
+  return k === null ? null : k.primary + k.workers;
+}
+
+/**
+ * The same CPU seconds split by process kind: `primary` is the process each member was started as
+ * (the leader of its process group: a raftauth node's primary, an etcd member), `workers` every
+ * other process of the groups (a raftauth node's HTTP workers). null without /proc.
+ */
+export function membersCpuByKind(members: readonly MemberProcess[]): { primary: number; workers: number } | null {
   const groups = new Set<number>();
   for (const m of members) if (m.child?.running) groups.add(m.child.pid);
   let pids: string[];
@@ -217,7 +227,8 @@ export function membersCpuSeconds(members: readonly MemberProcess[]): number | n
   } catch {
     return null;
   }
-  let ticks = 0;
+  let primary = 0;
+  let workers = 0;
   for (const pid of pids) {
     let stat: string;
     try {
@@ -228,7 +239,9 @@ export function membersCpuSeconds(members: readonly MemberProcess[]): number | n
     // Fields after "(comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     if (!groups.has(Number(f[2]))) continue;
-    ticks += Number(f[11]) + Number(f[12]);
+    const ticks = Number(f[11]) + Number(f[12]);
+    if (groups.has(Number(pid))) primary += ticks;
+    else workers += ticks;
   }
-  return ticks / USER_HZ;
+  return { primary: primary / USER_HZ, workers: workers / USER_HZ };
 }

@@ -14,7 +14,7 @@ import { stringify } from 'yaml';
 import { createClusterCa, issueNodeCert, writePem } from '../../src/crypto/certs.ts';
 import type { Answer, Endpoint, HttpCall } from './client.ts';
 import { Pool } from './client.ts';
-import { freePorts, killMember, membersCpuSeconds, makeTempDir, spawnChild, stopMembers, waitFor, WaitAborted } from './procs.ts';
+import { freePorts, killMember, membersCpuByKind, membersCpuSeconds, makeTempDir, spawnChild, stopMembers, waitFor, WaitAborted } from './procs.ts';
 import type { Child } from './procs.ts';
 import type { SystemUnderTest } from './system.ts';
 import { buildIfStale, distArgs } from '../lib/dist.ts';
@@ -171,6 +171,10 @@ export class RaftauthCluster implements SystemUnderTest {
 
   cpuSeconds(): number | null {
     return membersCpuSeconds(this.members);
+  }
+
+  cpuSecondsByKind(): { primary: number; workers: number } | null {
+    return membersCpuByKind(this.members);
   }
 
   async kill(i: number): Promise<void> {

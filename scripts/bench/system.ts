@@ -28,6 +28,8 @@ export interface SystemUnderTest {
   term(): Promise<number>;
   /** CPU seconds used so far by every process of every live member (membersCpuSeconds); null where /proc is missing. */
   cpuSeconds(): number | null;
+  /** The same split by process kind (membersCpuByKind); null where /proc is missing. */
+  cpuSecondsByKind(): { readonly primary: number; readonly workers: number } | null;
   /** kill -9 the member behind endpoint `i` (with its whole process group) and wait until it is gone. */
   kill(i: number): Promise<void>;
   /** Stop every member and remove its data (bounded). */

@@ -83,6 +83,14 @@ class FakeSystem implements SystemUnderTest {
   cpuSeconds(): number | null {
     return null; // no processes: the level reports cpuMsPerWrite null
   }
+  /** Readings taken so far; each reading says 1 more CPU second of primaries and 0.5 of workers. */
+  kindReadings = 0;
+  reportCpuByKind = false;
+  cpuSecondsByKind(): { primary: number; workers: number } | null {
+    if (!this.reportCpuByKind) return null;
+    this.kindReadings++;
+    return { primary: this.kindReadings, workers: this.kindReadings / 2 };
+  }
 
   async kill(i: number): Promise<void> {
     this.killedAtMs = performance.now();
@@ -150,6 +158,23 @@ test('a level spreads puts evenly over the members and measures every one', asyn
     assert.ok(r.latency.meanMs * r.latency.count <= measureMs + r.latency.maxMs + 1, `${r.latency.count} puts of ${r.latency.meanMs} ms on average in a ${measureMs} ms window`);
     // One client, round robin: the members' counts differ by at most one.
     assert.ok(Math.max(...f.received) - Math.min(...f.received) <= 1, `uneven spread ${f.received.join(',')}`);
+    assert.equal(r.cpuMsPerWrite, null);
+    assert.equal(r.cpuMsPerWriteByKind, null, 'no readings: no split');
+  } finally {
+    await f.stop();
+  }
+});
+
+test('a level splits its CPU per write by process kind: the difference of the readings at the window\'s ends, over its writes', async () => {
+  const f = new FakeSystem(0, 'hold', 1000);
+  f.reportCpuByKind = true;
+  await f.start();
+  try {
+    const r = await runLevel(f, 1, 50, 300, { requestTimeoutMs: 1000, value: VALUE });
+    // Two readings, one at each end of the window: 1 s of primaries and 0.5 s of workers between them.
+    assert.equal(f.kindReadings, 2);
+    assert.ok(r.writes > 0);
+    assert.deepEqual(r.cpuMsPerWriteByKind, { primary: Math.round((1000 / r.writes) * 1000) / 1000, workers: Math.round((500 / r.writes) * 1000) / 1000 });
   } finally {
     await f.stop();
   }

@@ -49,6 +49,11 @@ export interface LevelResult {
    * member, every process, user + system; the benchmark client excluded). null without /proc.
    */
   cpuMsPerWrite: number | null;
+  /**
+   * The same by process kind: `primary` (a raftauth node's primary process, an etcd member) and
+   * `workers` (a raftauth node's HTTP workers; 0 for etcd). null without /proc.
+   */
+  cpuMsPerWriteByKind: { readonly primary: number; readonly workers: number } | null;
   /** The highest raft term before the warm-up and after the level (filled in by the caller); equal: no election. */
   termAtStart?: number;
   termAtEnd?: number;
@@ -60,6 +65,13 @@ function key(client: number, seq: number): string {
 
 function bump(m: Record<string, number>, k: string): void {
   m[k] = (m[k] ?? 0) + 1;
+}
+
+/** CPU ms per write of each process kind between two readings; null without both readings or writes. */
+function perWriteByKind(a: { primary: number; workers: number } | null, b: { primary: number; workers: number } | null, writes: number): { primary: number; workers: number } | null {
+  if (a === null || b === null || writes === 0) return null;
+  const per = (x: number, y: number): number => Math.round((((y - x) * 1000) / writes) * 1000) / 1000;
+  return { primary: per(a.primary, b.primary), workers: per(a.workers, b.workers) };
 }
 
 /** One concurrency level: warm-up, then `measureMs` measured; counts what completes inside the window. */
@@ -75,7 +87,18 @@ export async function runLevel(sut: SystemUnderTest, concurrency: number, warmup
   const windowEnd = windowStart + measureMs;
   let cpuAtStart: number | null = null;
   let cpuAtEnd: number | null = null;
-  const cpuTimers = [setTimeout(() => (cpuAtStart = sut.cpuSeconds()), warmupMs), setTimeout(() => (cpuAtEnd = sut.cpuSeconds()), warmupMs + measureMs)];
+  let kindAtStart: { primary: number; workers: number } | null = null;
+  let kindAtEnd: { primary: number; workers: number } | null = null;
+  const cpuTimers = [
+    setTimeout(() => {
+      cpuAtStart = sut.cpuSeconds();
+      kindAtStart = sut.cpuSecondsByKind();
+    }, warmupMs),
+    setTimeout(() => {
+      cpuAtEnd = sut.cpuSeconds();
+      kindAtEnd = sut.cpuSecondsByKind();
+    }, warmupMs + measureMs),
+  ];
   const client = async (c: number): Promise<void> => {
     for (let seq = 0; performance.now() < windowEnd; seq++) {
       const start = performance.now();
@@ -99,6 +122,7 @@ export async function runLevel(sut: SystemUnderTest, concurrency: number, warmup
   }
   // The last put may end just before the end timer runs: read the end now (a few ms late at most).
   if (cpuAtStart !== null && cpuAtEnd === null) cpuAtEnd = sut.cpuSeconds();
+  if (kindAtStart !== null && kindAtEnd === null) kindAtEnd = sut.cpuSecondsByKind();
   const latency = hist.summary();
   const cpuMs = cpuAtStart !== null && cpuAtEnd !== null ? (cpuAtEnd - cpuAtStart) * 1000 : null;
   return {
@@ -107,6 +131,7 @@ export async function runLevel(sut: SystemUnderTest, concurrency: number, warmup
     writes: latency.count,
     writesPerSec: Math.round((latency.count / (measureMs / 1000)) * 10) / 10,
     cpuMsPerWrite: cpuMs !== null && latency.count > 0 ? Math.round((cpuMs / latency.count) * 1000) / 1000 : null,
+    cpuMsPerWriteByKind: perWriteByKind(kindAtStart, kindAtEnd, latency.count),
     latency,
     failedRequests: failed,
     erroredAttempts: errored,
