@@ -44,4 +44,27 @@ export default tseslint.config(
       ],
     },
   },
+  // The layers below the node (DESIGN "Layers": dependencies point downward). storage and transport
+  // serve the raft driver: they may use the core's types and helpers, never the node, the state
+  // machine or anything above them. transport also reads node identities from certificates
+  // (crypto/certs.ts). The layers above are not fenced yet: their imports still run both ways
+  // (docs/write-path.md, "Not built yet").
+  {
+    files: ['src/storage/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '^\\.\\./(?!raft/)', message: 'src/storage imports only src/raft of the project (DESIGN "Layers").' }] },
+      ],
+    },
+  },
+  {
+    files: ['src/transport/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '^\\.\\./(?!raft/|crypto/certs\\.ts$)', message: 'src/transport imports only src/raft and crypto/certs.ts of the project (DESIGN "Layers").' }] },
+      ],
+    },
+  },
 );
