@@ -24,7 +24,7 @@ import { createClusterCa, issueNodeCert, writePem } from '../src/crypto/certs.ts
 import { MasterKeyRing } from '../src/crypto/seal.ts';
 import { BOOT_FROM, USAGE, UsageError, parseBootArgs, summarize } from './bench-boot/args.ts';
 import type { BootArgs, BootFrom, Summary } from './bench-boot/args.ts';
-import { cleanupAllSync, freePorts, killAndWait, makeTempDir, removeTempDir, setKeepTemp, spawnChild, withTimeout } from './bench/procs.ts';
+import { cleanupAllSync, freePorts, runBenchmark, killAndWait, makeTempDir, removeTempDir, setKeepTemp, spawnChild, withTimeout } from './bench/procs.ts';
 import type { Child } from './bench/procs.ts';
 import { machineInfo } from './bench/report.ts';
 import { buildBinary } from './build-binary.ts';
@@ -367,24 +367,6 @@ async function main(): Promise<number> {
   return 0;
 }
 
-// Last resort: whatever way the process ends, no node or temp dir outlives it.
-process.on('exit', () => void cleanupAllSync());
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    say(`${sig}: stopping every process`);
-    cleanupAllSync();
-    process.exit(sig === 'SIGINT' ? 130 : 143);
-  });
-}
+// Whatever way the process ends, no node or temp dir outlives it.
+runBenchmark(main, say);
 
-main().then(
-  (code) => {
-    cleanupAllSync();
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    say(`failed: ${(e as Error)?.stack ?? String(e)}`);
-    cleanupAllSync();
-    process.exitCode = 1;
-  },
-);

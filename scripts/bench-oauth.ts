@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { EtcdCluster, ensureEtcd } from './bench/etcd.ts';
-import { cleanupAllSync, setKeepTemp } from './bench/procs.ts';
+import { cleanupAllSync, runBenchmark, setKeepTemp } from './bench/procs.ts';
 import { machineInfo } from './bench/report.ts';
 import { runLevel } from './bench/workload.ts';
 import { parseOAuthBenchArgs, USAGE, UsageError } from './bench-oauth/args.ts';
@@ -243,23 +243,5 @@ function cleanupEverything(): void {
 }
 
 // Whatever way the process ends, no node, server or etcd member outlives it.
-process.on('exit', () => cleanupEverything());
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    say(`${sig}: stopping every process`);
-    cleanupEverything();
-    process.exit(sig === 'SIGINT' ? 130 : 143);
-  });
-}
+runBenchmark(main, say, cleanupEverything);
 
-main().then(
-  (code) => {
-    cleanupEverything();
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    say(`failed: ${(e as Error)?.stack ?? String(e)}`);
-    cleanupEverything();
-    process.exitCode = 1;
-  },
-);

@@ -14,7 +14,7 @@ import { parseBenchArgs, UsageError, USAGE } from './bench/args.ts';
 import type { BenchArgs } from './bench/args.ts';
 import { RETRY_PAUSE_MS } from './bench/client.ts';
 import { EtcdCluster, ensureEtcd } from './bench/etcd.ts';
-import { cleanupAllSync, setKeepTemp } from './bench/procs.ts';
+import { cleanupAllSync, runBenchmark, setKeepTemp } from './bench/procs.ts';
 import { RaftauthCluster } from './bench/raftauth.ts';
 import { humanTable, machineInfo, ratios, targets } from './bench/report.ts';
 import type { SystemReport } from './bench/report.ts';
@@ -161,24 +161,6 @@ async function main(): Promise<number> {
   return 0;
 }
 
-// Last resort: whatever way the process ends, no node, etcd member or temp dir outlives it.
-process.on('exit', () => void cleanupAllSync());
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    say(`${sig}: stopping every process`);
-    cleanupAllSync();
-    process.exit(sig === 'SIGINT' ? 130 : 143);
-  });
-}
+// Whatever way the process ends, no node, etcd member or temp dir outlives it.
+runBenchmark(main, say);
 
-main().then(
-  (code) => {
-    cleanupAllSync();
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    say(`failed: ${(e as Error)?.stack ?? String(e)}`);
-    cleanupAllSync();
-    process.exitCode = 1;
-  },
-);

@@ -245,3 +245,31 @@ export function membersCpuByKind(members: readonly MemberProcess[]): { primary: 
   }
   return { primary: primary / USER_HZ, workers: workers / USER_HZ };
 }
+
+/**
+ * Runs a benchmark's `main` as the process: its resolved value is the exit code, a rejection is
+ * printed through `say` and exits 1. Whatever way the process ends (normally, on a failure, on
+ * SIGINT or SIGTERM, or at process exit as a last resort), `cleanup` runs, so no node, etcd member,
+ * server or temp dir outlives the run.
+ */
+export function runBenchmark(main: () => Promise<number>, say: (line: string) => void, cleanup: () => void = cleanupAllSync): void {
+  process.on('exit', () => cleanup());
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      say(`${sig}: stopping every process`);
+      cleanup();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+  }
+  main().then(
+    (code) => {
+      cleanup();
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      say(`failed: ${(e as Error)?.stack ?? String(e)}`);
+      cleanup();
+      process.exitCode = 1;
+    },
+  );
+}
