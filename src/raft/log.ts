@@ -10,9 +10,44 @@ class Unstable {
   entries: Entry[] = [];
   /** Index of entries[0] (or where it would be). */
   offset: number;
+  /**
+   * Entries below this index were handed to the driver's storage writes and are being persisted
+   * (asynchronous storage writes, etcd's offsetInProgress): a later Ready does not hand them out
+   * again. offset <= offsetInProgress <= offset + entries.length.
+   */
+  offsetInProgress: number;
+  /** The snapshot was handed out and is being installed. */
+  snapshotInProgress = false;
 
   constructor(offset: number) {
     this.offset = offset;
+    this.offsetInProgress = offset;
+  }
+
+  /** Entries not yet handed out for persisting. */
+  entriesToPersist(): Entry[] {
+    return this.entries.slice(this.offsetInProgress - this.offset);
+  }
+
+  hasEntriesToPersist(): boolean {
+    return this.offset + this.entries.length > this.offsetInProgress;
+  }
+
+  snapshotToPersist(): Snapshot | null {
+    return this.snapshotInProgress ? null : this.snapshot;
+  }
+
+  /**
+   * The entries up to (index, term) and the snapshot, if `snapshot`, were handed out and are being
+   * persisted. If the entry at `index` was replaced since (a message stepped between ready() and
+   * this call), the entries stay to be handed out again: writing them twice is harmless, skipping
+   * a replacement would not be.
+   */
+  acceptInProgress(last: { readonly index: number; readonly term: number } | null, snapshot: boolean): void {
+    if (last !== null && this.maybeTerm(last.index) === last.term && last.index >= this.offset) {
+      this.offsetInProgress = Math.max(this.offsetInProgress, last.index + 1);
+    }
+    if (snapshot && this.snapshot !== null) this.snapshotInProgress = true;
   }
 
   maybeFirstIndex(): number | null {
@@ -41,17 +76,23 @@ class Unstable {
     if (t === term && index >= this.offset) {
       this.entries = this.entries.slice(index + 1 - this.offset);
       this.offset = index + 1;
+      if (this.offsetInProgress < this.offset) this.offsetInProgress = this.offset;
     }
   }
 
   stableSnapTo(index: number): void {
-    if (this.snapshot && this.snapshot.metadata.index === index) this.snapshot = null;
+    if (this.snapshot && this.snapshot.metadata.index === index) {
+      this.snapshot = null;
+      this.snapshotInProgress = false;
+    }
   }
 
   restore(s: Snapshot): void {
     this.offset = s.metadata.index + 1;
+    this.offsetInProgress = this.offset;
     this.entries = [];
     this.snapshot = s;
+    this.snapshotInProgress = false;
   }
 
   truncateAndAppend(ents: readonly Entry[]): void {
@@ -65,6 +106,10 @@ class Unstable {
     } else {
       this.entries = this.entries.slice(0, from - this.offset).concat(ents);
     }
+    // Replaced entries that were being persisted are handed out again: the driver's later write
+    // overwrites the earlier one (its writes are ordered), and the earlier one's stableTo is ignored
+    // because the term at its index no longer matches.
+    if (this.offsetInProgress > from) this.offsetInProgress = Math.max(from, this.offset);
   }
 
   slice(lo: number, hi: number): Entry[] {
@@ -189,22 +234,30 @@ export class RaftLog {
     return { index: 0, term: 0 };
   }
 
+  /** Unstable entries not yet handed out for persisting (a Ready's entries). */
   unstableEntries(): Entry[] {
-    return this.unstable.entries.slice();
+    return this.unstable.entriesToPersist();
   }
 
   hasUnstableEntries(): boolean {
-    return this.unstable.entries.length > 0;
+    return this.unstable.hasEntriesToPersist();
   }
 
+  /** The unstable snapshot, unless it was already handed out. */
   unstableSnapshot(): Snapshot | null {
-    return this.unstable.snapshot;
+    return this.unstable.snapshotToPersist();
+  }
+
+  /** A Ready's entries (up to `last`) and snapshot are being persisted: do not hand them out again. */
+  acceptInProgress(last: { readonly index: number; readonly term: number } | null, snapshot: boolean): void {
+    this.unstable.acceptInProgress(last, snapshot);
   }
 
   /** Committed entries not yet applied, at most maxBytes (at least one if any). */
   nextCommittedEntries(maxBytes: number): Entry[] {
     if (this.unstable.snapshot) return []; // install the snapshot first
-    const lo = Math.max(this.applied + 1, this.firstIndex());
+    // From `applying`: entries handed out for application and not yet applied are not handed out again.
+    const lo = Math.max(this.applying + 1, this.firstIndex());
     const hi = this.committed + 1;
     if (lo >= hi) return [];
     return this.slice(lo, hi, maxBytes);
@@ -212,7 +265,7 @@ export class RaftLog {
 
   hasNextCommittedEntries(): boolean {
     if (this.unstable.snapshot) return false;
-    return this.committed > Math.max(this.applied, this.firstIndex() - 1);
+    return this.committed > Math.max(this.applying, this.firstIndex() - 1);
   }
 
   snapshot(): Snapshot {

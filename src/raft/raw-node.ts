@@ -25,8 +25,11 @@ export class RawNode {
   private prevHard: HardState;
   /** The Ready handed out and not yet advanced. */
   private outstanding: Ready | null = null;
-  /** Conf-change entries of the outstanding Ready not yet passed to applyConfChange(). */
-  private confChangesOut = 0;
+  /**
+   * Indexes of conf-change entries handed out for application (in committed entries of a Ready)
+   * and not yet passed to applyConfChange(), oldest first.
+   */
+  private confChangesOut: number[] = [];
 
   constructor(config: Config) {
     this.raft = new Raft(config);
@@ -94,8 +97,8 @@ export class RawNode {
    * is that configuration the core's.
    */
   applyConfChange(cc: ConfChange): ConfState {
-    invariant(this.confChangesOut > 0, 'applyConfChange() with no committed conf-change entry out for application: call it only for the conf-change entries of the outstanding Ready, before advance()');
-    this.confChangesOut--;
+    invariant(this.confChangesOut.length > 0, 'applyConfChange() with no committed conf-change entry out for application: call it only for the conf-change entries of the outstanding Ready, before advance()');
+    this.confChangesOut.shift();
     return this.raft.applyConfChange(cc);
   }
 
@@ -173,8 +176,7 @@ export class RawNode {
     const snapshot = r.log.unstableSnapshot();
     const committedEntries = r.log.nextCommittedEntries(this.maxCommittedSize);
     if (committedEntries.length > 0) r.log.acceptApplying(committedEntries[committedEntries.length - 1]!.index);
-    this.confChangesOut = 0;
-    for (const e of committedEntries) if (e.type === 'confChange') this.confChangesOut++;
+    for (const e of committedEntries) if (e.type === 'confChange') this.confChangesOut.push(e.index);
     const hs = r.hardState();
     const ss = r.softState();
     const hardChanged = !hardStateEqual(hs, this.prevHard);
@@ -197,35 +199,69 @@ export class RawNode {
     return rd;
   }
 
-  /** The previous Ready has been persisted, sent and applied. */
+  /**
+   * The previous Ready has been persisted, sent and applied (the synchronous driver: one Ready at
+   * a time). The same as acceptReady(), then persisted() and appliedTo() for that Ready.
+   */
   advance(): void {
     const rd = this.outstanding;
     invariant(rd !== null, 'advance() without a Ready');
-    invariant(this.confChangesOut === 0, () => `advance() with ${this.confChangesOut} committed conf-change entr${this.confChangesOut === 1 ? 'y' : 'ies'} of the Ready not passed to applyConfChange(): the configuration would lag the applied log`);
+    invariant(this.confChangesOut.length === 0, () => `advance() with ${this.confChangesOut.length} committed conf-change entr${this.confChangesOut.length === 1 ? 'y' : 'ies'} of the Ready not passed to applyConfChange(): the configuration would lag the applied log`);
+    this.acceptReady();
+    this.persisted(persistedOf(rd));
+    if (rd.committedEntries.length > 0) this.appliedTo(rd.committedEntries[rd.committedEntries.length - 1]!.index, rd.committedEntries);
+  }
+
+  /**
+   * Asynchronous storage writes (etcd's AsyncStorageWrites; Raft dissertation §10.2.1): the
+   * outstanding Ready was taken over by the driver, whose storage writes complete in the order
+   * they were issued. Its entries, snapshot and hard state are now being persisted and its
+   * committed entries applied; ready() may be called again before they are done, and it hands out
+   * only what is newer. The driver then reports each Ready's write with persisted() and its
+   * application with appliedTo(), in order. Until persisted(), the entries do not count towards
+   * this node's own match (a leader commits only with entries durable on a quorum, itself
+   * included only once its write is done), and messages that promise them (append and vote
+   * responses) must wait for that write: see "Asynchronous writes" on the Ready type.
+   */
+  acceptReady(): void {
+    const rd = this.outstanding;
+    invariant(rd !== null, 'acceptReady() without a Ready');
     this.outstanding = null;
-    const r = this.raft;
+    this.raft.log.acceptInProgress(persistedOf(rd).lastEntry, rd.snapshot !== null);
     if (rd.hardState) this.prevHard = rd.hardState;
-    if (rd.snapshot) {
-      r.log.stableSnapTo(rd.snapshot.metadata.index);
-      r.log.appliedSnapshotTo(rd.snapshot.metadata.index);
+  }
+
+  /** A Ready's write is durable: its snapshot (by index) and its entries up to (index, term). */
+  persisted(p: PersistedWrite): void {
+    invariant(this.outstanding === null, 'persisted() before acceptReady() (or use advance())');
+    const r = this.raft;
+    if (p.snapshotIndex !== null) {
+      r.log.stableSnapTo(p.snapshotIndex);
+      r.log.appliedSnapshotTo(p.snapshotIndex);
     }
-    if (rd.entries.length > 0) {
-      const last = rd.entries[rd.entries.length - 1]!;
-      r.log.stableTo(last.index, last.term);
-      r.selfStable(last.index, last.term);
+    if (p.lastEntry !== null) {
+      r.log.stableTo(p.lastEntry.index, p.lastEntry.term);
+      r.selfStable(p.lastEntry.index, p.lastEntry.term);
     }
-    if (rd.committedEntries.length > 0) {
-      const last = rd.committedEntries[rd.committedEntries.length - 1]!;
-      r.log.appliedTo(last.index);
-      r.reduceUncommittedSize(rd.committedEntries);
-    }
+  }
+
+  /**
+   * The committed entries a Ready handed out (`entries`, through `index`) are applied. Every
+   * conf-change entry among them must have been passed to applyConfChange() first.
+   */
+  appliedTo(index: number, entries: readonly Entry[]): void {
+    invariant(this.outstanding === null, 'appliedTo() before acceptReady() (or use advance())');
+    invariant(this.confChangesOut.length === 0 || this.confChangesOut[0]! > index, () => `appliedTo(${index}) with the conf-change entry ${this.confChangesOut[0]} not passed to applyConfChange(): the configuration would lag the applied log`);
+    const r = this.raft;
+    r.log.appliedTo(index);
+    r.reduceUncommittedSize(entries);
     // Leave a joint configuration by ourselves once it is applied (autoLeave, §4.3).
     if (r.role === 'leader' && r.conf.autoLeave && isJoint(r.conf) && r.log.applied >= r.pendingConfIndex && r.leadTransferee === NONE) {
       try {
         const id = this.appendProposal({ term: 0, index: 0, type: 'confChange', data: encodeConfChange({ changes: [] }) });
         r.pendingConfIndex = id.index;
       } catch (e) {
-        // Refused for now (size budget); retried at the next advance.
+        // Refused for now (size budget); retried at the next appliedTo.
         if (!(e instanceof RaftError)) throw e;
       }
     }
@@ -249,6 +285,18 @@ export class RawNode {
       leadTransferee: r.leadTransferee,
     };
   }
+}
+
+/** What one Ready's write made durable (RawNode.persisted). */
+export interface PersistedWrite {
+  readonly snapshotIndex: number | null;
+  readonly lastEntry: { readonly index: number; readonly term: number } | null;
+}
+
+/** The write of a Ready: its snapshot and its last entry. */
+export function persistedOf(rd: Ready): PersistedWrite {
+  const last = rd.entries.length > 0 ? rd.entries[rd.entries.length - 1]! : null;
+  return { snapshotIndex: rd.snapshot ? rd.snapshot.metadata.index : null, lastEntry: last ? { index: last.index, term: last.term } : null };
 }
 
 function hardStateEqual(a: HardState, b: HardState): boolean {

@@ -41,6 +41,7 @@ function harness(simBugs: SimBugs = {}, voters: readonly NodeId[] = [1], maxPend
     readTimeoutUs: 1_000_000,
     coreBugs: {},
     simBugs,
+    maxWritesInFlight: 1,
   };
   const node = new SimNode(1, { voters, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false }, settings, host, new Rng(1), { latencyMinUs: 1_000, latencyMaxUs: 1_000, slowP: 0, slowMaxUs: 0 });
   node.start();

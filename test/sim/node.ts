@@ -1,23 +1,33 @@
 // One simulated cluster node: the pure Raft core (RawNode), a modelled disk, the KV state machine
 // and the node-side client service. The node follows the Ready persistence contract in
-// src/raft/types.ts: persist (after a virtual disk latency), then send, then apply, then advance.
+// src/raft/types.ts with asynchronous storage writes, as src/node/driver.ts does: a Ready is taken
+// over at once (RawNode.acceptReady), its write goes to the disk, and up to `maxWritesInFlight`
+// writes are in flight, completing in the order they were issued; when one completes, the node
+// reports it (persisted), sends the messages that waited for it, applies its committed entries
+// and reports them (appliedTo).
 //
 // The disk model: `storage` IS the durable state. A Ready's snapshot/entries/hardState go into a
 // pending write that reaches `storage` only when the disk completes it. A crash throws away the
-// RawNode, the state machine and any pending write; a restart builds a new RawNode over `storage`.
+// RawNode, the state machine and every pending write; a restart builds a new RawNode over `storage`.
+//
+// Messages: a leader's appends and heartbeats leave when the Ready is taken (§10.2.1: they
+// promise nothing about its disk); every other message leaves when the Ready's write is durable.
+// A Ready with nothing to write still waits behind the writes in flight (its append
+// acknowledgements may promise entries of an earlier write that is not durable yet), and leaves at
+// once only when the disk is idle.
 //
 // Writes are batched as the driver batches them (src/node/driver.ts, loop/handle/proposeBatch):
 // every command proposed during one pass over the driver's inbox shares one log entry. The driver
-// takes its inbox only when it is not awaiting a Ready's write; what arrives meanwhile waits in the
-// inbox, and the next pass proposes it all as one entry. The simulated node's analogue of a pass is
-// the moment its disk is idle again: write requests that arrive while a write is pending are
-// gathered (in arrival order) and proposed as one entry as soon as no write is pending
-// (processReady); a request that finds the disk idle is proposed at once, a batch of one. Ticks,
-// messages and reads still go in at once (the wider interleaving this model keeps on purpose, see
-// the README), and the batch bounds are the driver's: MAX_COMMANDS_PER_ENTRY, MAX_BATCH_ENTRY_BYTES.
+// takes a new Ready only while fewer than its limit of writes are in flight; what arrives
+// meanwhile waits in its inbox, and the next pass proposes it all as one entry. The simulated
+// node's analogue of a pass is the moment the pipeline has room again: write requests that arrive
+// while it is full are gathered (in arrival order) and proposed as one entry as soon as it is not
+// (processReady); a request that finds room is proposed at once, a batch of one. Ticks, messages
+// and reads still go in at once (the wider interleaving this model keeps on purpose, see the
+// README), and the batch bounds are the driver's: MAX_COMMANDS_PER_ENTRY, MAX_BATCH_ENTRY_BYTES.
 import { RaftError, RaftInvariantError } from '../../src/raft/errors.ts';
 import { MemoryStorage } from '../../src/raft/memory-storage.ts';
-import { RawNode, decodeConfChange } from '../../src/raft/raw-node.ts';
+import { RawNode, decodeConfChange, persistedOf } from '../../src/raft/raw-node.ts';
 import { MAX_BATCH_ENTRY_BYTES, MAX_COMMANDS_PER_ENTRY } from '../../src/node/command.ts';
 import { NONE } from '../../src/raft/types.ts';
 import type { ConfChange, ConfState, Entry, Message, NodeId, Ready, Role, UnsafeBugs } from '../../src/raft/types.ts';
@@ -88,6 +98,14 @@ export interface SimBugs {
    * rest are told to retry: the batch is split across the leader change. Aimed at linearizability.
    */
   readonly splitBatchAcrossLeaderChange?: boolean;
+  /**
+   * A Ready with nothing of its own to write sends its messages at once, ahead of the writes still
+   * in flight: an append acknowledgement for entries a previous Ready handed to the disk goes out
+   * before they are durable (the asynchronous-writes hazard; etcd sends such responses only after
+   * the append they depend on). A leader may then count a replica that a crash empties.
+   * Aimed at linearizability.
+   */
+  readonly sendAheadOfWrites?: boolean;
 }
 
 /** The node whose disk corrupts entries under the corruptEntryOnDisk bug (one of the initial voters). */
@@ -152,6 +170,11 @@ export interface NodeSettings {
    */
   readonly parallelLeaderAppend?: boolean;
   /**
+   * Writes in flight at once (the driver's maxWritesInFlight; asynchronous storage writes). 1 is
+   * the synchronous driver: a new Ready only once the previous write is done.
+   */
+  readonly maxWritesInFlight: number;
+  /**
    * Model the real driver's leaderLost (src/node/driver.ts): a follower told its leader is
    * unreachable forgets it and campaigns after a random delay below half an election timeout,
    * unless a leader showed up. On unless false.
@@ -178,6 +201,10 @@ interface PendingWrite {
   readonly sent: boolean;
   /** Messages of `rd` already sent before the write (the leader's appends and heartbeats). */
   readonly early: ReadonlySet<Message> | null;
+  /** The disk has this write to do (a Ready with nothing to persist only waits for the ones before it). */
+  readonly needsDisk: boolean;
+  /** The disk finished it (always true for a write with nothing to persist). */
+  done: boolean;
 }
 
 /** A batch entry this node proposed: one request per command, in order (null once answered). */
@@ -209,7 +236,10 @@ export class SimNode {
   private sm: KvStateMachine;
   private confState: ConfState;
   private applied = 0;
-  private pending: PendingWrite | null = null;
+  /** Writes in flight, in the order they were issued (they complete in that order). */
+  private pending: PendingWrite[] = [];
+  /** When the disk finishes the last write issued (writes are done one after another). */
+  private diskFreeAtUs = 0;
   /** The Ready being observed by the checks (before it becomes the pending write). */
   private observing: Ready | null = null;
   private readonly proposals = new Map<number, PendingProposal>();
@@ -223,6 +253,8 @@ export class SimNode {
   batchesProposed = 0;
   commandsProposed = 0;
   maxBatchCommands = 0;
+  /** The most writes this node had in flight at once (asynchronous writes), for stats. */
+  maxWritesInFlightSeen = 0;
   private readonly reads = new Map<string, PendingRead>();
   private readCounter = 0;
   /** The core's role/term/commit as last reported by a Ready. */
@@ -262,7 +294,7 @@ export class SimNode {
   }
 
   get isWriting(): boolean {
-    return this.pending !== null;
+    return this.pending.length > 0;
   }
 
   /** Digest of the state-machine image (for the end-of-run convergence check). */
@@ -327,7 +359,7 @@ export class SimNode {
     this.incarnation++;
     this.up = false;
     this.raw = null;
-    this.pending = null;
+    this.pending = [];
     this.proposals.clear();
     this.proposalCommands = 0;
     this.batchReqs = [];
@@ -540,27 +572,32 @@ export class SimNode {
     this.host.reply(this.id, req, reply);
   }
 
-  /** Collect Ready batches until one needs the disk (or there is no more work). */
+  /** Take Ready batches while the pipeline has room (or until there is no more work). */
   processReady(): void {
     for (;;) {
       const raw = this.raw;
-      if (raw === null || this.pending !== null) return;
-      // The disk is idle: the driver's next pass, which proposes what gathered meanwhile.
+      if (raw === null || this.pending.length >= this.settings.maxWritesInFlight) return;
+      // The pipeline has room: the driver's next pass, which proposes what gathered meanwhile.
       if (this.batchReqs.length > 0) this.proposeBatch(raw);
       if (!raw.hasReady()) return;
       const rd = raw.ready();
       this.observe(rd);
+      raw.acceptReady();
       let sent = false;
       if (this.settings.simBugs.sendBeforePersist && rd.messages.length > 0) {
         for (const m of rd.messages) this.host.sendPeer(m);
         sent = true;
       }
       const needsDisk = rd.mustSync || rd.snapshot !== null || rd.entries.length > 0;
-      if (!needsDisk) {
-        // Only the commit index changed, or nothing to persist: no fsync is owed (commit can be
-        // re-learned), so the write is treated as done at once.
-        this.complete({ rd, sent, early: null });
+      if (!needsDisk && this.pending.length === 0) {
+        // Only the commit index changed, or nothing to persist, and no write is in flight: no
+        // fsync is owed (commit can be re-learned), so the write is treated as done at once.
+        this.complete({ rd, sent, early: null, needsDisk, done: true });
         continue;
+      }
+      if (!needsDisk && !sent && this.settings.simBugs.sendAheadOfWrites && rd.messages.length > 0) {
+        for (const m of rd.messages) this.host.sendPeer(m);
+        sent = true;
       }
       let early: Set<Message> | null = null;
       if (!sent && this.settings.parallelLeaderAppend !== false && this.role === 'leader') {
@@ -568,21 +605,25 @@ export class SimNode {
         early = new Set(rd.messages.filter((m) => m.type === 'app' || m.type === 'heartbeat'));
         for (const m of early) this.host.sendPeer(m);
       }
-      this.pending = { rd, sent, early };
+      this.pending.push({ rd, sent, early, needsDisk, done: !needsDisk });
+      this.maxWritesInFlightSeen = Math.max(this.maxWritesInFlightSeen, this.pending.length);
+      if (!needsDisk) continue;
       const d = this.disk;
       let latencyUs = d.latencyMinUs + this.rng.int(Math.max(1, d.latencyMaxUs - d.latencyMinUs + 1));
       if (d.slowP > 0 && this.rng.chance(d.slowP)) latencyUs += this.rng.int(Math.max(1, d.slowMaxUs));
-      this.host.scheduleDiskDone(this.id, this.incarnation, this.host.nowUs() + latencyUs);
-      return;
+      // One disk: a write starts when the one before it is done.
+      this.diskFreeAtUs = Math.max(this.host.nowUs(), this.diskFreeAtUs) + latencyUs;
+      this.host.scheduleDiskDone(this.id, this.incarnation, this.diskFreeAtUs);
     }
   }
 
-  /** The disk finished the pending write. */
+  /** The disk finished the oldest write it was given: complete every write that is done, in order. */
   diskDone(incarnation: number): void {
-    if (incarnation !== this.incarnation || this.pending === null) return;
-    const p = this.pending;
-    this.pending = null;
-    this.complete(p);
+    if (incarnation !== this.incarnation) return;
+    const w = this.pending.find((p) => !p.done);
+    if (w === undefined) return;
+    w.done = true;
+    while (this.pending.length > 0 && this.pending[0]!.done && this.raw !== null) this.complete(this.pending.shift()!);
     this.processReady();
   }
 
@@ -636,7 +677,8 @@ export class SimNode {
     const incarnation = this.incarnation;
     return (i) => {
       if (incarnation !== this.incarnation) return null;
-      const layers = [this.observing?.entries, this.pending?.rd.entries];
+      // Newest first: each layer replaces everything from its first index on.
+      const layers = [this.observing?.entries, ...this.pending.map((p) => p.rd.entries).reverse()];
       for (const ents of layers) {
         if (ents !== undefined && ents.length > 0 && i >= ents[0]!.index) {
           const e = ents[i - ents[0]!.index];
@@ -650,7 +692,7 @@ export class SimNode {
     };
   }
 
-  /** Persist (already waited for), send, apply, advance: steps 1-5 of the Ready contract. */
+  /** Persist (already waited for), send, apply, report: steps 1-5 of the Ready contract. */
   private complete(p: PendingWrite): void {
     const { rd } = p;
     const raw = this.raw!;
@@ -691,6 +733,7 @@ export class SimNode {
     if (this.settings.simBugs.ackBeforeMajorityFsync && this.role === 'leader' && rd.entries.length > 0) this.ackOwnDurable(rd.entries);
     const votedForOther = rd.hardState !== null && rd.hardState.vote !== 0 && rd.hardState.vote !== this.id && rd.hardState.vote !== this.votedFor;
     if (rd.hardState !== null) this.votedFor = rd.hardState.vote;
+    raw.persisted(persistedOf(rd));
     // 3. Messages.
     if (!p.sent) for (const m of rd.messages) if (p.early === null || !p.early.has(m)) this.host.sendPeer(m);
     // 4. Apply, then serve reads.
@@ -701,8 +744,8 @@ export class SimNode {
       if (r !== undefined) r.index = rs.index;
     }
     this.serveReads();
-    // 5. Advance.
-    raw.advance();
+    // 5. Report the application (the core was told of every committed entry, bug or not).
+    if (rd.committedEntries.length > 0) raw.appliedTo(rd.committedEntries[rd.committedEntries.length - 1]!.index, rd.committedEntries);
     this.maybeSnapshot();
     if (votedForOther) this.host.onVoteCast(this.id);
   }

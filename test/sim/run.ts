@@ -30,6 +30,7 @@ export const SIM_BUGS = [
   'applyBatchTwice',
   'ackBeforeMajorityFsync',
   'splitBatchAcrossLeaderChange',
+  'sendAheadOfWrites',
 ] as const;
 export type BugName = (typeof CORE_BUGS)[number] | (typeof SIM_BUGS)[number];
 export const BUG_NAMES: readonly BugName[] = [...CORE_BUGS, ...SIM_BUGS];
@@ -53,7 +54,16 @@ export interface SimOptions {
   readonly parallelLeaderAppend?: boolean;
   /** False: followers wait out the election timeout after losing the leader (the driver before leaderLost); default true. */
   readonly leaderLossCampaign?: boolean;
+  /**
+   * Storage writes in flight at once (asynchronous writes, as src/node/driver.ts); 1 is the
+   * synchronous driver. Default: drawn per seed from 1..MAX_SIM_WRITES_IN_FLIGHT, from a stream of
+   * its own.
+   */
+  readonly maxWritesInFlight?: number;
 }
+
+/** The most storage writes in flight a run draws (the driver's default is DEFAULT_MAX_WRITES_IN_FLIGHT). */
+export const MAX_SIM_WRITES_IN_FLIGHT = 4;
 
 export const DEFAULT_STEPS = 300;
 export const TICK_MS = 10;
@@ -110,11 +120,14 @@ export function runSim(o: SimOptions): SimResult {
     applyBatchTwice: bugs.has('applyBatchTwice'),
     ackBeforeMajorityFsync: bugs.has('ackBeforeMajorityFsync'),
     splitBatchAcrossLeaderChange: bugs.has('splitBatchAcrossLeaderChange'),
+    sendAheadOfWrites: bugs.has('sendAheadOfWrites'),
   };
   const draw = (r: readonly [number, number]): number => rng.range(r[0], r[1]);
   // Drawn from a stream of its own so that mixes without core limits keep their schedules.
   const limitsRng = new Rng(o.seed ^ 0x5bd1e995);
   const limits = mix.coreLimits;
+  const maxWritesInFlight = o.maxWritesInFlight ?? new Rng(o.seed ^ 0x2545f491).range(1, MAX_SIM_WRITES_IN_FLIGHT);
+  if (!Number.isInteger(maxWritesInFlight) || maxWritesInFlight < 1) throw new Error(`maxWritesInFlight must be a positive integer, got ${maxWritesInFlight}`);
   const preVote = rng.chance(mix.preVoteP);
   const settings = {
     electionTick: 10,
@@ -150,6 +163,7 @@ export function runSim(o: SimOptions): SimResult {
         coreBugs,
         simBugs,
         parallelLeaderAppend: o.parallelLeaderAppend !== false,
+        maxWritesInFlight,
         leaderLossCampaign: o.leaderLossCampaign !== false,
       },
     },
@@ -242,6 +256,7 @@ export function runSim(o: SimOptions): SimResult {
       batches: nodes.reduce((a, n) => a + n.batchesProposed, 0),
       batchedCommands: nodes.reduce((a, n) => a + n.commandsProposed, 0),
       maxBatchCommands: nodes.reduce((a, n) => Math.max(a, n.maxBatchCommands), 0),
+      maxWritesInFlight: nodes.reduce((a, n) => Math.max(a, n.maxWritesInFlightSeen), 0),
     },
     settings: { ...settings, clients: clientCount, attemptTimeoutMs: attemptTimeoutUs / 1000, opDeadlineMs: opDeadlineUs / 1000 },
     replay: replayCommand(o),

@@ -80,3 +80,17 @@ test('sim: the fault mixes really inject their faults', () => {
   assert.ok(total['batches.batchedCommands']! > 1.2 * total['batches.batches']!, 'leaders gather several commands per entry');
   assert.ok(total['batches.maxBatchCommands']! >= 4 * 4, 'batches of four commands or more form');
 });
+
+test('sim: storage writes are pipelined (several in flight, completing in order) when the run allows it', () => {
+  let pipelined = 0;
+  for (let seed = 1; seed <= 4; seed++) {
+    const sync = runSim({ seed, mix: 'batches', nodes: 3, steps: DEFAULT_STEPS, maxWritesInFlight: 1 });
+    assert.ok(sync.ok, `seed ${seed} with one write in flight: ${sync.violations.map((v) => v.kind).join(', ')}`);
+    assert.equal(sync.stats['maxWritesInFlight'], 1, 'maxWritesInFlight 1 is the synchronous driver');
+    const piped = runSim({ seed, mix: 'batches', nodes: 3, steps: DEFAULT_STEPS, maxWritesInFlight: 4 });
+    assert.ok(piped.ok, `seed ${seed} with four writes in flight: ${piped.violations.map((v) => v.kind).join(', ')}`);
+    assert.ok(piped.stats['maxWritesInFlight']! <= 4, 'the limit holds');
+    if (piped.stats['maxWritesInFlight']! > 1) pipelined++;
+  }
+  assert.ok(pipelined >= 3, `writes were pipelined in only ${pipelined} of 4 runs`);
+});
