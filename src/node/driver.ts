@@ -1,50 +1,67 @@
 // The raft driver: the actor that owns the Raft core, the durable store and the state machine of
-// a node, and carries out each Ready in the order of the persistence contract (src/raft/types.ts):
+// a node. It is a shell: an inbox of typed inputs, the Ready cycle, and the storage pipeline; its
+// collaborators keep the waiters (waiters.ts), the snapshots it starts and streams (snapshots.ts),
+// the peer list (peers.ts), the contact ages (liveness.ts) and the campaign after a lost leader
+// (leader-loss.ts). Nothing else touches the core, the store or the state machine (DESIGN
+// principle 2).
 //
-//   1. install a received snapshot (atomic state-generation flip);
-//   2. apply the committed entries to the state machine in memory (an overlay over the store);
-//   3. ONE fsynced LevelDB batch: hard state + new log entries + the state writes of step 2 + the
-//      applied index + the conf state. This is the group commit: every proposal that arrived since
-//      the previous Ready shares one fsync. The state writes may ride in the same batch as entries
-//      that were not yet durable here, because committed entries are durable on a quorum already,
-//      and the batch is atomic: after a crash the applied index and the state always agree.
-//   4. send the messages (only now: votes and acknowledgements are durable). Exceptions, sent
-//      before step 3: everything of a Ready that owes no fsync, and a leader's appends and
-//      heartbeats (§10.2.1, the leader's disk write in parallel with its followers'; see
-//      handleReady and the simulator's parallelLeaderAppend, which models it);
-//   5. answer the proposals and reads that this Ready settled; advance().
+// Storage writes are asynchronous (etcd's AsyncStorageWrites; Raft dissertation §10.2.1): the
+// driver does not wait for a Ready's fsync before taking the next one. For each Ready, in order:
 //
-// Everything reaches the driver as a typed input in its bounded inbox; nothing else touches the
-// core, the store or the state machine (DESIGN principle 2).
+//   1. install a received snapshot (atomic state-generation flip) — only with no write in flight;
+//   2. apply the committed entries to the state machine in memory; apply reads through the
+//      write-behind view (write-behind.ts), so it sees the state of writes still in flight;
+//   3. send what may leave before the write: a leader's appends and heartbeats (they promise
+//      nothing about its own disk; the core counts the leader towards a commit quorum only once
+//      persisted() reports its write), and everything when the Ready owes no fsync and no write
+//      is in flight;
+//   4. hand the Ready over (RawNode.acceptReady) and its write — hard state + new entries + the
+//      state writes of step 2 + the applied index + the conf state, ONE LevelDB batch — to the
+//      storage writer (storage/storage-writer.ts), which merges the writes of Readys taken while a
+//      group commit is in flight into the next one: one fsync for all of them;
+//   5. when a write is durable (writes complete in the order they were issued), report it
+//      (persisted, appliedTo), send the messages that waited for it (votes, append
+//      acknowledgements: a Ready with nothing to write still waits behind the writes in flight,
+//      since its acknowledgements may promise their entries), advance the applied index (state
+//      and reads see it only now), and answer the proposals and reads it settled.
+//
+// At most maxWritesInFlight Readys are in flight; beyond that the inbox waits. The simulator
+// (test/sim/node.ts) models this pipeline and its message rules, with bug switches for each.
 import type { RawNode } from '../raft/raw-node.ts';
+import { persistedOf } from '../raft/raw-node.ts';
 import { decodeConfChange } from '../raft/confchange.ts';
 import { RaftError, RaftInvariantError } from '../raft/errors.ts';
 import type { ConfChange, ConfState, Entry, Message, MsgSnap, NodeId, Ready, SoftState, Status } from '../raft/types.ts';
 import { NONE } from '../raft/types.ts';
-import type { DurableStorage, SnapshotChunkStream } from '../storage/durable-storage.ts';
-import { StorageError } from '../storage/errors.ts';
+import type { DurableStorage, StorageWrite } from '../storage/durable-storage.ts';
+import { StorageWriter } from '../storage/storage-writer.ts';
 import type { StateMachine, ApplyResult } from '../state/machine.ts';
 import type { StateChangeSet } from '../state/overlay.ts';
-import { leaderLossDelayMs } from './leader-loss.ts';
+import { LeaderLossTimer, leaderLossDelayMs } from './leader-loss.ts';
+import { ContactTracker } from './liveness.ts';
+import { PeerSync } from './peers.ts';
+import { SnapshotDuty } from './snapshots.ts';
+import type { SnapshotNowOutcome } from './snapshots.ts';
+import { Waiters } from './waiters.ts';
+import type { ProposeOutcome, ReadOutcome } from './waiters.ts';
+import type { WriteBehind } from './write-behind.ts';
 import { MAX_BATCH_ENTRY_BYTES, MAX_COMMANDS_PER_ENTRY, encodeBatchEntry, isBinaryFormat } from './command.ts';
 import type { MemberAddress } from './members.ts';
+
+export type { ProposeOutcome, ReadOutcome } from './waiters.ts';
+export type { SnapshotNowOutcome } from './snapshots.ts';
 
 /** Inputs beyond this many wait-less messages are dropped (raft tolerates loss); proposals are refused. */
 export const MAX_INBOX = 20_000;
 /** Most proposals and reads waiting for their outcome at once; more are refused as overload. */
 export const MAX_WAITERS = 50_000;
-
-export type ProposeOutcome =
-  | { readonly kind: 'applied'; readonly result: ApplyResult }
-  /** The entry was overwritten by another leader's entry (it will never apply): retry. */
-  | { readonly kind: 'lost' }
-  | { readonly kind: 'notLeader'; readonly leader: NodeId }
-  | { readonly kind: 'dropped'; readonly reason: string };
-
-export type ReadOutcome = { readonly kind: 'ready'; readonly index: number } | { readonly kind: 'notLeader'; readonly leader: NodeId } | { readonly kind: 'dropped'; readonly reason: string };
-
-/** A backup snapshot (raftauth snapshot save): the file of the state at the applied index, opened for reading. */
-export type SnapshotNowOutcome = { readonly kind: 'ok'; readonly stream: SnapshotChunkStream } | { readonly kind: 'dropped'; readonly reason: string };
+/**
+ * Readys whose write may be in flight at once. Writes taken while a group commit is in flight
+ * share the next one, so a few suffice to keep the disk busy; the bound keeps the memory of
+ * applied-but-unwritten state (the write-behind view) small. Below the storage writer's queue
+ * limit (maxPendingWrites), which it therefore never reaches.
+ */
+export const DEFAULT_MAX_WRITES_IN_FLIGHT = 8;
 
 export type DriverInput =
   | { readonly kind: 'messages'; readonly messages: readonly Message[] }
@@ -121,6 +138,13 @@ export interface DriverOptions {
   readonly random?: () => number;
   /** Arms that delay; returns its cancel. setTimeout unless a test drives it. */
   readonly setTimer?: (fn: () => void, ms: number) => () => void;
+  /**
+   * The view of the state that `sm` reads through (the state machine must be built over it): the
+   * driver records each write in flight there, so the next Ready's apply sees it.
+   */
+  readonly stateView: WriteBehind;
+  /** Readys whose write may be in flight at once (DEFAULT_MAX_WRITES_IN_FLIGHT); 1 is the synchronous driver. */
+  readonly maxWritesInFlight?: number;
 }
 
 function realTimer(fn: () => void, ms: number): () => void {
@@ -128,10 +152,21 @@ function realTimer(fn: () => void, ms: number): () => void {
   return () => clearTimeout(t);
 }
 
-/** The proposers of one entry: one reply per command of a batch entry, in order; one for any other entry. */
-interface ProposalWaiter {
-  readonly term: number;
-  readonly replies: readonly ((o: ProposeOutcome) => void)[];
+/** A Ready handed to the storage writer, and what to do once its write is durable. */
+interface WriteJob {
+  readonly rd: Ready;
+  /** Messages that leave only once this write (and every one before it) is durable. */
+  readonly late: readonly Message[];
+  /** Entries applied by this Ready, with their results, to answer their proposers. */
+  readonly settled: readonly { readonly e: Entry; readonly results: readonly ApplyResult[] | undefined }[];
+  readonly changes: StateChangeSet | undefined;
+  /** The write-behind record of `changes` (null when there are none). */
+  readonly behind: number | null;
+  readonly appliedTo: number | undefined;
+  /** The configuration after this Ready's conf changes, when it has any. */
+  readonly confChanged: ConfState | null;
+  /** The write is durable (a Ready with nothing to write is done at once, but waits its turn). */
+  done: boolean;
 }
 
 export class RaftDriver {
@@ -142,6 +177,14 @@ export class RaftDriver {
   private readonly sm: StateMachine;
   private readonly transport: DriverTransport;
   private readonly log: DriverLogger;
+  private readonly writer: StorageWriter;
+  private readonly stateView: WriteBehind;
+  private readonly maxWritesInFlight: number;
+  private readonly waiters = new Waiters();
+  private readonly snapshots: SnapshotDuty;
+  private readonly peers: PeerSync;
+  private readonly contact: ContactTracker;
+  private readonly leaderLoss: LeaderLossTimer;
   private inbox: DriverInput[] = [];
   private pendingTicks = 0;
   private wake: (() => void) | null = null;
@@ -150,32 +193,25 @@ export class RaftDriver {
   private loopDone: Promise<void> = Promise.resolve();
   private fatal: unknown = null;
 
-  /** Proposals by log index, settled when an entry at that index is applied. */
-  private readonly proposals = new Map<number, ProposalWaiter>();
+  /** Readys handed to the storage writer, oldest first; completed in this order. */
+  private jobs: WriteJob[] = [];
+  /** A Ready carrying a snapshot, waiting for the writes in flight before it is installed. */
+  private deferred: Ready | null = null;
   /** Commands proposed during the current pass over the inbox: they leave as one batch entry. */
   private batchCommands: Uint8Array[] = [];
   private batchReplies: ((o: ProposeOutcome) => void)[] = [];
   private batchBytes = 0;
-  /** Replies waiting in proposals (a batch entry has many). */
-  private proposalReplies = 0;
-  /** ReadIndex requests by context, settled by a ReadState and then the applied index. */
-  private readonly readContexts = new Map<string, (o: ReadOutcome) => void>();
-  /** Reads whose read index is known, waiting for applied >= index (sorted by arrival). */
-  private readsWaitingApply: { index: number; reply: (o: ReadOutcome) => void }[] = [];
   /** Received snapshot files by snapshot index, until their MsgSnap's Ready installs them. */
   private readonly receivedSnapshots = new Map<number, string>();
+  /** Backups waiting for the storage writer to be idle (their snapshot must be the applied state). */
+  private backupsWaiting: ((o: SnapshotNowOutcome) => void)[] = [];
+  /** A periodic snapshot is due and waits for the storage writer to be idle. */
+  private snapshotWanted = false;
   private confState: ConfState;
+  /** Applied, and visible in the store: reads and answers wait for this, not for the in-memory apply. */
   private applied: number;
   private softState: SoftState = { lead: NONE, role: 'follower' };
   private readonly now: () => number;
-  /** When a message from each known peer was last received (wall clock, ms); peers only, so bounded by the membership. */
-  private readonly lastHeard = new Map<NodeId, number>();
-  /** The snapshot being written in the background (startSnapshot), if any. */
-  private snapshotting: Promise<void> | null = null;
-  /** Armed by leaderLost (its cancel): the campaign after the leader's connection failed. */
-  private leaderLossTimer: (() => void) | null = null;
-  /** The term in which leaderLost forgot the leader. */
-  private leaderLossTerm = 0;
 
   constructor(opts: DriverOptions) {
     this.opts = opts;
@@ -185,41 +221,36 @@ export class RaftDriver {
     this.sm = opts.sm;
     this.transport = opts.transport;
     this.log = opts.logger;
+    this.stateView = opts.stateView;
+    this.maxWritesInFlight = opts.maxWritesInFlight ?? DEFAULT_MAX_WRITES_IN_FLIGHT;
+    if (!Number.isInteger(this.maxWritesInFlight) || this.maxWritesInFlight < 1 || this.maxWritesInFlight >= opts.storage.config.maxPendingWrites) {
+      throw new RangeError(`maxWritesInFlight ${this.maxWritesInFlight} must be an integer in [1, the store's maxPendingWrites ${opts.storage.config.maxPendingWrites})`);
+    }
+    this.writer = new StorageWriter(opts.storage);
     this.confState = opts.storage.confState;
     this.applied = opts.storage.applied;
     this.now = opts.now ?? Date.now;
+    this.contact = new ContactTracker(opts.id);
+    this.leaderLoss = new LeaderLossTimer(opts.setTimer ?? realTimer);
+    this.peers = new PeerSync(opts.id, opts.transport, opts.logger, (id) => {
+      const b = this.storage.getSync('sys.members', String(id));
+      return b ? (JSON.parse(new TextDecoder().decode(b)) as MemberAddress) : undefined;
+    });
+    this.snapshots = new SnapshotDuty({
+      storage: opts.storage,
+      log: opts.logger,
+      ...(opts.observer ? { events: opts.observer } : {}),
+      fail: (e) => {
+        this.fail(e);
+        this.wake?.();
+      },
+      stopping: () => this.stopped,
+    });
   }
 
-  /**
-   * How long ago this node last had evidence of a working leader (NodeHealth.leaderContactAgeMs):
-   * a follower, since the last message from its leader; the leader, since a majority of each voter
-   * set (both halves of a joint configuration, §6) was last heard from, itself counting as now.
-   * null when no leader is known or there is no such evidence yet.
-   */
+  /** How long ago this node last had evidence of a working leader (ContactTracker). */
   leaderContactAgeMs(): number | null {
-    const now = this.now();
-    const st = this.node.status();
-    const lead = st.softState.lead;
-    if (lead === NONE) return null;
-    if (lead !== this.id) {
-      const t = this.lastHeard.get(lead);
-      return t === undefined ? null : Math.max(0, now - t);
-    }
-    const cs = st.confState;
-    let worst = 0;
-    for (const voters of [cs.voters, cs.votersOutgoing]) {
-      if (voters.length === 0) continue;
-      const ages = voters
-        .map((id) => {
-          if (id === this.id) return 0;
-          const t = this.lastHeard.get(id);
-          return t === undefined ? Infinity : Math.max(0, now - t);
-        })
-        .sort((a, b) => a - b);
-      // The majority's contact is as old as its oldest member: the (⌊n/2⌋+1)-th freshest.
-      worst = Math.max(worst, ages[Math.floor(voters.length / 2)]!);
-    }
-    return Number.isFinite(worst) ? worst : null;
+    return this.contact.leaderContactAgeMs(this.node.status(), this.now());
   }
 
   start(): void {
@@ -230,12 +261,13 @@ export class RaftDriver {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.leaderLossTimer?.();
-    this.leaderLossTimer = null;
+    this.leaderLoss.disarm();
     this.wake?.();
     await this.loopDone;
+    // Writes in flight finish (the store closes after this); nobody is answered from them.
+    await this.writer.idle();
     // A snapshot being written holds a LevelDB snapshot of the store the node is about to close.
-    await this.snapshotting;
+    await this.snapshots.idle();
     this.failAll('STOPPING');
   }
 
@@ -249,6 +281,11 @@ export class RaftDriver {
 
   appliedIndex(): number {
     return this.applied;
+  }
+
+  /** Readys handed to the storage writer and not yet completed (those with nothing to write wait their turn). */
+  writesInFlight(): number {
+    return this.jobs.length;
   }
 
   tick(): void {
@@ -289,17 +326,37 @@ export class RaftDriver {
     }
   }
 
+  /** Work that waits for the storage writer to be idle: a backup or a due snapshot. */
+  private idleWorkWaiting(): boolean {
+    return this.backupsWaiting.length > 0 || (this.snapshotWanted && !this.snapshots.busy);
+  }
+
+  /** A new Ready may be taken: room in the pipeline, no snapshot waiting, no idle work waiting. */
+  private canTakeReady(): boolean {
+    return this.deferred === null && this.jobs.length < this.maxWritesInFlight && !this.idleWorkWaiting();
+  }
+
+  private hasWork(): boolean {
+    if (this.inbox.length > 0 || this.pendingTicks > 0) return true;
+    if (this.jobs.length > 0 && this.jobs[0]!.done) return true;
+    if (this.jobs.length === 0 && (this.deferred !== null || this.idleWorkWaiting())) return true;
+    return this.canTakeReady() && this.node.hasReady();
+  }
+
   private async loop(): Promise<void> {
     try {
       while (!this.stopped) {
-        if (this.inbox.length === 0 && this.pendingTicks === 0 && !this.node.hasReady()) {
+        if (!this.hasWork()) {
           await new Promise<void>((resolve) => (this.wake = resolve));
           this.wake = null;
           continue;
         }
-        // Messages before ticks: a heartbeat that arrived while this loop was held up (a slow
-        // fsync) must count before the ticks that piled up meanwhile, or a follower could time out
-        // on a leader whose heartbeat sits in its inbox (an election for nothing, under load).
+        // Writes that became durable first: what they settle is answered, and the core learns
+        // what is on this node's disk before it steps what arrived meanwhile.
+        this.completeWrites();
+        // Messages before ticks: a heartbeat that arrived while this loop was held up must count
+        // before the ticks that piled up meanwhile, or a follower could time out on a leader whose
+        // heartbeat sits in its inbox (an election for nothing, under load).
         const inputs = this.inbox;
         this.inbox = [];
         for (const input of inputs) this.handle(input);
@@ -307,11 +364,15 @@ export class RaftDriver {
         const ticks = this.pendingTicks;
         this.pendingTicks = 0;
         for (let i = 0; i < ticks; i++) this.node.tick();
-        while (this.node.hasReady() && !this.stopped) {
-          const rd = this.node.ready();
-          await this.handleReady(rd);
-          this.node.advance();
+        if (this.jobs.length === 0) {
+          this.runIdleWork();
+          if (this.deferred !== null) {
+            const rd = this.deferred;
+            this.deferred = null;
+            await this.handleReadyBody(rd);
+          }
         }
+        while (!this.stopped && this.canTakeReady() && this.node.hasReady()) await this.handleReady(this.node.ready());
       }
     } catch (e) {
       this.fail(e);
@@ -329,21 +390,17 @@ export class RaftDriver {
   }
 
   private failAll(why: string): void {
-    for (const w of this.proposals.values()) for (const reply of w.replies) reply({ kind: 'dropped', reason: why });
-    this.proposals.clear();
-    this.proposalReplies = 0;
+    this.waiters.failAll(why);
     for (const reply of this.batchReplies) reply({ kind: 'dropped', reason: why });
     this.batchCommands = [];
     this.batchReplies = [];
     this.batchBytes = 0;
-    for (const r of this.readContexts.values()) r({ kind: 'dropped', reason: why });
-    this.readContexts.clear();
-    for (const r of this.readsWaitingApply) r.reply({ kind: 'dropped', reason: why });
-    this.readsWaitingApply = [];
+    for (const reply of this.backupsWaiting) reply({ kind: 'dropped', reason: why });
+    this.backupsWaiting = [];
   }
 
   private waiterCount(): number {
-    return this.proposalReplies + this.batchReplies.length + this.readContexts.size + this.readsWaitingApply.length;
+    return this.waiters.count + this.batchReplies.length;
   }
 
   /**
@@ -369,8 +426,7 @@ export class RaftDriver {
       for (const reply of replies) reply({ kind: 'applied', result: { ok: true, value: { unsafe: true } } });
       return;
     }
-    this.proposals.set(id.index, { term: id.term, replies });
-    this.proposalReplies += replies.length;
+    this.waiters.propose(id.index, id.term, replies);
     this.opts.observer?.proposedEntry?.(commands.length);
   }
 
@@ -380,7 +436,7 @@ export class RaftDriver {
         const t = this.now();
         for (const m of input.messages) {
           // Only members (known peers) are tracked, so the map cannot grow past the membership.
-          if (this.knownPeers.has(m.from)) this.lastHeard.set(m.from, t);
+          if (this.peers.has(m.from)) this.contact.heard(m.from, t);
           this.node.step(m);
         }
         return;
@@ -407,8 +463,7 @@ export class RaftDriver {
             input.reply({ kind: 'applied', result: { ok: true, value: { unsafe: true } } });
             return;
           }
-          this.proposals.set(id.index, { term: id.term, replies: [input.reply] });
-          this.proposalReplies++;
+          this.waiters.propose(id.index, id.term, [input.reply]);
         } catch (e) {
           input.reply(proposeError(e));
         }
@@ -421,7 +476,7 @@ export class RaftDriver {
         }
         try {
           this.node.readIndex(input.context);
-          this.readContexts.set(input.context, input.reply);
+          this.waiters.read(input.context, input.reply);
         } catch (e) {
           if (e instanceof RaftError && e.code === 'NOT_LEADER') input.reply({ kind: 'notLeader', leader: e.leader });
           else throw e;
@@ -446,15 +501,15 @@ export class RaftDriver {
         this.leaderLost(input.id);
         return;
       case 'peerAddress':
-        this.learnPeerAddress(input.id, input.address);
+        this.peers.learn(input.id, input.address, this.confState);
         return;
       case 'campaignIfLeaderless': {
-        this.leaderLossTimer = null;
+        this.leaderLoss.fired();
         const st = this.node.status();
         // Another node won meanwhile (we follow it now), the old leader came back, or another
         // survivor's election is under way (it raised the term): leave it to them; the election
         // timeout still stands behind every case.
-        if (st.softState.role === 'follower' && st.softState.lead === NONE && st.hardState.term === this.leaderLossTerm) {
+        if (st.softState.role === 'follower' && st.softState.lead === NONE && st.hardState.term === this.leaderLoss.term) {
           this.log.info({ term: st.hardState.term }, 'campaigning: the leader was lost');
           this.node.campaign();
         }
@@ -464,7 +519,8 @@ export class RaftDriver {
         this.node.reportSnapshot(input.id, input.ok);
         return;
       case 'snapshotNow':
-        this.backupSnapshot(input.reply);
+        // Its snapshot must be the state at the applied index: it waits for the writer to be idle.
+        this.backupsWaiting.push(input.reply);
         return;
     }
   }
@@ -481,47 +537,28 @@ export class RaftDriver {
    */
   private leaderLost(id: NodeId): void {
     const slotMs = this.opts.leaderLossSlotMs ?? 0;
-    if (slotMs <= 0 || this.leaderLossTimer !== null) return;
+    if (slotMs <= 0 || this.leaderLoss.armed) return;
     const st = this.node.status();
     if (st.softState.role !== 'follower' || st.softState.lead !== id) return;
     const delayMs = leaderLossDelayMs(this.id, id, st.confState, slotMs, this.opts.random ?? Math.random);
     if (delayMs === null || !this.node.forgetLeader()) return;
-    this.leaderLossTerm = st.hardState.term;
     this.log.info({ leader: id, delayMs }, 'lost the connection to the leader: forgot it, campaigning unless a leader shows up');
-    this.leaderLossTimer = (this.opts.setTimer ?? realTimer)(() => this.enqueue({ kind: 'campaignIfLeaderless' }), delayMs);
+    this.leaderLoss.arm(st.hardState.term, delayMs, () => this.enqueue({ kind: 'campaignIfLeaderless' }));
   }
 
   /**
-   * A snapshot file of the state at the applied index, for a backup. Inputs are handled between
-   * Readys, where no commit is in flight and `applied` is the store's applied index: the
-   * precondition of createSnapshot, which takes its LevelDB snapshot synchronously, at this call.
-   * The file is then written without holding up the loop (commits may go on meanwhile; they are not
-   * in it). When the newest snapshot already is at the applied index (nothing applied since), that
-   * file is the state and is streamed as it is. The stream is opened before replying, so pruning
-   * the file later does not cut it short.
+   * Work that needs the storage writer idle, so that the store's applied index is this.applied
+   * and no state write is in flight (createSnapshot's precondition): backups, then the periodic
+   * snapshot. Both only start here; their files are written without holding up the loop.
    */
-  private backupSnapshot(reply: (o: SnapshotNowOutcome) => void): void {
-    const index = this.applied;
-    const made =
-      index === this.storage.snapshotMetadata.index
-        ? Promise.resolve()
-        : this.storage.createSnapshot({ index, term: this.storage.term(index), confState: this.confState }).then(
-            (info) => {
-              this.log.info({ index, term: info.metadata.term, bytes: info.bytes, records: info.records, compactedThrough: info.compactedThrough }, 'created snapshot for a backup');
-              this.opts.observer?.snapshot('created', info.bytes);
-            },
-            (e: unknown) => {
-              // Another backup (or a received snapshot's install) recorded a snapshot at this index
-              // first: its file is the same state.
-              if (!(e instanceof StorageError && e.code === 'SNAPSHOT_OUT_OF_DATE' && this.storage.snapshotMetadata.index === index)) throw e;
-            },
-          );
-    made
-      .then(() => this.storage.openSnapshotChunks(index))
-      .then(
-        (stream) => reply({ kind: 'ok', stream }),
-        (e: unknown) => reply({ kind: 'dropped', reason: e instanceof Error ? e.message : String(e) }),
-      );
+  private runIdleWork(): void {
+    const backups = this.backupsWaiting;
+    this.backupsWaiting = [];
+    for (const reply of backups) this.snapshots.backup(this.applied, this.confState, reply);
+    if (this.snapshotWanted && !this.snapshots.busy) {
+      this.snapshotWanted = false;
+      if (this.snapshots.due(this.applied)) this.snapshots.start(this.applied, this.confState);
+    }
   }
 
   private async handleReady(rd: Ready): Promise<void> {
@@ -529,16 +566,22 @@ export class RaftDriver {
       const changedLeader = rd.softState.lead !== this.softState.lead;
       this.softState = rd.softState;
       if (changedLeader) {
-        // Reads waiting on the old leader's confirmation will never be answered: retry them.
-        for (const r of this.readContexts.values()) r({ kind: 'notLeader', leader: rd.softState.lead });
-        this.readContexts.clear();
+        this.waiters.leaderChanged(rd.softState.lead);
         const term = this.node.status().hardState.term;
         this.log.info({ leader: rd.softState.lead, role: rd.softState.role, term }, 'leader changed');
         this.opts.observer?.leaderChanged(rd.softState.lead, term);
       }
       this.opts.onSoftState?.(rd.softState, this.node.status().hardState.term);
     }
+    if (rd.snapshot && this.jobs.length > 0) {
+      // Installed only with no write in flight: those writes belong to the state it replaces.
+      this.deferred = rd;
+      return;
+    }
+    await this.handleReadyBody(rd);
+  }
 
+  private async handleReadyBody(rd: Ready): Promise<void> {
     if (rd.snapshot) {
       const idx = rd.snapshot.metadata.index;
       const path = this.receivedSnapshots.get(idx);
@@ -548,7 +591,7 @@ export class RaftDriver {
       this.sm.resetCaches();
       this.confState = rd.snapshot.metadata.confState;
       this.applied = idx;
-      await this.syncPeers(rd.snapshot.metadata.confState);
+      this.peers.sync(rd.snapshot.metadata.confState);
       this.log.info({ index: idx, term: rd.snapshot.metadata.term }, 'installed snapshot');
       this.opts.observer?.snapshot('installed', null);
       this.opts.observer?.stateChanged?.(null);
@@ -558,7 +601,7 @@ export class RaftDriver {
     const settled: { e: Entry; results: readonly ApplyResult[] | undefined }[] = [];
     let changes: StateChangeSet | undefined;
     let appliedTo: number | undefined;
-    let confChanged = false;
+    let confChanged: ConfState | null = null;
     if (rd.committedEntries.length > 0) {
       // The state machine writes each conf change's state (member table, its audit record) in log
       // order with the commands; the core's side of the change is applied here, in the same order.
@@ -566,7 +609,7 @@ export class RaftDriver {
       for (const e of rd.committedEntries) {
         if (e.type === 'confChange') {
           this.confState = this.node.applyConfChange(decodeConfChange(e.data));
-          confChanged = true;
+          confChanged = this.confState;
           settled.push({ e, results: [{ ok: true, value: { confState: this.confState } }] });
         } else {
           settled.push({ e, results: batch.results.get(e.index) });
@@ -576,34 +619,66 @@ export class RaftDriver {
       appliedTo = batch.applied;
     }
 
-    // Messages that may leave before this Ready's write: all of them when it owes no fsync (it
-    // carries no promise: no entries, term or vote to make durable), and otherwise the leader's
-    // appends and heartbeats. Those promise nothing about the leader's own disk, so the leader
-    // writes its log in parallel with its followers (Raft dissertation §10.2.1); the core counts
-    // the leader towards a commit quorum only after advance(), i.e. once its write is durable.
-    // Votes, vote refusals with a new term and append acknowledgements wait for the write.
+    const hasWrite = rd.hardState !== null || rd.entries.length > 0 || changes !== undefined;
+    // What may leave now: a leader's appends and heartbeats (§10.2.1: they promise nothing about
+    // its own disk), and everything when this Ready owes no fsync and no write is in flight (no
+    // promise is pending). Votes, vote refusals with a new term and append acknowledgements wait
+    // for this write and every one before it: an acknowledgement may promise entries an earlier
+    // Ready handed to the disk (the simulator's sendAheadOfWrites shows the crash that follows).
     const leading = this.softState.role === 'leader';
+    const quiet = !rd.mustSync && this.jobs.length === 0;
     const early: Message[] = [];
     const late: Message[] = [];
     for (const m of rd.messages) {
-      if (m.type === 'snap') continue;
-      if (!rd.mustSync || (leading && (m.type === 'app' || m.type === 'heartbeat'))) early.push(m);
+      if (m.type === 'snap') late.push(m);
+      else if (quiet || (leading && (m.type === 'app' || m.type === 'heartbeat'))) early.push(m);
       else late.push(m);
     }
     if (early.length > 0) this.transport.send(early);
 
-    const durable = rd.hardState !== null || rd.entries.length > 0 || changes !== undefined;
-    // fsync only when the Ready carries a promise (entries, term, vote). Applied state and the
-    // commit index may be lost in a crash: the log re-creates them, and they are written atomically
-    // with the applied index, so they never disagree.
-    if (durable) await this.storage.commit({
-      ...(rd.hardState ? { hardState: rd.hardState } : {}),
-      ...(rd.entries.length > 0 ? { entries: rd.entries } : {}),
-      ...(changes ? { state: { puts: changes.puts, dels: changes.dels } } : {}),
-      ...(appliedTo !== undefined ? { applied: appliedTo, confState: this.confState } : {}),
-    }, { sync: rd.mustSync });
-    if (appliedTo !== undefined) this.applied = appliedTo;
-    if (confChanged) await this.syncPeers(this.confState);
+    this.node.acceptReady();
+    this.waiters.readStates(rd.readStates);
+    const behind = changes !== undefined ? this.stateView.record(changes) : null;
+    const job: WriteJob = { rd, late, settled, changes, behind, appliedTo, confChanged, done: !hasWrite };
+    this.jobs.push(job);
+    if (hasWrite) {
+      // fsync only when the Ready carries a promise (entries, term, vote). Applied state and the
+      // commit index may be lost in a crash: the log re-creates them, and they are written
+      // atomically with the applied index, so they never disagree.
+      const write: StorageWrite = {
+        ...(rd.hardState ? { hardState: rd.hardState } : {}),
+        ...(rd.entries.length > 0 ? { entries: rd.entries } : {}),
+        ...(changes ? { state: { puts: changes.puts, dels: changes.dels } } : {}),
+        ...(appliedTo !== undefined ? { applied: appliedTo, confState: this.confState } : {}),
+      };
+      this.writer.submit(write, { sync: rd.mustSync }).then(
+        () => {
+          job.done = true;
+          this.wake?.();
+        },
+        (e: unknown) => {
+          this.fail(e);
+          this.wake?.();
+        },
+      );
+    } else if (this.jobs.length === 1) {
+      // Nothing to write and nothing in flight: done now.
+      this.completeWrites();
+    }
+  }
+
+  /** Complete the writes that are durable, in the order they were issued. */
+  private completeWrites(): void {
+    while (this.jobs.length > 0 && this.jobs[0]!.done && !this.stopped) this.complete(this.jobs.shift()!);
+  }
+
+  private complete(job: WriteJob): void {
+    const { rd } = job;
+    this.node.persisted(persistedOf(rd));
+    if (job.behind !== null && job.changes) this.stateView.release(job.behind, job.changes);
+    if (job.appliedTo !== undefined) this.applied = job.appliedTo;
+    if (job.confChanged) this.peers.sync(job.confChanged);
+    const changes = job.changes;
     if (changes && this.opts.observer?.stateChanged && (changes.puts.length > 0 || changes.dels.length > 0)) {
       const touched = new Set<string>();
       for (const [ks] of changes.puts) touched.add(ks);
@@ -612,144 +687,31 @@ export class RaftDriver {
     }
 
     // Durable: now the rest may leave.
-    for (const m of rd.messages) if (m.type === 'snap') this.streamSnapshot(m);
+    const late: Message[] = [];
+    for (const m of job.late) {
+      if (m.type === 'snap') this.snapshots.stream(m, this.transport, (ok) => this.enqueue({ kind: 'snapshotStatus', id: m.to, ok }));
+      else late.push(m);
+    }
     if (late.length > 0) this.transport.send(late);
 
-    for (const { e, results } of settled) {
-      const w = this.proposals.get(e.index);
-      if (!w) continue;
-      this.proposals.delete(e.index);
-      this.proposalReplies -= w.replies.length;
-      if (w.term !== e.term) {
-        for (const reply of w.replies) reply({ kind: 'lost' });
-        continue;
-      }
-      // One result per command; a batch that failed to decode as a whole has one error for all.
-      w.replies.forEach((reply, i) => reply({ kind: 'applied', result: results?.[results.length === 1 ? 0 : i] ?? { ok: true, value: null } }));
-    }
-    // A proposal whose index was passed by entries of another term will never apply.
+    for (const { e, results } of job.settled) this.waiters.applied(e.index, e.term, results);
     if (rd.committedEntries.length > 0) {
-      for (const [idx, w] of this.proposals) {
-        if (idx <= this.applied) {
-          this.proposals.delete(idx);
-          this.proposalReplies -= w.replies.length;
-          for (const reply of w.replies) reply({ kind: 'lost' });
-        }
-      }
+      // A proposal whose index was passed by entries of another term will never apply.
+      this.waiters.passed(this.applied);
+      this.node.appliedTo(rd.committedEntries[rd.committedEntries.length - 1]!.index, rd.committedEntries);
     }
+    this.waiters.serveReads(this.applied);
 
-    for (const rs of rd.readStates) {
-      const reply = this.readContexts.get(rs.context);
-      if (!reply) continue;
-      this.readContexts.delete(rs.context);
-      this.readsWaitingApply.push({ index: rs.index, reply });
-    }
-    if (this.readsWaitingApply.length > 0) {
-      const still: typeof this.readsWaitingApply = [];
-      for (const r of this.readsWaitingApply) {
-        if (r.index <= this.applied) r.reply({ kind: 'ready', index: r.index });
-        else still.push(r);
-      }
-      this.readsWaitingApply = still;
-    }
-
-    if (appliedTo !== undefined && this.snapshotting === null && this.storage.shouldSnapshot(this.applied)) this.startSnapshot();
-  }
-
-  /**
-   * Writes a snapshot of the state at the applied index WITHOUT holding up this loop (issue 15: a
-   * snapshot of a large state written inside the loop stopped ticks and heartbeats for seconds, and
-   * every such snapshot cost an election). createSnapshot takes its LevelDB snapshot synchronously,
-   * here, between Readys, where no state commit is in flight and `applied` is the store's applied
-   * index; the file is written while commits go on (they are not in it), and recording it and
-   * compacting the log behind it take the store's write lock like any commit. One at a time. A
-   * failure is fatal, as it was when the loop awaited it: the store reports damage this way.
-   */
-  private startSnapshot(): void {
-    const index = this.applied;
-    const term = this.storage.term(index);
-    this.snapshotting = this.storage.createSnapshot({ index, term, confState: this.confState }).then(
-      (info) => {
-        this.log.info({ index, term, bytes: info.bytes, records: info.records, compactedThrough: info.compactedThrough }, 'created snapshot');
-        this.opts.observer?.snapshot('created', info.bytes);
-      },
-      (e: unknown) => {
-        // A backup or an installed snapshot recorded one at or past this index meanwhile: nothing lost.
-        if (e instanceof StorageError && e.code === 'SNAPSHOT_OUT_OF_DATE') return;
-        if (this.stopped) return;
-        this.fail(e);
-        this.wake?.();
-      },
-    ).finally(() => {
-      this.snapshotting = null;
-    });
-  }
-
-  /** Stream a snapshot file to a follower; report the outcome to the core through the inbox. */
-  private streamSnapshot(m: MsgSnap): void {
-    const md = m.snapshot.metadata;
-    void (async () => {
-      try {
-        const stream = await this.storage.openSnapshotChunks(md.index);
-        await this.transport.sendSnapshot(m.to, { term: m.term, metadata: md }, stream.chunks);
-        this.opts.observer?.snapshot('sent', stream.totalBytes);
-        this.enqueue({ kind: 'snapshotStatus', id: m.to, ok: true });
-      } catch (e) {
-        this.opts.observer?.snapshot('send_failed', null);
-        this.log.warn({ to: m.to, index: md.index, err: e instanceof Error ? e.message : String(e) }, 'snapshot send failed');
-        this.enqueue({ kind: 'snapshotStatus', id: m.to, ok: false });
-      }
-    })();
-  }
-
-  /** Keep the transport's peer list equal to the members of the configuration. */
-  private async syncPeers(cs: ConfState): Promise<void> {
-    const members = new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext]);
-    for (const id of members) {
-      if (id === this.id) continue;
-      const addr = this.memberAddress(id)?.raftAddress;
-      const known = this.knownPeers.get(id);
-      if (addr === undefined || addr === known) continue;
-      if (known === undefined) this.transport.addPeer(id, addr);
-      else this.transport.updatePeer(id, addr);
-      this.knownPeers.set(id, addr);
-    }
-    for (const id of [...this.knownPeers.keys()]) {
-      if (members.has(id)) continue;
-      this.transport.removePeer(id);
-      this.knownPeers.delete(id);
-    }
-  }
-
-  /** Peers the transport knows, with their addresses. */
-  private knownPeers = new Map<NodeId, string>();
-
-  /**
-   * A peer that opened a stream to us announced its raft address (issue 13: a joiner whose config
-   * lists no current leader could not answer the leader's probes, so the leader never learned it
-   * needed a snapshot and the joiner stalled). The member table stays the source of truth: the
-   * announcement is used only for a peer we have no address for at all, and only if it is a member
-   * of our configuration or we have none yet (a joiner before its snapshot). syncPeers replaces it
-   * with the table's address, or drops it, at the next snapshot or conf change.
-   */
-  private learnPeerAddress(id: NodeId, address: string): void {
-    if (id === this.id || this.knownPeers.has(id)) return;
-    const cs = this.confState;
-    const members = [...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext];
-    if (members.length > 0 && !members.includes(id)) return;
-    this.transport.addPeer(id, address);
-    this.knownPeers.set(id, address);
-    this.log.info({ peer: id, address }, 'learned a peer\'s raft address from its connection (no member-table address for it yet)');
+    if (job.appliedTo !== undefined && this.snapshots.due(this.applied)) this.snapshotWanted = true;
   }
 
   /** Addresses of members, from the replicated member table. */
   memberAddress(id: NodeId): MemberAddress | undefined {
-    const b = this.storage.getSync('sys.members', String(id));
-    return b ? (JSON.parse(new TextDecoder().decode(b)) as MemberAddress) : undefined;
+    return this.peers.memberAddress(id);
   }
 
   setKnownPeers(peers: ReadonlyMap<NodeId, string>): void {
-    this.knownPeers = new Map(peers);
+    this.peers.setKnown(peers);
   }
 }
 

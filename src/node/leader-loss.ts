@@ -16,3 +16,42 @@ export function leaderLossDelayMs(self: NodeId, lost: NodeId, cs: ConfState, slo
   if (rank < 0) return null;
   return rank * slotMs + Math.floor(random() * (slotMs / 2));
 }
+
+/**
+ * The campaign after the leader's connection failed (RaftDriver.leaderLost): one timer at a time,
+ * and the term in which the leader was forgotten, so that the campaign happens only if nothing
+ * changed meanwhile.
+ */
+export class LeaderLossTimer {
+  private cancel: (() => void) | null = null;
+  private termForgotten = 0;
+  private readonly setTimer: (fn: () => void, ms: number) => () => void;
+
+  constructor(setTimer: (fn: () => void, ms: number) => () => void) {
+    this.setTimer = setTimer;
+  }
+
+  get armed(): boolean {
+    return this.cancel !== null;
+  }
+
+  /** The term in which the leader was forgotten. */
+  get term(): number {
+    return this.termForgotten;
+  }
+
+  arm(term: number, delayMs: number, fire: () => void): void {
+    this.termForgotten = term;
+    this.cancel = this.setTimer(fire, delayMs);
+  }
+
+  /** The timer fired (its input reached the driver): it is no longer armed. */
+  fired(): void {
+    this.cancel = null;
+  }
+
+  disarm(): void {
+    this.cancel?.();
+    this.cancel = null;
+  }
+}

@@ -13,6 +13,7 @@ import { StateMachine } from '../state/machine.ts';
 import type { ApplyResult, Domain } from '../state/machine.ts';
 import { SESSION_LIMITS } from '../state/sessions.ts';
 import { kvDomain } from '../state/kv.ts';
+import { WriteBehind } from './write-behind.ts';
 import { RaftDriver } from './driver.ts';
 import type { ProposeOutcome, ReadOutcome, SnapshotNowOutcome } from './driver.ts';
 import type { IterateOptions, SnapshotChunkStream, StateRecord } from '../storage/durable-storage.ts';
@@ -130,7 +131,9 @@ export class RaftNode implements NodeApi {
           ids.map((id) => ({ keyspace: MEMBERS_KEYSPACE, key: enc.encode(String(id)), value: memberRecord(opts.initialMembers.get(id)!) })),
         );
       }
-      const sm = new StateMachine({ get: (ks, k) => storage.getSync(ks, k) }, SESSION_LIMITS);
+      // Apply reads through the write-behind view: the state of writes still in flight (driver.ts).
+      const stateView = new WriteBehind((ks, k) => storage.getSync(ks, k));
+      const sm = new StateMachine(stateView, SESSION_LIMITS);
       sm.register(kvDomain);
       for (const d of opts.domains ?? []) sm.register(d);
 
@@ -210,6 +213,7 @@ export class RaftNode implements NodeApi {
         node: rawNode,
         storage,
         sm,
+        stateView,
         transport,
         logger,
         onFatal: (err) => {

@@ -231,9 +231,12 @@ export class RawNode {
     if (rd.hardState) this.prevHard = rd.hardState;
   }
 
-  /** A Ready's write is durable: its snapshot (by index) and its entries up to (index, term). */
+  /**
+   * A Ready's write is durable: its snapshot (by index) and its entries up to (index, term). May
+   * come while a later Ready is outstanding (a driver holding a snapshot Ready until the writes
+   * before it are done).
+   */
   persisted(p: PersistedWrite): void {
-    invariant(this.outstanding === null, 'persisted() before acceptReady() (or use advance())');
     const r = this.raft;
     if (p.snapshotIndex !== null) {
       r.log.stableSnapTo(p.snapshotIndex);
@@ -250,7 +253,6 @@ export class RawNode {
    * conf-change entry among them must have been passed to applyConfChange() first.
    */
   appliedTo(index: number, entries: readonly Entry[]): void {
-    invariant(this.outstanding === null, 'appliedTo() before acceptReady() (or use advance())');
     invariant(this.confChangesOut.length === 0 || this.confChangesOut[0]! > index, () => `appliedTo(${index}) with the conf-change entry ${this.confChangesOut[0]} not passed to applyConfChange(): the configuration would lag the applied log`);
     const r = this.raft;
     r.log.appliedTo(index);

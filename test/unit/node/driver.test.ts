@@ -14,6 +14,7 @@ import type { StorageConfig } from '../../../src/storage/config.ts';
 import { StateMachine } from '../../../src/state/machine.ts';
 import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
 import { kvDomain } from '../../../src/state/kv.ts';
+import { WriteBehind } from '../../../src/node/write-behind.ts';
 import { RaftDriver } from '../../../src/node/driver.ts';
 import { leaderLossDelayMs } from '../../../src/node/leader-loss.ts';
 import type { DriverTransport } from '../../../src/node/driver.ts';
@@ -73,12 +74,13 @@ async function driverOf(
     if (gate.stall) await new Promise<void>((r) => held.push(r));
     return commit(w, o);
   };
-  const sm = new StateMachine({ get: (ks, k) => storage.getSync(ks, k) }, SESSION_LIMITS);
+  const stateView = new WriteBehind((ks, k) => storage.getSync(ks, k));
+  const sm = new StateMachine(stateView, SESSION_LIMITS);
   sm.register(kvDomain);
   // rng 0: every randomized election timeout is exactly electionTick.
   const node = new RawNode({ id, storage, applied: storage.applied, electionTick: 10, heartbeatTick: 1, rng: () => 0, preVote: true, checkQuorum: true, readOnlyOption: 'safe' });
   const transport = new RecordingTransport();
-  const driver = new RaftDriver({ id, node, storage, sm, transport, logger: quiet, onFatal: (e) => assert.fail(String(e)), ...extra });
+  const driver = new RaftDriver({ id, node, storage, sm, stateView, transport, logger: quiet, onFatal: (e) => assert.fail(String(e)), ...extra });
   return { driver, node, transport, storage, gate };
 }
 
@@ -376,6 +378,90 @@ test('a snapshot being written does not hold up the loop: proposals commit and a
   } finally {
     clearInterval(ack);
     releaseSnapshot();
+    await driver.stop();
+    await storage.close();
+  }
+});
+
+// Asynchronous storage writes (issue 14, decision 6): the loop does not wait for a write.
+
+test('while a write is stalled the leader goes on: a later proposal is replicated, and answers come in order once both writes are durable', async () => {
+  const { driver, transport, storage, gate } = await electedLeader();
+  try {
+    gate.stall = true;
+    const outcomes: string[] = [];
+    const put = (key: string, value: string): Uint8Array => encodeCommandBytes({ sid: null, seq: 0, ack: 0 }, packValue(['kv', 'put', { key, value }]));
+    driver.enqueue({ kind: 'propose', data: put('a', '1'), reply: (o) => outcomes.push(`a:${o.kind}`) });
+    await waitFor('the write of entry 3 to stall', () => gate.waiting === 1);
+    const mark = transport.sent.length;
+    driver.enqueue({ kind: 'propose', data: put('b', '2'), reply: (o) => outcomes.push(`b:${o.kind}`) });
+    await waitFor('entry 4 sent to both followers', () => transport.sent.slice(mark).filter((m) => m.type === 'app' && m.entries.some((e) => e.index === 4)).length === 2);
+    assert.equal(gate.waiting, 1, 'still one commit in flight: entry 4 waits in the storage writer, merged into the next group');
+    assert.equal(storage.lastIndex(), 2, 'neither entry is durable on the leader yet');
+    // Both followers acknowledge both entries; the leader's own write is still stalled, and the
+    // two followers are a majority: the entries commit without it, and apply in memory.
+    driver.enqueue({ kind: 'messages', messages: [2, 3].map((from) => ({ type: 'appResp' as const, from, to: 1, term: 2, index: 4, reject: false, rejectHint: 0, logTerm: 0 })) });
+    await waitFor('commit 4 with the followers alone', () => driver.status().hardState.commit === 4);
+    assert.deepEqual(outcomes, [], 'no answer before the writes that apply them are done');
+    assert.equal(driver.appliedIndex(), 2, 'the applied index moves only when the state is in the store');
+    gate.release();
+    await waitFor('both answered', () => outcomes.length === 2);
+    assert.deepEqual(outcomes, ['a:applied', 'b:applied'], 'in log order');
+    assert.equal(driver.appliedIndex(), 4);
+    assert.equal(storage.lastIndex(), 4);
+  } finally {
+    gate.release();
+    await driver.stop();
+    await storage.close();
+  }
+});
+
+test('apply sees the state of a write still in flight (the write-behind view)', async () => {
+  const { driver, storage, gate } = await electedLeader();
+  try {
+    const cmd = (op: string, value: string): Uint8Array => encodeCommandBytes({ sid: null, seq: 0, ack: 0 }, packValue(['kv', op, { key: 'k', value }]));
+    // Both followers: the leader's own write of entry 4 waits behind the stalled one.
+    const ack = (index: number): void => void driver.enqueue({ kind: 'messages', messages: [2, 3].map((from) => ({ type: 'appResp' as const, from, to: 1, term: 2, index, reject: false, rejectHint: 0, logTerm: 0 })) });
+    let first: unknown = null;
+    driver.enqueue({ kind: 'propose', data: cmd('put', '1'), reply: (o) => (first = o) });
+    await waitFor('entry 3 durable', () => storage.lastIndex() === 3);
+    gate.stall = true;
+    ack(3);
+    await waitFor('the write applying entry 3 to stall', () => gate.waiting === 1);
+    assert.equal(storage.getSync('kv', 'k'), undefined, 'k is not in the store yet');
+    let second: { kind: string; result?: { ok: boolean; value?: unknown } } | null = null;
+    driver.enqueue({ kind: 'propose', data: cmd('append', '2'), reply: (o) => (second = o as typeof second) });
+    await waitFor('entry 4 handed out', () => driver.status().lastIndex === 4);
+    ack(4);
+    await waitFor('commit 4', () => driver.status().hardState.commit === 4);
+    gate.release();
+    await waitFor('both answered', () => first !== null && second !== null);
+    assert.deepEqual(second!.result, { ok: true, value: { value: '12' } }, 'the append read the put of the write in flight');
+  } finally {
+    gate.release();
+    await driver.stop();
+    await storage.close();
+  }
+});
+
+test('a follower\'s acknowledgement with nothing of its own to write still waits for the write in flight', async () => {
+  const { driver, transport, storage, gate } = await driverOf(2);
+  driver.start();
+  try {
+    gate.stall = true;
+    const app: Message = { type: 'app', from: 1, to: 2, term: 2, index: 1, logTerm: 1, commit: 1, entries: [{ term: 2, index: 2, type: 'normal', data: new Uint8Array(0) }] };
+    driver.enqueue({ kind: 'messages', messages: [app] });
+    await waitFor('the write of entry 2 to stall', () => gate.waiting === 1);
+    // The leader resends the same append (a retry): the entry is already in the log, being
+    // written; the core acknowledges it without a new entry, so its Ready owes no fsync.
+    driver.enqueue({ kind: 'messages', messages: [app] });
+    await waitFor('the duplicate\'s Ready queued behind the stalled write', () => driver.writesInFlight() === 2);
+    assert.equal(transport.sent.filter((m) => m.type === 'appResp').length, 0, 'no acknowledgement of entry 2 before it is durable');
+    gate.release();
+    await waitFor('the acknowledgements', () => transport.sent.filter((m) => m.type === 'appResp' && !m.reject && m.index === 2).length === 2);
+    assert.equal(storage.lastIndex(), 2);
+  } finally {
+    gate.release();
     await driver.stop();
     await storage.close();
   }

@@ -688,3 +688,36 @@ test('Ready contract: applyConfChange only for a conf-change entry out for appli
   assert.deepEqual(n.status().confState.learners, [4]);
   assert.equal(n.status().applied, 2);
 });
+
+// Asynchronous storage writes (RawNode.acceptReady / persisted / appliedTo; issue 14).
+test('async writes: a Ready taken over hands out only newer entries; a replaced entry being written is handed out again', () => {
+  const storage = new MemoryStorage(confOf([1, 2, 3]));
+  const n = new RawNode({ id: 2, electionTick: 10, heartbeatTick: 1, storage, rng: seededRng(5) });
+  const e = (index: number, term: number): Entry => ({ term, index, type: 'normal', data: new Uint8Array([index]) });
+  n.step({ type: 'app', from: 1, to: 2, term: 2, logTerm: 1, index: 1, entries: [e(2, 2), e(3, 2)], commit: 1 });
+  const rd1 = n.ready();
+  assert.deepEqual(rd1.entries.map((x) => x.index), [2, 3]);
+  n.acceptReady();
+  assert.equal(n.hasReady(), false, 'nothing new: the entries being written are not handed out again');
+  n.step({ type: 'app', from: 1, to: 2, term: 2, logTerm: 2, index: 3, entries: [e(4, 2)], commit: 3 });
+  const rd2 = n.ready();
+  assert.deepEqual(rd2.entries.map((x) => x.index), [4], 'only the newer entry');
+  assert.deepEqual(rd2.committedEntries.map((x) => x.index), [2, 3], 'committed entries still being written may be applied: writes complete in order');
+  n.acceptReady();
+  // A new leader of term 3 replaces entry 4 (being written) from index 4 on.
+  n.step({ type: 'app', from: 3, to: 2, term: 3, logTerm: 2, index: 3, entries: [e(4, 3)], commit: 3 });
+  const rd3 = n.ready();
+  assert.deepEqual(rd3.entries.map((x) => [x.index, x.term]), [[4, 3]], 'the replacement is handed out');
+  n.acceptReady();
+  // The writes complete in order: the first two; the stale write of (4, 2) does not mark (4, 3) stable.
+  storage.append(rd1.entries);
+  n.persisted({ snapshotIndex: null, lastEntry: { index: 3, term: 2 } });
+  storage.append(rd2.entries);
+  n.persisted({ snapshotIndex: null, lastEntry: { index: 4, term: 2 } });
+  n.appliedTo(3, rd2.committedEntries);
+  assert.equal(n.hasReady(), false, '(4, 3) is not handed out again, nor entries 2..3');
+  storage.append(rd3.entries);
+  n.persisted({ snapshotIndex: null, lastEntry: { index: 4, term: 3 } });
+  assert.equal(n.status().applied, 3);
+  assert.equal(n.status().lastIndex, 4);
+});
