@@ -8,6 +8,7 @@ import { StorageError } from '../../../src/storage/errors.ts';
 import { SnapshotReceiver } from '../../../src/storage/snapshot-receiver.ts';
 import type { ConfState, SnapshotMetadata } from '../../../src/raft/types.ts';
 import { bytes, conf, ents, rawKeys, tempDir, text } from './helpers.ts';
+import { crashAfterInstallBatches, crashAfterInstallFlip } from '../../support/faulty-storage.ts';
 
 // Small frames and chunks so that a few hundred records span many of each.
 const config = {
@@ -237,7 +238,7 @@ test('a crash part-way through loading the new generation leaves the old state i
   await a.createSnapshot(meta);
 
   const bDir = await tempDir(t);
-  const b = await seededStore(bDir, 5, 50, 'B-old', conf(1), { faults: { crashAfterInstallBatches: 3 } });
+  const b = await seededStore(bDir, 5, 50, 'B-old', conf(1), { wrapWrites: crashAfterInstallBatches(3).wrapWrites });
   const before = await dumpState(b);
   const path = await transfer(a, 30, b, meta);
   await assert.rejects(b.installSnapshot(path), (e: unknown) => e instanceof StorageError && e.code === 'SIMULATED_CRASH');
@@ -270,7 +271,7 @@ test('a crash right after the flip leaves the new state', async (t) => {
   await a.createSnapshot(meta);
 
   const bDir = await tempDir(t);
-  const b = await seededStore(bDir, 5, 50, 'B-old', conf(1), { faults: { crashAfterInstallFlip: true } });
+  const b = await seededStore(bDir, 5, 50, 'B-old', conf(1), { wrapWrites: crashAfterInstallFlip().wrapWrites });
   const path = await transfer(a, 30, b, meta);
   await assert.rejects(b.installSnapshot(path), (e: unknown) => e instanceof StorageError && e.code === 'SIMULATED_CRASH');
   await b.close();
