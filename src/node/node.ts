@@ -6,7 +6,7 @@ import type { ConfChange, ConfState, MsgSnap, NodeId, SoftState } from '../raft/
 import { NONE } from '../raft/types.ts';
 import { DurableStorage } from '../storage/durable-storage.ts';
 import type { StorageConfig } from '../storage/config.ts';
-import type { StorageFaults } from '../storage/durable-storage.ts';
+import type { WrapWrites } from '../storage/durable-storage.ts';
 import { Transport } from '../transport/transport.ts';
 import type { TlsMaterial, TransportHandler, TransportLogger } from '../transport/types.ts';
 import { StateMachine } from '../state/machine.ts';
@@ -45,8 +45,8 @@ export interface RaftNodeOptions {
   readonly maxSizePerMsg?: number;
   readonly maxInflightMsgs?: number;
   readonly storage?: Partial<StorageConfig>;
-  /** Crash injection for tests (storage fault points). Never in production. */
-  readonly storageFaults?: StorageFaults;
+  /** Crash injection for tests (wraps the store's batch writes). Never in production. */
+  readonly wrapStorageWrites?: WrapWrites;
   readonly logger: TransportLogger;
   readonly domains?: readonly Domain[];
   /** Debug-only switches for negative controls. Never in production. */
@@ -104,7 +104,7 @@ export class RaftNode implements NodeApi {
   raftPort = 0;
 
   static async start(opts: RaftNodeOptions): Promise<RaftNode> {
-    const storage = await DurableStorage.open(opts.dataDir, { config: opts.storage ?? {}, ...(opts.storageFaults ? { faults: opts.storageFaults } : {}) });
+    const storage = await DurableStorage.open(opts.dataDir, { config: opts.storage ?? {}, ...(opts.wrapStorageWrites ? { wrapWrites: opts.wrapStorageWrites } : {}) });
     // The driver exists only further down; until then the store's hard state is the truth.
     let driverRef: RaftDriver | null = null;
     const term = (): number => driverRef?.status().hardState.term ?? storage.hardState.term;

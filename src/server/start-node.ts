@@ -10,24 +10,34 @@ import { oauthDomains } from '../state/oauth-domains.ts';
 import { buildAdminApp } from '../ops/admin.ts';
 import { loadMasterKey, oauthConfigOf } from './oauth-node.ts';
 import type { MemberAddress } from '../node/members.ts';
-import type { StorageFaults } from '../storage/durable-storage.ts';
+import type { WrapWrites } from '../storage/durable-storage.ts';
+import { StorageError } from '../storage/errors.ts';
 
 /**
  * Crash injection for the cluster tests: RAFTAUTH_TEST_CRASH_AFTER_INSTALL_BATCHES=N makes the node
  * die after loading N batches of a received snapshot (before the atomic flip). Refused unless
- * RAFTAUTH_ALLOW_UNSAFE=1, like every unsafe switch.
+ * RAFTAUTH_ALLOW_UNSAFE=1, like every unsafe switch. It wraps the store's batch writes (the store
+ * itself has no fault branches; unit tests use test/support/faulty-storage.ts the same way).
  */
-function storageFaultsFromEnv(env: NodeJS.ProcessEnv): StorageFaults | undefined {
+function storageCrashFromEnv(env: NodeJS.ProcessEnv): WrapWrites | undefined {
   const raw = env.RAFTAUTH_TEST_CRASH_AFTER_INSTALL_BATCHES;
   if (raw === undefined) return undefined;
   if (env.RAFTAUTH_ALLOW_UNSAFE !== '1') throw new Error('RAFTAUTH_TEST_CRASH_AFTER_INSTALL_BATCHES is an unsafe test switch; it is refused unless RAFTAUTH_ALLOW_UNSAFE=1');
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < 1) throw new Error('RAFTAUTH_TEST_CRASH_AFTER_INSTALL_BATCHES must be a positive integer');
-  return { crashAfterInstallBatches: n };
+  return (write) => {
+    let loaded = 0; // batches of the current install
+    return async (w) => {
+      await write(w);
+      if (w.purpose === 'install-flip') loaded = 0;
+      // Thrown after the batch is durable, as a crash right after it: the store stops and cleans nothing up.
+      if (w.purpose === 'install-load' && ++loaded >= n) throw new StorageError('SIMULATED_CRASH', `fault injection: the store stopped after ${loaded} batches of a snapshot install (RAFTAUTH_TEST_CRASH_AFTER_INSTALL_BATCHES)`);
+    };
+  };
 }
 
 export async function startNode(config: NodeConfig, logger: Logger): Promise<RaftNode> {
-  const storageFaults = storageFaultsFromEnv(process.env);
+  const wrapStorageWrites = storageCrashFromEnv(process.env);
   const initialMembers: Map<number, MemberAddress> = memberAddressesOf(config.cluster.initialMembers);
   const node = await RaftNode.start({
     id: config.node.id,
@@ -45,7 +55,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Raf
     maxSizePerMsg: config.raft.maxSizePerMsg,
     maxInflightMsgs: config.raft.maxInflightMsgs,
     storage: { snapshotEveryEntries: config.raft.snapshotEveryEntries, snapshotCatchupEntries: config.raft.snapshotCatchupEntries },
-    ...(storageFaults ? { storageFaults } : {}),
+    ...(wrapStorageWrites ? { wrapStorageWrites } : {}),
     logger,
     domains: oauthDomains(),
     unsafe: { ackBeforeCommit: config.unsafe.ackBeforeCommit, readWithoutReadIndex: config.unsafe.readWithoutReadIndex },

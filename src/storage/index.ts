@@ -9,9 +9,12 @@ export type {
   StateChanges,
   StateKey,
   StateRecord,
-  StorageFaults,
   StorageStats,
   StorageWrite,
+  WrapWrites,
+  WriteBatch,
+  WritePurpose,
+  BatchWrite,
 } from './durable-storage.ts';
 export { StorageWriter } from './storage-writer.ts';
 export type { StorageWriterStats } from './storage-writer.ts';

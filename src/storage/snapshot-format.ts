@@ -56,6 +56,11 @@ export function snapshotFileName(term: number, index: number): string {
 }
 
 /** term and index of a snapshot file name, or null for any other file. */
+/** Snapshot.data handed to the Raft core: a reference to the snapshot file, which the transport streams. */
+export function snapshotRef(meta: SnapshotMetadata): Uint8Array {
+  return pack({ file: snapshotFileName(meta.term, meta.index) });
+}
+
 export function parseSnapshotFileName(name: string): { term: number; index: number } | null {
   const m = /^(\d{1,16})-(\d{1,16})\.snap$/.exec(name);
   if (!m) return null;

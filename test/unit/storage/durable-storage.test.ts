@@ -1,11 +1,15 @@
+// The DurableStorage facade (src/storage/durable-storage.ts): open and reopen, the one-batch commit
+// across the log store and the state store, the concurrency contract, bootstrap, and what a failed
+// or crashed write leaves (through test/support/faulty-storage.ts). The modules behind it have their
+// own tests: log-store.test.ts, state-store.test.ts, snapshotter.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { DurableStorage } from '../../../src/storage/durable-storage.ts';
-import { StorageCorruptError, StorageError, StorageInvariantError } from '../../../src/storage/errors.ts';
-import { META, logKey, stateKey } from '../../../src/storage/keys.ts';
-import { RaftError } from '../../../src/raft/errors.ts';
-import { bytes, conf, ent, ents, flipRawByte, rawKeys, tempDir, text } from './helpers.ts';
+import { StorageError, StorageInvariantError } from '../../../src/storage/errors.ts';
+import { printableKey } from '../../../src/storage/keys.ts';
+import { FaultyWrites } from '../../support/faulty-storage.ts';
+import { bytes, conf, ent, ents, tempDir, text } from './helpers.ts';
 
 const small = { snapshotEveryEntries: 10, snapshotCatchupEntries: 3 };
 
@@ -29,26 +33,6 @@ test('hard state, entries and conf state survive close and reopen', async (t) =>
   assert.equal(r.applied, 4);
   assert.equal(text(await r.get('users', 'alice')), 'A');
   assert.equal(r.getSync('users', 'alice')?.length, 1);
-});
-
-test('a conflicting suffix is replaced, in the cache and on disk', async (t) => {
-  const dir = await tempDir(t);
-  const s = await DurableStorage.open(dir);
-  await s.commit({ entries: ents(1, 6, 1), hardState: { term: 1, vote: 1, commit: 2 } });
-  await s.commit({ entries: [ent(4, 2, 'new4'), ent(5, 2, 'new5')], hardState: { term: 2, vote: 0, commit: 2 } });
-  assert.equal(s.lastIndex(), 5);
-  assert.equal(s.term(4), 2);
-  assert.deepEqual(s.entries(4, 6, Infinity), [ent(4, 2, 'new4'), ent(5, 2, 'new5')]);
-  // A replacement shorter than the old suffix deletes the tail.
-  await s.commit({ entries: [ent(3, 3, 'new3')], hardState: { term: 3, vote: 0, commit: 2 } });
-  assert.equal(s.lastIndex(), 3);
-  await s.close();
-  assert.deepEqual((await rawKeys(dir, 'l/')).length, 3);
-
-  const r = await DurableStorage.open(dir);
-  t.after(() => r.close());
-  assert.equal(r.lastIndex(), 3);
-  assert.deepEqual(r.entries(1, 4, Infinity), [ent(1, 1), ent(2, 1), ent(3, 3, 'new3')]);
 });
 
 test('several writes in one commit are applied in order with one sync batch', async (t) => {
@@ -100,131 +84,6 @@ test('overlapping commits and impossible writes are invariant failures', async (
   assert.equal(s.lastIndex(), 4);
   assert.deepEqual(s.hardState, { term: 1, vote: 2, commit: 2 });
   assert.equal(s.stats().syncBatches, 2);
-});
-
-test('iterate returns a bounded, ordered range of one keyspace', async (t) => {
-  const dir = await tempDir(t);
-  const s = await DurableStorage.open(dir, { config: { maxIterateLimit: 100 } });
-  t.after(() => s.close());
-  const puts: [string, string, Uint8Array][] = [];
-  for (let i = 0; i < 20; i++) puts.push(['tokens', `t${String(i).padStart(2, '0')}`, bytes(`v${i}`)]);
-  puts.push(['tokensx', 't05', bytes('other keyspace')]);
-  await s.commit({ state: { puts } });
-  const page = await s.iterate('tokens', { gte: 't05', lt: 't15', limit: 4 });
-  assert.deepEqual(page.map((r) => text(r.key)), ['t05', 't06', 't07', 't08']);
-  assert.deepEqual(page.map((r) => text(r.value)), ['v5', 'v6', 'v7', 'v8']);
-  assert.equal((await s.iterate('tokens', { limit: 100 })).length, 20);
-  assert.equal((await s.iterate('tokensx', { limit: 100 })).length, 1);
-  await assert.rejects(s.iterate('tokens', { limit: 101 }), (e: unknown) => e instanceof StorageError && e.code === 'INVALID_ARGUMENT');
-});
-
-test('a snapshot compacts the log behind snapshotCatchupEntries, and reopen agrees', async (t) => {
-  const dir = await tempDir(t);
-  const s = await DurableStorage.open(dir, { config: small });
-  await s.commit({ entries: ents(1, 20, 1), hardState: { term: 1, vote: 1, commit: 20 } });
-  assert.equal(s.shouldSnapshot(), false);
-  await s.commit({ applied: 20, confState: conf(1), state: { puts: [['ks', 'a', bytes('1')]] } });
-  assert.equal(s.shouldSnapshot(), true);
-  const info = await s.createSnapshot({ index: 20, term: 1, confState: conf(1) });
-  assert.equal(info.compactedThrough, 17);
-  assert.equal(info.records, 1);
-  assert.equal(s.shouldSnapshot(), false);
-  assert.equal(s.firstIndex(), 18);
-  assert.equal(s.term(17), 1);
-  assert.throws(() => s.term(16), (e: unknown) => e instanceof RaftError && e.code === 'COMPACTED');
-  assert.deepEqual(s.snapshot().metadata, { index: 20, term: 1, confState: conf(1) });
-  await assert.rejects(s.createSnapshot({ index: 20, term: 1, confState: conf(1) }), (e: unknown) => e instanceof StorageError && e.code === 'SNAPSHOT_OUT_OF_DATE');
-  await s.close();
-  assert.equal((await rawKeys(dir, 'l/')).length, 3);
-
-  const r = await DurableStorage.open(dir, { config: small });
-  t.after(() => r.close());
-  assert.equal(r.firstIndex(), 18);
-  assert.equal(r.lastIndex(), 20);
-  assert.equal(r.term(17), 1);
-  assert.deepEqual(r.snapshot().metadata, { index: 20, term: 1, confState: conf(1) });
-  assert.equal(r.applied, 20);
-});
-
-test('createSnapshot refuses an index that is not the applied index', async (t) => {
-  const dir = await tempDir(t);
-  const s = await DurableStorage.open(dir, { config: small });
-  t.after(() => s.close());
-  await s.commit({ entries: ents(1, 5, 1), hardState: { term: 1, vote: 0, commit: 5 }, applied: 4 });
-  await assert.rejects(s.createSnapshot({ index: 5, term: 1, confState: conf(1) }), (e: unknown) => e instanceof StorageInvariantError && /applied index is 4/.test(e.message));
-});
-
-test('a damaged log record makes open refuse, naming the store and the index', async (t) => {
-  const dir = await tempDir(t);
-  const s = await DurableStorage.open(dir);
-  await s.commit({ entries: ents(1, 5, 1), hardState: { term: 1, vote: 0, commit: 5 } });
-  await s.close();
-  await flipRawByte(dir, logKey(3), 6);
-  await assert.rejects(DurableStorage.open(dir), (e: unknown) => {
-    assert.ok(e instanceof StorageCorruptError, String(e));
-    assert.equal(e.store, 'raft log');
-    assert.equal(e.index, 3);
-    assert.equal(e.key, 'l/3');
-    assert.match(e.message, /raft log entry at index 3/);
-    assert.match(e.message, /wipe its data directory/);
-    return true;
-  });
-  // The failed open released the LevelDB lock: a second attempt reports the same damage, not LOCKED.
-  await assert.rejects(DurableStorage.open(dir), (e: unknown) => e instanceof StorageCorruptError && e.index === 3);
-});
-
-test('a damaged hard state, or a hole in the log, makes open refuse', async (t) => {
-  const dir = await tempDir(t);
-  const s = await DurableStorage.open(dir);
-  await s.commit({ entries: ents(1, 5, 1), hardState: { term: 1, vote: 0, commit: 5 } });
-  await s.close();
-  await flipRawByte(dir, META.hardState, 0);
-  await assert.rejects(DurableStorage.open(dir), (e: unknown) => e instanceof StorageCorruptError && e.store === 'hard state' && e.key === 'm/hardState');
-
-  const dir2 = await tempDir(t);
-  const s2 = await DurableStorage.open(dir2);
-  await s2.commit({ entries: ents(1, 5, 1) });
-  await s2.close();
-  const { ClassicLevel } = await import('classic-level');
-  const raw = new ClassicLevel<Uint8Array, Uint8Array>(`${dir2}/db`, { keyEncoding: 'view', valueEncoding: 'view' });
-  await raw.del(logKey(4));
-  await raw.close();
-  await assert.rejects(DurableStorage.open(dir2), (e: unknown) => e instanceof StorageCorruptError && e.store === 'raft log' && e.index === 4 && /missing/.test(e.message));
-});
-
-test('a damaged state record is refused on read, and the store then refuses to serve', async (t) => {
-  const dir = await tempDir(t);
-  const s = await DurableStorage.open(dir);
-  await s.commit({ state: { puts: [['users', 'alice', bytes('alice-record')], ['users', 'bob', bytes('bob-record')]] } });
-  await s.close();
-  await flipRawByte(dir, stateKey(0, 'users', 'alice'), 7);
-
-  // By default open scrubs the state and refuses to start.
-  await assert.rejects(DurableStorage.open(dir), (e: unknown) => e instanceof StorageCorruptError && e.store === 'state' && e.key === 's/0/users/alice');
-  // Without the scrub the damage is found on the first read of the record.
-  const r = await DurableStorage.open(dir, { verifyState: false });
-  t.after(() => r.close());
-  assert.equal(text(await r.get('users', 'bob')), 'bob-record');
-  await assert.rejects(r.get('users', 'alice'), (e: unknown) => {
-    assert.ok(e instanceof StorageCorruptError);
-    assert.equal(e.store, 'state');
-    assert.equal(e.key, 's/0/users/alice');
-    assert.match(e.message, /state record s\/0\/users\/alice is damaged/);
-    return true;
-  });
-  await assert.rejects(r.get('users', 'bob'), StorageCorruptError);
-  await assert.rejects(r.commit({ applied: 0 }), StorageCorruptError);
-});
-
-test('a damaged state record is also found by iterate', async (t) => {
-  const dir = await tempDir(t);
-  const s = await DurableStorage.open(dir);
-  await s.commit({ state: { puts: [['ks', 'a', bytes('1')], ['ks', 'b', bytes('2')]] } });
-  await s.close();
-  await flipRawByte(dir, stateKey(0, 'ks', 'b'), 4);
-  const r = await DurableStorage.open(dir, { verifyState: false });
-  t.after(() => r.close());
-  await assert.rejects(r.iterate('ks', { limit: 10 }), (e: unknown) => e instanceof StorageCorruptError && e.key === 's/0/ks/b');
 });
 
 test('config is validated at open', async (t) => {
@@ -302,4 +161,56 @@ test('an unsynced commit may move only the commit and applied indexes and the st
   await assert.rejects(s.commit({ entries: [ent(4, 1)] }, { sync: false }), /must be synced/);
   await assert.rejects(s.commit({ hardState: { term: 2, vote: 0, commit: 3 } }, { sync: false }), /must be synced/);
   assert.equal(s.lastIndex(), 3);
+});
+
+test('a commit that touches every module is ONE fsynced batch: log, hard state, state, applied index, conf state', async (t) => {
+  const faults = new FaultyWrites();
+  const s = await DurableStorage.open(await tempDir(t), { wrapWrites: faults.wrapWrites });
+  t.after(() => s.close());
+  await s.commit([
+    { entries: ents(1, 2, 1), hardState: { term: 1, vote: 1, commit: 2 } },
+    { confState: conf(1), applied: 2, state: { puts: [['users', 'alice', bytes('A')]] } },
+  ]);
+  const batches = faults.written.filter((w) => w.purpose === 'commit');
+  assert.equal(batches.length, 1);
+  assert.equal(faults.written.length, 1, 'nothing else was written');
+  assert.equal(batches[0]!.sync, true);
+  assert.deepEqual(batches[0]!.ops.map((o) => `${o.type} ${printableKey(o.key)}`).sort(), ['put l/1', 'put l/2', 'put m/applied', 'put m/confState', 'put m/hardState', 'put s/0/users/alice']);
+  assert.equal(s.stats().syncBatches, 1);
+});
+
+test('a failed commit write stops the store and changes nothing it serves; reopen shows the last durable state', async (t) => {
+  const dir = await tempDir(t);
+  const faults = new FaultyWrites({ purpose: 'commit', nth: 2, kind: 'fail' });
+  const s = await DurableStorage.open(dir, { wrapWrites: faults.wrapWrites });
+  await s.commit({ entries: ents(1, 3, 1), hardState: { term: 1, vote: 1, commit: 3 } });
+  await assert.rejects(s.commit({ applied: 3, state: { puts: [['ks', 'a', bytes('1')]] } }), (e: unknown) => e instanceof StorageError && e.code === 'IO');
+  assert.equal(s.applied, 0);
+  // After a failed fsync the file's state is unknown: the store serves nothing more.
+  await assert.rejects(s.get('ks', 'a'), (e: unknown) => e instanceof StorageError && e.code === 'IO');
+  assert.throws(() => s.getSync('ks', 'a'), (e: unknown) => e instanceof StorageError && e.code === 'IO');
+  await assert.rejects(s.commit({ applied: 1 }), (e: unknown) => e instanceof StorageError && e.code === 'IO');
+  await s.close();
+
+  const r = await DurableStorage.open(dir);
+  t.after(() => r.close());
+  assert.equal(r.lastIndex(), 3);
+  assert.equal(r.applied, 0);
+  assert.equal(await r.get('ks', 'a'), undefined);
+});
+
+test('a crash right after a commit batch: the store had not shown it yet, reopen shows all of it', async (t) => {
+  const dir = await tempDir(t);
+  const faults = new FaultyWrites({ purpose: 'commit', nth: 1, kind: 'crash' });
+  const s = await DurableStorage.open(dir, { wrapWrites: faults.wrapWrites });
+  await assert.rejects(s.commit({ entries: ents(1, 3, 1), hardState: { term: 1, vote: 1, commit: 2 }, applied: 2, state: { puts: [['ks', 'a', bytes('1')]] } }), (e: unknown) => e instanceof StorageError && e.code === 'SIMULATED_CRASH');
+  assert.equal(s.lastIndex(), 0, 'the cache changes only after the batch resolves');
+  await s.close();
+
+  const r = await DurableStorage.open(dir);
+  t.after(() => r.close());
+  assert.equal(r.lastIndex(), 3);
+  assert.deepEqual(r.hardState, { term: 1, vote: 1, commit: 2 });
+  assert.equal(r.applied, 2);
+  assert.equal(text(await r.get('ks', 'a')), '1');
 });

@@ -1,11 +1,16 @@
 // Shared helpers of the storage tests: a temp data dir under os.tmpdir() removed after the test,
 // entry builders, and raw access to a closed store's LevelDB for corruption tests.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { ClassicLevel } from 'classic-level';
 import type { ConfState, Entry } from '../../../src/raft/types.ts';
+import { resolveStorageConfig, type StorageConfig } from '../../../src/storage/config.ts';
+import { LevelStore } from '../../../src/storage/level-store.ts';
+import { LogStore } from '../../../src/storage/log-store.ts';
+import { Snapshotter } from '../../../src/storage/snapshotter.ts';
+import { StateStore } from '../../../src/storage/state-store.ts';
 
 export async function tempDir(t: TestContext, name = 'raftauth-storage-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), name));
@@ -55,4 +60,20 @@ export async function rawKeys(dataDir: string, prefix: string): Promise<Uint8Arr
   } finally {
     await db.close();
   }
+}
+
+/**
+ * The modules behind DurableStorage, opened as its open() composes them, for tests of one module:
+ * the shared LevelDB, the state store, the log store and the snapshotter. Close with `level.close()`.
+ */
+export async function openModules(dataDir: string, partial: Partial<StorageConfig> = {}): Promise<{ config: StorageConfig; level: LevelStore; state: StateStore; log: LogStore; snapshots: Snapshotter }> {
+  const config = resolveStorageConfig(partial);
+  const snapDir = join(dataDir, 'snap');
+  await mkdir(snapDir, { recursive: true });
+  const level = await LevelStore.open(dataDir);
+  const snapMeta = await Snapshotter.readMeta(level);
+  const state = await StateStore.load(level, config);
+  const log = await LogStore.load(level, config, snapMeta);
+  const snapshots = new Snapshotter({ level, config, snapDir, log, state }, snapMeta);
+  return { config, level, state, log, snapshots };
 }

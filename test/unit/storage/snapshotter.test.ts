@@ -1,13 +1,18 @@
+// The snapshotter (src/storage/snapshotter.ts): snapshot files and the snapshot record: create,
+// compact, stream, receive, install, prune, and the snapshot policy. Most tests go through the
+// DurableStorage facade, whose snapshot calls are the snapshotter's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DurableStorage } from '../../../src/storage/durable-storage.ts';
 import type { StorageWrite } from '../../../src/storage/durable-storage.ts';
-import { StorageError } from '../../../src/storage/errors.ts';
+import { StorageError, StorageInvariantError } from '../../../src/storage/errors.ts';
+import { RaftError } from '../../../src/raft/errors.ts';
 import { SnapshotReceiver } from '../../../src/storage/snapshot-receiver.ts';
 import type { ConfState, SnapshotMetadata } from '../../../src/raft/types.ts';
 import { bytes, conf, ents, rawKeys, tempDir, text } from './helpers.ts';
+import { FaultyWrites, crashAfterInstallBatches, crashAfterInstallFlip } from '../../support/faulty-storage.ts';
 
 // Small frames and chunks so that a few hundred records span many of each.
 const config = {
@@ -18,6 +23,8 @@ const config = {
   installBatchRecords: 50,
   keepSnapshotFiles: 2,
 };
+
+const small = { snapshotEveryEntries: 10, snapshotCatchupEntries: 3 };
 
 const KEYSPACES = ['clients', 'tokens', 'users'];
 
@@ -237,7 +244,7 @@ test('a crash part-way through loading the new generation leaves the old state i
   await a.createSnapshot(meta);
 
   const bDir = await tempDir(t);
-  const b = await seededStore(bDir, 5, 50, 'B-old', conf(1), { faults: { crashAfterInstallBatches: 3 } });
+  const b = await seededStore(bDir, 5, 50, 'B-old', conf(1), { wrapWrites: crashAfterInstallBatches(3).wrapWrites });
   const before = await dumpState(b);
   const path = await transfer(a, 30, b, meta);
   await assert.rejects(b.installSnapshot(path), (e: unknown) => e instanceof StorageError && e.code === 'SIMULATED_CRASH');
@@ -270,7 +277,7 @@ test('a crash right after the flip leaves the new state', async (t) => {
   await a.createSnapshot(meta);
 
   const bDir = await tempDir(t);
-  const b = await seededStore(bDir, 5, 50, 'B-old', conf(1), { faults: { crashAfterInstallFlip: true } });
+  const b = await seededStore(bDir, 5, 50, 'B-old', conf(1), { wrapWrites: crashAfterInstallFlip().wrapWrites });
   const path = await transfer(a, 30, b, meta);
   await assert.rejects(b.installSnapshot(path), (e: unknown) => e instanceof StorageError && e.code === 'SIMULATED_CRASH');
   await b.close();
@@ -320,4 +327,120 @@ test('receiveSnapshot removes the partial file when the stream breaks', async (t
   await assert.rejects(b.receiveSnapshot({ index: 30, term: 1 }, broken()), /peer reset the stream/);
   assert.deepEqual(await readdir(b.snapDir), []);
   assert.equal(b.applied, 0);
+});
+
+test('a snapshot compacts the log behind snapshotCatchupEntries, and reopen agrees', async (t) => {
+  const dir = await tempDir(t);
+  const s = await DurableStorage.open(dir, { config: small });
+  await s.commit({ entries: ents(1, 20, 1), hardState: { term: 1, vote: 1, commit: 20 } });
+  assert.equal(s.shouldSnapshot(), false);
+  await s.commit({ applied: 20, confState: conf(1), state: { puts: [['ks', 'a', bytes('1')]] } });
+  assert.equal(s.shouldSnapshot(), true);
+  const info = await s.createSnapshot({ index: 20, term: 1, confState: conf(1) });
+  assert.equal(info.compactedThrough, 17);
+  assert.equal(info.records, 1);
+  assert.equal(s.shouldSnapshot(), false);
+  assert.equal(s.firstIndex(), 18);
+  assert.equal(s.term(17), 1);
+  assert.throws(() => s.term(16), (e: unknown) => e instanceof RaftError && e.code === 'COMPACTED');
+  assert.deepEqual(s.snapshot().metadata, { index: 20, term: 1, confState: conf(1) });
+  await assert.rejects(s.createSnapshot({ index: 20, term: 1, confState: conf(1) }), (e: unknown) => e instanceof StorageError && e.code === 'SNAPSHOT_OUT_OF_DATE');
+  await s.close();
+  assert.equal((await rawKeys(dir, 'l/')).length, 3);
+
+  const r = await DurableStorage.open(dir, { config: small });
+  t.after(() => r.close());
+  assert.equal(r.firstIndex(), 18);
+  assert.equal(r.lastIndex(), 20);
+  assert.equal(r.term(17), 1);
+  assert.deepEqual(r.snapshot().metadata, { index: 20, term: 1, confState: conf(1) });
+  assert.equal(r.applied, 20);
+});
+
+test('createSnapshot refuses an index that is not the applied index', async (t) => {
+  const dir = await tempDir(t);
+  const s = await DurableStorage.open(dir, { config: small });
+  t.after(() => s.close());
+  await s.commit({ entries: ents(1, 5, 1), hardState: { term: 1, vote: 0, commit: 5 }, applied: 4 });
+  await assert.rejects(s.createSnapshot({ index: 5, term: 1, confState: conf(1) }), (e: unknown) => e instanceof StorageInvariantError && /applied index is 4/.test(e.message));
+});
+
+
+test('shouldSnapshot: due once the applied index is snapshotEveryEntries past the recorded snapshot', async (t) => {
+  const s = await seededStore(await tempDir(t), 10, 3, 'S');
+  t.after(() => s.close());
+  assert.equal(s.shouldSnapshot(9), false);
+  assert.equal(s.shouldSnapshot(), true, 'applied 10, no snapshot yet');
+  await s.createSnapshot({ index: 10, term: 1, confState: conf(1, 2, 3) });
+  assert.equal(s.shouldSnapshot(), false);
+  assert.equal(s.shouldSnapshot(19), false);
+  assert.equal(s.shouldSnapshot(20), true);
+});
+
+test('pruning keeps a received file newer than the recorded snapshot (it is about to be installed)', async (t) => {
+  const dir = await tempDir(t);
+  const s = await seededStore(dir, 10, 3, 'S');
+  t.after(() => s.close());
+  // Files as a follower may hold them: old snapshots, and a received one not yet installed.
+  for (const name of ['1-2.snap', '1-5.snap', '1-50.snap']) await writeFile(join(s.snapDir, name), 'x');
+  await s.createSnapshot({ index: 10, term: 1, confState: conf(1, 2, 3) });
+  assert.deepEqual((await readdir(s.snapDir)).sort(), ['1-10.snap', '1-5.snap', '1-50.snap']);
+});
+
+test('a snapshot file with a damaged header is not offered to a follower', async (t) => {
+  const s = await seededStore(await tempDir(t), 10, 3, 'S');
+  t.after(() => s.close());
+  const info = await s.createSnapshot({ index: 10, term: 1, confState: conf(1, 2, 3) });
+  const damaged = Buffer.from(await readFile(info.path));
+  damaged[20]! ^= 0x01; // inside the header frame, after the 12-byte preamble and the frame header
+  await writeFile(info.path, damaged);
+  await assert.rejects(s.openSnapshotChunks(10), (e: unknown) => e instanceof StorageError && e.code === 'SNAPSHOT_INVALID');
+});
+
+test('a failed write while loading a snapshot stops the store; the next open removes the partial generation', async (t) => {
+  const a = await seededStore(await tempDir(t), 30, 400, 'A');
+  t.after(() => a.close());
+  const meta = { index: 30, term: 1, confState: conf(1, 2, 3) };
+  await a.createSnapshot(meta);
+
+  const bDir = await tempDir(t);
+  const faults = new FaultyWrites({ purpose: 'install-load', nth: 3, kind: 'fail' });
+  const b = await seededStore(bDir, 5, 50, 'B-old', conf(1), { wrapWrites: faults.wrapWrites });
+  const before = await dumpState(b);
+  const path = await transfer(a, 30, b, meta);
+  await assert.rejects(b.installSnapshot(path), (e: unknown) => e instanceof StorageError && e.code === 'IO' && /EIO: injected/.test(e.message));
+  assert.equal(faults.fired.length, 1);
+  // After a failed write nothing on disk is known for sure: the store stops and cleans nothing up.
+  await assert.rejects(b.get('users', 'key-0002'), (e: unknown) => e instanceof StorageError && e.code === 'IO');
+  await b.close();
+  assert.equal((await rawKeys(bDir, 's/\x00\x00\x00\x01')).length, 100, 'two batches of 50 written, the third refused');
+
+  const r = await DurableStorage.open(bDir, { config });
+  t.after(() => r.close());
+  assert.deepEqual(await dumpState(r), before);
+  assert.equal(r.stateGeneration, 0);
+  await r.close();
+  assert.equal((await rawKeys(bDir, 's/\x00\x00\x00\x01')).length, 0, 'open() removed the partial generation');
+});
+
+test('a crash right after a snapshot is recorded: reopen has the snapshot and the compacted log', async (t) => {
+  const dir = await tempDir(t);
+  const faults = new FaultyWrites({ purpose: 'snapshot-record', nth: 1, kind: 'crash' });
+  const s = await seededStore(dir, 20, 30, 'S', conf(1, 2, 3), { wrapWrites: faults.wrapWrites });
+  const meta = { index: 20, term: 1, confState: conf(1, 2, 3) };
+  const expected = await dumpState(s);
+  await assert.rejects(s.createSnapshot(meta), (e: unknown) => e instanceof StorageError && e.code === 'SIMULATED_CRASH');
+  await assert.rejects(s.openSnapshotChunks(20), (e: unknown) => e instanceof StorageError && e.code === 'SIMULATED_CRASH');
+  await s.close();
+
+  const r = await DurableStorage.open(dir, { config });
+  t.after(() => r.close());
+  assert.deepEqual(r.snapshotMetadata, meta);
+  assert.equal(r.firstIndex(), 18, 'compacted behind snapshotCatchupEntries (3)');
+  assert.equal(r.lastIndex(), 20);
+  assert.equal(r.applied, 20);
+  assert.deepEqual(await dumpState(r), expected);
+  const stream = await r.openSnapshotChunks(20);
+  assert.deepEqual(stream.metadata, meta);
+  await stream.chunks.return(undefined);
 });
