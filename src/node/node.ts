@@ -176,12 +176,6 @@ export class RaftNode implements NodeApi {
           if (!self) return { ok: false, error: { code: 'UNAVAILABLE', leaderHint: NONE, message: 'starting' } };
           return self.router.onForwarded(req);
         },
-        onReadIndex: async (req) => {
-          if (!self) return { ok: false, error: { code: 'UNAVAILABLE', leaderHint: NONE, message: 'starting' } };
-          const o = await self.readIndexOnce(`fwd:${req.from}:${randomInt(2 ** 47)}`);
-          if (o.kind === 'ready') return { ok: true, index: o.index };
-          return { ok: false, error: { code: o.kind === 'notLeader' ? 'NOT_LEADER' : 'UNAVAILABLE', leaderHint: o.kind === 'notLeader' ? o.leader : NONE, message: 'no read index' } };
-        },
         onPeerAddress: (from, address) => {
           self?.driver.enqueue({ kind: 'peerAddress', id: from, address });
         },
@@ -288,10 +282,6 @@ export class RaftNode implements NodeApi {
       await storage.close().catch(() => undefined);
       throw e;
     }
-  }
-
-  private readIndexOnce(context: string): Promise<ReadOutcome> {
-    return new Promise<ReadOutcome>((resolve) => this.driver.enqueue({ kind: 'readIndex', context, reply: resolve }));
   }
 
   private checkTimeout(ms: number): number {

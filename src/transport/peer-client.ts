@@ -6,26 +6,17 @@ import { once } from 'node:events';
 import { connect as tlsConnect } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import type { Message, NodeId, SnapshotMetadata } from '../raft/types.ts';
-import { decodeForwardError, encodeMessage, encodeSnapshotHeader, u64 } from './codec.ts';
+import { encodeSnapshotHeader, u64 } from './codec.ts';
 import { TransportError } from './errors.ts';
 import type { TransportLimits } from './limits.ts';
 import { ENVELOPE_MARGIN_BYTES } from './limits.ts';
-import type {
-  WireAck,
-  WireMessageBatch,
-  WireProposeRequest,
-  WireProposeResponse,
-  WireReadIndexRequest,
-  WireReadIndexResponse,
-  WireSnapshotAck,
-  WireSnapshotChunk,
-} from './proto.ts';
+import type { WireAck, WireSnapshotAck, WireSnapshotChunk } from './proto.ts';
 import { raftFrameServiceDefinition } from './proto.ts';
 import { decodeOutcomesFrame, encodeForwardFrame, encodeRaftFrame, frameData } from './frames.ts';
 import type { ForwardItem } from './frames.ts';
 import type { TransportStats } from './stats.ts';
 import { channelCredentials, probeTlsOptions } from './tls.ts';
-import type { ForwardError, ProposeRequest, ProposeResult, ReadIndexRequest, ReadIndexResult, TlsMaterial, TransportLogger } from './types.ts';
+import type { ForwardError, ProposeRequest, ProposeResult, TlsMaterial, TransportLogger } from './types.ts';
 
 export interface PeerClientOptions {
   /** The id this client claims (it must be the one its certificate names, or the peer refuses). */
@@ -37,7 +28,6 @@ export interface PeerClientOptions {
   readonly limits: TransportLimits;
   readonly logger: TransportLogger;
   readonly stats: TransportStats;
-  readonly observer?: TransportObserver;
   /**
    * This node's own raft address (host:port), sent as RAFT_ADDRESS_METADATA when a Stream opens so
    * that a peer with no address for us (a joiner before its snapshot) can answer. Optional.
@@ -54,23 +44,20 @@ export const RAFT_ADDRESS_METADATA = 'raftauth-raft-address';
 
 /** Metrics hooks of the transport (src/ops/metrics.ts); called synchronously, must not throw. */
 export interface TransportObserver {
-  /** A batch of raft messages was acknowledged by `peer` `seconds` after the Send call began. */
+  /** A batch of raft messages was acknowledged by `peer` `seconds` after it was written to the stream. */
   peerRtt(peer: NodeId, seconds: number): void;
-  /** A Send call to `peer` failed. */
+  /** A batch to `peer` failed (its stream failed or was given up). */
   peerSendFailed(peer: NodeId): void;
 }
 
-function methodDef(name: 'Send' | 'Stream' | 'Snapshot' | 'Propose' | 'ProposeStream' | 'ReadIndex'): grpc.MethodDefinition<unknown, unknown> {
+function methodDef(name: 'Stream' | 'Snapshot' | 'ProposeStream'): grpc.MethodDefinition<unknown, unknown> {
   const m = raftFrameServiceDefinition[name];
   if (m === undefined) throw new Error(`Raft.${name} missing`);
   return m;
 }
-const SEND = methodDef('Send');
 const STREAM = methodDef('Stream');
 const PROPOSE_STREAM = methodDef('ProposeStream');
 const SNAPSHOT = methodDef('Snapshot');
-const PROPOSE = methodDef('Propose');
-const READ_INDEX = methodDef('ReadIndex');
 
 /**
  * Channel options: message size limits, keepalive (notice a connection whose packets vanish),
@@ -358,50 +345,11 @@ export class PeerClient {
     return this.client.getChannel().getConnectivityState(false);
   }
 
-  private unary<Req, Res>(method: grpc.MethodDefinition<unknown, unknown>, req: Req, timeoutMs: number): Promise<Res> {
-    return new Promise<Res>((resolve, reject) => {
-      this.client.makeUnaryRequest(
-        method.path,
-        method.requestSerialize as (r: Req) => Buffer,
-        method.responseDeserialize as (b: Buffer) => Res,
-        req,
-        new grpc.Metadata(),
-        { deadline: Date.now() + timeoutMs },
-        (err, res) => {
-          if (err !== null || res === undefined) reject(peerFailed(`${method.path} to node ${this.peerId}`, err ?? new Error('empty response')));
-          else resolve(res);
-        },
-      );
-    });
-  }
-
   /** Opens a Stream call to the peer (the path every raft message but MsgSnap takes). */
   openStream(events: PeerStreamEvents): PeerStream {
     const stream = new PeerStream(this.client, this.opts.selfId, this.peerId, events, (s) => this.streams.delete(s), this.opts.advertiseAddress);
     this.streams.add(stream);
     return stream;
-  }
-
-  /** Sends one batch as is. Exposed for tests that need to send what Transport never would. */
-  sendWireBatch(batch: WireMessageBatch): Promise<WireAck> {
-    return this.unary<WireMessageBatch, WireAck>(SEND, batch, this.opts.limits.sendTimeoutMs);
-  }
-
-  /** Sends raft messages (none of them MsgSnap) as one batch; resolves with the count accepted. */
-  async sendBatch(msgs: readonly Message[]): Promise<number> {
-    const wire = { from: this.opts.selfId, to: this.peerId, messages: msgs.map(encodeMessage) };
-    // The round trip of the Send call: the peer's handler only queues the batch for its driver, so
-    // this is network + TLS + gRPC framing + the peer's event-loop delay (peer RTT metric).
-    const startNs = process.hrtime.bigint();
-    let ack: WireAck;
-    try {
-      ack = await this.sendWireBatch(wire);
-    } catch (e) {
-      this.opts.observer?.peerSendFailed(this.peerId);
-      throw e;
-    }
-    this.opts.observer?.peerRtt(this.peerId, Number(process.hrtime.bigint() - startNs) / 1e9);
-    return ack.accepted;
   }
 
   /**
@@ -549,28 +497,5 @@ export class PeerClient {
     stream.pendingBytes = 0;
     for (const answer of waiting) answer({ ok: false, error });
     stream.call.cancel();
-  }
-
-  /** Forwards a write as one Propose call (the unary form; nodes use forward()). */
-  async propose(req: ProposeRequest): Promise<ProposeResult> {
-    const wire: WireProposeRequest = { from: this.opts.selfId, sessionId: req.sessionId, seq: req.seq, command: req.command, timeoutMs: req.timeoutMs };
-    try {
-      const res = await this.unary<WireProposeRequest, WireProposeResponse>(PROPOSE, wire, req.timeoutMs);
-      if (res.outcome === 'result' && res.result instanceof Uint8Array) return { ok: true, result: new Uint8Array(res.result.buffer, res.result.byteOffset, res.result.byteLength) };
-      return { ok: false, error: decodeForwardError(res.error) };
-    } catch (e) {
-      return { ok: false, error: forwardErrorOf(e) };
-    }
-  }
-
-  async readIndex(req: ReadIndexRequest): Promise<ReadIndexResult> {
-    const wire: WireReadIndexRequest = { from: this.opts.selfId, timeoutMs: req.timeoutMs };
-    try {
-      const res = await this.unary<WireReadIndexRequest, WireReadIndexResponse>(READ_INDEX, wire, req.timeoutMs);
-      if (res.outcome === 'index') return { ok: true, index: u64(res.index, 'index') };
-      return { ok: false, error: decodeForwardError(res.error) };
-    } catch (e) {
-      return { ok: false, error: forwardErrorOf(e) };
-    }
   }
 }

@@ -12,26 +12,10 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import * as tls from 'node:tls';
 import type { Message, NodeId } from '../raft/types.ts';
-import {
-  PEER_ADDRESS,
-  bytesView,
-  decodeMessage,
-  decodeSnapshotHeader,
-  encodeForwardError,
-  u64,
-} from './codec.ts';
+import { PEER_ADDRESS, bytesView, decodeSnapshotHeader, u64 } from './codec.ts';
 import { TransportError } from './errors.ts';
 import type { TransportLimits } from './limits.ts';
-import type {
-  WireAck,
-  WireMessageBatch,
-  WireProposeRequest,
-  WireProposeResponse,
-  WireReadIndexRequest,
-  WireReadIndexResponse,
-  WireSnapshotAck,
-  WireSnapshotChunk,
-} from './proto.ts';
+import type { WireAck, WireSnapshotAck, WireSnapshotChunk } from './proto.ts';
 import { raftFrameServiceDefinition } from './proto.ts';
 import { decodeForwardFrame, decodeRaftFrame, encodeOutcomesFrame, frameData } from './frames.ts';
 import type { ForwardOutcome, RaftBatch } from './frames.ts';
@@ -41,7 +25,7 @@ import { RAFT_ADDRESS_METADATA } from './peer-client.ts';
 type SurfaceCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext' | 'getPeer' | 'getDeadline'>;
 import type { TransportStats } from './stats.ts';
 import { nodeIdFromPeerCertificate, serverTlsOptions } from './tls.ts';
-import type { ForwardError, IncomingProposeRequest, ListenAddress, ProposeResult, ReadIndexResult, SnapshotHeader, TlsMaterial, TransportHandler, TransportLogger } from './types.ts';
+import type { ForwardError, IncomingProposeRequest, ListenAddress, ProposeResult, SnapshotHeader, TlsMaterial, TransportHandler, TransportLogger } from './types.ts';
 
 export interface PeerServerOptions {
   readonly id: NodeId;
@@ -118,23 +102,14 @@ export class PeerServer {
       'grpc.keepalive_timeout_ms': limits.keepaliveTimeoutMs,
     });
     server.addService(raftFrameServiceDefinition, {
-      Send: (call: grpc.ServerUnaryCall<WireMessageBatch, WireAck>, cb: grpc.sendUnaryData<WireAck>) => {
-        this.onSend(call).then((ack) => cb(null, ack), (e: unknown) => cb(this.fail('Send', call, e)));
-      },
       Stream: (call: grpc.ServerDuplexStream<Buffer, WireAck>) => {
         this.onStream(call);
       },
       Snapshot: (call: grpc.ServerReadableStream<WireSnapshotChunk, WireSnapshotAck>, cb: grpc.sendUnaryData<WireSnapshotAck>) => {
         this.onSnapshot(call).then((ack) => cb(null, ack), (e: unknown) => cb(this.fail('Snapshot', call, e)));
       },
-      Propose: (call: grpc.ServerUnaryCall<WireProposeRequest, WireProposeResponse>, cb: grpc.sendUnaryData<WireProposeResponse>) => {
-        this.onPropose(call).then((r) => cb(null, r), (e: unknown) => cb(this.fail('Propose', call, e)));
-      },
       ProposeStream: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
         this.onProposeStream(call);
-      },
-      ReadIndex: (call: grpc.ServerUnaryCall<WireReadIndexRequest, WireReadIndexResponse>, cb: grpc.sendUnaryData<WireReadIndexResponse>) => {
-        this.onReadIndex(call).then((r) => cb(null, r), (e: unknown) => cb(this.fail('ReadIndex', call, e)));
       },
     });
     // The TLS is ours (below), so grpc's HTTP/2 server behind the injector must not add its own.
@@ -271,20 +246,12 @@ export class PeerServer {
     if (to !== this.opts.id) throw new Refusal(grpc.status.FAILED_PRECONDITION, `${what} is for node ${to}, this is node ${this.opts.id}`);
   }
 
-  // ---- Send -------------------------------------------------------------------------------------
-
-  private async onSend(call: grpc.ServerUnaryCall<WireMessageBatch, WireAck>): Promise<WireAck> {
-    const req = call.request;
-    const from = this.authenticate(call, req.from, 'Send');
-    const msgs = this.checkBatch(from, req);
-    if (msgs.length > 0) await this.opts.handler.onMessages(from, msgs);
-    return { accepted: msgs.length, batches: 0 };
-  }
+  // ---- Stream ---------------------------------------------------------------------------------
 
   /**
    * A peer's stream of batches (rpc Stream). The peer is authenticated once, by its first batch:
    * every later batch arrives on the same TLS connection, so the certificate cannot change, but
-   * each batch's `from`, `to` and messages are still checked like a Send's. Batches reach the node
+   * each batch's `from` and `to` are still checked. Batches reach the node
    * in the order sent; a handler that returns a promise pauses the stream until it settles. Acks
    * are coalesced: everything handed over before the event loop turns is acknowledged at once.
    * The first refusal ends the stream with its status (nothing after it is delivered).
@@ -330,6 +297,8 @@ export class PeerServer {
         } else if (batch.from !== from) this.authenticate(call, batch.from, 'Stream');
         msgs = this.checkFrame(batch);
       } catch (e) {
+        // A batch over a limit (too many messages, an entry too large) counts as a refused batch.
+        if (e instanceof TransportError && e.code === 'LIMIT_EXCEEDED') this.opts.stats.refusedBatches++;
         refuse(e);
         return;
       }
@@ -378,7 +347,7 @@ export class PeerServer {
   /**
    * A Stream frame's batch from its authenticated sender. The frame carries one sender and one
    * receiver for all its messages, so no message can speak for a third node; the receiver must be
-   * us. Counted like a Send batch.
+   * us.
    */
   private checkFrame(batch: RaftBatch): Message[] {
     const { stats } = this.opts;
@@ -402,29 +371,6 @@ export class PeerServer {
       return;
     }
     this.opts.handler.onPeerAddress?.(from, a);
-  }
-
-  /** The messages of a batch from the authenticated `from`, checked; throws a refusal. */
-  private checkBatch(from: NodeId, req: WireMessageBatch): Message[] {
-    const { limits, stats } = this.opts;
-    this.checkAddressedToUs(u64(req.to, 'to'), 'batch');
-    if (!Array.isArray(req.messages)) throw new TransportError('MALFORMED', 'messages: not a list');
-    if (req.messages.length > limits.maxMessagesPerBatch) {
-      stats.refusedBatches++;
-      throw new TransportError('LIMIT_EXCEEDED', `batch of ${req.messages.length} messages exceeds maxMessagesPerBatch ${limits.maxMessagesPerBatch}`);
-    }
-    const msgs: Message[] = [];
-    for (const w of req.messages) {
-      const m = decodeMessage(w);
-      // Each message must be from the authenticated sender and for us; otherwise a peer could
-      // inject messages "from" a third node inside its own batch.
-      if (m.from !== from) throw new Refusal(grpc.status.PERMISSION_DENIED, `message from node ${m.from} inside a batch from node ${from}`);
-      if (m.to !== this.opts.id) throw new Refusal(grpc.status.FAILED_PRECONDITION, `message for node ${m.to} inside a batch for node ${this.opts.id}`);
-      msgs.push(m);
-    }
-    stats.receivedBatches++;
-    stats.receivedMessages += msgs.length;
-    return msgs;
   }
 
   // ---- Snapshot ---------------------------------------------------------------------------------
@@ -493,30 +439,16 @@ export class PeerServer {
 
   // ---- forwarding ---------------------------------------------------------------------------
 
-  /** The local deadline of a forwarded request: its relative timeout (capped), and the call's deadline if it has one. */
-  private deadlineMs(timeoutWire: unknown, call: SurfaceCall | null): { timeoutMs: number; deadlineMs: number } {
-    const requested = Math.min(u64(timeoutWire as string, 'timeoutMs'), this.opts.limits.maxForwardTimeoutMs);
-    const nowMs = Date.now();
-    let deadlineMs = nowMs + requested;
-    if (call === null) return { timeoutMs: requested, deadlineMs };
-    const grpcDeadline = call.getDeadline();
-    const grpcDeadlineMs = grpcDeadline instanceof Date ? grpcDeadline.getTime() : grpcDeadline;
-    if (Number.isFinite(grpcDeadlineMs)) deadlineMs = Math.min(deadlineMs, grpcDeadlineMs);
-    return { timeoutMs: Math.max(0, deadlineMs - nowMs), deadlineMs };
-  }
-
-  private async onPropose(call: grpc.ServerUnaryCall<WireProposeRequest, WireProposeResponse>): Promise<WireProposeResponse> {
-    const req = call.request;
-    const from = this.authenticate(call, req.from, 'Propose');
-    const { timeoutMs, deadlineMs } = this.deadlineMs(req.timeoutMs, call);
-    const result = await this.propose(this.checkPropose(from, req, timeoutMs, deadlineMs));
-    return result.ok ? { result: result.result } : { error: encodeForwardError(result.error) };
+  /** The local deadline of a forwarded write: its relative timeout, capped at maxForwardTimeoutMs. */
+  private deadlineMs(timeoutMsWire: number): { timeoutMs: number; deadlineMs: number } {
+    const timeoutMs = Math.min(u64(timeoutMsWire, 'timeoutMs'), this.opts.limits.maxForwardTimeoutMs);
+    return { timeoutMs, deadlineMs: Date.now() + timeoutMs };
   }
 
   /**
    * A peer's stream of forwarded writes (rpc ProposeStream). Each request Frame carries the writes
-   * the peer forwarded during one turn of its event loop; each is checked and handled like a
-   * Propose call. Outcomes known during one turn of this event loop leave together in one response
+   * the peer forwarded during one turn of its event loop; each is checked (checkPropose) and handed
+   * to the node. Outcomes known during one turn of this event loop leave together in one response
    * Frame, each under its write's id. The peer is authenticated by its first frame (the
    * certificate cannot change on one connection); a later frame claiming another id, or a
    * malformed one, ends the stream.
@@ -554,7 +486,7 @@ export class PeerServer {
         else if (f.from !== from) this.authenticate(call, f.from, 'ProposeStream');
         const sender = from;
         incoming = f.items.map((it) => {
-          const { timeoutMs, deadlineMs } = this.deadlineMs(it.timeoutMs, null);
+          const { timeoutMs, deadlineMs } = this.deadlineMs(it.timeoutMs);
           return { id: it.id, req: this.checkPropose(sender, { sessionId: it.sessionId, seq: it.seq, command: it.command }, timeoutMs, deadlineMs) };
         });
       } catch (e) {
@@ -593,7 +525,7 @@ export class PeerServer {
   }
 
   /** A forwarded write checked: the session id, the command and its size, the seq. Throws a refusal. */
-  private checkPropose(from: NodeId, req: Pick<WireProposeRequest, 'sessionId' | 'seq' | 'command'>, timeoutMs: number, deadlineMs: number): IncomingProposeRequest {
+  private checkPropose(from: NodeId, req: { readonly sessionId: string; readonly seq: number; readonly command: Uint8Array }, timeoutMs: number, deadlineMs: number): IncomingProposeRequest {
     const { limits } = this.opts;
     if (typeof req.sessionId !== 'string' || req.sessionId.length === 0 || req.sessionId.length > limits.maxSessionIdChars) {
       throw new TransportError('MALFORMED', `sessionId must be 1..${limits.maxSessionIdChars} characters`);
@@ -612,21 +544,6 @@ export class PeerServer {
       this.opts.logger.error({ from: req.from, err: (e as Error).message }, 'propose handler failed');
       return { ok: false, error: internal(e) };
     }
-  }
-
-  private async onReadIndex(call: grpc.ServerUnaryCall<WireReadIndexRequest, WireReadIndexResponse>): Promise<WireReadIndexResponse> {
-    const { handler, logger } = this.opts;
-    const req = call.request;
-    const from = this.authenticate(call, req.from, 'ReadIndex');
-    const { timeoutMs, deadlineMs } = this.deadlineMs(req.timeoutMs, call);
-    let result: ReadIndexResult;
-    try {
-      result = await handler.onReadIndex({ from, timeoutMs, deadlineMs });
-    } catch (e) {
-      logger.error({ from, err: (e as Error).message }, 'readIndex handler failed');
-      result = { ok: false, error: internal(e) };
-    }
-    return result.ok ? { index: result.index } : { error: encodeForwardError(result.error) };
   }
 }
 

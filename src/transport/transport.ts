@@ -20,7 +20,7 @@ import type { TransportStats } from './stats.ts';
 import type { TransportObserver } from './peer-client.ts';
 import { newStats } from './stats.ts';
 import { checkOwnTlsMaterial } from './tls.ts';
-import type { ListenAddress, ProposeRequest, ProposeResult, ReadIndexRequest, ReadIndexResult, TlsMaterial, TransportHandler, TransportLogger } from './types.ts';
+import type { ListenAddress, ProposeRequest, ProposeResult, TlsMaterial, TransportHandler, TransportLogger } from './types.ts';
 
 export interface TransportOptions {
   readonly id: NodeId;
@@ -178,7 +178,7 @@ export class Transport {
     if (this.peers.has(id)) throw new RangeError(`peer ${id} already exists (use updatePeer)`);
     if (this.state === 'stopped') throw new TransportError('STOPPED', 'transport stopped');
     if (!PEER_ADDRESS.test(address)) throw new RangeError(`peer address must be host:port, got ${JSON.stringify(address)}`);
-    const client = new PeerClient({ selfId: this.id, peerId: id, address, tls: this.tls, limits: this.limits, logger: this.opts.logger, stats: this.counters, ...(this.opts.observer ? { observer: this.opts.observer } : {}), ...(this.opts.advertiseAddress !== undefined ? { advertiseAddress: this.opts.advertiseAddress } : {}) });
+    const client = new PeerClient({ selfId: this.id, peerId: id, address, tls: this.tls, limits: this.limits, logger: this.opts.logger, stats: this.counters, ...(this.opts.advertiseAddress !== undefined ? { advertiseAddress: this.opts.advertiseAddress } : {}) });
     this.peers.set(id, { id, address, client, queue: new MessageQueue(), stream: null, unacked: [], proven: false, blocked: false, deadlineTimer: null, sendingSnapshot: false, healthy: true, removed: false });
   }
 
@@ -435,13 +435,5 @@ export class Transport {
     }
     const timeoutMs = Math.max(1, Math.min(req.timeoutMs, this.limits.maxForwardTimeoutMs));
     return peer.client.forward({ ...req, timeoutMs });
-  }
-
-  /** Asks `to` (the leader) for a read index (§6.4). Never throws; see forwardPropose. */
-  async forwardReadIndex(to: NodeId, req: ReadIndexRequest): Promise<ReadIndexResult> {
-    const peer = this.peers.get(to);
-    if (peer === undefined) return { ok: false, error: { code: 'UNAVAILABLE', leaderHint: 0, message: `no address for node ${to}` } };
-    const timeoutMs = Math.max(1, Math.min(req.timeoutMs, this.limits.maxForwardTimeoutMs));
-    return peer.client.readIndex({ timeoutMs });
   }
 }

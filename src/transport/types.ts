@@ -38,17 +38,6 @@ export interface IncomingProposeRequest extends ProposeRequest {
 
 export type ProposeResult = { readonly ok: true; readonly result: Uint8Array } | { readonly ok: false; readonly error: ForwardError };
 
-export interface ReadIndexRequest {
-  readonly timeoutMs: number;
-}
-
-export interface IncomingReadIndexRequest extends ReadIndexRequest {
-  readonly from: NodeId;
-  readonly deadlineMs: number;
-}
-
-export type ReadIndexResult = { readonly ok: true; readonly index: number } | { readonly ok: false; readonly error: ForwardError };
-
 /**
  * The node side of the transport. Called for authenticated requests only: `from` is the node id
  * named by the peer's certificate (and claimed by the request).
@@ -65,7 +54,6 @@ export interface TransportHandler {
    */
   onSnapshot(header: SnapshotHeader, chunks: AsyncIterable<Uint8Array>): Promise<void>;
   onPropose(req: IncomingProposeRequest): Promise<ProposeResult>;
-  onReadIndex(req: IncomingReadIndexRequest): Promise<ReadIndexResult>;
   /**
    * A peer's own raft address, as it announced it when it opened a stream to us (the
    * RAFT_ADDRESS_METADATA of src/transport/peer-client.ts). `from` is the node its certificate

@@ -23,6 +23,7 @@ import type { TransportLogger } from '../../src/transport/types.ts';
 import type { Message } from '../../src/raft/types.ts';
 import { assertNever } from '../../scripts/lib/wait.ts';
 import { ProcessCluster, waitFor } from './harness.ts';
+import { sendOneBatch } from '../support/peer-stream.ts';
 
 const IDS = [1, 2, 3];
 /** Refusals the cluster must have logged before we stop watching the foreign node. */
@@ -119,7 +120,7 @@ test('peers with a foreign CA or a false node id are refused and the refusal is 
       stats: newStats(),
     });
     try {
-      await assert.rejects(intruder.sendBatch(stale(2)), (e: unknown) => e instanceof TransportError && e.grpcStatus === grpc.status.UNAVAILABLE);
+      await assert.rejects(sendOneBatch(intruder, stale(2)), (e: unknown) => e instanceof TransportError && e.grpcStatus === grpc.status.UNAVAILABLE);
     } finally {
       intruder.close();
     }
@@ -138,14 +139,14 @@ test('peers with a foreign CA or a false node id are refused and the refusal is 
     const client = (selfId: number) => new PeerClient({ selfId, peerId: target, address: c.member(target).raftAddress, tls, limits: resolveLimits({}), logger: quietLogger, stats: newStats() });
     const liar = client(3);
     try {
-      await assert.rejects(liar.sendBatch(stale(3)), (e: unknown) => e instanceof TransportError && e.grpcStatus === grpc.status.PERMISSION_DENIED);
+      await assert.rejects(sendOneBatch(liar, stale(3)), (e: unknown) => e instanceof TransportError && e.grpcStatus === grpc.status.PERMISSION_DENIED);
     } finally {
       liar.close();
     }
     await waitFor(`node ${target} to log the false claim`, () => logged(c, target, 'refused a peer request: it claims another node id than its certificate names', /"certNode":2.*"claimedNode":"3"/).length > 0, 5_000);
     const honest = client(2);
     try {
-      assert.equal(await honest.sendBatch(stale(2)), 1, 'the same certificate claiming its own id is accepted');
+      assert.equal(await sendOneBatch(honest, stale(2)), 1, 'the same certificate claiming its own id is accepted');
     } finally {
       honest.close();
     }

@@ -12,7 +12,7 @@ import {
   frameData,
 } from '../../../src/transport/frames.ts';
 import type { ForwardItem, ForwardOutcome } from '../../../src/transport/frames.ts';
-import type { Message } from '../../../src/raft/types.ts';
+import type { Message, MessageType } from '../../../src/raft/types.ts';
 import { rng } from './helpers.ts';
 import { BIG, randomMessage, samples } from './messages.ts';
 
@@ -38,6 +38,10 @@ test('a raft frame is a protobuf Frame: field 1, length-delimited, whose length 
 });
 
 test('every message variant survives a raft frame, entry data as plain Uint8Array views', () => {
+  const all: readonly MessageType[] = ['app', 'appResp', 'vote', 'preVote', 'voteResp', 'preVoteResp', 'heartbeat', 'heartbeatResp', 'snap', 'timeoutNow', 'readIndex', 'readIndexResp', 'transferLeader'];
+  const covered = new Set(samples.map((m) => m.type));
+  covered.add('snap'); // travels on the Snapshot call, not in a frame (codec.test.ts)
+  assert.deepEqual([...covered].sort(), [...all].sort(), 'the samples must cover the whole Message union');
   const ms = batchOf(1, 2, samples);
   const back = decodeRaftFrame(frameData(encodeRaftFrame(1, 2, ms)), LIMITS);
   assert.equal(back.from, 1);

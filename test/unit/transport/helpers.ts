@@ -5,9 +5,7 @@ import type { CertAndKey, ClusterCa } from '../../../src/crypto/certs.ts';
 import { MemorySnapshotSink, receiveSnapshot } from '../../../src/transport/snapshot-sink.ts';
 import type {
   IncomingProposeRequest,
-  IncomingReadIndexRequest,
   ProposeResult,
-  ReadIndexResult,
   SnapshotHeader,
   TlsMaterial,
   TransportHandler,
@@ -75,9 +73,7 @@ export class RecordingHandler implements TransportHandler {
   readonly announced: { from: NodeId; address: string }[] = [];
   readonly snapshotStatus: { id: NodeId; status: 'finished' | 'failure' }[] = [];
   readonly proposals: IncomingProposeRequest[] = [];
-  readonly readIndexes: IncomingReadIndexRequest[] = [];
   proposeReply: (req: IncomingProposeRequest) => Promise<ProposeResult> = async (req) => ({ ok: true, result: req.command });
-  readIndexReply: (req: IncomingReadIndexRequest) => Promise<ReadIndexResult> = async () => ({ ok: true, index: 0 });
 
   messages(): Message[] {
     return this.received.flatMap((r) => r.msgs);
@@ -93,10 +89,6 @@ export class RecordingHandler implements TransportHandler {
   onPropose(req: IncomingProposeRequest): Promise<ProposeResult> {
     this.proposals.push(req);
     return this.proposeReply(req);
-  }
-  onReadIndex(req: IncomingReadIndexRequest): Promise<ReadIndexResult> {
-    this.readIndexes.push(req);
-    return this.readIndexReply(req);
   }
   onPeerAddress(from: NodeId, address: string): void {
     this.announced.push({ from, address });

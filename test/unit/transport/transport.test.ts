@@ -15,11 +15,12 @@ import { TransportError } from '../../../src/transport/errors.ts';
 import { resolveLimits } from '../../../src/transport/limits.ts';
 import type { TransportLimits } from '../../../src/transport/limits.ts';
 import { newStats } from '../../../src/transport/stats.ts';
-import { raftServiceDefinition } from '../../../src/transport/proto.ts';
-import { encodeMessage } from '../../../src/transport/codec.ts';
+import { raftFrameServiceDefinition } from '../../../src/transport/proto.ts';
+import { encodeRaftFrame } from '../../../src/transport/frames.ts';
 import type { TlsMaterial } from '../../../src/transport/types.ts';
 import type { Message, MsgHeartbeat, NodeId, SnapshotMetadata } from '../../../src/raft/types.ts';
 import { CapturingLogger, RecordingHandler, makePki, waitFor } from './helpers.ts';
+import { sendOneBatch } from '../../support/peer-stream.ts';
 import type { Pki } from './helpers.ts';
 
 const HOST = '127.0.0.1';
@@ -63,7 +64,7 @@ async function startNode(id: NodeId, opts: { peers?: Map<NodeId, string>; limits
   return { t, handler, logger, port, address: `${HOST}:${port}` };
 }
 
-/** A bare client, to send what a Transport never would (another identity, oversized batches). */
+/** A bare client, to send what a Transport never would (another identity, oversized batches; test/support/peer-stream.ts). */
 function rawClient(selfId: NodeId, peerId: NodeId, address: string, tls: TlsMaterial, limits: Partial<TransportLimits> = {}, advertiseAddress?: string): { client: PeerClient; logger: CapturingLogger; stats: ReturnType<typeof newStats> } {
   const logger = new CapturingLogger();
   const stats = newStats();
@@ -108,7 +109,7 @@ test('a batch is split at maxMessagesPerBatch and the receiver refuses a larger 
   assert.deepEqual(b.handler.received.map((r) => r.msgs.length), [10, 10, 10, 5]);
   // A client that does not split: the server refuses the whole batch.
   const { client } = rawClient(1, 2, b.address, pki.tls(1), { maxMessagesPerBatch: 100, maxQueuedMessagesPerPeer: 100 });
-  await assert.rejects(client.sendBatch(Array.from({ length: 11 }, (_, i) => hb(1, 2, i))), (e: unknown) => grpcStatusOf(e) === grpc.status.RESOURCE_EXHAUSTED);
+  await assert.rejects(sendOneBatch(client, Array.from({ length: 11 }, (_, i) => hb(1, 2, i))), (e: unknown) => grpcStatusOf(e) === grpc.status.RESOURCE_EXHAUSTED);
   assert.equal(b.handler.messages().length, 35, 'nothing of the refused batch was delivered');
   assert.equal(b.t.stats().refusedBatches, 1);
 });
@@ -119,7 +120,7 @@ test('an oversized batch is refused by the receiver and dropped by the sender', 
   const big: Message = { type: 'app', from: 1, to: 2, term: 1, logTerm: 0, index: 0, commit: 0, entries: [{ term: 1, index: 1, type: 'normal', data: new Uint8Array(100 * 1024) }] };
   // A client allowed to send 1 MiB: the server's grpc.max_receive_message_length refuses it.
   const { client } = rawClient(1, 2, b.address, pki.tls(1), { maxMessageBytes: 1024 * 1024, maxBatchBytes: 512 * 1024, maxSnapshotChunkBytes: 16 * 1024, maxCommandBytes: 16 * 1024 });
-  await assert.rejects(client.sendBatch([big]), (e: unknown) => grpcStatusOf(e) === grpc.status.RESOURCE_EXHAUSTED);
+  await assert.rejects(sendOneBatch(client, [big]), (e: unknown) => grpcStatusOf(e) === grpc.status.RESOURCE_EXHAUSTED);
   assert.equal(b.handler.messages().length, 0);
   // A transport with the same small limits never sends it: dropped and counted, the rest goes through.
   const a = await startNode(1, { peers: new Map([[2, b.address]]), limits: small });
@@ -215,7 +216,7 @@ test('a client with a certificate from another CA is refused at the handshake, a
   const rogue = await issueNodeCert(rogueCa, 1);
   // The rogue client trusts our CA (so it could verify our server) but presents its own-CA cert.
   const { client } = rawClient(1, 2, b.address, { caPem: pki.ca.certPem, certPem: rogue.certPem, keyPem: rogue.keyPem });
-  await assert.rejects(client.sendBatch([hb(1, 2, 1)]), (e: unknown) => grpcStatusOf(e) === grpc.status.UNAVAILABLE);
+  await assert.rejects(sendOneBatch(client, [hb(1, 2, 1)]), (e: unknown) => grpcStatusOf(e) === grpc.status.UNAVAILABLE);
   assert.equal(b.handler.messages().length, 0);
   await waitFor(() => b.t.stats().refusedHandshakes >= 1, 'the refused handshake to be counted');
   const line = b.logger.lines.find((l) => l.level === 'warn' && /not issued by the cluster CA/.test(l.msg));
@@ -225,9 +226,13 @@ test('a client with a certificate from another CA is refused at the handshake, a
   assert.match((line.obj as { peer: string }).peer, /^127\.0\.0\.1:\d+$/);
   // A client with no certificate at all is refused the same way.
   const anonymous = new grpc.Client(b.address, grpc.credentials.createSsl(Buffer.from(pki.ca.certPem), null, null, { checkServerIdentity: () => undefined }), { 'grpc.ssl_target_name_override': 'node-2.raftauth' });
-  const send = raftServiceDefinition.Send!;
+  const stream = raftFrameServiceDefinition.Stream!;
   const status = await new Promise<number>((resolve) => {
-    anonymous.makeUnaryRequest(send.path, send.requestSerialize, send.responseDeserialize, { from: 1, to: 2, messages: [encodeMessage(hb(1, 2, 1))] }, { deadline: Date.now() + 2000 }, (err) => resolve(err?.code ?? grpc.status.OK));
+    const call = anonymous.makeBidiStreamRequest(stream.path, stream.requestSerialize, stream.responseDeserialize, new grpc.Metadata(), { deadline: Date.now() + 2000 });
+    call.on('status', (st: grpc.StatusObject) => resolve(st.code));
+    call.on('error', () => undefined);
+    call.on('data', () => undefined);
+    call.write(encodeRaftFrame(1, 2, [hb(1, 2, 1)]));
   });
   anonymous.close();
   assert.equal(status, grpc.status.UNAVAILABLE);
@@ -238,33 +243,23 @@ test('a client with a certificate from another CA is refused at the handshake, a
 test('a node presenting node-2\'s certificate while claiming to be node-3 is refused, and logged', async () => {
   const b = await startNode(1);
   const { client } = rawClient(3, 1, b.address, pki.tls(2));
-  await assert.rejects(client.sendBatch([hb(3, 1, 1)]), (e: unknown) => grpcStatusOf(e) === grpc.status.PERMISSION_DENIED);
-  const forged = await client.propose({ sessionId: 's', seq: 1, command: new Uint8Array([1]), timeoutMs: 1000 });
+  await assert.rejects(sendOneBatch(client, [hb(3, 1, 1)]), (e: unknown) => grpcStatusOf(e) === grpc.status.PERMISSION_DENIED);
+  const forged = await client.forward({ sessionId: 's', seq: 1, command: new Uint8Array([1]), timeoutMs: 1000 });
   assert.equal(forged.ok, false);
-  const read = await client.readIndex({ timeoutMs: 1000 });
-  assert.equal(read.ok, false);
   async function* one(): AsyncGenerator<Uint8Array> {
     yield new Uint8Array(10);
   }
   await assert.rejects(client.sendSnapshot({ term: 1, metadata: { index: 1, term: 1, confState: { voters: [1], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } } }, one()), (e: unknown) => grpcStatusOf(e) === grpc.status.PERMISSION_DENIED);
   assert.equal(b.handler.messages().length, 0);
   assert.equal(b.handler.proposals.length, 0);
-  assert.equal(b.handler.readIndexes.length, 0);
   assert.equal(b.handler.snapshots.length, 0);
-  assert.equal(b.t.stats().refusedIdentity, 4);
+  assert.equal(b.t.stats().refusedIdentity, 3, 'the batch stream, the forwarding stream and the snapshot');
   const line = b.logger.lines.find((l) => l.level === 'warn' && /claims another node id/.test(l.msg));
   assert.ok(line);
   assert.deepEqual({ cert: (line.obj as { certNode: number }).certNode, claimed: (line.obj as { claimedNode: string }).claimedNode }, { cert: 2, claimed: '3' });
   // Control: the same certificate claiming its own id is accepted.
   const { client: honest } = rawClient(2, 1, b.address, pki.tls(2));
-  assert.equal(await honest.sendBatch([hb(2, 1, 1)]), 1);
-});
-
-test('a batch carrying a message from a third node is refused', async () => {
-  const b = await startNode(1);
-  const { client } = rawClient(2, 1, b.address, pki.tls(2));
-  await assert.rejects(client.sendBatch([hb(2, 1, 1), hb(3, 1, 1)]), (e: unknown) => grpcStatusOf(e) === grpc.status.PERMISSION_DENIED);
-  assert.equal(b.handler.messages().length, 0);
+  assert.equal(await sendOneBatch(honest, [hb(2, 1, 1)]), 1);
 });
 
 test('a server whose certificate names another node is refused by the client', async () => {
@@ -363,7 +358,7 @@ test('a peer that restarts is reached again (reconnect with backoff)', async () 
   assert.ok(b2.handler.messages().every((m) => m.from === 1 && m.type === 'heartbeat'));
 });
 
-test('propose and readIndex are forwarded and answered, errors included', async () => {
+test('writes are forwarded and answered, errors included', async () => {
   const leader = await startNode(1);
   const follower = await startNode(2, { peers: new Map([[1, leader.address]]) });
   leader.handler.proposeReply = async (req) => ({ ok: true, result: new TextEncoder().encode(`applied ${req.sessionId}/${req.seq}: ${new TextDecoder().decode(req.command)}`) });
@@ -384,18 +379,15 @@ test('propose and readIndex are forwarded and answered, errors included', async 
   const to = await follower.t.forwardPropose(1, { sessionId: 'sess-1', seq: 44, command: new Uint8Array(), timeoutMs: 200 });
   assert.equal(to.ok ? null : to.error.code, 'TIMEOUT');
 
-  leader.handler.readIndexReply = async () => ({ ok: true, index: 9_000_000_000_000 });
-  assert.deepEqual(await follower.t.forwardReadIndex(1, { timeoutMs: 2000 }), { ok: true, index: 9_000_000_000_000 });
-  leader.handler.readIndexReply = async () => ({ ok: false, error: { code: 'NOT_LEADER', leaderHint: 0, message: 'no leader' } });
-  assert.deepEqual(await follower.t.forwardReadIndex(1, { timeoutMs: 2000 }), { ok: false, error: { code: 'NOT_LEADER', leaderHint: 0, message: 'no leader' } });
-  leader.handler.readIndexReply = async () => {
+  // A handler that throws is answered INTERNAL, and the stream carries on.
+  leader.handler.proposeReply = async () => {
     throw new Error('boom');
   };
-  const internal = await follower.t.forwardReadIndex(1, { timeoutMs: 2000 });
-  assert.equal(internal.ok ? null : internal.error.code, 'INTERNAL');
-  assert.equal(leader.handler.readIndexes.at(-1)?.from, 2);
+  const internal = await follower.t.forwardPropose(1, { sessionId: 'sess-1', seq: 45, command: new Uint8Array(), timeoutMs: 2000 });
+  assert.deepEqual(internal.ok ? null : [internal.error.code, internal.error.message], ['INTERNAL', 'boom']);
+  assert.equal(leader.handler.proposals.at(-1)?.from, 2);
 
-  assert.deepEqual(await follower.t.forwardReadIndex(7, { timeoutMs: 100 }), { ok: false, error: { code: 'UNAVAILABLE', leaderHint: 0, message: 'no address for node 7' } });
+  assert.deepEqual(await follower.t.forwardPropose(7, { sessionId: 'sess-1', seq: 46, command: new Uint8Array(), timeoutMs: 100 }), { ok: false, error: { code: 'UNAVAILABLE', leaderHint: 0, message: 'no address for node 7' } });
 });
 
 /**
