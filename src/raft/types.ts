@@ -202,16 +202,24 @@ export interface ReadState {
  *      entry goes to RawNode.applyConfChange, once, in order (the core asserts both ways).
  *   5. Call `advance()`.
  *
- * BETWEEN ready() AND advance() the driver may go on calling tick, step, propose, readIndex and
- * the transport reports (etcd's node loop does; src/node/driver.ts queues them until advance(),
- * the simulator steps them while its disk write is pending). It may not call ready() again. The
- * core keeps this Ready valid meanwhile: entries appended or replaced now, and their messages,
- * come in the next Ready (a replaced entry is not marked stable by this one's advance()); and a
- * snapshot is not restored while this Ready's committed entries are being applied. It is ignored
+ * ASYNCHRONOUS WRITES (etcd's AsyncStorageWrites; src/node/driver.ts and the simulator do this):
+ * call acceptReady() right after ready() instead of advance(); ready() may then be called again
+ * before this Ready is persisted, and it hands out only newer entries and committed entries. Report
+ * each Ready's write with persisted() and its application with appliedTo(), writes completing in
+ * the order they were issued. A leader's appends and heartbeats may be sent at once (§10.2.1);
+ * every other message only once this Ready's write and every earlier one is durable (a Ready with
+ * nothing to write too: its acknowledgements may promise entries of an earlier write).
+ *
+ * BETWEEN ready() AND advance() (or acceptReady(), or persisted()) the driver may go on calling
+ * tick, step, propose, readIndex and the transport reports (etcd's node loop does; so do
+ * src/node/driver.ts and the simulator). The core keeps each Ready valid meanwhile: entries
+ * appended or replaced now, and their messages, come in a later Ready (a replaced entry is not
+ * marked stable by the earlier write, whose term no longer matches, and is handed out again); and
+ * a snapshot is not restored while committed entries handed out are being applied. It is ignored
  * and the leader sends it again, since the snapshot's configuration already holds every conf
  * change among those entries and applyConfChange would apply them once more on top of it (sim
- * seed 10670). A snapshot is restored between ready() and advance() only when the Ready carries
- * no committed entries; it comes in the next Ready.
+ * seed 10670). A snapshot is restored only when no committed entries are out for application; it
+ * comes in the next Ready.
  */
 export interface Ready {
   readonly softState: SoftState | null;
