@@ -1,9 +1,13 @@
 // The interface between a replicated node (primary process: raft, storage, apply) and whatever
 // serves clients (the HTTP layer, in the primary or in node:cluster workers over IPC).
 // Everything here is plain data so it crosses the IPC boundary unchanged (msgpackr).
-import type { ApplyResult } from '../state/machine.ts';
 
-export type { ApplyResult } from '../state/machine.ts';
+/**
+ * The outcome of a write or a read: a value, or a refusal with its code (the state machine's
+ * DomainError, or MALFORMED_COMMAND / UNKNOWN_DOMAIN for what it cannot apply). Defined here, by
+ * the node that carries it; the state machine produces it (src/node/applier.ts).
+ */
+export type ApplyResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly code: string; readonly message: string };
 
 /** Errors a client of the node can see, beyond a domain's own (ApplyResult with ok: false). */
 export type NodeErrorCode =

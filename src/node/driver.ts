@@ -23,8 +23,9 @@ import type { ConfChange, ConfState, Entry, Message, MsgSnap, NodeId, Ready, Sof
 import { NONE } from '../raft/types.ts';
 import type { DurableStorage, SnapshotChunkStream } from '../storage/durable-storage.ts';
 import { StorageError } from '../storage/errors.ts';
-import type { StateMachine, ApplyResult } from '../state/machine.ts';
-import type { StateChangeSet } from '../state/overlay.ts';
+import type { ApplyResult } from './api.ts';
+import type { Applier, StateChangeSet } from './applier.ts';
+import { prepareEntries } from './applier.ts';
 import { leaderLossDelayMs } from './leader-loss.ts';
 import { MAX_BATCH_ENTRY_BYTES, MAX_COMMANDS_PER_ENTRY, encodeBatchEntry, isBinaryFormat } from './command.ts';
 import type { MemberAddress } from './members.ts';
@@ -95,7 +96,7 @@ export interface DriverOptions {
   readonly id: NodeId;
   readonly node: RawNode;
   readonly storage: DurableStorage;
-  readonly sm: StateMachine;
+  readonly sm: Applier;
   readonly transport: DriverTransport;
   readonly logger: DriverLogger;
   /** A fatal error: the node must stop (broken invariant, damaged or failing store). */
@@ -139,7 +140,7 @@ export class RaftDriver {
   private readonly id: NodeId;
   private readonly node: RawNode;
   private readonly storage: DurableStorage;
-  private readonly sm: StateMachine;
+  private readonly sm: Applier;
   private readonly transport: DriverTransport;
   private readonly log: DriverLogger;
   private inbox: DriverInput[] = [];
@@ -562,7 +563,7 @@ export class RaftDriver {
     if (rd.committedEntries.length > 0) {
       // The state machine writes each conf change's state (member table, its audit record) in log
       // order with the commands; the core's side of the change is applied here, in the same order.
-      const batch = this.sm.applyEntries(rd.committedEntries);
+      const batch = this.sm.applyEntries(prepareEntries(rd.committedEntries));
       for (const e of rd.committedEntries) {
         if (e.type === 'confChange') {
           this.confState = this.node.applyConfChange(decodeConfChange(e.data));

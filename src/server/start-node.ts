@@ -7,6 +7,7 @@ import type { NodeConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { RaftNode } from '../node/node.ts';
 import { oauthDomains } from '../state/oauth-domains.ts';
+import { stateApplier } from '../state/applier.ts';
 import { buildAdminApp } from '../ops/admin.ts';
 import { loadMasterKey, oauthConfigOf } from './oauth-node.ts';
 import type { MemberAddress } from '../node/members.ts';
@@ -47,7 +48,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Raf
     storage: { snapshotEveryEntries: config.raft.snapshotEveryEntries, snapshotCatchupEntries: config.raft.snapshotCatchupEntries },
     ...(storageFaults ? { storageFaults } : {}),
     logger,
-    domains: oauthDomains(),
+    applier: stateApplier(oauthDomains()),
     unsafe: { ackBeforeCommit: config.unsafe.ackBeforeCommit, readWithoutReadIndex: config.unsafe.readWithoutReadIndex },
   });
   if (config.admin.listen !== null && config.admin.tokenFile !== null) {

@@ -11,6 +11,7 @@ import { DEFAULT_OAUTH_CONFIG } from '../../../src/oauth/config.ts';
 import type { OAuthConfig } from '../../../src/oauth/config.ts';
 import { ensureOAuthState } from '../../../src/server/oauth-node.ts';
 import { oauthDomains } from '../../../src/state/oauth-domains.ts';
+import { stateApplier } from '../../../src/state/applier.ts';
 import { LocalCluster, freePort, waitFor } from '../node/helpers.ts';
 
 /** A cheap scrypt: the CLI tests create users, they do not measure password hashing. */
@@ -35,7 +36,7 @@ export interface AdminClusterOptions {
  * across a restart of the node (so a CLI given the URLs can reach it again).
  */
 export class AdminCluster {
-  readonly cluster = new LocalCluster({ domains: oauthDomains() });
+  readonly cluster = new LocalCluster({ applier: stateApplier(oauthDomains()) });
   readonly requests: AdminRequest[] = [];
   /** Called on every request an admin listener receives (after it is recorded). */
   onRequest: ((r: AdminRequest) => void) | null = null;

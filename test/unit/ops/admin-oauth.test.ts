@@ -10,6 +10,7 @@ import { buildAdminApp } from '../../../src/ops/admin.ts';
 import { MAX_PAGE_SIZE, registerOAuthAdminRoutes } from '../../../src/ops/admin-oauth.ts';
 import type { RaftNode } from '../../../src/node/node.ts';
 import { oauthDomains } from '../../../src/state/oauth-domains.ts';
+import { stateApplier } from '../../../src/state/applier.ts';
 import { unpackValue } from '../../../src/state/command.ts';
 import type { ClientRecord, DataKeyRing, SigningKeyRing, UserRecord } from '../../../src/state/oauth-ops.ts';
 import { MasterKeyRing, SealError, unwrapRing } from '../../../src/crypto/seal.ts';
@@ -26,7 +27,7 @@ const config: OAuthConfig = { ...DEFAULT_OAUTH_CONFIG, issuer: 'http://localhost
 const silent = pino({ level: 'silent' });
 
 describe('admin API: OAuth clients, users and keys (one-node RaftNode)', () => {
-  const cluster = new LocalCluster({ domains: oauthDomains() });
+  const cluster = new LocalCluster({ applier: stateApplier(oauthDomains()) });
   let node: RaftNode;
   let app: FastifyInstance;
   const oldKeyText = MasterKeyRing.generateText();
