@@ -130,6 +130,6 @@ export interface NodeApi {
    * /readyz then answers 503 "node reports no health".
    */
   health?(req: HealthRequest): Promise<NodeHealth>;
-  /** The node's own metrics (prom-client JSON, see src/ops/metrics.ts); optional like health. */
+  /** The node's own metrics (prom-client JSON, see src/node/metrics.ts); optional like health. */
   metricsJson?(): Promise<unknown[]>;
 }

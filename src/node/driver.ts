@@ -77,7 +77,7 @@ export interface DriverLogger {
   error(obj: object, msg: string): void;
 }
 
-/** Metrics hooks (src/ops/metrics.ts implements them); called synchronously, must not throw. */
+/** Metrics hooks (src/node/metrics.ts implements them); called synchronously, must not throw. */
 export interface DriverObserver {
   /** The leader this node knows changed (to `leader`, NONE when it lost it). */
   leaderChanged(leader: NodeId, term: number): void;

@@ -17,9 +17,9 @@ import { ProposalRouter } from './router.ts';
 import { ReadService } from './reads.ts';
 import { NodeError } from './api.ts';
 import type { ApplyResult, EncodedWriteRequest, HealthRequest, NodeApi, NodeHealth, NodeStatus, ReadRequest, WriteRequest, MemberStatus } from './api.ts';
-import { NodeMetrics } from '../ops/metrics.ts';
-import type { MetricsJson, ProposalOutcome } from '../ops/metrics.ts';
-import { withTerm } from '../ops/log-context.ts';
+import { NodeMetrics } from './metrics.ts';
+import type { MetricsJson, ProposalOutcome } from './metrics.ts';
+import { withTerm } from './log-context.ts';
 import { MEMBERS_KEYSPACE, encodeMembersContext, memberRecord, parseMemberRecord } from './members.ts';
 import type { ConfChangeAudit, MemberAddress } from './members.ts';
 

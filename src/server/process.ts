@@ -42,7 +42,7 @@ import { WORKER_CONFIG_ENV } from './worker.ts';
 import { HttpMetrics, ProcessMetrics, isMetricsJson, metricsText } from '../ops/metrics.ts';
 import { VERSION } from '../version.ts';
 import type { MetricsJson } from '../ops/metrics.ts';
-import { withTerm } from '../ops/log-context.ts';
+import { withTerm } from '../node/log-context.ts';
 import { OAuthPrimary, loadMasterKey, oauthConfigOf } from './oauth-node.ts';
 import type { OAuthNodeHooks } from './oauth-node.ts';
 
