@@ -133,3 +133,25 @@ export interface NodeApi {
   /** The node's own metrics (prom-client JSON, see src/node/metrics.ts); optional like health. */
   metricsJson?(): Promise<unknown[]>;
 }
+
+/** Bounds of a scan of applied state: keys within the keyspace, `gte` inclusive, `lt` exclusive. */
+export interface StateScanOptions {
+  readonly gte?: string;
+  readonly lt?: string;
+  /** Required (the store caps it, storage config maxIterateLimit): page with gte = last key + "\0". */
+  readonly limit: number;
+}
+
+export interface ScannedRecord {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+}
+
+/**
+ * Pages through this node's applied state in key order (RaftNode.scanState). Local: a caller that
+ * needs a linearizable page first passes a ReadIndex barrier. The state layer reads through it with
+ * typed helpers (src/state/listing.ts), so nothing above the node reads the store directly.
+ */
+export interface StateScanner {
+  scanState(keyspace: string, opts: StateScanOptions): Promise<ScannedRecord[]>;
+}

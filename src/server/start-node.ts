@@ -9,7 +9,7 @@ import { RaftNode } from '../node/node.ts';
 import { oauthDomains } from '../state/oauth-domains.ts';
 import { stateApplier } from '../state/applier.ts';
 import { buildAdminApp } from '../ops/admin.ts';
-import { loadMasterKey, oauthConfigOf } from './oauth-node.ts';
+import { adminKeyRotation, loadMasterKey, oauthConfigOf } from './oauth-node.ts';
 import type { MemberAddress } from '../node/members.ts';
 import type { StorageFaults } from '../storage/durable-storage.ts';
 
@@ -54,7 +54,8 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Raf
   if (config.admin.listen !== null && config.admin.tokenFile !== null) {
     try {
       const master = loadMasterKey(config);
-      const oauth = master ? { master, config: oauthConfigOf(config.oauth, config.mfa), log: logger } : undefined;
+      const oauthConfig = oauthConfigOf(config.oauth, config.mfa);
+      const oauth = master ? { master, config: oauthConfig, log: logger, rotateSigningKeys: adminKeyRotation(node, master, oauthConfig, logger) } : undefined;
       const app = buildAdminApp({ node, token: readFileSync(config.admin.tokenFile, 'utf8').trim(), ...(oauth ? { oauth } : {}) });
       await app.listen({ host: config.admin.listen.host, port: config.admin.listen.port });
       node.onStop(() => app.close());

@@ -20,6 +20,7 @@ import { DEFAULT_OAUTH_CONFIG } from '../../../src/oauth/config.ts';
 import type { OAuthConfig } from '../../../src/oauth/config.ts';
 import { LocalCluster } from '../node/helpers.ts';
 import { oauthAdminNode } from './helpers.ts';
+import { adminKeyRotation } from '../../../src/server/oauth-node.ts';
 
 const TOKEN = 'a'.repeat(43);
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -307,7 +308,7 @@ describe('admin API: OAuth clients, users and keys (one-node RaftNode)', () => {
 
     const newKeyText = MasterKeyRing.generateText();
     const both = MasterKeyRing.parse(newKeyText + oldKeyText, 'new then old');
-    const app2 = buildAdminApp({ node, token: TOKEN, oauth: { master: both, config } });
+    const app2 = buildAdminApp({ node, token: TOKEN, oauth: { master: both, config, rotateSigningKeys: adminKeyRotation(node, both, config, silent) } });
     try {
       const r = await call('POST', '/admin/v1/keys/rewrap', undefined, app2);
       assert.equal(r.status, 200, r.raw);
@@ -341,6 +342,7 @@ describe('admin API: OAuth clients, users and keys (one-node RaftNode)', () => {
       master,
       config,
       log: silent,
+      rotateSigningKeys: adminKeyRotation(asFollower, master, config, silent),
       notLeader: async (reply) => reply.code(409).send({ error: 'NOT_LEADER', leader: 2, leaderHttp: '127.0.0.1:1' }),
     });
     try {
