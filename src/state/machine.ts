@@ -16,6 +16,9 @@
 //   and its record commit together. The Raft core's side of the change is the driver's.
 // - The batch's writes and the applied index are handed to storage as one write, so after a crash
 //   the state and the applied index always agree.
+// - The state machine is the node's Applier (src/node/applier.ts) and imports the node only as
+//   types (docs/architecture.md "Layers"): the node splits batch entries, reads command headers
+//   and decodes conf changes, and hands over prepared entries.
 import type { ConfChange } from '../raft/types.ts';
 import type { ApplyResult } from '../node/api.ts';
 import type { AppliedBatch, Applier, ApplyEntry, PreparedCommand } from '../node/applier.ts';
@@ -184,7 +187,7 @@ export class StateMachine implements Applier {
    * A conf-change entry's state writes: the member table (as the node decoded it) and each
    * domain's hook. The node decoded the change and its context (node/applier.ts prepareEntries).
    */
-  private applyConfChange(batch: Overlay, e: { readonly index: number; readonly cc: ConfChange; readonly context: ConfChangeContext; readonly members: { readonly puts: readonly (readonly [string, string, Uint8Array])[]; readonly dels: readonly (readonly [string, string])[] } }): void {
+  private applyConfChange(batch: Overlay, e: Extract<ApplyEntry, { readonly kind: 'confChange' }>): void {
     const { cc, context } = e;
     // Without an audit part there is no leader time: the clock stays where the last command left it.
     const ts = this.monotonicTs(batch, context.audit?.ts ?? 0);
