@@ -42,7 +42,7 @@ export interface WriteRequest {
 }
 
 /**
- * A write whose payload — `[domain, op, args]`, msgpack (state/command.ts packValue) — its caller
+ * A write whose payload — `[domain, op, args]`, msgpack (codec/msgpack.ts packValue) — its caller
  * encoded where the request was parsed (an HTTP worker), so the node passes those bytes to apply
  * as they are (DESIGN "Encode once"). Malformed payload bytes fail at apply, alike on every node.
  */
