@@ -15,7 +15,7 @@ import type { SigningKey } from '../crypto/jws.ts';
 import { GENESIS_HASH, MAX_COMPACT_RECORDS, recordHash } from '../state/audit.ts';
 import type { AuditCheckpoint, AuditHead } from '../state/audit.ts';
 import type { AuditRecord } from '../state/audit-ops.ts';
-import type { Logger } from '../server/log.ts';
+import type { Logger } from 'pino';
 import { checkpointKid, recordLine, scanAudit, signCheckpoint } from './chain.ts';
 import type { ScanState } from './chain.ts';
 

@@ -12,7 +12,7 @@
 // (RFC 8725 §3.1, §3.2).
 import { sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import type { SigningAlg } from '../state/oauth-ops.ts';
+import type { SigningAlg } from './records.ts';
 
 export interface SigningKey {
   readonly kid: string;

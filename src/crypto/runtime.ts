@@ -3,7 +3,7 @@
 // operator's master key, which never leaves this process) and the signing key ring (private keys
 // sealed; unsealed here). Both are rebuilt only when their table's version changes, so a request
 // costs two map lookups, not an unwrap.
-import type { DataKeyRing, SigningKeyRing } from '../state/oauth-ops.ts';
+import type { DataKeyRing, SigningKeyRing } from './records.ts';
 import type { MasterKeyRing, Sealer } from './seal.ts';
 import { unwrapRing } from './seal.ts';
 import { SigningKeys } from './signing-keys.ts';

@@ -14,8 +14,8 @@
 import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import type { DataKeyRing } from '../state/oauth-ops.ts';
-import { packValue, unpackValue } from '../state/command.ts';
+import type { DataKeyRing } from './records.ts';
+import { packValue, unpackValue } from '../codec/msgpack.ts';
 import { randomId } from './tokens.ts';
 
 export class SealError extends Error {

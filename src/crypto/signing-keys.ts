@@ -6,7 +6,7 @@
 // stays published until publishUntil, when every token it signed has expired.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import type { JsonWebKey, KeyObject } from 'node:crypto';
-import type { SigningAlg, SigningKeyRecord, SigningKeyRing } from '../state/oauth-ops.ts';
+import type { SigningAlg, SigningKeyRecord, SigningKeyRing } from './records.ts';
 import type { SigningKey } from './jws.ts';
 import type { Sealer } from './seal.ts';
 

@@ -1,9 +1,13 @@
 // The interface between a replicated node (primary process: raft, storage, apply) and whatever
 // serves clients (the HTTP layer, in the primary or in node:cluster workers over IPC).
 // Everything here is plain data so it crosses the IPC boundary unchanged (msgpackr).
-import type { ApplyResult } from '../state/machine.ts';
 
-export type { ApplyResult } from '../state/machine.ts';
+/**
+ * The outcome of a write or a read: a value, or a refusal with its code (the state machine's
+ * DomainError, or MALFORMED_COMMAND / UNKNOWN_DOMAIN for what it cannot apply). Defined here, by
+ * the node that carries it; the state machine produces it (src/node/applier.ts).
+ */
+export type ApplyResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly code: string; readonly message: string };
 
 /** Errors a client of the node can see, beyond a domain's own (ApplyResult with ok: false). */
 export type NodeErrorCode =
@@ -38,7 +42,7 @@ export interface WriteRequest {
 }
 
 /**
- * A write whose payload — `[domain, op, args]`, msgpack (state/command.ts packValue) — its caller
+ * A write whose payload — `[domain, op, args]`, msgpack (codec/msgpack.ts packValue) — its caller
  * encoded where the request was parsed (an HTTP worker), so the node passes those bytes to apply
  * as they are (DESIGN "Encode once"). Malformed payload bytes fail at apply, alike on every node.
  */
@@ -126,6 +130,28 @@ export interface NodeApi {
    * /readyz then answers 503 "node reports no health".
    */
   health?(req: HealthRequest): Promise<NodeHealth>;
-  /** The node's own metrics (prom-client JSON, see src/ops/metrics.ts); optional like health. */
+  /** The node's own metrics (prom-client JSON, see src/node/metrics.ts); optional like health. */
   metricsJson?(): Promise<unknown[]>;
+}
+
+/** Bounds of a scan of applied state: keys within the keyspace, `gte` inclusive, `lt` exclusive. */
+export interface StateScanOptions {
+  readonly gte?: string;
+  readonly lt?: string;
+  /** Required (the store caps it, storage config maxIterateLimit): page with gte = last key + "\0". */
+  readonly limit: number;
+}
+
+export interface ScannedRecord {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+}
+
+/**
+ * Pages through this node's applied state in key order (RaftNode.scanState). Local: a caller that
+ * needs a linearizable page first passes a ReadIndex barrier. The state layer reads through it with
+ * typed helpers (src/state/listing.ts), so nothing above the node reads the store directly.
+ */
+export interface StateScanner {
+  scanState(keyspace: string, opts: StateScanOptions): Promise<ScannedRecord[]>;
 }

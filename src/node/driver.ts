@@ -35,8 +35,9 @@ import type { ConfChange, ConfState, Entry, Message, MsgSnap, NodeId, Ready, Sof
 import { NONE } from '../raft/types.ts';
 import type { DurableStorage, StorageWrite } from '../storage/durable-storage.ts';
 import { StorageWriter } from '../storage/storage-writer.ts';
-import type { StateMachine, ApplyResult } from '../state/machine.ts';
-import type { StateChangeSet } from '../state/overlay.ts';
+import type { ApplyResult } from './api.ts';
+import type { Applier, StateChangeSet } from './applier.ts';
+import { prepareEntries } from './applier.ts';
 import { LeaderLossTimer, leaderLossDelayMs } from './leader-loss.ts';
 import { ContactTracker } from './liveness.ts';
 import { PeerSync } from './peers.ts';
@@ -93,7 +94,7 @@ export interface DriverLogger {
   error(obj: object, msg: string): void;
 }
 
-/** Metrics hooks (src/ops/metrics.ts implements them); called synchronously, must not throw. */
+/** Metrics hooks (src/node/metrics.ts implements them); called synchronously, must not throw. */
 export interface DriverObserver {
   /** The leader this node knows changed (to `leader`, NONE when it lost it). */
   leaderChanged(leader: NodeId, term: number): void;
@@ -112,7 +113,7 @@ export interface DriverOptions {
   readonly id: NodeId;
   readonly node: RawNode;
   readonly storage: DurableStorage;
-  readonly sm: StateMachine;
+  readonly sm: Applier;
   readonly transport: DriverTransport;
   readonly logger: DriverLogger;
   /** A fatal error: the node must stop (broken invariant, damaged or failing store). */
@@ -174,7 +175,7 @@ export class RaftDriver {
   private readonly id: NodeId;
   private readonly node: RawNode;
   private readonly storage: DurableStorage;
-  private readonly sm: StateMachine;
+  private readonly sm: Applier;
   private readonly transport: DriverTransport;
   private readonly log: DriverLogger;
   private readonly writer: StorageWriter;
@@ -605,7 +606,7 @@ export class RaftDriver {
     if (rd.committedEntries.length > 0) {
       // The state machine writes each conf change's state (member table, its audit record) in log
       // order with the commands; the core's side of the change is applied here, in the same order.
-      const batch = this.sm.applyEntries(rd.committedEntries);
+      const batch = this.sm.applyEntries(prepareEntries(rd.committedEntries));
       for (const e of rd.committedEntries) {
         if (e.type === 'confChange') {
           this.confState = this.node.applyConfChange(decodeConfChange(e.data));

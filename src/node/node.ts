@@ -9,10 +9,7 @@ import type { StorageConfig } from '../storage/config.ts';
 import type { WrapWrites } from '../storage/durable-storage.ts';
 import { Transport } from '../transport/transport.ts';
 import type { TlsMaterial, TransportHandler, TransportLogger } from '../transport/types.ts';
-import { StateMachine } from '../state/machine.ts';
-import type { ApplyResult, Domain } from '../state/machine.ts';
-import { SESSION_LIMITS } from '../state/sessions.ts';
-import { kvDomain } from '../state/kv.ts';
+import type { Applier, ApplierFactory } from './applier.ts';
 import { WriteBehind } from './write-behind.ts';
 import { RaftDriver } from './driver.ts';
 import type { ProposeOutcome, ReadOutcome, SnapshotNowOutcome } from './driver.ts';
@@ -20,10 +17,10 @@ import type { IterateOptions, SnapshotChunkStream, StateRecord } from '../storag
 import { ProposalRouter } from './router.ts';
 import { ReadService } from './reads.ts';
 import { NodeError } from './api.ts';
-import type { EncodedWriteRequest, HealthRequest, NodeApi, NodeHealth, NodeStatus, ReadRequest, WriteRequest, MemberStatus } from './api.ts';
-import { NodeMetrics } from '../ops/metrics.ts';
-import type { MetricsJson, ProposalOutcome } from '../ops/metrics.ts';
-import { withTerm } from '../ops/log-context.ts';
+import type { ApplyResult, EncodedWriteRequest, HealthRequest, NodeApi, NodeHealth, NodeStatus, ReadRequest, WriteRequest, MemberStatus } from './api.ts';
+import { NodeMetrics } from './metrics.ts';
+import type { MetricsJson, ProposalOutcome } from './metrics.ts';
+import { withTerm } from './log-context.ts';
 import { MEMBERS_KEYSPACE, encodeMembersContext, memberRecord, parseMemberRecord } from './members.ts';
 import type { ConfChangeAudit, MemberAddress } from './members.ts';
 
@@ -48,7 +45,11 @@ export interface RaftNodeOptions {
   /** Crash injection for tests (wraps the store's batch writes). Never in production. */
   readonly wrapStorageWrites?: WrapWrites;
   readonly logger: TransportLogger;
-  readonly domains?: readonly Domain[];
+  /**
+   * Builds the state machine the node applies to (node/applier.ts). The node does not construct
+   * it: the server composes them (src/state/applier.ts stateApplier).
+   */
+  readonly applier: ApplierFactory;
   /** Debug-only switches for negative controls. Never in production. */
   readonly unsafe?: { readonly ackBeforeCommit?: boolean; readonly readWithoutReadIndex?: boolean };
   /** Called when the node stops on a fatal error (default: log and exit the process). */
@@ -64,7 +65,7 @@ export const MAX_TIMEOUT_MS = 60_000;
 export class RaftNode implements NodeApi {
   readonly id: NodeId;
   private readonly storage: DurableStorage;
-  private readonly sm: StateMachine;
+  private readonly sm: Applier;
   private readonly driver: RaftDriver;
   readonly transport: Transport;
   private readonly router: ProposalRouter;
@@ -81,7 +82,7 @@ export class RaftNode implements NodeApi {
   private constructor(
     id: NodeId,
     storage: DurableStorage,
-    sm: StateMachine,
+    sm: Applier,
     driver: RaftDriver,
     transport: Transport,
     router: ProposalRouter,
@@ -133,9 +134,7 @@ export class RaftNode implements NodeApi {
       }
       // Apply reads through the write-behind view: the state of writes still in flight (driver.ts).
       const stateView = new WriteBehind((ks, k) => storage.getSync(ks, k));
-      const sm = new StateMachine(stateView, SESSION_LIMITS);
-      sm.register(kvDomain);
-      for (const d of opts.domains ?? []) sm.register(d);
+      const sm = opts.applier(stateView);
 
       const rawNode = new RawNode({
         id: opts.id,

@@ -12,9 +12,9 @@
 //   when it puts the command in a batch entry: apply never reads a node's clock, and nobody between
 //   here and apply decodes the payload.
 import { randomBytes } from 'node:crypto';
-import { packValue, unpackValue } from '../state/command.ts';
+import { packValue, unpackValue } from '../codec/msgpack.ts';
 import { CommandFormatError, encodeCommandBytes, readHeader } from './command.ts';
-import type { ApplyResult } from '../state/machine.ts';
+import type { ApplyResult } from './api.ts';
 import type { NodeId } from '../raft/types.ts';
 import { NONE } from '../raft/types.ts';
 import type { ProposeOutcome } from './driver.ts';

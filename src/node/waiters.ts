@@ -2,7 +2,7 @@
 // of a batch entry) and the linearizable reads (by ReadIndex context, then by the applied index
 // they need). Bounded by the driver (MAX_WAITERS).
 import type { NodeId, ReadState } from '../raft/types.ts';
-import type { ApplyResult } from '../state/machine.ts';
+import type { ApplyResult } from './api.ts';
 
 export type ProposeOutcome =
   | { readonly kind: 'applied'; readonly result: ApplyResult }

@@ -1,19 +1,33 @@
 // What every OAuth endpoint gets: the node (writes and reads through Raft), the read cache
 // (clients, keys), the crypto runtime (sealing, signing keys), the configuration and a clock.
 // One object, built once per HTTP app (src/oauth/index.ts).
+// Temporary: nodeWrite/nodeRead below move into the state layer's stubs on the typed-contract branch
+// (issue 14 decision 3), which recognise node failures by code; then oauth uses the node only as types.
+// eslint-disable-next-line @typescript-eslint/no-restricted-imports
 import { NodeError } from '../node/api.ts';
 import type { ApplyResult, NodeApi } from '../node/api.ts';
 import type { FastifyRequest } from 'fastify';
 import type { RequestMeta } from '../state/mfa-ops.ts';
-import type { ReadCache } from '../server/read-cache.ts';
-import type { Logger } from '../server/log.ts';
+import type { Logger } from 'pino';
 import type { CryptoRuntime } from '../crypto/runtime.ts';
 import type { OAuthConfig } from './config.ts';
 import { ServerError, TemporarilyUnavailable } from './errors.ts';
 
+/**
+ * The read cache of replicated tables (clients, keys) as the endpoints use it: the serving process
+ * fills it from what the primary pushes (src/server/read-cache.ts ReadCache implements it). Defined
+ * here, where it is used, so the endpoints import nothing of the server (docs/architecture.md).
+ */
+export interface ReadTables {
+  /** The entry of `table` under `key`, or undefined (not pushed yet, or absent). */
+  get(table: string, key: string): unknown;
+  /** The table's version, or 0 if it was never pushed. */
+  version(table: string): number;
+}
+
 export interface OAuthContext {
   readonly node: NodeApi;
-  readonly cache: ReadCache;
+  readonly cache: ReadTables;
   readonly crypto: CryptoRuntime;
   readonly config: OAuthConfig;
   readonly log: Logger;

@@ -7,12 +7,11 @@
 // verification page, logout.
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { NodeApi } from '../node/api.ts';
-import type { ReadCache } from '../server/read-cache.ts';
-import type { Logger } from '../server/log.ts';
+import type { Logger } from 'pino';
 import { CryptoNotReady, CryptoRuntime } from '../crypto/runtime.ts';
 import type { MasterKeyRing } from '../crypto/seal.ts';
 import type { OAuthConfig } from './config.ts';
-import { DomainRefusal, type OAuthContext } from './context.ts';
+import { DomainRefusal, type OAuthContext, type ReadTables } from './context.ts';
 import { InvalidRequest, OAuthError, ServerError, TemporarilyUnavailable } from './errors.ts';
 import { registerFormParser } from './form.ts';
 import { registerTokenSide } from './token-side.ts';
@@ -20,7 +19,7 @@ import { registerBrowserSide } from './browser-side.ts';
 
 export interface OAuthDeps {
   readonly node: NodeApi;
-  readonly cache: ReadCache;
+  readonly cache: ReadTables;
   readonly master: MasterKeyRing;
   readonly config: OAuthConfig;
   readonly logger: Logger;

@@ -23,7 +23,7 @@ import type { ClientRecord, UserRecord } from '../state/oauth-ops.ts';
 import { mfaConfigOf } from './config.ts';
 import type { OAuthContext } from './context.ts';
 import { LoginRequired, ServerError } from './errors.ts';
-import type { InteractionPrompt, PolicyState } from './interaction.ts';
+import type { InteractionPrompt, PolicyState } from './interaction-types.ts';
 import { cspSource } from './pages.ts';
 import { enrollChoicePage, recoveryPage, totpPage, webauthnPage, webauthnUnavailablePage } from './mfa-pages.ts';
 import type { MfaMethod, MfaPageCommon } from './mfa-pages.ts';

@@ -1,27 +1,21 @@
 // POST /token (RFC 6749 §3.2, §5): parse the form, pick the grant by grant_type, authenticate
 // the client, check it may use the grant, and let the grant answer. Grants are looked up in a map,
 // one file each (node-oidc-provider lib/actions/token.js and lib/actions/grants/).
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ClientRecord, GrantType } from '../state/oauth-ops.ts';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { authenticateClient } from './client-auth.ts';
 import { checkGrantType } from './clients.ts';
 import type { OAuthContext } from './context.ts';
 import { InvalidRequest, UnsupportedGrantType } from './errors.ts';
 import { formParams } from './form.ts';
-import type { Params } from './form.ts';
 import { authorizationCodeGrant } from './grants/authorization-code.ts';
 import { clientCredentialsGrant } from './grants/client-credentials.ts';
 import { deviceCodeGrant } from './grants/device-code.ts';
 import { refreshTokenGrant } from './grants/refresh-token.ts';
+import type { GrantHandler } from './grants/grant.ts';
 
 export const TOKEN_PATH = '/token';
 
-/** One grant type: what every file under grants/ exports. */
-export interface GrantHandler {
-  readonly grantType: GrantType;
-  /** Returns the RFC 6749 §5.1 body; throws an OAuthError. The client is authenticated and allowed this grant. */
-  handler(ctx: OAuthContext, req: FastifyRequest, client: ClientRecord, params: Params): Promise<Record<string, unknown>>;
-}
+export type { GrantHandler } from './grants/grant.ts';
 
 export const GRANTS: ReadonlyMap<string, GrantHandler> = new Map(
   [authorizationCodeGrant, clientCredentialsGrant, refreshTokenGrant, deviceCodeGrant].map((g) => [g.grantType, g]),

@@ -20,7 +20,7 @@ import { checkCheckpoint, recordLine, ringJwks, scanAudit, verifyChain } from '.
 import type { ScanState, VerifyResult } from '../audit/chain.ts';
 import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, exportAudit, parseTime, parseTypes, queryAudit } from '../audit/query.ts';
 import type { AuditFilter } from '../audit/query.ts';
-import type { Logger } from '../server/log.ts';
+import type { Logger } from 'pino';
 
 const NODE_TIMEOUT_MS = 10_000;
 /** Exports streamed at once; more get 429 (each holds a scan of the whole log). */

@@ -16,15 +16,12 @@
 // Secrets: a client secret is 256 random bits (randomToken), returned once, stored only as
 // tokenHash(secret); passwords are stored only as scrypt PHC strings. Neither hash is ever returned.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ApplyResult, ReadRequest, WriteRequest } from '../node/api.ts';
+import type { ApplyResult, ReadRequest, StateScanner, WriteRequest } from '../node/api.ts';
 import { NodeError } from '../node/api.ts';
-import type { IterateOptions, StateRecord } from '../storage/durable-storage.ts';
 import { DomainError } from '../state/machine.ts';
-import { unpackValue } from '../state/command.ts';
 import type { ClientRecord, DataKeyRing, SigningKeyRing, UserRecord, WrappedDataKey } from '../state/oauth-ops.ts';
 import type { RequestMeta, TotpFactorView, WebAuthnCredentialView } from '../state/mfa-ops.ts';
-import { CLIENTS_KEYSPACE } from '../state/clients.ts';
-import { USERNAMES_KEYSPACE } from '../state/users.ts';
+import { listClients, listUsernames } from '../state/listing.ts';
 import { MAX_USERNAME_CHARS, validateClientRecord, validateUserRecord } from '../state/validate.ts';
 import type { MasterKeyRing } from '../crypto/seal.ts';
 import { SealError, unwrapRing } from '../crypto/seal.ts';
@@ -32,8 +29,7 @@ import type { Sealer } from '../crypto/seal.ts';
 import { randomId, randomToken, tokenHash } from '../crypto/tokens.ts';
 import { MAX_PASSWORD_CHARS, hashAndSealPassword } from '../crypto/password.ts';
 import type { OAuthConfig } from '../oauth/config.ts';
-import { OAuthStateError, rotateSigningKeys } from '../server/oauth-node.ts';
-import type { Logger } from '../server/log.ts';
+import type { Logger } from 'pino';
 
 /** Largest page a list returns; the default is smaller. */
 export const MAX_PAGE_SIZE = 1_000;
@@ -47,19 +43,34 @@ export const MIN_PASSWORD_CHARS = 8;
 const NODE_TIMEOUT_MS = 10_000;
 
 /** What the OAuth admin routes need of the node (RaftNode implements it). */
-export interface AdminOAuthNode {
+export interface AdminOAuthNode extends StateScanner {
   write(req: WriteRequest): Promise<ApplyResult>;
   read(req: ReadRequest): Promise<ApplyResult>;
-  scanState(keyspace: string, opts: IterateOptions): Promise<StateRecord[]>;
   isLeader(): boolean;
   housekeeping(domain: string, op: string, args: unknown, timeoutMs: number): Promise<ApplyResult>;
 }
+
+/** What a rotation of the signing keys did: the ring's new version, the new active key and the new next key. */
+export interface RotationOutcome {
+  readonly version: number;
+  readonly active: string;
+  readonly next: string;
+}
+
+/**
+ * Rotates the signing keys now, from the cluster's current ring. Key rotation is the leader's OAuth
+ * duty (src/server/oauth-node.ts rotateSigningKeys, adminKeyRotation); the admin API only triggers
+ * it, so the composer passes it in and the admin API imports nothing of the server
+ * (docs/architecture.md "Layers"). A refusal it meets (CONFLICT, NOT_READY, …) is an AdminRefusal.
+ */
+export type RotateSigningKeys = (nowMs: number, meta: { readonly ip: string | null }) => Promise<RotationOutcome>;
 
 export interface AdminOAuthOptions {
   readonly node: AdminOAuthNode;
   readonly master: MasterKeyRing;
   readonly config: OAuthConfig;
   readonly log: Logger;
+  readonly rotateSigningKeys: RotateSigningKeys;
   /** Answers 409 NOT_LEADER the way the membership routes do (admin.ts). */
   readonly notLeader: (reply: FastifyReply) => Promise<FastifyReply>;
   /** Milliseconds since the epoch (record times; apply's own clock is the leader's). */
@@ -84,7 +95,7 @@ export class AdminRefusal extends Error {
 }
 
 /** HTTP status of a DomainError code of the OAuth domains (OAUTH_ERROR_CODES). */
-function statusOfCode(code: string): number {
+export function statusOfCode(code: string): number {
   switch (code) {
     case 'NOT_FOUND':
       return 404;
@@ -204,7 +215,6 @@ function pageArgs(req: FastifyRequest): { after: string | null; limit: number } 
 export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOptions): void {
   const { node, master, config } = o;
   const now = o.now ?? Date.now;
-  const dec = new TextDecoder();
 
   const result = <T>(r: ApplyResult): T => {
     if (!r.ok) throw new AdminRefusal(statusOfCode(r.code), r.code, r.message);
@@ -232,7 +242,6 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
         return await fn(req, reply);
       } catch (e) {
         if (e instanceof AdminRefusal) return reply.code(e.status).send({ error: e.code, message: e.message });
-        if (e instanceof OAuthStateError) return reply.code(statusOfCode(e.code)).send({ error: e.code, message: e.message });
         if (e instanceof NodeError) {
           const status = e.code === 'INVALID_REQUEST' ? 400 : e.code === 'TIMEOUT' ? 504 : 503;
           return reply.code(status).send({ error: e.code, message: e.message });
@@ -310,9 +319,8 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     handle(async (req) => {
       const { after, limit } = pageArgs(req);
       await barrier();
-      const recs = await node.scanState(CLIENTS_KEYSPACE, { ...(after !== null ? { gte: `${after}\u0000` } : {}), limit });
-      const clients = recs.map((r) => clientView(unpackValue<ClientRecord>(r.value)));
-      return { clients, next: recs.length === limit ? dec.decode(recs[recs.length - 1]!.key) : null };
+      const page = await listClients(node, after, limit);
+      return { clients: page.items.map(clientView), next: page.next };
     }),
   );
 
@@ -405,13 +413,13 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       const { after, limit } = pageArgs(req);
       await barrier();
       // The username index is in username order; each entry's record is read from the same applied state.
-      const recs = await node.scanState(USERNAMES_KEYSPACE, { ...(after !== null ? { gte: `${after.toLowerCase()}\u0000` } : {}), limit });
+      const page = await listUsernames(node, after, limit);
       const users: UserView[] = [];
-      for (const r of recs) {
-        const u = await read<UserRecord | null>('users', 'byUsername', { username: dec.decode(r.key) }, 'local');
+      for (const username of page.items) {
+        const u = await read<UserRecord | null>('users', 'byUsername', { username }, 'local');
         if (u) users.push(userView(u)); // deleted between the scan and the read
       }
-      return { users, next: recs.length === limit ? dec.decode(recs[recs.length - 1]!.key) : null };
+      return { users, next: page.next };
     }),
   );
 
@@ -535,7 +543,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     '/admin/v1/keys/rotate',
     handle(async (req, reply) => {
       if (!node.isLeader()) return o.notLeader(reply);
-      return rotateSigningKeys(node, master, config, o.log, now(), 'requested', adminMeta(req));
+      return o.rotateSigningKeys(now(), adminMeta(req));
     }),
   );
 

@@ -23,8 +23,9 @@ import { NodeError } from '../node/api.ts';
 import { validateAddress } from '../node/members.ts';
 import type { MasterKeyRing } from '../crypto/seal.ts';
 import type { OAuthConfig } from '../oauth/config.ts';
-import type { Logger } from '../server/log.ts';
+import type { Logger } from 'pino';
 import { registerOAuthAdminRoutes } from './admin-oauth.ts';
+import type { RotateSigningKeys } from './admin-oauth.ts';
 import { registerAuditAdminRoutes } from './admin-audit.ts';
 import type { AuditEvent } from '../state/audit-ops.ts';
 import { validateAuditEvent } from '../state/audit.ts';
@@ -59,8 +60,11 @@ export const MAX_CONCURRENT_BACKUPS = 2;
 export interface AdminOptions {
   readonly node: RaftNode;
   readonly token: string;
-  /** Serve the OAuth admin routes (clients, users, keys) with this node's master key ring. */
-  readonly oauth?: { readonly master: MasterKeyRing; readonly config: OAuthConfig; readonly log?: Logger };
+  /**
+   * Serve the OAuth admin routes (clients, users, keys) with this node's master key ring; key
+   * rotation is the server's (src/server/oauth-node.ts adminKeyRotation), passed in.
+   */
+  readonly oauth?: { readonly master: MasterKeyRing; readonly config: OAuthConfig; readonly log?: Logger; readonly rotateSigningKeys: RotateSigningKeys };
 }
 
 function digest(s: string): Buffer {
@@ -249,7 +253,7 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
   });
 
   if (opts.oauth) {
-    registerOAuthAdminRoutes(app, { node, master: opts.oauth.master, config: opts.oauth.config, log: opts.oauth.log ?? pino({ level: 'silent' }), notLeader });
+    registerOAuthAdminRoutes(app, { node, master: opts.oauth.master, config: opts.oauth.config, log: opts.oauth.log ?? pino({ level: 'silent' }), rotateSigningKeys: opts.oauth.rotateSigningKeys, notLeader });
     registerAuditAdminRoutes(app, { node, log: opts.oauth.log ?? pino({ level: 'silent' }) });
   } else {
     // Without a master key these routes do not exist, and fastify's own 404 ("Route POST:/admin/v1/

@@ -29,12 +29,11 @@ import { resolveStorageConfig } from '../storage/config.ts';
 import { StorageError } from '../storage/errors.ts';
 import { readSnapshotFile, snapshotLimits, syncDir } from '../storage/snapshot-format.ts';
 import type { SnapshotRecord } from '../storage/snapshot-format.ts';
-import { StateMachine } from '../state/machine.ts';
+import { stateApplier } from '../state/applier.ts';
 import type { Domain } from '../state/machine.ts';
-import { SESSION_LIMITS } from '../state/sessions.ts';
-import { kvDomain } from '../state/kv.ts';
 import { MEMBERS_KEYSPACE, memberRecord, validateAddress } from '../node/members.ts';
 import type { MemberAddress } from '../node/members.ts';
+import { prepareEntries } from '../node/applier.ts';
 
 /**
  * Largest backup restore or recovery holds in memory. restoreBackup and forceNewCluster keep the
@@ -400,15 +399,13 @@ export async function forceNewCluster(opts: ForceNewClusterOptions): Promise<For
     await cp(dataDir, backupDir, { recursive: true, errorOnExist: true, force: false });
 
     // 2. Apply what is committed and not yet applied, exactly as the node's driver would.
-    const sm = new StateMachine({ get: (ks, k) => st.getSync(ks, k) }, SESSION_LIMITS);
-    sm.register(kvDomain);
-    for (const d of opts.domains ?? []) sm.register(d);
+    const sm = stateApplier(opts.domains ?? [])({ get: (ks, k) => st.getSync(ks, k) });
     let next = st.applied + 1;
     while (next <= commit) {
       const hi = Math.min(commit + 1, next + RECOVER_APPLY_BATCH_ENTRIES);
       const entries: Entry[] = st.entries(next, hi, RECOVER_READ_BYTES);
       if (entries.length === 0) throw new BackupError('INVALID_REQUEST', `entry ${next} (at or below the commit index ${commit}) is missing from the log`);
-      const batch = sm.applyEntries(entries);
+      const batch = sm.applyEntries(prepareEntries(entries));
       await st.commit({ state: batch.changes, applied: batch.applied }, { sync: true });
       entriesApplied += entries.length;
       next = batch.applied + 1;

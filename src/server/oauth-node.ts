@@ -19,6 +19,8 @@ import { DEFAULT_OAUTH_CONFIG } from '../oauth/config.ts';
 import type { OAuthConfig } from '../oauth/config.ts';
 import type { NodeConfig } from './config.ts';
 import type { Logger } from './log.ts';
+import { AdminRefusal, statusOfCode } from '../ops/admin-oauth.ts';
+import type { RotateSigningKeys } from '../ops/admin-oauth.ts';
 
 /** The environment variable holding the master key text (wins over crypto.masterKeyFile). */
 export const MASTER_KEY_ENV = 'RAFTAUTH_MASTER_KEY';
@@ -182,6 +184,22 @@ export async function rotateSigningKeys(
   const ring = value<SigningKeyRing | null>(await read('keys', 'ring', {}), 'reading the signing keys');
   if (!dk || !ring) throw new OAuthStateError('NOT_READY', 'the cluster has no keys yet (the leader creates them once it runs with a master key)');
   return rotateRing(node, unwrapRing(dk, master), ring, config, log, why, nowMs, meta);
+}
+
+/**
+ * The admin API's trigger for a rotation (`raftauth keys rotate`; src/ops/admin-oauth.ts
+ * RotateSigningKeys): rotateSigningKeys with the admin's address as the record's meta, and a
+ * refusal it meets (CONFLICT, NOT_READY, …) as the admin API's answer for that code.
+ */
+export function adminKeyRotation(node: RotationNode, master: MasterKeyRing, config: RotationConfig, log: Logger): RotateSigningKeys {
+  return async (nowMs, meta) => {
+    try {
+      return await rotateSigningKeys(node, master, config, log, nowMs, 'requested', meta);
+    } catch (e) {
+      if (e instanceof OAuthStateError) throw new AdminRefusal(statusOfCode(e.code), e.code, e.message);
+      throw e;
+    }
+  };
 }
 
 async function rotateRing(node: RotationNode, sealer: Sealer, ring: SigningKeyRing, config: RotationConfig, log: Logger, why: string, nowMs: number, meta: { readonly ip: string | null } | null = null): Promise<RotationOutcome> {

@@ -34,7 +34,7 @@ import { CachePublisher } from './read-cache.ts';
 import { closeHttp } from './shutdown.ts';
 import { HttpMetrics, ProcessMetrics } from '../ops/metrics.ts';
 import { VERSION } from '../version.ts';
-import { withTerm } from '../ops/log-context.ts';
+import { withTerm } from '../node/log-context.ts';
 import type { OAuthNodeHooks } from './oauth-node.ts';
 import { MetricsAggregator } from './metrics-aggregator.ts';
 import type { MetricsWorker } from './metrics-aggregator.ts';

@@ -7,8 +7,9 @@ import type { NodeConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { RaftNode } from '../node/node.ts';
 import { oauthDomains } from '../state/oauth-domains.ts';
+import { stateApplier } from '../state/applier.ts';
 import { buildAdminApp } from '../ops/admin.ts';
-import { loadMasterKey, oauthConfigOf } from './oauth-node.ts';
+import { adminKeyRotation, loadMasterKey, oauthConfigOf } from './oauth-node.ts';
 import type { MemberAddress } from '../node/members.ts';
 import type { WrapWrites } from '../storage/durable-storage.ts';
 import { StorageError } from '../storage/errors.ts';
@@ -57,13 +58,14 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Raf
     storage: { snapshotEveryEntries: config.raft.snapshotEveryEntries, snapshotCatchupEntries: config.raft.snapshotCatchupEntries },
     ...(wrapStorageWrites ? { wrapStorageWrites } : {}),
     logger,
-    domains: oauthDomains(),
+    applier: stateApplier(oauthDomains()),
     unsafe: { ackBeforeCommit: config.unsafe.ackBeforeCommit, readWithoutReadIndex: config.unsafe.readWithoutReadIndex },
   });
   if (config.admin.listen !== null && config.admin.tokenFile !== null) {
     try {
       const master = loadMasterKey(config);
-      const oauth = master ? { master, config: oauthConfigOf(config.oauth, config.mfa), log: logger } : undefined;
+      const oauthConfig = oauthConfigOf(config.oauth, config.mfa);
+      const oauth = master ? { master, config: oauthConfig, log: logger, rotateSigningKeys: adminKeyRotation(node, master, oauthConfig, logger) } : undefined;
       const app = buildAdminApp({ node, token: readFileSync(config.admin.tokenFile, 'utf8').trim(), ...(oauth ? { oauth } : {}) });
       await app.listen({ host: config.admin.listen.host, port: config.admin.listen.port });
       node.onStop(() => app.close());

@@ -12,7 +12,7 @@ import cluster from 'node:cluster';
 import type { NodeConfig } from './config.ts';
 import { STATUS_KEY, STATUS_TABLE, buildHttpApp } from './http.ts';
 import { HttpMetrics, ProcessMetrics } from '../ops/metrics.ts';
-import { withTerm } from '../ops/log-context.ts';
+import { withTerm } from '../node/log-context.ts';
 import { DEFAULT_IPC_CLIENT_LIMITS, IpcBatcher, IpcNodeApi, decodePrimaryMessage, encodeIpc, ipcMessages } from './ipc.ts';
 import { createLogger } from './log.ts';
 import { ReadCache } from './read-cache.ts';

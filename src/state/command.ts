@@ -4,7 +4,11 @@
 // domain (clients, tokens, kv, …), an operation and its arguments; it carries the client session
 // it belongs to (exactly-once, Raft dissertation §6.3) and the proposing leader's clock (`ts`):
 // apply never reads the applying node's clock (DESIGN principle 3).
-import { Packr } from 'msgpackr';
+import { packValue, unpackValue } from '../codec/msgpack.ts';
+
+// The value codec lives at the bottom of the layers (src/codec) so crypto and the node can use it
+// without importing the state machine; re-exported here for the state layer's callers.
+export { packValue, unpackValue } from '../codec/msgpack.ts';
 
 /** Largest encoded command accepted for proposal: 1 MiB, well under the 4 MiB gRPC message limit. */
 export const MAX_COMMAND_BYTES = 1 << 20;
@@ -25,9 +29,6 @@ export interface Command {
   readonly args: unknown;
 }
 
-// Records off: plain maps and arrays, so every node and version decodes the same bytes the same way.
-const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
-
 export class CommandDecodeError extends Error {
   constructor(message: string) {
     super(`command decode: ${message}`);
@@ -36,7 +37,7 @@ export class CommandDecodeError extends Error {
 }
 
 export function encodeCommand(c: Command): Uint8Array {
-  const bytes = packr.pack(c);
+  const bytes = packValue(c);
   if (bytes.length > MAX_COMMAND_BYTES) throw new CommandDecodeError(`command of ${bytes.length} bytes exceeds ${MAX_COMMAND_BYTES}`);
   return bytes;
 }
@@ -44,7 +45,7 @@ export function encodeCommand(c: Command): Uint8Array {
 export function decodeCommand(data: Uint8Array): Command {
   let c: unknown;
   try {
-    c = packr.unpack(data);
+    c = unpackValue<unknown>(data);
   } catch (e) {
     throw new CommandDecodeError(`not msgpack: ${(e as Error).message}`);
   }
@@ -57,13 +58,4 @@ export function decodeCommand(data: Uint8Array): Command {
   }
   if (typeof o.domain !== 'string' || typeof o.op !== 'string') throw new CommandDecodeError('domain/op');
   return o as unknown as Command;
-}
-
-/** msgpack for values stored in the state keyspaces (same options as commands). */
-export function packValue(v: unknown): Uint8Array {
-  return packr.pack(v);
-}
-
-export function unpackValue<T>(b: Uint8Array): T {
-  return packr.unpack(b) as T;
 }

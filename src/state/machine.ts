@@ -16,16 +16,18 @@
 //   and its record commit together. The Raft core's side of the change is the driver's.
 // - The batch's writes and the applied index are handed to storage as one write, so after a crash
 //   the state and the applied index always agree.
-import type { ConfChange, Entry } from '../raft/types.ts';
-import { decodeConfChange } from '../raft/confchange.ts';
-import { decodeConfChangeContext, memberChanges } from '../node/members.ts';
+// - The state machine is the node's Applier (src/node/applier.ts) and imports the node only as
+//   types (docs/architecture.md "Layers"): the node splits batch entries, reads command headers
+//   and decodes conf changes, and hands over prepared entries.
+import type { ConfChange } from '../raft/types.ts';
+import type { ApplyResult } from '../node/api.ts';
+import type { AppliedBatch, Applier, ApplyEntry, PreparedCommand } from '../node/applier.ts';
 import type { ConfChangeContext } from '../node/members.ts';
 import { CommandDecodeError, decodeCommand, unpackValue } from './command.ts';
-import { CommandFormatError, payloadOf, readHeader, splitBatchEntry } from '../node/command.ts';
 import type { Command } from './command.ts';
 import { SessionTable, SESSION_DOMAIN } from './sessions.ts';
 import type { SessionConfig } from './sessions.ts';
-import { Overlay, type StateReader, type StateChangeSet } from './overlay.ts';
+import { Overlay, type StateReader } from './overlay.ts';
 
 export type { StateReader } from './overlay.ts';
 
@@ -73,36 +75,21 @@ export interface Domain {
   confChange?(ctx: ApplyContext, cc: ConfChange, context: ConfChangeContext): void;
 }
 
-export type ApplyResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly code: string; readonly message: string };
-
-export interface AppliedBatch {
-  /** Writes of the whole batch, last write per key wins. */
-  readonly changes: StateChangeSet;
-  /**
-   * Results per log index of the commands in the batch, one per command of the entry, in order (a
-   * batch entry carries many; an entry of the older one-command format, one). No-ops and conf
-   * changes have none: the driver answers a conf change.
-   */
-  readonly results: Map<number, readonly ApplyResult[]>;
-  readonly applied: number;
-}
+// The result and batch types are the node's (it defines the applier it drives: node/applier.ts).
+export type { ApplyResult } from '../node/api.ts';
+export type { AppliedBatch } from '../node/applier.ts';
 
 /**
- * A command of the binary format (node/command.ts) as the domains see it: the header, and the
- * payload `[domain, op, args]` decoded here, at apply, its only decode. An error (returned, not
- * thrown) for bytes that are not one: every node reads the same bytes the same way.
+ * A command of the binary format as the domains see it: the header the node read, and the payload
+ * `[domain, op, args]` decoded here, at apply, its only decode. An error (returned, not thrown) for
+ * bytes that are not one: every node reads the same bytes the same way.
  */
-function decodeBinaryCommand(c: Uint8Array): Command | Error {
-  let h;
-  try {
-    h = readHeader(c);
-  } catch (e) {
-    if (e instanceof CommandFormatError) return e;
-    throw e;
-  }
+function decodeBinaryCommand(c: PreparedCommand): Command | Error {
+  if (c.kind === 'malformed') return new CommandDecodeError(c.message);
+  const h = c.header;
   let p: unknown;
   try {
-    p = unpackValue<unknown>(payloadOf(c));
+    p = unpackValue<unknown>(c.payload);
   } catch (e) {
     return new CommandDecodeError(`payload is not msgpack: ${(e as Error).message}`);
   }
@@ -114,7 +101,7 @@ function decodeBinaryCommand(c: Uint8Array): Command | Error {
 const META_KEYSPACE = 'sys.meta';
 const CLOCK_KEY = 'clock';
 
-export class StateMachine {
+export class StateMachine implements Applier {
   private readonly backing: StateReader;
   private readonly domains = new Map<string, Domain>();
   readonly sessions: SessionTable;
@@ -137,48 +124,46 @@ export class StateMachine {
    * Apply committed entries in order. A conf-change entry writes its state here (member table,
    * domain hooks); the driver hands it to the Raft core and answers its proposer.
    */
-  applyEntries(entries: readonly Entry[]): AppliedBatch {
+  applyEntries(entries: readonly ApplyEntry[]): AppliedBatch {
     const batch = new Overlay(this.backing);
     const results = new Map<number, readonly ApplyResult[]>();
     let applied = 0;
     this.sessions.begin();
     for (const e of entries) {
       applied = e.index;
-      if (e.type === 'confChange') {
-        this.applyConfChange(batch, e);
-        continue;
-      }
-      if (e.type !== 'normal' || e.data.length === 0) continue;
-      let commands: Uint8Array[] | null;
-      try {
-        commands = splitBatchEntry(e.data);
-      } catch (err) {
-        if (!(err instanceof CommandFormatError)) throw err;
-        results.set(e.index, [{ ok: false, code: 'MALFORMED_COMMAND', message: err.message }]);
-        continue;
-      }
-      if (commands === null) {
-        // An entry of the one-command msgpack format (written by older versions).
-        let cmd: Command;
-        try {
-          cmd = decodeCommand(e.data);
-        } catch (err) {
-          // Every node decodes the same bytes the same way: answer with an error, change nothing.
-          if (err instanceof CommandDecodeError) {
+      switch (e.kind) {
+        case 'empty':
+          break;
+        case 'confChange':
+          this.applyConfChange(batch, e);
+          break;
+        case 'malformed':
+          results.set(e.index, [{ ok: false, code: 'MALFORMED_COMMAND', message: e.message }]);
+          break;
+        case 'legacy': {
+          // An entry of the one-command msgpack format (written by older versions).
+          let cmd: Command;
+          try {
+            cmd = decodeCommand(e.data);
+          } catch (err) {
+            // Every node decodes the same bytes the same way: answer with an error, change nothing.
+            if (!(err instanceof CommandDecodeError)) throw err;
             results.set(e.index, [{ ok: false, code: 'MALFORMED_COMMAND', message: err.message }]);
-            continue;
+            break;
           }
-          throw err;
+          results.set(e.index, [this.applyCommand(batch, e.index, cmd)]);
+          break;
         }
-        results.set(e.index, [this.applyCommand(batch, e.index, cmd)]);
-        continue;
+        case 'commands': {
+          const rs: ApplyResult[] = [];
+          for (const c of e.commands) {
+            const cmd = decodeBinaryCommand(c);
+            rs.push(cmd instanceof Error ? { ok: false, code: 'MALFORMED_COMMAND', message: cmd.message } : this.applyCommand(batch, e.index, cmd));
+          }
+          results.set(e.index, rs);
+          break;
+        }
       }
-      const rs: ApplyResult[] = [];
-      for (const c of commands) {
-        const cmd = decodeBinaryCommand(c);
-        rs.push(cmd instanceof Error ? { ok: false, code: 'MALFORMED_COMMAND', message: cmd.message } : this.applyCommand(batch, e.index, cmd));
-      }
-      results.set(e.index, rs);
     }
     this.sessions.flush(batch);
     return { changes: batch.changes(), results, applied };
@@ -199,19 +184,15 @@ export class StateMachine {
   }
 
   /**
-   * A conf-change entry's state writes. The entry's bytes are the core's (a corrupt one throws here
-   * as it would in the core: the node stops rather than diverge); its context is the application's,
-   * read tolerantly (decodeConfChangeContext), so an unreadable context changes the membership
-   * without addresses or a record, identically on every node.
+   * A conf-change entry's state writes: the member table (as the node decoded it) and each
+   * domain's hook. The node decoded the change and its context (node/applier.ts prepareEntries).
    */
-  private applyConfChange(batch: Overlay, e: Entry): void {
-    const cc = decodeConfChange(e.data);
-    const context = decodeConfChangeContext(cc.context);
+  private applyConfChange(batch: Overlay, e: Extract<ApplyEntry, { readonly kind: 'confChange' }>): void {
+    const { cc, context } = e;
     // Without an audit part there is no leader time: the clock stays where the last command left it.
     const ts = this.monotonicTs(batch, context.audit?.ts ?? 0);
-    const { puts, dels } = memberChanges(cc, context);
-    for (const [ks, key] of dels) batch.del(ks, key);
-    for (const [ks, key, v] of puts) batch.put(ks, key, v);
+    for (const [ks, key] of e.members.dels) batch.del(ks, key);
+    for (const [ks, key, v] of e.members.puts) batch.put(ks, key, v);
     for (const d of this.domains.values()) {
       if (!d.confChange) continue;
       const tx = batch.child();
@@ -265,3 +246,4 @@ export class StateMachine {
     this.lastTs = null;
   }
 }
+

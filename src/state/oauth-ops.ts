@@ -10,6 +10,10 @@
 //   that must change state *and* report a failure (a reused code revokes its family) is a normal
 //   result with `ok: false`.
 
+import type { SigningKeyRecord, WrappedDataKey } from '../crypto/records.ts';
+
+export type { DataKeyRing, SigningAlg, SigningKeyRecord, SigningKeyRing, WrappedDataKey } from '../crypto/records.ts';
+
 /** DomainError codes used by the OAuth domains. */
 export const OAUTH_ERROR_CODES = [
   'INVALID_ARGUMENT', // malformed args (a bug in the proposer, or a bad admin request)
@@ -191,28 +195,7 @@ export type TokensOp =
 // ---------------------------------------------------------------------------------------------
 // keys domain (keyspace `sys.keys`, key `ring`): the JWS signing keys
 
-export type SigningAlg = 'ES256' | 'EdDSA';
-
-export interface SigningKeyRecord {
-  readonly kid: string;
-  readonly alg: SigningAlg;
-  /** Public JWK (with kid, alg, use: 'sig'). */
-  readonly publicJwk: Record<string, unknown>;
-  /** The private JWK, sealed with aad "sk:" + kid. */
-  readonly sealedPrivate: Uint8Array;
-  readonly state: 'next' | 'active' | 'retired';
-  readonly createdAt: number;
-  /** When it became active (null while next). */
-  readonly activatedAt: number | null;
-  /** Retired keys stay published until this time (every token they signed has expired). */
-  readonly publishUntil: number | null;
-}
-
-export interface SigningKeyRing {
-  /** Increases by one per change (rotations are compare-and-set on it). */
-  readonly version: number;
-  readonly keys: readonly SigningKeyRecord[];
-}
+// The key and ring records are crypto's (src/crypto/records.ts): the keys domain stores them as they are.
 
 export type KeysOp =
   /** Create the ring with an active and a next key if there is none; otherwise change nothing. Returns { created: boolean, version }. */
@@ -226,23 +209,6 @@ export type KeysOp =
 
 // ---------------------------------------------------------------------------------------------
 // crypto domain (keyspace `sys.dk`, key `ring`): data keys, wrapped by the master key
-
-export interface WrappedDataKey {
-  /** Data key id (random). Sealed blobs name it. */
-  readonly id: string;
-  /** Id of the master key that wrapped it. */
-  readonly masterKid: string;
-  /** Output of MasterKeyRing.wrap. */
-  readonly wrapped: Uint8Array;
-  readonly createdAt: number;
-}
-
-export interface DataKeyRing {
-  readonly version: number;
-  /** The key new seals use. */
-  readonly activeId: string;
-  readonly keys: readonly WrappedDataKey[];
-}
 
 export type CryptoOp =
   /** Create the ring with one key if there is none; else nothing. Returns { created: boolean }. */

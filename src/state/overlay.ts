@@ -1,14 +1,10 @@
 // Write overlays for apply: a batch overlay over durable state, and child overlays per command so
 // a rejected command can be discarded without touching the batch.
 
-export interface StateReader {
-  get(keyspace: string, key: string): Uint8Array | undefined;
-}
+import type { StateChangeSet, StateReader } from '../node/applier.ts';
 
-export interface StateChangeSet {
-  readonly puts: (readonly [string, string, Uint8Array])[];
-  readonly dels: (readonly [string, string])[];
-}
+// The node defines what the applier reads and hands back (node/applier.ts).
+export type { StateChangeSet, StateReader } from '../node/applier.ts';
 
 /** Keyspace and key joined with a separator that keyspace names cannot contain. */
 function k(keyspace: string, key: string): string {

@@ -15,7 +15,7 @@
 import type { Command } from './command.ts';
 import { packValue, unpackValue } from './command.ts';
 import type { Overlay } from './overlay.ts';
-import type { ApplyResult } from './machine.ts';
+import type { ApplyResult } from '../node/api.ts';
 
 export const SESSION_DOMAIN = 'session';
 const SESSIONS = 'sys.sessions';

@@ -42,7 +42,7 @@ export interface PeerClientOptions {
  */
 export const RAFT_ADDRESS_METADATA = 'raftauth-raft-address';
 
-/** Metrics hooks of the transport (src/ops/metrics.ts); called synchronously, must not throw. */
+/** Metrics hooks of the transport (src/node/metrics.ts); called synchronously, must not throw. */
 export interface TransportObserver {
   /** A batch of raft messages was acknowledged by `peer` `seconds` after it was written to the stream. */
   peerRtt(peer: NodeId, seconds: number): void;

@@ -8,6 +8,7 @@ import type { Domain } from '../../src/state/machine.ts';
 import { SESSION_LIMITS } from '../../src/state/sessions.ts';
 import { encodeCommand } from '../../src/state/command.ts';
 import type { StateChangeSet } from '../../src/state/overlay.ts';
+import { prepareEntries } from '../../src/node/applier.ts';
 
 export class MemoryNode implements NodeApi {
   readonly now: () => number;
@@ -38,7 +39,7 @@ export class MemoryNode implements NodeApi {
     }
     const data = encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts: this.now(), domain: req.domain, op: req.op, args: req.args });
     const index = ++this.index;
-    const batch = this.sm.applyEntries([{ term: 1, index, type: 'normal', data }]);
+    const batch = this.sm.applyEntries(prepareEntries([{ term: 1, index, type: 'normal', data }]));
     for (const [ks, k, v] of batch.changes.puts) {
       let m = this.state.get(ks);
       if (!m) this.state.set(ks, (m = new Map()));

@@ -9,7 +9,7 @@ import { required } from '../form.ts';
 import { prepareUserGrant } from '../issue.ts';
 import { verifyPkce } from '../pkce.ts';
 import type { CodePayload } from '../records.ts';
-import type { GrantHandler } from '../token.ts';
+import type { GrantHandler } from './grant.ts';
 
 type RedeemResult = { ok: true } | { ok: false; reason: 'unknown' | 'expired' | 'reused' };
 

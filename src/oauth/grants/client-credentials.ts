@@ -7,7 +7,7 @@ import { InvalidScope, UnauthorizedClient } from '../errors.ts';
 import { resolveScope } from '../clients.ts';
 import { scopeList } from '../form.ts';
 import { issueAccessToken, tokenResponse } from '../issue.ts';
-import type { GrantHandler } from '../token.ts';
+import type { GrantHandler } from './grant.ts';
 import { auditAppend } from '../../audit/batcher.ts';
 import { requestMeta } from '../context.ts';
 

@@ -7,7 +7,7 @@ import { AccessDenied, AuthorizationPending, ExpiredToken, InvalidGrant, SlowDow
 import { required } from '../form.ts';
 import { prepareUserGrant } from '../issue.ts';
 import type { DeviceApproval, DevicePayload } from '../records.ts';
-import type { GrantHandler } from '../token.ts';
+import type { GrantHandler } from './grant.ts';
 
 /** The tokens domain's `device.get` answer. */
 export interface DeviceView {

@@ -10,7 +10,7 @@ import { InvalidGrant, InvalidScope } from '../errors.ts';
 import { required, scopeList } from '../form.ts';
 import { issueAccessToken, issueIdToken, prepareRefreshToken, tokenResponse } from '../issue.ts';
 import type { GraceResponse, RefreshPayload } from '../records.ts';
-import type { GrantHandler } from '../token.ts';
+import type { GrantHandler } from './grant.ts';
 
 type RotateResult =
   | { ok: true; outcome: 'rotated' }

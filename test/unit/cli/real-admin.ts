@@ -3,14 +3,16 @@
 // it, and the OAuth state bootstrapped the way a leader does it (data key, signing keys). Every
 // HTTP request an admin listener receives is recorded (method, URL), so a test can tell that a
 // command sent nothing.
+import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildAdminApp } from '../../../src/ops/admin.ts';
 import type { RaftNode } from '../../../src/node/node.ts';
 import type { MasterKeyRing } from '../../../src/crypto/seal.ts';
 import { DEFAULT_OAUTH_CONFIG } from '../../../src/oauth/config.ts';
 import type { OAuthConfig } from '../../../src/oauth/config.ts';
-import { ensureOAuthState } from '../../../src/server/oauth-node.ts';
+import { adminKeyRotation, ensureOAuthState } from '../../../src/server/oauth-node.ts';
 import { oauthDomains } from '../../../src/state/oauth-domains.ts';
+import { stateApplier } from '../../../src/state/applier.ts';
 import { LocalCluster, freePort, waitFor } from '../node/helpers.ts';
 
 /** A cheap scrypt: the CLI tests create users, they do not measure password hashing. */
@@ -35,7 +37,7 @@ export interface AdminClusterOptions {
  * across a restart of the node (so a CLI given the URLs can reach it again).
  */
 export class AdminCluster {
-  readonly cluster = new LocalCluster({ domains: oauthDomains() });
+  readonly cluster = new LocalCluster({ applier: stateApplier(oauthDomains()) });
   readonly requests: AdminRequest[] = [];
   /** Called on every request an admin listener receives (after it is recorded). */
   onRequest: ((r: AdminRequest) => void) | null = null;
@@ -96,7 +98,7 @@ export class AdminCluster {
 
   /** Serve node `id`'s admin API on its port (as src/main.ts does: same app, loopback listener). */
   async startAdmin(id: number): Promise<void> {
-    const app = buildAdminApp({ node: this.node(id), token: this.opts.token, oauth: { master: this.master, config: TEST_OAUTH_CONFIG } });
+    const app = buildAdminApp({ node: this.node(id), token: this.opts.token, oauth: { master: this.master, config: TEST_OAUTH_CONFIG, rotateSigningKeys: adminKeyRotation(this.node(id), this.master, TEST_OAUTH_CONFIG, pino({ level: 'silent' })) } });
     app.server.on('request', (req: { method?: string; url?: string }) => {
       const r = { node: id, method: req.method ?? '', url: req.url ?? '' };
       this.requests.push(r);

@@ -11,6 +11,7 @@ import type { MemberAddress } from '../../../src/node/members.ts';
 export { freePort } from '../../../scripts/lib/wait.ts';
 import { freePort } from '../../../scripts/lib/wait.ts';
 import { waitFor as waitForShared } from '../../../scripts/lib/wait.ts';
+import { stateApplier } from '../../../src/state/applier.ts';
 
 /** Wait for `cond` to hold, polling, with a deadline. Never a fixed sleep. */
 export function waitFor<T>(what: string, cond: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
@@ -69,6 +70,7 @@ export class LocalCluster {
       electionTick: 10,
       heartbeatTick: 1,
       logger: silentLogger,
+      applier: stateApplier(),
       onFatal: (e) => {
         throw e;
       },

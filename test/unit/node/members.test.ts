@@ -13,6 +13,7 @@ import { StateMachine } from '../../../src/state/machine.ts';
 import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
 import { kvDomain } from '../../../src/state/kv.ts';
 import { encodeCommand } from '../../../src/state/command.ts';
+import { prepareEntries } from '../../../src/node/applier.ts';
 
 const addr = { raftAddress: '127.0.0.1:7003', httpAddress: '127.0.0.1:8003' };
 const remove3: ConfChange = { changes: [{ type: 'removeNode', nodeId: 3 }] };
@@ -27,7 +28,7 @@ function applyBatch(...entries: ({ cc: ConfChange } | { kv: [string, string] })[
       ? { term: 1, index: i + 1, type: 'confChange', data: encodeConfChange(x.cc) }
       : { term: 1, index: i + 1, type: 'normal', data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts: 1_000, domain: 'kv', op: 'put', args: { key: x.kv[0], value: x.kv[1] } }) },
   );
-  return sm.applyEntries(es).changes;
+  return sm.applyEntries(prepareEntries(es)).changes;
 }
 const keys = (xs: readonly (readonly [string, string, ...unknown[]])[]) => xs.map(([ks, k]) => `${ks}/${k}`).filter((k) => !k.startsWith('sys.meta/'));
 

@@ -7,6 +7,7 @@ import type { AppliedBatch } from '../../../src/state/machine.ts';
 import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
 import { kvDomain } from '../../../src/state/kv.ts';
 import { encodeBatchEntry } from '../../../src/node/command.ts';
+import { prepareEntries } from '../../../src/node/applier.ts';
 
 /** A one-node "leader": proposeLocal applies at once through a real state machine. */
 function fakeLeader(opts: { loseAnswerOnce?: boolean } = {}) {
@@ -29,7 +30,7 @@ function fakeLeader(opts: { loseAnswerOnce?: boolean } = {}) {
     proposeLocal: (data) => {
       const i = ++index;
       // As the driver does: the command goes into a batch entry stamped with the leader's clock.
-      const b = sm.applyEntries([{ term: 2, index: i, type: 'normal', data: encodeBatchEntry([data], clock) }]);
+      const b = sm.applyEntries(prepareEntries([{ term: 2, index: i, type: 'normal', data: encodeBatchEntry([data], clock) }]));
       commit(b);
       const result = b.results.get(i)![0]!;
       if (lose && !(result.ok && (result.value as { sid?: string } | null)?.sid)) {

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import type { RaftNode } from '../../../src/node/node.ts';
 import { oauthDomains } from '../../../src/state/oauth-domains.ts';
+import { stateApplier } from '../../../src/state/applier.ts';
 import { unpackValue } from '../../../src/state/command.ts';
 import { AUDIT_KEYSPACE } from '../../../src/state/audit.ts';
 import type { AuditRecord } from '../../../src/state/audit-ops.ts';
@@ -20,7 +21,7 @@ const TOKEN = 'c'.repeat(43);
 const config: OAuthConfig = { ...DEFAULT_OAUTH_CONFIG, issuer: 'http://localhost:8080', passwordScrypt: { ln: 10, r: 8, p: 1 } };
 
 describe('admin API: audit records carry the admin address (one-node RaftNode)', () => {
-  const cluster = new LocalCluster({ domains: oauthDomains() });
+  const cluster = new LocalCluster({ applier: stateApplier(oauthDomains()) });
   let node: RaftNode;
   let app: FastifyInstance;
   const master = MasterKeyRing.parse(MasterKeyRing.generateText(), 'test master key');

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import type { RaftNode } from '../../../src/node/node.ts';
 import { oauthDomains } from '../../../src/state/oauth-domains.ts';
+import { stateApplier } from '../../../src/state/applier.ts';
 import { MasterKeyRing } from '../../../src/crypto/seal.ts';
 import { DEFAULT_OAUTH_CONFIG } from '../../../src/oauth/config.ts';
 import type { OAuthConfig } from '../../../src/oauth/config.ts';
@@ -18,7 +19,7 @@ const auth = { authorization: `Bearer ${TOKEN}` };
 const config: OAuthConfig = { ...DEFAULT_OAUTH_CONFIG, issuer: 'http://localhost:8080', passwordScrypt: { ln: 10, r: 8, p: 1 } };
 
 describe('admin API: MFA factors and policy (one-node RaftNode)', () => {
-  const cluster = new LocalCluster({ domains: oauthDomains() });
+  const cluster = new LocalCluster({ applier: stateApplier(oauthDomains()) });
   let node: RaftNode;
   let app: FastifyInstance;
   const master = MasterKeyRing.parse(MasterKeyRing.generateText(), 'test master key');

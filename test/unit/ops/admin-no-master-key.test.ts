@@ -45,7 +45,7 @@ function oauthRoutes(): { method: string; url: string }[] {
   });
   const log = pino({ level: 'silent' });
   const master = MasterKeyRing.parse(MasterKeyRing.generateText(), 'test');
-  registerOAuthAdminRoutes(probe, { node: fakeNode, master, config: { ...DEFAULT_OAUTH_CONFIG, issuer: 'http://localhost:8080' }, log, notLeader: unused });
+  registerOAuthAdminRoutes(probe, { node: fakeNode, master, config: { ...DEFAULT_OAUTH_CONFIG, issuer: 'http://localhost:8080' }, log, rotateSigningKeys: unused, notLeader: unused });
   registerAuditAdminRoutes(probe, { node: fakeNode, log });
   return routes;
 }

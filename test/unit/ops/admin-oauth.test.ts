@@ -10,6 +10,7 @@ import { buildAdminApp } from '../../../src/ops/admin.ts';
 import { MAX_PAGE_SIZE, registerOAuthAdminRoutes } from '../../../src/ops/admin-oauth.ts';
 import type { RaftNode } from '../../../src/node/node.ts';
 import { oauthDomains } from '../../../src/state/oauth-domains.ts';
+import { stateApplier } from '../../../src/state/applier.ts';
 import { unpackValue } from '../../../src/state/command.ts';
 import type { ClientRecord, DataKeyRing, SigningKeyRing, UserRecord } from '../../../src/state/oauth-ops.ts';
 import { MasterKeyRing, SealError, unwrapRing } from '../../../src/crypto/seal.ts';
@@ -19,6 +20,7 @@ import { DEFAULT_OAUTH_CONFIG } from '../../../src/oauth/config.ts';
 import type { OAuthConfig } from '../../../src/oauth/config.ts';
 import { LocalCluster } from '../node/helpers.ts';
 import { oauthAdminNode } from './helpers.ts';
+import { adminKeyRotation } from '../../../src/server/oauth-node.ts';
 
 const TOKEN = 'a'.repeat(43);
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -26,7 +28,7 @@ const config: OAuthConfig = { ...DEFAULT_OAUTH_CONFIG, issuer: 'http://localhost
 const silent = pino({ level: 'silent' });
 
 describe('admin API: OAuth clients, users and keys (one-node RaftNode)', () => {
-  const cluster = new LocalCluster({ domains: oauthDomains() });
+  const cluster = new LocalCluster({ applier: stateApplier(oauthDomains()) });
   let node: RaftNode;
   let app: FastifyInstance;
   const oldKeyText = MasterKeyRing.generateText();
@@ -306,7 +308,7 @@ describe('admin API: OAuth clients, users and keys (one-node RaftNode)', () => {
 
     const newKeyText = MasterKeyRing.generateText();
     const both = MasterKeyRing.parse(newKeyText + oldKeyText, 'new then old');
-    const app2 = buildAdminApp({ node, token: TOKEN, oauth: { master: both, config } });
+    const app2 = buildAdminApp({ node, token: TOKEN, oauth: { master: both, config, rotateSigningKeys: adminKeyRotation(node, both, config, silent) } });
     try {
       const r = await call('POST', '/admin/v1/keys/rewrap', undefined, app2);
       assert.equal(r.status, 200, r.raw);
@@ -340,6 +342,7 @@ describe('admin API: OAuth clients, users and keys (one-node RaftNode)', () => {
       master,
       config,
       log: silent,
+      rotateSigningKeys: adminKeyRotation(asFollower, master, config, silent),
       notLeader: async (reply) => reply.code(409).send({ error: 'NOT_LEADER', leader: 2, leaderHttp: '127.0.0.1:1' }),
     });
     try {

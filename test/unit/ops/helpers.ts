@@ -1,5 +1,6 @@
 // Test support for src/ops: a parser of the Prometheus text format (enough to read values back),
 // and the HTTP app of an in-process node served through fastify's inject (no socket needed).
+import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildHttpApp } from '../../../src/server/http.ts';
 import { ReadCache } from '../../../src/server/read-cache.ts';
@@ -9,7 +10,7 @@ import type { RaftNode } from '../../../src/node/node.ts';
 import { buildAdminApp } from '../../../src/ops/admin.ts';
 import type { MasterKeyRing } from '../../../src/crypto/seal.ts';
 import type { OAuthConfig } from '../../../src/oauth/config.ts';
-import { ensureOAuthState } from '../../../src/server/oauth-node.ts';
+import { adminKeyRotation, ensureOAuthState } from '../../../src/server/oauth-node.ts';
 import type { LocalCluster } from '../node/helpers.ts';
 
 export interface Sample {
@@ -82,7 +83,7 @@ export async function oauthAdminNode(cluster: LocalCluster, master: MasterKeyRin
     'ES256',
     Date.now(),
   );
-  const app = buildAdminApp({ node, token, oauth: { master, config } });
+  const app = buildAdminApp({ node, token, oauth: { master, config, rotateSigningKeys: adminKeyRotation(node, master, config, pino({ level: 'silent' })) } });
   await app.ready();
   return { node, app };
 }

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LocalCluster, put, waitFor } from '../node/helpers.ts';
 import { createLogger } from '../../../src/server/log.ts';
-import { withTerm } from '../../../src/ops/log-context.ts';
+import { withTerm } from '../../../src/node/log-context.ts';
 
 function capture(node: number): { logger: ReturnType<typeof createLogger>; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];

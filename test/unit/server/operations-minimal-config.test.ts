@@ -4,6 +4,7 @@
 // through the CLI in a scratch directory, loads the step-3 YAML through the config parser with only
 // the data directory substituted, and checks that the result is a node that serves OAuth: one
 // https issuer for every node, a master key that loads, and the admin API's OAuth routes.
+import { pino } from 'pino';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -13,7 +14,7 @@ import { runRaftauth } from '../../../src/cli/main.ts';
 import { buildAdminApp } from '../../../src/ops/admin.ts';
 import type { RaftNode } from '../../../src/node/node.ts';
 import { loadConfig } from '../../../src/server/config.ts';
-import { loadMasterKey, oauthConfigOf } from '../../../src/server/oauth-node.ts';
+import { adminKeyRotation, loadMasterKey, oauthConfigOf } from '../../../src/server/oauth-node.ts';
 import { passkeysAvailable } from '../../../src/oauth/login-page.ts';
 import { mfaConfigOf } from '../../../src/oauth/config.ts';
 import { captureIo } from '../cli/io.ts';
@@ -81,7 +82,7 @@ test('the minimal config of docs/operations.md, with the files its step 2 makes,
 
   // The admin API of such a node has its OAuth routes (a node without the key answers NO_MASTER_KEY).
   const node = { id: config.node.id } as unknown as RaftNode;
-  const app = buildAdminApp({ node, token: readFileSync(config.admin.tokenFile!, 'utf8').trim(), oauth: { master, config: oauth } });
+  const app = buildAdminApp({ node, token: readFileSync(config.admin.tokenFile!, 'utf8').trim(), oauth: { master, config: oauth, rotateSigningKeys: adminKeyRotation(node, master, oauth, pino({ level: 'silent' })) } });
   try {
     await app.ready();
     for (const [method, url] of [['POST', '/admin/v1/clients'], ['POST', '/admin/v1/users'], ['GET', '/admin/v1/keys']] as const) {

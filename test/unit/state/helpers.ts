@@ -6,6 +6,7 @@ import type { AppliedBatch, ApplyResult, StateReader } from '../../../src/state/
 import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
 import { encodeCommand } from '../../../src/state/command.ts';
 import { oauthDomains } from '../../../src/state/oauth-domains.ts';
+import { prepareEntries } from '../../../src/node/applier.ts';
 
 /** Durable state stand-in: applies a batch's changes the way storage does. */
 export class MapState implements StateReader {
@@ -39,7 +40,7 @@ export function domainHarness(domain: string) {
   for (const d of oauthDomains()) sm.register(d);
   const run = (op: string, args: unknown, ts = T0): ApplyResult => {
     const i = ++index;
-    const b = sm.applyEntries([{ term: 1, index: i, type: 'normal', data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts, domain, op, args }) }]);
+    const b = sm.applyEntries(prepareEntries([{ term: 1, index: i, type: 'normal', data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts, domain, op, args }) }]));
     st.commit(b);
     return b.results.get(i)![0]!;
   };

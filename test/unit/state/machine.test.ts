@@ -13,6 +13,7 @@ import { AUDIT_KEYSPACE, auditDomain, auditSeqKey, readAuditHead } from '../../.
 import type { AuditRecord } from '../../../src/state/audit-ops.ts';
 import { verifyChain } from '../../../src/audit/chain.ts';
 import { unpackValue } from '../../../src/state/command.ts';
+import { prepareEntries } from '../../../src/node/applier.ts';
 
 /** Durable state stand-in: applies a batch's changes the way storage does. */
 class MapState implements StateReader {
@@ -39,7 +40,7 @@ function setup(): { sm: StateMachine; st: MapState; run: (...es: Entry[]) => App
   const sm = new StateMachine(st, { ...SESSION_LIMITS, maxPendingResults: 3 });
   sm.register(kvDomain);
   const run = (...es: Entry[]) => {
-    const b = sm.applyEntries(es);
+    const b = sm.applyEntries(prepareEntries(es));
     st.commit(b);
     return b;
   };
@@ -168,7 +169,7 @@ test('opening a session when the table is full first drops the expired ones', ()
   const st = new MapState();
   const sm = new StateMachine(st, { ...SESSION_LIMITS, maxSessions: 2 });
   const run = (...es: Entry[]) => {
-    const b = sm.applyEntries(es);
+    const b = sm.applyEntries(prepareEntries(es));
     st.commit(b);
     return b;
   };

@@ -9,6 +9,7 @@ import type { AuditRecord } from '../../../src/state/audit-ops.ts';
 import { THROTTLE } from '../../../src/state/mfa-ops.ts';
 import { backoffMs } from '../../../src/state/mfa.ts';
 import { T0, domainHarness } from './helpers.ts';
+import { prepareEntries } from '../../../src/node/applier.ts';
 
 const SUB = 'u-device';
 const IP = '203.0.113.9';
@@ -21,7 +22,7 @@ function harness() {
   /** A tokens command on the same machine (device requests live in the tokens domain). */
   const runTokens = (op: string, args: unknown, ts = T0) => {
     const i = ++index;
-    const b = h.sm.applyEntries([{ term: 1, index: i, type: 'normal', data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts, domain: 'tokens', op, args }) }]);
+    const b = h.sm.applyEntries(prepareEntries([{ term: 1, index: i, type: 'normal', data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts, domain: 'tokens', op, args }) }]));
     h.st.commit(b);
     return b.results.get(i)![0]!;
   };

@@ -27,6 +27,7 @@ import {
   backoffMs,
 } from '../../../src/state/mfa.ts';
 import { MapState } from './helpers.ts';
+import { prepareEntries } from '../../../src/node/applier.ts';
 
 /** A multiple of the TOTP period, so step arithmetic in the tests is exact. */
 const T0 = 1_700_000_010 * 1000 - ((1_700_000_010 * 1000) % TOTP_PERIOD_MS);
@@ -44,7 +45,7 @@ function harness() {
   const run = (domain: string, op: string, args: unknown): ApplyResult => {
     const i = ++index;
     const data = encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts: clock.now, domain, op, args });
-    const b = sm.applyEntries([{ term: 1, index: i, type: 'normal', data }]);
+    const b = sm.applyEntries(prepareEntries([{ term: 1, index: i, type: 'normal', data }]));
     st.commit(b);
     return b.results.get(i)![0]!;
   };
@@ -443,7 +444,7 @@ test('totp.verify: parallel attempts are decided in log order, each counted befo
   const batch = (argsList: readonly unknown[]): unknown[] => {
     const first = index + 1;
     const entries = argsList.map((args) => ({ term: 1, index: ++index, type: 'normal' as const, data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts: h.clock.now, domain: 'mfa', op: 'totp.verify', args }) }));
-    const b = h.sm.applyEntries(entries);
+    const b = h.sm.applyEntries(prepareEntries(entries));
     h.st.commit(b);
     return argsList.map((_, i) => {
       const r = b.results.get(first + i)![0]!;

@@ -12,6 +12,7 @@ import { encodeCommand } from '../../../src/state/command.ts';
 import type { Command } from '../../../src/state/command.ts';
 import type { Entry } from '../../../src/raft/types.ts';
 import { mulberry32 as rng } from './helpers.ts';
+import { prepareEntries } from '../../../src/node/applier.ts';
 
 class MapState implements StateReader {
   readonly m = new Map<string, string>();
@@ -76,7 +77,7 @@ function applyAll(entries: readonly Entry[], cut: (i: number) => boolean): { res
   let batch: Entry[] = [];
   const run = (): void => {
     if (batch.length === 0) return;
-    const b = sm.applyEntries(batch);
+    const b = sm.applyEntries(prepareEntries(batch));
     st.commit(b);
     for (const [i, res] of b.results) results.set(i, res[0]!);
     batch = [];

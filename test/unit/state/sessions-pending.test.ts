@@ -9,6 +9,7 @@ import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
 import { kvDomain } from '../../../src/state/kv.ts';
 import { encodeCommand } from '../../../src/state/command.ts';
 import { MapState, mulberry32 } from './helpers.ts';
+import { prepareEntries } from '../../../src/node/applier.ts';
 
 function machine(maxPendingResults: number) {
   const st = new MapState();
@@ -17,7 +18,7 @@ function machine(maxPendingResults: number) {
   let index = 0;
   const run = (sid: string | null, seq: number, ack: number, domain: string, op: string, args: unknown): ApplyResult => {
     const i = ++index;
-    const b = sm.applyEntries([{ term: 1, index: i, type: 'normal', data: encodeCommand({ v: 1, sid, seq, ack, ts: 1_000_000 + i, domain, op, args }) }]);
+    const b = sm.applyEntries(prepareEntries([{ term: 1, index: i, type: 'normal', data: encodeCommand({ v: 1, sid, seq, ack, ts: 1_000_000 + i, domain, op, args }) }]));
     st.commit(b);
     return b.results.get(i)![0]!;
   };

@@ -25,6 +25,7 @@ import type { RefreshRecordView } from '../../../src/state/oauth-ops.ts';
 import { AUDIT_KEYSPACE } from '../../../src/state/audit.ts';
 import type { AuditRecord } from '../../../src/state/audit-ops.ts';
 import { MapState } from './helpers.ts';
+import { prepareEntries } from '../../../src/node/applier.ts';
 
 // ---- harness: the real StateMachine over a map, entries with chosen leader time ------------------
 
@@ -38,7 +39,7 @@ function harness() {
   const run = (c: Partial<Command> & Pick<Command, 'domain' | 'op'>): ApplyResult => {
     const i = ++index;
     const data = encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts: T0, args: null, ...c });
-    const b = sm.applyEntries([{ term: 1, index: i, type: 'normal', data }]);
+    const b = sm.applyEntries(prepareEntries([{ term: 1, index: i, type: 'normal', data }]));
     st.commit(b);
     return b.results.get(i)![0]!;
   };

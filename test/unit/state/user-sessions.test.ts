@@ -24,6 +24,7 @@ import { MapState, T0 } from './helpers.ts';
 import { StateMachine } from '../../../src/state/machine.ts';
 import { SESSION_LIMITS } from '../../../src/state/sessions.ts';
 import { oauthDomains } from '../../../src/state/oauth-domains.ts';
+import { prepareEntries } from '../../../src/node/applier.ts';
 
 const HOUR = 3_600_000;
 const ADMIN = { ip: '192.0.2.7' };
@@ -35,7 +36,7 @@ function harness() {
   for (const d of oauthDomains()) sm.register(d);
   const run = (domain: string, op: string, args: unknown, ts = T0): ApplyResult => {
     const i = ++index;
-    const b = sm.applyEntries([{ term: 1, index: i, type: 'normal', data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts, domain, op, args }) }]);
+    const b = sm.applyEntries(prepareEntries([{ term: 1, index: i, type: 'normal', data: encodeCommand({ v: 1, sid: null, seq: 0, ack: 0, ts, domain, op, args }) }]));
     st.commit(b);
     return b.results.get(i)![0]!;
   };
