@@ -49,8 +49,17 @@ export function decodeItem(item: Buffer): { key: Buffer; value: Buffer } {
   return { key: item.subarray(2, 2 + k), value: item.subarray(6 + k) };
 }
 
+/** The callers keep a running byte count; a wrong one would truncate or leave garbage, so it is checked. */
+function checkBytes(what: string, items: readonly Buffer[], bytes: number): void {
+  let n = 0;
+  for (const it of items) n += it.length;
+  if (n !== bytes) throw new WireError(`${what}: ${bytes} item bytes announced, ${n} given`);
+}
+
 /** `writes`: ids and items (copies of the bytes). */
 export function encodeWrites(ids: readonly number[], items: readonly Buffer[], bytes: number): Buffer {
+  if (ids.length !== items.length) throw new WireError(`writes: ${ids.length} ids for ${items.length} items`);
+  checkBytes('writes', items, bytes);
   const b = Buffer.allocUnsafe(4 + 4 * ids.length + bytes);
   b.writeUInt32BE(ids.length, 0);
   let p = 4;
@@ -58,7 +67,6 @@ export function encodeWrites(ids: readonly number[], items: readonly Buffer[], b
     b.writeUInt32BE(ids[i]!, p);
     p += 4 + items[i]!.copy(b, p + 4);
   }
-  if (p !== b.length) throw new WireError(`writes: ${bytes} item bytes announced, ${p - 4 - 4 * ids.length} given`);
   return b;
 }
 
@@ -98,11 +106,11 @@ export function decodeOutcomes(b: Buffer, each: (id: number, ok: boolean) => voi
 }
 
 export function encodeEntry(items: readonly Buffer[], bytes: number): Buffer {
+  checkBytes('entry', items, bytes);
   const b = Buffer.allocUnsafe(4 + bytes);
   b.writeUInt32BE(items.length, 0);
   let p = 4;
   for (const it of items) p += it.copy(b, p);
-  if (p !== b.length) throw new WireError(`entry: ${bytes} bytes announced, ${p - 4} given`);
   return b;
 }
 
