@@ -138,6 +138,7 @@ async function main(): Promise<number> {
   const rs = ratios(systems.raftauth, systems.etcd);
   const ts = targets(systems, a.failoverTargetMs);
   const byName = ratiosToEtcd(systems);
+  const steady = targetsBySystem(systems);
   const doc = {
     benchmark: 'replication',
     startedAt,
@@ -163,13 +164,13 @@ async function main(): Promise<number> {
     ratios: rs,
     ratiosToEtcd: byName,
     targets: ts,
-    targetsBySystem: targetsBySystem(systems),
+    targetsBySystem: steady,
     notes,
   };
   const json = JSON.stringify(doc, null, 2) + '\n';
   process.stdout.write(json);
   if (a.out !== null) writeFileSync(a.out, json);
-  process.stderr.write(humanTable(systems, rs, ts, byName));
+  process.stderr.write(humanTable(systems, rs, ts, byName, steady));
   clearTimeout(watchdog);
   return 0;
 }

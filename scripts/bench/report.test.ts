@@ -2,7 +2,7 @@
 // issue 14's steady-state targets; the raftauth-only `ratios` stays as it was.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ratios, ratiosToEtcd, steadyTargets, targetsBySystem } from './report.ts';
+import { humanTable, ratios, ratiosToEtcd, steadyTargets, targetsBySystem } from './report.ts';
 import type { SystemReport } from './report.ts';
 import type { LevelResult } from './workload.ts';
 
@@ -58,4 +58,13 @@ test('steadyTargets judges issue 14s targets, and says "not measured" for a miss
   const noCpu = steadyTargets('proto', sys(level(64, 2000, 30, 90, null)), etcd);
   assert.equal(noCpu[2]!.met, null);
   assert.deepEqual(Object.keys(targetsBySystem({ etcd, raftauth, proto })).sort(), ['proto', 'raftauth']);
+});
+
+test('the human table has a ratio line and the steady targets of every non-etcd system', () => {
+  const systems = { etcd, raftauth, proto };
+  const text = humanTable(systems, ratios(raftauth, etcd), [], ratiosToEtcd(systems), targetsBySystem(systems));
+  assert.match(text, /^raftauth\/etcd: c1 thr x0\.5 /m);
+  assert.match(text, /^proto\/etcd: c1 thr x2 p50 x0\.5 p99 x0\.5 cpu x0\.5; c64 thr x2 /m);
+  assert.match(text, /^\[MET\] concurrency 64: proto cluster CPU per write <= etcd: 0\.8 vs 0\.8 ms per write$/m);
+  assert.match(text, /^\[NOT MET\] concurrency 64: raftauth cluster CPU per write <= etcd: 1\.6 vs 0\.8 ms per write$/m);
 });

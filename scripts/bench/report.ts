@@ -160,7 +160,13 @@ export function targets(systems: Partial<Record<SystemName, SystemReport>>, fail
 }
 
 /** A short table for humans. */
-export function humanTable(systems: Partial<Record<SystemName, SystemReport>>, rs: Ratio[], ts: Target[], byName: Partial<Record<SystemName, Ratio[]>> = {}): string {
+export function humanTable(
+  systems: Partial<Record<SystemName, SystemReport>>,
+  rs: Ratio[],
+  ts: Target[],
+  byName: Partial<Record<SystemName, Ratio[]>> = {},
+  steady: Partial<Record<SystemName, Target[]>> = {},
+): string {
   const lines: string[] = [];
   const pad = (s: string | number, w: number) => String(s).padStart(w);
   lines.push(`${'system'.padEnd(22)}${pad('conc', 5)}${pad('writes/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('failed', 8)}${pad('cpu ms/write', 14)}`);
@@ -174,6 +180,9 @@ export function humanTable(systems: Partial<Record<SystemName, SystemReport>>, r
     const f = s.failover;
     if (f) lines.push(`${name} failover (c${f.concurrency}, killed ${f.killedMember}): gap ${f.gapMs ?? '-'} ms (probe ${f.probeGapMs ?? '-'}, clients ${f.clientGapMs ?? '-'}), all resumed ${f.allClientsResumedMs ?? '-'} ms, failed ${f.failedRequests}, errored attempts killed/live ${JSON.stringify(f.erroredAttemptsOnKilledMember)}/${JSON.stringify(f.erroredAttemptsOnLiveMembers)}`);
   }
-  for (const t of ts) lines.push(`[${t.met === null ? 'n/a' : t.met ? 'MET' : 'NOT MET'}] ${t.target}: ${t.detail}`);
+  const mark = (t: Target): string => `[${t.met === null ? 'n/a' : t.met ? 'MET' : 'NOT MET'}] ${t.target}: ${t.detail}`;
+  for (const t of ts) lines.push(mark(t));
+  // Issue 14's steady-state targets of every non-etcd system (raftauth's repeat two of issue 4's, above).
+  for (const list of Object.values(steady)) for (const t of list) lines.push(mark(t));
   return lines.join('\n') + '\n';
 }
