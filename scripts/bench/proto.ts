@@ -74,9 +74,11 @@ export class ProtoCluster implements SystemUnderTest {
         await writePem(dir, 'ca', ca);
         for (const m of members) await writePem(dir, `node${m.id}`, await issueNodeCert(ca, m.id));
       }
+      // BENCH_RAFTAUTH_NODE_ARGS: node flags for every node and its worker, as for raftauth (README, profiling).
+      const nodeArgs = (process.env.BENCH_RAFTAUTH_NODE_ARGS ?? '').split(' ').filter((x) => x.length > 0);
       for (const m of members) {
         const config: ProtoNodeConfig = { id: m.id, httpPort: m.httpPort, peerPorts, dataDir: join(dir, `data${m.id}`), tlsDir: v.tls ? dir : null, worker: v.worker };
-        m.child = spawnChild(`${name} node ${m.id}`, process.execPath, ['--import', 'tsx', NODE_ENTRY], join(dir, `node${m.id}.log`), {
+        m.child = spawnChild(`${name} node ${m.id}`, process.execPath, [...nodeArgs, '--import', 'tsx', NODE_ENTRY], join(dir, `node${m.id}.log`), {
           cwd: REPO_ROOT,
           env: { ...process.env, [PROTO_CONFIG_ENV]: JSON.stringify(config) },
         });

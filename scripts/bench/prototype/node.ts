@@ -462,5 +462,8 @@ function serveHttp(c: ProtoNodeConfig, submit: Submit, ready: () => boolean): vo
 }
 
 const config = parseNodeConfig(process.env[PROTO_CONFIG_ENV]);
+// A clean exit on SIGTERM, so that --cpu-prof writes its profile (the benchmark stops nodes so when
+// BENCH_RAFTAUTH_NODE_ARGS is set); the worker follows when its IPC channel closes.
+process.on('SIGTERM', () => process.exit(0));
 if (cluster.isPrimary) primary(config).catch((e: unknown) => fatal('start', e));
 else worker(config);
