@@ -16,9 +16,11 @@ import { RETRY_PAUSE_MS } from './bench/client.ts';
 import { EtcdCluster, ensureEtcd } from './bench/etcd.ts';
 import { cleanupAllSync, runBenchmark, setKeepTemp } from './bench/procs.ts';
 import { RaftauthCluster } from './bench/raftauth.ts';
-import { humanTable, machineInfo, ratios, targets } from './bench/report.ts';
+import { humanTable, machineInfo, ratios, ratiosToEtcd, targets, targetsBySystem } from './bench/report.ts';
 import type { SystemReport } from './bench/report.ts';
+import { isProtoSystem } from './bench/system.ts';
 import type { SystemName, SystemUnderTest } from './bench/system.ts';
+import { ProtoCluster } from './bench/proto.ts';
 import { runFailover, runLevel } from './bench/workload.ts';
 import { SHIPPED_TICK_MS } from './bench/args.ts';
 
@@ -41,7 +43,7 @@ const say = (line: string): void => void process.stderr.write(`[bench] ${line}\n
 /** The longest this run may take once etcd is installed: the sum of its phases' bounds, with slack. */
 function runDeadlineMs(a: BenchArgs): number {
   const perLevel = a.warmupSeconds + a.seconds + a.requestTimeoutMs / 1000 + 2;
-  const failover = a.failoverConcurrency > 0 ? a.warmupSeconds + 2 * a.failoverMaxSeconds + a.requestTimeoutMs / 1000 + 20 : 0;
+  const failover = a.failoverConcurrency > 0 && !a.systems.every(isProtoSystem) ? a.warmupSeconds + 2 * a.failoverMaxSeconds + a.requestTimeoutMs / 1000 + 20 : 0;
   const perSystem = START_STOP_ALLOWANCE_S + a.levels.length * perLevel + failover;
   return Math.ceil((a.systems.length * perSystem * 1.5 + 60) * 1000);
 }
@@ -59,7 +61,8 @@ async function benchSystem(sut: SystemUnderTest, a: BenchArgs, value: string): P
     say(`${sut.name}: concurrency ${c}: ${r.writesPerSec} writes/s, p50 ${r.latency.p50Ms} ms, p99 ${r.latency.p99Ms} ms, ${r.failedRequests} failed${elections > 0 ? `, term rose by ${elections} (elections during the level)` : ''}`);
     report.levels.push(r);
   }
-  if (a.failoverConcurrency > 0) {
+  // The prototype has a fixed leader and no elections: a failover would only measure its absence.
+  if (a.failoverConcurrency > 0 && !isProtoSystem(sut.name)) {
     say(`${sut.name}: failover at concurrency ${a.failoverConcurrency}: kill -9 of the leader after ${a.warmupSeconds} s`);
     report.failover = await runFailover(sut, a.failoverConcurrency, Math.max(1000, a.warmupSeconds * 1000), a.failoverMaxSeconds * 1000, o);
     say(`${sut.name}: failover gap ${report.failover.gapMs ?? 'none'} ms, ${report.failover.failedRequests} failed requests`);
@@ -107,7 +110,9 @@ async function main(): Promise<number> {
     const sut: SystemUnderTest =
       name === 'etcd'
         ? await EtcdCluster.start(etcd!.bin, etcd!.version, a.dir, a.etcdAttemptTimeoutMs)
-        : await RaftauthCluster.start({ workers: a.raftauthWorkers, tickMs: a.raftauthTickMs, attemptTimeoutMs: a.raftauthAttemptTimeoutMs }, a.dir);
+        : isProtoSystem(name)
+          ? await ProtoCluster.start(name, a.requestTimeoutMs, a.dir)
+          : await RaftauthCluster.start({ workers: a.raftauthWorkers, tickMs: a.raftauthTickMs, attemptTimeoutMs: a.raftauthAttemptTimeoutMs }, a.dir);
     try {
       systems[name] = await benchSystem(sut, a, value);
     } finally {
@@ -118,6 +123,11 @@ async function main(): Promise<number> {
     notes.push(`raftauth was started by the benchmark's own launcher (scripts/bench/raftauth.ts; the shared scripts/lib/local-cluster.ts was not there when the benchmark was written) with the node settings of cluster-configs/local-3.yaml: tickMs ${SHIPPED_TICK_MS}, one HTTP worker per node`);
     if (a.raftauthTickMs !== SHIPPED_TICK_MS) notes.push(`raftauth ran with --raftauth-tick-ms ${a.raftauthTickMs}, not the shipped ${SHIPPED_TICK_MS}: election timeouts ${10 * a.raftauthTickMs}-${20 * a.raftauthTickMs} ms`);
   }
+  const protos = a.systems.filter(isProtoSystem);
+  if (protos.length > 0) {
+    notes.push(`${protos.join(', ')}: the write-path prototype (scripts/bench/prototype/, README "Prototype"): raftauth's process model and peer transport with a fixed leader, no raft core, no elections, no sessions, no OAuth, no log compaction; a ceiling, not a product`);
+    if (a.failoverConcurrency > 0) notes.push(`${protos.join(', ')}: no failover phase (a fixed leader and no elections); its failover is null`);
+  }
   machine.loadAverageAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
   if (machine.loadAverageAtStart[0]! > machine.cpus * 0.75) notes.push(`the machine was busy at the start (1-min load ${machine.loadAverageAtStart[0]} on ${machine.cpus} cpus): absolute numbers are low; ratios are fairer than absolutes`);
 
@@ -127,6 +137,8 @@ async function main(): Promise<number> {
   }
   const rs = ratios(systems.raftauth, systems.etcd);
   const ts = targets(systems, a.failoverTargetMs);
+  const byName = ratiosToEtcd(systems);
+  const steady = targetsBySystem(systems);
   const doc = {
     benchmark: 'replication',
     startedAt,
@@ -150,13 +162,15 @@ async function main(): Promise<number> {
     issueEtcdReference: ISSUE_ETCD_REFERENCE,
     systems,
     ratios: rs,
+    ratiosToEtcd: byName,
     targets: ts,
+    targetsBySystem: steady,
     notes,
   };
   const json = JSON.stringify(doc, null, 2) + '\n';
   process.stdout.write(json);
   if (a.out !== null) writeFileSync(a.out, json);
-  process.stderr.write(humanTable(systems, rs, ts));
+  process.stderr.write(humanTable(systems, rs, ts, byName, steady));
   clearTimeout(watchdog);
   return 0;
 }

@@ -4,13 +4,15 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { parseArgs } from 'node:util';
+import { SYSTEM_NAMES } from './system.ts';
 import type { SystemName } from './system.ts';
 
 export const USAGE = `usage: npm run bench:replication -- [options]
   --seconds N               measured seconds per concurrency level (default 10)
   --warmup N                warm-up seconds before each level and before the kill (default 2)
   --levels L                concurrency levels, comma-separated (default 1,16,64,256)
-  --systems S               systems to run, in order (default etcd,raftauth)
+  --systems S               systems to run, in order (default etcd,raftauth); also proto, proto-noworker,
+                            proto-notls, proto-noworker-notls (the write-path prototype, README "Prototype")
   --failover-concurrency N  clients during the failover phase (default 16); 0 skips failover
   --failover-max-seconds N  longest the failover phase runs after the kill (default 15)
   --failover-target-ms N    issue 4's failover gap target (default 500)
@@ -111,8 +113,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   const levels = (v.levels ?? '1,16,64,256').split(',').map((s) => int('levels', s.trim(), 0, 1, MAX_CONCURRENCY));
   if (new Set(levels).size !== levels.length) throw new UsageError('--levels must not repeat a level');
   const systems = (v.systems ?? 'etcd,raftauth').split(',').map((s) => s.trim());
-  for (const s of systems) if (s !== 'raftauth' && s !== 'etcd') throw new UsageError(`--systems: unknown system ${JSON.stringify(s)} (raftauth, etcd)`);
-  if (systems.length === 0 || new Set(systems).size !== systems.length) throw new UsageError('--systems must list raftauth and/or etcd, each once');
+  for (const s of systems) if (!(SYSTEM_NAMES as readonly string[]).includes(s)) throw new UsageError(`--systems: unknown system ${JSON.stringify(s)} (${SYSTEM_NAMES.join(', ')})`);
+  if (new Set(systems).size !== systems.length) throw new UsageError(`--systems must list each system once (${SYSTEM_NAMES.join(', ')})`);
   const requestTimeoutMs = int('request-timeout-ms', v['request-timeout-ms'], 5_000, 10, 60_000);
   return {
     seconds: num('seconds', v.seconds, 10, 0.5, MAX_SECONDS),

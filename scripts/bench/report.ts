@@ -1,5 +1,5 @@
-// The benchmark's report: one JSON document (both systems per level, ratios, failover, machine,
-// targets of issue 4) and a short human table.
+// The benchmark's report: one JSON document (every system per level, ratios to etcd, failover,
+// machine, targets of issues 4 and 14) and a short human table.
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import type { FailoverResult, LevelResult } from './workload.ts';
@@ -71,6 +71,47 @@ export function ratios(r: SystemReport | undefined, e: SystemReport | undefined)
   });
 }
 
+/** Every non-etcd system's ratios to etcd, by system name (none without etcd in the run). */
+export function ratiosToEtcd(systems: Partial<Record<SystemName, SystemReport>>): Partial<Record<SystemName, Ratio[]>> {
+  const out: Partial<Record<SystemName, Ratio[]>> = {};
+  if (!systems.etcd) return out;
+  for (const [name, s] of Object.entries(systems) as [SystemName, SystemReport][]) if (name !== 'etcd') out[name] = ratios(s, systems.etcd);
+  return out;
+}
+
+/**
+ * Issue 14's steady-state targets for system `name` against etcd, judged on this run's numbers:
+ * at concurrency 64 throughput >= 1.5x etcd, p99 and cluster CPU per write no worse; at 1 a p50
+ * no worse; at 256 throughput >= 1.5x. (Its failover target is issue 4's, judged in `targets`.)
+ */
+export function steadyTargets(name: SystemName, s: SystemReport | undefined, e: SystemReport | undefined): Target[] {
+  const level = (x: SystemReport | undefined, c: number) => x?.levels.find((l) => l.concurrency === c);
+  const judge = (c: number, what: string, f: (a: LevelResult, b: LevelResult) => { met: boolean | null; detail: string }): Target => {
+    const target = `concurrency ${c}: ${name} ${what}`;
+    const a = level(s, c);
+    const b = level(e, c);
+    return a && b ? { target, ...f(a, b) } : { target, met: null, detail: 'not measured' };
+  };
+  return [
+    judge(64, 'throughput >= 1.5x etcd, same run', (a, b) => ({ met: a.writesPerSec >= 1.5 * b.writesPerSec, detail: `${a.writesPerSec} vs ${b.writesPerSec} writes/s (x${ratio(a.writesPerSec, b.writesPerSec)})` })),
+    judge(64, 'p99 <= etcd p99', (a, b) => ({ met: a.latency.p99Ms <= b.latency.p99Ms, detail: `${a.latency.p99Ms} vs ${b.latency.p99Ms} ms` })),
+    judge(64, 'cluster CPU per write <= etcd', (a, b) =>
+      a.cpuMsPerWrite === null || b.cpuMsPerWrite === null
+        ? { met: null, detail: 'no CPU readings (/proc missing)' }
+        : { met: a.cpuMsPerWrite <= b.cpuMsPerWrite, detail: `${a.cpuMsPerWrite} vs ${b.cpuMsPerWrite} ms per write` },
+    ),
+    judge(1, 'p50 <= etcd p50', (a, b) => ({ met: a.latency.p50Ms <= b.latency.p50Ms, detail: `${a.latency.p50Ms} vs ${b.latency.p50Ms} ms` })),
+    judge(256, 'throughput >= 1.5x etcd, same run', (a, b) => ({ met: a.writesPerSec >= 1.5 * b.writesPerSec, detail: `${a.writesPerSec} vs ${b.writesPerSec} writes/s (x${ratio(a.writesPerSec, b.writesPerSec)})` })),
+  ];
+}
+
+/** steadyTargets of every non-etcd system in the run, by name. */
+export function targetsBySystem(systems: Partial<Record<SystemName, SystemReport>>): Partial<Record<SystemName, Target[]>> {
+  const out: Partial<Record<SystemName, Target[]>> = {};
+  for (const [name, s] of Object.entries(systems) as [SystemName, SystemReport][]) if (name !== 'etcd') out[name] = steadyTargets(name, s, systems.etcd);
+  return out;
+}
+
 /** Issue 4's benchmark targets, judged on this run's numbers. */
 export function targets(systems: Partial<Record<SystemName, SystemReport>>, failoverTargetMs: number): Target[] {
   const r = systems.raftauth;
@@ -119,20 +160,29 @@ export function targets(systems: Partial<Record<SystemName, SystemReport>>, fail
 }
 
 /** A short table for humans. */
-export function humanTable(systems: Partial<Record<SystemName, SystemReport>>, rs: Ratio[], ts: Target[]): string {
+export function humanTable(
+  systems: Partial<Record<SystemName, SystemReport>>,
+  rs: Ratio[],
+  ts: Target[],
+  byName: Partial<Record<SystemName, Ratio[]>> = {},
+  steady: Partial<Record<SystemName, Target[]>> = {},
+): string {
   const lines: string[] = [];
   const pad = (s: string | number, w: number) => String(s).padStart(w);
-  lines.push(`${'system'.padEnd(9)}${pad('conc', 5)}${pad('writes/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('failed', 8)}${pad('cpu ms/write', 14)}`);
+  lines.push(`${'system'.padEnd(22)}${pad('conc', 5)}${pad('writes/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('failed', 8)}${pad('cpu ms/write', 14)}`);
   for (const [name, s] of Object.entries(systems)) {
-    for (const l of s.levels) lines.push(`${name.padEnd(9)}${pad(l.concurrency, 5)}${pad(l.writesPerSec.toFixed(0), 10)}${pad(l.latency.p50Ms.toFixed(2), 9)}${pad(l.latency.p99Ms.toFixed(2), 9)}${pad(l.failedRequests, 8)}${pad(l.cpuMsPerWrite === null ? '-' : l.cpuMsPerWrite.toFixed(3), 14)}`);
+    for (const l of s.levels) lines.push(`${name.padEnd(22)}${pad(l.concurrency, 5)}${pad(l.writesPerSec.toFixed(0), 10)}${pad(l.latency.p50Ms.toFixed(2), 9)}${pad(l.latency.p99Ms.toFixed(2), 9)}${pad(l.failedRequests, 8)}${pad(l.cpuMsPerWrite === null ? '-' : l.cpuMsPerWrite.toFixed(3), 14)}`);
   }
-  if (rs.length > 0) {
-    lines.push('raftauth/etcd: ' + rs.map((r) => `c${r.concurrency} thr x${r.throughput ?? '-'} p50 x${r.p50 ?? '-'} p99 x${r.p99 ?? '-'} cpu x${r.cpuPerWrite ?? '-'}`).join('; '));
-  }
+  const line = (name: string, list: Ratio[]): string => `${name}/etcd: ` + list.map((r) => `c${r.concurrency} thr x${r.throughput ?? '-'} p50 x${r.p50 ?? '-'} p99 x${r.p99 ?? '-'} cpu x${r.cpuPerWrite ?? '-'}`).join('; ');
+  if (rs.length > 0) lines.push(line('raftauth', rs));
+  for (const [name, list] of Object.entries(byName)) if (name !== 'raftauth' && list.length > 0) lines.push(line(name, list));
   for (const [name, s] of Object.entries(systems)) {
     const f = s.failover;
     if (f) lines.push(`${name} failover (c${f.concurrency}, killed ${f.killedMember}): gap ${f.gapMs ?? '-'} ms (probe ${f.probeGapMs ?? '-'}, clients ${f.clientGapMs ?? '-'}), all resumed ${f.allClientsResumedMs ?? '-'} ms, failed ${f.failedRequests}, errored attempts killed/live ${JSON.stringify(f.erroredAttemptsOnKilledMember)}/${JSON.stringify(f.erroredAttemptsOnLiveMembers)}`);
   }
-  for (const t of ts) lines.push(`[${t.met === null ? 'n/a' : t.met ? 'MET' : 'NOT MET'}] ${t.target}: ${t.detail}`);
+  const mark = (t: Target): string => `[${t.met === null ? 'n/a' : t.met ? 'MET' : 'NOT MET'}] ${t.target}: ${t.detail}`;
+  for (const t of ts) lines.push(mark(t));
+  // Issue 14's steady-state targets of every non-etcd system (raftauth's repeat two of issue 4's, above).
+  for (const list of Object.values(steady)) for (const t of list) lines.push(mark(t));
   return lines.join('\n') + '\n';
 }

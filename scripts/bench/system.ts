@@ -3,7 +3,23 @@
 // the workload (workload.ts) only sees this.
 import type { Answer, Endpoint, HttpCall } from './client.ts';
 
-export type SystemName = 'raftauth' | 'etcd';
+/**
+ * The prototype's variants (proto.ts, README "Prototype"): the thinnest write path with raftauth's
+ * process model and transport, and the same with one piece dropped, each a system of its own.
+ */
+export const PROTO_SYSTEMS = ['proto', 'proto-noworker', 'proto-notls', 'proto-noworker-notls'] as const;
+export type ProtoSystemName = (typeof PROTO_SYSTEMS)[number];
+export const SYSTEM_NAMES = ['etcd', 'raftauth', ...PROTO_SYSTEMS] as const;
+export type SystemName = (typeof SYSTEM_NAMES)[number];
+
+export function isProtoSystem(name: string): name is ProtoSystemName {
+  return (PROTO_SYSTEMS as readonly string[]).includes(name);
+}
+
+/** What a prototype variant drops: the HTTP worker (the primary serves HTTP) and/or TLS on the peer streams. */
+export function protoVariant(name: ProtoSystemName): { readonly worker: boolean; readonly tls: boolean } {
+  return { worker: !name.includes('noworker'), tls: !name.includes('notls') };
+}
 
 export interface SystemUnderTest {
   readonly name: SystemName;
