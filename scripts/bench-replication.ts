@@ -112,7 +112,7 @@ async function main(): Promise<number> {
         ? await EtcdCluster.start(etcd!.bin, etcd!.version, a.dir, a.etcdAttemptTimeoutMs)
         : isProtoSystem(name)
           ? await ProtoCluster.start(name, a.requestTimeoutMs, a.dir)
-          : await RaftauthCluster.start({ workers: a.raftauthWorkers, tickMs: a.raftauthTickMs, attemptTimeoutMs: a.raftauthAttemptTimeoutMs }, a.dir);
+          : await RaftauthCluster.start({ workers: a.raftauthWorkers, tickMs: a.raftauthTickMs, attemptTimeoutMs: a.raftauthAttemptTimeoutMs, writesInFlight: a.raftauthWritesInFlight }, a.dir);
     try {
       systems[name] = await benchSystem(sut, a, value);
     } finally {

@@ -22,6 +22,7 @@ export const USAGE = `usage: npm run bench:replication -- [options]
   --value-bytes N           bytes of each value (default 64)
   --raftauth-workers N      http.workers of each raftauth node (default 1, as the shipped local config)
   --raftauth-tick-ms N      raft.tickMs of each raftauth node (default: that of the shipped cluster-configs/local-3.yaml)
+  --raftauth-writes-in-flight N  raft.maxWritesInFlight of each raftauth node (default: the node's default, 8)
   --dir DIR                 parent of the temp data dirs (default the OS temp dir; must not be tmpfs for fsync to count)
   --keep-temp               keep the temp dirs (logs, data) for a post-mortem
   --out FILE                also write the JSON report to FILE
@@ -55,6 +56,8 @@ export interface BenchArgs {
   readonly valueBytes: number;
   readonly raftauthWorkers: number;
   readonly raftauthTickMs: number;
+  /** raft.maxWritesInFlight of each raftauth node; null: the node's default. */
+  readonly raftauthWritesInFlight: number | null;
   readonly dir: string;
   readonly keepTemp: boolean;
   readonly out: string | null;
@@ -100,6 +103,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
         'raftauth-attempt-timeout-ms': { type: 'string' },
         'raftauth-workers': { type: 'string' },
         'raftauth-tick-ms': { type: 'string' },
+        'raftauth-writes-in-flight': { type: 'string' },
         dir: { type: 'string' },
         'keep-temp': { type: 'boolean' },
         out: { type: 'string' },
@@ -130,6 +134,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     valueBytes: int('value-bytes', v['value-bytes'], 64, 1, 16 * 1024),
     raftauthWorkers: int('raftauth-workers', v['raftauth-workers'], 1, 0, 8),
     raftauthTickMs: int('raftauth-tick-ms', v['raftauth-tick-ms'], SHIPPED_TICK_MS, 1, 1_000),
+    raftauthWritesInFlight: v['raftauth-writes-in-flight'] === undefined ? null : int('raftauth-writes-in-flight', v['raftauth-writes-in-flight'], 8, 1, 1_000),
     dir: v.dir ?? tmpdir(),
     keepTemp: v['keep-temp'] ?? false,
     out: v.out ?? null,

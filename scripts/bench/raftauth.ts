@@ -33,6 +33,8 @@ export interface RaftauthOptions {
   readonly tickMs: number;
   /** The client's attempt timeout; the request deadline by default (the node retries inside it). */
   readonly attemptTimeoutMs: number;
+  /** raft.maxWritesInFlight of every node; null or absent: the node's default. */
+  readonly writesInFlight?: number | null;
 }
 
 interface Member {
@@ -78,6 +80,7 @@ export class RaftauthCluster implements SystemUnderTest {
       heartbeatTick: 1,
       electionTimeoutMs: `${10 * opts.tickMs}-${20 * opts.tickMs} (randomized, Raft §5.2)`,
       httpWorkersPerNode: opts.workers,
+      maxWritesInFlight: opts.writesInFlight ?? 'the node default (8)',
       logLevel: 'warn',
       fsync: 'on (one fsynced LevelDB batch per Ready)',
       api: 'PUT /v1/kv/:key',
@@ -109,7 +112,7 @@ export class RaftauthCluster implements SystemUnderTest {
         const config = {
           node: { id: m.id, dataDir: `data${m.id}` },
           cluster: { initialMembers },
-          raft: { tickMs: opts.tickMs },
+          raft: { tickMs: opts.tickMs, ...(opts.writesInFlight != null ? { maxWritesInFlight: opts.writesInFlight } : {}) },
           tls: { ca: 'ca.crt', cert: `node${m.id}.crt`, key: `node${m.id}.key` },
           http: { workers: opts.workers },
           // BENCH_RAFTAUTH_LOG=info for a post-mortem with --keep-temp (README); the node's config check refuses other words.

@@ -41,6 +41,8 @@ export interface RaftNodeOptions {
   readonly readOnly?: 'safe' | 'leaseBased';
   readonly maxSizePerMsg?: number;
   readonly maxInflightMsgs?: number;
+  /** Storage writes in flight at once (the driver's; DEFAULT_MAX_WRITES_IN_FLIGHT when absent). */
+  readonly maxWritesInFlight?: number;
   readonly storage?: Partial<StorageConfig>;
   /** Crash injection for tests (wraps the store's batch writes). Never in production. */
   readonly wrapStorageWrites?: WrapWrites;
@@ -207,6 +209,7 @@ export class RaftNode implements NodeApi {
         storage,
         sm,
         stateView,
+        ...(opts.maxWritesInFlight !== undefined ? { maxWritesInFlight: opts.maxWritesInFlight } : {}),
         transport,
         logger,
         onFatal: (err) => {

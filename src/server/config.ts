@@ -69,6 +69,7 @@ export interface NodeConfig {
     readonly heartbeatTick: number;
     readonly maxSizePerMsg: number;
     readonly maxInflightMsgs: number;
+    readonly maxWritesInFlight: number;
     readonly preVote: boolean;
     readonly checkQuorum: boolean;
     readonly readOnly: 'safe' | 'leaseBased';
@@ -421,6 +422,12 @@ const SPEC = {
     maxSizePerMsg: int(1, 16 * MiB, 1 * MiB),
     /** Append messages in flight to one follower before the leader waits for acknowledgements (pipelining window). Default 256. */
     maxInflightMsgs: int(1, 65_536, 256),
+    /**
+     * Storage writes (one per Raft Ready) in flight at once: the node takes the next batch of
+     * proposals and messages while earlier writes are being fsynced (asynchronous storage writes,
+     * docs/write-path.md). 1 waits for each write before the next. Default 8.
+     */
+    maxWritesInFlight: int(1, 1_000, 8),
     /** Pre-vote (dissertation §9.6): a partitioned node cannot disrupt the cluster by bumping the term when it returns. Default true. */
     preVote: bool(true),
     /** Check quorum (dissertation §6.2): a leader that cannot reach a majority for an election timeout steps down. Default true. */

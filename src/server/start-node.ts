@@ -55,6 +55,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Raf
     readOnly: config.raft.readOnly,
     maxSizePerMsg: config.raft.maxSizePerMsg,
     maxInflightMsgs: config.raft.maxInflightMsgs,
+    maxWritesInFlight: config.raft.maxWritesInFlight,
     storage: { snapshotEveryEntries: config.raft.snapshotEveryEntries, snapshotCatchupEntries: config.raft.snapshotCatchupEntries },
     ...(wrapStorageWrites ? { wrapStorageWrites } : {}),
     logger,
