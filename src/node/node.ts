@@ -23,6 +23,7 @@ import type { EncodedWriteRequest, HealthRequest, NodeApi, NodeHealth, NodeStatu
 import { NodeMetrics } from '../ops/metrics.ts';
 import type { MetricsJson, ProposalOutcome } from '../ops/metrics.ts';
 import { withTerm } from '../ops/log-context.ts';
+import { bootMark } from '../ops/boot-marks.ts';
 import { MEMBERS_KEYSPACE, encodeMembersContext, memberRecord, parseMemberRecord } from './members.ts';
 import type { ConfChangeAudit, MemberAddress } from './members.ts';
 
@@ -104,6 +105,7 @@ export class RaftNode implements NodeApi {
 
   static async start(opts: RaftNodeOptions): Promise<RaftNode> {
     const storage = await DurableStorage.open(opts.dataDir, { config: opts.storage ?? {}, ...(opts.storageFaults ? { faults: opts.storageFaults } : {}) });
+    bootMark('store opened');
     // The driver exists only further down; until then the store's hard state is the truth.
     let driverRef: RaftDriver | null = null;
     const term = (): number => driverRef?.status().hardState.term ?? storage.hardState.term;
@@ -268,6 +270,7 @@ export class RaftNode implements NodeApi {
       const node = new RaftNode(opts.id, storage, sm, driver, transport, router, reads, opts, metrics);
       self = node;
       node.raftPort = await transport.start();
+      bootMark('transport listening');
       driver.start();
       node.tickTimer = setInterval(() => driver.tick(), opts.tickMs);
       // The leader sweeps expired client sessions (deterministically: by its own timestamp in the

@@ -32,17 +32,16 @@ import { fileURLToPath } from 'node:url';
 import { NodeError } from '../node/api.ts';
 import type { NodeApi, NodeStatus } from '../node/api.ts';
 import type { HostPort, NodeConfig } from './config.ts';
-import { STATUS_KEY, STATUS_TABLE, buildHttpApp } from './http.ts';
-import { IpcBatcher, IpcConnection, decodeWorkerMessage, encodeIpc, ipcMessages } from './ipc.ts';
+import { IpcBatcher, IpcConnection, WORKER_CONFIG_ENV, decodeWorkerMessage, encodeIpc, ipcMessages } from './ipc.ts';
 import { createLogger } from './log.ts';
 import type { Logger } from './log.ts';
-import { CachePublisher } from './read-cache.ts';
+import { CachePublisher, STATUS_KEY, STATUS_TABLE } from './read-cache.ts';
 import { closeHttp } from './shutdown.ts';
-import { WORKER_CONFIG_ENV } from './worker.ts';
 import { HttpMetrics, ProcessMetrics, isMetricsJson, metricsText } from '../ops/metrics.ts';
 import { VERSION } from '../version.ts';
 import type { MetricsJson } from '../ops/metrics.ts';
 import { withTerm } from '../ops/log-context.ts';
+import { bootMark, bootMarks } from '../ops/boot-marks.ts';
 import { OAuthPrimary, loadMasterKey, oauthConfigOf } from './oauth-node.ts';
 import type { OAuthNodeHooks } from './oauth-node.ts';
 
@@ -174,6 +173,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   const master = loadMasterKey(config);
   const oauthConfig = master ? oauthConfigOf(config.oauth, config.mfa) : null;
   const node = await nodeFactory(config, log);
+  bootMark('node started');
   if (node.currentTerm) termOf = () => node.currentTerm!();
   const cache = new CachePublisher();
 
@@ -183,6 +183,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   if (master && oauthConfig && hooks) {
     oauthPrimary = new OAuthPrimary({ node: hooks, publish: (t, e) => void cache.publish(t, e), master, config: oauthConfig, log, audit: config.audit });
     await oauthPrimary.start();
+    bootMark('oauth duties started');
   } else if (!master) {
     log.warn('no master key (crypto.masterKeyFile or RAFTAUTH_MASTER_KEY): this node serves no OAuth endpoints');
   }
@@ -226,9 +227,11 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   // This process's default metrics and the build info; each worker reports its own (worker.ts).
   const processMetrics = ProcessMetrics.of(config.node.id, 'primary', { version: VERSION });
   const primaryHttpMetrics = config.http.workers === 0 ? new HttpMetrics(config.node.id) : null;
+  // The HTTP app (fastify, every OAuth route) is loaded only when this process serves HTTP itself:
+  // with workers, only they load it, and the primary's boot is shorter (docs/operations.md, "Boot time").
   const app =
     config.http.workers === 0
-      ? buildHttpApp({
+      ? (await import('./http.ts')).buildHttpApp({
           node,
           cache: cache.local,
           http: config.http,
@@ -460,6 +463,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
           reject(new Error(`HTTP worker ${id} exited during start-up (code ${code}, signal ${signal})`));
         };
         for (let i = 0; i < n; i++) fork();
+        bootMark('workers forked');
       });
     } catch (e) {
       await stop();
@@ -469,6 +473,8 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
     onWorkerDied = () => {};
   }
   started = true;
+  bootMark('serving');
+  log.debug({ bootMs: bootMarks() }, 'boot phases');
 
   // --- signals ------------------------------------------------------------------------------
   const onSignal = (signal: NodeJS.Signals): void => {

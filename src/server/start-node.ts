@@ -7,7 +7,6 @@ import type { NodeConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { RaftNode } from '../node/node.ts';
 import { oauthDomains } from '../state/oauth-domains.ts';
-import { buildAdminApp } from '../ops/admin.ts';
 import { loadMasterKey, oauthConfigOf } from './oauth-node.ts';
 import type { MemberAddress } from '../node/members.ts';
 import type { StorageFaults } from '../storage/durable-storage.ts';
@@ -54,6 +53,9 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Raf
     try {
       const master = loadMasterKey(config);
       const oauth = master ? { master, config: oauthConfigOf(config.oauth, config.mfa), log: logger } : undefined;
+      // Loaded only when the admin API is on: the admin app (fastify and its routes) is not part of a
+      // node that has none (docs/operations.md, "Boot time").
+      const { buildAdminApp } = await import('../ops/admin.ts');
       const app = buildAdminApp({ node, token: readFileSync(config.admin.tokenFile, 'utf8').trim(), ...(oauth ? { oauth } : {}) });
       await app.listen({ host: config.admin.listen.host, port: config.admin.listen.port });
       node.onStop(() => app.close());

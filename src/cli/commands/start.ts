@@ -4,6 +4,7 @@
 // gracefully and exit 0.
 import { UsageError } from '../args.ts';
 import type { CliIo } from '../io.ts';
+import { bootMark } from '../../ops/boot-marks.ts';
 
 export const START_USAGE = `usage: raftauth start --config FILE
   Runs one node (configuration: see src/server/config.ts) until SIGTERM or SIGINT.`;
@@ -28,6 +29,7 @@ export async function startCommand(argv: readonly string[], _io: CliIo): Promise
   if (!ok) throw new UsageError('start takes --config FILE');
   // Loaded only for `start`: the other commands need none of the node's code.
   const [{ runCli }, { startNode }] = await Promise.all([import('../../server/cli.ts'), import('../../server/start-node.ts')]);
+  bootMark('node modules loaded');
   await runCli(argv, startNode, {}, nodeEnv(process.env));
   return null;
 }
