@@ -19,6 +19,7 @@ import { ReadCache, STATUS_KEY, STATUS_TABLE } from './read-cache.ts';
 import { closeHttp } from './shutdown.ts';
 import { loadMasterKey, oauthConfigOf } from './oauth-node.ts';
 import { bootMark, bootMarks } from '../ops/boot-marks.ts';
+import { preloadWebAuthn } from '../mfa/webauthn.ts';
 
 export { WORKER_CONFIG_ENV } from './ipc.ts';
 
@@ -148,4 +149,7 @@ export async function runWorker(): Promise<void> {
   bootMark('listening');
   log.info({ listen: config.http.listen }, 'worker serving HTTP');
   log.debug({ bootMs: bootMarks() }, 'boot phases');
+  // Now, off the boot path: the library of the WebAuthn ceremonies (src/mfa/webauthn.ts), so the
+  // first ceremony does not wait for it.
+  preloadWebAuthn().catch((e: unknown) => log.error({ err: e }, 'cannot load the WebAuthn library'));
 }

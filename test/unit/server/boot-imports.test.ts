@@ -6,7 +6,8 @@
 //
 // The program runs in a child process as a node would (src/main.ts --config FILE) with a config
 // file that does not exist, so it stops (exit 2) right after loading the start path's static
-// imports; a module-loading hook records every module it loaded.
+// imports; a module-loading hook records every module it loaded. An HTTP worker's modules are
+// checked the same way, by importing its module.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,9 +17,10 @@ import { test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const MAIN = join(REPO_ROOT, 'src', 'main.ts');
 const RUN_TIMEOUT_MS = 120_000;
 
-/** The URLs of the modules the program loaded with `args`, in order, and how it exited. */
+/** The URLs of the modules node loaded running `args` (after the loader flags), in order, and how it exited. */
 function loadedModules(args: readonly string[]): { urls: string[]; status: number | null; stderr: string } {
   const dir = mkdtempSync(join(tmpdir(), 'raftauth-boot-imports-'));
   try {
@@ -31,7 +33,7 @@ function loadedModules(args: readonly string[]): { urls: string[]; status: numbe
     const env = { ...process.env };
     delete env.NODE_OPTIONS;
     for (const k of Object.keys(env)) if (k.startsWith('RAFTAUTH_') || k.startsWith('NODE_TEST')) delete env[k];
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', pathToFileURL(register).href, join(REPO_ROOT, 'src', 'main.ts'), ...args], {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', pathToFileURL(register).href, ...args], {
       cwd: REPO_ROOT,
       env,
       encoding: 'utf8',
@@ -49,7 +51,7 @@ const packageLoaded = (urls: readonly string[], name: string): boolean => urls.s
 
 test("a node's primary loads the node and the start path, not the other commands, the HTTP app or the certificate builder", () => {
   const missing = join(tmpdir(), `raftauth-no-such-config-${process.pid}.yaml`);
-  const { urls, status, stderr } = loadedModules(['--config', missing]);
+  const { urls, status, stderr } = loadedModules([MAIN, '--config', missing]);
   assert.equal(status, 2, `the config error exits 2:\n${stderr}`);
   assert.match(stderr, /cannot read the file/);
   // What it needs: without these the test would prove nothing.
@@ -65,8 +67,16 @@ test("a node's primary loads the node and the start path, not the other commands
 });
 
 test('a CLI command loads its own module only when it runs: `raftauth help start` loads no other command', () => {
-  const { urls, status, stderr } = loadedModules(['help', 'start']);
+  const { urls, status, stderr } = loadedModules([MAIN, 'help', 'start']);
   assert.equal(status, 0, stderr);
   assert.ok(projectModule(urls, 'cli/commands/start.ts'));
   for (const m of ['cli/commands/cluster.ts', 'cli/commands/certs.ts', 'cli/commands/users.ts', 'server/start-node.ts']) assert.ok(!projectModule(urls, m), `help start does not load src/${m}`);
+});
+
+test("an HTTP worker's modules leave the WebAuthn library out: it is loaded once the worker listens", () => {
+  const worker = pathToFileURL(join(REPO_ROOT, 'src', 'server', 'worker.ts')).href;
+  const { urls, status, stderr } = loadedModules(['--input-type=module', '-e', `await import(${JSON.stringify(worker)})`]);
+  assert.equal(status, 0, stderr);
+  for (const m of ['server/worker.ts', 'server/http.ts', 'oauth/index.ts', 'mfa/webauthn.ts']) assert.ok(projectModule(urls, m), `the worker loads src/${m}`);
+  for (const p of ['@simplewebauthn/server', '@peculiar/x509']) assert.ok(!packageLoaded(urls, p), `the worker does not load ${p} before it listens`);
 });
