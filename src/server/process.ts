@@ -36,6 +36,7 @@ import { IpcBatcher, IpcConnection, WORKER_CONFIG_ENV, decodeWorkerMessage, enco
 import { createLogger } from './log.ts';
 import type { Logger } from './log.ts';
 import { CachePublisher, STATUS_KEY, STATUS_TABLE } from './read-cache.ts';
+import { Preforked } from './prefork.ts';
 import { closeHttp } from './shutdown.ts';
 import { HttpMetrics, ProcessMetrics, isMetricsJson, metricsText } from '../ops/metrics.ts';
 import { VERSION } from '../version.ts';
@@ -172,7 +173,21 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   // A bad master key file fails the start here, before the node opens its store.
   const master = loadMasterKey(config);
   const oauthConfig = master ? oauthConfigOf(config.oauth, config.mfa) : null;
-  const node = await nodeFactory(config, log);
+  // The HTTP workers are forked before the node is built, so that their start (mostly loading the
+  // HTTP app) overlaps the node's; fork() below adopts them (src/server/prefork.ts).
+  const entry = options.workerEntry ?? defaultWorkerEntry();
+  let preforked: Preforked | null = null;
+  if (config.http.workers > 0) {
+    cluster.setupPrimary({ exec: entry, execArgv: workerExecArgv(entry), serialization: 'advanced' });
+    preforked = new Preforked(config.http.workers, { [WORKER_CONFIG_ENV]: JSON.stringify(config) });
+    bootMark('workers forked');
+  }
+  const node = await Promise.resolve()
+    .then(() => nodeFactory(config, log))
+    .catch(async (e: unknown) => {
+      await preforked?.discard();
+      throw e;
+    });
   bootMark('node started');
   if (node.currentTerm) termOf = () => node.currentTerm!();
   const cache = new CachePublisher();
@@ -312,11 +327,11 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   };
 
   // --- workers ------------------------------------------------------------------------------
-  const entry = options.workerEntry ?? defaultWorkerEntry();
   const maxOutstanding = options.maxOutstandingPerWorker ?? DEFAULT_MAX_OUTSTANDING_PER_WORKER;
 
   const fork = (): Slot => {
-    const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config) });
+    const adopted = preforked?.take() ?? null;
+    const worker = adopted?.worker ?? cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config) });
     const batcher = new IpcBatcher(
       (m) => {
         if (worker.isConnected()) worker.send(m);
@@ -390,6 +405,8 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
       onWorkerDied(worker.id, code, signal);
       restart();
     });
+    // A preforked worker: what it reported before it was adopted, now that the handlers are on.
+    adopted?.replay();
     return slot;
   };
 
@@ -446,7 +463,6 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
     address = { host: a.address, port: a.port };
     log.info({ listen: address }, 'primary serving HTTP');
   } else {
-    cluster.setupPrimary({ exec: entry, execArgv: workerExecArgv(entry), serialization: 'advanced' });
     const n = config.http.workers;
     const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     try {
@@ -463,7 +479,6 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
           reject(new Error(`HTTP worker ${id} exited during start-up (code ${code}, signal ${signal})`));
         };
         for (let i = 0; i < n; i++) fork();
-        bootMark('workers forked');
       });
     } catch (e) {
       await stop();
