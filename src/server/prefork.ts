@@ -15,13 +15,19 @@
 // deadline, http.requestTimeoutMs, still bounds it), and /readyz answers 503 until the node has a
 // leader, as for any starting node.
 //
-// Held messages are bounded (MAX_HELD_EVENTS per worker): a worker that sends more before the
-// node is up is killed, and startServer sees it exit.
+// Held events are bounded (MAX_HELD_EVENTS per worker): a worker that reports more before the node
+// is up is killed, and startServer sees it exit.
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
+import { DEFAULT_IPC_CLIENT_LIMITS } from './ipc.ts';
 
-/** Events held per preforked worker before adoption; more than a starting worker sends (one `ready`, a few requests). */
-export const MAX_HELD_EVENTS = 1024;
+/**
+ * Events held per preforked worker before adoption. A worker has at most
+ * DEFAULT_IPC_CLIENT_LIMITS.maxOutstanding requests in flight (src/server/worker.ts), each in at
+ * most one message; the margin covers its `ready`, its `listening` and its exit. Only a worker
+ * that breaks its own limit reaches this.
+ */
+export const MAX_HELD_EVENTS = DEFAULT_IPC_CLIENT_LIMITS.maxOutstanding + 16;
 
 /** What happened to a worker before it was adopted, in order. */
 type HeldEvent =
@@ -39,10 +45,13 @@ interface Held {
 export class Preforked {
   private readonly held: Held[] = [];
 
-  /** Fork `n` workers now with `env` (cluster.setupPrimary must have been called). */
-  constructor(n: number, env: NodeJS.ProcessEnv) {
+  /**
+   * Fork `n` workers now with `env` (cluster.setupPrimary must have been called). `forkWorker` is
+   * cluster.fork; tests pass a stand-in.
+   */
+  constructor(n: number, env: NodeJS.ProcessEnv, forkWorker: (env: NodeJS.ProcessEnv) => Worker = (e) => cluster.fork(e)) {
     for (let i = 0; i < n; i++) {
-      const worker = cluster.fork(env);
+      const worker = forkWorker(env);
       const h: Held = { worker, events: [], detach: () => {} };
       let overflowed = false;
       const hold = (e: HeldEvent): void => {

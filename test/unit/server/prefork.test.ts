@@ -5,9 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import cluster from 'node:cluster';
-import type { Address } from 'node:cluster';
+import type { Address, Worker } from 'node:cluster';
+import { EventEmitter } from 'node:events';
 import { createLogger } from '../../../src/server/log.ts';
 import { startServer } from '../../../src/server/process.ts';
+import { MAX_HELD_EVENTS, Preforked } from '../../../src/server/prefork.ts';
 import { PushingFakeNode, alive, call, testConfig, waitFor } from './helpers.ts';
 
 const silent = createLogger('silent', { node: 1 });
@@ -96,4 +98,62 @@ test('a node that fails to start leaves no preforked worker behind', async (t) =
   assert.equal(pids.length, 2);
   for (const pid of pids) assert.equal(alive(pid), false, `worker ${pid} was killed`);
   assert.deepEqual(Object.keys(cluster.workers ?? {}), []);
+});
+
+/** A stand-in for a cluster Worker: an event emitter with a process that records kills. */
+class FakeWorker extends EventEmitter {
+  readonly kills: string[] = [];
+  readonly process = {
+    kill: (signal: string): boolean => {
+      this.kills.push(signal);
+      // The real process exits on SIGKILL, and its worker reports it.
+      queueMicrotask(() => this.emit('exit', null, signal));
+      return true;
+    },
+  };
+}
+
+test('Preforked holds what a worker reports before adoption and replays it in order; past MAX_HELD_EVENTS the worker is killed; discard kills the rest', async () => {
+  const fakes: FakeWorker[] = [];
+  const pre = new Preforked(3, { X: '1' }, (env) => {
+    assert.deepEqual(env, { X: '1' });
+    const w = new FakeWorker();
+    fakes.push(w);
+    return w as unknown as Worker;
+  });
+  assert.equal(pre.size, 3);
+  const [a, b, c] = fakes as [FakeWorker, FakeWorker, FakeWorker];
+  a.emit('message', 'ready');
+  a.emit('listening', { address: '127.0.0.1', port: 1 });
+  a.emit('message', 'req');
+  // b floods: held up to the bound, then killed; its exit is still held.
+  for (let i = 0; i < MAX_HELD_EVENTS + 5; i++) b.emit('message', i);
+  await new Promise<void>((r) => queueMicrotask(r));
+  assert.deepEqual(b.kills, ['SIGKILL']);
+
+  const seen: unknown[] = [];
+  const first = pre.take()!;
+  assert.equal(first.worker, a as unknown as Worker);
+  a.on('message', (m) => seen.push(['message', m]));
+  a.on('listening', (x: { port: number }) => seen.push(['listening', x.port]));
+  assert.deepEqual(seen, [], 'nothing is emitted before replay');
+  first.replay();
+  assert.deepEqual(seen, [['message', 'ready'], ['listening', 1], ['message', 'req']]);
+  a.emit('message', 'later');
+  assert.deepEqual(seen.at(-1), ['message', 'later'], 'after adoption events go straight to the new handlers');
+
+  const second = pre.take()!;
+  let messages = 0;
+  const exits: unknown[] = [];
+  b.on('message', () => messages++);
+  b.on('exit', (code, signal) => exits.push([code, signal]));
+  second.replay();
+  assert.equal(messages, MAX_HELD_EVENTS, 'held up to the bound');
+  assert.deepEqual(exits, [[null, 'SIGKILL']], 'its exit is replayed');
+
+  // c is never adopted: discard kills it and waits for its exit.
+  await pre.discard();
+  assert.deepEqual(c.kills, ['SIGKILL']);
+  assert.equal(pre.size, 0);
+  assert.equal(pre.take(), null);
 });
