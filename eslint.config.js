@@ -74,8 +74,10 @@ export default tseslint.config(
   // The layers below the node (DESIGN "Layers": dependencies point downward). storage and transport
   // serve the raft driver: they may use the core's types and helpers, never the node, the state
   // machine or anything above them. transport also reads node identities from certificates
-  // (crypto/certs.ts). The layers above are fenced by fence() below; the direction and the reasons
-  // are in docs/architecture.md ("Layers"). Import cycles are found by scripts/check-layers.ts.
+  // (crypto/node-identity.ts; not crypto/certs.ts, whose certificate builder a node must not load
+  // at boot: docs/operations.md, "Boot time"). The layers above are fenced by fence() below; the
+  // direction and the reasons are in docs/architecture.md ("Layers"). Import cycles are found by
+  // scripts/check-layers.ts.
   {
     files: ['src/storage/**/*.ts'],
     rules: {
@@ -90,7 +92,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ regex: '^\\.\\./(?!raft/|crypto/certs\\.ts$)', message: 'src/transport imports only src/raft and crypto/certs.ts of the project (DESIGN "Layers").' }] },
+        { patterns: [{ regex: '^\\.\\./(?!raft/|crypto/node-identity\\.ts$)', message: 'src/transport imports only src/raft and crypto/node-identity.ts of the project (DESIGN "Layers").' }] },
       ],
     },
   },

@@ -16,6 +16,9 @@
 // native addon, and a CLI command never loads the HTTP worker. No top-level await: the single
 // binary's bundle is CommonJS.
 import cluster from 'node:cluster';
+import { bootMark } from './ops/boot-marks.ts';
+
+bootMark('entry');
 
 function die(what: string, e: unknown): never {
   // Straight to stderr: the logger may be what failed.
@@ -26,11 +29,15 @@ function die(what: string, e: unknown): never {
 if (cluster.isWorker) {
   // Forked by startServer with the node's config in its environment; runWorker refuses to run without it.
   import('./server/worker.ts')
-    .then(({ runWorker }) => runWorker())
+    .then(({ runWorker }) => {
+      bootMark('worker modules loaded');
+      return runWorker();
+    })
     .catch((e: unknown) => die('the HTTP worker failed to start', e));
 } else {
   Promise.all([import('./cli/main.ts'), import('./cli/io.ts')])
     .then(async ([{ cliArgs, runRaftauth }, { processIo }]) => {
+      bootMark('cli loaded');
       const code = await runRaftauth(cliArgs(process.argv.slice(2)), processIo());
       // null: `start` keeps the process running until the server exits on a signal.
       if (code !== null) process.exitCode = code;

@@ -8,31 +8,33 @@
 // snapshot save|restore, recover --force-new-cluster, clients …, users …, keys …, audit …,
 // version (also --version).
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './args.ts';
-import { CERTS_USAGE, certsCommand } from './commands/certs.ts';
-import { CONNECTION_USAGE, MEMBERS_USAGE, STATUS_USAGE, TRANSFER_USAGE, membersCommand, statusCommand, transferLeaderCommand } from './commands/cluster.ts';
-import { START_USAGE, startCommand } from './commands/start.ts';
-import { SNAPSHOT_USAGE, snapshotCommand } from './commands/snapshot.ts';
-import { RECOVER_USAGE, recoverCommand } from './commands/recover.ts';
-import { CLIENTS_USAGE, clientsCommand } from './commands/clients.ts';
-import { USERS_USAGE, usersCommand } from './commands/users.ts';
-import { KEYS_USAGE, keysCommand } from './commands/keys.ts';
-import { AUDIT_USAGE, auditCommand } from './commands/audit.ts';
 import { VERSION } from '../version.ts';
 import type { CliIo, Command } from './io.ts';
 
-const COMMANDS: Readonly<Record<string, { run: Command; usage: string }>> = {
-  start: { run: startCommand, usage: START_USAGE },
-  status: { run: statusCommand, usage: `${STATUS_USAGE}\n${CONNECTION_USAGE}` },
-  members: { run: membersCommand, usage: `${MEMBERS_USAGE}\n${CONNECTION_USAGE}` },
-  'transfer-leader': { run: transferLeaderCommand, usage: `${TRANSFER_USAGE}\n${CONNECTION_USAGE}` },
-  certs: { run: certsCommand, usage: CERTS_USAGE },
-  snapshot: { run: snapshotCommand, usage: SNAPSHOT_USAGE },
-  recover: { run: recoverCommand, usage: RECOVER_USAGE },
-  clients: { run: clientsCommand, usage: `${CLIENTS_USAGE}\n${CONNECTION_USAGE}` },
-  users: { run: usersCommand, usage: `${USERS_USAGE}\n${CONNECTION_USAGE}` },
-  keys: { run: keysCommand, usage: `${KEYS_USAGE}\n${CONNECTION_USAGE}` },
-  audit: { run: auditCommand, usage: `${AUDIT_USAGE}\n${CONNECTION_USAGE}` },
-};
+interface CommandEntry {
+  readonly run: Command;
+  readonly usage: string;
+}
+
+/**
+ * Each command's module is loaded only when that command (or its help) is asked for. A node's
+ * primary is `raftauth start`, and loading every command with it (the admin client, certificate
+ * issuing with @peculiar/x509, snapshot and recovery tools) cost a node about half a second of its
+ * boot (docs/operations.md, "Boot time").
+ */
+const COMMANDS: ReadonlyMap<string, () => Promise<CommandEntry>> = new Map<string, () => Promise<CommandEntry>>([
+  ['start', async () => import('./commands/start.ts').then((m) => ({ run: m.startCommand, usage: m.START_USAGE }))],
+  ['status', async () => import('./commands/cluster.ts').then((m) => ({ run: m.statusCommand, usage: `${m.STATUS_USAGE}\n${m.CONNECTION_USAGE}` }))],
+  ['members', async () => import('./commands/cluster.ts').then((m) => ({ run: m.membersCommand, usage: `${m.MEMBERS_USAGE}\n${m.CONNECTION_USAGE}` }))],
+  ['transfer-leader', async () => import('./commands/cluster.ts').then((m) => ({ run: m.transferLeaderCommand, usage: `${m.TRANSFER_USAGE}\n${m.CONNECTION_USAGE}` }))],
+  ['certs', async () => import('./commands/certs.ts').then((m) => ({ run: m.certsCommand, usage: m.CERTS_USAGE }))],
+  ['snapshot', async () => import('./commands/snapshot.ts').then((m) => ({ run: m.snapshotCommand, usage: m.SNAPSHOT_USAGE }))],
+  ['recover', async () => import('./commands/recover.ts').then((m) => ({ run: m.recoverCommand, usage: m.RECOVER_USAGE }))],
+  ['clients', async () => Promise.all([import('./commands/clients.ts'), import('./commands/cluster.ts')]).then(([m, c]) => ({ run: m.clientsCommand, usage: `${m.CLIENTS_USAGE}\n${c.CONNECTION_USAGE}` }))],
+  ['users', async () => Promise.all([import('./commands/users.ts'), import('./commands/cluster.ts')]).then(([m, c]) => ({ run: m.usersCommand, usage: `${m.USERS_USAGE}\n${c.CONNECTION_USAGE}` }))],
+  ['keys', async () => Promise.all([import('./commands/keys.ts'), import('./commands/cluster.ts')]).then(([m, c]) => ({ run: m.keysCommand, usage: `${m.KEYS_USAGE}\n${c.CONNECTION_USAGE}` }))],
+  ['audit', async () => Promise.all([import('./commands/audit.ts'), import('./commands/cluster.ts')]).then(([m, c]) => ({ run: m.auditCommand, usage: `${m.AUDIT_USAGE}\n${c.CONNECTION_USAGE}` }))],
+]);
 
 export const USAGE = `usage: raftauth <command> [options]
 commands:
@@ -55,8 +57,8 @@ commands:
 export async function runRaftauth(argv: readonly string[], io: CliIo): Promise<number | null> {
   const [name, ...rest] = argv;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-    const topic = name === 'help' && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
-    io.out(topic ? `${topic.usage}\n` : USAGE);
+    const load = name === 'help' && rest[0] !== undefined ? COMMANDS.get(rest[0]) : undefined;
+    io.out(load ? `${(await load()).usage}\n` : USAGE);
     return name === undefined ? EXIT_USAGE : EXIT_OK;
   }
   if (name === 'version' || name === '--version') {
@@ -67,11 +69,12 @@ export async function runRaftauth(argv: readonly string[], io: CliIo): Promise<n
     io.out(`raftauth ${VERSION}\n`);
     return EXIT_OK;
   }
-  const cmd = COMMANDS[name];
-  if (!cmd) {
+  const load = COMMANDS.get(name);
+  if (!load) {
     io.err(`raftauth: unknown command ${JSON.stringify(name)}\n${USAGE}`);
     return EXIT_USAGE;
   }
+  const cmd = await load();
   if (rest.includes('--help') || rest.includes('-h')) {
     io.out(`${cmd.usage}\n`);
     return EXIT_OK;

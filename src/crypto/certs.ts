@@ -16,7 +16,12 @@ import { mkdir, open, rename, chmod, unlink } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 
-export type NodeId = number;
+// Reading a certificate's node id needs none of @peculiar/x509: it lives in node-identity.ts, which
+// the peer transport imports, so a node does not load the certificate builder at boot.
+import { assertNodeId, nodeUri } from './node-identity.ts';
+import type { NodeId } from './node-identity.ts';
+export { NODE_URI_PREFIX, assertNodeId, nodeIdFromCert, nodeUri } from './node-identity.ts';
+export type { NodeId } from './node-identity.ts';
 
 /** A certificate and its private key, both PEM (the key as PKCS#8 "PRIVATE KEY"). */
 export interface CertAndKey {
@@ -34,8 +39,6 @@ export const NODE_VALIDITY_DAYS_MAX = 730;
 export const CLOCK_SKEW_ALLOWANCE_MS = 5 * 60_000;
 const DAY_MS = 86_400_000;
 
-export const NODE_URI_PREFIX = 'raftauth://node/';
-
 const EC_ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 // @peculiar/x509 is typed against the DOM's Crypto; Node's webcrypto implements it.
 type X509Crypto = NonNullable<Parameters<typeof x509.X509CertificateGenerator.create>[1]>;
@@ -43,16 +46,6 @@ type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 const cryptoImpl = webcrypto as unknown as X509Crypto;
 const subtle = webcrypto.subtle;
-
-export function nodeUri(id: NodeId): string {
-  return `${NODE_URI_PREFIX}${id}`;
-}
-
-export function assertNodeId(id: unknown): asserts id is NodeId {
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
-    throw new RangeError(`node id must be a positive integer, got ${String(id)}`);
-  }
-}
 
 async function generateKeys(): Promise<CryptoKeyPair> {
   return subtle.generateKey(EC_ALG, true, ['sign', 'verify']);
@@ -162,37 +155,6 @@ export async function issueNodeCert(ca: ClusterCa, id: NodeId, hosts: readonly s
   return { certPem: cert.toString('pem'), keyPem: await keyPem(keys.privateKey) };
 }
 
-/**
- * The node id a certificate names. Requires exactly one SAN URI raftauth://node/<id> and, when
- * the subject has a CN, that it is node-<id>. Throws otherwise: a certificate that does not name
- * one node unambiguously identifies no node.
- */
-export function nodeIdFromCert(cert: string | Buffer | X509Certificate): NodeId {
-  const c = cert instanceof X509Certificate ? cert : new X509Certificate(cert);
-  const ids = new Set<NodeId>();
-  // Node renders the SAN as "URI:raftauth://node/2, DNS:localhost, IP Address:127.0.0.1"; a
-  // name containing ", " or a quote is JSON-quoted, which cannot match our strict pattern.
-  for (const part of (c.subjectAltName ?? '').split(', ')) {
-    if (!part.startsWith('URI:')) continue;
-    const uri = part.slice(4);
-    if (!uri.startsWith(NODE_URI_PREFIX)) continue;
-    const digits = uri.slice(NODE_URI_PREFIX.length);
-    if (!/^[1-9][0-9]{0,15}$/.test(digits)) throw new Error(`certificate SAN has a malformed node URI: ${uri}`);
-    ids.add(Number(digits));
-  }
-  if (ids.size === 0) throw new Error('certificate names no node (no SAN URI raftauth://node/<id>)');
-  if (ids.size > 1) throw new Error(`certificate names several nodes: ${[...ids].join(', ')}`);
-  const id = [...ids][0]!;
-  assertNodeId(id);
-  const cns = c.subject
-    .split('\n')
-    .filter((l) => l.startsWith('CN='))
-    .map((l) => l.slice(3));
-  for (const cn of cns) {
-    if (cn !== `node-${id}`) throw new Error(`certificate CN ${cn} disagrees with its SAN node URI (node ${id})`);
-  }
-  return id;
-}
 
 /**
  * Writes `<dir>/<name>.crt` (0644) and `<dir>/<name>.key` (0600). Each file is written to a

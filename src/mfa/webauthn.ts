@@ -3,7 +3,7 @@
 // challenge's single use, the signature counter and the throttle are decided in apply
 // (src/state/mfa.ts), called from src/mfa/service.ts.
 import { createHash } from 'node:crypto';
-import { generateAuthenticationOptions, generateRegistrationOptions, verifyAuthenticationResponse, verifyRegistrationResponse } from '@simplewebauthn/server';
+import type * as WebAuthnServer from '@simplewebauthn/server';
 import type {
   AuthenticationResponseJSON,
   PublicKeyCredentialCreationOptionsJSON,
@@ -15,6 +15,24 @@ import type { MfaConfig } from './config.ts';
 import { registerFactor } from './factor.ts';
 
 /** Challenge lifetime, also the ceremony timeout given to the browser (W3C §15.4: "a reasonable timeout"). */
+/**
+ * @simplewebauthn/server, loaded at its first use: with @peculiar/x509 under it, it was the largest
+ * part of an HTTP worker's module loading (about 200 ms of a worker's boot, before it could
+ * listen), for routes that only the WebAuthn ceremonies use. A worker starts loading it once it
+ * listens (preloadWebAuthn), so a ceremony seldom waits for it. A failed load is not retried: the
+ * ceremony reports it like any other failure of the library.
+ */
+let webauthnServer: Promise<typeof WebAuthnServer> | null = null;
+function lib(): Promise<typeof WebAuthnServer> {
+  webauthnServer ??= import('@simplewebauthn/server');
+  return webauthnServer;
+}
+
+/** Load the WebAuthn library now, off the boot path (src/server/worker.ts calls it once listening). */
+export async function preloadWebAuthn(): Promise<void> {
+  await lib();
+}
+
 export const WEBAUTHN_CHALLENGE_TTL_MS = 5 * 60_000;
 /** The JSON the browser sends: bounded before anything parses it (a real clientDataJSON is < 1 KiB). */
 export const MAX_CLIENT_DATA_JSON_CHARS = 8 * 1024;
@@ -66,12 +84,13 @@ function transportsOf(list: readonly unknown[]): string[] {
 }
 
 /** W3C §5.4: creation options. `challenge` is ours (randomToken()), passed as its bytes so options.challenge is the same string. */
-export function registrationOptions(
+export async function registrationOptions(
   cfg: MfaConfig,
   user: { readonly sub: string; readonly name: string; readonly displayName: string },
   challenge: string,
   existing: readonly Pick<WebAuthnCredentialView, 'id' | 'transports'>[],
 ): Promise<PublicKeyCredentialCreationOptionsJSON> {
+  const { generateRegistrationOptions } = await lib();
   return generateRegistrationOptions({
     rpName: cfg.rpName,
     rpID: cfg.rpId,
@@ -100,6 +119,7 @@ export type RegistrationCheck =
 /** W3C §7.1: verify a registration response against our challenge, origins and RP ID. */
 export async function verifyRegistration(cfg: MfaConfig, response: RegistrationResponseJSON, challenge: string): Promise<RegistrationCheck> {
   try {
+    const { verifyRegistrationResponse } = await lib();
     const v = await verifyRegistrationResponse({
       response,
       expectedChallenge: challenge,
@@ -126,7 +146,8 @@ export async function verifyRegistration(cfg: MfaConfig, response: RegistrationR
  * browser offers those credentials; without (passkey login, no username), allowCredentials is left
  * out so the authenticator offers its discoverable credentials for our RP ID.
  */
-export function authenticationOptions(cfg: MfaConfig, challenge: string, allow: readonly Pick<WebAuthnCredentialView, 'id' | 'transports'>[] | null): Promise<PublicKeyCredentialRequestOptionsJSON> {
+export async function authenticationOptions(cfg: MfaConfig, challenge: string, allow: readonly Pick<WebAuthnCredentialView, 'id' | 'transports'>[] | null): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  const { generateAuthenticationOptions } = await lib();
   return generateAuthenticationOptions({
     rpID: cfg.rpId,
     challenge: Buffer.from(challenge, 'base64url'),
@@ -160,6 +181,7 @@ export async function verifyAuthentication(
   if (handle !== undefined && handle !== null && handle !== '' && handle !== webauthnUserHandleB64(owner)) return { ok: false, message: 'user handle does not match the credential owner' };
   if (!userIdentifiedFirst && (handle === undefined || handle === null || handle === '')) return { ok: false, message: 'a passkey login needs the user handle' };
   try {
+    const { verifyAuthenticationResponse } = await lib();
     const v = await verifyAuthenticationResponse({
       response,
       expectedChallenge: challenge,

@@ -8,6 +8,7 @@ import { DurableStorage } from '../storage/durable-storage.ts';
 import type { StorageConfig } from '../storage/config.ts';
 import type { WrapWrites } from '../storage/durable-storage.ts';
 import { Transport } from '../transport/transport.ts';
+import { reconnectBackoffFor } from '../transport/limits.ts';
 import type { TlsMaterial, TransportHandler, TransportLogger } from '../transport/types.ts';
 import type { Applier, ApplierFactory } from './applier.ts';
 import { WriteBehind } from './write-behind.ts';
@@ -190,10 +191,14 @@ export class RaftNode implements NodeApi {
       // Our own address as members dial it: the member table's, else the config's.
       const selfRecord = storage.getSync(MEMBERS_KEYSPACE, String(opts.id));
       const advertiseAddress = selfRecord ? (JSON.parse(new TextDecoder().decode(selfRecord)) as MemberAddress).raftAddress : opts.initialMembers.get(opts.id)?.raftAddress;
+      // The reconnect backoff follows the election timeout, so the leader dials a restarted node
+      // again well before that node's election timer could fire (src/transport/limits.ts).
+      const reconnect = reconnectBackoffFor(opts.tickMs * opts.electionTick);
       const transport = new Transport({
         id: opts.id,
         listen: opts.raftListen,
         peers,
+        limits: reconnect,
         ...(advertiseAddress !== undefined ? { advertiseAddress } : {}),
         tls: opts.tls,
         handler,

@@ -10,6 +10,7 @@ import type { NodeConfig } from './config.ts';
 import { startServer } from './process.ts';
 import { StorageError } from '../storage/errors.ts';
 import type { NodeFactory, ServerHandle, StartOptions } from './process.ts';
+import { bootMark } from '../ops/boot-marks.ts';
 
 export const EXIT_CONFIG_ERROR = 2;
 export const EXIT_START_FAILED = 1;
@@ -38,6 +39,7 @@ export async function runCli(argv: readonly string[], nodeFactory: NodeFactory, 
   let config: NodeConfig;
   try {
     config = loadConfig(file, env);
+    bootMark('config loaded');
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     process.stderr.write(`${e.message}\n`);

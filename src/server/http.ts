@@ -39,9 +39,9 @@ import type { MasterKeyRing } from '../crypto/seal.ts';
 import type { OAuthConfig } from '../oauth/config.ts';
 import { registerOAuth } from '../oauth/index.ts';
 
-/** The read-cache table holding this node's status, under STATUS_KEY. */
-export const STATUS_TABLE = 'status';
-export const STATUS_KEY = 'self';
+import { STATUS_KEY, STATUS_TABLE } from './read-cache.ts';
+
+export { STATUS_KEY, STATUS_TABLE };
 
 /** Extra time after a request's deadline before this layer gives up on the node itself. */
 const NODE_GRACE_MS = 1_000;

@@ -39,6 +39,13 @@ import type { Logger } from './log.ts';
 import type { CacheUpdate } from './read-cache.ts';
 
 /** Largest encoded IPC message. Commands are at most 1 MiB (state/command.ts); this leaves room for the envelope. */
+/**
+ * Environment variable through which the primary hands the resolved NodeConfig (JSON) to a worker.
+ * Here, not in worker.ts, so the primary can fork a worker without loading the worker's HTTP app
+ * (docs/operations.md, "Boot time").
+ */
+export const WORKER_CONFIG_ENV = 'RAFTAUTH_WORKER_CONFIG';
+
 export const MAX_IPC_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /** Most messages in one channel write (IpcBatcher). */

@@ -27,7 +27,8 @@ import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
 import type { NodeApi, NodeStatus } from '../node/api.ts';
 import type { HostPort, NodeConfig } from './config.ts';
-import { buildHttpApp } from './http.ts';
+import { WORKER_CONFIG_ENV } from './ipc.ts';
+import { Preforked } from './prefork.ts';
 import { createLogger } from './log.ts';
 import type { Logger } from './log.ts';
 import { CachePublisher } from './read-cache.ts';
@@ -35,6 +36,7 @@ import { closeHttp } from './shutdown.ts';
 import { HttpMetrics, ProcessMetrics } from '../ops/metrics.ts';
 import { VERSION } from '../version.ts';
 import { withTerm } from '../node/log-context.ts';
+import { bootMark, bootMarks } from '../ops/boot-marks.ts';
 import type { OAuthNodeHooks } from './oauth-node.ts';
 import { MetricsAggregator } from './metrics-aggregator.ts';
 import type { MetricsWorker } from './metrics-aggregator.ts';
@@ -142,11 +144,27 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
 
   // A bad master key file fails the start here, before the node opens its store.
   const keys = loadOAuthKeys(config);
-  const node = await nodeFactory(config, log);
+  // The HTTP workers are forked before the node is built, so that their start (mostly loading the
+  // HTTP app) overlaps the node's; the worker pool adopts them (src/server/prefork.ts).
+  const entry = options.workerEntry ?? defaultWorkerEntry();
+  let preforked: Preforked | null = null;
+  if (config.http.workers > 0) {
+    cluster.setupPrimary({ exec: entry, execArgv: workerExecArgv(entry), serialization: 'advanced' });
+    preforked = new Preforked(config.http.workers, { [WORKER_CONFIG_ENV]: JSON.stringify(config) });
+    bootMark('workers forked');
+  }
+  const node = await Promise.resolve()
+    .then(() => nodeFactory(config, log))
+    .catch(async (e: unknown) => {
+      await preforked?.discard();
+      throw e;
+    });
+  bootMark('node started');
   if (node.currentTerm) termOf = () => node.currentTerm!();
   const cache = new CachePublisher();
 
   const oauthDuties = await startOAuthDuties({ keys, node, cache, audit: config.audit, log });
+  bootMark('oauth duties started');
   const publisher = new StatusPublisher({ node, cache, pollMs: options.statusPollMs ?? config.raft.tickMs, log });
   await publisher.start();
 
@@ -164,9 +182,11 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
     collectTimeoutMs: METRICS_COLLECT_TIMEOUT_MS,
     maxCollections: MAX_METRICS_COLLECTIONS,
   });
+  // The HTTP app (fastify, every OAuth route) is loaded only when this process serves HTTP itself:
+  // with workers, only they load it, and the primary's boot is shorter (docs/operations.md, "Boot time").
   const app =
     config.http.workers === 0
-      ? buildHttpApp({
+      ? (await import('./http.ts')).buildHttpApp({
           node,
           cache: cache.local,
           http: config.http,
@@ -178,7 +198,6 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
           ...(keys.master && keys.oauthConfig ? { oauth: { master: keys.master, config: keys.oauthConfig } } : {}),
         })
       : null;
-  const entry = options.workerEntry ?? defaultWorkerEntry();
   const pool: WorkerPool | null = app
     ? null
     : new WorkerPool({
@@ -187,6 +206,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
         log,
         entry,
         execArgv: workerExecArgv(entry),
+        preforked,
         maxOutstandingPerWorker: options.maxOutstandingPerWorker ?? DEFAULT_MAX_OUTSTANDING_PER_WORKER,
         restartLimit: options.restartLimit ?? DEFAULT_RESTART_LIMIT,
         drainMs,
@@ -234,6 +254,9 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
     await stop();
     throw e;
   }
+
+  bootMark('serving');
+  log.debug({ bootMs: bootMarks() }, 'boot phases');
 
   if (handleSignals) removeSignalHandlers = installSignalHandlers(stop, () => stopping, log);
 

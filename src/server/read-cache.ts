@@ -8,6 +8,13 @@
 // table back. The data is as fresh as the primary's last push: readers that need more must ask
 // the node.
 
+/**
+ * The read-cache table holding this node's status, under STATUS_KEY. Here, not in http.ts, so the
+ * primary can publish it without loading the HTTP app (docs/operations.md, "Boot time").
+ */
+export const STATUS_TABLE = 'status';
+export const STATUS_KEY = 'self';
+
 /** One push of one table, as it crosses the IPC channel. */
 export interface CacheUpdate {
   readonly table: string;

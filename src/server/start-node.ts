@@ -8,7 +8,6 @@ import type { Logger } from './log.ts';
 import { RaftNode } from '../node/node.ts';
 import { oauthDomains } from '../state/oauth-domains.ts';
 import { stateApplier } from '../state/applier.ts';
-import { buildAdminApp } from '../ops/admin.ts';
 import { adminKeyRotation, loadMasterKey, oauthConfigOf } from './oauth-node.ts';
 import type { MemberAddress } from '../node/members.ts';
 import type { WrapWrites } from '../storage/durable-storage.ts';
@@ -67,6 +66,9 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Raf
       const master = loadMasterKey(config);
       const oauthConfig = oauthConfigOf(config.oauth, config.mfa);
       const oauth = master ? { master, config: oauthConfig, log: logger, rotateSigningKeys: adminKeyRotation(node, master, oauthConfig, logger) } : undefined;
+      // Loaded only when the admin API is on: the admin app (fastify and its routes) is not part of a
+      // node that has none (docs/operations.md, "Boot time").
+      const { buildAdminApp } = await import('../ops/admin.ts');
       const app = buildAdminApp({ node, token: readFileSync(config.admin.tokenFile, 'utf8').trim(), ...(oauth ? { oauth } : {}) });
       await app.listen({ host: config.admin.listen.host, port: config.admin.listen.port });
       node.onStop(() => app.close());

@@ -9,7 +9,7 @@
 //  - pushes every table, its current version first, to each worker once that worker reports ready
 //    (IPC `ready`), and then every update, until the worker exits.
 import type { NodeStatus } from '../node/api.ts';
-import { STATUS_KEY, STATUS_TABLE } from './http.ts';
+import { STATUS_KEY, STATUS_TABLE } from './read-cache.ts';
 import { encodeIpc } from './ipc.ts';
 import type { Logger } from './log.ts';
 import type { CachePublisher } from './read-cache.ts';

@@ -16,11 +16,11 @@ import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import type { NodeApi } from '../node/api.ts';
 import type { HostPort, NodeConfig } from './config.ts';
-import { IpcBatcher, IpcConnection, decodeWorkerMessage, encodeIpc, ipcMessages } from './ipc.ts';
+import { IpcBatcher, IpcConnection, WORKER_CONFIG_ENV, decodeWorkerMessage, encodeIpc, ipcMessages } from './ipc.ts';
 import type { Logger } from './log.ts';
 import type { MetricsAggregator, MetricsWorker } from './metrics-aggregator.ts';
 import type { StatusPublisher } from './status-publisher.ts';
-import { WORKER_CONFIG_ENV } from './worker.ts';
+import type { Preforked } from './prefork.ts';
 
 /** After drainMs a worker still alive gets this long to exit before SIGKILL. */
 export const WORKER_EXIT_GRACE_MS = 2_000;
@@ -37,6 +37,8 @@ export interface WorkerPoolOptions {
   /** The worker entry module (process.ts defaultWorkerEntry) and node's options for it. */
   readonly entry: string;
   readonly execArgv: string[];
+  /** Workers forked before the node was built (prefork.ts): fork() adopts these first. */
+  readonly preforked?: Preforked | null;
   readonly maxOutstandingPerWorker: number;
   readonly restartLimit: { readonly maxRestarts: number; readonly windowMs: number };
   /** Time a stopping worker gets to finish its requests. */
@@ -151,7 +153,8 @@ export class WorkerPool {
 
   private fork(): Slot {
     const { config, node, log, metrics, publisher } = this.o;
-    const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config) });
+    const adopted = this.o.preforked?.take() ?? null;
+    const worker = adopted?.worker ?? cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config) });
     const batcher = new IpcBatcher(
       (m) => {
         if (worker.isConnected()) worker.send(m);
@@ -212,6 +215,8 @@ export class WorkerPool {
       this.onWorkerDied(worker.id, code, signal);
       this.restart();
     });
+    // A preforked worker: what it reported before it was adopted, now that the handlers are on.
+    adopted?.replay();
     return slot;
   }
 

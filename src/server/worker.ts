@@ -10,17 +10,18 @@
 // the primary forks that same module (src/server/process.ts), or the single binary itself.
 import cluster from 'node:cluster';
 import type { NodeConfig } from './config.ts';
-import { STATUS_KEY, STATUS_TABLE, buildHttpApp } from './http.ts';
+import { buildHttpApp } from './http.ts';
 import { HttpMetrics, ProcessMetrics } from '../ops/metrics.ts';
 import { withTerm } from '../node/log-context.ts';
-import { DEFAULT_IPC_CLIENT_LIMITS, IpcBatcher, IpcNodeApi, decodePrimaryMessage, encodeIpc, ipcMessages } from './ipc.ts';
+import { DEFAULT_IPC_CLIENT_LIMITS, IpcBatcher, IpcNodeApi, WORKER_CONFIG_ENV, decodePrimaryMessage, encodeIpc, ipcMessages } from './ipc.ts';
 import { createLogger } from './log.ts';
-import { ReadCache } from './read-cache.ts';
+import { ReadCache, STATUS_KEY, STATUS_TABLE } from './read-cache.ts';
 import { closeHttp } from './shutdown.ts';
 import { loadMasterKey, oauthConfigOf } from './oauth-node.ts';
+import { bootMark, bootMarks } from '../ops/boot-marks.ts';
+import { preloadWebAuthn } from '../mfa/webauthn.ts';
 
-/** Environment variable through which the primary hands the resolved NodeConfig (JSON) to a worker. */
-export const WORKER_CONFIG_ENV = 'RAFTAUTH_WORKER_CONFIG';
+export { WORKER_CONFIG_ENV } from './ipc.ts';
 
 export async function runWorker(): Promise<void> {
   const w = cluster.worker;
@@ -63,6 +64,8 @@ export async function runWorker(): Promise<void> {
     metricsText: () => api.metricsText(),
     ...(master ? { oauth: { master, config: oauthConfigOf(config.oauth, config.mfa) } } : {}),
   });
+
+  bootMark('http app built');
 
   let stopping = false;
   const shutdown = async (drainMs: number, why: string): Promise<void> => {
@@ -143,5 +146,10 @@ export async function runWorker(): Promise<void> {
     log.fatal({ err: e, listen: config.http.listen }, 'worker cannot listen');
     process.exit(1);
   }
+  bootMark('listening');
   log.info({ listen: config.http.listen }, 'worker serving HTTP');
+  log.debug({ bootMs: bootMarks() }, 'boot phases');
+  // Now, off the boot path: the library of the WebAuthn ceremonies (src/mfa/webauthn.ts), so the
+  // first ceremony does not wait for it.
+  preloadWebAuthn().catch((e: unknown) => log.error({ err: e }, 'cannot load the WebAuthn library'));
 }

@@ -56,7 +56,16 @@ export interface TransportLimits {
    */
   readonly keepaliveTimeMs: number;
   readonly keepaliveTimeoutMs: number;
-  /** Reconnect backoff of the gRPC channel after a failed attempt (exponential, jittered by grpc-js). */
+  /**
+   * Reconnect backoff of the gRPC channel after a failed attempt (exponential ×1.6, jittered ±20%
+   * by grpc-js). The cap decides how soon a peer that was down (killed, restarting) is dialed
+   * again once it listens: up to 1.2 × maxReconnectBackoffMs after. A node restarted in a
+   * running cluster serves only once the leader has reached it, so the cap is kept to a fraction
+   * of the election timeout (reconnectBackoffFor; test/unit/transport/reconnect.test.ts): with a
+   * 1 s cap a restart waited up to 1.2 s for the leader's next attempt. The cost of a low cap is
+   * a connection attempt to a down peer every cap ms, a refused TCP connect each
+   * (docs/transport.md).
+   */
   readonly initialReconnectBackoffMs: number;
   readonly maxReconnectBackoffMs: number;
   /**
@@ -96,10 +105,30 @@ export const DEFAULT_LIMITS: TransportLimits = {
   keepaliveTimeMs: 1_000,
   keepaliveTimeoutMs: 1_000,
   initialReconnectBackoffMs: 100,
-  maxReconnectBackoffMs: 1_000,
+  // A quarter of the default election timeout (raft.tickMs 100 × electionTick 10).
+  maxReconnectBackoffMs: 250,
   connectTimeoutMs: 500,
   maxConnectTimeoutMs: 8_000,
 };
+
+/**
+ * The reconnect backoff may reach at most this fraction of the election timeout: a restarted
+ * peer is then dialed again within 1.2 × electionTimeout / RECONNECT_BACKOFF_ELECTION_DIVISOR of
+ * listening (0.3 of it), which leaves most of an election timeout for the leader's heartbeat to
+ * reach it before its own election timer (at least one election timeout after its start) fires.
+ */
+export const RECONNECT_BACKOFF_ELECTION_DIVISOR = 4;
+
+/**
+ * The reconnect backoff for a node whose election timeout is `electionTimeoutMs` (raft.tickMs ×
+ * raft.electionTick): the defaults, capped at electionTimeoutMs / RECONNECT_BACKOFF_ELECTION_DIVISOR
+ * (at least 1 ms), the initial backoff no larger than the cap.
+ */
+export function reconnectBackoffFor(electionTimeoutMs: number): Pick<TransportLimits, 'initialReconnectBackoffMs' | 'maxReconnectBackoffMs'> {
+  if (!Number.isSafeInteger(electionTimeoutMs) || electionTimeoutMs <= 0) throw new RangeError(`election timeout must be a positive integer of ms, got ${String(electionTimeoutMs)}`);
+  const maxReconnectBackoffMs = Math.max(1, Math.min(DEFAULT_LIMITS.maxReconnectBackoffMs, Math.floor(electionTimeoutMs / RECONNECT_BACKOFF_ELECTION_DIVISOR)));
+  return { initialReconnectBackoffMs: Math.min(DEFAULT_LIMITS.initialReconnectBackoffMs, maxReconnectBackoffMs), maxReconnectBackoffMs };
+}
 
 /**
  * Room left in a gRPC message beyond a batch's or chunk's payload: the batch header, a snapshot

@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { ConnectionOptions, PeerCertificate, TlsOptions } from 'node:tls';
-import { nodeIdFromCert } from '../crypto/certs.ts';
+import { nodeIdFromCert } from '../crypto/node-identity.ts';
 import type { NodeId } from '../raft/types.ts';
 import { TransportError } from './errors.ts';
 import type { TlsMaterial } from './types.ts';

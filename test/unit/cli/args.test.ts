@@ -64,6 +64,17 @@ describe('runRaftauth exit codes', () => {
     assert.match(io.stderr(), /no admin URL/);
   });
 
+  it('a name an object inherits (constructor, toString, __proto__) is an unknown command, not a crash', async () => {
+    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const io = captureIo();
+      assert.equal(await runRaftauth([name], io), 2, name);
+      assert.match(io.stderr(), /unknown command/, name);
+      const help = captureIo();
+      assert.equal(await runRaftauth(['help', name], help), 0, `help ${name}`);
+      assert.match(help.stdout(), /^usage: raftauth <command>/, `help ${name} shows the general usage`);
+    }
+  });
+
   it('help and --help exit 0 with the usage', async () => {
     for (const argv of [['help'], ['--help'], ['help', 'members'], ['members', '--help']]) {
       const io = captureIo();
