@@ -22,7 +22,7 @@ export const USAGE = `usage: npm run bench:replication -- [options]
   --value-bytes N           bytes of each value (default 64)
   --raftauth-workers N      http.workers of each raftauth node (default 1, as the shipped local config)
   --raftauth-tick-ms N      raft.tickMs of each raftauth node (default: that of the shipped cluster-configs/local-3.yaml)
-  --raftauth-writes-in-flight N  raft.maxWritesInFlight of each raftauth node (default: the node's default, 8)
+  --raftauth-writes-in-flight N  raft.maxWritesInFlight of each raftauth node (default: the node's default, 1)
   --dir DIR                 parent of the temp data dirs (default the OS temp dir; must not be tmpfs for fsync to count)
   --keep-temp               keep the temp dirs (logs, data) for a post-mortem
   --out FILE                also write the JSON report to FILE

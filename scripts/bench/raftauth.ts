@@ -80,7 +80,7 @@ export class RaftauthCluster implements SystemUnderTest {
       heartbeatTick: 1,
       electionTimeoutMs: `${10 * opts.tickMs}-${20 * opts.tickMs} (randomized, Raft §5.2)`,
       httpWorkersPerNode: opts.workers,
-      maxWritesInFlight: opts.writesInFlight ?? 'the node default (8)',
+      maxWritesInFlight: opts.writesInFlight ?? 'the node default (1)',
       logLevel: 'warn',
       fsync: 'on (one fsynced LevelDB batch per Ready)',
       api: 'PUT /v1/kv/:key',

@@ -25,7 +25,8 @@
 //      since its acknowledgements may promise their entries), advance the applied index (state
 //      and reads see it only now), and answer the proposals and reads it settled.
 //
-// At most maxWritesInFlight Readys are in flight; beyond that the inbox waits. The simulator
+// At most maxWritesInFlight Readys are in flight (1 by default: DEFAULT_MAX_WRITES_IN_FLIGHT says
+// why); beyond that the inbox waits. The simulator
 // (test/sim/node.ts) models this pipeline and its message rules, with bug switches for each.
 import type { RawNode } from '../raft/raw-node.ts';
 import { persistedOf } from '../raft/raw-node.ts';
@@ -57,12 +58,16 @@ export const MAX_INBOX = 20_000;
 /** Most proposals and reads waiting for their outcome at once; more are refused as overload. */
 export const MAX_WAITERS = 50_000;
 /**
- * Readys whose write may be in flight at once. Writes taken while a group commit is in flight
- * share the next one, so a few suffice to keep the disk busy; the bound keeps the memory of
- * applied-but-unwritten state (the write-behind view) small. Below the storage writer's queue
+ * Readys whose write may be in flight at once. With 1 the loop still never waits for the disk (it
+ * steps messages, ticks and gathers proposals while a write is in flight), but takes the next
+ * Ready only once the write is done, so what arrived meanwhile leaves as one Ready: one append per
+ * follower, one write. Deeper pipelines hand out more, smaller Readys: on the 2-core machine of
+ * docs/write-path.md, 8 in flight cost about 35% more CPU per write in the primaries at 16 and 64
+ * writes in flight (bench:replication --raftauth-writes-in-flight), and the machine is CPU-bound
+ * there, so the default is 1; raft.maxWritesInFlight raises it. Below the storage writer's queue
  * limit (maxPendingWrites), which it therefore never reaches.
  */
-export const DEFAULT_MAX_WRITES_IN_FLIGHT = 8;
+export const DEFAULT_MAX_WRITES_IN_FLIGHT = 1;
 
 export type DriverInput =
   | { readonly kind: 'messages'; readonly messages: readonly Message[] }

@@ -383,10 +383,43 @@ test('a snapshot being written does not hold up the loop: proposals commit and a
   }
 });
 
-// Asynchronous storage writes (issue 14, decision 6): the loop does not wait for a write.
+// Asynchronous storage writes (issue 14, decision 6): the loop does not wait for a write. These
+// run with 8 writes in flight (raft.maxWritesInFlight); the default of 1 is the case above where a
+// proposal waits in the inbox while the loop's write is stalled.
+
+test('with one write in flight (the default) the loop still steps messages during a write, and proposals gathered meanwhile leave as one Ready', async () => {
+  const { driver, transport, storage, gate } = await electedLeader();
+  try {
+    gate.stall = true;
+    const put = (key: string): Uint8Array => encodeCommandBytes({ sid: null, seq: 0, ack: 0 }, packValue(['kv', 'put', { key, value: 'v' }]));
+    const outcomes: string[] = [];
+    driver.enqueue({ kind: 'propose', data: put('a'), reply: (o) => outcomes.push(`a:${o.kind}`) });
+    await waitFor('the write of entry 3 to stall', () => gate.waiting === 1);
+    const mark = transport.sent.length;
+    driver.enqueue({ kind: 'propose', data: put('b'), reply: (o) => outcomes.push(`b:${o.kind}`) });
+    driver.enqueue({ kind: 'propose', data: put('c'), reply: (o) => outcomes.push(`c:${o.kind}`) });
+    // The follower's acknowledgement of entry 3 is stepped while the write is stalled: the two
+    // followers are a majority, so entry 3 commits without the leader's own write.
+    driver.enqueue({ kind: 'messages', messages: [2, 3].map((from) => ({ type: 'appResp' as const, from, to: 1, term: 2, index: 3, reject: false, rejectHint: 0, logTerm: 0 })) });
+    await waitFor('commit 3 while the write is stalled', () => driver.status().hardState.commit === 3);
+    assert.equal(driver.writesInFlight(), 1);
+    assert.equal(transport.sent.slice(mark).filter((m) => m.type === 'app').length, 0, 'no new Ready while the one write is in flight');
+    gate.release();
+    await waitFor('the gathered proposals sent', () => transport.sent.slice(mark).some((m) => m.type === 'app' && m.to === 2 && m.entries.length > 0));
+    const apps = transport.sent.slice(mark).filter((m) => m.type === 'app' && m.to === 2 && m.entries.length > 0);
+    assert.equal(apps.length, 1, 'the two proposals gathered during the write left in one append');
+    const commands = apps[0]!.type === 'app' ? apps[0]!.entries.reduce((n, e) => n + (splitBatchEntry(e.data)?.length ?? 0), 0) : 0;
+    assert.equal(commands, 2, 'carrying both commands');
+    await waitFor('a answered', () => outcomes.includes('a:applied'));
+  } finally {
+    gate.release();
+    await driver.stop();
+    await storage.close();
+  }
+});
 
 test('while a write is stalled the leader goes on: a later proposal is replicated, and answers come in order once both writes are durable', async () => {
-  const { driver, transport, storage, gate } = await electedLeader();
+  const { driver, transport, storage, gate } = await electedLeader({}, { maxWritesInFlight: 8 });
   try {
     gate.stall = true;
     const outcomes: string[] = [];
@@ -417,7 +450,7 @@ test('while a write is stalled the leader goes on: a later proposal is replicate
 });
 
 test('apply sees the state of a write still in flight (the write-behind view)', async () => {
-  const { driver, storage, gate } = await electedLeader();
+  const { driver, storage, gate } = await electedLeader({}, { maxWritesInFlight: 8 });
   try {
     const cmd = (op: string, value: string): Uint8Array => encodeCommandBytes({ sid: null, seq: 0, ack: 0 }, packValue(['kv', op, { key: 'k', value }]));
     // Both followers: the leader's own write of entry 4 waits behind the stalled one.
@@ -445,7 +478,7 @@ test('apply sees the state of a write still in flight (the write-behind view)', 
 });
 
 test('a follower\'s acknowledgement with nothing of its own to write still waits for the write in flight', async () => {
-  const { driver, transport, storage, gate } = await driverOf(2);
+  const { driver, transport, storage, gate } = await driverOf(2, { maxWritesInFlight: 8 });
   driver.start();
   try {
     gate.stall = true;

@@ -50,7 +50,7 @@ test('a good config loads, with defaults, derived listen addresses and paths res
     heartbeatTick: 1,
     maxSizePerMsg: 1024 * 1024,
     maxInflightMsgs: 256,
-    maxWritesInFlight: 8,
+    maxWritesInFlight: 1,
     preVote: true,
     checkQuorum: true,
     readOnly: 'safe',
