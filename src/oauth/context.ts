@@ -10,6 +10,9 @@ import type { Logger } from '../server/log.ts';
 import type { CryptoRuntime } from '../crypto/runtime.ts';
 import type { OAuthConfig } from './config.ts';
 import { ServerError, TemporarilyUnavailable } from './errors.ts';
+import type { OAuthError } from './errors.ts';
+import { ContractError } from '../state/contract.ts';
+import { AuditQueueFull } from '../audit/batcher.ts';
 
 export interface OAuthContext {
   readonly node: NodeApi;
@@ -63,6 +66,20 @@ async function callNode(f: () => Promise<ApplyResult>): Promise<ApplyResult> {
     }
     throw e;
   }
+}
+
+/**
+ * A failure of the state layer as the OAuth error to answer with (every OAuth error handler asks
+ * this first): a node that could not reach a leader in time is temporarily_unavailable (503,
+ * Retry-After), never a half-done answer; a full audit queue too; any other contract error or
+ * refusal nobody handled is a server_error. Decided by code, never by message.
+ */
+export function stateFailure(err: unknown): OAuthError | null {
+  if (err instanceof AuditQueueFull) return new TemporarilyUnavailable('the audit log is busy; retry');
+  if (!(err instanceof ContractError)) return null;
+  if (err.kind === 'error' && (err.code === 'UNAVAILABLE' || err.code === 'STOPPING')) return new TemporarilyUnavailable('the cluster is unavailable; retry');
+  if (err.kind === 'error' && err.code === 'TIMEOUT') return new TemporarilyUnavailable('the cluster did not answer in time; retry');
+  return new ServerError(err.kind === 'refused' ? 'the request was refused by the replicated state' : `internal request refused: ${err.message}`);
 }
 
 function unwrap<T>(r: ApplyResult): T {

@@ -12,7 +12,7 @@ import type { Logger } from '../server/log.ts';
 import { CryptoNotReady, CryptoRuntime } from '../crypto/runtime.ts';
 import type { MasterKeyRing } from '../crypto/seal.ts';
 import type { OAuthConfig } from './config.ts';
-import { DomainRefusal, type OAuthContext } from './context.ts';
+import { DomainRefusal, stateFailure, type OAuthContext } from './context.ts';
 import { InvalidRequest, OAuthError, ServerError, TemporarilyUnavailable } from './errors.ts';
 import { registerFormParser } from './form.ts';
 import { registerTokenSide } from './token-side.ts';
@@ -55,6 +55,8 @@ export function registerOAuth(app: FastifyInstance, deps: OAuthDeps): OAuthConte
 /** Any error thrown by an OAuth handler, as the OAuthError to answer with. */
 export function toOAuthError(err: unknown): OAuthError {
   if (err instanceof OAuthError) return err;
+  const state = stateFailure(err);
+  if (state) return state;
   if (err instanceof CryptoNotReady) return new TemporarilyUnavailable('the cluster has not finished creating its keys; retry');
   if (err instanceof DomainRefusal) return new ServerError('the request was refused by the replicated state');
   const fe = err as Partial<FastifyError>;

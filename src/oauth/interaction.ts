@@ -17,7 +17,7 @@ import { SealError } from '../crypto/seal.ts';
 import { CryptoNotReady } from '../crypto/runtime.ts';
 import type { ClientRecord, UserRecord } from '../state/oauth-ops.ts';
 import { getClient } from './clients.ts';
-import { nodeWrite } from './context.ts';
+import { nodeWrite, stateFailure } from './context.ts';
 import type { OAuthContext } from './context.ts';
 import { ConsentRequired, LoginRequired, OAuthError, ServerError, TemporarilyUnavailable } from './errors.ts';
 import { MFA_PROMPT, loadMfaStatus, stepUpCoversMaxAge } from './mfa-policy.ts';
@@ -340,6 +340,8 @@ export function sendAuthorizationError(ctx: OAuthContext, reply: FastifyReply, t
 /** Any error of a request whose redirect target is known, as the OAuthError to redirect with (§4.1.2.1 server_error, temporarily_unavailable). */
 export function redirectableError(err: unknown): OAuthError {
   if (err instanceof OAuthError) return err;
+  const state = stateFailure(err);
+  if (state) return state;
   if (err instanceof CryptoNotReady) return new TemporarilyUnavailable('the cluster has not finished creating its keys; retry');
   return new ServerError('internal error');
 }

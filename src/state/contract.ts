@@ -90,19 +90,21 @@ export interface ObjectOptions {
 
 /**
  * An object with the named fields, each checked in the order given (the first bad field is the
- * one reported). The value passed on holds exactly the named fields.
+ * one reported). The value passed on holds exactly the named fields. An op's args are parsed with
+ * the name '' (fields are named bare: `key`, `checkpoint.seq`; the object itself is `args`).
  */
 export function object<const F extends Fields>(fields: F, opts: ObjectOptions = {}): Schema<ObjectOf<F>> {
   const keys = Object.keys(fields);
   return {
     parse: (v, name) => {
-      if (!isPlainObject(v)) throw invalidArgument(`${name} must be an object`);
-      if (opts.strict) for (const k of Object.keys(v)) if (!Object.hasOwn(fields, k)) throw invalidArgument(`${name} has an unknown field ${k}`);
+      const self = name === '' ? 'args' : name;
+      if (!isPlainObject(v)) throw invalidArgument(`${self} must be an object`);
+      if (opts.strict) for (const k of Object.keys(v)) if (!Object.hasOwn(fields, k)) throw invalidArgument(`${self} has an unknown field ${k}`);
       const out: Record<string, unknown> = {};
       for (const k of keys) {
         const s = fields[k]!;
         const x = Object.hasOwn(v, k) ? v[k] : undefined;
-        const parsed = s.parse(x, `${name}.${k}`);
+        const parsed = s.parse(x, name === '' ? k : `${name}.${k}`);
         if (parsed !== undefined || !s.optional) out[k] = parsed;
       }
       return out as ObjectOf<F>;
@@ -200,12 +202,12 @@ export function tableDomain<W extends WriteTable, R extends ReadTable>(t: Domain
     apply(ctx: ApplyContext, op: string, args: unknown): unknown {
       const o = Object.hasOwn(t.writes, op) ? t.writes[op] : undefined;
       if (!o) throw new DomainError('UNKNOWN_OPERATION', `${t.name} has no operation ${op}`);
-      return o.apply(ctx, o.args.parse(args, 'args'), writeRefusers.get(op)!);
+      return o.apply(ctx, o.args.parse(args, ''), writeRefusers.get(op)!);
     },
     read(reader: StateReader, op: string, args: unknown): unknown {
       const o = Object.hasOwn(t.reads, op) ? t.reads[op] : undefined;
       if (!o) throw new DomainError('UNKNOWN_OPERATION', `${t.name} has no read ${op}`);
-      return o.read(reader, o.args.parse(args, 'args'), readRefusers.get(op)!);
+      return o.read(reader, o.args.parse(args, ''), readRefusers.get(op)!);
     },
   };
 }
@@ -269,18 +271,33 @@ export function must<R>(o: Outcome<R, string>, op = 'state'): R {
 // ---------------------------------------------------------------------------------------------
 // Client stubs
 
-/** What a stub needs of its caller: the node API (by type) and the deadline of each call. */
-export interface StateClient {
-  readonly node: Pick<NodeApi, 'write' | 'read' | 'writeEncoded'>;
+/** What a read stub needs of its caller: the node API's read (by type) and the deadline of each call. */
+export interface ReadClient {
+  readonly node: Pick<NodeApi, 'read'>;
   /** Deadline of each call (leader changes are retried inside it by the node). */
   readonly requestTimeoutMs: number;
 }
 
+/** What a write stub needs: the node API's write (writeEncoded when it has it). An OAuthContext is one. */
+export interface StateClient extends ReadClient {
+  readonly node: Pick<NodeApi, 'write' | 'read' | 'writeEncoded'>;
+}
+
+/**
+ * The leader's own commands outside any client session (src/server/oauth-node.ts: key creation
+ * and rotation, the sweep, audit retention): RaftNode.housekeeping, by type.
+ */
+export interface HousekeepingNode {
+  housekeeping(domain: string, op: string, args: unknown, timeoutMs: number): Promise<ApplyResult>;
+}
+
 export type WriteStub<O> = (client: StateClient, args: ArgsOf<O>) => Promise<Outcome<ResultOf<O>, RefusalOf<O>>>;
-export type ReadStub<O> = (client: StateClient, args: ArgsOf<O>, consistency?: 'linearizable' | 'local') => Promise<Outcome<ResultOf<O>, RefusalOf<O>>>;
+export type ReadStub<O> = (client: ReadClient, args: ArgsOf<O>, consistency?: 'linearizable' | 'local') => Promise<Outcome<ResultOf<O>, RefusalOf<O>>>;
+export type HousekeepingStub<O> = (node: HousekeepingNode, args: ArgsOf<O>, timeoutMs: number) => Promise<Outcome<ResultOf<O>, RefusalOf<O>>>;
 
 export type WriteStubs<W extends WriteTable> = { readonly [K in keyof W]: WriteStub<W[K]> };
 export type ReadStubs<R extends ReadTable> = { readonly [K in keyof R]: ReadStub<R[K]> };
+export type HousekeepingStubs<W extends WriteTable> = { readonly [K in keyof W]: HousekeepingStub<W[K]> };
 
 /**
  * The typed stubs of a domain's writes: `stub(client, args)` encodes `[domain, op, args]` once
@@ -325,4 +342,24 @@ export function readStubs<R extends ReadTable>(domain: string, table: R): ReadSt
     };
   }
   return out as unknown as ReadStubs<R>;
+}
+
+/** The typed stubs of a domain's writes proposed by the leader as housekeeping (no client session). */
+export function housekeepingStubs<W extends WriteTable>(domain: string, table: W): HousekeepingStubs<W> {
+  type AnyStub = (node: HousekeepingNode, args: unknown, timeoutMs: number) => Promise<Outcome<unknown, string>>;
+  const out: Record<string, AnyStub> = {};
+  for (const [op, o] of Object.entries(table)) {
+    out[op] = async (node, args, timeoutMs) => {
+      let r: ApplyResult;
+      try {
+        r = await node.housekeeping(domain, op, args, timeoutMs);
+      } catch (e) {
+        const f = nodeFailure(e);
+        if (f) return f;
+        throw e;
+      }
+      return outcomeOf(r, o.refuses);
+    };
+  }
+  return out as unknown as HousekeepingStubs<W>;
 }

@@ -24,7 +24,7 @@ const key = check((v) => {
   if (k.length === 0) throw new DomainError('INVALID_ARGUMENT', 'key must not be empty');
   return k;
 });
-const value = check((v, name) => str(v, name.replace(/^args\./, ''), KV_MAX_VALUE_BYTES));
+const value = check((v, name) => str(v, name, KV_MAX_VALUE_BYTES));
 
 function current(ctx: ApplyContext, k: string): string | null {
   const b = ctx.tx.get(KEYSPACE, k);

@@ -156,14 +156,14 @@ test('each kind of bad argument is refused with INVALID_ARGUMENT, naming the fie
     [null, /args must be an object/],
     [[1, 2], /args must be an object/],
     ['a', /args must be an object/],
-    [{ value: 1 }, /args\.key must be a string/],
-    [{ key: '', value: 1 }, /args\.key must be 1\.\.16 characters/],
-    [{ key: 'a'.repeat(17), value: 1 }, /args\.key must be 1\.\.16/],
+    [{ value: 1 }, /^key must be a string/],
+    [{ key: '', value: 1 }, /^key must be 1\.\.16 characters/],
+    [{ key: 'a'.repeat(17), value: 1 }, /^key must be 1\.\.16/],
     [{ key: 'a\u0000', value: 1 }, /control characters/],
-    [{ key: 'a', value: 101 }, /args\.value must be an integer in \[0, 100\]/],
-    [{ key: 'a', value: 1.5 }, /args\.value must be an integer/],
-    [{ key: 'a', value: '1' }, /args\.value must be an integer/],
-    [{ key: 'a', value: 1, note: 5 }, /args\.note must be a string/],
+    [{ key: 'a', value: 101 }, /^value must be an integer in \[0, 100\]/],
+    [{ key: 'a', value: 1.5 }, /^value must be an integer/],
+    [{ key: 'a', value: '1' }, /^value must be an integer/],
+    [{ key: 'a', value: 1, note: 5 }, /^note must be a string/],
     [{ key: 'a', value: 1, extra: true }, /args has an unknown field extra/],
   ];
   for (const [args, message] of bad) {
@@ -176,11 +176,11 @@ test('each kind of bad argument is refused with INVALID_ARGUMENT, naming the fie
     assert.deepEqual(node.st.snapshot(), before, `${JSON.stringify(args)} changed nothing`);
   }
   const o = await reg.swap(client, { key: 'a', expected: 1, value: 2, mode: 'sideways' as 'strict' });
-  assert.deepEqual(o.kind === 'error' && [o.code, o.message], ['INVALID_ARGUMENT', 'args.mode must be one of strict, loose']);
+  assert.deepEqual(o.kind === 'error' && [o.code, o.message], ['INVALID_ARGUMENT', 'mode must be one of strict, loose']);
   // A field the schema does not name (not strict) is ignored and not passed on.
   assert.equal((await reg.swap(client, { key: 'a', expected: 1, value: 2, mode: 'strict', junk: 1 } as never)).kind, 'ok');
   // An optional field may be absent, and then is not passed on either.
-  assert.deepEqual(WRITES.set.args.parse({ key: 'k', value: 3 }, 'args'), { key: 'k', value: 3 });
+  assert.deepEqual(WRITES.set.args.parse({ key: 'k', value: 3 }, ''), { key: 'k', value: 3 });
   // An unknown op is the contract's error, not a refusal.
   const unknownOp = await (writeStubs('reg', { nosuch: WRITES.set }).nosuch)(client, { key: 'a', value: 1 });
   assert.deepEqual(unknownOp.kind === 'error' && unknownOp.code, 'UNKNOWN_OPERATION');
