@@ -28,8 +28,8 @@ import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { recordFailure, webauthnVerifyAuthentication } from '../mfa/service.ts';
 import type { WebAuthnAuthenticationResult } from '../mfa/service.ts';
 import { responseCredentialId } from '../mfa/webauthn.ts';
-import { MFA_DOMAIN } from '../state/mfa.ts';
-import type { WebAuthnCredentialView } from '../state/mfa-ops.ts';
+import { mfa } from '../state/mfa.ts';
+import { must } from '../state/contract.ts';
 import type { UserRecord } from '../state/oauth-ops.ts';
 import { mfaConfigOf } from './config.ts';
 import { nodeRead, requestMeta } from './context.ts';
@@ -105,7 +105,7 @@ export async function handlePasskeyLogin(ctx: OAuthContext, req: FastifyRequest,
   // to a disabled account.
   const id = responseCredentialId(response);
   if (id !== null) {
-    const found = await nodeRead<{ sub: string; credential: WebAuthnCredentialView } | null>(ctx, MFA_DOMAIN, 'webauthn.byCredentialId', { credentialId: id });
+    const found = must(await mfa.read['webauthn.byCredentialId'](ctx, { credentialId: id }), 'mfa.webauthn.byCredentialId');
     if (found !== null) {
       const owner = await nodeRead<UserRecord | null>(ctx, 'users', 'get', { sub: found.sub });
       if (owner === null || owner.disabled) {

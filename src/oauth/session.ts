@@ -16,6 +16,10 @@ import { randomToken, tokenHash } from '../crypto/tokens.ts';
 import { SealError } from '../crypto/seal.ts';
 import type { UserRecord } from '../state/oauth-ops.ts';
 import { nodeRead, nodeWrite, requestMeta } from './context.ts';
+import { mfa } from '../state/mfa.ts';
+import type { MFA_WRITES } from '../state/mfa.ts';
+import { must } from '../state/contract.ts';
+import type { ArgsOf } from '../state/contract.ts';
 import type { OAuthContext } from './context.ts';
 import type { Authentication, SessionPayload } from './records.ts';
 
@@ -124,7 +128,21 @@ export interface PendingSession {
    * verifies the code and writes the session (and code) in the same command, and throws
    * FactorRefused, writing no session, when the code is refused.
    */
-  readonly totp?: Readonly<Record<string, unknown>>;
+  readonly totp?: ArgsOf<(typeof MFA_WRITES)['totp.verify']>;
+}
+
+/**
+ * commitSession of a session with a second factor whose factor apply could not judge: removed
+ * (NOT_FOUND) or re-enrolled (CONFLICT) since it was read. Nothing was written.
+ */
+export class FactorChanged extends Error {
+  readonly code: 'NOT_FOUND' | 'CONFLICT';
+
+  constructor(code: 'NOT_FOUND' | 'CONFLICT', message: string) {
+    super(message);
+    this.code = code;
+    this.name = 'FactorChanged';
+  }
 }
 
 /** commitSession of a session whose second factor (PendingSession.totp) apply refused; `result` is totp.verify's answer. */
@@ -160,7 +178,9 @@ export function prepareSession(ctx: OAuthContext, reply: FastifyReply, auth: Aut
 export async function commitSession(ctx: OAuthContext, reply: FastifyReply, p: PendingSession, code?: Readonly<Record<string, unknown>>): Promise<void> {
   const args = code === undefined ? p.args : { ...p.args, code };
   if (p.totp !== undefined) {
-    const r = await nodeWrite<{ factor: { ok: true } | FactorRefused['result'] }>(ctx, 'mfa', 'totp.signIn', { verify: p.totp, session: { op: p.op, args } });
+    const o = await mfa['totp.signIn'](ctx, { verify: p.totp, session: { op: p.op, args } });
+    if (o.kind === 'refused' && o.code !== 'ALREADY_EXISTS') throw new FactorChanged(o.code, o.message);
+    const r = must(o, 'mfa.totp.signIn');
     if (!r.factor.ok) throw new FactorRefused(r.factor);
   } else await nodeWrite(ctx, 'tokens', p.op, args);
   setCookie(ctx, reply, SESSION_COOKIE, p.cookie, ctx.config.sessionTtlS);

@@ -22,10 +22,12 @@ import type { IterateOptions, StateRecord } from '../storage/durable-storage.ts'
 import { DomainError } from '../state/machine.ts';
 import { unpackValue } from '../state/command.ts';
 import type { ClientRecord, DataKeyRing, SigningKeyRing, UserRecord, WrappedDataKey } from '../state/oauth-ops.ts';
-import type { RequestMeta, TotpFactorView, WebAuthnCredentialView } from '../state/mfa-ops.ts';
+import type { RequestMeta } from '../state/mfa-ops.ts';
 import { CLIENTS_KEYSPACE } from '../state/clients.ts';
 import { USERNAMES_KEYSPACE } from '../state/users.ts';
 import { MAX_USERNAME_CHARS, validateClientRecord, validateUserRecord } from '../state/validate.ts';
+import { mfa } from '../state/mfa.ts';
+import type { Outcome } from '../state/contract.ts';
 import type { MasterKeyRing } from '../crypto/seal.ts';
 import { SealError, unwrapRing } from '../crypto/seal.ts';
 import type { Sealer } from '../crypto/seal.ts';
@@ -209,6 +211,13 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
   const result = <T>(r: ApplyResult): T => {
     if (!r.ok) throw new AdminRefusal(statusOfCode(r.code), r.code, r.message);
     return r.value as T;
+  };
+  const client = { node, requestTimeoutMs: NODE_TIMEOUT_MS };
+  /** A state stub's outcome: its value, or its refusal or error answered by code (a node failure as handle() answers a NodeError). */
+  const value = <T>(o: Outcome<T, string>): T => {
+    if (o.kind === 'ok') return o.value;
+    const nodeStatus = o.code === 'TIMEOUT' ? 504 : o.code === 'UNAVAILABLE' || o.code === 'STOPPING' ? 503 : null;
+    throw new AdminRefusal(nodeStatus ?? statusOfCode(o.code), o.code, o.message);
   };
   const write = async <T>(domain: string, op: string, args: unknown): Promise<T> => result<T>(await node.write({ domain, op, args, timeoutMs: NODE_TIMEOUT_MS }));
   const read = async <T>(domain: string, op: string, args: unknown, consistency: 'linearizable' | 'local' = 'linearizable'): Promise<T> =>
@@ -448,19 +457,11 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
 
   // --- MFA factors (the `mfa` domain, src/state/mfa-ops.ts; docs/mfa.md) ----------------------
 
-  interface FactorsView {
-    readonly totp: TotpFactorView | null;
-    readonly webauthn: readonly WebAuthnCredentialView[];
-    readonly recovery: { readonly remaining: number };
-    readonly required: boolean;
-    readonly lock: { readonly failures: number; readonly lockedUntil: number | null; readonly backoffUntil: number | null };
-  }
-
   app.get(
     '/admin/v1/users/:username/factors',
     handle(async (req) => {
       const u = await getUser((req.params as { username: string }).username);
-      const f = await read<FactorsView>('mfa', 'factors', { sub: u.sub });
+      const f = value(await mfa.read.factors(client, { sub: u.sub }));
       // Never the sealed TOTP secret nor the credentials' public keys: what an operator needs to decide a reset or an unlock.
       return {
         username: u.username,
@@ -478,7 +479,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     '/admin/v1/users/:username/factors/reset',
     handle(async (req) => {
       const u = await getUser((req.params as { username: string }).username);
-      await write('mfa', 'reset', { sub: u.sub, meta: adminMeta(req) });
+      value(await mfa.reset(client, { sub: u.sub, meta: adminMeta(req) }));
       return { reset: u.username, sub: u.sub };
     }),
   );
@@ -487,7 +488,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     '/admin/v1/users/:username/unlock',
     handle(async (req) => {
       const u = await getUser((req.params as { username: string }).username);
-      await write('mfa', 'unlock', { sub: u.sub, meta: adminMeta(req) });
+      value(await mfa.unlock(client, { sub: u.sub, meta: adminMeta(req) }));
       return { unlocked: u.username, sub: u.sub };
     }),
   );
@@ -499,7 +500,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       onlyFields(b, ['required']);
       if (typeof b.required !== 'boolean') throw bad('required must be true or false');
       const u = await getUser((req.params as { username: string }).username);
-      await write('mfa', 'policy.set', { sub: u.sub, required: b.required, meta: adminMeta(req) });
+      value(await mfa['policy.set'](client, { sub: u.sub, required: b.required, meta: adminMeta(req) }));
       return { username: u.username, sub: u.sub, required: b.required };
     }),
   );

@@ -378,9 +378,14 @@ function memberChangedHook(ctx: ApplyContext, context: ConfChangeContext): void 
 
 /** The audit domain's operations (the contract: src/state/contract.ts). */
 export const AUDIT_WRITES = {
-  /** Events with no state change of their own (batched by the workers, src/audit/batcher.ts). */
+  /** Events with no state change of their own (batched by the workers, src/audit/batcher.ts), 1..MAX_APPEND_EVENTS per command. Returns { seqs }. */
   append: write({ args: object({ events: appendEvents }), apply: (ctx, a) => appendOp(ctx, a.events) }),
-  /** Retention (leader duty, src/audit/retention.ts): delete records through throughSeq behind a signed checkpoint. */
+  /**
+   * Retention (leader duty, src/audit/retention.ts): delete records with seq <= throughSeq (all
+   * older than the retention age, already exported by the leader), leaving a checkpoint { seq,
+   * hash, signedAt, jws } signed with the active signing key so the chain stays verifiable from the
+   * checkpoint on. CONFLICT: the checkpoint does not name the chain's record (see compactOp).
+   */
   compact: write({ args: object({ throughSeq: check((v, n) => int(v, n, 1, MAX_SEQ)), checkpoint: checkpointArg }), refuses: ['CONFLICT'], apply: compactOp }),
 };
 

@@ -24,23 +24,33 @@ import { packValue } from './command.ts';
 // ---------------------------------------------------------------------------------------------
 // Schemas: a parse function (throws INVALID_ARGUMENT naming the field) whose type is inferred
 
-export interface Schema<T> {
+/**
+ * `T` is what apply gets (the checked value), `I` what a caller sends (they differ where the check
+ * fills in a default: an absent audit `meta` is "no ip, no sub, no client").
+ */
+export interface Schema<T, I = T> {
   /** Returns the checked value (possibly a copy); throws DomainError('INVALID_ARGUMENT', …) naming `name`. */
   readonly parse: (v: unknown, name: string) => T;
-  /** Present (true) on schemas that accept an absent field (`optional`). */
+  /** Present (true) on schemas that accept an absent field (`optional`, `withDefault`). */
   readonly optional?: true;
+  /** Type only (never set): carries `I`. */
+  readonly input?: (i: I) => void;
 }
 
-export type Infer<S> = S extends Schema<infer T> ? T : never;
+export type Infer<S> = S extends Schema<infer T, never> ? T : never;
+export type InferInput<S> = S extends { readonly input?: (i: infer I) => void } ? I : never;
 
 /** A field map of an object schema. */
-export type Fields = Readonly<Record<string, Schema<unknown>>>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- fields of any input type
+export type Fields = Readonly<Record<string, Schema<unknown, any>>>;
 
-type OptionalKeys<F extends Fields> = { [K in keyof F]: F[K] extends { readonly optional: true } ? K : never }[keyof F];
-type RequiredKeys<F extends Fields> = Exclude<keyof F, OptionalKeys<F>>;
+type AbsentKeys<F extends Fields> = { [K in keyof F]: F[K] extends { readonly optional: true } ? K : never }[keyof F];
+type UndefinedKeys<F extends Fields> = { [K in keyof F]: undefined extends Infer<F[K]> ? K : never }[keyof F];
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
-/** The type of an object schema's value: optional fields (`optional`) may be absent. */
-export type ObjectOf<F extends Fields> = Simplify<{ readonly [K in RequiredKeys<F>]: Infer<F[K]> } & { readonly [K in OptionalKeys<F>]?: Infer<F[K]> }>;
+/** The type of an object schema's checked value: a field whose value may be undefined may be absent. */
+export type ObjectOf<F extends Fields> = Simplify<{ readonly [K in Exclude<keyof F, UndefinedKeys<F>>]: Infer<F[K]> } & { readonly [K in UndefinedKeys<F>]?: Infer<F[K]> }>;
+/** What a caller sends for an object schema: fields that may be absent (`optional`, `withDefault`) are optional. */
+export type ObjectInput<F extends Fields> = Simplify<{ readonly [K in Exclude<keyof F, AbsentKeys<F>>]: InferInput<F[K]> } & { readonly [K in AbsentKeys<F>]?: InferInput<F[K]> }>;
 
 export function invalidArgument(message: string): DomainError {
   return new DomainError('INVALID_ARGUMENT', message);
@@ -50,17 +60,25 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
 
-/** A schema from a checking function of the `(v, name) => T` shape that src/state/validate.ts uses. */
-export function check<T>(parse: (v: unknown, name: string) => T): Schema<T> {
+/**
+ * A schema from a checking function of the `(v, name) => T` shape that src/state/validate.ts uses;
+ * `I` (default T) is the type callers send when it differs.
+ */
+export function check<T, I = T>(parse: (v: unknown, name: string) => T): Schema<T, I> {
   return { parse };
 }
 
 /** A field that may be absent (then `undefined`); present, it must pass `s`. */
-export function optional<T>(s: Schema<T>): Schema<T | undefined> & { readonly optional: true } {
+export function optional<T, I>(s: Schema<T, I>): Schema<T | undefined, I | undefined> & { readonly optional: true } {
   return { parse: (v, name) => (v === undefined ? undefined : s.parse(v, name)), optional: true };
 }
 
-export function nullable<T>(s: Schema<T>): Schema<T | null> {
+/** A field a caller may leave out: `parse` sees undefined and gives the default. */
+export function withDefault<T, I>(parse: (v: unknown, name: string) => T): Schema<T, I | undefined> & { readonly optional: true } {
+  return { parse, optional: true };
+}
+
+export function nullable<T, I>(s: Schema<T, I>): Schema<T | null, I | null> {
   return { parse: (v, name) => (v === null ? null : s.parse(v, name)) };
 }
 
@@ -93,7 +111,7 @@ export interface ObjectOptions {
  * one reported). The value passed on holds exactly the named fields. An op's args are parsed with
  * the name '' (fields are named bare: `key`, `checkpoint.seq`; the object itself is `args`).
  */
-export function object<const F extends Fields>(fields: F, opts: ObjectOptions = {}): Schema<ObjectOf<F>> {
+export function object<const F extends Fields>(fields: F, opts: ObjectOptions = {}): Schema<ObjectOf<F>, ObjectInput<F>> {
   const keys = Object.keys(fields);
   return {
     parse: (v, name) => {
@@ -131,8 +149,8 @@ export type ContractErrorCode =
 /** Every code an Outcome's `error` may carry. */
 export type ErrorCode = ContractErrorCode | NodeErrorCode;
 
-export interface WriteOp<A, R, C extends string> {
-  readonly args: Schema<A>;
+export interface WriteOp<A, R, C extends string, I = A> {
+  readonly args: Schema<A, I>;
   /** The codes apply may refuse this op with (it then changes nothing): a closed set. */
   readonly refuses: readonly C[];
   /**
@@ -143,8 +161,8 @@ export interface WriteOp<A, R, C extends string> {
   readonly apply: (ctx: ApplyContext, args: A, refuse: Refuse<C>) => R;
 }
 
-export interface ReadOp<A, R, C extends string> {
-  readonly args: Schema<A>;
+export interface ReadOp<A, R, C extends string, I = A> {
+  readonly args: Schema<A, I>;
   readonly refuses: readonly C[];
   readonly read: (reader: StateReader, args: A, refuse: Refuse<C>) => R;
 }
@@ -152,21 +170,22 @@ export interface ReadOp<A, R, C extends string> {
 export type Refuse<C extends string> = (code: C, message: string) => never;
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- a table holds ops of every args/result type */
-export type WriteTable = Readonly<Record<string, WriteOp<any, any, string>>>;
-export type ReadTable = Readonly<Record<string, ReadOp<any, any, string>>>;
+export type WriteTable = Readonly<Record<string, WriteOp<any, any, string, any>>>;
+export type ReadTable = Readonly<Record<string, ReadOp<any, any, string, any>>>;
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Define a write op; `A`, `R` and `C` are inferred from the schema, the apply function and `refuses`. */
-export function write<A, R, const C extends string = never>(o: { readonly args: Schema<A>; readonly refuses?: readonly C[]; readonly apply: (ctx: ApplyContext, args: A, refuse: Refuse<C>) => R }): WriteOp<A, R, C> {
+export function write<A, I, R, const C extends string = never>(o: { readonly args: Schema<A, I>; readonly refuses?: readonly C[]; readonly apply: (ctx: ApplyContext, args: A, refuse: Refuse<C>) => R }): WriteOp<A, R, C, I> {
   return { args: o.args, refuses: o.refuses ?? [], apply: o.apply };
 }
 
 /** Define a read op (served from applied state; never changes it). */
-export function read<A, R, const C extends string = never>(o: { readonly args: Schema<A>; readonly refuses?: readonly C[]; readonly read: (reader: StateReader, args: A, refuse: Refuse<C>) => R }): ReadOp<A, R, C> {
+export function read<A, I, R, const C extends string = never>(o: { readonly args: Schema<A, I>; readonly refuses?: readonly C[]; readonly read: (reader: StateReader, args: A, refuse: Refuse<C>) => R }): ReadOp<A, R, C, I> {
   return { args: o.args, refuses: o.refuses ?? [], read: o.read };
 }
 
-export type ArgsOf<O> = O extends { readonly args: Schema<infer A> } ? A : never;
+/** What a caller sends to op O. */
+export type ArgsOf<O> = O extends { readonly args: infer S } ? InferInput<S> : never;
 export type ResultOf<O> = O extends { readonly apply: (...a: never[]) => infer R } ? R : O extends { readonly read: (...a: never[]) => infer R } ? R : never;
 export type RefusalOf<O> = O extends { readonly refuses: readonly (infer C extends string)[] } ? C : never;
 
