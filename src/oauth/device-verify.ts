@@ -21,7 +21,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { normalizeUserCode, safeEqual, tokenHash } from '../crypto/tokens.ts';
 import { getClient } from './clients.ts';
-import { nodeWrite, requestMeta } from './context.ts';
+import { requestMeta } from './context.ts';
 import type { OAuthContext } from './context.ts';
 import { formParams, queryParams } from './form.ts';
 import type { DeviceApproval, DevicePayload } from './records.ts';
@@ -36,6 +36,7 @@ import type { Requirement } from './mfa-policy.ts';
 import type { ClientRecord } from '../state/oauth-ops.ts';
 import type { RequestMeta } from '../state/mfa-ops.ts';
 import { mfa } from '../state/mfa.ts';
+import { tokens } from '../state/tokens.ts';
 import { must } from '../state/contract.ts';
 
 /** What 'device.byUserCode' answers. */
@@ -163,12 +164,15 @@ export async function handleDevicePost(ctx: OAuthContext, req: FastifyRequest, r
     const a: DeviceApproval = { auth: active.session.payload.auth, scope: found.payload.scope };
     approval = ctx.crypto.sealer().sealValue(a, 'approval:' + found.view.hash);
   }
-  const r = await nodeWrite<{ ok: true } | { ok: false; reason: 'unknown' | 'expired' | 'decided' }>(ctx, 'tokens', 'device.decide', {
-    userCodeHash,
-    approve: p.decision === 'approve',
-    approval,
-    meta: { ...requestMeta(req), sub: active.session.payload.auth.sub, clientId: found.client.client_id },
-  });
+  const r = must(
+    await tokens['device.decide'](ctx, {
+      userCodeHash,
+      approve: p.decision === 'approve',
+      approval,
+      meta: { ...requestMeta(req), sub: active.session.payload.auth.sub, clientId: found.client.client_id },
+    }),
+    'tokens.device.decide',
+  );
   if (!r.ok) {
     const why = r.reason === 'expired' ? 'That code has expired. Start again on your device.' : r.reason === 'decided' ? 'That code has already been used. Start again on your device.' : 'No device is waiting for that code.';
     return messagePage(reply, 'Device not connected', why, 400);

@@ -17,7 +17,9 @@ import { SealError } from '../crypto/seal.ts';
 import { CryptoNotReady } from '../crypto/runtime.ts';
 import type { ClientRecord, UserRecord } from '../state/oauth-ops.ts';
 import { getClient } from './clients.ts';
-import { nodeWrite, stateFailure } from './context.ts';
+import { stateFailure } from './context.ts';
+import { tokens } from '../state/tokens.ts';
+import { must } from '../state/contract.ts';
 import type { OAuthContext } from './context.ts';
 import { ConsentRequired, LoginRequired, OAuthError, ServerError, TemporarilyUnavailable } from './errors.ts';
 import { MFA_PROMPT, loadMfaStatus, stepUpCoversMaxAge } from './mfa-policy.ts';
@@ -302,7 +304,7 @@ export async function issueCode(ctx: OAuthContext, reply: FastifyReply, authz: A
   const args = { hash, exp: ctx.now() + ctx.config.codeTtlS * 1000, sealed: ctx.crypto.sealer().sealValue(payload, 'code:' + hash) };
   // After a second factor the upgraded session and the code are one replicated write.
   if (pending !== undefined) await commitSession(ctx, reply, pending, args);
-  else await nodeWrite(ctx, 'tokens', 'code.create', args);
+  else must(await tokens['code.create'](ctx, args), 'tokens.code.create');
   return sendAuthorizationResponse(ctx, reply, authz, { code }, viaPost);
 }
 

@@ -15,8 +15,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomToken, tokenHash } from '../crypto/tokens.ts';
 import { SealError } from '../crypto/seal.ts';
 import type { UserRecord } from '../state/oauth-ops.ts';
-import { nodeRead, nodeWrite, requestMeta } from './context.ts';
+import { nodeRead, requestMeta } from './context.ts';
 import { mfa } from '../state/mfa.ts';
+import { tokens } from '../state/tokens.ts';
+import type { TOKENS_WRITES } from '../state/tokens.ts';
 import type { MFA_WRITES } from '../state/mfa.ts';
 import { must } from '../state/contract.ts';
 import type { ArgsOf } from '../state/contract.ts';
@@ -81,8 +83,8 @@ export async function loadSession(ctx: OAuthContext, req: FastifyRequest): Promi
   const cookie = readCookie(ctx, req, SESSION_COOKIE);
   if (cookie === null) return null;
   const hash = tokenHash(cookie);
-  let rec = await nodeRead<{ exp: number; sealed: Uint8Array } | null>(ctx, 'tokens', 'session.get', { hash }, 'local');
-  if (rec === null) rec = await nodeRead<{ exp: number; sealed: Uint8Array } | null>(ctx, 'tokens', 'session.get', { hash });
+  let rec = must(await tokens.read['session.get'](ctx, { hash }, 'local'), 'tokens.session.get');
+  if (rec === null) rec = must(await tokens.read['session.get'](ctx, { hash }), 'tokens.session.get');
   if (rec === null || rec.exp <= ctx.now()) return null;
   try {
     return { hash, exp: rec.exp, payload: ctx.crypto.sealer().openValue<SessionPayload>(rec.sealed, 'sess:' + hash) };
@@ -121,7 +123,8 @@ export interface PendingSession {
   readonly session: Session;
   readonly cookie: string;
   readonly op: 'session.create' | 'session.replace';
-  readonly args: Readonly<Record<string, unknown>>;
+  /** session.create's arguments; with `previous` for session.replace. */
+  readonly args: ArgsOf<(typeof TOKENS_WRITES)['session.create']> & { readonly previous?: ArgsOf<(typeof TOKENS_WRITES)['session.replace']>['previous'] };
   /**
    * The second factor this session is the reward for, still to be verified: totp.verify's
    * arguments (mfa/service.ts totpVerifyArgs). commitSession then proposes mfa totp.signIn, which
@@ -175,14 +178,15 @@ export function prepareSession(ctx: OAuthContext, reply: FastifyReply, auth: Aut
  * Write a prepared session and set its cookie. `code` (code.create's arguments) stores the
  * authorization code the flow answers with in the same replicated write (interaction.ts issueCode).
  */
-export async function commitSession(ctx: OAuthContext, reply: FastifyReply, p: PendingSession, code?: Readonly<Record<string, unknown>>): Promise<void> {
+export async function commitSession(ctx: OAuthContext, reply: FastifyReply, p: PendingSession, code?: ArgsOf<(typeof TOKENS_WRITES)['code.create']>): Promise<void> {
   const args = code === undefined ? p.args : { ...p.args, code };
   if (p.totp !== undefined) {
     const o = await mfa['totp.signIn'](ctx, { verify: p.totp, session: { op: p.op, args } });
     if (o.kind === 'refused' && o.code !== 'ALREADY_EXISTS') throw new FactorChanged(o.code, o.message);
     const r = must(o, 'mfa.totp.signIn');
     if (!r.factor.ok) throw new FactorRefused(r.factor);
-  } else await nodeWrite(ctx, 'tokens', p.op, args);
+  } else if (args.previous !== undefined) must(await tokens['session.replace'](ctx, { ...args, previous: args.previous }), 'tokens.session.replace');
+  else must(await tokens['session.create'](ctx, args), 'tokens.session.create');
   setCookie(ctx, reply, SESSION_COOKIE, p.cookie, ctx.config.sessionTtlS);
 }
 
@@ -211,7 +215,7 @@ export function prepareUpgrade(ctx: OAuthContext, reply: FastifyReply, previous:
 
 /** End a session: delete its record and clear the cookie. */
 export async function endSession(ctx: OAuthContext, reply: FastifyReply, session: Session | null): Promise<void> {
-  if (session !== null) await nodeWrite(ctx, 'tokens', 'session.delete', { hash: session.hash, meta: { ...requestMeta(reply.request), sub: session.payload.auth.sub } });
+  if (session !== null) must(await tokens['session.delete'](ctx, { hash: session.hash, meta: { ...requestMeta(reply.request), sub: session.payload.auth.sub } }), 'tokens.session.delete');
   clearCookie(ctx, reply, SESSION_COOKIE);
 }
 

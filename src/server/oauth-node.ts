@@ -9,6 +9,8 @@
 //    age, leaving a signed checkpoint (src/audit/retention.ts).
 import type { ApplyResult } from '../node/api.ts';
 import { unpackValue } from '../state/command.ts';
+import { tokens } from '../state/tokens.ts';
+import { must } from '../state/contract.ts';
 import type { DataKeyRing, SigningAlg, SigningKeyRing } from '../state/oauth-ops.ts';
 import { MasterKeyRing, newDataKey, unwrapRing } from '../crypto/seal.ts';
 import type { Sealer } from '../crypto/seal.ts';
@@ -309,7 +311,7 @@ export class OAuthPrimary {
       const recs = await this.o.node.scanState('tok.exp', { ...(gte !== undefined ? { gte } : {}), lt: `${upTo}|`, limit: SWEEP_BATCH });
       if (recs.length === 0) break;
       const keys = recs.map((r) => dec.decode(r.key));
-      const v = value<{ deleted: number }>(await this.o.node.housekeeping('tokens', 'sweep', { keys }, HOUSEKEEPING_TIMEOUT_MS), 'sweeping');
+      const v = must(await tokens.leader.sweep(this.o.node, { keys }, HOUSEKEEPING_TIMEOUT_MS), 'sweeping');
       deleted += v.deleted;
       if (recs.length < SWEEP_BATCH) break;
       gte = `${keys[keys.length - 1]!}\u0000`;

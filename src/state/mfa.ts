@@ -508,11 +508,11 @@ const SIGN_IN_SESSION = check((v, name) => {
 function totpSignIn(
   ctx: ApplyContext,
   a: { session: { op: 'session.create' | 'session.replace'; args: Record<string, unknown> }; verify: Infer<typeof TOTP_VERIFY_ARGS> },
-  refuse: Refuse<'NOT_FOUND' | 'CONFLICT'>,
+  refuse: Refuse<'NOT_FOUND' | 'CONFLICT' | 'ALREADY_EXISTS'>,
 ): { factor: ReturnType<typeof totpVerify>; session?: unknown } {
   const factor = totpVerify(ctx, a.verify, refuse);
   if (!factor.ok) return { factor };
-  return { factor, session: applyLoginSessionOp(ctx, a.session.op, a.session.args) };
+  return { factor, session: applyLoginSessionOp(ctx, a.session.op, a.session.args, refuse) };
 }
 
 function totpRemove(ctx: ApplyContext, a: { sub: string; meta: AuditMeta }): { existed: boolean } {
