@@ -695,26 +695,62 @@ function sweep(ctx: ApplyContext, a: { keys: readonly unknown[] }): { deleted: n
 
 /** The tokens domain's operations (the contract: src/state/contract.ts). Field order is check order. */
 export const TOKENS_WRITES = {
+  /** Store a new code. Returns {}. ALREADY_EXISTS on a hash collision. */
   'code.create': write({ args: CODE_ARGS, refuses: ['ALREADY_EXISTS'], apply: codeCreate }),
-  /** Redeem a code for a grant (RFC 6749 §4.1.3); a reused code revokes what it issued (written, reported as reused). */
+  /**
+   * Redeem a code once. The worker has already checked client, redirect URI and PKCE against
+   * the unsealed record. Outcomes:
+   *  - { ok: true }: marked used; the family (if any) and its first refresh token are stored,
+   *    `at` is remembered in the family.
+   *  - { ok: false, reason: 'unknown' | 'expired' }: nothing changed.
+   *  - { ok: false, reason: 'reused' }: the code was already redeemed; the family made by the
+   *    first redemption is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14) — this is written.
+   */
   'code.redeem': write({ args: REDEEM_ARGS, refuses: ['ALREADY_EXISTS'], apply: codeRedeem }),
-  /** Rotate a refresh token (RFC 9700 §4.14.2): rotated, the grace window's answer, or why not. */
+  /**
+   * Rotate a refresh token. Outcomes:
+   *  - { ok: true, outcome: 'rotated' }: old marked rotated (successor, rotatedAt = ts, grace =
+   *    `response` sealed by the worker), next stored active in the same family, `at` remembered.
+   *  - { ok: true, outcome: 'grace', response }: the old token was rotated less than graceMs ago
+   *    (ts - rotatedAt <= graceMs) and its successor has not been used: the stored sealed response
+   *    is returned, nothing is written.
+   *  - { ok: false, reason: 'reused' }: rotated outside the grace window (or its successor already
+   *    used): the whole family is revoked (written).
+   *  - { ok: false, reason: 'unknown' | 'expired' | 'revoked' }: nothing changed.
+   */
   'rt.rotate': write({ args: ROTATE_ARGS, refuses: ['ALREADY_EXISTS'], apply: rtRotate }),
+  /** RFC 7009: revoke the refresh token's family. Returns { revoked: boolean } (false if unknown). */
   'rt.revoke': write({ args: object({ hash: HASH, clientId: CLIENT_ID, meta: META }), apply: rtRevoke }),
+  /** RFC 7009 for a JWT access token: remember jti until exp. Returns {}. */
   'at.revoke': write({ args: object({ jti: HASH, exp: TIME, meta: META }), apply: atRevoke }),
+  /** Returns {}; ALREADY_EXISTS if either hash is taken. */
   'device.create': write({
     args: object({ hash: HASH, userCodeHash: HASH, exp: TIME, intervalMs: check((v, n) => int(v, n, 0, MAX_DEVICE_INTERVAL_MS)), sealed: SEALED }),
     refuses: ['ALREADY_EXISTS'],
     apply: deviceCreate,
   }),
+  /** The user approved or denied on the verification page. Returns { ok: true } or { ok: false, reason: 'unknown' | 'expired' | 'decided' }. */
   'device.decide': write({ args: object({ userCodeHash: HASH, approve: check(bool), approval: nullable(SEALED), meta: META }), apply: deviceDecide }),
+  /**
+   * A poll while pending: { status: 'authorization_pending' } (lastPoll = ts), or 'slow_down'
+   * (polled sooner than intervalMs after the last poll; the interval grows by 5 s, RFC 8628 §3.5,
+   * and lastPoll = ts), 'expired_token', 'access_denied', 'approved' (the worker then redeems),
+   * 'consumed'.
+   */
   'device.poll': write({ args: object({ hash: HASH }), apply: devicePoll }),
+  /** Single use, like code.redeem: { ok: true } | { ok: false, reason: 'unknown' | 'expired' | 'not_approved' | 'consumed' }. */
   'device.redeem': write({ args: REDEEM_ARGS, refuses: ['ALREADY_EXISTS'], apply: deviceRedeem }),
   'session.create': write({ args: SESSION_ARGS, refuses: ['ALREADY_EXISTS'], apply: sessionCreate }),
   'session.delete': write({ args: object({ hash: HASH, meta: META, reason: optional(oneOf(['logout', 'replaced'])) }), apply: sessionDelete }),
+  /**
+   * session.create of { hash, exp, sealed, meta } and session.delete of previous.hash (reason
+   * 'replaced', audited with previous.meta) in one command: the session upgrade after a second
+   * factor. Returns { existed } (whether the previous record was still there).
+   */
   'session.replace': write({ args: SESSION_REPLACE_ARGS, refuses: ['ALREADY_EXISTS'], apply: sessionReplace }),
+  /** Returns { fresh: boolean }: false if (clientId, jti) was seen and has not expired. */
   'assertion.use': write({ args: object({ clientId: CLIENT_ID, jti: ASSERTION_JTI, exp: TIME }), apply: assertionUse }),
-  /** Leader housekeeping: delete expired records named by their expiry index keys. */
+  /** Delete the listed expiry-index entries and their records if expired at ts (re-checked). Returns { deleted }. At most 1000 keys. */
   sweep: write({ args: object({ keys: SWEEP_KEYS }), apply: sweep }),
 };
 
