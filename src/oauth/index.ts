@@ -12,7 +12,7 @@ import type { Logger } from '../server/log.ts';
 import { CryptoNotReady, CryptoRuntime } from '../crypto/runtime.ts';
 import type { MasterKeyRing } from '../crypto/seal.ts';
 import type { OAuthConfig } from './config.ts';
-import { DomainRefusal, stateFailure, type OAuthContext } from './context.ts';
+import { stateFailure, type OAuthContext } from './context.ts';
 import { InvalidRequest, OAuthError, ServerError, TemporarilyUnavailable } from './errors.ts';
 import { registerFormParser } from './form.ts';
 import { registerTokenSide } from './token-side.ts';
@@ -58,7 +58,6 @@ export function toOAuthError(err: unknown): OAuthError {
   const state = stateFailure(err);
   if (state) return state;
   if (err instanceof CryptoNotReady) return new TemporarilyUnavailable('the cluster has not finished creating its keys; retry');
-  if (err instanceof DomainRefusal) return new ServerError('the request was refused by the replicated state');
   const fe = err as Partial<FastifyError>;
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new InvalidRequest('the request body is too large', 413);
   if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new InvalidRequest('unsupported content type', 415);

@@ -15,7 +15,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomToken, tokenHash } from '../crypto/tokens.ts';
 import { SealError } from '../crypto/seal.ts';
 import type { UserRecord } from '../state/oauth-ops.ts';
-import { nodeRead, requestMeta } from './context.ts';
+import { requestMeta } from './context.ts';
+import { users } from '../state/users.ts';
 import { mfa } from '../state/mfa.ts';
 import { tokens } from '../state/tokens.ts';
 import type { TOKENS_WRITES } from '../state/tokens.ts';
@@ -103,7 +104,7 @@ export async function loadSession(ctx: OAuthContext, req: FastifyRequest): Promi
 export async function loadActiveSession(ctx: OAuthContext, req: FastifyRequest): Promise<{ session: Session; user: UserRecord } | null> {
   const session = await loadSession(ctx, req);
   if (session === null) return null;
-  const user = await nodeRead<UserRecord | null>(ctx, 'users', 'get', { sub: session.payload.auth.sub }, 'local');
+  const user = must(await users.read.get(ctx, { sub: session.payload.auth.sub }, 'local'), 'users.get');
   if (user === null || user.disabled) return null;
   return { session, user };
 }

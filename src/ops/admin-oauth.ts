@@ -27,6 +27,8 @@ import { CLIENTS_KEYSPACE } from '../state/clients.ts';
 import { USERNAMES_KEYSPACE } from '../state/users.ts';
 import { MAX_USERNAME_CHARS, validateClientRecord, validateUserRecord } from '../state/validate.ts';
 import { mfa } from '../state/mfa.ts';
+import { clients as clientOps } from '../state/clients.ts';
+import { users as userOps } from '../state/users.ts';
 import type { Outcome } from '../state/contract.ts';
 import type { MasterKeyRing } from '../crypto/seal.ts';
 import { SealError, unwrapRing } from '../crypto/seal.ts';
@@ -264,7 +266,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
   // --- clients -------------------------------------------------------------------------------
 
   const getClient = async (id: string): Promise<ClientRecord> => {
-    const c = await read<ClientRecord | null>('clients', 'get', { client_id: id });
+    const c = value(await clientOps.read.get(client, { client_id: id }));
     if (!c) throw new AdminRefusal(404, 'NOT_FOUND', `no client ${id}`);
     return c;
   };
@@ -309,7 +311,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       onlyFields(b, CLIENT_INPUT_FIELDS);
       if (b.client_name === undefined) throw bad('client_name is required');
       const { record, secret } = clientFrom(b, null);
-      await write('clients', 'create', { client: record, meta: adminMeta(req) });
+      value(await clientOps.create(client, { client: record, meta: adminMeta(req) }));
       return reply.code(201).send(clientAnswer(record, secret));
     }),
   );
@@ -339,7 +341,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       if (Object.keys(b).length === 0) throw bad(`nothing to change: give at least one of ${CLIENT_INPUT_FIELDS.slice(1).join(', ')}`);
       const current = await getClient((req.params as { id: string }).id);
       const { record, secret } = clientFrom(b, current);
-      await write('clients', 'update', { client: record, meta: adminMeta(req) });
+      value(await clientOps.update(client, { client: record, meta: adminMeta(req) }));
       return clientAnswer(record, secret);
     }),
   );
@@ -351,7 +353,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       if (!hasSecret(current.token_endpoint_auth_method)) throw bad(`client ${current.client_id} uses ${current.token_endpoint_auth_method}: it has no secret`);
       const secret = randomToken();
       const record = checkedClient({ ...current, client_secret_hash: tokenHash(secret), updated_at: now() });
-      await write('clients', 'update', { client: record, meta: adminMeta(req) });
+      value(await clientOps.update(client, { client: record, meta: adminMeta(req) }));
       return clientAnswer(record, secret);
     }),
   );
@@ -360,7 +362,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     '/admin/v1/clients/:id',
     handle(async (req) => {
       const id = (req.params as { id: string }).id;
-      const r = await write<{ existed: boolean }>('clients', 'delete', { client_id: id, meta: adminMeta(req) });
+      const r = value(await clientOps.delete(client, { client_id: id, meta: adminMeta(req) }));
       if (!r.existed) throw new AdminRefusal(404, 'NOT_FOUND', `no client ${id}`);
       return { deleted: id };
     }),
@@ -369,14 +371,14 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
   // --- users ---------------------------------------------------------------------------------
 
   const getUser = async (name: string): Promise<UserRecord> => {
-    const u = await read<UserRecord | null>('users', 'byUsername', { username: username(name) });
+    const u = value(await userOps.read.byUsername(client, { username: username(name) }));
     if (!u) throw new AdminRefusal(404, 'NOT_FOUND', `no user ${name}`);
     return u;
   };
 
   const updateUser = async (req: FastifyRequest, u: UserRecord, change: Partial<UserRecord>): Promise<UserRecord> => {
     const record = checkedUser({ ...u, ...change, updated_at: now() });
-    await write('users', 'update', { user: record, meta: adminMeta(req) });
+    value(await userOps.update(client, { user: record, meta: adminMeta(req) }));
     return record;
   };
 
@@ -403,7 +405,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       // Check everything else before paying for the hash (scrypt is deliberately costly).
       checkedUser({ ...draft, password_hash: '$scrypt$' });
       const record = checkedUser({ ...draft, password_hash: await hashAndSealPassword(await sealer(), draft.sub, pw, config.passwordScrypt) });
-      await write('users', 'create', { user: record, meta: adminMeta(req) });
+      value(await userOps.create(client, { user: record, meta: adminMeta(req) }));
       return reply.code(201).send({ sub: record.sub, username: record.username });
     }),
   );
@@ -509,7 +511,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     '/admin/v1/users/:username',
     handle(async (req) => {
       const u = await getUser((req.params as { username: string }).username);
-      await write('users', 'delete', { sub: u.sub, meta: adminMeta(req) });
+      value(await userOps.delete(client, { sub: u.sub, meta: adminMeta(req) }));
       return { deleted: u.username, sub: u.sub };
     }),
   );

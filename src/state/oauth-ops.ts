@@ -1,6 +1,7 @@
-// The replicated operations of the OAuth server: the contract between the HTTP workers that
-// propose them (src/oauth/) and the apply modules that decide them (clients.ts, users.ts,
-// tokens.ts, keys.ts, crypto-keys.ts). See docs/oauth-internals.md.
+// The record types of the OAuth server's replicated domains. The operations of clients, users and
+// tokens are the tables in clients.ts, users.ts and tokens.ts (src/state/contract.ts, docs/
+// write-path.md "The contract"); keys.ts and crypto-keys.ts are not converted yet: KeysOp and
+// CryptoOp below describe them. See docs/oauth-internals.md.
 //
 // Conventions:
 // - `domain` and `op` are the names given here; args and results are plain msgpack data.
@@ -51,14 +52,7 @@ export interface ClientRecord {
   readonly updated_at: number;
 }
 
-export type ClientsOp =
-  /** Fails ALREADY_EXISTS. Returns {}. */
-  | { op: 'create'; args: { client: ClientRecord } }
-  /** Replaces the record (client_id must exist, created_at kept). Returns {}. */
-  | { op: 'update'; args: { client: ClientRecord } }
-  /** Returns { existed: boolean }. */
-  | { op: 'delete'; args: { client_id: string } };
-// reads: 'get' { client_id } → ClientRecord | null
+// The clients domain's operations are the table CLIENTS_WRITES / CLIENTS_READS in src/state/clients.ts.
 
 // ---------------------------------------------------------------------------------------------
 // users domain (keyspaces `users`, `users.name`)
@@ -78,13 +72,7 @@ export interface UserRecord {
   readonly updated_at: number;
 }
 
-export type UsersOp =
-  /** Fails ALREADY_EXISTS when the sub or the username is taken. Returns {}. */
-  | { op: 'create'; args: { user: UserRecord } }
-  /** Replaces the record; a changed username moves the index (ALREADY_EXISTS if taken). */
-  | { op: 'update'; args: { user: UserRecord } }
-  | { op: 'delete'; args: { sub: string } };
-// reads: 'get' { sub } → UserRecord | null; 'byUsername' { username } → UserRecord | null
+// The users domain's operations are the table USERS_WRITES / USERS_READS in src/state/users.ts.
 
 // ---------------------------------------------------------------------------------------------
 // tokens domain (src/state/tokens.ts)
