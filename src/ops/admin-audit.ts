@@ -15,8 +15,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApplyResult, ReadRequest } from '../node/api.ts';
 import { NodeError } from '../node/api.ts';
 import { audit } from '../state/audit.ts';
+import { keys } from '../state/keys.ts';
 import { ContractError, must } from '../state/contract.ts';
-import type { SigningKeyRing } from '../state/oauth-ops.ts';
 import { checkCheckpoint, recordLine, ringJwks, scanAudit, verifyChain } from '../audit/chain.ts';
 import type { ScanState, VerifyResult } from '../audit/chain.ts';
 import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, exportAudit, parseTime, parseTypes, queryAudit } from '../audit/query.ts';
@@ -87,11 +87,6 @@ export function registerAuditAdminRoutes(app: FastifyInstance, o: AdminAuditOpti
   // Bound: RaftNode.scanState is a method.
   const scan: ScanState = (ks, opts) => node.scanState(ks, opts);
   const client = { node, requestTimeoutMs: NODE_TIMEOUT_MS };
-  const read = async <T>(op: string, consistency: 'linearizable' | 'local', domain = 'audit'): Promise<T> => {
-    const r = await node.read({ domain, op, args: {}, timeoutMs: NODE_TIMEOUT_MS, consistency });
-    if (!r.ok) throw new Error(`reading ${domain} ${op}: ${r.code} ${r.message}`);
-    return r.value as T;
-  };
 
   const handle =
     (fn: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) =>
@@ -183,7 +178,7 @@ export function registerAuditAdminRoutes(app: FastifyInstance, o: AdminAuditOpti
     for (let attempt = 0; attempt < 2; attempt++) {
       const head = must(await audit.read.head(client, {}, 'local'), 'reading the audit head');
       const checkpoint = must(await audit.read.checkpoint(client, {}, 'local'), 'reading the audit checkpoint');
-      const ring = await read<SigningKeyRing | null>('ring', 'local', 'keys');
+      const ring = must(await keys.read.ring(client, {}, 'local'), 'reading the signing keys');
       const jwks = ringJwks(ring);
       result = await verifyChain({
         head,

@@ -21,7 +21,7 @@ import { NodeError } from '../node/api.ts';
 import type { IterateOptions, StateRecord } from '../storage/durable-storage.ts';
 import { DomainError } from '../state/machine.ts';
 import { unpackValue } from '../state/command.ts';
-import type { ClientRecord, DataKeyRing, SigningKeyRing, UserRecord, WrappedDataKey } from '../state/oauth-ops.ts';
+import type { ClientRecord, UserRecord, WrappedDataKey } from '../state/oauth-ops.ts';
 import type { RequestMeta } from '../state/mfa-ops.ts';
 import { CLIENTS_KEYSPACE } from '../state/clients.ts';
 import { USERNAMES_KEYSPACE } from '../state/users.ts';
@@ -29,6 +29,8 @@ import { MAX_USERNAME_CHARS, validateClientRecord, validateUserRecord } from '..
 import { mfa } from '../state/mfa.ts';
 import { clients as clientOps } from '../state/clients.ts';
 import { users as userOps } from '../state/users.ts';
+import { keys as keyOps } from '../state/keys.ts';
+import { dataKeys } from '../state/crypto-keys.ts';
 import type { Outcome } from '../state/contract.ts';
 import type { MasterKeyRing } from '../crypto/seal.ts';
 import { SealError, unwrapRing } from '../crypto/seal.ts';
@@ -95,8 +97,13 @@ function statusOfCode(code: string): number {
     case 'ALREADY_EXISTS':
     case 'CONFLICT':
       return 409;
+    // NOT_READY, and the node's own failures met through a state stub (src/state/contract.ts), as handle() answers a NodeError.
     case 'NOT_READY':
+    case 'UNAVAILABLE':
+    case 'STOPPING':
       return 503;
+    case 'TIMEOUT':
+      return 504;
     default:
       return 400;
   }
@@ -218,21 +225,19 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
   /** A state stub's outcome: its value, or its refusal or error answered by code (a node failure as handle() answers a NodeError). */
   const value = <T>(o: Outcome<T, string>): T => {
     if (o.kind === 'ok') return o.value;
-    const nodeStatus = o.code === 'TIMEOUT' ? 504 : o.code === 'UNAVAILABLE' || o.code === 'STOPPING' ? 503 : null;
-    throw new AdminRefusal(nodeStatus ?? statusOfCode(o.code), o.code, o.message);
+    throw new AdminRefusal(statusOfCode(o.code), o.code, o.message);
   };
-  const write = async <T>(domain: string, op: string, args: unknown): Promise<T> => result<T>(await node.write({ domain, op, args, timeoutMs: NODE_TIMEOUT_MS }));
   const read = async <T>(domain: string, op: string, args: unknown, consistency: 'linearizable' | 'local' = 'linearizable'): Promise<T> =>
     result<T>(await node.read({ domain, op, args, timeoutMs: NODE_TIMEOUT_MS, consistency }));
   /** The data-key sealer (password hashes are sealed before they are proposed); 503 until the leader has made the data key. */
   const sealer = async (): Promise<Sealer> => {
-    const dk = await read<DataKeyRing | null>('crypto', 'ring', {}, 'local');
+    const dk = value(await dataKeys.read.ring(client, {}, 'local'));
     if (!dk) throw new AdminRefusal(503, 'UNAVAILABLE', 'the cluster has not created its data key yet; retry in a moment');
     return unwrapRing(dk, master);
   };
   /** A ReadIndex barrier: afterwards this node has applied every write acknowledged before. */
   const barrier = async (): Promise<void> => {
-    await read('crypto', 'ring', {});
+    value(await dataKeys.read.ring(client, {}));
   };
 
   /** Wrap a handler: refusals, node errors and key errors become `{ error, message }` answers. */
@@ -521,8 +526,8 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
   app.get(
     '/admin/v1/keys',
     handle(async () => {
-      const ring = await read<SigningKeyRing | null>('keys', 'ring', {});
-      const dk = await read<DataKeyRing | null>('crypto', 'ring', {});
+      const ring = value(await keyOps.read.ring(client, {}));
+      const dk = value(await dataKeys.read.ring(client, {}));
       return {
         signingKeys: ring
           ? { version: ring.version, keys: ring.keys.map((k) => ({ kid: k.kid, alg: k.alg, state: k.state, createdAt: k.createdAt, activatedAt: k.activatedAt, publishUntil: k.publishUntil })) }
@@ -546,7 +551,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     '/admin/v1/keys/rewrap',
     handle(async (req, reply) => {
       if (!node.isLeader()) return o.notLeader(reply);
-      const dk = await read<DataKeyRing | null>('crypto', 'ring', {});
+      const dk = value(await dataKeys.read.ring(client, {}));
       if (!dk) throw new AdminRefusal(503, 'NOT_READY', 'the cluster has no data keys yet (the leader creates them once it runs with a master key)');
       const stale = dk.keys.filter((k) => k.masterKid !== master.currentKid).length;
       if (stale === 0) return { version: dk.version, masterKid: master.currentKid, rewrapped: 0 };
@@ -561,7 +566,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
         }
       });
       // Apply refuses with CONFLICT if the ring changed since it was read (expectVersion).
-      const { version } = await write<{ version: number }>('crypto', 'rewrap', { expectVersion: dk.version, keys, meta: adminMeta(req) });
+      const { version } = value(await dataKeys.rewrap(client, { expectVersion: dk.version, keys, meta: adminMeta(req) }));
       o.log.info({ masterKid: master.currentKid, keys: keys.length, version }, 'data keys rewrapped under the current master key');
       return { version, masterKid: master.currentKid, rewrapped: keys.length };
     }),

@@ -1,7 +1,6 @@
-// The record types of the OAuth server's replicated domains. The operations of clients, users and
-// tokens are the tables in clients.ts, users.ts and tokens.ts (src/state/contract.ts, docs/
-// write-path.md "The contract"); keys.ts and crypto-keys.ts are not converted yet: KeysOp and
-// CryptoOp below describe them. See docs/oauth-internals.md.
+// The record types of the OAuth server's replicated domains. Their operations are the tables in
+// clients.ts, users.ts, tokens.ts, keys.ts and crypto-keys.ts (src/state/contract.ts, docs/
+// write-path.md "The contract"). See docs/oauth-internals.md.
 //
 // Conventions:
 // - `domain` and `op` are the names given here; args and results are plain msgpack data.
@@ -139,15 +138,7 @@ export interface SigningKeyRing {
   readonly keys: readonly SigningKeyRecord[];
 }
 
-export type KeysOp =
-  /** Create the ring with an active and a next key if there is none; otherwise change nothing. Returns { created: boolean, version }. */
-  | { op: 'init'; args: { active: SigningKeyRecord; next: SigningKeyRecord } }
-  /**
-   * Rotate: next → active, active → retired (publishUntil = ts + retainMs), `next` added, retired
-   * keys past publishUntil dropped. CONFLICT if the ring's version is not expectVersion.
-   */
-  | { op: 'rotate'; args: { expectVersion: number; next: SigningKeyRecord; retainMs: number } };
-// reads: 'ring' {} → SigningKeyRing | null
+// The keys domain's operations are the table KEYS_WRITES / KEYS_READS in src/state/keys.ts.
 
 // ---------------------------------------------------------------------------------------------
 // crypto domain (keyspace `sys.dk`, key `ring`): data keys, wrapped by the master key
@@ -169,9 +160,4 @@ export interface DataKeyRing {
   readonly keys: readonly WrappedDataKey[];
 }
 
-export type CryptoOp =
-  /** Create the ring with one key if there is none; else nothing. Returns { created: boolean }. */
-  | { op: 'init'; args: { key: WrappedDataKey } }
-  /** Replace every key's wrapping (same ids, same count). CONFLICT on version mismatch. */
-  | { op: 'rewrap'; args: { expectVersion: number; keys: readonly WrappedDataKey[] } };
-// reads: 'ring' {} → DataKeyRing | null
+// The crypto domain's operations are the table CRYPTO_WRITES / CRYPTO_READS in src/state/crypto-keys.ts.
