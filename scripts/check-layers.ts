@@ -147,17 +147,12 @@ export function findCycles(edges: Iterable<readonly [string, string]>): string[]
 }
 
 /**
- * Imports that close a known cycle and are being removed on another branch (issue 14, decision 3:
- * the typed-contract work moves nodeWrite/nodeRead/DomainRefusal out of oauth/context.ts into the
- * state layer's stubs, after which mfa/ and audit/ import nothing of oauth/). They are left out of
- * the graph. Each entry must still exist: once its import is gone the check fails until the entry
- * is deleted, so the list cannot outlive its reason. Add nothing here.
+ * Imports that close a known cycle and are being removed on another branch, left out of the graph
+ * meanwhile. Each entry must still exist: once its import is gone the check fails until the entry
+ * is deleted, so the list cannot outlive its reason. Empty since the typed contract (issue 14,
+ * decision 3) removed the last ones (mfa/ and audit/ importing oauth/).
  */
-export const PENDING_REMOVAL: readonly (readonly [from: string, to: string])[] = [
-  ['mfa/service.ts', 'oauth/context.ts'],
-  ['audit/batcher.ts', 'oauth/context.ts'],
-  ['audit/batcher.ts', 'oauth/errors.ts'],
-];
+export const PENDING_REMOVAL: readonly (readonly [from: string, to: string])[] = [];
 
 export interface LayerReport {
   /** PENDING_REMOVAL entries whose import no longer exists (delete them). */

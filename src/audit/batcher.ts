@@ -10,15 +10,9 @@
 // append() refuses at once (the caller answers 503) instead of letting latency grow without bound.
 import { DomainError } from '../state/machine.ts';
 import type { AuditEvent } from '../state/audit-ops.ts';
-import { MAX_APPEND_EVENTS, validateAuditEvent } from '../state/audit.ts';
-// Temporary: the typed-contract branch (issue 14 decision 3) replaces these with the state layer's
-// stubs and removes all three imports (scripts/check-layers.ts PENDING_REMOVAL lists them too).
-// eslint-disable-next-line @typescript-eslint/no-restricted-imports
-import { nodeWrite } from '../oauth/context.ts';
-// eslint-disable-next-line @typescript-eslint/no-restricted-imports
-import type { OAuthContext } from '../oauth/context.ts';
-// eslint-disable-next-line @typescript-eslint/no-restricted-imports
-import { ServerError, TemporarilyUnavailable } from '../oauth/errors.ts';
+import { MAX_APPEND_EVENTS, audit, validateAuditEvent } from '../state/audit.ts';
+import { ContractError, must } from '../state/contract.ts';
+import type { StateClient } from '../state/contract.ts';
 
 /** Events waiting (not yet proposed) before append() refuses; a few batches' worth. */
 export const DEFAULT_MAX_QUEUED = 4_096;
@@ -112,30 +106,30 @@ export class AuditBatcher {
   }
 }
 
-const batchers = new WeakMap<OAuthContext, AuditBatcher>();
+const batchers = new WeakMap<StateClient, AuditBatcher>();
 
-/** The batcher of an HTTP app (one per OAuthContext, i.e. per worker), proposing through its node. */
-export function auditBatcher(ctx: OAuthContext): AuditBatcher {
-  let b = batchers.get(ctx);
+/** The batcher of an HTTP app (one per state client, i.e. per OAuthContext: per worker), proposing `audit.append` through its stub. */
+export function auditBatcher(client: StateClient): AuditBatcher {
+  let b = batchers.get(client);
   if (!b) {
-    b = new AuditBatcher((events) => nodeWrite<{ seqs: number[] }>(ctx, 'audit', 'append', { events }));
-    batchers.set(ctx, b);
+    b = new AuditBatcher(async (events) => must(await audit.append(client, { events }), 'audit.append'));
+    batchers.set(client, b);
   }
   return b;
 }
 
 /**
- * Append an event with no write of its own and wait until it is committed. A full queue is
- * temporarily_unavailable (503 with Retry-After: RFC 6749 §5.2 has no code for it, §4.1.2.1 and
- * the token endpoint's practice use this one); a node failure is already mapped by nodeWrite.
+ * Append an event with no write of its own and wait until it is committed. Fails with
+ * AuditQueueFull (the HTTP layer answers temporarily_unavailable, 503 with Retry-After: RFC 6749
+ * §5.2 has no code for it, §4.1.2.1 and the token endpoint's practice use this one), or with a
+ * ContractError whose code says why (a node failure, or INVALID_ARGUMENT for a malformed event: a
+ * bug of the caller, not of the client).
  */
-export async function auditAppend(ctx: OAuthContext, event: AuditEvent): Promise<number> {
+export async function auditAppend(client: StateClient, event: AuditEvent): Promise<number> {
   try {
-    return await auditBatcher(ctx).append(event);
+    return await auditBatcher(client).append(event);
   } catch (e) {
-    if (e instanceof AuditQueueFull) throw new TemporarilyUnavailable('the audit log is busy; retry');
-    // A malformed event is a bug of the caller, not of the client.
-    if (e instanceof DomainError) throw new ServerError(`audit event refused: ${e.message}`);
+    if (e instanceof DomainError) throw new ContractError('error', e.code, 'audit.append', e.message);
     throw e;
   }
 }

@@ -10,10 +10,11 @@
 // keys leave the ring, and a checkpoint must stay checkable with the JWKS).
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ApplyResult } from '../node/api.ts';
+import type { NodeApi } from '../node/api.ts';
+import { must } from '../state/contract.ts';
+import type { HousekeepingNode } from '../state/contract.ts';
 import type { SigningKey } from '../crypto/jws.ts';
-import { GENESIS_HASH, MAX_COMPACT_RECORDS, recordHash } from '../state/audit.ts';
-import type { AuditCheckpoint, AuditHead } from '../state/audit.ts';
+import { GENESIS_HASH, MAX_COMPACT_RECORDS, audit, recordHash } from '../state/audit.ts';
 import type { AuditRecord } from '../state/audit-ops.ts';
 import type { Logger } from 'pino';
 import { checkpointKid, recordLine, scanAudit, signCheckpoint } from './chain.ts';
@@ -24,10 +25,8 @@ export const DAY_MS = 86_400_000;
 export const DEFAULT_MAX_BATCHES_PER_ROUND = 10;
 const TIMEOUT_MS = 10_000;
 
-export interface RetentionNode {
+export interface RetentionNode extends HousekeepingNode, Pick<NodeApi, 'read'> {
   scanState: ScanState;
-  read(req: { domain: string; op: string; args: unknown; timeoutMs: number; consistency?: 'linearizable' | 'local' }): Promise<ApplyResult>;
-  housekeeping(domain: string, op: string, args: unknown, timeoutMs: number): Promise<ApplyResult>;
 }
 
 export interface RetentionOptions {
@@ -46,10 +45,6 @@ export interface RetentionOutcome {
   readonly resigned: boolean;
 }
 
-function value<T>(r: ApplyResult, what: string): T {
-  if (!r.ok) throw new Error(`${what}: ${r.code} ${r.message}`);
-  return r.value as T;
-}
 
 /** Write `text` to `file` durably: temporary file, fsync, rename, fsync the directory. */
 export function writeFileDurably(dir: string, name: string, text: string): string {
@@ -78,15 +73,15 @@ export function writeFileDurably(dir: string, name: string, text: string): strin
 /** One retention round on the leader. */
 export async function auditRetentionRound(node: RetentionNode, o: RetentionOptions): Promise<RetentionOutcome> {
   if (o.signingKey === null) return { compacted: 0, files: [], resigned: false };
-  const read = async <T>(op: string): Promise<T> => value<T>(await node.read({ domain: 'audit', op, args: {}, timeoutMs: TIMEOUT_MS }), `reading the audit ${op}`);
+  const client = { node, requestTimeoutMs: TIMEOUT_MS };
   const cutoff = o.now - o.retentionDays * DAY_MS;
   const files: string[] = [];
   let compacted = 0;
   let resigned = false;
   for (let i = 0; i < (o.maxBatches ?? DEFAULT_MAX_BATCHES_PER_ROUND); i++) {
     // Linearizable: a new leader must not compact from a stale view of the chain.
-    const cp = await read<AuditCheckpoint | null>('checkpoint');
-    const head = await read<AuditHead | null>('head');
+    const cp = must(await audit.read.checkpoint(client, {}), 'reading the audit checkpoint');
+    const head = must(await audit.read.head(client, {}), 'reading the audit head');
     if (head === null) break;
     const from = (cp?.seq ?? 0) + 1;
     const batch: AuditRecord[] = [];
@@ -105,7 +100,7 @@ export async function auditRetentionRound(node: RetentionNode, o: RetentionOptio
     if (batch.length === 0) {
       if (cp !== null && checkpointKid(cp) !== o.signingKey.kid) {
         const next = signCheckpoint(o.signingKey, cp.seq, cp.hash, o.now);
-        value(await node.housekeeping('audit', 'compact', { throughSeq: cp.seq, checkpoint: next }, TIMEOUT_MS), 're-signing the audit checkpoint');
+        must(await audit.leader.compact(node, { throughSeq: cp.seq, checkpoint: next }, TIMEOUT_MS), 're-signing the audit checkpoint');
         resigned = true;
         o.log.info({ seq: cp.seq, kid: o.signingKey.kid }, 'audit checkpoint re-signed with the active signing key');
       }
@@ -115,7 +110,7 @@ export async function auditRetentionRound(node: RetentionNode, o: RetentionOptio
     const last = batch[batch.length - 1]!;
     const file = writeFileDurably(o.exportDir, `audit-${first}-${last.seq}.jsonl`, batch.map(recordLine).join(''));
     const checkpoint = signCheckpoint(o.signingKey, last.seq, last.hash, o.now);
-    const r = value<{ compacted: number }>(await node.housekeeping('audit', 'compact', { throughSeq: last.seq, checkpoint }, TIMEOUT_MS), 'compacting the audit log');
+    const r = must(await audit.leader.compact(node, { throughSeq: last.seq, checkpoint }, TIMEOUT_MS), 'compacting the audit log');
     compacted += r.compacted;
     files.push(file);
     o.log.info({ fromSeq: first, toSeq: last.seq, file }, 'expired audit records exported and compacted');

@@ -6,25 +6,24 @@
 //
 // Every function answers user errors (a wrong code, a throttled user, a stale challenge) with a
 // discriminated union; it throws only for what the caller cannot fix: the cluster unavailable
-// (TemporarilyUnavailable from nodeWrite/nodeRead), the crypto runtime not ready, or a
-// precondition the flow must have checked (DomainRefusal, e.g. startTotpEnrollment for a user
-// whose TOTP is already confirmed: ALREADY_EXISTS).
+// (a ContractError with the node's code, UNAVAILABLE / TIMEOUT / STOPPING, which the HTTP layer
+// answers 503), the crypto runtime not ready, or a precondition the flow must have checked (a
+// ContractError of kind 'refused', e.g. startTotpEnrollment for a user whose TOTP is already
+// confirmed: ALREADY_EXISTS). The domain is called through its typed stubs (src/state/mfa.ts `mfa`).
 import type {
   AuthenticationResponseJSON,
   PublicKeyCredentialCreationOptionsJSON,
   PublicKeyCredentialRequestOptionsJSON,
   RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-// Temporary: the typed-contract branch (issue 14 decision 3) moves these into the state layer's stubs
-// and removes both imports (scripts/check-layers.ts PENDING_REMOVAL lists them too).
-// eslint-disable-next-line @typescript-eslint/no-restricted-imports
-import { DomainRefusal, nodeRead, nodeWrite } from '../oauth/context.ts';
-// eslint-disable-next-line @typescript-eslint/no-restricted-imports
-import type { OAuthContext } from '../oauth/context.ts';
 import { randomToken } from '../crypto/tokens.ts';
+import type { CryptoRuntime } from '../crypto/runtime.ts';
 import type { RequestMeta, Throttled, ThrottleKind, TotpFactorView, WebAuthnCredentialView } from '../state/mfa-ops.ts';
 import type { FactorsView } from '../state/mfa.ts';
-import { MAX_CREDENTIAL_NAME_CHARS, MFA_DOMAIN } from '../state/mfa.ts';
+import { MAX_CREDENTIAL_NAME_CHARS, mfa } from '../state/mfa.ts';
+import type { MFA_WRITES } from '../state/mfa.ts';
+import { must } from '../state/contract.ts';
+import type { ResultOf, StateClient } from '../state/contract.ts';
 import type { MfaConfig } from './config.ts';
 import { generateTotpSecret, matchTotpStep, totpQrSvg, totpUri } from './totp.ts';
 import { generateRecoveryCodes, recoveryHash } from './recovery.ts';
@@ -39,6 +38,17 @@ import {
 } from './webauthn.ts';
 
 export type { RequestMeta, Throttled, ThrottleKind } from '../state/mfa-ops.ts';
+
+/**
+ * What the service needs of its caller: the state stubs' client (node and deadline), the crypto
+ * runtime (sealing), the issuer (the TOTP label) and a clock. An OAuthContext is one.
+ */
+export interface MfaContext extends StateClient {
+  readonly crypto: CryptoRuntime;
+  readonly config: { readonly issuer: string };
+  /** Milliseconds since the epoch. */
+  readonly now: () => number;
+}
 export type { MfaConfig } from './config.ts';
 
 export interface MfaStatus {
@@ -66,8 +76,8 @@ export interface FactorList {
   readonly lock: { readonly failures: number; readonly lockedUntil: number | null; readonly backoffUntil: number | null };
 }
 
-export type ThrottleCheck = { readonly ok: true } | Throttled;
-export type FailureResult = { readonly ok: true; readonly failures: number } | Throttled;
+export type ThrottleCheck = ResultOf<(typeof MFA_WRITES)['throttle.check']>;
+export type FailureResult = ResultOf<(typeof MFA_WRITES)['throttle.fail']>;
 
 export interface TotpEnrollment {
   /** base32 secret, for manual entry. */
@@ -112,12 +122,8 @@ function wire(meta: RequestMeta & { readonly clientId?: string | null }): { ip: 
   return meta.clientId !== undefined ? { ip: meta.ip, clientId: meta.clientId } : { ip: meta.ip };
 }
 
-function write<T>(ctx: OAuthContext, op: string, args: unknown): Promise<T> {
-  return nodeWrite<T>(ctx, MFA_DOMAIN, op, args);
-}
-
-function readFactors(ctx: OAuthContext, sub: string): Promise<FactorsView> {
-  return nodeRead<FactorsView>(ctx, MFA_DOMAIN, 'factors', { sub });
+async function readFactors(ctx: MfaContext, sub: string): Promise<FactorsView> {
+  return must(await mfa.read.factors(ctx, { sub }), 'mfa.factors');
 }
 
 function isThrottledAnswer(v: { ok: boolean; reason?: string }): v is Throttled {
@@ -127,7 +133,7 @@ function isThrottledAnswer(v: { ok: boolean; reason?: string }): v is Throttled 
 // ---------------------------------------------------------------------------------------------
 // Status and throttling
 
-export async function mfaStatus(ctx: OAuthContext, sub: string): Promise<MfaStatus> {
+export async function mfaStatus(ctx: MfaContext, sub: string): Promise<MfaStatus> {
   return statusOf(await readFactors(ctx, sub));
 }
 
@@ -135,7 +141,7 @@ export async function mfaStatus(ctx: OAuthContext, sub: string): Promise<MfaStat
  * The user's factors, sealed TOTP secret included (a linearizable read): for a flow that needs
  * both the status and, next, a verification (statusOf, then verifyTotp with `.totp`), in one read.
  */
-export function mfaFactors(ctx: OAuthContext, sub: string): Promise<FactorsView> {
+export function mfaFactors(ctx: MfaContext, sub: string): Promise<FactorsView> {
   return readFactors(ctx, sub);
 }
 
@@ -144,18 +150,18 @@ export function statusOf(f: FactorsView): MfaStatus {
 }
 
 /** Before verifying any credential: is this user (or, with sub null, this IP) allowed an attempt now? */
-export function checkThrottle(ctx: OAuthContext, sub: string | null, kind: ThrottleKind, meta: RequestMeta): Promise<ThrottleCheck> {
-  return write<ThrottleCheck>(ctx, 'throttle.check', { sub, kind, meta: wire(meta) });
+export async function checkThrottle(ctx: MfaContext, sub: string | null, kind: ThrottleKind, meta: RequestMeta): Promise<ThrottleCheck> {
+  return must(await mfa['throttle.check'](ctx, { sub, kind, meta: wire(meta) }), 'mfa.throttle.check');
 }
 
 /** A failed attempt (login.ts: a wrong password; sub null for an unknown username). */
-export function recordFailure(ctx: OAuthContext, sub: string | null, kind: ThrottleKind, meta: RequestMeta): Promise<FailureResult> {
-  return write<FailureResult>(ctx, 'throttle.fail', { sub, kind, meta: wire(meta) });
+export async function recordFailure(ctx: MfaContext, sub: string | null, kind: ThrottleKind, meta: RequestMeta): Promise<FailureResult> {
+  return must(await mfa['throttle.fail'](ctx, { sub, kind, meta: wire(meta) }), 'mfa.throttle.fail');
 }
 
 /** A successful attempt clears the user's counter of that kind (not a lock, not the IP's counter). */
-export async function recordSuccess(ctx: OAuthContext, sub: string, kind: ThrottleKind, meta: RequestMeta): Promise<void> {
-  await write(ctx, 'throttle.reset', { sub, kind, meta: wire(meta) });
+export async function recordSuccess(ctx: MfaContext, sub: string, kind: ThrottleKind, meta: RequestMeta): Promise<void> {
+  must(await mfa['throttle.reset'](ctx, { sub, kind, meta: wire(meta) }), 'mfa.throttle.reset');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -168,19 +174,19 @@ function totpAad(sub: string): string {
 /**
  * A new unconfirmed TOTP secret for the user (replacing an unconfirmed one), sealed in state; the
  * first valid code (verifyTotp) confirms it. `account` is the label shown in the app (the
- * username); the issuer is the OAuth issuer's host. Throws DomainRefusal ALREADY_EXISTS if the user
+ * username); the issuer is the OAuth issuer's host. Throws a ContractError ALREADY_EXISTS if the user
  * has a confirmed TOTP factor (the flow offers enrollment only to users without one).
  */
-export async function startTotpEnrollment(ctx: OAuthContext, sub: string, account: string, meta: RequestMeta = { ip: null }): Promise<TotpEnrollment> {
+export async function startTotpEnrollment(ctx: MfaContext, sub: string, account: string, meta: RequestMeta = { ip: null }): Promise<TotpEnrollment> {
   const secret = generateTotpSecret();
   const sealed = ctx.crypto.sealer().sealValue(secret, totpAad(sub));
-  await write(ctx, 'totp.enroll', { sub, sealed, meta: wire(meta) });
+  must(await mfa['totp.enroll'](ctx, { sub, sealed, meta: wire(meta) }), 'mfa.totp.enroll');
   const uri = totpUri({ secret, issuer: issuerLabel(ctx), account });
   return { secret, uri, qrSvg: await totpQrSvg(uri) };
 }
 
 /** What authenticator apps show as the issuer: the issuer URL's host name (no port: no colon, see totpUri). */
-function issuerLabel(ctx: OAuthContext): string {
+function issuerLabel(ctx: MfaContext): string {
   try {
     return new URL(ctx.config.issuer).hostname;
   } catch {
@@ -200,21 +206,23 @@ function issuerLabel(ctx: OAuthContext): string {
  * against a factor that has since been replaced (CONFLICT); the factor is then read again and the
  * code matched once more.
  */
-export async function verifyTotp(ctx: OAuthContext, sub: string, code: string, meta: RequestMeta, factor?: TotpFactorView | null): Promise<TotpVerifyResult> {
+export async function verifyTotp(ctx: MfaContext, sub: string, code: string, meta: RequestMeta, factor?: TotpFactorView | null): Promise<TotpVerifyResult> {
   let f = factor === undefined ? (await readFactors(ctx, sub)).totp : factor;
   for (let attempt = 0; ; attempt++) {
     if (f === null) return { ok: false, reason: 'no_factor' };
-    try {
-      return await write<TotpVerifyResult>(ctx, 'totp.verify', totpVerifyArgs(ctx, sub, code, meta, f));
-    } catch (e) {
-      if (!(e instanceof DomainRefusal)) throw e;
-      // Removed between the read and the verify.
-      if (e.code === 'NOT_FOUND') return { ok: false, reason: 'no_factor' };
-      // Re-enrolled in between: once more against the current factor (a second change in that
-      // moment is a user racing their own enrollment: answered as a replaced factor).
-      if (e.code !== 'CONFLICT') throw e;
-      if (attempt > 0) return { ok: false, reason: 'no_factor' };
-    }
+    const o = await mfa['totp.verify'](ctx, totpVerifyArgs(ctx, sub, code, meta, f));
+    if (o.kind === 'ok') return o.value;
+    if (o.kind === 'error') must(o, 'mfa.totp.verify');
+    else
+      switch (o.code) {
+        // Removed between the read and the verify.
+        case 'NOT_FOUND':
+          return { ok: false, reason: 'no_factor' };
+        // Re-enrolled in between: once more against the current factor (a second change in that
+        // moment is a user racing their own enrollment: answered as a replaced factor).
+        case 'CONFLICT':
+          if (attempt > 0) return { ok: false, reason: 'no_factor' };
+      }
     f = (await readFactors(ctx, sub)).totp;
   }
 }
@@ -225,38 +233,36 @@ export async function verifyTotp(ctx: OAuthContext, sub: string, code: string, m
  * Also the `verify` part of totp.signIn (session.ts commitSession), which a sign-in page uses to
  * verify the code and write the upgraded session in one command.
  */
-export function totpVerifyArgs(ctx: OAuthContext, sub: string, code: string, meta: RequestMeta, f: TotpFactorView): { sub: string; step: number | null; createdAt: number; meta: ReturnType<typeof wire> } {
+export function totpVerifyArgs(ctx: MfaContext, sub: string, code: string, meta: RequestMeta, f: TotpFactorView): { sub: string; step: number | null; createdAt: number; meta: ReturnType<typeof wire> } {
   const secret = ctx.crypto.sealer().openValue<string>(f.sealed, totpAad(sub));
   return { sub, step: matchTotpStep(secret, code, ctx.now()), createdAt: f.createdAt, meta: wire(meta) };
 }
 
-export async function removeTotp(ctx: OAuthContext, sub: string, meta: RequestMeta): Promise<boolean> {
-  return (await write<{ existed: boolean }>(ctx, 'totp.remove', { sub, meta: wire(meta) })).existed;
+export async function removeTotp(ctx: MfaContext, sub: string, meta: RequestMeta): Promise<boolean> {
+  return must(await mfa['totp.remove'](ctx, { sub, meta: wire(meta) }), 'mfa.totp.remove').existed;
 }
 
 // ---------------------------------------------------------------------------------------------
 // WebAuthn
 
-async function newChallenge(ctx: OAuthContext, purpose: 'register' | 'authenticate', sub: string | null): Promise<string> {
+async function newChallenge(ctx: MfaContext, purpose: 'register' | 'authenticate', sub: string | null): Promise<string> {
   const challenge = randomToken();
-  await write(ctx, 'webauthn.challenge', { challenge, purpose, sub, exp: ctx.now() + WEBAUTHN_CHALLENGE_TTL_MS });
+  must(await mfa['webauthn.challenge'](ctx, { challenge, purpose, sub, exp: ctx.now() + WEBAUTHN_CHALLENGE_TTL_MS }), 'mfa.webauthn.challenge');
   return challenge;
 }
 
-type Consumed = { ok: true; sub: string | null } | { ok: false; reason: 'unknown' | 'expired' | 'used' | 'purpose' };
-
 /** Spend the challenge the response answers; it must have been made for `sub` (null: passkey login). */
-async function consume(ctx: OAuthContext, response: unknown, purpose: 'register' | 'authenticate', sub: string | null): Promise<{ ok: true; challenge: string } | { ok: false; message: string }> {
+async function consume(ctx: MfaContext, response: unknown, purpose: 'register' | 'authenticate', sub: string | null): Promise<{ ok: true; challenge: string } | { ok: false; message: string }> {
   const challenge = responseChallenge(response);
   if (challenge === null) return { ok: false, message: 'the response carries no challenge of ours' };
-  const c = await write<Consumed>(ctx, 'webauthn.consume', { challenge, purpose });
+  const c = must(await mfa['webauthn.consume'](ctx, { challenge, purpose }), 'mfa.webauthn.consume');
   if (!c.ok) return { ok: false, message: `challenge ${c.reason}` };
   if (c.sub !== sub) return { ok: false, message: 'challenge was made for another user' };
   return { ok: true, challenge };
 }
 
 /** Creation options for navigator.credentials.create(); the challenge is stored (5 minutes, single use). */
-export async function webauthnRegistrationOptions(ctx: OAuthContext, mfaConfig: MfaConfig, user: WebAuthnUser): Promise<PublicKeyCredentialCreationOptionsJSON> {
+export async function webauthnRegistrationOptions(ctx: MfaContext, mfaConfig: MfaConfig, user: WebAuthnUser): Promise<PublicKeyCredentialCreationOptionsJSON> {
   const f = await readFactors(ctx, user.sub);
   const challenge = await newChallenge(ctx, 'register', user.sub);
   return registrationOptions(mfaConfig, user, challenge, f.webauthn);
@@ -264,7 +270,7 @@ export async function webauthnRegistrationOptions(ctx: OAuthContext, mfaConfig: 
 
 /** Verify a registration response and store the credential under `name` (1..64 characters, shown in lists). */
 export async function webauthnVerifyRegistration(
-  ctx: OAuthContext,
+  ctx: MfaContext,
   mfaConfig: MfaConfig,
   sub: string,
   response: RegistrationResponseJSON,
@@ -281,14 +287,15 @@ export async function webauthnVerifyRegistration(
   const v = await verifyRegistration(mfaConfig, response, c.challenge);
   if (!v.ok) return { ok: false, reason: 'invalid', message: v.message };
   const credential = { ...v.credential, name: label, createdAt: 0, lastUsedAt: null };
-  try {
-    await write(ctx, 'webauthn.register', { sub, credential, meta: wire(meta) });
-  } catch (e) {
-    if (e instanceof DomainRefusal && e.code === 'ALREADY_EXISTS') return { ok: false, reason: 'already_registered', message: e.message };
-    if (e instanceof DomainRefusal && e.code === 'RESOURCE_EXHAUSTED') return { ok: false, reason: 'too_many', message: e.message };
-    throw e;
+  const o = await mfa['webauthn.register'](ctx, { sub, credential, meta: wire(meta) });
+  switch (o.kind) {
+    case 'ok':
+      return { ok: true, credentialId: v.credential.id };
+    case 'refused':
+      return { ok: false, reason: o.code === 'ALREADY_EXISTS' ? 'already_registered' : 'too_many', message: o.message };
+    case 'error':
+      return must(o, 'mfa.webauthn.register');
   }
-  return { ok: true, credentialId: v.credential.id };
 }
 
 /**
@@ -296,17 +303,13 @@ export async function webauthnVerifyRegistration(
  * that user's credentials in allowCredentials. With null (passkey login): none, so the
  * authenticator offers its discoverable credentials.
  */
-export async function webauthnAuthenticationOptions(ctx: OAuthContext, mfaConfig: MfaConfig, sub: string | null): Promise<PublicKeyCredentialRequestOptionsJSON> {
+export async function webauthnAuthenticationOptions(ctx: MfaContext, mfaConfig: MfaConfig, sub: string | null): Promise<PublicKeyCredentialRequestOptionsJSON> {
   const allow = sub === null ? null : (await readFactors(ctx, sub)).webauthn;
   const challenge = await newChallenge(ctx, 'authenticate', sub);
   return authenticationOptions(mfaConfig, challenge, allow);
 }
 
-type VerifyAnswer =
-  | { ok: true }
-  | { ok: false; reason: 'challenge'; why: 'missing' | 'unknown' | 'used' | 'expired' | 'purpose' | 'other_user'; retryAt?: number }
-  | { ok: false; reason: 'unknown_credential' | 'invalid' | 'counter_regression'; retryAt?: number }
-  | Throttled;
+type VerifyAnswer = ResultOf<(typeof MFA_WRITES)['webauthn.verify']>;
 
 /** What the page says about a challenge that cannot be used (the messages of the separate-command flow). */
 const CHALLENGE_MESSAGES: Readonly<Record<Extract<VerifyAnswer, { reason: 'challenge' }>['why'], string>> = {
@@ -326,7 +329,7 @@ const CHALLENGE_MESSAGES: Readonly<Record<Extract<VerifyAnswer, { reason: 'chall
  * together (docs/mfa.md "Verification path").
  */
 export async function webauthnVerifyAuthentication(
-  ctx: OAuthContext,
+  ctx: MfaContext,
   mfaConfig: MfaConfig,
   sub: string | null,
   response: AuthenticationResponseJSON,
@@ -334,25 +337,21 @@ export async function webauthnVerifyAuthentication(
 ): Promise<WebAuthnAuthenticationResult> {
   const challenge = responseChallenge(response);
   const id = responseCredentialId(response);
-  const found = id === null ? null : await nodeRead<{ sub: string; credential: WebAuthnCredentialView } | null>(ctx, MFA_DOMAIN, 'webauthn.byCredentialId', { credentialId: id });
+  const found = id === null ? null : must(await mfa.read['webauthn.byCredentialId'](ctx, { credentialId: id }), 'mfa.webauthn.byCredentialId');
   const mine = found !== null && (sub === null || found.sub === sub) ? found : null;
   // The expected challenge is the response's own: whether it is one of ours, unused and unexpired
   // is apply's decision (W3C WebAuthn §7.2 step 12 then holds for the challenge apply accepts).
   const v = mine === null || challenge === null ? null : await verifyAuthentication(mfaConfig, response, challenge, mine.credential, mine.sub, sub !== null);
-  let r: VerifyAnswer;
-  try {
-    r = await write<VerifyAnswer>(ctx, 'webauthn.verify', {
-      sub,
-      challenge,
-      credentialId: mine?.credential.id ?? null,
-      owner: mine?.sub ?? null,
-      newCounter: v?.ok ? v.newCounter : null,
-      meta: wire(meta),
-    });
-  } catch (e) {
-    if (e instanceof DomainRefusal && e.code === 'NOT_FOUND') return { ok: false, reason: 'unknown_credential', message: 'the credential was removed' };
-    throw e;
-  }
+  const o = await mfa['webauthn.verify'](ctx, {
+    sub,
+    challenge,
+    credentialId: mine?.credential.id ?? null,
+    owner: mine?.sub ?? null,
+    newCounter: v?.ok ? v.newCounter : null,
+    meta: wire(meta),
+  });
+  if (o.kind === 'refused') return { ok: false, reason: 'unknown_credential', message: 'the credential was removed' };
+  const r = must(o, 'mfa.webauthn.verify');
   if (r.ok) return { ok: true, sub: mine!.sub, userVerified: v!.ok && v!.userVerified, credentialId: mine!.credential.id };
   if (isThrottledAnswer(r)) return r;
   switch (r.reason) {
@@ -368,46 +367,46 @@ export async function webauthnVerifyAuthentication(
   }
 }
 
-export async function removeWebAuthnCredential(ctx: OAuthContext, sub: string, credentialId: string, meta: RequestMeta): Promise<boolean> {
-  return (await write<{ existed: boolean }>(ctx, 'webauthn.remove', { sub, credentialId, meta: wire(meta) })).existed;
+export async function removeWebAuthnCredential(ctx: MfaContext, sub: string, credentialId: string, meta: RequestMeta): Promise<boolean> {
+  return must(await mfa['webauthn.remove'](ctx, { sub, credentialId, meta: wire(meta) }), 'mfa.webauthn.remove').existed;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Recovery codes
 
 /** Ten new codes (the old ones stop working); show them once, they are stored only hashed. */
-export async function regenerateRecoveryCodes(ctx: OAuthContext, sub: string, meta: RequestMeta): Promise<string[]> {
+export async function regenerateRecoveryCodes(ctx: MfaContext, sub: string, meta: RequestMeta): Promise<string[]> {
   const { codes, hashes } = generateRecoveryCodes();
-  await write(ctx, 'recovery.set', { sub, hashes, meta: wire(meta) });
+  must(await mfa['recovery.set'](ctx, { sub, hashes, meta: wire(meta) }), 'mfa.recovery.set');
   return codes;
 }
 
 /** Use one code (as typed: case, '-' and spaces do not matter). Apply checks the throttle first. */
-export async function useRecoveryCode(ctx: OAuthContext, sub: string, code: string, meta: RequestMeta): Promise<RecoveryUseResult> {
+export async function useRecoveryCode(ctx: MfaContext, sub: string, code: string, meta: RequestMeta): Promise<RecoveryUseResult> {
   const hash = recoveryHash(typeof code === 'string' ? code : '');
-  return write<RecoveryUseResult>(ctx, 'recovery.use', { sub, hash, meta: wire(meta) });
+  return must(await mfa['recovery.use'](ctx, { sub, hash, meta: wire(meta) }), 'mfa.recovery.use');
 }
 
 // ---------------------------------------------------------------------------------------------
 // Administration
 
 /** Remove every factor of the user (audited mfa.reset); counters and policy stay. */
-export async function resetFactors(ctx: OAuthContext, sub: string, meta: RequestMeta): Promise<{ totp: boolean; webauthn: number; recovery: number }> {
-  return (await write<{ removed: { totp: boolean; webauthn: number; recovery: number } }>(ctx, 'reset', { sub, meta: wire(meta) })).removed;
+export async function resetFactors(ctx: MfaContext, sub: string, meta: RequestMeta): Promise<{ totp: boolean; webauthn: number; recovery: number }> {
+  return must(await mfa.reset(ctx, { sub, meta: wire(meta) }), 'mfa.reset').removed;
 }
 
 /** Clear the user's lock and failure counters (audited user.unlocked). */
-export async function unlockUser(ctx: OAuthContext, sub: string, meta: RequestMeta): Promise<{ wasLocked: boolean }> {
-  return write<{ wasLocked: boolean }>(ctx, 'unlock', { sub, meta: wire(meta) });
+export async function unlockUser(ctx: MfaContext, sub: string, meta: RequestMeta): Promise<{ wasLocked: boolean }> {
+  return must(await mfa.unlock(ctx, { sub, meta: wire(meta) }), 'mfa.unlock');
 }
 
 /** Per-user policy (audited user.updated). reenrollAfterRecovery absent keeps the current value. */
-export async function setMfaRequired(ctx: OAuthContext, sub: string, required: boolean, meta: RequestMeta, reenrollAfterRecovery?: boolean): Promise<void> {
-  await write(ctx, 'policy.set', { sub, required, ...(reenrollAfterRecovery !== undefined ? { reenrollAfterRecovery } : {}), meta: wire(meta) });
+export async function setMfaRequired(ctx: MfaContext, sub: string, required: boolean, meta: RequestMeta, reenrollAfterRecovery?: boolean): Promise<void> {
+  must(await mfa['policy.set'](ctx, { sub, required, ...(reenrollAfterRecovery !== undefined ? { reenrollAfterRecovery } : {}), meta: wire(meta) }), 'mfa.policy.set');
 }
 
 /** The user's factors for the admin API: no secrets, no public keys. */
-export async function listFactors(ctx: OAuthContext, sub: string): Promise<FactorList> {
+export async function listFactors(ctx: MfaContext, sub: string): Promise<FactorList> {
   const f = await readFactors(ctx, sub);
   const now = ctx.now();
   return {

@@ -4,7 +4,8 @@
 // header value is at+jwt"), our issuer, expiry; then the revocation list (tokens read
 // at.revoked), which a self-contained token cannot carry.
 import { JwtVerifyError, verifyJwt } from '../crypto/jws.ts';
-import { nodeRead } from './context.ts';
+import { tokens } from '../state/tokens.ts';
+import { must } from '../state/contract.ts';
 import type { OAuthContext } from './context.ts';
 import { ACCESS_TOKEN_TYP } from './issue.ts';
 
@@ -54,7 +55,7 @@ export function decodeAccessToken(ctx: OAuthContext, token: string): AccessToken
 export async function verifyAccessToken(ctx: OAuthContext, token: string): Promise<AccessTokenClaims | null> {
   const claims = decodeAccessToken(ctx, token);
   if (!claims) return null;
-  const { revoked } = await nodeRead<{ revoked: boolean }>(ctx, 'tokens', 'at.revoked', { jti: claims.jti });
+  const { revoked } = must(await tokens.read['at.revoked'](ctx, { jti: claims.jti }), 'tokens.at.revoked');
   return revoked ? null : claims;
 }
 

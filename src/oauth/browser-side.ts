@@ -14,6 +14,7 @@
 // redirected to the client instead (authorize.ts, RFC 6749 §4.1.2.1).
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CryptoNotReady } from '../crypto/runtime.ts';
+import { stateFailure } from './context.ts';
 import type { OAuthContext } from './context.ts';
 import { OAuthError } from './errors.ts';
 import { PageError, errorPage, messagePage } from './pages.ts';
@@ -29,7 +30,8 @@ import { MFA_ROUTES } from './mfa.ts';
 type Handler = (ctx: OAuthContext, req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
 
 export function registerBrowserSide(app: FastifyInstance, ctx: OAuthContext): void {
-  const errorHandler = (err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
+  const errorHandler = (thrown: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    const err = stateFailure(thrown) ?? thrown;
     if (err instanceof PageError) return errorPage(reply, err.status, err.title, err.message, err.code);
     if (err instanceof OAuthError) {
       for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);

@@ -14,7 +14,8 @@ import type { JSONWebKeySet, JWTPayload } from 'jose';
 import { safeEqual, tokenHash } from '../crypto/tokens.ts';
 import type { ClientRecord, TokenEndpointAuthMethod } from '../state/oauth-ops.ts';
 import { lookupClient } from './clients.ts';
-import { nodeWrite } from './context.ts';
+import { tokens } from '../state/tokens.ts';
+import { must } from '../state/contract.ts';
 import type { OAuthContext } from './context.ts';
 import { InvalidClient, InvalidRequest } from './errors.ts';
 import type { Params } from './form.ts';
@@ -170,6 +171,6 @@ async function verifyAssertion(ctx: OAuthContext, client: ClientRecord, assertio
   if (exp - nowS > MAX_ASSERTION_LIFETIME_S) throw new InvalidClient(`client authentication failed: client_assertion exp is more than ${MAX_ASSERTION_LIFETIME_S} s ahead`);
   const jti = payload.jti!;
   if (typeof jti !== 'string' || jti === '' || jti.length > 128) throw new InvalidClient('client authentication failed: client_assertion jti must be a string of 1 to 128 characters');
-  const { fresh } = await nodeWrite<{ fresh: boolean }>(ctx, 'tokens', 'assertion.use', { clientId: client.client_id, jti, exp: exp * 1000 });
+  const { fresh } = must(await tokens['assertion.use'](ctx, { clientId: client.client_id, jti, exp: exp * 1000 }), 'tokens.assertion.use');
   if (!fresh) throw new InvalidClient('client authentication failed: client_assertion was already used (jti replay)');
 }

@@ -2,7 +2,8 @@
 // so authenticating a client costs no IPC round trip. A client created a moment ago on another
 // node may not be here yet: lookupClient falls back to a linearizable read on a miss.
 import type { ClientRecord, GrantType } from '../state/oauth-ops.ts';
-import { DomainRefusal, nodeRead } from './context.ts';
+import { clients } from '../state/clients.ts';
+import { must } from '../state/contract.ts';
 import type { OAuthContext } from './context.ts';
 import { InvalidScope, UnauthorizedClient } from './errors.ts';
 
@@ -25,13 +26,10 @@ export function getClient(ctx: OAuthContext, clientId: string): ClientRecord | n
 export async function lookupClient(ctx: OAuthContext, clientId: string): Promise<ClientRecord | null> {
   const cached = getClient(ctx, clientId);
   if (cached !== null) return cached;
-  try {
-    return await nodeRead<ClientRecord | null>(ctx, 'clients', 'get', { client_id: clientId });
-  } catch (e) {
-    // The id is not one a client can have (the domain's own check): no such client.
-    if (e instanceof DomainRefusal) return null;
-    throw e;
-  }
+  const o = await clients.read.get(ctx, { client_id: clientId });
+  // INVALID_ARGUMENT: the id is not one a client can have (the domain's own check): no such client.
+  if (o.kind === 'error' && o.code === 'INVALID_ARGUMENT') return null;
+  return must(o, 'clients.get');
 }
 
 /** RFC 6749 §5.2 unauthorized_client: the client may not use this grant type. */

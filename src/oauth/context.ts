@@ -1,17 +1,16 @@
 // What every OAuth endpoint gets: the node (writes and reads through Raft), the read cache
 // (clients, keys), the crypto runtime (sealing, signing keys), the configuration and a clock.
 // One object, built once per HTTP app (src/oauth/index.ts).
-// Temporary: nodeWrite/nodeRead below move into the state layer's stubs on the typed-contract branch
-// (issue 14 decision 3), which recognise node failures by code; then oauth uses the node only as types.
-// eslint-disable-next-line @typescript-eslint/no-restricted-imports
-import { NodeError } from '../node/api.ts';
-import type { ApplyResult, NodeApi } from '../node/api.ts';
+import type { NodeApi } from '../node/api.ts';
 import type { FastifyRequest } from 'fastify';
 import type { RequestMeta } from '../state/mfa-ops.ts';
 import type { Logger } from 'pino';
 import type { CryptoRuntime } from '../crypto/runtime.ts';
 import type { OAuthConfig } from './config.ts';
 import { ServerError, TemporarilyUnavailable } from './errors.ts';
+import type { OAuthError } from './errors.ts';
+import { ContractError } from '../state/contract.ts';
+import { AuditQueueFull } from '../audit/batcher.ts';
 
 /**
  * The read cache of replicated tables (clients, keys) as the endpoints use it: the serving process
@@ -37,51 +36,19 @@ export interface OAuthContext {
   readonly requestTimeoutMs: number;
 }
 
-/** A domain refusal from apply (DomainError) that reached an endpoint: its code and message. */
-export class DomainRefusal extends Error {
-  readonly code: string;
-
-  constructor(
-    code: string,
-    message: string,
-  ) {
-    super(message);
-    this.code = code;
-    this.name = 'DomainRefusal';
-  }
-}
-
 /**
- * Propose one replicated command and return apply's value. Leader changes are retried inside the
- * deadline by the node (exactly-once: a retried command is applied once, DESIGN principle 4); a
- * node that cannot reach a leader in time becomes temporarily_unavailable (503, Retry-After),
- * never a half-done answer. A DomainError from apply becomes DomainRefusal (the caller maps it).
+ * A failure of the state layer as the OAuth error to answer with (every OAuth error handler asks
+ * this first): a node that could not reach a leader in time is temporarily_unavailable (503,
+ * Retry-After), never a half-done answer; a full audit queue too; any other contract error or
+ * refusal nobody handled is a server_error. Decided by code, never by message.
  */
-export async function nodeWrite<T>(ctx: OAuthContext, domain: string, op: string, args: unknown): Promise<T> {
-  return unwrap<T>(await callNode(() => ctx.node.write({ domain, op, args, timeoutMs: ctx.requestTimeoutMs })));
-}
-
-/** A linearizable read (ReadIndex, dissertation §6.4) of a domain's state. */
-export async function nodeRead<T>(ctx: OAuthContext, domain: string, op: string, args: unknown, consistency: 'linearizable' | 'local' = 'linearizable'): Promise<T> {
-  return unwrap<T>(await callNode(() => ctx.node.read({ domain, op, args, timeoutMs: ctx.requestTimeoutMs, consistency })));
-}
-
-async function callNode(f: () => Promise<ApplyResult>): Promise<ApplyResult> {
-  try {
-    return await f();
-  } catch (e) {
-    if (e instanceof NodeError) {
-      if (e.code === 'INVALID_REQUEST') throw new ServerError(`internal request refused by the node: ${e.message}`);
-      // UNAVAILABLE, TIMEOUT, STOPPING: no leader reachable within the deadline, or this node is going away.
-      throw new TemporarilyUnavailable(e.code === 'TIMEOUT' ? 'the cluster did not answer in time; retry' : 'the cluster is unavailable; retry');
-    }
-    throw e;
-  }
-}
-
-function unwrap<T>(r: ApplyResult): T {
-  if (!r.ok) throw new DomainRefusal(r.code, r.message);
-  return r.value as T;
+export function stateFailure(err: unknown): OAuthError | null {
+  if (err instanceof AuditQueueFull) return new TemporarilyUnavailable('the audit log is busy; retry');
+  if (!(err instanceof ContractError)) return null;
+  if (err.kind === 'error' && (err.code === 'UNAVAILABLE' || err.code === 'STOPPING')) return new TemporarilyUnavailable('the cluster is unavailable; retry');
+  if (err.kind === 'error' && err.code === 'TIMEOUT') return new TemporarilyUnavailable('the cluster did not answer in time; retry');
+  // The code and message stay in the server's log (the handlers log 5xx errors), not in the answer.
+  return new ServerError('the request was refused by the replicated state');
 }
 
 /**

@@ -5,7 +5,8 @@ import type { FastifyInstance } from 'fastify';
 import { normalizeUserCode, randomToken, randomUserCode, tokenHash } from '../crypto/tokens.ts';
 import { authenticateClient } from './client-auth.ts';
 import { checkGrantType, resolveScope } from './clients.ts';
-import { DomainRefusal, nodeWrite } from './context.ts';
+import { tokens } from '../state/tokens.ts';
+import { must } from '../state/contract.ts';
 import type { OAuthContext } from './context.ts';
 import { ServerError } from './errors.ts';
 import { formParams, scopeList } from './form.ts';
@@ -40,18 +41,15 @@ export function registerDeviceAuthorization(app: FastifyInstance, ctx: OAuthCont
       const hash = tokenHash(deviceCode);
       const normalized = normalizeUserCode(userCode);
       if (normalized === null) throw new ServerError('generated a user code that does not normalize');
-      try {
-        await nodeWrite(ctx, 'tokens', 'device.create', {
-          hash,
-          userCodeHash: tokenHash(normalized),
-          exp: ctx.now() + expiresInS * 1000,
-          intervalMs: intervalS * 1000,
-          sealed: ctx.crypto.sealer().sealValue(payload, `device:${hash}`),
-        });
-      } catch (e) {
-        if (e instanceof DomainRefusal && e.code === 'ALREADY_EXISTS' && attempt < MAX_CODE_ATTEMPTS) continue;
-        throw e;
-      }
+      const o = await tokens['device.create'](ctx, {
+        hash,
+        userCodeHash: tokenHash(normalized),
+        exp: ctx.now() + expiresInS * 1000,
+        intervalMs: intervalS * 1000,
+        sealed: ctx.crypto.sealer().sealValue(payload, `device:${hash}`),
+      });
+      if (o.kind === 'refused' && o.code === 'ALREADY_EXISTS' && attempt < MAX_CODE_ATTEMPTS) continue;
+      must(o, 'tokens.device.create');
       const verificationUri = ctx.config.issuer + DEVICE_VERIFICATION_PATH;
       return reply.code(200).send({
         device_code: deviceCode,

@@ -21,7 +21,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { normalizeUserCode, safeEqual, tokenHash } from '../crypto/tokens.ts';
 import { getClient } from './clients.ts';
-import { nodeWrite, requestMeta } from './context.ts';
+import { requestMeta } from './context.ts';
 import type { OAuthContext } from './context.ts';
 import { formParams, queryParams } from './form.ts';
 import type { DeviceApproval, DevicePayload } from './records.ts';
@@ -34,8 +34,10 @@ import { acrLevel, loadMfaStatus, mfaStep, requiredLevel } from './mfa-policy.ts
 import type { MfaStatus } from '../mfa/service.ts';
 import type { Requirement } from './mfa-policy.ts';
 import type { ClientRecord } from '../state/oauth-ops.ts';
-import type { RequestMeta, Throttled } from '../state/mfa-ops.ts';
-import { MFA_DOMAIN } from '../state/mfa.ts';
+import type { RequestMeta } from '../state/mfa-ops.ts';
+import { mfa } from '../state/mfa.ts';
+import { tokens } from '../state/tokens.ts';
+import { must } from '../state/contract.ts';
 
 /** What 'device.byUserCode' answers. */
 interface DeviceView {
@@ -70,8 +72,6 @@ type Lookup =
   /** Too many failed codes: nothing was looked up. */
   | { ok: false; throttled: true; retryAt: number };
 
-type LookupAnswer = { ok: true; device: DeviceView } | { ok: false; reason: 'unknown' | 'used' | 'expired'; retryAt?: number } | Throttled;
-
 const NOT_WAITING = 'No device is waiting for that code. Check the code on your device.';
 const USED = 'That code has already been used. Start again on your device.';
 const EXPIRED = 'That code has expired. Start again on your device.';
@@ -85,7 +85,7 @@ async function lookup(ctx: OAuthContext, input: string, sub: string, meta: Reque
   const code = input.length <= MAX_USER_CODE_INPUT ? normalizeUserCode(input) : null;
   if (code === null) return { ok: false, message: 'That is not a valid code: it has 8 letters, like BCDF-GHJK.' };
   // A command, not a read: apply sees the device's request even if it was made a moment ago on another node.
-  const r = await nodeWrite<LookupAnswer>(ctx, MFA_DOMAIN, 'device.lookup', { sub, userCodeHash: tokenHash(code), meta: { ip: meta.ip } });
+  const r = must(await mfa['device.lookup'](ctx, { sub, userCodeHash: tokenHash(code), meta: { ip: meta.ip } }), 'mfa.device.lookup');
   if (!r.ok) {
     if (r.reason === 'throttled' || r.reason === 'locked') return { ok: false, throttled: true, retryAt: r.retryAt };
     // This miss started a backoff: say so now rather than at the next try (as the login page does).
@@ -164,12 +164,15 @@ export async function handleDevicePost(ctx: OAuthContext, req: FastifyRequest, r
     const a: DeviceApproval = { auth: active.session.payload.auth, scope: found.payload.scope };
     approval = ctx.crypto.sealer().sealValue(a, 'approval:' + found.view.hash);
   }
-  const r = await nodeWrite<{ ok: true } | { ok: false; reason: 'unknown' | 'expired' | 'decided' }>(ctx, 'tokens', 'device.decide', {
-    userCodeHash,
-    approve: p.decision === 'approve',
-    approval,
-    meta: { ...requestMeta(req), sub: active.session.payload.auth.sub, clientId: found.client.client_id },
-  });
+  const r = must(
+    await tokens['device.decide'](ctx, {
+      userCodeHash,
+      approve: p.decision === 'approve',
+      approval,
+      meta: { ...requestMeta(req), sub: active.session.payload.auth.sub, clientId: found.client.client_id },
+    }),
+    'tokens.device.decide',
+  );
   if (!r.ok) {
     const why = r.reason === 'expired' ? 'That code has expired. Start again on your device.' : r.reason === 'decided' ? 'That code has already been used. Start again on your device.' : 'No device is waiting for that code.';
     return messagePage(reply, 'Device not connected', why, 400);

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { CryptoNotReady, CryptoRuntime } from '../crypto/runtime.ts';
 import type { MasterKeyRing } from '../crypto/seal.ts';
 import type { OAuthConfig } from './config.ts';
-import { DomainRefusal, type OAuthContext, type ReadTables } from './context.ts';
+import { stateFailure, type OAuthContext, type ReadTables } from './context.ts';
 import { InvalidRequest, OAuthError, ServerError, TemporarilyUnavailable } from './errors.ts';
 import { registerFormParser } from './form.ts';
 import { registerTokenSide } from './token-side.ts';
@@ -54,8 +54,9 @@ export function registerOAuth(app: FastifyInstance, deps: OAuthDeps): OAuthConte
 /** Any error thrown by an OAuth handler, as the OAuthError to answer with. */
 export function toOAuthError(err: unknown): OAuthError {
   if (err instanceof OAuthError) return err;
+  const state = stateFailure(err);
+  if (state) return state;
   if (err instanceof CryptoNotReady) return new TemporarilyUnavailable('the cluster has not finished creating its keys; retry');
-  if (err instanceof DomainRefusal) return new ServerError('the request was refused by the replicated state');
   const fe = err as Partial<FastifyError>;
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new InvalidRequest('the request body is too large', 413);
   if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new InvalidRequest('unsupported content type', 415);

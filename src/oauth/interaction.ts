@@ -17,7 +17,9 @@ import { SealError } from '../crypto/seal.ts';
 import { CryptoNotReady } from '../crypto/runtime.ts';
 import type { ClientRecord } from '../state/oauth-ops.ts';
 import { getClient } from './clients.ts';
-import { nodeWrite } from './context.ts';
+import { stateFailure } from './context.ts';
+import { tokens } from '../state/tokens.ts';
+import { must } from '../state/contract.ts';
 import type { OAuthContext } from './context.ts';
 import { ConsentRequired, LoginRequired, OAuthError, ServerError, TemporarilyUnavailable } from './errors.ts';
 import { MFA_PROMPT, loadMfaStatus, stepUpCoversMaxAge } from './mfa-policy.ts';
@@ -224,7 +226,7 @@ export async function issueCode(ctx: OAuthContext, reply: FastifyReply, authz: A
   const args = { hash, exp: ctx.now() + ctx.config.codeTtlS * 1000, sealed: ctx.crypto.sealer().sealValue(payload, 'code:' + hash) };
   // After a second factor the upgraded session and the code are one replicated write.
   if (pending !== undefined) await commitSession(ctx, reply, pending, args);
-  else await nodeWrite(ctx, 'tokens', 'code.create', args);
+  else must(await tokens['code.create'](ctx, args), 'tokens.code.create');
   return sendAuthorizationResponse(ctx, reply, authz, { code }, viaPost);
 }
 
@@ -262,6 +264,8 @@ export function sendAuthorizationError(ctx: OAuthContext, reply: FastifyReply, t
 /** Any error of a request whose redirect target is known, as the OAuthError to redirect with (§4.1.2.1 server_error, temporarily_unavailable). */
 export function redirectableError(err: unknown): OAuthError {
   if (err instanceof OAuthError) return err;
+  const state = stateFailure(err);
+  if (state) return state;
   if (err instanceof CryptoNotReady) return new TemporarilyUnavailable('the cluster has not finished creating its keys; retry');
   return new ServerError('internal error');
 }

@@ -6,10 +6,10 @@
 // to whom); any other token, and anything inactive, is `{"active": false}` and nothing else (§2.2).
 import type { FastifyInstance } from 'fastify';
 import { tokenHash } from '../crypto/tokens.ts';
-import type { RefreshRecordView } from '../state/oauth-ops.ts';
 import { verifyAccessToken, looksLikeJwt } from './access-token.ts';
 import { authenticateClient } from './client-auth.ts';
-import { nodeRead } from './context.ts';
+import { tokens } from '../state/tokens.ts';
+import { must } from '../state/contract.ts';
 import type { OAuthContext } from './context.ts';
 import { formParams, required } from './form.ts';
 import type { RefreshPayload } from './records.ts';
@@ -41,7 +41,7 @@ export async function introspect(ctx: OAuthContext, clientId: string, token: str
   }
   const hash = tokenHash(token);
   // Linearizable: a rotation or revocation acknowledged on another node must show here.
-  const v = await nodeRead<RefreshRecordView | null>(ctx, 'tokens', 'rt.get', { hash });
+  const v = must(await tokens.read['rt.get'](ctx, { hash }), 'tokens.rt.get');
   if (!v || v.clientId !== clientId) return inactive;
   const now = ctx.now();
   if (v.state !== 'active' || v.familyRevoked || v.exp <= now || v.familyExp <= now) return inactive;

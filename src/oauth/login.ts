@@ -20,7 +20,9 @@ import type { UserRecord } from '../state/oauth-ops.ts';
 import { MAX_USERNAME_CHARS } from '../state/validate.ts';
 import { checkThrottle, recordFailure, recordSuccess } from '../mfa/service.ts';
 import type { RequestMeta } from '../mfa/service.ts';
-import { nodeRead, requestMeta } from './context.ts';
+import { requestMeta } from './context.ts';
+import { users } from '../state/users.ts';
+import { must } from '../state/contract.ts';
 import type { OAuthContext } from './context.ts';
 import { formParams } from './form.ts';
 import type { Authentication } from './records.ts';
@@ -70,7 +72,7 @@ export type AuthenticateResult = { readonly ok: true; readonly user: UserRecord 
 export async function authenticate(ctx: OAuthContext, username: string, password: string, meta: RequestMeta): Promise<AuthenticateResult> {
   const wellFormed = username.length > 0 && username.length <= MAX_USERNAME_CHARS && !CONTROL_RE.test(username) && password.length <= MAX_PASSWORD_CHARS;
   // Linearizable: a user created or disabled a moment ago on another node counts at once.
-  const user = wellFormed ? await nodeRead<UserRecord | null>(ctx, 'users', 'byUsername', { username }) : null;
+  const user = wellFormed ? must(await users.read.byUsername(ctx, { username }), 'users.byUsername') : null;
   const sub = user?.sub ?? null;
   const t = await checkThrottle(ctx, sub, 'password', meta);
   if (!t.ok) return { ok: false, retryAt: t.retryAt };

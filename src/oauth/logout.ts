@@ -7,8 +7,8 @@
 // id_token_hint (ignored), front- and back-channel logout notifications to clients.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { safeEqual } from '../crypto/tokens.ts';
-import type { UserRecord } from '../state/oauth-ops.ts';
-import { nodeRead } from './context.ts';
+import { users } from '../state/users.ts';
+import { must } from '../state/contract.ts';
 import type { OAuthContext } from './context.ts';
 import { formParams } from './form.ts';
 import { PageError, logoutConfirmPage, messagePage } from './pages.ts';
@@ -21,7 +21,7 @@ export async function handleLogoutGet(ctx: OAuthContext, req: FastifyRequest, re
     clearCookie(ctx, reply, SESSION_COOKIE);
     return messagePage(reply, 'Signed out', 'You are not signed in.');
   }
-  const user = await nodeRead<UserRecord | null>(ctx, 'users', 'get', { sub: session.payload.auth.sub }, 'local');
+  const user = must(await users.read.get(ctx, { sub: session.payload.auth.sub }, 'local'), 'users.get');
   return logoutConfirmPage(reply, endpointPath(ctx, '/logout'), session.payload.csrf, user === null ? session.payload.auth.sub : userLabel(user));
 }
 

@@ -46,7 +46,7 @@ import type { TotpFactorView } from '../state/mfa-ops.ts';
 import { totpQrSvg } from '../mfa/totp.ts';
 import type { UserRecord } from '../state/oauth-ops.ts';
 import { mfaConfigOf } from './config.ts';
-import { DomainRefusal, requestMeta } from './context.ts';
+import { requestMeta } from './context.ts';
 import type { OAuthContext } from './context.ts';
 import { formParams } from './form.ts';
 import type { Params } from './form.ts';
@@ -57,8 +57,8 @@ import { MFA_PATHS, WEBAUTHN_PAGE_SCRIPT, enrollChoicePage, recoveryCodesPage, t
 import type { MfaMethod, MfaPageCommon } from './mfa-pages.ts';
 import { acrLevel, hasFactor, mfaPath, mfaStep, planMfa, requiredLevel, webauthnUnavailableHere } from './mfa-policy.ts';
 import type { AcrLevel, Requirement } from './mfa-policy.ts';
-import { ACR_MFA, ACR_PHR, FactorRefused, commitSession, loadActiveSession, prepareUpgrade, upgradeSession, userLabel } from './session.ts';
-import type { Session } from './session.ts';
+import { ACR_MFA, ACR_PHR, FactorChanged, FactorRefused, commitSession, loadActiveSession, prepareUpgrade, upgradeSession, userLabel } from './session.ts';
+import type { PendingSession, Session } from './session.ts';
 
 /** Longest WebAuthn JSON answer accepted (attestation 'none' answers are ~1–2 KiB; form.ts caps a parameter at 8 KiB). */
 const MAX_WEBAUTHN_RESPONSE_CHARS = 8 * 1024;
@@ -165,7 +165,7 @@ async function passed(ctx: OAuthContext, reply: FastifyReply, m: MfaRequest, met
  * (interaction.ts issueCode: one replicated write for both), before the next prompt's page
  * otherwise — and the MFA status the form was opened with is reused (it did not change).
  */
-async function passedAndContinue(ctx: OAuthContext, reply: FastifyReply, m: MfaRequest, method: { acr: string; amr: readonly string[] }, totp?: Readonly<Record<string, unknown>>): Promise<FastifyReply> {
+async function passedAndContinue(ctx: OAuthContext, reply: FastifyReply, m: MfaRequest, method: { acr: string; amr: readonly string[] }, totp?: PendingSession['totp']): Promise<FastifyReply> {
   const upgrade = prepareUpgrade(ctx, reply, m.session, method);
   // With `totp`, the code is verified by the same command that writes the session (FactorRefused if not).
   const pending = totp === undefined ? upgrade : { ...upgrade, totp };
@@ -270,7 +270,7 @@ export async function handleMfaTotp(ctx: OAuthContext, req: FastifyRequest, repl
     if (e instanceof FactorRefused) return refused(e.result);
     // The factor was removed or re-enrolled since the form's read (apply refused the whole
     // command, nothing written): verify on its own against a fresh read, then continue.
-    if (!(e instanceof DomainRefusal) || (e.code !== 'CONFLICT' && e.code !== 'NOT_FOUND')) throw e;
+    if (!(e instanceof FactorChanged)) throw e;
   }
   const r = await verifyTotp(ctx, m.user.sub, code(m.params), m.meta);
   if (!r.ok) return refused(r);

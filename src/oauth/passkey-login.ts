@@ -28,11 +28,11 @@ import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { recordFailure, webauthnVerifyAuthentication } from '../mfa/service.ts';
 import type { WebAuthnAuthenticationResult } from '../mfa/service.ts';
 import { responseCredentialId } from '../mfa/webauthn.ts';
-import { MFA_DOMAIN } from '../state/mfa.ts';
-import type { WebAuthnCredentialView } from '../state/mfa-ops.ts';
-import type { UserRecord } from '../state/oauth-ops.ts';
+import { mfa } from '../state/mfa.ts';
+import { must } from '../state/contract.ts';
 import { mfaConfigOf } from './config.ts';
-import { nodeRead, requestMeta } from './context.ts';
+import { requestMeta } from './context.ts';
+import { users } from '../state/users.ts';
 import type { OAuthContext } from './context.ts';
 import { formParams } from './form.ts';
 import { openInteraction, resume } from './interaction.ts';
@@ -105,9 +105,9 @@ export async function handlePasskeyLogin(ctx: OAuthContext, req: FastifyRequest,
   // to a disabled account.
   const id = responseCredentialId(response);
   if (id !== null) {
-    const found = await nodeRead<{ sub: string; credential: WebAuthnCredentialView } | null>(ctx, MFA_DOMAIN, 'webauthn.byCredentialId', { credentialId: id });
+    const found = must(await mfa.read['webauthn.byCredentialId'](ctx, { credentialId: id }), 'mfa.webauthn.byCredentialId');
     if (found !== null) {
-      const owner = await nodeRead<UserRecord | null>(ctx, 'users', 'get', { sub: found.sub });
+      const owner = must(await users.read.get(ctx, { sub: found.sub }), 'users.get');
       if (owner === null || owner.disabled) {
         const f = await recordFailure(ctx, owner === null ? null : found.sub, 'webauthn', meta);
         return f.ok ? again(PASSKEY_REFUSED, 403) : again(retryText(f.retryAt), 429);
@@ -121,7 +121,7 @@ export async function handlePasskeyLogin(ctx: OAuthContext, req: FastifyRequest,
     return again(error, status);
   }
   // Linearizable: the owner as of now (disabled between the check above and the ceremony: refused).
-  const user = await nodeRead<UserRecord | null>(ctx, 'users', 'get', { sub: r.sub });
+  const user = must(await users.read.get(ctx, { sub: r.sub }), 'users.get');
   if (user === null || user.disabled) return again(PASSKEY_REFUSED, 403);
   // verifyAuthentication enforces UV for a request without a user (W3C §7.2 step 17); a session is
   // never made from possession alone.

@@ -11,7 +11,9 @@ import type { FastifyInstance } from 'fastify';
 import { tokenHash } from '../crypto/tokens.ts';
 import { decodeAccessToken, looksLikeJwt } from './access-token.ts';
 import { authenticateClient } from './client-auth.ts';
-import { nodeWrite, requestMeta } from './context.ts';
+import { requestMeta } from './context.ts';
+import { tokens } from '../state/tokens.ts';
+import { must } from '../state/contract.ts';
 import type { OAuthContext } from './context.ts';
 import type { RequestMeta } from '../state/mfa-ops.ts';
 import { formParams, required } from './form.ts';
@@ -37,9 +39,9 @@ export async function revoke(ctx: OAuthContext, clientId: string, token: string,
   if (looksLikeJwt(token)) {
     // An expired or foreign token is not worth a write: it already is inactive (or not ours to touch).
     const c = decodeAccessToken(ctx, token);
-    if (c && c.client_id === clientId) await nodeWrite(ctx, 'tokens', 'at.revoke', { jti: c.jti, exp: c.exp * 1000, meta: { ...request, sub: c.sub === clientId ? null : c.sub, clientId } });
+    if (c && c.client_id === clientId) must(await tokens['at.revoke'](ctx, { jti: c.jti, exp: c.exp * 1000, meta: { ...request, sub: c.sub === clientId ? null : c.sub, clientId } }), 'tokens.at.revoke');
     return;
   }
   // Apply checks the family belongs to clientId and changes nothing otherwise.
-  await nodeWrite(ctx, 'tokens', 'rt.revoke', { hash: tokenHash(token), clientId, meta: { ...request, clientId } });
+  must(await tokens['rt.revoke'](ctx, { hash: tokenHash(token), clientId, meta: { ...request, clientId } }), 'tokens.rt.revoke');
 }

@@ -15,7 +15,14 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomToken, tokenHash } from '../crypto/tokens.ts';
 import { SealError } from '../crypto/seal.ts';
 import type { UserRecord } from '../state/oauth-ops.ts';
-import { nodeRead, nodeWrite, requestMeta } from './context.ts';
+import { requestMeta } from './context.ts';
+import { users } from '../state/users.ts';
+import { mfa } from '../state/mfa.ts';
+import { tokens } from '../state/tokens.ts';
+import type { TOKENS_WRITES } from '../state/tokens.ts';
+import type { MFA_WRITES } from '../state/mfa.ts';
+import { must } from '../state/contract.ts';
+import type { ArgsOf } from '../state/contract.ts';
 import type { OAuthContext } from './context.ts';
 import type { Authentication, SessionPayload } from './records.ts';
 
@@ -77,8 +84,8 @@ export async function loadSession(ctx: OAuthContext, req: FastifyRequest): Promi
   const cookie = readCookie(ctx, req, SESSION_COOKIE);
   if (cookie === null) return null;
   const hash = tokenHash(cookie);
-  let rec = await nodeRead<{ exp: number; sealed: Uint8Array } | null>(ctx, 'tokens', 'session.get', { hash }, 'local');
-  if (rec === null) rec = await nodeRead<{ exp: number; sealed: Uint8Array } | null>(ctx, 'tokens', 'session.get', { hash });
+  let rec = must(await tokens.read['session.get'](ctx, { hash }, 'local'), 'tokens.session.get');
+  if (rec === null) rec = must(await tokens.read['session.get'](ctx, { hash }), 'tokens.session.get');
   if (rec === null || rec.exp <= ctx.now()) return null;
   try {
     return { hash, exp: rec.exp, payload: ctx.crypto.sealer().openValue<SessionPayload>(rec.sealed, 'sess:' + hash) };
@@ -97,7 +104,7 @@ export async function loadSession(ctx: OAuthContext, req: FastifyRequest): Promi
 export async function loadActiveSession(ctx: OAuthContext, req: FastifyRequest): Promise<{ session: Session; user: UserRecord } | null> {
   const session = await loadSession(ctx, req);
   if (session === null) return null;
-  const user = await nodeRead<UserRecord | null>(ctx, 'users', 'get', { sub: session.payload.auth.sub }, 'local');
+  const user = must(await users.read.get(ctx, { sub: session.payload.auth.sub }, 'local'), 'users.get');
   if (user === null || user.disabled) return null;
   return { session, user };
 }
@@ -117,14 +124,29 @@ export interface PendingSession {
   readonly session: Session;
   readonly cookie: string;
   readonly op: 'session.create' | 'session.replace';
-  readonly args: Readonly<Record<string, unknown>>;
+  /** session.create's arguments; with `previous` for session.replace. */
+  readonly args: ArgsOf<(typeof TOKENS_WRITES)['session.create']> & { readonly previous?: ArgsOf<(typeof TOKENS_WRITES)['session.replace']>['previous'] };
   /**
    * The second factor this session is the reward for, still to be verified: totp.verify's
    * arguments (mfa/service.ts totpVerifyArgs). commitSession then proposes mfa totp.signIn, which
    * verifies the code and writes the session (and code) in the same command, and throws
    * FactorRefused, writing no session, when the code is refused.
    */
-  readonly totp?: Readonly<Record<string, unknown>>;
+  readonly totp?: ArgsOf<(typeof MFA_WRITES)['totp.verify']>;
+}
+
+/**
+ * commitSession of a session with a second factor whose factor apply could not judge: removed
+ * (NOT_FOUND) or re-enrolled (CONFLICT) since it was read. Nothing was written.
+ */
+export class FactorChanged extends Error {
+  readonly code: 'NOT_FOUND' | 'CONFLICT';
+
+  constructor(code: 'NOT_FOUND' | 'CONFLICT', message: string) {
+    super(message);
+    this.code = code;
+    this.name = 'FactorChanged';
+  }
 }
 
 /** commitSession of a session whose second factor (PendingSession.totp) apply refused; `result` is totp.verify's answer. */
@@ -157,12 +179,15 @@ export function prepareSession(ctx: OAuthContext, reply: FastifyReply, auth: Aut
  * Write a prepared session and set its cookie. `code` (code.create's arguments) stores the
  * authorization code the flow answers with in the same replicated write (interaction.ts issueCode).
  */
-export async function commitSession(ctx: OAuthContext, reply: FastifyReply, p: PendingSession, code?: Readonly<Record<string, unknown>>): Promise<void> {
+export async function commitSession(ctx: OAuthContext, reply: FastifyReply, p: PendingSession, code?: ArgsOf<(typeof TOKENS_WRITES)['code.create']>): Promise<void> {
   const args = code === undefined ? p.args : { ...p.args, code };
   if (p.totp !== undefined) {
-    const r = await nodeWrite<{ factor: { ok: true } | FactorRefused['result'] }>(ctx, 'mfa', 'totp.signIn', { verify: p.totp, session: { op: p.op, args } });
+    const o = await mfa['totp.signIn'](ctx, { verify: p.totp, session: { op: p.op, args } });
+    if (o.kind === 'refused' && o.code !== 'ALREADY_EXISTS') throw new FactorChanged(o.code, o.message);
+    const r = must(o, 'mfa.totp.signIn');
     if (!r.factor.ok) throw new FactorRefused(r.factor);
-  } else await nodeWrite(ctx, 'tokens', p.op, args);
+  } else if (args.previous !== undefined) must(await tokens['session.replace'](ctx, { ...args, previous: args.previous }), 'tokens.session.replace');
+  else must(await tokens['session.create'](ctx, args), 'tokens.session.create');
   setCookie(ctx, reply, SESSION_COOKIE, p.cookie, ctx.config.sessionTtlS);
 }
 
@@ -191,7 +216,7 @@ export function prepareUpgrade(ctx: OAuthContext, reply: FastifyReply, previous:
 
 /** End a session: delete its record and clear the cookie. */
 export async function endSession(ctx: OAuthContext, reply: FastifyReply, session: Session | null): Promise<void> {
-  if (session !== null) await nodeWrite(ctx, 'tokens', 'session.delete', { hash: session.hash, meta: { ...requestMeta(reply.request), sub: session.payload.auth.sub } });
+  if (session !== null) must(await tokens['session.delete'](ctx, { hash: session.hash, meta: { ...requestMeta(reply.request), sub: session.payload.auth.sub } }), 'tokens.session.delete');
   clearCookie(ctx, reply, SESSION_COOKIE);
 }
 

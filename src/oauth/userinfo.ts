@@ -5,9 +5,9 @@
 // WWW-Authenticate. Claims by scope (OIDC Core §5.4): profile → name, email → email and
 // email_verified; `sub` always. A claim the user has no value for is left out (§5.3.2).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { UserRecord } from '../state/oauth-ops.ts';
 import { claimScopes, verifyAccessToken } from './access-token.ts';
-import { nodeRead } from './context.ts';
+import { users } from '../state/users.ts';
+import { must } from '../state/contract.ts';
 import type { OAuthContext } from './context.ts';
 import { InsufficientScope, InvalidRequest, InvalidToken, bearerChallenge } from './errors.ts';
 import { FORM_CONTENT_TYPE, formParams, queryParams } from './form.ts';
@@ -28,7 +28,7 @@ export function registerUserinfo(app: FastifyInstance, ctx: OAuthContext): void 
     const scopes = claimScopes(claims);
     if (!scopes.includes('openid')) throw new InsufficientScope('the access token was not granted the openid scope', 'openid');
     // The user record changes rarely; this node's applied state is fresh enough for profile claims.
-    const user = await nodeRead<UserRecord | null>(ctx, 'users', 'get', { sub: claims.sub }, 'local');
+    const user = must(await users.read.get(ctx, { sub: claims.sub }, 'local'), 'users.get');
     if (!user || user.disabled) throw new InvalidToken('the access token is invalid, expired or revoked');
     const out: Record<string, unknown> = { sub: user.sub };
     if (scopes.includes('profile') && user.name !== null) out.name = user.name;

@@ -14,8 +14,9 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApplyResult, ReadRequest } from '../node/api.ts';
 import { NodeError } from '../node/api.ts';
-import type { AuditCheckpoint, AuditHead } from '../state/audit.ts';
-import type { SigningKeyRing } from '../state/oauth-ops.ts';
+import { audit } from '../state/audit.ts';
+import { keys } from '../state/keys.ts';
+import { ContractError, must } from '../state/contract.ts';
 import { checkCheckpoint, recordLine, ringJwks, scanAudit, verifyChain } from '../audit/chain.ts';
 import type { ScanState, VerifyResult } from '../audit/chain.ts';
 import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, exportAudit, parseTime, parseTypes, queryAudit } from '../audit/query.ts';
@@ -75,19 +76,17 @@ function filterOf(p: Record<string, string>): AuditFilter {
   return { from: time('from'), to: time('to'), sub: p.sub ?? null, clientId: p.client_id ?? null, types };
 }
 
-function nodeErrorStatus(e: NodeError): number {
+function nodeErrorStatus(e: { readonly code: string }): number {
   return e.code === 'INVALID_REQUEST' ? 400 : e.code === 'TIMEOUT' ? 504 : 503;
 }
+
+const NODE_CODES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'TIMEOUT', 'STOPPING', 'INVALID_REQUEST']);
 
 export function registerAuditAdminRoutes(app: FastifyInstance, o: AdminAuditOptions): void {
   const { node } = o;
   // Bound: RaftNode.scanState is a method.
   const scan: ScanState = (ks, opts) => node.scanState(ks, opts);
-  const read = async <T>(op: string, consistency: 'linearizable' | 'local', domain = 'audit'): Promise<T> => {
-    const r = await node.read({ domain, op, args: {}, timeoutMs: NODE_TIMEOUT_MS, consistency });
-    if (!r.ok) throw new Error(`reading ${domain} ${op}: ${r.code} ${r.message}`);
-    return r.value as T;
-  };
+  const client = { node, requestTimeoutMs: NODE_TIMEOUT_MS };
 
   const handle =
     (fn: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) =>
@@ -97,6 +96,8 @@ export function registerAuditAdminRoutes(app: FastifyInstance, o: AdminAuditOpti
       } catch (e) {
         if (e instanceof BadRequest) return reply.code(400).send({ error: 'INVALID_REQUEST', message: e.message });
         if (e instanceof NodeError) return reply.code(nodeErrorStatus(e)).send({ error: e.code, message: e.message });
+        // A node failure met by a state stub: the same answer, by its code.
+        if (e instanceof ContractError && e.kind === 'error' && NODE_CODES.has(e.code)) return reply.code(nodeErrorStatus(e)).send({ error: e.code, message: e.message });
         throw e;
       }
     };
@@ -117,7 +118,7 @@ export function registerAuditAdminRoutes(app: FastifyInstance, o: AdminAuditOpti
         after = Number(p.after);
       }
       // The head read is the ReadIndex barrier: every event acknowledged before is applied here.
-      const head = await read<AuditHead | null>('head', 'linearizable');
+      const head = must(await audit.read.head(client, {}, 'linearizable'), 'reading the audit head');
       return queryAudit(scan, head, f, after, limit);
     }),
   );
@@ -128,7 +129,7 @@ export function registerAuditAdminRoutes(app: FastifyInstance, o: AdminAuditOpti
     handle(async (req, reply) => {
       const f = filterOf(params(req, EXPORT_PARAMS));
       if (exports >= MAX_CONCURRENT_EXPORTS) return reply.code(429).send({ error: 'TOO_MANY_EXPORTS', message: `${MAX_CONCURRENT_EXPORTS} exports are running; try again later` });
-      const head = await read<AuditHead | null>('head', 'linearizable');
+      const head = must(await audit.read.head(client, {}, 'linearizable'), 'reading the audit head');
       exports++;
       let released = false;
       const release = (): void => {
@@ -175,9 +176,9 @@ export function registerAuditAdminRoutes(app: FastifyInstance, o: AdminAuditOpti
   const verifyLocal = async (): Promise<VerifyResult> => {
     let result: VerifyResult | null = null;
     for (let attempt = 0; attempt < 2; attempt++) {
-      const head = await read<AuditHead | null>('head', 'local');
-      const checkpoint = await read<AuditCheckpoint | null>('checkpoint', 'local');
-      const ring = await read<SigningKeyRing | null>('ring', 'local', 'keys');
+      const head = must(await audit.read.head(client, {}, 'local'), 'reading the audit head');
+      const checkpoint = must(await audit.read.checkpoint(client, {}, 'local'), 'reading the audit checkpoint');
+      const ring = must(await keys.read.ring(client, {}, 'local'), 'reading the signing keys');
       const jwks = ringJwks(ring);
       result = await verifyChain({
         head,
@@ -185,7 +186,7 @@ export function registerAuditAdminRoutes(app: FastifyInstance, o: AdminAuditOpti
         records: scanAudit(scan, (checkpoint?.seq ?? 0) + 1, head?.seq ?? null),
         checkCheckpoint: (cp) => checkCheckpoint(cp, jwks),
       });
-      const after = await read<AuditCheckpoint | null>('checkpoint', 'local');
+      const after = must(await audit.read.checkpoint(client, {}, 'local'), 'reading the audit checkpoint');
       if (result.ok || after?.seq === checkpoint?.seq) return result;
     }
     return result!;

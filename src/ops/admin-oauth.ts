@@ -19,10 +19,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApplyResult, ReadRequest, StateScanner, WriteRequest } from '../node/api.ts';
 import { NodeError } from '../node/api.ts';
 import { DomainError } from '../state/machine.ts';
-import type { ClientRecord, DataKeyRing, SigningKeyRing, UserRecord, WrappedDataKey } from '../state/oauth-ops.ts';
-import type { RequestMeta, TotpFactorView, WebAuthnCredentialView } from '../state/mfa-ops.ts';
+import type { ClientRecord, UserRecord, WrappedDataKey } from '../state/oauth-ops.ts';
+import type { RequestMeta } from '../state/mfa-ops.ts';
 import { listClients, listUsernames } from '../state/listing.ts';
 import { MAX_USERNAME_CHARS, validateClientRecord, validateUserRecord } from '../state/validate.ts';
+import { mfa } from '../state/mfa.ts';
+import { clients as clientOps } from '../state/clients.ts';
+import { users as userOps } from '../state/users.ts';
+import { keys as keyOps } from '../state/keys.ts';
+import { dataKeys } from '../state/crypto-keys.ts';
+import type { Outcome } from '../state/contract.ts';
 import type { MasterKeyRing } from '../crypto/seal.ts';
 import { SealError, unwrapRing } from '../crypto/seal.ts';
 import type { Sealer } from '../crypto/seal.ts';
@@ -102,8 +108,13 @@ export function statusOfCode(code: string): number {
     case 'ALREADY_EXISTS':
     case 'CONFLICT':
       return 409;
+    // NOT_READY, and the node's own failures met through a state stub (src/state/contract.ts), as handle() answers a NodeError.
     case 'NOT_READY':
+    case 'UNAVAILABLE':
+    case 'STOPPING':
       return 503;
+    case 'TIMEOUT':
+      return 504;
     default:
       return 400;
   }
@@ -220,18 +231,23 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     if (!r.ok) throw new AdminRefusal(statusOfCode(r.code), r.code, r.message);
     return r.value as T;
   };
-  const write = async <T>(domain: string, op: string, args: unknown): Promise<T> => result<T>(await node.write({ domain, op, args, timeoutMs: NODE_TIMEOUT_MS }));
+  const client = { node, requestTimeoutMs: NODE_TIMEOUT_MS };
+  /** A state stub's outcome: its value, or its refusal or error answered by code (a node failure as handle() answers a NodeError). */
+  const value = <T>(o: Outcome<T, string>): T => {
+    if (o.kind === 'ok') return o.value;
+    throw new AdminRefusal(statusOfCode(o.code), o.code, o.message);
+  };
   const read = async <T>(domain: string, op: string, args: unknown, consistency: 'linearizable' | 'local' = 'linearizable'): Promise<T> =>
     result<T>(await node.read({ domain, op, args, timeoutMs: NODE_TIMEOUT_MS, consistency }));
   /** The data-key sealer (password hashes are sealed before they are proposed); 503 until the leader has made the data key. */
   const sealer = async (): Promise<Sealer> => {
-    const dk = await read<DataKeyRing | null>('crypto', 'ring', {}, 'local');
+    const dk = value(await dataKeys.read.ring(client, {}, 'local'));
     if (!dk) throw new AdminRefusal(503, 'UNAVAILABLE', 'the cluster has not created its data key yet; retry in a moment');
     return unwrapRing(dk, master);
   };
   /** A ReadIndex barrier: afterwards this node has applied every write acknowledged before. */
   const barrier = async (): Promise<void> => {
-    await read('crypto', 'ring', {});
+    value(await dataKeys.read.ring(client, {}));
   };
 
   /** Wrap a handler: refusals, node errors and key errors become `{ error, message }` answers. */
@@ -264,7 +280,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
   // --- clients -------------------------------------------------------------------------------
 
   const getClient = async (id: string): Promise<ClientRecord> => {
-    const c = await read<ClientRecord | null>('clients', 'get', { client_id: id });
+    const c = value(await clientOps.read.get(client, { client_id: id }));
     if (!c) throw new AdminRefusal(404, 'NOT_FOUND', `no client ${id}`);
     return c;
   };
@@ -309,7 +325,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       onlyFields(b, CLIENT_INPUT_FIELDS);
       if (b.client_name === undefined) throw bad('client_name is required');
       const { record, secret } = clientFrom(b, null);
-      await write('clients', 'create', { client: record, meta: adminMeta(req) });
+      value(await clientOps.create(client, { client: record, meta: adminMeta(req) }));
       return reply.code(201).send(clientAnswer(record, secret));
     }),
   );
@@ -338,7 +354,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       if (Object.keys(b).length === 0) throw bad(`nothing to change: give at least one of ${CLIENT_INPUT_FIELDS.slice(1).join(', ')}`);
       const current = await getClient((req.params as { id: string }).id);
       const { record, secret } = clientFrom(b, current);
-      await write('clients', 'update', { client: record, meta: adminMeta(req) });
+      value(await clientOps.update(client, { client: record, meta: adminMeta(req) }));
       return clientAnswer(record, secret);
     }),
   );
@@ -350,7 +366,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       if (!hasSecret(current.token_endpoint_auth_method)) throw bad(`client ${current.client_id} uses ${current.token_endpoint_auth_method}: it has no secret`);
       const secret = randomToken();
       const record = checkedClient({ ...current, client_secret_hash: tokenHash(secret), updated_at: now() });
-      await write('clients', 'update', { client: record, meta: adminMeta(req) });
+      value(await clientOps.update(client, { client: record, meta: adminMeta(req) }));
       return clientAnswer(record, secret);
     }),
   );
@@ -359,7 +375,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     '/admin/v1/clients/:id',
     handle(async (req) => {
       const id = (req.params as { id: string }).id;
-      const r = await write<{ existed: boolean }>('clients', 'delete', { client_id: id, meta: adminMeta(req) });
+      const r = value(await clientOps.delete(client, { client_id: id, meta: adminMeta(req) }));
       if (!r.existed) throw new AdminRefusal(404, 'NOT_FOUND', `no client ${id}`);
       return { deleted: id };
     }),
@@ -368,14 +384,14 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
   // --- users ---------------------------------------------------------------------------------
 
   const getUser = async (name: string): Promise<UserRecord> => {
-    const u = await read<UserRecord | null>('users', 'byUsername', { username: username(name) });
+    const u = value(await userOps.read.byUsername(client, { username: username(name) }));
     if (!u) throw new AdminRefusal(404, 'NOT_FOUND', `no user ${name}`);
     return u;
   };
 
   const updateUser = async (req: FastifyRequest, u: UserRecord, change: Partial<UserRecord>): Promise<UserRecord> => {
     const record = checkedUser({ ...u, ...change, updated_at: now() });
-    await write('users', 'update', { user: record, meta: adminMeta(req) });
+    value(await userOps.update(client, { user: record, meta: adminMeta(req) }));
     return record;
   };
 
@@ -402,7 +418,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       // Check everything else before paying for the hash (scrypt is deliberately costly).
       checkedUser({ ...draft, password_hash: '$scrypt$' });
       const record = checkedUser({ ...draft, password_hash: await hashAndSealPassword(await sealer(), draft.sub, pw, config.passwordScrypt) });
-      await write('users', 'create', { user: record, meta: adminMeta(req) });
+      value(await userOps.create(client, { user: record, meta: adminMeta(req) }));
       return reply.code(201).send({ sub: record.sub, username: record.username });
     }),
   );
@@ -456,19 +472,11 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
 
   // --- MFA factors (the `mfa` domain, src/state/mfa-ops.ts; docs/mfa.md) ----------------------
 
-  interface FactorsView {
-    readonly totp: TotpFactorView | null;
-    readonly webauthn: readonly WebAuthnCredentialView[];
-    readonly recovery: { readonly remaining: number };
-    readonly required: boolean;
-    readonly lock: { readonly failures: number; readonly lockedUntil: number | null; readonly backoffUntil: number | null };
-  }
-
   app.get(
     '/admin/v1/users/:username/factors',
     handle(async (req) => {
       const u = await getUser((req.params as { username: string }).username);
-      const f = await read<FactorsView>('mfa', 'factors', { sub: u.sub });
+      const f = value(await mfa.read.factors(client, { sub: u.sub }));
       // Never the sealed TOTP secret nor the credentials' public keys: what an operator needs to decide a reset or an unlock.
       return {
         username: u.username,
@@ -486,7 +494,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     '/admin/v1/users/:username/factors/reset',
     handle(async (req) => {
       const u = await getUser((req.params as { username: string }).username);
-      await write('mfa', 'reset', { sub: u.sub, meta: adminMeta(req) });
+      value(await mfa.reset(client, { sub: u.sub, meta: adminMeta(req) }));
       return { reset: u.username, sub: u.sub };
     }),
   );
@@ -495,7 +503,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     '/admin/v1/users/:username/unlock',
     handle(async (req) => {
       const u = await getUser((req.params as { username: string }).username);
-      await write('mfa', 'unlock', { sub: u.sub, meta: adminMeta(req) });
+      value(await mfa.unlock(client, { sub: u.sub, meta: adminMeta(req) }));
       return { unlocked: u.username, sub: u.sub };
     }),
   );
@@ -507,7 +515,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       onlyFields(b, ['required']);
       if (typeof b.required !== 'boolean') throw bad('required must be true or false');
       const u = await getUser((req.params as { username: string }).username);
-      await write('mfa', 'policy.set', { sub: u.sub, required: b.required, meta: adminMeta(req) });
+      value(await mfa['policy.set'](client, { sub: u.sub, required: b.required, meta: adminMeta(req) }));
       return { username: u.username, sub: u.sub, required: b.required };
     }),
   );
@@ -516,7 +524,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     '/admin/v1/users/:username',
     handle(async (req) => {
       const u = await getUser((req.params as { username: string }).username);
-      await write('users', 'delete', { sub: u.sub, meta: adminMeta(req) });
+      value(await userOps.delete(client, { sub: u.sub, meta: adminMeta(req) }));
       return { deleted: u.username, sub: u.sub };
     }),
   );
@@ -526,8 +534,8 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
   app.get(
     '/admin/v1/keys',
     handle(async () => {
-      const ring = await read<SigningKeyRing | null>('keys', 'ring', {});
-      const dk = await read<DataKeyRing | null>('crypto', 'ring', {});
+      const ring = value(await keyOps.read.ring(client, {}));
+      const dk = value(await dataKeys.read.ring(client, {}));
       return {
         signingKeys: ring
           ? { version: ring.version, keys: ring.keys.map((k) => ({ kid: k.kid, alg: k.alg, state: k.state, createdAt: k.createdAt, activatedAt: k.activatedAt, publishUntil: k.publishUntil })) }
@@ -551,7 +559,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
     '/admin/v1/keys/rewrap',
     handle(async (req, reply) => {
       if (!node.isLeader()) return o.notLeader(reply);
-      const dk = await read<DataKeyRing | null>('crypto', 'ring', {});
+      const dk = value(await dataKeys.read.ring(client, {}));
       if (!dk) throw new AdminRefusal(503, 'NOT_READY', 'the cluster has no data keys yet (the leader creates them once it runs with a master key)');
       const stale = dk.keys.filter((k) => k.masterKid !== master.currentKid).length;
       if (stale === 0) return { version: dk.version, masterKid: master.currentKid, rewrapped: 0 };
@@ -566,7 +574,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
         }
       });
       // Apply refuses with CONFLICT if the ring changed since it was read (expectVersion).
-      const { version } = await write<{ version: number }>('crypto', 'rewrap', { expectVersion: dk.version, keys, meta: adminMeta(req) });
+      const { version } = value(await dataKeys.rewrap(client, { expectVersion: dk.version, keys, meta: adminMeta(req) }));
       o.log.info({ masterKid: master.currentKid, keys: keys.length, version }, 'data keys rewrapped under the current master key');
       return { version, masterKid: master.currentKid, rewrapped: keys.length };
     }),

@@ -28,7 +28,7 @@ import { registerOAuthAdminRoutes } from './admin-oauth.ts';
 import type { RotateSigningKeys } from './admin-oauth.ts';
 import { registerAuditAdminRoutes } from './admin-audit.ts';
 import type { AuditEvent } from '../state/audit-ops.ts';
-import { validateAuditEvent } from '../state/audit.ts';
+import { audit, validateAuditEvent } from '../state/audit.ts';
 import type { ConfChangeAudit } from '../node/members.ts';
 import { VERSION } from '../version.ts';
 
@@ -122,9 +122,9 @@ export function buildAdminApp(opts: AdminOptions): FastifyInstance {
     if (!opts.oauth) return false;
     const event: AuditEvent = { type: 'member.changed', sub: null, clientId: null, ip: req.socket?.remoteAddress ?? null, details };
     try {
-      const r = await node.write({ domain: 'audit', op: 'append', args: { events: [event] }, timeoutMs: CHANGE_TIMEOUT_MS });
-      if (r.ok) return true;
-      opts.oauth.log?.error({ code: r.code, message: r.message }, 'member.changed audit record refused');
+      const r = await audit.append({ node, requestTimeoutMs: CHANGE_TIMEOUT_MS }, { events: [event] });
+      if (r.kind === 'ok') return true;
+      opts.oauth.log?.error({ code: r.code, message: r.message }, 'member.changed audit record not written');
     } catch (e) {
       opts.oauth.log?.error({ err: (e as Error).message }, 'member.changed audit record not written');
     }

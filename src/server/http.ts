@@ -27,9 +27,10 @@
 import Fastify, { LogController } from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { NodeError } from '../node/api.ts';
-import type { ApplyResult, NodeApi, NodeStatus } from '../node/api.ts';
+import type { NodeApi, NodeStatus } from '../node/api.ts';
 import { VERSION } from '../version.ts';
-import { KV_MAX_KEY_BYTES } from '../state/kv.ts';
+import { KV_MAX_KEY_BYTES, kv } from '../state/kv.ts';
+import type { Outcome } from '../state/contract.ts';
 import type { NodeConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import type { ReadCache } from './read-cache.ts';
@@ -147,42 +148,44 @@ export function buildHttpApp(opts: HttpOptions): FastifyInstance {
     return v;
   };
 
-  const answer = (reply: FastifyReply, r: ApplyResult): FastifyReply => {
-    if (r.ok) return reply.code(200).send(r.value ?? {});
+  const answer = (reply: FastifyReply, r: Outcome<unknown>): FastifyReply => {
+    if (r.kind === 'ok') return reply.code(200).send(r.value ?? {});
+    // The node's own failures keep their statuses (errorResponse); the contract's are the client's: 400.
+    if (r.code === 'UNAVAILABLE' || r.code === 'TIMEOUT' || r.code === 'STOPPING' || r.code === 'INVALID_REQUEST') throw new NodeError(r.code, r.message);
     return reply.code(400).send({ error: r.code, message: r.message });
   };
-
-  const write = async (req: FastifyRequest, reply: FastifyReply, op: string, args: Record<string, unknown>): Promise<FastifyReply> => {
-    const timeoutMs = deadlineMs(req);
-    const r = await bounded(node.write({ domain: 'kv', op, args, timeoutMs }), timeoutMs);
-    return answer(reply, r);
-  };
+  const client = (req: FastifyRequest): { node: NodeApi; requestTimeoutMs: number } => ({ node, requestTimeoutMs: deadlineMs(req) });
 
   app.get<{ Params: KvParams; Querystring: Record<string, string | undefined> }>('/v1/kv/:key', async (req, reply) => {
     const c = req.query.consistency ?? 'linearizable';
     if (c !== 'linearizable' && c !== 'local') throw new HttpError(400, 'INVALID_REQUEST', "consistency must be 'linearizable' or 'local'");
-    const timeoutMs = deadlineMs(req);
-    const r = await bounded(node.read({ domain: 'kv', op: 'get', args: { key: req.params.key }, timeoutMs, consistency: c }), timeoutMs);
-    return answer(reply, r);
+    const cl = client(req);
+    return answer(reply, await bounded(kv.read.get(cl, { key: req.params.key }, c), cl.requestTimeoutMs));
   });
 
   app.put<{ Params: KvParams }>('/v1/kv/:key', async (req, reply) => {
     const b = body(req);
-    return write(req, reply, 'put', { key: req.params.key, value: stringField(b, 'value') });
+    const cl = client(req);
+    return answer(reply, await bounded(kv.put(cl, { key: req.params.key, value: stringField(b, 'value') }), cl.requestTimeoutMs));
   });
 
   app.post<{ Params: KvParams }>('/v1/kv/:key/cas', async (req, reply) => {
     const b = body(req);
     if (!('expected' in b) || (b.expected !== null && typeof b.expected !== 'string')) throw new HttpError(400, 'INVALID_REQUEST', 'expected must be a string or null');
-    return write(req, reply, 'cas', { key: req.params.key, expected: b.expected, value: stringField(b, 'value') });
+    const cl = client(req);
+    return answer(reply, await bounded(kv.cas(cl, { key: req.params.key, expected: b.expected, value: stringField(b, 'value') }), cl.requestTimeoutMs));
   });
 
   app.post<{ Params: KvParams }>('/v1/kv/:key/append', async (req, reply) => {
     const b = body(req);
-    return write(req, reply, 'append', { key: req.params.key, value: stringField(b, 'value') });
+    const cl = client(req);
+    return answer(reply, await bounded(kv.append(cl, { key: req.params.key, value: stringField(b, 'value') }), cl.requestTimeoutMs));
   });
 
-  app.delete<{ Params: KvParams }>('/v1/kv/:key', async (req, reply) => write(req, reply, 'delete', { key: req.params.key }));
+  app.delete<{ Params: KvParams }>('/v1/kv/:key', async (req, reply) => {
+    const cl = client(req);
+    return answer(reply, await bounded(kv.delete(cl, { key: req.params.key }), cl.requestTimeoutMs));
+  });
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/v1/status', async (req, reply) => {
     const timeoutMs = deadlineMs(req);

@@ -9,7 +9,12 @@
 //    age, leaving a signed checkpoint (src/audit/retention.ts).
 import type { ApplyResult } from '../node/api.ts';
 import { unpackValue } from '../state/command.ts';
-import type { DataKeyRing, SigningAlg, SigningKeyRing } from '../state/oauth-ops.ts';
+import { tokens } from '../state/tokens.ts';
+import { must } from '../state/contract.ts';
+import type { HousekeepingNode, Outcome } from '../state/contract.ts';
+import { keys } from '../state/keys.ts';
+import { dataKeys } from '../state/crypto-keys.ts';
+import type { SigningAlg, SigningKeyRing } from '../state/oauth-ops.ts';
 import { MasterKeyRing, newDataKey, unwrapRing } from '../crypto/seal.ts';
 import type { Sealer } from '../crypto/seal.ts';
 import { SigningKeys, generateSigningKey } from '../crypto/signing-keys.ts';
@@ -76,28 +81,32 @@ export class OAuthStateError extends Error {
   }
 }
 
-function value<T>(r: ApplyResult, what: string): T {
-  if (!r.ok) throw new OAuthStateError(r.code, `${what}: ${r.code} ${r.message}`);
-  return r.value as T;
+/** A state stub's value, or its refusal or error as an OAuthStateError with the same code. */
+function value<T>(o: Outcome<T, string>, what: string): T {
+  if (o.kind !== 'ok') throw new OAuthStateError(o.code, `${what}: ${o.code} ${o.message}`);
+  return o.value;
 }
 
 /** Make sure the cluster has a data key and signing keys. Runs on the leader; safe to repeat. */
 export async function ensureOAuthState(write: Write, read: Read, master: MasterKeyRing, alg: SigningAlg, nowMs: number): Promise<{ sealer: Sealer; ring: SigningKeyRing }> {
-  let dk = value<DataKeyRing | null>(await read('crypto', 'ring', {}), 'reading the data keys');
+  // The typed stubs over the caller's write and read (the leader's housekeeping, or a test's node).
+  const leader: HousekeepingNode = { housekeeping: (domain, op, args) => write(domain, op, args) };
+  const client = { node: { read: (req: { domain: string; op: string; args: unknown }) => read(req.domain, req.op, req.args) }, requestTimeoutMs: HOUSEKEEPING_TIMEOUT_MS };
+  let dk = value(await dataKeys.read.ring(client, {}), 'reading the data keys');
   if (!dk) {
     const { id, key } = newDataKey();
     const { masterKid, wrapped } = master.wrap(key, id);
-    value(await write('crypto', 'init', { key: { id, masterKid, wrapped, createdAt: nowMs } }), 'creating the data key');
-    dk = value<DataKeyRing | null>(await read('crypto', 'ring', {}), 'reading the data keys');
+    value(await dataKeys.leader.init(leader, { key: { id, masterKid, wrapped, createdAt: nowMs } }, HOUSEKEEPING_TIMEOUT_MS), 'creating the data key');
+    dk = value(await dataKeys.read.ring(client, {}), 'reading the data keys');
     if (!dk) throw new Error('the data key ring is missing after its creation');
   }
   const sealer = unwrapRing(dk, master);
-  let ring = value<SigningKeyRing | null>(await read('keys', 'ring', {}), 'reading the signing keys');
+  let ring = value(await keys.read.ring(client, {}), 'reading the signing keys');
   if (!ring) {
     const active = generateSigningKey(alg, sealer, nowMs, 'active');
     const next = generateSigningKey(alg, sealer, nowMs, 'next');
-    value(await write('keys', 'init', { active, next }), 'creating the signing keys');
-    ring = value<SigningKeyRing | null>(await read('keys', 'ring', {}), 'reading the signing keys');
+    value(await keys.leader.init(leader, { active, next }, HOUSEKEEPING_TIMEOUT_MS), 'creating the signing keys');
+    ring = value(await keys.read.ring(client, {}), 'reading the signing keys');
     if (!ring) throw new Error('the signing key ring is missing after its creation');
   }
   return { sealer, ring };
@@ -179,9 +188,9 @@ export async function rotateSigningKeys(
   why = 'requested',
   meta: { readonly ip: string | null } | null = null,
 ): Promise<RotationOutcome> {
-  const read = (domain: string, op: string, args: unknown) => node.read({ domain, op, args, timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
-  const dk = value<DataKeyRing | null>(await read('crypto', 'ring', {}), 'reading the data keys');
-  const ring = value<SigningKeyRing | null>(await read('keys', 'ring', {}), 'reading the signing keys');
+  const client = { node, requestTimeoutMs: HOUSEKEEPING_TIMEOUT_MS };
+  const dk = value(await dataKeys.read.ring(client, {}), 'reading the data keys');
+  const ring = value(await keys.read.ring(client, {}), 'reading the signing keys');
   if (!dk || !ring) throw new OAuthStateError('NOT_READY', 'the cluster has no keys yet (the leader creates them once it runs with a master key)');
   return rotateRing(node, unwrapRing(dk, master), ring, config, log, why, nowMs, meta);
 }
@@ -206,8 +215,8 @@ async function rotateRing(node: RotationNode, sealer: Sealer, ring: SigningKeyRi
   const next = generateSigningKey(config.signingAlg, sealer, nowMs, 'next');
   // A retired key stays in the JWKS until every token it signed has expired (plus skew).
   const retainMs = Math.max(config.accessTokenTtlS, config.idTokenTtlS) * 1000 + RETIRE_SKEW_MS;
-  const r = await node.housekeeping('keys', 'rotate', { expectVersion: ring.version, next, retainMs, ...(meta !== null ? { meta: { ip: meta.ip } } : {}) }, HOUSEKEEPING_TIMEOUT_MS);
-  const v = value<{ version: number }>(r, 'rotating the signing keys');
+  const r = await keys.leader.rotate(node, { expectVersion: ring.version, next, retainMs, ...(meta !== null ? { meta: { ip: meta.ip } } : {}) }, HOUSEKEEPING_TIMEOUT_MS);
+  const v = value(r, 'rotating the signing keys');
   const active = ring.keys.find((k) => k.state === 'next')!.kid;
   log.info({ why, active, next: next.kid, version: v.version }, 'signing keys rotated');
   return { version: v.version, active, next: next.kid };
@@ -327,7 +336,7 @@ export class OAuthPrimary {
       const recs = await this.o.node.scanState('tok.exp', { ...(gte !== undefined ? { gte } : {}), lt: `${upTo}|`, limit: SWEEP_BATCH });
       if (recs.length === 0) break;
       const keys = recs.map((r) => dec.decode(r.key));
-      const v = value<{ deleted: number }>(await this.o.node.housekeeping('tokens', 'sweep', { keys }, HOUSEKEEPING_TIMEOUT_MS), 'sweeping');
+      const v = must(await tokens.leader.sweep(this.o.node, { keys }, HOUSEKEEPING_TIMEOUT_MS), 'sweeping');
       deleted += v.deleted;
       if (recs.length < SWEEP_BATCH) break;
       gte = `${keys[keys.length - 1]!}\u0000`;

@@ -73,17 +73,8 @@ export interface AuditRecord extends AuditEvent {
   readonly hash: string;
 }
 
-export type AuditOp =
-  /** Append events with no state change of their own (batched by the workers). At most 256 per command. Returns { seqs }. */
-  | { op: 'append'; args: { events: readonly AuditEvent[] } }
-  /**
-   * Compact: delete records with seq <= throughSeq (all older than the retention age, already
-   * exported by the leader), leaving a checkpoint { seq, hash, ts, signature } signed with the active
-   * signing key so the chain stays verifiable from the checkpoint on.
-   */
-  | { op: 'compact'; args: { throughSeq: number; checkpoint: { readonly seq: number; readonly hash: string; readonly signedAt: number; readonly jws: string } } };
-// reads: 'head' {} → { seq, hash } | null; 'get' { seq } → AuditRecord | null;
-// 'checkpoint' {} → the last checkpoint | null. Range queries scan the `audit` keyspace (primary side).
+// The audit domain's operations (append, compact; reads head, checkpoint, get) are the table
+// AUDIT_WRITES / AUDIT_READS in src/state/audit.ts (src/state/contract.ts).
 
 /**
  * How an apply module appends an event (implemented in src/state/audit.ts):

@@ -22,6 +22,8 @@ import { packValue, unpackValue } from './command.ts';
 import { AUDIT_EVENT_TYPES } from './audit-ops.ts';
 import type { AuditEvent, AuditEventType, AuditRecord } from './audit-ops.ts';
 import { MAX_ID_CHARS, int, invalid, isPlainObject, obj, str, time } from './validate.ts';
+import { check, housekeepingStubs, object, read, readStubs, tableDomain, unknownValue, write, writeStubs } from './contract.ts';
+import type { Refuse } from './contract.ts';
 
 export const AUDIT_KEYSPACE = 'audit';
 export const AUDIT_SYS_KEYSPACE = 'sys.audit';
@@ -292,18 +294,21 @@ export function auditEvent(type: AuditEventType, meta: AuditMeta, fields: { sub?
 // ---------------------------------------------------------------------------------------------
 // Operations
 
-function appendOp(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const events = a.events;
-  if (!Array.isArray(events) || events.length === 0 || events.length > MAX_APPEND_EVENTS) throw invalid(`events must be an array of 1..${MAX_APPEND_EVENTS} events`);
-  // Validate all before writing any: a refused batch writes nothing (the child transaction would discard it anyway).
-  const checked = events.map((e: unknown, i: number) => {
-    const ev = validateAuditEvent(e, `events[${i}]`);
-    if (ev.type === 'audit.compacted') throw invalid(`events[${i}].type audit.compacted is written by compact only`);
+/** 1..MAX_APPEND_EVENTS events, each checked, none of them `audit.compacted` (compact's own). */
+const appendEvents = check((events, name): readonly AuditEvent[] => {
+  if (!Array.isArray(events) || events.length === 0 || events.length > MAX_APPEND_EVENTS) throw invalid(`${name} must be an array of 1..${MAX_APPEND_EVENTS} events`);
+  return events.map((e: unknown, i: number) => {
+    const ev = validateAuditEvent(e, `${name}[${i}]`);
+    if (ev.type === 'audit.compacted') throw invalid(`${name}[${i}].type audit.compacted is written by compact only`);
     return ev;
   });
+});
+
+function appendOp(ctx: ApplyContext, events: readonly AuditEvent[]): { seqs: number[] } {
+  // All events were checked before any is written (the args schema).
   // The head is read once and written once for the whole batch (the records chain in memory).
   let head = readAuditHead(ctx.tx);
-  const seqs = checked.map((e) => {
+  const seqs = events.map((e) => {
     const r = chainRecord(ctx.tx, head, ctx.ts, e);
     head = { seq: r.seq, hash: r.hash };
     return r.seq;
@@ -312,16 +317,16 @@ function appendOp(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   return { seqs };
 }
 
-function checkpointArg(v: unknown): AuditCheckpoint {
-  const o = obj(v, 'checkpoint');
-  for (const k of Object.keys(o)) if (!['seq', 'hash', 'signedAt', 'jws'].includes(k)) throw invalid(`checkpoint has an unknown field ${k}`);
-  const seq = int(o.seq, 'checkpoint.seq', 1, MAX_SEQ);
-  if (typeof o.hash !== 'string' || !HEX64_RE.test(o.hash)) throw invalid('checkpoint.hash must be 64 lower-case hex digits');
-  const signedAt = time(o.signedAt, 'checkpoint.signedAt');
-  const jws = str(o.jws, 'checkpoint.jws', 1, MAX_CHECKPOINT_JWS_CHARS);
-  if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(jws)) throw invalid('checkpoint.jws must be a compact JWS');
+const checkpointArg = check((v, name): AuditCheckpoint => {
+  const o = obj(v, name);
+  for (const k of Object.keys(o)) if (!['seq', 'hash', 'signedAt', 'jws'].includes(k)) throw invalid(`${name} has an unknown field ${k}`);
+  const seq = int(o.seq, `${name}.seq`, 1, MAX_SEQ);
+  if (typeof o.hash !== 'string' || !HEX64_RE.test(o.hash)) throw invalid(`${name}.hash must be 64 lower-case hex digits`);
+  const signedAt = time(o.signedAt, `${name}.signedAt`);
+  const jws = str(o.jws, `${name}.jws`, 1, MAX_CHECKPOINT_JWS_CHARS);
+  if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(jws)) throw invalid(`${name}.jws must be a compact JWS`);
   return { seq, hash: o.hash, signedAt, jws };
-}
+});
 
 /**
  * Delete the records after the current checkpoint up to throughSeq and store the new checkpoint.
@@ -330,18 +335,17 @@ function checkpointArg(v: unknown): AuditCheckpoint {
  * links to it. throughSeq equal to the current checkpoint's seq re-signs it (same hash), which the
  * leader does when the key that signed it is no longer active (retired keys leave the JWKS).
  */
-function compactOp(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const throughSeq = int(a.throughSeq, 'throughSeq', 1, MAX_SEQ);
-  const cp = checkpointArg(a.checkpoint);
+function compactOp(ctx: ApplyContext, a: { readonly throughSeq: number; readonly checkpoint: AuditCheckpoint }, refuse: Refuse<'CONFLICT'>): { compacted: number } {
+  const { throughSeq, checkpoint: cp } = a;
   if (cp.seq !== throughSeq) throw invalid('checkpoint.seq must equal throughSeq');
   const { tx } = ctx;
   const current = readAuditCheckpoint(tx);
   const head = readAuditHead(tx);
   const from = (current?.seq ?? 0) + 1;
-  if (head === null || throughSeq > head.seq) throw new DomainError('CONFLICT', `the audit log has no record ${throughSeq}`);
-  if (throughSeq < from - 1) throw new DomainError('CONFLICT', `records up to ${from - 1} are already compacted`);
+  if (head === null || throughSeq > head.seq) refuse('CONFLICT', `the audit log has no record ${throughSeq}`);
+  if (throughSeq < from - 1) refuse('CONFLICT', `records up to ${from - 1} are already compacted`);
   if (throughSeq === from - 1) {
-    if (cp.hash !== current!.hash) throw new DomainError('CONFLICT', 'checkpoint.hash differs from the current checkpoint');
+    if (cp.hash !== current!.hash) refuse('CONFLICT', 'checkpoint.hash differs from the current checkpoint');
     if (cp.jws === current!.jws) return { compacted: 0 };
     tx.put(AUDIT_SYS_KEYSPACE, CHECKPOINT_KEY, packValue(cp));
     appendAudit(tx, ctx.ts, auditEvent('audit.compacted', NO_META, { details: { throughSeq, records: 0, resigned: true } }));
@@ -350,8 +354,8 @@ function compactOp(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   const count = throughSeq - from + 1;
   if (count > MAX_COMPACT_RECORDS) throw invalid(`a compaction deletes at most ${MAX_COMPACT_RECORDS} records (asked ${count})`);
   const last = readAuditRecord(tx, throughSeq);
-  if (last === null) throw new DomainError('CONFLICT', `record ${throughSeq} is missing`);
-  if (last.hash !== cp.hash) throw new DomainError('CONFLICT', `checkpoint.hash is not record ${throughSeq}'s hash`);
+  if (last === null) refuse('CONFLICT', `record ${throughSeq} is missing`);
+  if (last.hash !== cp.hash) refuse('CONFLICT', `checkpoint.hash is not record ${throughSeq}'s hash`);
   for (let s = from; s <= throughSeq; s++) tx.del(AUDIT_KEYSPACE, auditSeqKey(s));
   tx.put(AUDIT_SYS_KEYSPACE, CHECKPOINT_KEY, packValue(cp));
   appendAudit(tx, ctx.ts, auditEvent('audit.compacted', NO_META, { details: { fromSeq: from, throughSeq, records: count } }));
@@ -372,33 +376,34 @@ function memberChangedHook(ctx: ApplyContext, context: ConfChangeContext): void 
   appendAudit(ctx.tx, ctx.ts, { type: 'member.changed', sub: null, clientId: null, ip: a.ip, details: a.details });
 }
 
-export const auditDomain: Domain = {
+/** The audit domain's operations (the contract: src/state/contract.ts). */
+export const AUDIT_WRITES = {
+  /** Events with no state change of their own (batched by the workers, src/audit/batcher.ts), 1..MAX_APPEND_EVENTS per command. Returns { seqs }. */
+  append: write({ args: object({ events: appendEvents }), apply: (ctx, a) => appendOp(ctx, a.events) }),
+  /**
+   * Retention (leader duty, src/audit/retention.ts): delete records with seq <= throughSeq (all
+   * older than the retention age, already exported by the leader), leaving a checkpoint { seq,
+   * hash, signedAt, jws } signed with the active signing key so the chain stays verifiable from the
+   * checkpoint on. CONFLICT: the checkpoint does not name the chain's record (see compactOp).
+   */
+  compact: write({ args: object({ throughSeq: check((v, n) => int(v, n, 1, MAX_SEQ)), checkpoint: checkpointArg }), refuses: ['CONFLICT'], apply: compactOp }),
+};
+
+export const AUDIT_READS = {
+  head: read({ args: unknownValue(), read: (r): AuditHead | null => readAuditHead(r) }),
+  checkpoint: read({ args: unknownValue(), read: (r): AuditCheckpoint | null => readAuditCheckpoint(r) }),
+  get: read({ args: object({ seq: check((v, n) => int(v, n, 1, MAX_SEQ)) }), read: (r, a): AuditRecord | null => readAuditRecord(r, a.seq) }),
+};
+
+export const auditDomain: Domain = tableDomain({
   name: 'audit',
   keyspaces: [AUDIT_KEYSPACE, AUDIT_SYS_KEYSPACE],
+  writes: AUDIT_WRITES,
+  reads: AUDIT_READS,
   confChange(ctx, _cc, context): void {
     memberChangedHook(ctx, context);
   },
-  apply(ctx: ApplyContext, op: string, args: unknown): unknown {
-    const a = obj(args, 'args');
-    switch (op) {
-      case 'append':
-        return appendOp(ctx, a);
-      case 'compact':
-        return compactOp(ctx, a);
-      default:
-        throw new DomainError('UNKNOWN_OPERATION', `audit has no operation ${op}`);
-    }
-  },
-  read(reader: StateReader, op: string, args: unknown): unknown {
-    switch (op) {
-      case 'head':
-        return readAuditHead(reader);
-      case 'checkpoint':
-        return readAuditCheckpoint(reader);
-      case 'get':
-        return readAuditRecord(reader, int(obj(args, 'args').seq, 'seq', 1, MAX_SEQ));
-      default:
-        throw new DomainError('UNKNOWN_OPERATION', `audit has no read ${op}`);
-    }
-  },
-};
+});
+
+/** Typed client stubs: `audit.append(client, { events })`, `audit.read.head(client, {})`, `audit.leader.compact(node, args, timeoutMs)`. */
+export const audit = { ...writeStubs('audit', AUDIT_WRITES), read: readStubs('audit', AUDIT_READS), leader: housekeepingStubs('audit', AUDIT_WRITES) };

@@ -1,4 +1,4 @@
-// The mfa domain (issue 6, contract src/state/mfa-ops.ts): the decisions about second factors that
+// The mfa domain (issue 6; its operations are the table MFA_WRITES below, shared types in src/state/mfa-ops.ts): the decisions about second factors that
 // need cluster-wide state. The worker (src/mfa/service.ts) does the cryptography and proposes the
 // result; apply decides, with nothing but state and ctx.ts:
 // - TOTP replay: a time step is accepted at most once per user (RFC 6238 §5.2), on every node.
@@ -24,7 +24,6 @@
 //                   failure windowMs old) with an entry in tok.exp, so the sweep deletes them: an
 //                   attacker rotating through IPs cannot grow state without bound.
 //   mfa.policy      sub → PolicyRecord { required, reenrollAfterRecovery }
-import { DomainError } from './machine.ts';
 import type { ApplyContext, Domain, StateReader, Tx } from './machine.ts';
 import { packValue, unpackValue } from './command.ts';
 import { appendAudit, auditEvent, auditMeta } from './audit.ts';
@@ -33,7 +32,10 @@ import type { AuditEvent, AuditEventType } from './audit-ops.ts';
 import { THROTTLE } from './mfa-ops.ts';
 import type { Throttled, ThrottleKind, TotpFactorView, WebAuthnCredentialView } from './mfa-ops.ts';
 import { EXPIRY_KEYSPACE, applyLoginSessionOp, deviceByUserCode, endUserSessions, expiryIndexKey } from './tokens.ts';
+import type { DeviceView } from './tokens.ts';
 import { MAX_ID_CHARS, bool, bytes, int, invalid, isPlainObject, obj, str, time, tokenId } from './validate.ts';
+import { check, nullable, object, optional, read, readStubs, tableDomain, unknownValue, withDefault, write, writeStubs } from './contract.ts';
+import type { Infer, Refuse } from './contract.ts';
 
 export const MFA_DOMAIN = 'mfa';
 export const TOTP_KEYSPACE = 'mfa.totp';
@@ -359,7 +361,23 @@ function succeed(tx: Tx, sub: string, k: ThrottleKind, ts: number): void {
 // ---------------------------------------------------------------------------------------------
 // Operations
 
-type Op = (ctx: ApplyContext, a: Record<string, unknown>) => unknown;
+// Argument schemas of the table below (checked in this order; the first bad field is reported).
+const SUB = check((v, n) => subject(v, n));
+const NULLABLE_SUB = check((v, n) => nullableSubject(v, n));
+const KIND = check(kind);
+/** The request's audit meta; absent: no ip, no sub, no client. Callers send any of the fields. */
+const META = withDefault<AuditMeta, Partial<AuditMeta>>(auditMeta);
+const STEP = check((v, n) => int(v, n, 0, Number.MAX_SAFE_INTEGER));
+const CREDENTIAL_ID = check((v, n) => b64url(v, n, MAX_CREDENTIAL_ID_CHARS));
+const COUNTER = check((v, n) => int(v, n, 0, MAX_SIGN_COUNT));
+const TOKEN_ID = check(tokenId);
+
+/** What a step check (totp.accept, totp.verify) answers. */
+type StepAnswer = { ok: false; reason: 'replay' } | { ok: true; enrolled: boolean };
+/** A counted failure's answer: the refusal, with the backoff it started (retryAt), or the lock it caused. */
+type Counted<R> = (R & { retryAt?: number }) | Throttled;
+
+const TOTP_VERIFY_ARGS = object({ sub: SUB, step: nullable(STEP), createdAt: check(time), meta: META });
 
 /**
  * May this attempt go ahead? Throttled (nothing written) if the user is locked or in backoff, the
@@ -367,10 +385,8 @@ type Op = (ctx: ApplyContext, a: Record<string, unknown>) => unknown;
  * otherwise the attempt is let through and counted as in flight until throttle.fail, a success of
  * the kind (totp.accept, webauthn.accept, recovery.use, throttle.reset), or ATTEMPT_LEASE_MS.
  */
-const throttleCheck: Op = (ctx, a) => {
-  const sub = nullableSubject(a.sub);
-  const k = kind(a.kind);
-  const meta = auditMeta(a.meta);
+function throttleCheck(ctx: ApplyContext, a: { sub: string | null; kind: ThrottleKind; meta: AuditMeta }): { ok: true } | Throttled {
+  const { sub, kind: k, meta } = a;
   const { tx, ts } = ctx;
   const t = throttled(tx, sub, k, meta.ip, ts);
   if (t) return t;
@@ -383,60 +399,40 @@ const throttleCheck: Op = (ctx, a) => {
     putExpiring(tx, THROTTLE_KEYSPACE, sub, next, userThrottleExp(next));
   }
   return { ok: true };
-};
+}
 
-const throttleFail: Op = (ctx, a) => {
-  const sub = nullableSubject(a.sub);
-  const k = kind(a.kind);
-  const meta = auditMeta(a.meta);
-  return fail(ctx, sub, k, meta, 'invalid', true);
-};
-
-const throttleReset: Op = (ctx, a) => {
-  const sub = subject(a.sub);
-  const k = kind(a.kind);
-  auditMeta(a.meta);
-  succeed(ctx.tx, sub, k, ctx.ts);
-  return {};
-};
-
-const unlock: Op = (ctx, a) => {
-  const sub = subject(a.sub);
-  const meta = auditMeta(a.meta);
+function unlock(ctx: ApplyContext, a: { sub: string; meta: AuditMeta }): { wasLocked: boolean } {
+  const { sub, meta } = a;
   const u = get<UserThrottle>(ctx.tx, THROTTLE_KEYSPACE, sub);
   const wasLocked = u !== null && u.lockedUntil !== null && u.lockedUntil > ctx.ts;
   delExpiring(ctx.tx, THROTTLE_KEYSPACE, sub);
   audit(ctx, 'user.unlocked', meta, sub, { wasLocked });
   return { wasLocked };
-};
+}
 
-const totpEnroll: Op = (ctx, a) => {
-  const sub = subject(a.sub);
-  const sealed = bytes(a.sealed, 'sealed', MAX_SEALED_SECRET_BYTES);
-  auditMeta(a.meta);
+function totpEnroll(ctx: ApplyContext, a: { sub: string; sealed: Uint8Array }, refuse: Refuse<'ALREADY_EXISTS'>): Record<string, never> {
+  const { sub, sealed } = a;
   const old = get<TotpRecord>(ctx.tx, TOTP_KEYSPACE, sub);
-  if (old?.confirmed) throw new DomainError('ALREADY_EXISTS', 'the user already has a confirmed TOTP factor; remove it first');
+  if (old?.confirmed) refuse('ALREADY_EXISTS', 'the user already has a confirmed TOTP factor; remove it first');
   // Not audited: nothing is enrolled until the first valid code confirms it (mfa.enrolled then).
   // createdAt names the secret for totp.verify's check (a step matched against a replaced secret
   // decides nothing): a replacement in the same millisecond still gets a later one.
   const createdAt = old !== null && old.createdAt >= ctx.ts ? old.createdAt + 1 : ctx.ts;
   put(ctx.tx, TOTP_KEYSPACE, sub, { sealed, confirmed: false, createdAt, lastStep: null } satisfies TotpRecord);
   return {};
-};
+}
 
-const totpAccept: Op = (ctx, a) => {
-  const sub = subject(a.sub);
-  const step = int(a.step, 'step', 0, Number.MAX_SAFE_INTEGER);
-  const meta = auditMeta(a.meta);
+function totpAccept(ctx: ApplyContext, a: { sub: string; step: number; meta: AuditMeta }, refuse: Refuse<'NOT_FOUND'>): StepAnswer | Throttled {
+  const { sub, step, meta } = a;
   const { tx, ts } = ctx;
   const now = Math.floor(ts / TOTP_PERIOD_MS);
   if (Math.abs(step - now) > MAX_STEP_SKEW) throw invalid(`step ${step} is more than ${MAX_STEP_SKEW} steps from the current step ${now}`);
   const t = throttled(tx, sub, 'totp', meta.ip, ts);
   if (t) return t;
   const rec = get<TotpRecord>(tx, TOTP_KEYSPACE, sub);
-  if (rec === null) throw new DomainError('NOT_FOUND', 'the user has no TOTP factor');
+  if (rec === null) return refuse('NOT_FOUND', 'the user has no TOTP factor');
   return acceptTotpStep(ctx, sub, rec, step, meta, true);
-};
+}
 
 /**
  * The end of totp.accept and totp.verify: a matched step is accepted once. RFC 6238 §5.2: "the
@@ -445,7 +441,7 @@ const totpAccept: Op = (ctx, a) => {
  * the window) is refused too, audited and counted. `releases`: see fail() (totp.accept's
  * throttle.check reserved an attempt; totp.verify reserves none).
  */
-function acceptTotpStep(ctx: ApplyContext, sub: string, rec: TotpRecord, step: number, meta: AuditMeta, releases: boolean): unknown {
+function acceptTotpStep(ctx: ApplyContext, sub: string, rec: TotpRecord, step: number, meta: AuditMeta, releases: boolean): StepAnswer {
   if (rec.lastStep !== null && step <= rec.lastStep) {
     audit(ctx, 'mfa.replay_refused', meta, sub, { factor: 'totp', step, lastStep: rec.lastStep });
     fail(ctx, sub, 'totp', meta, 'replay', false, releases);
@@ -472,28 +468,25 @@ function acceptTotpStep(ctx: ApplyContext, sub: string, rec: TotpRecord, step: n
  * before it in the log, and none is answered before it is counted. What the worker computed for
  * a refused guess is never seen by anyone.
  */
-const totpVerify: Op = (ctx, a) => {
-  const sub = subject(a.sub);
-  const step = a.step === null ? null : int(a.step, 'step', 0, Number.MAX_SAFE_INTEGER);
-  const createdAt = time(a.createdAt, 'createdAt');
-  const meta = auditMeta(a.meta);
+function totpVerify(ctx: ApplyContext, a: Infer<typeof TOTP_VERIFY_ARGS>, refuse: Refuse<'NOT_FOUND' | 'CONFLICT'>): StepAnswer | Counted<{ ok: false; reason: 'invalid' }> {
+  const { sub, step, createdAt, meta } = a;
   const { tx, ts } = ctx;
   const now = Math.floor(ts / TOTP_PERIOD_MS);
   if (step !== null && Math.abs(step - now) > MAX_STEP_SKEW) throw invalid(`step ${step} is more than ${MAX_STEP_SKEW} steps from the current step ${now}`);
   const t = throttled(tx, sub, 'totp', meta.ip, ts);
   if (t) return t;
   const rec = get<TotpRecord>(tx, TOTP_KEYSPACE, sub);
-  if (rec === null) throw new DomainError('NOT_FOUND', 'the user has no TOTP factor');
+  if (rec === null) return refuse('NOT_FOUND', 'the user has no TOTP factor');
   // The worker may have read the factor from a node that had not applied a re-enrollment yet: a
   // step matched against another secret decides nothing (the worker reads again and retries).
-  if (rec.createdAt !== createdAt) throw new DomainError('CONFLICT', 'the TOTP factor changed since it was read');
+  if (rec.createdAt !== createdAt) refuse('CONFLICT', 'the TOTP factor changed since it was read');
   if (step === null) {
     const r = fail(ctx, sub, 'totp', meta, 'invalid', true, false);
     if (r.ok) return { ok: false, reason: 'invalid' };
     return r.reason === 'locked' ? r : { ok: false, reason: 'invalid', retryAt: r.retryAt };
   }
   return acceptTotpStep(ctx, sub, rec, step, meta, false);
-};
+}
 
 /**
  * totp.verify and, when it accepts the code, the login session it upgrades (tokens session.create
@@ -504,41 +497,45 @@ const totpVerify: Op = (ctx, a) => {
  * the whole command, as totp.verify's do; a session the tokens domain refuses (a hash that exists)
  * refuses it too, the accepted step included, so the same code may be tried again.
  */
-const totpSignIn: Op = (ctx, a) => {
-  const session = obj(a.session, 'session');
-  if (session.op !== 'session.create' && session.op !== 'session.replace') throw invalid('session.op must be session.create or session.replace');
-  const sessionArgs = obj(session.args, 'session.args');
-  const factor = totpVerify(ctx, obj(a.verify, 'verify')) as { ok: boolean };
-  if (!factor.ok) return { factor };
-  return { factor, session: applyLoginSessionOp(ctx, session.op, sessionArgs) };
-};
+const SIGN_IN_SESSION = check((v, name) => {
+  const session = obj(v, name);
+  if (session.op !== 'session.create' && session.op !== 'session.replace') throw invalid(`${name}.op must be session.create or session.replace`);
+  // The session's own args are the tokens domain's (session.create / session.replace check them).
+  const op: 'session.create' | 'session.replace' = session.op;
+  return { op, args: obj(session.args, `${name}.args`) };
+});
 
-const totpRemove: Op = (ctx, a) => {
-  const sub = subject(a.sub);
-  const meta = auditMeta(a.meta);
+function totpSignIn(
+  ctx: ApplyContext,
+  a: { session: { op: 'session.create' | 'session.replace'; args: Record<string, unknown> }; verify: Infer<typeof TOTP_VERIFY_ARGS> },
+  refuse: Refuse<'NOT_FOUND' | 'CONFLICT' | 'ALREADY_EXISTS'>,
+): { factor: ReturnType<typeof totpVerify>; session?: unknown } {
+  const factor = totpVerify(ctx, a.verify, refuse);
+  if (!factor.ok) return { factor };
+  return { factor, session: applyLoginSessionOp(ctx, a.session.op, a.session.args, refuse) };
+}
+
+function totpRemove(ctx: ApplyContext, a: { sub: string; meta: AuditMeta }): { existed: boolean } {
+  const { sub, meta } = a;
   const existed = ctx.tx.get(TOTP_KEYSPACE, sub) !== undefined;
   ctx.tx.del(TOTP_KEYSPACE, sub);
   if (existed) audit(ctx, 'mfa.reset', meta, sub, { factor: 'totp' });
   return { existed };
-};
+}
 
-const webauthnChallenge: Op = (ctx, a) => {
-  const challenge = tokenId(a.challenge, 'challenge');
-  const p = purpose(a.purpose);
-  const sub = nullableSubject(a.sub);
-  const exp = time(a.exp, 'exp');
+function webauthnChallenge(ctx: ApplyContext, a: { challenge: string; purpose: ChallengePurpose; sub: string | null; exp: number }, refuse: Refuse<'ALREADY_EXISTS'>): Record<string, never> {
+  const { challenge, purpose: p, sub, exp } = a;
   const { tx, ts } = ctx;
   if (p === 'register' && sub === null) throw invalid('a registration challenge needs a sub');
   if (exp <= ts || exp > ts + MAX_CHALLENGE_TTL_MS) throw invalid(`exp must be in (now, now + ${MAX_CHALLENGE_TTL_MS} ms]`);
-  if (tx.get(CHALLENGES_KEYSPACE, challenge) !== undefined) throw new DomainError('ALREADY_EXISTS', 'challenge already exists');
+  if (tx.get(CHALLENGES_KEYSPACE, challenge) !== undefined) refuse('ALREADY_EXISTS', 'challenge already exists');
   put(tx, CHALLENGES_KEYSPACE, challenge, { purpose: p, sub, exp, usedAt: null } satisfies ChallengeRecord);
   tx.put(EXPIRY_KEYSPACE, expiryIndexKey(exp, CHALLENGES_KEYSPACE, challenge), new Uint8Array(0));
   return {};
-};
+}
 
-const webauthnConsume: Op = (ctx, a) => {
-  const challenge = tokenId(a.challenge, 'challenge');
-  const p = purpose(a.purpose);
+function webauthnConsume(ctx: ApplyContext, a: { challenge: string; purpose: ChallengePurpose }): { ok: false; reason: 'unknown' | 'used' | 'expired' | 'purpose' } | { ok: true; sub: string | null } {
+  const { challenge, purpose: p } = a;
   const { tx, ts } = ctx;
   const rec = get<ChallengeRecord>(tx, CHALLENGES_KEYSPACE, challenge);
   if (rec === null) return { ok: false, reason: 'unknown' };
@@ -548,24 +545,24 @@ const webauthnConsume: Op = (ctx, a) => {
   if (rec.exp <= ts) return { ok: false, reason: 'expired' };
   if (rec.purpose !== p) return { ok: false, reason: 'purpose' };
   return { ok: true, sub: rec.sub };
-};
+}
 
-const webauthnRegister: Op = (ctx, a) => {
-  const sub = subject(a.sub);
-  const meta = auditMeta(a.meta);
+function webauthnRegister(ctx: ApplyContext, a: { sub: string; meta: AuditMeta; credential?: unknown }, refuse: Refuse<'ALREADY_EXISTS' | 'RESOURCE_EXHAUSTED'>): Record<string, never> {
+  const { sub, meta } = a;
   const { tx, ts } = ctx;
+  // Checked here, not by the schema: the record's times are apply's (ctx.ts).
   const cred = credentialView(a.credential, ts);
-  if (tx.get(CREDENTIAL_INDEX_KEYSPACE, cred.id) !== undefined) throw new DomainError('ALREADY_EXISTS', 'this credential is already registered');
+  if (tx.get(CREDENTIAL_INDEX_KEYSPACE, cred.id) !== undefined) refuse('ALREADY_EXISTS', 'this credential is already registered');
   const list = credentials(tx, sub);
-  if (list.length >= MAX_CREDENTIALS) throw new DomainError('RESOURCE_EXHAUSTED', `a user has at most ${MAX_CREDENTIALS} WebAuthn credentials`);
+  if (list.length >= MAX_CREDENTIALS) refuse('RESOURCE_EXHAUSTED', `a user has at most ${MAX_CREDENTIALS} WebAuthn credentials`);
   putCredentials(tx, sub, [...list, cred]);
   put(tx, CREDENTIAL_INDEX_KEYSPACE, cred.id, sub);
   audit(ctx, 'mfa.enrolled', meta, sub, { factor: 'webauthn', credentialId: cred.id, discoverable: cred.discoverable });
   return {};
-};
+}
 
 /** A counted WebAuthn failure's answer: the user locked by it, or `refusal` (with the backoff it started, if any). */
-function failedWebauthn(ctx: ApplyContext, sub: string | null, meta: AuditMeta, refusal: Record<string, unknown>): unknown {
+function failedWebauthn<R extends object>(ctx: ApplyContext, sub: string | null, meta: AuditMeta, refusal: R): Counted<R> {
   const r = fail(ctx, sub, 'webauthn', meta, 'invalid', true, false);
   if (r.ok) return refusal;
   return r.reason === 'locked' ? r : { ...refusal, retryAt: r.retryAt };
@@ -584,34 +581,35 @@ function failedWebauthn(ctx: ApplyContext, sub: string | null, meta: AuditMeta, 
  * counter regression → refused and counted (mfa.counter_regression); else the counter is recorded
  * (mfa.verified). Audit records as the separate ops wrote them.
  */
-const webauthnVerify: Op = (ctx, a) => {
-  const sub = nullableSubject(a.sub);
-  const challenge = a.challenge === null ? null : tokenId(a.challenge, 'challenge');
-  const credentialId = a.credentialId === null ? null : b64url(a.credentialId, 'credentialId', MAX_CREDENTIAL_ID_CHARS);
-  const owner = nullableSubject(a.owner, 'owner');
-  const newCounter = a.newCounter === null ? null : int(a.newCounter, 'newCounter', 0, MAX_SIGN_COUNT);
-  const meta = auditMeta(a.meta);
+type ChallengeWhy = 'missing' | 'unknown' | 'used' | 'expired' | 'purpose' | 'other_user';
+
+function webauthnVerify(
+  ctx: ApplyContext,
+  a: { sub: string | null; challenge: string | null; credentialId: string | null; owner: string | null; newCounter: number | null; meta: AuditMeta },
+  refuse: Refuse<'NOT_FOUND'>,
+): Counted<{ ok: false; reason: 'challenge'; why: ChallengeWhy }> | Counted<{ ok: false; reason: 'unknown_credential' | 'invalid' }> | ReturnType<typeof recordAssertion> {
+  const { sub, challenge, credentialId, owner, newCounter, meta } = a;
   if ((credentialId === null) !== (owner === null)) throw invalid('credentialId and owner are both given or both null');
   if (owner === null && newCounter !== null) throw invalid('newCounter needs a credential');
   const { tx, ts } = ctx;
   const t = throttled(tx, sub, 'webauthn', meta.ip, ts);
   if (t) return t;
   const rec = challenge === null ? null : get<ChallengeRecord>(tx, CHALLENGES_KEYSPACE, challenge);
-  let why: string | null = rec === null ? (challenge === null ? 'missing' : 'unknown') : rec.usedAt !== null ? 'used' : null;
+  let why: ChallengeWhy | null = rec === null ? (challenge === null ? 'missing' : 'unknown') : rec.usedAt !== null ? 'used' : null;
   if (rec !== null && rec.usedAt === null) {
     put(tx, CHALLENGES_KEYSPACE, challenge!, { ...rec, usedAt: ts } satisfies ChallengeRecord);
     why = rec.exp <= ts ? 'expired' : rec.purpose !== 'authenticate' ? 'purpose' : rec.sub !== sub ? 'other_user' : null;
   }
-  if (why !== null) return failedWebauthn(ctx, sub, meta, { ok: false, reason: 'challenge', why });
-  if (credentialId === null || owner === null || (sub !== null && owner !== sub)) return failedWebauthn(ctx, sub, meta, { ok: false, reason: 'unknown_credential' });
+  if (why !== null) return failedWebauthn(ctx, sub, meta, { ok: false, reason: 'challenge', why } as const);
+  if (credentialId === null || owner === null || (sub !== null && owner !== sub)) return failedWebauthn(ctx, sub, meta, { ok: false, reason: 'unknown_credential' } as const);
   const list = credentials(tx, owner);
   const i = list.findIndex((c) => c.id === credentialId);
-  if (i < 0) throw new DomainError('NOT_FOUND', 'the user has no such credential');
-  if (newCounter === null) return failedWebauthn(ctx, owner, meta, { ok: false, reason: 'invalid' });
+  if (i < 0) return refuse('NOT_FOUND', 'the user has no such credential');
+  if (newCounter === null) return failedWebauthn(ctx, owner, meta, { ok: false, reason: 'invalid' } as const);
   const held = throttled(tx, owner, 'webauthn', meta.ip, ts);
   if (held) return held;
   return recordAssertion(ctx, owner, list, i, newCounter, meta, false);
-};
+}
 
 /**
  * The counter check and record of a verified assertion by credential list[i] of `sub`
@@ -636,24 +634,19 @@ function recordAssertion(ctx: ApplyContext, sub: string, list: readonly WebAuthn
   return { ok: true };
 }
 
-const webauthnAccept: Op = (ctx, a) => {
-  const sub = subject(a.sub);
-  const credentialId = b64url(a.credentialId, 'credentialId', MAX_CREDENTIAL_ID_CHARS);
-  const newCounter = int(a.newCounter, 'newCounter', 0, MAX_SIGN_COUNT);
-  const meta = auditMeta(a.meta);
+function webauthnAccept(ctx: ApplyContext, a: { sub: string; credentialId: string; newCounter: number; meta: AuditMeta }, refuse: Refuse<'NOT_FOUND'>): ReturnType<typeof recordAssertion> | Throttled {
+  const { sub, credentialId, newCounter, meta } = a;
   const { tx, ts } = ctx;
   const t = throttled(tx, sub, 'webauthn', meta.ip, ts);
   if (t) return t;
   const list = credentials(tx, sub);
   const i = list.findIndex((c) => c.id === credentialId);
-  if (i < 0) throw new DomainError('NOT_FOUND', 'the user has no such credential');
+  if (i < 0) return refuse('NOT_FOUND', 'the user has no such credential');
   return recordAssertion(ctx, sub, list, i, newCounter, meta, true);
-};
+}
 
-const webauthnRemove: Op = (ctx, a) => {
-  const sub = subject(a.sub);
-  const credentialId = b64url(a.credentialId, 'credentialId', MAX_CREDENTIAL_ID_CHARS);
-  const meta = auditMeta(a.meta);
+function webauthnRemove(ctx: ApplyContext, a: { sub: string; credentialId: string; meta: AuditMeta }): { existed: boolean } {
+  const { sub, credentialId, meta } = a;
   const { tx } = ctx;
   const list = credentials(tx, sub);
   const next = list.filter((c) => c.id !== credentialId);
@@ -662,24 +655,24 @@ const webauthnRemove: Op = (ctx, a) => {
   tx.del(CREDENTIAL_INDEX_KEYSPACE, credentialId);
   audit(ctx, 'mfa.reset', meta, sub, { factor: 'webauthn', credentialId });
   return { existed: true };
-};
+}
 
-const recoverySet: Op = (ctx, a) => {
-  const sub = subject(a.sub);
-  const meta = auditMeta(a.meta);
-  const hashes = a.hashes;
-  if (!Array.isArray(hashes) || hashes.length !== RECOVERY_CODES) throw invalid(`hashes must be an array of ${RECOVERY_CODES}`);
-  const list = hashes.map((h, i) => tokenId(h, `hashes[${i}]`));
-  if (new Set(list).size !== list.length) throw invalid('hashes must be distinct');
+const RECOVERY_HASHES = check((hashes, name): string[] => {
+  if (!Array.isArray(hashes) || hashes.length !== RECOVERY_CODES) throw invalid(`${name} must be an array of ${RECOVERY_CODES}`);
+  const list = hashes.map((h, i) => tokenId(h, `${name}[${i}]`));
+  if (new Set(list).size !== list.length) throw invalid(`${name} must be distinct`);
+  return list;
+});
+
+function recoverySet(ctx: ApplyContext, a: { sub: string; meta: AuditMeta; hashes: string[] }): Record<string, never> {
+  const { sub, meta, hashes: list } = a;
   put(ctx.tx, RECOVERY_KEYSPACE, sub, { hashes: list, total: list.length, createdAt: ctx.ts } satisfies RecoveryRecord);
   audit(ctx, 'mfa.recovery_regenerated', meta, sub, { count: list.length });
   return {};
-};
+}
 
-const recoveryUse: Op = (ctx, a) => {
-  const sub = subject(a.sub);
-  const hash = tokenId(a.hash, 'hash');
-  const meta = auditMeta(a.meta);
+function recoveryUse(ctx: ApplyContext, a: { sub: string; hash: string; meta: AuditMeta }): Throttled | { ok: false; reason: 'invalid' } | { ok: true; remaining: number; forceReenroll: boolean } {
+  const { sub, hash, meta } = a;
   const { tx, ts } = ctx;
   const t = throttled(tx, sub, 'recovery', meta.ip, ts);
   if (t) return t;
@@ -697,7 +690,7 @@ const recoveryUse: Op = (ctx, a) => {
   const forceReenroll = remaining === 0 || policy(tx, sub).reenrollAfterRecovery;
   audit(ctx, 'mfa.recovery_used', meta, sub, { remaining, forceReenroll });
   return { ok: true, remaining, forceReenroll };
-};
+}
 
 /**
  * A user code typed on the device page (RFC 8628 §5.1: the server "SHOULD ... rate-limit
@@ -708,24 +701,21 @@ const recoveryUse: Op = (ctx, a) => {
  * A hit writes nothing: it resets no counter, because anyone can make a valid code at
  * /device_authorization and interleave it with guesses.
  */
-const deviceLookup: Op = (ctx, a) => {
-  const sub = subject(a.sub);
-  const userCodeHash = tokenId(a.userCodeHash, 'userCodeHash');
-  const meta = auditMeta(a.meta);
+function deviceLookup(ctx: ApplyContext, a: { sub: string; userCodeHash: string; meta: AuditMeta }): Throttled | { ok: true; device: DeviceView } | Counted<{ ok: false; reason: 'unknown' | 'used' | 'expired' }> {
+  const { sub, userCodeHash, meta } = a;
   const { tx, ts } = ctx;
   const t = throttled(tx, sub, 'device_code', meta.ip, ts);
   if (t) return t;
   const device = deviceByUserCode(tx, userCodeHash);
   const reason = device === null ? 'unknown' : device.status !== 'pending' ? 'used' : device.exp <= ts ? 'expired' : null;
-  if (reason === null) return { ok: true, device };
+  if (reason === null) return { ok: true, device: device! };
   const r = fail(ctx, sub, 'device_code', meta, reason, true, false);
   if (r.ok) return { ok: false, reason };
   return r.reason === 'locked' ? r : { ok: false, reason, retryAt: r.retryAt };
-};
+}
 
-const reset: Op = (ctx, a) => {
-  const sub = subject(a.sub);
-  const meta = auditMeta(a.meta);
+function reset(ctx: ApplyContext, a: { sub: string; meta: AuditMeta }): { removed: { totp: boolean; webauthn: number; recovery: number } } {
+  const { sub, meta } = a;
   const { tx } = ctx;
   const totp = tx.get(TOTP_KEYSPACE, sub) !== undefined;
   const list = credentials(tx, sub);
@@ -739,41 +729,121 @@ const reset: Op = (ctx, a) => {
   // outlive them. Every session of the user ends in this same command (tokens.ts endUserSessions).
   endUserSessions(tx, ctx.ts, sub, { ...meta, sub }, 'factors_reset');
   return { removed: { totp, webauthn: list.length, recovery } };
-};
+}
 
-const policySet: Op = (ctx, a) => {
-  const sub = subject(a.sub);
-  const meta = auditMeta(a.meta);
-  const required = bool(a.required, 'required');
+function policySet(ctx: ApplyContext, a: { sub: string; meta: AuditMeta; required: boolean; reenrollAfterRecovery?: boolean | undefined }): Record<string, never> {
+  const { sub, meta, required } = a;
   const old = policy(ctx.tx, sub);
   // Optional (an addition to the contract): absent keeps the current value.
-  const reenrollAfterRecovery = a.reenrollAfterRecovery === undefined ? old.reenrollAfterRecovery : bool(a.reenrollAfterRecovery, 'reenrollAfterRecovery');
+  const reenrollAfterRecovery = a.reenrollAfterRecovery ?? old.reenrollAfterRecovery;
   put(ctx.tx, POLICY_KEYSPACE, sub, { required, reenrollAfterRecovery } satisfies PolicyRecord);
   audit(ctx, 'user.updated', meta, sub, { mfaRequired: required, reenrollAfterRecovery });
   return {};
-};
+}
 
-const OPS: Readonly<Record<string, Op>> = {
-  'throttle.check': throttleCheck,
-  'throttle.fail': throttleFail,
-  'throttle.reset': throttleReset,
-  unlock,
-  'totp.enroll': totpEnroll,
-  'totp.accept': totpAccept,
-  'totp.verify': totpVerify,
-  'totp.signIn': totpSignIn,
-  'totp.remove': totpRemove,
-  'webauthn.challenge': webauthnChallenge,
-  'webauthn.consume': webauthnConsume,
-  'webauthn.register': webauthnRegister,
-  'webauthn.accept': webauthnAccept,
-  'webauthn.verify': webauthnVerify,
-  'webauthn.remove': webauthnRemove,
-  'recovery.set': recoverySet,
-  'recovery.use': recoveryUse,
-  'device.lookup': deviceLookup,
-  reset,
-  'policy.set': policySet,
+/**
+ * The mfa domain's operations (the contract: src/state/contract.ts). Field order is check order.
+ * `meta` is the request's audit meta (optional: absent is no ip, no sub, no client).
+ */
+export const MFA_WRITES = {
+  /** May this attempt go ahead? See throttleCheck. */
+  'throttle.check': write({ args: object({ sub: NULLABLE_SUB, kind: KIND, meta: META }), apply: throttleCheck }),
+  /** A failed password/TOTP/recovery/WebAuthn attempt: counts per user and per IP; may lock (audited). */
+  'throttle.fail': write({ args: object({ sub: NULLABLE_SUB, kind: KIND, meta: META }), apply: (ctx, a) => fail(ctx, a.sub, a.kind, a.meta, 'invalid', true) }),
+  /** A successful attempt clears the user's counter of that kind (not a lock, not the IP's counter). */
+  'throttle.reset': write({
+    args: object({ sub: SUB, kind: KIND, meta: META }),
+    apply: (ctx, a): Record<string, never> => {
+      succeed(ctx.tx, a.sub, a.kind, ctx.ts);
+      return {};
+    },
+  }),
+  /** Admin: clear counters and lock. */
+  unlock: write({ args: object({ sub: SUB, meta: META }), apply: unlock }),
+  /** Store an unconfirmed secret (replaces an unconfirmed one; ALREADY_EXISTS if a confirmed one exists). */
+  'totp.enroll': write({ args: object({ sub: SUB, sealed: check((v, n) => bytes(v, n, MAX_SEALED_SECRET_BYTES)), meta: META }), refuses: ['ALREADY_EXISTS'], apply: totpEnroll }),
+  /**
+   * Older nodes' TOTP success (after their throttle.check); still applied, no longer proposed.
+   * The worker verified a code and found it matches `step` (T = floor(unixSeconds / 30)).
+   * Apply: throttled → Throttled; step <= lastStep → { ok: false, reason: 'replay' } (audited
+   * mfa.replay_refused, counted as a failure); else lastStep = step, confirms an unconfirmed
+   * factor (audited mfa.enrolled) and returns { ok: true, enrolled: boolean } (mfa.verified).
+   */
+  'totp.accept': write({ args: object({ sub: SUB, step: STEP, meta: META }), refuses: ['NOT_FOUND'], apply: totpAccept }),
+  /**
+   * One TOTP attempt in one command (what the service proposes; throttle.check + totp.accept /
+   * throttle.fail are still applied for nodes of an older version during a rolling upgrade, but
+   * no longer proposed). The worker matched the code against the factor created at `createdAt`
+   * (from its read) and found `step`, or null for no match. Apply, in this order: throttled or
+   * locked → Throttled, nothing evaluated or written; no factor → NOT_FOUND; the factor is not
+   * the one read (another createdAt) → CONFLICT (read again); step null → a counted failure
+   * (mfa.failed, maybe user.locked): { ok: false, reason: 'invalid', retryAt? } or Throttled
+   * 'locked' when it locked the user; step <= lastStep → { ok: false, reason: 'replay' }
+   * (mfa.replay_refused, counted); else as totp.accept: { ok: true, enrolled }. The check and the
+   * outcome are one command, so parallel guesses are each counted, in log order, before any is
+   * answered: no reservation is needed (docs/mfa.md "Verification path").
+   */
+  'totp.verify': write({ args: TOTP_VERIFY_ARGS, refuses: ['NOT_FOUND', 'CONFLICT'], apply: totpVerify }),
+  /** ALREADY_EXISTS: the tokens domain refused the session (a hash that exists). */
+  'totp.signIn': write({
+    args: object({ session: SIGN_IN_SESSION, verify: check((v, n) => TOTP_VERIFY_ARGS.parse(obj(v, n), '')) }),
+    refuses: ['NOT_FOUND', 'CONFLICT', 'ALREADY_EXISTS'],
+    apply: totpSignIn,
+  }),
+  'totp.remove': write({ args: object({ sub: SUB, meta: META }), apply: totpRemove }),
+  /** A single-use challenge, valid until exp, bound to a purpose and (for registration / 2nd factor) a user. */
+  'webauthn.challenge': write({ args: object({ challenge: TOKEN_ID, purpose: check(purpose), sub: NULLABLE_SUB, exp: check(time) }), refuses: ['ALREADY_EXISTS'], apply: webauthnChallenge }),
+  /** Consume a challenge: { ok: true, sub } or { ok: false, reason: 'unknown' | 'expired' | 'used' | 'purpose' }. Written either way (used). */
+  'webauthn.consume': write({ args: object({ challenge: TOKEN_ID, purpose: check(purpose) }), apply: webauthnConsume }),
+  /** Add a verified credential (ALREADY_EXISTS for a known id). Audited mfa.enrolled. At most 20 per user. */
+  'webauthn.register': write({ args: object({ sub: SUB, meta: META, credential: unknownValue() }), refuses: ['ALREADY_EXISTS', 'RESOURCE_EXHAUSTED'], apply: webauthnRegister }),
+  /**
+   * The worker verified an assertion with the stored public key; newCounter is the authenticator's.
+   * Apply: counter regression (newCounter <= stored, unless both are 0: RFC/W3C "counter not
+   * supported") → { ok: false, reason: 'counter_regression' } (audited mfa.counter_regression,
+   * counted as a failure); else stores the counter and lastUsedAt → { ok: true } (mfa.verified).
+   */
+  'webauthn.accept': write({ args: object({ sub: SUB, credentialId: CREDENTIAL_ID, newCounter: COUNTER, meta: META }), refuses: ['NOT_FOUND'], apply: webauthnAccept }),
+  /**
+   * One assertion in one command (what the service proposes; throttle.check, webauthn.consume,
+   * throttle.fail and webauthn.accept stay applied for older nodes, no longer proposed for an
+   * assertion). `sub`: the user the assertion must be of (null: passkey login). The worker found
+   * the credential (`credentialId`, `owner`; both null when none of this user) and checked the
+   * signature against the response's challenge (`newCounter`, null when it did not verify).
+   * Apply: throttled → Throttled (nothing written); challenge bad → { ok: false, reason:
+   * 'challenge', why: 'missing' | 'unknown' | 'used' | 'expired' | 'purpose' | 'other_user',
+   * retryAt? } (spent if it existed; counted); no credential → { ok: false, reason:
+   * 'unknown_credential', retryAt? } (counted); the credential no longer the owner's → NOT_FOUND;
+   * no valid signature → { ok: false, reason: 'invalid', retryAt? } (counted against the owner);
+   * the owner throttled → Throttled; counter regression → { ok: false, reason:
+   * 'counter_regression' } (audited, counted); else { ok: true } (mfa.verified). A counted
+   * failure that locks the user answers Throttled 'locked'.
+   */
+  'webauthn.verify': write({
+    args: object({ sub: NULLABLE_SUB, challenge: nullable(TOKEN_ID), credentialId: nullable(CREDENTIAL_ID), owner: NULLABLE_SUB, newCounter: nullable(COUNTER), meta: META }),
+    refuses: ['NOT_FOUND'],
+    apply: webauthnVerify,
+  }),
+  'webauthn.remove': write({ args: object({ sub: SUB, credentialId: CREDENTIAL_ID, meta: META }), apply: webauthnRemove }),
+  /** Replace the user's codes with these hashes (10). Audited mfa.recovery_regenerated. */
+  'recovery.set': write({ args: object({ sub: SUB, meta: META, hashes: RECOVERY_HASHES }), apply: recoverySet }),
+  /** Use one code once: { ok: true, remaining, forceReenroll } or { ok: false, reason: 'invalid' } (counted) or Throttled. Audited mfa.recovery_used. */
+  'recovery.use': write({ args: object({ sub: SUB, hash: TOKEN_ID, meta: META }), apply: recoveryUse }),
+  /**
+   * The signed-in user `sub` typed a user code on the device page; apply looks it up (the tokens
+   * domain's `tok.ucode` / `tok.device`) and decides in the same command: throttled or locked
+   * (kind device_code, per user and per IP) → Throttled, nothing looked up or written; a code that
+   * names no pending, unexpired request → a counted failure (mfa.failed factor device_code, maybe
+   * user.locked): { ok: false, reason: 'unknown' | 'used' | 'expired', retryAt? } (retryAt when
+   * this failure started a backoff), or Throttled 'locked' when it locked the user; a pending code
+   * → { ok: true, device: DeviceView }, nothing written: a found code resets no counter (anyone can
+   * make a valid code at /device_authorization, so finding one proves nothing about the guesser).
+   */
+  'device.lookup': write({ args: object({ sub: SUB, userCodeHash: TOKEN_ID, meta: META }), apply: deviceLookup }),
+  /** Remove every factor of the user (audited mfa.reset). */
+  reset: write({ args: object({ sub: SUB, meta: META }), apply: reset }),
+  /** Per-user policy: MFA required for this user. */
+  'policy.set': write({ args: object({ sub: SUB, meta: META, required: check(bool), reenrollAfterRecovery: optional(check(bool)) }), apply: policySet }),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -804,31 +874,29 @@ export function readFactors(r: StateReader, sub: string): FactorsView {
   };
 }
 
-export const mfaDomain: Domain = {
+export const MFA_READS = {
+  factors: read({ args: object({ sub: SUB }), read: (r, a): FactorsView => readFactors(r, a.sub) }),
+  /** The credential (and its owner) a passkey login names by id, or null. */
+  'webauthn.byCredentialId': read({
+    args: object({ credentialId: CREDENTIAL_ID }),
+    read: (r, a): { sub: string; credential: WebAuthnCredentialView } | null => {
+      const sub = get<string>(r, CREDENTIAL_INDEX_KEYSPACE, a.credentialId);
+      if (sub === null) return null;
+      const credential = credentials(r, sub).find((c) => c.id === a.credentialId);
+      return credential === undefined ? null : { sub, credential };
+    },
+  }),
+};
+
+export const mfaDomain: Domain = tableDomain({
   name: MFA_DOMAIN,
   keyspaces: [TOTP_KEYSPACE, WEBAUTHN_KEYSPACE, CREDENTIAL_INDEX_KEYSPACE, CHALLENGES_KEYSPACE, RECOVERY_KEYSPACE, THROTTLE_KEYSPACE, IP_THROTTLE_KEYSPACE, POLICY_KEYSPACE],
-  apply(ctx: ApplyContext, op: string, args: unknown): unknown {
-    const f = Object.hasOwn(OPS, op) ? OPS[op] : undefined;
-    if (!f) throw new DomainError('UNKNOWN_OPERATION', `mfa has no operation ${op}`);
-    return f(ctx, obj(args, 'args'));
-  },
-  read(reader: StateReader, op: string, args: unknown): unknown {
-    const a = obj(args, 'args');
-    switch (op) {
-      case 'factors':
-        return readFactors(reader, subject(a.sub));
-      case 'webauthn.byCredentialId': {
-        const id = b64url(a.credentialId, 'credentialId', MAX_CREDENTIAL_ID_CHARS);
-        const sub = get<string>(reader, CREDENTIAL_INDEX_KEYSPACE, id);
-        if (sub === null) return null;
-        const credential = credentials(reader, sub).find((c) => c.id === id);
-        return credential === undefined ? null : { sub, credential };
-      }
-      default:
-        throw new DomainError('UNKNOWN_OPERATION', `mfa has no read ${op}`);
-    }
-  },
-};
+  writes: MFA_WRITES,
+  reads: MFA_READS,
+});
+
+/** Typed client stubs of the mfa domain: `mfa['totp.verify'](client, args)`, `mfa.read.factors(client, { sub })`. */
+export const mfa = { ...writeStubs(MFA_DOMAIN, MFA_WRITES), read: readStubs(MFA_DOMAIN, MFA_READS) };
 
 /** Whether a value is a Throttled answer (for callers that get `unknown` from a node). */
 export function isThrottled(v: unknown): v is Throttled {

@@ -1,6 +1,6 @@
-// The replicated operations of the OAuth server: the contract between the HTTP workers that
-// propose them (src/oauth/) and the apply modules that decide them (clients.ts, users.ts,
-// tokens.ts, keys.ts, crypto-keys.ts). See docs/oauth-internals.md.
+// The record types of the OAuth server's replicated domains. Their operations are the tables in
+// clients.ts, users.ts, tokens.ts, keys.ts and crypto-keys.ts (src/state/contract.ts, docs/
+// write-path.md "The contract"). See docs/oauth-internals.md.
 //
 // Conventions:
 // - `domain` and `op` are the names given here; args and results are plain msgpack data.
@@ -10,7 +10,6 @@
 //   that must change state *and* report a failure (a reused code revokes its family) is a normal
 //   result with `ok: false`.
 
-import type { SigningKeyRecord, WrappedDataKey } from '../crypto/records.ts';
 
 export type { DataKeyRing, SigningAlg, SigningKeyRecord, SigningKeyRing, WrappedDataKey } from '../crypto/records.ts';
 
@@ -55,14 +54,7 @@ export interface ClientRecord {
   readonly updated_at: number;
 }
 
-export type ClientsOp =
-  /** Fails ALREADY_EXISTS. Returns {}. */
-  | { op: 'create'; args: { client: ClientRecord } }
-  /** Replaces the record (client_id must exist, created_at kept). Returns {}. */
-  | { op: 'update'; args: { client: ClientRecord } }
-  /** Returns { existed: boolean }. */
-  | { op: 'delete'; args: { client_id: string } };
-// reads: 'get' { client_id } → ClientRecord | null
+// The clients domain's operations are the table CLIENTS_WRITES / CLIENTS_READS in src/state/clients.ts.
 
 // ---------------------------------------------------------------------------------------------
 // users domain (keyspaces `users`, `users.name`)
@@ -82,13 +74,7 @@ export interface UserRecord {
   readonly updated_at: number;
 }
 
-export type UsersOp =
-  /** Fails ALREADY_EXISTS when the sub or the username is taken. Returns {}. */
-  | { op: 'create'; args: { user: UserRecord } }
-  /** Replaces the record; a changed username moves the index (ALREADY_EXISTS if taken). */
-  | { op: 'update'; args: { user: UserRecord } }
-  | { op: 'delete'; args: { sub: string } };
-// reads: 'get' { sub } → UserRecord | null; 'byUsername' { username } → UserRecord | null
+// The users domain's operations are the table USERS_WRITES / USERS_READS in src/state/users.ts.
 
 // ---------------------------------------------------------------------------------------------
 // tokens domain (src/state/tokens.ts)
@@ -126,93 +112,18 @@ export type RefreshRecordView = {
   readonly clientId: string;
 };
 
-export type TokensOp =
-  // --- authorization codes (RFC 6749 §4.1) ---
-  /** Store a new code. Returns {}. ALREADY_EXISTS on a hash collision. */
-  | { op: 'code.create'; args: { hash: string; exp: number; sealed: Uint8Array } }
-  /**
-   * Redeem a code once. The worker has already checked client, redirect URI and PKCE against
-   * the unsealed record. Outcomes:
-   *  - { ok: true }: marked used; the family (if any) and its first refresh token are stored,
-   *    `at` is remembered in the family.
-   *  - { ok: false, reason: 'unknown' | 'expired' }: nothing changed.
-   *  - { ok: false, reason: 'reused' }: the code was already redeemed; the family made by the
-   *    first redemption is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14) — this is written.
-   */
-  | { op: 'code.redeem'; args: { hash: string; family: PreparedFamily | null; rt: PreparedRefreshToken | null; at: IssuedAccessToken } }
-  // --- refresh tokens (RFC 6749 §6, RFC 9700 §4.14) ---
-  /**
-   * Rotate a refresh token. Outcomes:
-   *  - { ok: true, outcome: 'rotated' }: old marked rotated (successor, rotatedAt = ts, grace =
-   *    `response` sealed by the worker), next stored active in the same family, `at` remembered.
-   *  - { ok: true, outcome: 'grace', response }: the old token was rotated less than graceMs ago
-   *    (ts - rotatedAt <= graceMs) and its successor has not been used: the stored sealed response
-   *    is returned, nothing is written.
-   *  - { ok: false, reason: 'reused' }: rotated outside the grace window (or its successor already
-   *    used): the whole family is revoked (written).
-   *  - { ok: false, reason: 'unknown' | 'expired' | 'revoked' }: nothing changed.
-   */
-  | { op: 'rt.rotate'; args: { hash: string; next: PreparedRefreshToken; response: Uint8Array; at: IssuedAccessToken; graceMs: number } }
-  /** RFC 7009: revoke the refresh token's family. Returns { revoked: boolean } (false if unknown). */
-  | { op: 'rt.revoke'; args: { hash: string; clientId: string } }
-  /** RFC 7009 for a JWT access token: remember jti until exp. Returns {}. */
-  | { op: 'at.revoke'; args: { jti: string; exp: number } }
-  // --- device authorization grant (RFC 8628) ---
-  /** Returns {}; ALREADY_EXISTS if either hash is taken. */
-  | { op: 'device.create'; args: { hash: string; userCodeHash: string; exp: number; intervalMs: number; sealed: Uint8Array } }
-  /** The user approved or denied on the verification page. Returns { ok: true } or { ok: false, reason: 'unknown' | 'expired' | 'decided' }. */
-  | { op: 'device.decide'; args: { userCodeHash: string; approve: boolean; approval: Uint8Array | null } }
-  /**
-   * A poll while pending: { status: 'authorization_pending' } (lastPoll = ts), or 'slow_down'
-   * (polled sooner than intervalMs after the last poll; the interval grows by 5 s, RFC 8628 §3.5,
-   * and lastPoll = ts), 'expired_token', 'access_denied', 'approved' (the worker then redeems),
-   * 'consumed'.
-   */
-  | { op: 'device.poll'; args: { hash: string } }
-  /** Single use, like code.redeem: { ok: true } | { ok: false, reason: 'unknown' | 'expired' | 'not_approved' | 'consumed' }. */
-  | { op: 'device.redeem'; args: { hash: string; family: PreparedFamily | null; rt: PreparedRefreshToken | null; at: IssuedAccessToken } }
-  // --- login sessions ---
-  | { op: 'session.create'; args: { hash: string; exp: number; sealed: Uint8Array } }
-  | { op: 'session.delete'; args: { hash: string } }
-  /**
-   * session.create of { hash, exp, sealed, meta } and session.delete of previous.hash (reason
-   * 'replaced', audited with previous.meta) in one command: the session upgrade after a second
-   * factor. Returns { existed } (whether the previous record was still there).
-   */
-  | { op: 'session.replace'; args: { hash: string; exp: number; sealed: Uint8Array; previous: { hash: string } } }
-  // --- private_key_jwt replay (RFC 7523 §3, RFC 7521 §5.2) ---
-  /** Returns { fresh: boolean }: false if (clientId, jti) was seen and has not expired. */
-  | { op: 'assertion.use'; args: { clientId: string; jti: string; exp: number } }
-  // --- leader sweep ---
-  /** Delete the listed expiry-index entries and their records if expired at ts (re-checked). Returns { deleted }. At most 1000 keys. */
-  | { op: 'sweep'; args: { keys: readonly string[] } };
-// reads: 'code.get' { hash } → CodeRecordView | null; 'rt.get' { hash } → RefreshRecordView | null;
-// 'device.get' { hash } → { hash, status, exp, sealed, approval } | null; 'device.byUserCode' { userCodeHash } → same | null
-// (status: 'pending' | 'approved' | 'denied' | 'consumed'; expiry is reported as status 'pending' with exp <= now: the reader compares);
-// 'session.get' { hash } → { exp, sealed } | null; 'at.revoked' { jti } → { revoked: boolean };
-// 'family.get' { id } → { revoked: boolean, exp } | null
+// The tokens domain's operations are the table TOKENS_WRITES / TOKENS_READS in src/state/tokens.ts
+// (src/state/contract.ts): their arguments, results and refusals come from there.
 
 // ---------------------------------------------------------------------------------------------
 // keys domain (keyspace `sys.keys`, key `ring`): the JWS signing keys
 
 // The key and ring records are crypto's (src/crypto/records.ts): the keys domain stores them as they are.
 
-export type KeysOp =
-  /** Create the ring with an active and a next key if there is none; otherwise change nothing. Returns { created: boolean, version }. */
-  | { op: 'init'; args: { active: SigningKeyRecord; next: SigningKeyRecord } }
-  /**
-   * Rotate: next → active, active → retired (publishUntil = ts + retainMs), `next` added, retired
-   * keys past publishUntil dropped. CONFLICT if the ring's version is not expectVersion.
-   */
-  | { op: 'rotate'; args: { expectVersion: number; next: SigningKeyRecord; retainMs: number } };
-// reads: 'ring' {} → SigningKeyRing | null
+// The keys domain's operations are the table KEYS_WRITES / KEYS_READS in src/state/keys.ts.
 
 // ---------------------------------------------------------------------------------------------
 // crypto domain (keyspace `sys.dk`, key `ring`): data keys, wrapped by the master key
 
-export type CryptoOp =
-  /** Create the ring with one key if there is none; else nothing. Returns { created: boolean }. */
-  | { op: 'init'; args: { key: WrappedDataKey } }
-  /** Replace every key's wrapping (same ids, same count). CONFLICT on version mismatch. */
-  | { op: 'rewrap'; args: { expectVersion: number; keys: readonly WrappedDataKey[] } };
-// reads: 'ring' {} → DataKeyRing | null
+// The record types are crypto's (src/crypto/records.ts). The crypto domain's operations are the
+// table CRYPTO_WRITES / CRYPTO_READS in src/state/crypto-keys.ts.

@@ -21,12 +21,14 @@
 // (src/state/audit.ts), from their optional `meta` ({ ip, sub, clientId }: what the worker knows
 // that apply cannot see, e.g. the sub sealed in a code). Details name families and jtis, never a
 // token, code or hash of one.
-import { DomainError } from './machine.ts';
 import type { ApplyContext, Domain, StateReader, Tx } from './machine.ts';
 import { packValue, unpackValue } from './command.ts';
 import type { CodeRecordView, IssuedAccessToken, PreparedFamily, PreparedRefreshToken, RefreshRecordView } from './oauth-ops.ts';
 import { MAX_ID_CHARS, MAX_SEALED_BYTES, bool, bytes, clientId, int, invalid, obj, time, tokenId } from './validate.ts';
 import { appendAudit, auditEvent, auditMeta } from './audit.ts';
+import type { AuditMeta } from './audit.ts';
+import { check, nullable, object, oneOf, optional, read, readStubs, tableDomain, withDefault, write, writeStubs, housekeepingStubs } from './contract.ts';
+import type { Infer, Refuse } from './contract.ts';
 
 export const CODES_KEYSPACE = 'tok.code';
 export const REFRESH_TOKENS_KEYSPACE = 'tok.rt';
@@ -230,14 +232,40 @@ function issuedAt(v: unknown, name: string): IssuedAccessToken {
   return { jti: tokenId(o.jti, `${name}.jti`), exp: time(o.exp, `${name}.exp`) };
 }
 
+const HASH = check(tokenId);
+const TIME = check(time);
+const SEALED = check(sealed);
+const META = withDefault<AuditMeta, Partial<AuditMeta>>(auditMeta);
+const PREPARED_FAMILY = check(preparedFamily);
+const PREPARED_RT = check(preparedRt);
+const ISSUED_AT = check(issuedAt);
+const CLIENT_ID = check((v, n) => clientId(v, n));
+
 /** A grant's first tokens: the family, its first refresh token (optional) and the access token. */
-function grantArgs(a: Record<string, unknown>): { family: PreparedFamily | null; rt: PreparedRefreshToken | null; at: IssuedAccessToken } {
-  const family = preparedFamily(a.family, 'family');
-  const rt = a.rt === null ? null : preparedRt(a.rt, 'rt');
-  if (rt !== null && family === null) throw invalid('rt needs a family');
-  if (rt !== null && family !== null && rt.hash === family.id) throw invalid('rt.hash must differ from family.id');
-  return { family, rt, at: issuedAt(a.at, 'at') };
+interface GrantArgs {
+  readonly family: PreparedFamily | null;
+  readonly rt: PreparedRefreshToken | null;
+  readonly at: IssuedAccessToken;
 }
+
+/** The checks across a grant's fields (each field was checked by the schema). */
+function checkGrant(g: GrantArgs): GrantArgs {
+  if (g.rt !== null && g.family === null) throw invalid('rt needs a family');
+  if (g.rt !== null && g.family !== null && g.rt.hash === g.family.id) throw invalid('rt.hash must differ from family.id');
+  return g;
+}
+
+const REDEEM_ARGS = object({ hash: HASH, family: PREPARED_FAMILY, rt: nullable(PREPARED_RT), at: ISSUED_AT, meta: META });
+const CODE_ARGS = object({ hash: HASH, exp: TIME, sealed: SEALED });
+const SESSION_ARGS = object({ hash: HASH, exp: TIME, sealed: SEALED, meta: META, code: optional(CODE_ARGS) });
+const SESSION_REPLACE_ARGS = object({
+  previous: object({ hash: HASH, meta: META }),
+  hash: HASH,
+  exp: TIME,
+  sealed: SEALED,
+  meta: META,
+  code: optional(CODE_ARGS),
+});
 
 // ---------------------------------------------------------------------------------------------
 // Families and revocation
@@ -273,14 +301,14 @@ function revokeFamily(tx: Tx, id: string, reason: string, ts: number): boolean {
 }
 
 /** Store a new grant's family and first refresh token. ALREADY_EXISTS on an id or hash collision. `sub`: the user, when the proposer said. */
-function storeGrant(tx: Tx, g: ReturnType<typeof grantArgs>, ts: number, owner: { sub: string; logIndex: number } | null = null): void {
+function storeGrant(tx: Tx, g: GrantArgs, ts: number, owner: { sub: string; logIndex: number } | null, refuse: Refuse<'ALREADY_EXISTS'>): void {
   if (g.family === null) return;
   const f = g.family;
-  if (tx.get(FAMILIES_KEYSPACE, f.id) !== undefined) throw new DomainError('ALREADY_EXISTS', `family ${f.id} already exists`);
+  if (tx.get(FAMILIES_KEYSPACE, f.id) !== undefined) refuse('ALREADY_EXISTS', `family ${f.id} already exists`);
   const by = owner === null ? {} : { sub: owner.sub, iat: ts, logIndex: owner.logIndex };
   putExpiring(tx, FAMILIES_KEYSPACE, f.id, { clientId: f.clientId, exp: f.exp, revoked: null, atJtis: withJti([], g.at, ts), ...by } satisfies FamilyRecord, f.exp, null);
   if (g.rt !== null) {
-    if (tx.get(REFRESH_TOKENS_KEYSPACE, g.rt.hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'refresh token hash already exists');
+    if (tx.get(REFRESH_TOKENS_KEYSPACE, g.rt.hash) !== undefined) refuse('ALREADY_EXISTS', 'refresh token hash already exists');
     // A refresh token never outlives its family (the absolute lifetime).
     const exp = Math.min(g.rt.exp, f.exp);
     const rec: RefreshRecord = { family: f.id, exp, sealed: g.rt.sealed, state: 'active', rotatedAt: null, successor: null, grace: null, prev: null };
@@ -291,19 +319,16 @@ function storeGrant(tx: Tx, g: ReturnType<typeof grantArgs>, ts: number, owner: 
 // ---------------------------------------------------------------------------------------------
 // Operations
 
-function codeCreate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const hash = tokenId(a.hash, 'hash');
-  const exp = time(a.exp, 'exp');
-  const blob = sealed(a.sealed, 'sealed');
-  if (ctx.tx.get(CODES_KEYSPACE, hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'code hash already exists');
+function codeCreate(ctx: ApplyContext, a: Infer<typeof CODE_ARGS>, refuse: Refuse<'ALREADY_EXISTS'>): Record<string, never> {
+  const { hash, exp, sealed: blob } = a;
+  if (ctx.tx.get(CODES_KEYSPACE, hash) !== undefined) refuse('ALREADY_EXISTS', 'code hash already exists');
   putExpiring(ctx.tx, CODES_KEYSPACE, hash, { exp, sealed: blob, used: null } satisfies CodeRecord, exp, null);
   return {};
 }
 
-function codeRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const hash = tokenId(a.hash, 'hash');
-  const g = grantArgs(a);
-  const meta = auditMeta(a.meta);
+function codeRedeem(ctx: ApplyContext, a: Infer<typeof REDEEM_ARGS>, refuse: Refuse<'ALREADY_EXISTS'>): { ok: true } | { ok: false; reason: 'unknown' | 'reused' | 'expired' | 'user_inactive' } {
+  const { hash, meta } = a;
+  const g = checkGrant(a);
   const { tx, ts } = ctx;
   const code = get<CodeRecord>(tx, CODES_KEYSPACE, hash);
   if (!code) return { ok: false, reason: 'unknown' };
@@ -319,7 +344,7 @@ function codeRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   if (code.exp <= ts) return { ok: false, reason: 'expired' };
   // RFC 6749 §10.4 / RFC 9700 §4.14: no new grant for a user disabled or deleted since the code was issued.
   if (meta.sub !== null && !userActive(tx, meta.sub)) return { ok: false, reason: 'user_inactive' };
-  storeGrant(tx, g, ts, meta.sub === null ? null : { sub: meta.sub, logIndex: ctx.index });
+  storeGrant(tx, g, ts, meta.sub === null ? null : { sub: meta.sub, logIndex: ctx.index }, refuse);
   const used: CodeRecord['used'] = { at: ts, family: g.family?.id ?? null, atJtis: [[g.at.jti, g.at.exp]] };
   const retainUntil = Math.max(code.exp, ts + USED_CODE_RETENTION_MS);
   putExpiring(tx, CODES_KEYSPACE, hash, { ...code, used, retainUntil } satisfies CodeRecord, retainUntil, code.exp);
@@ -327,13 +352,13 @@ function codeRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   return { ok: true };
 }
 
-function rtRotate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const hash = tokenId(a.hash, 'hash');
-  const next = preparedRt(a.next, 'next');
-  const response = sealed(a.response, 'response');
-  const at = issuedAt(a.at, 'at');
-  const graceMs = int(a.graceMs, 'graceMs', 0, MAX_GRACE_MS);
-  const meta = auditMeta(a.meta);
+const ROTATE_ARGS = object({ hash: HASH, next: PREPARED_RT, response: SEALED, at: ISSUED_AT, graceMs: check((v, n) => int(v, n, 0, MAX_GRACE_MS)), meta: META });
+
+/** rt.rotate's answer: rotated, the grace window's repeated response, or why not (a reuse revokes the family, written and reported). */
+type RotateAnswer = { ok: true; outcome: 'rotated' } | { ok: true; outcome: 'grace'; response: Uint8Array } | { ok: false; reason: 'unknown' | 'revoked' | 'expired' | 'reused' };
+
+function rtRotate(ctx: ApplyContext, a: Infer<typeof ROTATE_ARGS>, refuse: Refuse<'ALREADY_EXISTS'>): RotateAnswer {
+  const { hash, next, response, at, graceMs, meta } = a;
   if (next.hash === hash) throw invalid('next.hash must differ from hash');
   const { tx, ts } = ctx;
   const rt = get<RefreshRecord>(tx, REFRESH_TOKENS_KEYSPACE, hash);
@@ -364,7 +389,7 @@ function rtRotate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
     appendAudit(tx, ts, auditEvent('token.reuse_detected', meta, { clientId: fam.clientId, details: { family: rt.family } }));
     return { ok: false, reason: 'reused' };
   }
-  if (tx.get(REFRESH_TOKENS_KEYSPACE, next.hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'next refresh token hash already exists');
+  if (tx.get(REFRESH_TOKENS_KEYSPACE, next.hash) !== undefined) refuse('ALREADY_EXISTS', 'next refresh token hash already exists');
   tx.put(REFRESH_TOKENS_KEYSPACE, hash, packValue({ ...rt, state: 'rotated', rotatedAt: ts, successor: next.hash, grace: response } satisfies RefreshRecord));
   if (rt.prev !== null) {
     const prev = get<RefreshRecord>(tx, REFRESH_TOKENS_KEYSPACE, rt.prev);
@@ -379,10 +404,8 @@ function rtRotate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   return { ok: true, outcome: 'rotated' };
 }
 
-function rtRevoke(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const hash = tokenId(a.hash, 'hash');
-  const client = clientId(a.clientId, 'clientId');
-  const meta = auditMeta(a.meta);
+function rtRevoke(ctx: ApplyContext, a: { hash: string; clientId: string; meta: AuditMeta }): { revoked: boolean } {
+  const { hash, clientId: client, meta } = a;
   const rt = get<RefreshRecord>(ctx.tx, REFRESH_TOKENS_KEYSPACE, hash);
   if (!rt) return { revoked: false };
   const fam = get<FamilyRecord>(ctx.tx, FAMILIES_KEYSPACE, rt.family);
@@ -395,38 +418,29 @@ function rtRevoke(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   return { revoked: true };
 }
 
-function atRevoke(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const jti = tokenId(a.jti, 'jti');
-  const exp = time(a.exp, 'exp');
-  const meta = auditMeta(a.meta);
+function atRevoke(ctx: ApplyContext, a: { jti: string; exp: number; meta: AuditMeta }): Record<string, never> {
+  const { jti, exp, meta } = a;
   revokeJtis(ctx.tx, [[jti, exp]], ctx.ts);
   // An access token already expired needs no revocation: nothing is written, nothing audited.
   if (exp > ctx.ts) appendAudit(ctx.tx, ctx.ts, auditEvent('token.revoked', meta, { details: { token: 'access_token', jti } }));
   return {};
 }
 
-function deviceCreate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const hash = tokenId(a.hash, 'hash');
-  const userCodeHash = tokenId(a.userCodeHash, 'userCodeHash');
-  const exp = time(a.exp, 'exp');
-  const intervalMs = int(a.intervalMs, 'intervalMs', 0, MAX_DEVICE_INTERVAL_MS);
-  const blob = sealed(a.sealed, 'sealed');
+function deviceCreate(ctx: ApplyContext, a: { hash: string; userCodeHash: string; exp: number; intervalMs: number; sealed: Uint8Array }, refuse: Refuse<'ALREADY_EXISTS'>): Record<string, never> {
+  const { hash, userCodeHash, exp, intervalMs, sealed: blob } = a;
   const { tx } = ctx;
-  if (tx.get(DEVICE_CODES_KEYSPACE, hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'device code hash already exists');
-  if (tx.get(USER_CODES_KEYSPACE, userCodeHash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'user code hash already exists');
+  if (tx.get(DEVICE_CODES_KEYSPACE, hash) !== undefined) refuse('ALREADY_EXISTS', 'device code hash already exists');
+  if (tx.get(USER_CODES_KEYSPACE, userCodeHash) !== undefined) refuse('ALREADY_EXISTS', 'user code hash already exists');
   const rec: DeviceRecord = { exp, interval: intervalMs, lastPoll: null, userCode: userCodeHash, status: 'pending', sealed: blob, approval: null };
   putExpiring(tx, DEVICE_CODES_KEYSPACE, hash, rec, exp, null);
   putExpiring(tx, USER_CODES_KEYSPACE, userCodeHash, hash, exp, null);
   return {};
 }
 
-function deviceDecide(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const userCodeHash = tokenId(a.userCodeHash, 'userCodeHash');
-  const approve = bool(a.approve, 'approve');
-  const approval = a.approval === null ? null : sealed(a.approval, 'approval');
+function deviceDecide(ctx: ApplyContext, a: { userCodeHash: string; approve: boolean; approval: Uint8Array | null; meta: AuditMeta }): { ok: true } | { ok: false; reason: 'unknown' | 'expired' | 'decided' } {
+  const { userCodeHash, approve, approval, meta } = a;
   if (approve && approval === null) throw invalid('approval is required to approve');
   if (!approve && approval !== null) throw invalid('approval must be null to deny');
-  const meta = auditMeta(a.meta);
   const { tx, ts } = ctx;
   const hash = get<string>(tx, USER_CODES_KEYSPACE, userCodeHash);
   const dev = hash === null ? null : get<DeviceRecord>(tx, DEVICE_CODES_KEYSPACE, hash);
@@ -438,8 +452,8 @@ function deviceDecide(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   return { ok: true };
 }
 
-function devicePoll(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const hash = tokenId(a.hash, 'hash');
+function devicePoll(ctx: ApplyContext, a: { hash: string }): { status: 'expired_token' | 'access_denied' | 'approved' | 'consumed' | 'slow_down' | 'authorization_pending' } {
+  const { hash } = a;
   const { tx, ts } = ctx;
   const dev = get<DeviceRecord>(tx, DEVICE_CODES_KEYSPACE, hash);
   // The worker polls only a device code it has just read; one gone since was swept, i.e. expired.
@@ -465,10 +479,9 @@ function devicePoll(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   return { status: 'authorization_pending' };
 }
 
-function deviceRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const hash = tokenId(a.hash, 'hash');
-  const g = grantArgs(a);
-  const meta = auditMeta(a.meta);
+function deviceRedeem(ctx: ApplyContext, a: Infer<typeof REDEEM_ARGS>, refuse: Refuse<'ALREADY_EXISTS'>): { ok: true } | { ok: false; reason: 'unknown' | 'consumed' | 'expired' | 'not_approved' | 'user_inactive' } {
+  const { hash, meta } = a;
+  const g = checkGrant(a);
   const { tx, ts } = ctx;
   const dev = get<DeviceRecord>(tx, DEVICE_CODES_KEYSPACE, hash);
   if (!dev) return { ok: false, reason: 'unknown' };
@@ -477,7 +490,7 @@ function deviceRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   if (dev.status !== 'approved') return { ok: false, reason: 'not_approved' };
   // As for a code: the user may have been disabled or deleted since approving.
   if (meta.sub !== null && !userActive(tx, meta.sub)) return { ok: false, reason: 'user_inactive' };
-  storeGrant(tx, g, ts, meta.sub === null ? null : { sub: meta.sub, logIndex: ctx.index });
+  storeGrant(tx, g, ts, meta.sub === null ? null : { sub: meta.sub, logIndex: ctx.index }, refuse);
   tx.put(DEVICE_CODES_KEYSPACE, hash, packValue({ ...dev, status: 'consumed' } satisfies DeviceRecord));
   appendAudit(tx, ts, auditEvent('token.issued', meta, { clientId: g.family?.clientId ?? meta.clientId, details: { grant: 'device_code', family: g.family?.id ?? null, jti: g.at.jti, refreshToken: g.rt !== null } }));
   return { ok: true };
@@ -489,25 +502,20 @@ function deviceRedeem(ctx: ApplyContext, a: Record<string, unknown>): unknown {
  * same command (interaction.ts issueCode after a second factor: one fsynced round fewer); the
  * whole command is refused, changing nothing, if either record's hash exists.
  */
-function sessionCreate(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const hash = tokenId(a.hash, 'hash');
-  const exp = time(a.exp, 'exp');
-  const blob = sealed(a.sealed, 'sealed');
-  const meta = auditMeta(a.meta);
-  if (ctx.tx.get(LOGIN_SESSIONS_KEYSPACE, hash) !== undefined) throw new DomainError('ALREADY_EXISTS', 'session hash already exists');
-  if (a.code !== undefined) codeCreate(ctx, obj(a.code, 'code'));
+function sessionCreate(ctx: ApplyContext, a: Infer<typeof SESSION_ARGS>, refuse: Refuse<'ALREADY_EXISTS'>): Record<string, never> {
+  const { hash, exp, sealed: blob, meta } = a;
+  if (ctx.tx.get(LOGIN_SESSIONS_KEYSPACE, hash) !== undefined) refuse('ALREADY_EXISTS', 'session hash already exists');
+  if (a.code !== undefined) codeCreate(ctx, a.code, refuse);
   putExpiring(ctx.tx, LOGIN_SESSIONS_KEYSPACE, hash, { exp, sealed: blob, ...(meta.sub !== null ? { sub: meta.sub } : {}) } satisfies LoginSessionRecord, exp, null);
   appendAudit(ctx.tx, ctx.ts, auditEvent('login.succeeded', meta, { details: { sessionExp: exp } }));
   if (meta.sub !== null) indexUserSession(ctx, meta.sub, hash, exp, meta);
   return {};
 }
 
-function sessionDelete(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const hash = tokenId(a.hash, 'hash');
-  const meta = auditMeta(a.meta);
+function sessionDelete(ctx: ApplyContext, a: { hash: string; meta: AuditMeta; reason?: 'logout' | 'replaced' | undefined }): { existed: boolean } {
+  const { hash, meta } = a;
   // 'replaced': a new login in the same browser ends the previous session (createSession).
-  const reason = a.reason === undefined ? 'logout' : a.reason;
-  if (reason !== 'logout' && reason !== 'replaced') throw invalid('reason must be logout or replaced');
+  const reason = a.reason ?? 'logout';
   const s = get<LoginSessionRecord>(ctx.tx, LOGIN_SESSIONS_KEYSPACE, hash);
   if (s) {
     delExpiring(ctx.tx, LOGIN_SESSIONS_KEYSPACE, hash, s.exp);
@@ -525,13 +533,10 @@ function sessionDelete(ctx: ApplyContext, a: Record<string, unknown>): unknown {
  * already gone (expired and swept, signed out in another tab) is not an error: the new one still
  * starts, as with the two separate commands.
  */
-function sessionReplace(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const prev = obj(a.previous, 'previous');
-  const oldHash = tokenId(prev.hash, 'previous.hash');
-  const oldMeta = auditMeta(prev.meta);
-  const hash = tokenId(a.hash, 'hash');
-  if (hash === oldHash) throw invalid('hash must differ from previous.hash');
-  sessionCreate(ctx, a);
+function sessionReplace(ctx: ApplyContext, a: Infer<typeof SESSION_REPLACE_ARGS>, refuse: Refuse<'ALREADY_EXISTS'>): { existed: boolean } {
+  const { hash: oldHash, meta: oldMeta } = a.previous;
+  if (a.hash === oldHash) throw invalid('hash must differ from previous.hash');
+  sessionCreate(ctx, a, refuse);
   const s = get<LoginSessionRecord>(ctx.tx, LOGIN_SESSIONS_KEYSPACE, oldHash);
   if (s) {
     delExpiring(ctx.tx, LOGIN_SESSIONS_KEYSPACE, oldHash, s.exp);
@@ -545,10 +550,10 @@ function sessionReplace(ctx: ApplyContext, a: Record<string, unknown>): unknown 
  * session.create or session.replace inside another domain's command (mfa totp.signIn: a verified
  * code and the session it upgrades in one write). The same apply, the same checks.
  */
-export function applyLoginSessionOp(ctx: ApplyContext, op: unknown, args: Record<string, unknown>): unknown {
-  if (op === 'session.create') return sessionCreate(ctx, args);
-  if (op === 'session.replace') return sessionReplace(ctx, args);
-  throw invalid('session.op must be session.create or session.replace');
+export function applyLoginSessionOp(ctx: ApplyContext, op: 'session.create' | 'session.replace', args: unknown, refuse: Refuse<'ALREADY_EXISTS'>): unknown {
+  // Checked as the tokens op would check them (its schema, its field names).
+  if (op === 'session.create') return sessionCreate(ctx, SESSION_ARGS.parse(args, ''), refuse);
+  return sessionReplace(ctx, SESSION_REPLACE_ARGS.parse(args, ''), refuse);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -637,13 +642,14 @@ export function endUserGrants(ctx: ApplyContext, sub: string): void {
   putExpiring(ctx.tx, USER_GRANTS_KEYSPACE, sub, { throughIndex: ctx.index, at: ctx.ts, exp } satisfies GrantsEndedRecord, exp, old?.exp ?? null);
 }
 
-function assertionUse(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const client = clientId(a.clientId, 'clientId');
-  // The jti is the client's opaque value (RFC 7519 §4.1.7): any string, only bounded (the worker
-  // checks the same bound, so a client's odd but signed jti is a replay check, never a refusal).
-  const jti = a.jti;
-  if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_ID_CHARS) throw invalid(`jti must be a string of 1..${MAX_ID_CHARS} characters`);
-  const exp = time(a.exp, 'exp');
+/** The jti is the client's opaque value (RFC 7519 §4.1.7): any string, only bounded (the worker checks the same bound, so a client's odd but signed jti is a replay check, never a refusal). */
+const ASSERTION_JTI = check((jti, name): string => {
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_ID_CHARS) throw invalid(`${name} must be a string of 1..${MAX_ID_CHARS} characters`);
+  return jti;
+});
+
+function assertionUse(ctx: ApplyContext, a: { clientId: string; jti: string; exp: number }): { fresh: boolean } {
+  const { clientId: client, jti, exp } = a;
   const { tx, ts } = ctx;
   const key = `${client} ${jti}`;
   const seen = get<number>(tx, ASSERTION_JTIS_KEYSPACE, key);
@@ -655,10 +661,15 @@ function assertionUse(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   return { fresh: true };
 }
 
-function sweep(ctx: ApplyContext, a: Record<string, unknown>): unknown {
-  const keys = a.keys;
-  if (!Array.isArray(keys)) throw invalid('keys must be an array');
-  if (keys.length > MAX_SWEEP_KEYS) throw invalid(`keys has more than ${MAX_SWEEP_KEYS} entries`);
+/** Index keys to sweep; each is re-checked (a malformed one is skipped, not refused: the leader's clock and ours may differ). */
+const SWEEP_KEYS = check((keys, name): readonly unknown[] => {
+  if (!Array.isArray(keys)) throw invalid(`${name} must be an array`);
+  if (keys.length > MAX_SWEEP_KEYS) throw invalid(`${name} has more than ${MAX_SWEEP_KEYS} entries`);
+  return keys;
+});
+
+function sweep(ctx: ApplyContext, a: { keys: readonly unknown[] }): { deleted: number } {
+  const { keys } = a;
   const { tx, ts } = ctx;
   let deleted = 0;
   for (const k of keys) {
@@ -682,21 +693,65 @@ function sweep(ctx: ApplyContext, a: Record<string, unknown>): unknown {
   return { deleted };
 }
 
-const OPS: Readonly<Record<string, (ctx: ApplyContext, a: Record<string, unknown>) => unknown>> = {
-  'code.create': codeCreate,
-  'code.redeem': codeRedeem,
-  'rt.rotate': rtRotate,
-  'rt.revoke': rtRevoke,
-  'at.revoke': atRevoke,
-  'device.create': deviceCreate,
-  'device.decide': deviceDecide,
-  'device.poll': devicePoll,
-  'device.redeem': deviceRedeem,
-  'session.create': sessionCreate,
-  'session.delete': sessionDelete,
-  'session.replace': sessionReplace,
-  'assertion.use': assertionUse,
-  sweep,
+/** The tokens domain's operations (the contract: src/state/contract.ts). Field order is check order. */
+export const TOKENS_WRITES = {
+  /** Store a new code. Returns {}. ALREADY_EXISTS on a hash collision. */
+  'code.create': write({ args: CODE_ARGS, refuses: ['ALREADY_EXISTS'], apply: codeCreate }),
+  /**
+   * Redeem a code once. The worker has already checked client, redirect URI and PKCE against
+   * the unsealed record. Outcomes:
+   *  - { ok: true }: marked used; the family (if any) and its first refresh token are stored,
+   *    `at` is remembered in the family.
+   *  - { ok: false, reason: 'unknown' | 'expired' }: nothing changed.
+   *  - { ok: false, reason: 'reused' }: the code was already redeemed; the family made by the
+   *    first redemption is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14) — this is written.
+   */
+  'code.redeem': write({ args: REDEEM_ARGS, refuses: ['ALREADY_EXISTS'], apply: codeRedeem }),
+  /**
+   * Rotate a refresh token. Outcomes:
+   *  - { ok: true, outcome: 'rotated' }: old marked rotated (successor, rotatedAt = ts, grace =
+   *    `response` sealed by the worker), next stored active in the same family, `at` remembered.
+   *  - { ok: true, outcome: 'grace', response }: the old token was rotated less than graceMs ago
+   *    (ts - rotatedAt <= graceMs) and its successor has not been used: the stored sealed response
+   *    is returned, nothing is written.
+   *  - { ok: false, reason: 'reused' }: rotated outside the grace window (or its successor already
+   *    used): the whole family is revoked (written).
+   *  - { ok: false, reason: 'unknown' | 'expired' | 'revoked' }: nothing changed.
+   */
+  'rt.rotate': write({ args: ROTATE_ARGS, refuses: ['ALREADY_EXISTS'], apply: rtRotate }),
+  /** RFC 7009: revoke the refresh token's family. Returns { revoked: boolean } (false if unknown). */
+  'rt.revoke': write({ args: object({ hash: HASH, clientId: CLIENT_ID, meta: META }), apply: rtRevoke }),
+  /** RFC 7009 for a JWT access token: remember jti until exp. Returns {}. */
+  'at.revoke': write({ args: object({ jti: HASH, exp: TIME, meta: META }), apply: atRevoke }),
+  /** Returns {}; ALREADY_EXISTS if either hash is taken. */
+  'device.create': write({
+    args: object({ hash: HASH, userCodeHash: HASH, exp: TIME, intervalMs: check((v, n) => int(v, n, 0, MAX_DEVICE_INTERVAL_MS)), sealed: SEALED }),
+    refuses: ['ALREADY_EXISTS'],
+    apply: deviceCreate,
+  }),
+  /** The user approved or denied on the verification page. Returns { ok: true } or { ok: false, reason: 'unknown' | 'expired' | 'decided' }. */
+  'device.decide': write({ args: object({ userCodeHash: HASH, approve: check(bool), approval: nullable(SEALED), meta: META }), apply: deviceDecide }),
+  /**
+   * A poll while pending: { status: 'authorization_pending' } (lastPoll = ts), or 'slow_down'
+   * (polled sooner than intervalMs after the last poll; the interval grows by 5 s, RFC 8628 §3.5,
+   * and lastPoll = ts), 'expired_token', 'access_denied', 'approved' (the worker then redeems),
+   * 'consumed'.
+   */
+  'device.poll': write({ args: object({ hash: HASH }), apply: devicePoll }),
+  /** Single use, like code.redeem: { ok: true } | { ok: false, reason: 'unknown' | 'expired' | 'not_approved' | 'consumed' }. */
+  'device.redeem': write({ args: REDEEM_ARGS, refuses: ['ALREADY_EXISTS'], apply: deviceRedeem }),
+  'session.create': write({ args: SESSION_ARGS, refuses: ['ALREADY_EXISTS'], apply: sessionCreate }),
+  'session.delete': write({ args: object({ hash: HASH, meta: META, reason: optional(oneOf(['logout', 'replaced'])) }), apply: sessionDelete }),
+  /**
+   * session.create of { hash, exp, sealed, meta } and session.delete of previous.hash (reason
+   * 'replaced', audited with previous.meta) in one command: the session upgrade after a second
+   * factor. Returns { existed } (whether the previous record was still there).
+   */
+  'session.replace': write({ args: SESSION_REPLACE_ARGS, refuses: ['ALREADY_EXISTS'], apply: sessionReplace }),
+  /** Returns { fresh: boolean }: false if (clientId, jti) was seen and has not expired. */
+  'assertion.use': write({ args: object({ clientId: CLIENT_ID, jti: ASSERTION_JTI, exp: TIME }), apply: assertionUse }),
+  /** Delete the listed expiry-index entries and their records if expired at ts (re-checked). Returns { deleted }. At most 1000 keys. */
+  sweep: write({ args: object({ keys: SWEEP_KEYS }), apply: sweep }),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -725,29 +780,35 @@ function refreshView(r: StateReader, hash: string): RefreshRecordView | null {
   return { ...base, familyRevoked: fam.revoked !== null || ended, familyExp: fam.exp, clientId: fam.clientId };
 }
 
-const READS: Readonly<Record<string, (r: StateReader, a: Record<string, unknown>) => unknown>> = {
-  'code.get': (r, a): CodeRecordView | null => {
-    const c = get<CodeRecord>(r, CODES_KEYSPACE, tokenId(a.hash, 'hash'));
-    return c === null ? null : { exp: c.exp, sealed: c.sealed, used: c.used === null ? null : { at: c.used.at, family: c.used.family } };
-  },
-  'rt.get': (r, a) => refreshView(r, tokenId(a.hash, 'hash')),
-  'device.get': (r, a) => deviceView(r, tokenId(a.hash, 'hash')),
-  'device.byUserCode': (r, a) => {
-    const hash = get<string>(r, USER_CODES_KEYSPACE, tokenId(a.userCodeHash, 'userCodeHash'));
-    return hash === null ? null : deviceView(r, hash);
-  },
-  'session.get': (r, a) => {
-    const s = get<LoginSessionRecord>(r, LOGIN_SESSIONS_KEYSPACE, tokenId(a.hash, 'hash'));
-    return s === null ? null : { exp: s.exp, sealed: s.sealed };
-  },
-  'at.revoked': (r, a) => ({ revoked: r.get(REVOKED_JTIS_KEYSPACE, tokenId(a.jti, 'jti')) !== undefined }),
-  'family.get': (r, a) => {
-    const f = get<FamilyRecord>(r, FAMILIES_KEYSPACE, tokenId(a.id, 'id'));
-    return f === null ? null : { revoked: f.revoked !== null, exp: f.exp };
-  },
+export const TOKENS_READS = {
+  'code.get': read({
+    args: object({ hash: HASH }),
+    read: (r, a): CodeRecordView | null => {
+      const c = get<CodeRecord>(r, CODES_KEYSPACE, a.hash);
+      return c === null ? null : { exp: c.exp, sealed: c.sealed, used: c.used === null ? null : { at: c.used.at, family: c.used.family } };
+    },
+  }),
+  'rt.get': read({ args: object({ hash: HASH }), read: (r, a): RefreshRecordView | null => refreshView(r, a.hash) }),
+  'device.get': read({ args: object({ hash: HASH }), read: (r, a): DeviceView | null => deviceView(r, a.hash) }),
+  'device.byUserCode': read({ args: object({ userCodeHash: HASH }), read: (r, a): DeviceView | null => deviceByUserCode(r, a.userCodeHash) }),
+  'session.get': read({
+    args: object({ hash: HASH }),
+    read: (r, a): { exp: number; sealed: Uint8Array } | null => {
+      const s = get<LoginSessionRecord>(r, LOGIN_SESSIONS_KEYSPACE, a.hash);
+      return s === null ? null : { exp: s.exp, sealed: s.sealed };
+    },
+  }),
+  'at.revoked': read({ args: object({ jti: HASH }), read: (r, a): { revoked: boolean } => ({ revoked: r.get(REVOKED_JTIS_KEYSPACE, a.jti) !== undefined }) }),
+  'family.get': read({
+    args: object({ id: HASH }),
+    read: (r, a): { revoked: boolean; exp: number } | null => {
+      const f = get<FamilyRecord>(r, FAMILIES_KEYSPACE, a.id);
+      return f === null ? null : { revoked: f.revoked !== null, exp: f.exp };
+    },
+  }),
 };
 
-export const tokensDomain: Domain = {
+export const tokensDomain: Domain = tableDomain({
   name: 'tokens',
   keyspaces: [
     CODES_KEYSPACE,
@@ -762,14 +823,9 @@ export const tokensDomain: Domain = {
     USER_SESSIONS_KEYSPACE,
     USER_GRANTS_KEYSPACE,
   ],
-  apply(ctx: ApplyContext, op: string, args: unknown): unknown {
-    const f = Object.hasOwn(OPS, op) ? OPS[op] : undefined;
-    if (!f) throw new DomainError('UNKNOWN_OPERATION', `tokens has no operation ${op}`);
-    return f(ctx, obj(args, 'args'));
-  },
-  read(reader: StateReader, op: string, args: unknown): unknown {
-    const f = Object.hasOwn(READS, op) ? READS[op] : undefined;
-    if (!f) throw new DomainError('UNKNOWN_OPERATION', `tokens has no read ${op}`);
-    return f(reader, obj(args, 'args'));
-  },
-};
+  writes: TOKENS_WRITES,
+  reads: TOKENS_READS,
+});
+
+/** Typed client stubs: `tokens['rt.rotate'](client, args)`, `tokens.read['rt.get'](client, { hash }, 'local')`, `tokens.leader.sweep(node, { keys }, timeoutMs)`. */
+export const tokens = { ...writeStubs('tokens', TOKENS_WRITES), read: readStubs('tokens', TOKENS_READS), leader: housekeepingStubs('tokens', TOKENS_WRITES) };

@@ -1,5 +1,7 @@
-// Argument and record validation for the OAuth apply modules (and the admin API, which checks a
-// client or user record with the same rules before proposing it).
+// The checking functions the domains' argument schemas are built from (src/state/contract.ts:
+// `check(tokenId)`, `check((v, n) => str(v, n, 1, MAX_ID_CHARS))`, `check(validateClientRecord)`),
+// and the record checks the admin API runs with the same rules before proposing a record. Apply
+// no longer calls them by hand: each op's schema in its domain's table does, before apply.
 //
 // Apply refuses malformed input with DomainError('INVALID_ARGUMENT', …) naming the field, so every
 // node refuses the same commands and a refusal changes nothing. Every limit is a constant here:

@@ -2,16 +2,15 @@
 // what only it can see (the sealed payload: client, redirect URI, PKCE); apply decides single use
 // (tokens op code.redeem), so two nodes redeeming one code at once cannot both succeed.
 import { tokenHash } from '../../crypto/tokens.ts';
-import type { CodeRecordView } from '../../state/oauth-ops.ts';
-import { nodeRead, nodeWrite, requestMeta } from '../context.ts';
+import { tokens } from '../../state/tokens.ts';
+import { must } from '../../state/contract.ts';
+import { requestMeta } from '../context.ts';
 import { InvalidGrant, InvalidRequest } from '../errors.ts';
 import { required } from '../form.ts';
 import { prepareUserGrant } from '../issue.ts';
 import { verifyPkce } from '../pkce.ts';
 import type { CodePayload } from '../records.ts';
 import type { GrantHandler } from './grant.ts';
-
-type RedeemResult = { ok: true } | { ok: false; reason: 'unknown' | 'expired' | 'reused' };
 
 export const authorizationCodeGrant: GrantHandler = {
   grantType: 'authorization_code',
@@ -21,7 +20,7 @@ export const authorizationCodeGrant: GrantHandler = {
     const verifier = params.code_verifier;
     const hash = tokenHash(code);
     // Linearizable: the code may have been created on another node a moment ago.
-    const rec = await nodeRead<CodeRecordView | null>(ctx, 'tokens', 'code.get', { hash });
+    const rec = must(await tokens.read['code.get'](ctx, { hash }), 'tokens.code.get');
     if (!rec) throw new InvalidGrant('the authorization code is invalid');
     const p = ctx.crypto.sealer().openValue<CodePayload>(rec.sealed, `code:${hash}`);
     // §4.1.3: "ensure that the authorization code was issued to the authenticated confidential client, or if the client is public, ensure that the code was issued to client_id in the request".
@@ -45,7 +44,7 @@ export const authorizationCodeGrant: GrantHandler = {
     if (rec.exp <= ctx.now() && rec.used === null) throw new InvalidGrant('the authorization code has expired');
     const g = prepareUserGrant(ctx, client, { auth: p.auth, scope: p.scope, audience: p.audience, nonce: p.nonce });
     const meta = { ...requestMeta(req), sub: p.auth.sub, clientId: client.client_id };
-    const r = await nodeWrite<RedeemResult>(ctx, 'tokens', 'code.redeem', { hash, family: g.family, rt: g.rt, at: g.at, meta });
+    const r = must(await tokens['code.redeem'](ctx, { hash, family: g.family, rt: g.rt, at: g.at, meta }), 'tokens.code.redeem');
     if (r.ok) return g.body;
     switch (r.reason) {
       case 'reused':

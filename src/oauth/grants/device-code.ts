@@ -2,7 +2,11 @@
 // single use are decided in apply (tokens ops device.poll and device.redeem), so a device polling
 // two nodes at once is rate-limited the same and cannot be answered twice.
 import { tokenHash } from '../../crypto/tokens.ts';
-import { nodeRead, nodeWrite, requestMeta } from '../context.ts';
+import { requestMeta } from '../context.ts';
+import { tokens } from '../../state/tokens.ts';
+import type { TOKENS_WRITES } from '../../state/tokens.ts';
+import { must } from '../../state/contract.ts';
+import type { ResultOf } from '../../state/contract.ts';
 import { AccessDenied, AuthorizationPending, ExpiredToken, InvalidGrant, SlowDown } from '../errors.ts';
 import { required } from '../form.ts';
 import { prepareUserGrant } from '../issue.ts';
@@ -10,16 +14,9 @@ import type { DeviceApproval, DevicePayload } from '../records.ts';
 import type { GrantHandler } from './grant.ts';
 
 /** The tokens domain's `device.get` answer. */
-export interface DeviceView {
-  readonly hash: string;
-  readonly status: 'pending' | 'approved' | 'denied' | 'consumed';
-  readonly exp: number;
-  readonly sealed: Uint8Array;
-  readonly approval: Uint8Array | null;
-}
+export type { DeviceView } from '../../state/tokens.ts';
 
-type PollStatus = 'authorization_pending' | 'slow_down' | 'expired_token' | 'access_denied' | 'approved' | 'consumed';
-type RedeemResult = { ok: true } | { ok: false; reason: 'unknown' | 'expired' | 'not_approved' | 'consumed' };
+type PollStatus = ResultOf<(typeof TOKENS_WRITES)['device.poll']>['status'];
 
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -27,16 +24,16 @@ export const deviceCodeGrant: GrantHandler = {
   grantType: DEVICE_CODE_GRANT,
   async handler(ctx, req, client, params) {
     const hash = tokenHash(required(params, 'device_code'));
-    let view = await nodeRead<DeviceView | null>(ctx, 'tokens', 'device.get', { hash });
+    let view = must(await tokens.read['device.get'](ctx, { hash }), 'tokens.device.get');
     if (!view) throw new InvalidGrant('the device_code is invalid');
     const p = ctx.crypto.sealer().openValue<DevicePayload>(view.sealed, `device:${hash}`);
     // §3.4: the device code was issued to this client (the same check as a code's client binding, RFC 6749 §4.1.3).
     if (p.clientId !== client.client_id) throw new InvalidGrant('the device_code was issued to another client');
     if (view.status === 'pending') {
-      const { status } = await nodeWrite<{ status: PollStatus }>(ctx, 'tokens', 'device.poll', { hash });
+      const { status } = must(await tokens['device.poll'](ctx, { hash }), 'tokens.device.poll');
       if (status !== 'approved') throw pollError(status);
       // The user approved between our read and the poll: read the approval and continue.
-      view = await nodeRead<DeviceView | null>(ctx, 'tokens', 'device.get', { hash });
+      view = must(await tokens.read['device.get'](ctx, { hash }), 'tokens.device.get');
       if (!view) throw new InvalidGrant('the device_code is invalid');
     }
     if (view.status === 'denied') throw new AccessDenied('the user denied the authorization request');
@@ -46,7 +43,7 @@ export const deviceCodeGrant: GrantHandler = {
     const approval = ctx.crypto.sealer().openValue<DeviceApproval>(view.approval, `approval:${hash}`);
     const g = prepareUserGrant(ctx, client, { auth: approval.auth, scope: approval.scope, audience: p.audience, nonce: null });
     const meta = { ...requestMeta(req), sub: approval.auth.sub, clientId: client.client_id };
-    const r = await nodeWrite<RedeemResult>(ctx, 'tokens', 'device.redeem', { hash, family: g.family, rt: g.rt, at: g.at, meta });
+    const r = must(await tokens['device.redeem'](ctx, { hash, family: g.family, rt: g.rt, at: g.at, meta }), 'tokens.device.redeem');
     if (r.ok) return g.body;
     switch (r.reason) {
       case 'expired':

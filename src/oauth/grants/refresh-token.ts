@@ -4,18 +4,14 @@
 // decides rotated / grace / reused (tokens op rt.rotate); the worker prepares the full response
 // first so apply can keep it (sealed) for the grace window.
 import { tokenHash } from '../../crypto/tokens.ts';
-import type { RefreshRecordView } from '../../state/oauth-ops.ts';
-import { nodeRead, nodeWrite, requestMeta } from '../context.ts';
+import { tokens } from '../../state/tokens.ts';
+import { must } from '../../state/contract.ts';
+import { requestMeta } from '../context.ts';
 import { InvalidGrant, InvalidScope } from '../errors.ts';
 import { required, scopeList } from '../form.ts';
 import { issueAccessToken, issueIdToken, prepareRefreshToken, tokenResponse } from '../issue.ts';
 import type { GraceResponse, RefreshPayload } from '../records.ts';
 import type { GrantHandler } from './grant.ts';
-
-type RotateResult =
-  | { ok: true; outcome: 'rotated' }
-  | { ok: true; outcome: 'grace'; response: Uint8Array }
-  | { ok: false; reason: 'reused' | 'unknown' | 'expired' | 'revoked' };
 
 export const refreshTokenGrant: GrantHandler = {
   grantType: 'refresh_token',
@@ -26,8 +22,7 @@ export const refreshTokenGrant: GrantHandler = {
     // issued on another node a moment ago may not be here yet, hence the linearizable fallback.
     // Whether it is still usable is decided by rt.rotate, not by this read.
     const view =
-      (await nodeRead<RefreshRecordView | null>(ctx, 'tokens', 'rt.get', { hash }, 'local')) ??
-      (await nodeRead<RefreshRecordView | null>(ctx, 'tokens', 'rt.get', { hash }));
+      must(await tokens.read['rt.get'](ctx, { hash }, 'local'), 'tokens.rt.get') ?? must(await tokens.read['rt.get'](ctx, { hash }), 'tokens.rt.get');
     if (!view) throw new InvalidGrant('the refresh token is invalid');
     const p = ctx.crypto.sealer().openValue<RefreshPayload>(view.sealed, `rt:${hash}`);
     // §6: "ensure that the refresh token was issued to the authenticated client".
@@ -51,7 +46,8 @@ export const refreshTokenGrant: GrantHandler = {
     const graceAad = `grace:${hash}`;
     const response = ctx.crypto.sealer().sealValue({ body } satisfies GraceResponse, graceAad);
     const meta = { ...requestMeta(req), sub: p.auth.sub, clientId: client.client_id };
-    const r = await nodeWrite<RotateResult>(ctx, 'tokens', 'rt.rotate', { hash, next: next.prepared, response, at: access.record, graceMs: ctx.config.refreshGraceMs, meta });
+    // ALREADY_EXISTS (a successor hash that exists: 256 random bits) is left to must(): a server error.
+    const r = must(await tokens['rt.rotate'](ctx, { hash, next: next.prepared, response, at: access.record, graceMs: ctx.config.refreshGraceMs, meta }), 'tokens.rt.rotate');
     if (r.ok) {
       if (r.outcome === 'rotated') return body;
       // Within the grace window: the very response of the first rotation, so the client ends up with one live pair.
@@ -64,7 +60,7 @@ export const refreshTokenGrant: GrantHandler = {
         throw new InvalidGrant('the refresh token has expired');
       case 'revoked':
         throw new InvalidGrant('the refresh token has been revoked');
-      default:
+      case 'unknown':
         throw new InvalidGrant('the refresh token is invalid');
     }
   },

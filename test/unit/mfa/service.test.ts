@@ -8,7 +8,7 @@ import pino from 'pino';
 import { oauthTestApp } from '../../support/oauth-app.ts';
 import type { TestOAuth } from '../../support/oauth-app.ts';
 import { CryptoRuntime } from '../../../src/crypto/runtime.ts';
-import { DomainRefusal } from '../../../src/oauth/context.ts';
+import { ContractError } from '../../../src/state/contract.ts';
 import type { OAuthContext } from '../../../src/oauth/context.ts';
 import { THROTTLE } from '../../../src/state/mfa-ops.ts';
 import { AUDIT_KEYSPACE } from '../../../src/state/audit.ts';
@@ -79,7 +79,7 @@ test('TOTP enrollment: sealed secret, URI and QR; the first code confirms; repla
     assert.deepEqual(await mfa.verifyTotp(ctx, 'alice', totpCodeAt(e.secret, s3 - 1), META), { ok: true, enrolled: false });
     assert.equal((await mfa.listFactors(ctx, 'alice')).lock.failures, 0, 'a success clears the TOTP counter');
     // Once confirmed, enrollment is refused until the factor is removed.
-    await assert.rejects(mfa.startTotpEnrollment(ctx, 'alice', 'alice', META), (err: unknown) => err instanceof DomainRefusal && err.code === 'ALREADY_EXISTS');
+    await assert.rejects(mfa.startTotpEnrollment(ctx, 'alice', 'alice', META), (err: unknown) => err instanceof ContractError && err.kind === 'refused' && err.code === 'ALREADY_EXISTS');
     assert.equal(await mfa.removeTotp(ctx, 'alice', META), true);
     assert.deepEqual(await mfa.verifyTotp(ctx, 'alice', '123456', META), { ok: false, reason: 'no_factor' });
     const types = audits().map((r) => r.type);
