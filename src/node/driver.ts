@@ -45,12 +45,12 @@ import { PeerSync } from './peers.ts';
 import { SnapshotDuty } from './snapshots.ts';
 import type { SnapshotNowOutcome } from './snapshots.ts';
 import { Waiters } from './waiters.ts';
-import type { ProposeOutcome, ReadOutcome } from './waiters.ts';
+import type { DropCode, ProposeOutcome, ReadOutcome } from './waiters.ts';
 import type { WriteBehind } from './write-behind.ts';
 import { MAX_BATCH_ENTRY_BYTES, MAX_COMMANDS_PER_ENTRY, encodeBatchEntry, isBinaryFormat } from './command.ts';
 import type { MemberAddress } from './members.ts';
 
-export type { ProposeOutcome, ReadOutcome } from './waiters.ts';
+export type { DropCode, ProposeOutcome, ReadOutcome } from './waiters.ts';
 export type { SnapshotNowOutcome } from './snapshots.ts';
 
 /** Inputs beyond this many wait-less messages are dropped (raft tolerates loss); proposals are refused. */
@@ -274,7 +274,7 @@ export class RaftDriver {
     await this.writer.idle();
     // A snapshot being written holds a LevelDB snapshot of the store the node is about to close.
     await this.snapshots.idle();
-    this.failAll('STOPPING');
+    this.failAll('STOPPING', 'node stopping');
   }
 
   /**
@@ -302,11 +302,12 @@ export class RaftDriver {
   /** Queue an input. Returns false if the inbox is full (the input's reply, if any, is told). */
   enqueue(input: DriverInput): boolean {
     if (this.stopped || this.fatal !== null) {
-      this.refuse(input, this.fatal !== null ? 'node stopped after a fatal error' : 'node stopping');
+      if (this.fatal !== null) this.refuse(input, 'FATAL', 'node stopped after a fatal error');
+      else this.refuse(input, 'STOPPING', 'node stopping');
       return false;
     }
     if (this.inbox.length >= MAX_INBOX) {
-      this.refuse(input, 'driver inbox full');
+      this.refuse(input, 'OVERLOADED', 'driver inbox full');
       return false;
     }
     this.inbox.push(input);
@@ -314,12 +315,12 @@ export class RaftDriver {
     return true;
   }
 
-  private refuse(input: DriverInput, reason: string): void {
+  private refuse(input: DriverInput, code: DropCode, reason: string): void {
     switch (input.kind) {
       case 'propose':
       case 'confChange':
       case 'readIndex':
-        input.reply({ kind: 'dropped', reason });
+        input.reply({ kind: 'dropped', code, reason });
         return;
       case 'transfer':
         input.reply(new Error(reason));
@@ -391,17 +392,17 @@ export class RaftDriver {
     this.fatal = e;
     this.stopped = true;
     this.log.error({ err: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined }, 'raft driver stopped by a fatal error');
-    this.failAll('FATAL');
+    this.failAll('FATAL', 'node stopped after a fatal error');
     this.opts.onFatal(e);
   }
 
-  private failAll(why: string): void {
-    this.waiters.failAll(why);
-    for (const reply of this.batchReplies) reply({ kind: 'dropped', reason: why });
+  private failAll(code: 'STOPPING' | 'FATAL', reason: string): void {
+    this.waiters.failAll(code, reason);
+    for (const reply of this.batchReplies) reply({ kind: 'dropped', code, reason });
     this.batchCommands = [];
     this.batchReplies = [];
     this.batchBytes = 0;
-    for (const reply of this.backupsWaiting) reply({ kind: 'dropped', reason: why });
+    for (const reply of this.backupsWaiting) reply({ kind: 'dropped', reason });
     this.backupsWaiting = [];
   }
 
@@ -450,7 +451,7 @@ export class RaftDriver {
       case 'propose':
       case 'confChange': {
         if (this.waiterCount() >= MAX_WAITERS) {
-          input.reply({ kind: 'dropped', reason: 'too many proposals in flight' });
+          input.reply({ kind: 'dropped', code: 'OVERLOADED', reason: 'too many proposals in flight' });
           return;
         }
         if (input.kind === 'propose' && isBinaryFormat(input.data)) {
@@ -477,7 +478,7 @@ export class RaftDriver {
       }
       case 'readIndex': {
         if (this.waiterCount() >= MAX_WAITERS) {
-          input.reply({ kind: 'dropped', reason: 'too many reads in flight' });
+          input.reply({ kind: 'dropped', code: 'OVERLOADED', reason: 'too many reads in flight' });
           return;
         }
         try {
@@ -724,7 +725,9 @@ export class RaftDriver {
 function proposeError(e: unknown): ProposeOutcome {
   if (e instanceof RaftError) {
     if (e.code === 'NOT_LEADER') return { kind: 'notLeader', leader: e.leader };
-    return { kind: 'dropped', reason: e.message };
+    if (e.code === 'CONF_CHANGE_PENDING') return { kind: 'dropped', code: 'BUSY', reason: e.message };
+    if (e.code === 'INVALID_CONF_CHANGE') return { kind: 'dropped', code: 'INVALID', reason: e.message };
+    return { kind: 'dropped', code: 'REFUSED', reason: e.message };
   }
   throw e;
 }

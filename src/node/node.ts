@@ -441,7 +441,8 @@ export class RaftNode implements NodeApi {
       if (o.kind === 'applied') return o.result;
       if (o.kind === 'notLeader') throw new NodeError('UNAVAILABLE', `not the leader (leader: ${o.leader})`);
       if (Date.now() > deadline) throw new NodeError('TIMEOUT', `membership change not applied: ${o.kind === 'dropped' ? o.reason : o.kind}`);
-      if (o.kind === 'dropped' && !/pending/.test(o.reason)) throw new NodeError('INVALID_REQUEST', o.reason);
+      if (o.kind === 'dropped' && o.code === 'INVALID') throw new NodeError('INVALID_REQUEST', o.reason);
+      if (o.kind === 'dropped' && (o.code === 'STOPPING' || o.code === 'FATAL')) throw new NodeError('STOPPING', o.reason);
       await new Promise((r) => setTimeout(r, 20));
     }
   }

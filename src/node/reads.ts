@@ -69,7 +69,7 @@ export class ReadService {
             batch = [];
             break;
           }
-          if (o && o.kind === 'dropped' && /STOPPING|FATAL|stopping|fatal/.test(o.reason)) {
+          if (o && o.kind === 'dropped' && (o.code === 'STOPPING' || o.code === 'FATAL')) {
             for (const w of batch) w.reject(new NodeError('STOPPING', o.reason));
             batch = [];
             break;

@@ -145,7 +145,7 @@ export class ProposalRouter {
       if (leader === this.deps.id) {
         const o = await withTimeout(this.deps.proposeLocal(command), Math.min(left, ATTEMPT_TIMEOUT_MS));
         if (o && o.kind === 'applied') return o.result;
-        if (o && o.kind === 'dropped' && /STOPPING|FATAL|fatal|stopping/.test(o.reason)) throw new NodeError('STOPPING', o.reason);
+        if (o && o.kind === 'dropped' && (o.code === 'STOPPING' || o.code === 'FATAL')) throw new NodeError('STOPPING', o.reason);
       } else if (leader !== NONE) {
         const r = await this.deps.forward(leader, { sessionId: sid, seq, command, timeoutMs: Math.min(left, ATTEMPT_TIMEOUT_MS * 2) });
         if (r.ok) return unpackValue<ApplyResult>(r.result);

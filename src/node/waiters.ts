@@ -4,14 +4,26 @@
 import type { NodeId, ReadState } from '../raft/types.ts';
 import type { ApplyResult } from './api.ts';
 
+/**
+ * Why the driver did not carry out a proposal or read: the node is stopping or stopped after a
+ * fatal error (retrying here is pointless); it is overloaded (too many waiting, inbox full); the
+ * core refused the proposal for now (REFUSED: a leadership transfer under way, the
+ * uncommitted-size budget; BUSY: a membership change while an earlier one is not applied yet); or
+ * the membership change is invalid against the configuration (INVALID: retrying cannot help).
+ */
+export type DropCode = 'STOPPING' | 'FATAL' | 'OVERLOADED' | 'REFUSED' | 'BUSY' | 'INVALID';
+
 export type ProposeOutcome =
   | { readonly kind: 'applied'; readonly result: ApplyResult }
   /** The entry was overwritten by another leader's entry (it will never apply): retry. */
   | { readonly kind: 'lost' }
   | { readonly kind: 'notLeader'; readonly leader: NodeId }
-  | { readonly kind: 'dropped'; readonly reason: string };
+  | { readonly kind: 'dropped'; readonly code: DropCode; readonly reason: string };
 
-export type ReadOutcome = { readonly kind: 'ready'; readonly index: number } | { readonly kind: 'notLeader'; readonly leader: NodeId } | { readonly kind: 'dropped'; readonly reason: string };
+export type ReadOutcome =
+  | { readonly kind: 'ready'; readonly index: number }
+  | { readonly kind: 'notLeader'; readonly leader: NodeId }
+  | { readonly kind: 'dropped'; readonly code: DropCode; readonly reason: string };
 
 /** The proposers of one entry: one reply per command of a batch entry, in order; one for any other entry. */
 interface ProposalWaiter {
@@ -95,13 +107,13 @@ export class Waiters {
     this.readsWaitingApply = still;
   }
 
-  failAll(why: string): void {
-    for (const w of this.proposals.values()) for (const reply of w.replies) reply({ kind: 'dropped', reason: why });
+  failAll(code: 'STOPPING' | 'FATAL', reason: string): void {
+    for (const w of this.proposals.values()) for (const reply of w.replies) reply({ kind: 'dropped', code, reason });
     this.proposals.clear();
     this.proposalReplies = 0;
-    for (const r of this.readContexts.values()) r({ kind: 'dropped', reason: why });
+    for (const r of this.readContexts.values()) r({ kind: 'dropped', code, reason });
     this.readContexts.clear();
-    for (const r of this.readsWaitingApply) r.reply({ kind: 'dropped', reason: why });
+    for (const r of this.readsWaitingApply) r.reply({ kind: 'dropped', code, reason });
     this.readsWaitingApply = [];
   }
 }

@@ -147,3 +147,26 @@ test('membership: add a learner that catches up, promote it, remove a follower, 
     await c.close();
   }
 });
+
+test('regression: a membership change proposed while another is pending waits for it (CONF_CHANGE_PENDING), it is not refused as invalid', async () => {
+  // changeMembership told "pending" from "invalid" by matching the word "pending" in the core's
+  // message, which says "is not applied yet": the second of two back-to-back changes failed with
+  // INVALID_REQUEST. The driver now drops it with a code.
+  const c = new LocalCluster();
+  await c.init([1, 2, 3]);
+  try {
+    for (const id of [1, 2, 3]) await c.start(id);
+    const leader = await c.leader();
+    const a4 = await c.reserve(4);
+    const a5 = await c.reserve(5);
+    const [r4, r5] = await Promise.all([leader.addLearner(4, a4), leader.addLearner(5, a5)]);
+    assert.equal(r4.ok, true);
+    assert.equal(r5.ok, true);
+    const st = await leader.status();
+    assert.deepEqual([...st.learners].sort(), [4, 5]);
+    // An invalid change is still refused at once as invalid.
+    await assert.rejects(leader.promote(-1), (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'INVALID_REQUEST');
+  } finally {
+    await c.close();
+  }
+});
