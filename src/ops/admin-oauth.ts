@@ -227,18 +227,12 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
   const { node, master, config } = o;
   const now = o.now ?? Date.now;
 
-  const result = <T>(r: ApplyResult): T => {
-    if (!r.ok) throw new AdminRefusal(statusOfCode(r.code), r.code, r.message);
-    return r.value as T;
-  };
   const client = { node, requestTimeoutMs: NODE_TIMEOUT_MS };
   /** A state stub's outcome: its value, or its refusal or error answered by code (a node failure as handle() answers a NodeError). */
   const value = <T>(o: Outcome<T, string>): T => {
     if (o.kind === 'ok') return o.value;
     throw new AdminRefusal(statusOfCode(o.code), o.code, o.message);
   };
-  const read = async <T>(domain: string, op: string, args: unknown, consistency: 'linearizable' | 'local' = 'linearizable'): Promise<T> =>
-    result<T>(await node.read({ domain, op, args, timeoutMs: NODE_TIMEOUT_MS, consistency }));
   /** The data-key sealer (password hashes are sealed before they are proposed); 503 until the leader has made the data key. */
   const sealer = async (): Promise<Sealer> => {
     const dk = value(await dataKeys.read.ring(client, {}, 'local'));
@@ -432,7 +426,7 @@ export function registerOAuthAdminRoutes(app: FastifyInstance, o: AdminOAuthOpti
       const page = await listUsernames(node, after, limit);
       const users: UserView[] = [];
       for (const username of page.items) {
-        const u = await read<UserRecord | null>('users', 'byUsername', { username }, 'local');
+        const u = value(await userOps.read.byUsername(client, { username }, 'local'));
         if (u) users.push(userView(u)); // deleted between the scan and the read
       }
       return { users, next: page.next };
