@@ -7,8 +7,8 @@ import { accessSync, constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { delimiter, join } from 'node:path';
 import type { Answer, Endpoint, HttpCall } from './client.ts';
-import { Pool } from './client.ts';
-import { freePorts, killMember, membersCpuByKind, membersCpuSeconds, makeTempDir, spawnChild, stopMembers, waitFor, WaitAborted } from './procs.ts';
+import { freePorts, makeTempDir, spawnChild, waitFor, WaitAborted } from './procs.ts';
+import { MemberCluster } from './member-cluster.ts';
 import type { Child } from './procs.ts';
 import type { SystemUnderTest } from './system.ts';
 
@@ -16,7 +16,6 @@ const MEMBERS = 3;
 /** apt-get may download ~20 MB over a slow mirror; beyond this something is wrong. */
 const INSTALL_TIMEOUT_MS = 10 * 60_000;
 const START_TIMEOUT_MS = 30_000;
-const EXIT_TIMEOUT_MS = 10_000;
 const STATUS_TIMEOUT_MS = 1_000;
 
 /** The full path of an executable named `name` on PATH, or null. */
@@ -75,16 +74,11 @@ function b64(s: string): string {
   return Buffer.from(s, 'utf8').toString('base64');
 }
 
-export class EtcdCluster implements SystemUnderTest {
+export class EtcdCluster extends MemberCluster<Member> implements SystemUnderTest {
   readonly version: string;
-  private readonly dir: string;
-  private readonly members: Member[];
   readonly attemptTimeoutMs: number;
   readonly name = 'etcd' as const;
   readonly settings: Record<string, unknown>;
-  readonly endpoints: readonly Endpoint[];
-  /** A small pool of its own for status calls, apart from the workload's. */
-  private readonly statusPool: Pool;
 
   private constructor(
     version: string,
@@ -92,12 +86,9 @@ export class EtcdCluster implements SystemUnderTest {
     members: Member[],
     attemptTimeoutMs: number,
   ) {
+    super(dir, members, members.map((m): Endpoint => ({ member: m.name, host: '127.0.0.1', port: m.clientPort })));
     this.version = version;
-    this.dir = dir;
-    this.members = members;
     this.attemptTimeoutMs = attemptTimeoutMs;
-    this.endpoints = members.map((m) => ({ member: m.name, host: '127.0.0.1', port: m.clientPort }));
-    this.statusPool = new Pool(this.endpoints, 2);
     this.settings = {
       members: MEMBERS,
       heartbeatIntervalMs: 100,
@@ -188,22 +179,5 @@ export class EtcdCluster implements SystemUnderTest {
       },
       timeoutMs,
     ).then((x) => x - 1);
-  }
-
-  cpuSeconds(): number | null {
-    return membersCpuSeconds(this.members);
-  }
-
-  cpuSecondsByKind(): { primary: number; workers: number } | null {
-    return membersCpuByKind(this.members);
-  }
-
-  async kill(i: number): Promise<void> {
-    await killMember(this.members[i]!, EXIT_TIMEOUT_MS);
-  }
-
-  async stop(): Promise<void> {
-    this.statusPool.close();
-    await stopMembers(this.members, this.dir, EXIT_TIMEOUT_MS);
   }
 }

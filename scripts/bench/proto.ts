@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClusterCa, issueNodeCert, writePem } from '../../src/crypto/certs.ts';
 import type { Answer, Endpoint, HttpCall } from './client.ts';
-import { Pool } from './client.ts';
-import { freePorts, killMember, membersCpuByKind, membersCpuSeconds, makeTempDir, spawnChild, stopMembers, waitFor, WaitAborted } from './procs.ts';
+import { freePorts, makeTempDir, spawnChild, waitFor, WaitAborted } from './procs.ts';
+import { MemberCluster } from './member-cluster.ts';
+import { kvPutCall } from './raftauth.ts';
 import type { Child } from './procs.ts';
 import type { ProtoSystemName, SystemUnderTest } from './system.ts';
 import { protoVariant } from './system.ts';
@@ -18,7 +19,6 @@ import type { ProtoNodeConfig } from './prototype/wire.ts';
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const NODE_ENTRY = fileURLToPath(new URL('./prototype/node.ts', import.meta.url));
 const START_TIMEOUT_MS = 60_000;
-const EXIT_TIMEOUT_MS = 10_000;
 const STATUS_TIMEOUT_MS = 1_000;
 
 interface Member {
@@ -28,23 +28,16 @@ interface Member {
   dead: boolean;
 }
 
-export class ProtoCluster implements SystemUnderTest {
+export class ProtoCluster extends MemberCluster<Member> implements SystemUnderTest {
   readonly name: ProtoSystemName;
   readonly version = 'scripts/bench/prototype (no raft core, no elections, no sessions, no OAuth)';
   readonly settings: Record<string, unknown>;
-  readonly endpoints: readonly Endpoint[];
   readonly attemptTimeoutMs: number;
-  private readonly dir: string;
-  private readonly members: Member[];
-  private readonly statusPool: Pool;
 
   private constructor(name: ProtoSystemName, dir: string, members: Member[], attemptTimeoutMs: number) {
+    super(dir, members, members.map((m): Endpoint => ({ member: String(m.id), host: '127.0.0.1', port: m.httpPort })));
     this.name = name;
-    this.dir = dir;
-    this.members = members;
     this.attemptTimeoutMs = attemptTimeoutMs;
-    this.endpoints = members.map((m) => ({ member: String(m.id), host: '127.0.0.1', port: m.httpPort }));
-    this.statusPool = new Pool(this.endpoints, 2);
     const v = protoVariant(name);
     this.settings = {
       members: PROTO_MEMBERS,
@@ -92,12 +85,7 @@ export class ProtoCluster implements SystemUnderTest {
   }
 
   putCall(key: string, value: string, budgetMs: number): HttpCall {
-    return {
-      method: 'PUT',
-      path: `/v1/kv/${encodeURIComponent(key)}`,
-      headers: { 'x-request-timeout-ms': String(Math.max(1, budgetMs)) },
-      body: Buffer.from(JSON.stringify({ value })),
-    };
+    return kvPutCall(key, value, budgetMs);
   }
 
   putOk(a: Answer): boolean {
@@ -120,22 +108,5 @@ export class ProtoCluster implements SystemUnderTest {
 
   async term(): Promise<number> {
     return 1; // no elections
-  }
-
-  cpuSeconds(): number | null {
-    return membersCpuSeconds(this.members);
-  }
-
-  cpuSecondsByKind(): { primary: number; workers: number } | null {
-    return membersCpuByKind(this.members);
-  }
-
-  async kill(i: number): Promise<void> {
-    await killMember(this.members[i]!, EXIT_TIMEOUT_MS);
-  }
-
-  async stop(): Promise<void> {
-    this.statusPool.close();
-    await stopMembers(this.members, this.dir, EXIT_TIMEOUT_MS);
   }
 }

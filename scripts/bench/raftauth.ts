@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { createClusterCa, issueNodeCert, writePem } from '../../src/crypto/certs.ts';
 import type { Answer, Endpoint, HttpCall } from './client.ts';
-import { Pool } from './client.ts';
-import { freePorts, killMember, membersCpuByKind, membersCpuSeconds, makeTempDir, spawnChild, stopMembers, waitFor, WaitAborted } from './procs.ts';
+import { freePorts, makeTempDir, spawnChild, waitFor, WaitAborted } from './procs.ts';
+import { MemberCluster } from './member-cluster.ts';
 import type { Child } from './procs.ts';
 import type { SystemUnderTest } from './system.ts';
 import { buildIfStale, distArgs } from '../lib/dist.ts';
@@ -23,7 +23,6 @@ const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MEMBERS = 3;
 /** A node starts in about a second; allow for a loaded 2-core machine. */
 const START_TIMEOUT_MS = 60_000;
-const EXIT_TIMEOUT_MS = 10_000;
 const STATUS_TIMEOUT_MS = 1_000;
 
 export interface RaftauthOptions {
@@ -52,25 +51,28 @@ function packageVersion(): string {
   return `${pkg.status === 0 ? pkg.stdout.trim() : '?'} (${rev})`;
 }
 
-export class RaftauthCluster implements SystemUnderTest {
-  private readonly dir: string;
-  private readonly members: Member[];
+/** raftauth's write (and the prototype's, the same API): the node waits and retries inside the deadline (DESIGN "Any node serves any request"). */
+export function kvPutCall(key: string, value: string, budgetMs: number): HttpCall {
+  return {
+    method: 'PUT',
+    path: `/v1/kv/${encodeURIComponent(key)}`,
+    headers: { 'x-request-timeout-ms': String(Math.max(1, budgetMs)) },
+    body: Buffer.from(JSON.stringify({ value })),
+  };
+}
+
+export class RaftauthCluster extends MemberCluster<Member> implements SystemUnderTest {
   readonly name = 'raftauth' as const;
   readonly version = packageVersion();
   readonly settings: Record<string, unknown>;
-  readonly endpoints: readonly Endpoint[];
   readonly attemptTimeoutMs: number;
-  private readonly statusPool: Pool;
 
   private constructor(
     dir: string,
     members: Member[],
     opts: RaftauthOptions,
   ) {
-    this.dir = dir;
-    this.members = members;
-    this.endpoints = members.map((m) => ({ member: String(m.id), host: '127.0.0.1', port: m.httpPort }));
-    this.statusPool = new Pool(this.endpoints, 2);
+    super(dir, members, members.map((m): Endpoint => ({ member: String(m.id), host: '127.0.0.1', port: m.httpPort })));
     this.attemptTimeoutMs = opts.attemptTimeoutMs;
     this.settings = {
       members: MEMBERS,
@@ -131,13 +133,7 @@ export class RaftauthCluster implements SystemUnderTest {
   }
 
   putCall(key: string, value: string, budgetMs: number): HttpCall {
-    return {
-      method: 'PUT',
-      path: `/v1/kv/${encodeURIComponent(key)}`,
-      // The node waits and retries inside this deadline (DESIGN "Any node serves any request").
-      headers: { 'x-request-timeout-ms': String(Math.max(1, budgetMs)) },
-      body: Buffer.from(JSON.stringify({ value })),
-    };
+    return kvPutCall(key, value, budgetMs);
   }
 
   putOk(a: Answer): boolean {
@@ -170,22 +166,5 @@ export class RaftauthCluster implements SystemUnderTest {
       },
       timeoutMs,
     ).then((x) => x - 1);
-  }
-
-  cpuSeconds(): number | null {
-    return membersCpuSeconds(this.members);
-  }
-
-  cpuSecondsByKind(): { primary: number; workers: number } | null {
-    return membersCpuByKind(this.members);
-  }
-
-  async kill(i: number): Promise<void> {
-    await killMember(this.members[i]!, EXIT_TIMEOUT_MS);
-  }
-
-  async stop(): Promise<void> {
-    this.statusPool.close();
-    await stopMembers(this.members, this.dir, EXIT_TIMEOUT_MS);
   }
 }
