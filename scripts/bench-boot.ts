@@ -14,7 +14,7 @@
 // One JSON document goes to stdout (and --out FILE); progress goes to stderr. It is a benchmark,
 // not a test: nothing is asserted, the targets are reported beside the numbers. Every process and
 // temp dir is removed at the end, on failure, on Ctrl-C, and when the run outlives its deadline.
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { loadavg } from 'node:os';
@@ -29,6 +29,7 @@ import type { Child } from './bench/procs.ts';
 import { machineInfo } from './bench/report.ts';
 import { buildBinary } from './build-binary.ts';
 import { DIST_MAIN, NODE_ARGS, REPO_ROOT, buildIfStale } from './lib/dist.ts';
+import { childrenOf } from './lib/proc.ts';
 
 /** The issue's target for exec → /readyz 200, on an idle machine. */
 const BOOT_TARGET_MS = 1_000;
@@ -115,20 +116,6 @@ function rssMb(pid: number): number | null {
   }
 }
 
-/** Children of `pid` (Linux /proc): a node primary's HTTP workers. */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(e));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 interface Member {
   readonly id: number;

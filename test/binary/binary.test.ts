@@ -26,6 +26,8 @@ import { createClusterCa, issueNodeCert, nodeIdFromCert, writePem } from '../../
 import { CLASSIC_LEVEL_ADDON_ASSET } from '../../src/sea/addon.ts';
 import { PROTO_PATH, SERVICE_NAME } from '../../src/transport/proto.ts';
 import { freePort, waitFor as waitForShared } from '../../scripts/lib/wait.ts';
+import { runCommand } from '../../scripts/lib/proc.ts';
+import type { CommandResult } from '../../scripts/lib/proc.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BUILD_SCRIPT = join(REPO_ROOT, 'scripts', 'build-binary.ts');
@@ -91,6 +93,10 @@ function http(method: string, port: number, path: string, body?: unknown): Promi
 }
 
 /** An environment for the children: nothing of this test runner's node options, no module search path. */
+function run(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<CommandResult> {
+  return runCommand(cmd, args, { cwd: REPO_ROOT, env, timeoutMs });
+}
+
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
@@ -100,23 +106,6 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-function run(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${cmd} ${args.join(' ')} did not finish within ${timeoutMs} ms:\n${output.slice(-LOG_TAIL_CHARS)}`));
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
 
 /** Why the binary cannot be built here, or null when it can. */
 function buildPrerequisiteMissing(): string | null {

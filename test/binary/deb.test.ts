@@ -34,6 +34,8 @@ import { CONFIG_SOURCE, DEB_PATHS, PACKAGE_NAME, UNIT_SOURCE, debianVersion, lin
 import { freePort, waitFor as waitForShared } from '../../scripts/lib/wait.ts';
 import { parseConfig } from '../../src/server/config.ts';
 import { WORKER_EXIT_GRACE_MS } from '../../src/server/process.ts';
+import { runCommand } from '../../scripts/lib/proc.ts';
+import type { CommandResult } from '../../scripts/lib/proc.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -65,32 +67,8 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-interface RunResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function run(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs: number }): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd ?? REPO_ROOT, env: opts.env ?? cleanEnv({}), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${cmd} ${args.join(' ')} did not finish within ${opts.timeoutMs} ms:\n${(stdout + stderr).slice(-LOG_TAIL_CHARS)}`));
-    }, opts.timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function run(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs: number }): Promise<CommandResult> {
+  return runCommand(cmd, args, { cwd: opts.cwd ?? REPO_ROOT, env: opts.env ?? cleanEnv({}), timeoutMs: opts.timeoutMs });
 }
 
 async function runOk(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<string> {
@@ -234,7 +212,7 @@ class ThrowawayRoot {
     return ['unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', setup, 'sh', script]];
   }
 
-  run(script: string, env: Record<string, string> = {}, timeoutMs = DPKG_TIMEOUT_MS): Promise<RunResult> {
+  run(script: string, env: Record<string, string> = {}, timeoutMs = DPKG_TIMEOUT_MS): Promise<CommandResult> {
     const [cmd, args] = this.command(script);
     return run(cmd, args, { env: cleanEnv(env), timeoutMs });
   }

@@ -11,13 +11,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DIST_DIR, NODE_ARGS, REPO_ROOT, requireFreshDist } from '../../scripts/lib/dist.ts';
 import { freePort, waitFor } from '../../scripts/lib/wait.ts';
+import { childrenOf, runCommand } from '../../scripts/lib/proc.ts';
+import type { CommandResult } from '../../scripts/lib/proc.ts';
 
 /** npm ci of the production dependencies: a download on a cold cache, on a shared 2-core machine. */
 const INSTALL_TIMEOUT_MS = 300_000;
@@ -30,10 +32,9 @@ const POLL_MS = 50;
 const LOG_TAIL_CHARS = 4_000;
 const NODE_IDS = [1, 2, 3] as const;
 
-interface Done {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly output: string;
+/** A command run in `cwd` with a fresh shell's environment (cleanEnv). */
+function run(cmd: string, args: readonly string[], cwd: string, timeoutMs: number): Promise<CommandResult> {
+  return runCommand(cmd, args, { cwd, env: cleanEnv(), timeoutMs });
 }
 
 /** An environment as a fresh shell would give: nothing of npm's (npm test sets npm_config_*), the test runner's or raftauth's. */
@@ -46,26 +47,6 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function run(cmd: string, args: readonly string[], cwd: string, timeoutMs: number): Promise<Done> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${cmd} ${args.join(' ')} did not finish within ${timeoutMs} ms:\n${output.slice(-LOG_TAIL_CHARS)}`));
-    }, timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, output });
-    });
-  });
-}
 
 async function getJson(url: string): Promise<{ status: number; body: unknown }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
@@ -79,21 +60,6 @@ async function getJson(url: string): Promise<{ status: number; body: unknown }> 
   return { status: res.status, body };
 }
 
-/** Children of `pid` (Linux /proc): a node primary's HTTP workers. */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      // Field 4 (ppid) follows the parenthesized command, which may contain spaces.
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(e));
-    } catch {
-      // the process went away while we looked
-    }
-  }
-  return out;
-}
 
 function cmdline(pid: number): string[] {
   return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
@@ -103,7 +69,7 @@ describe('dist/ with production dependencies only', { timeout: INSTALL_TIMEOUT_M
   let root = '';
   let app = '';
   let main = '';
-  const nodes: { id: number; child: ChildProcess; log: () => string; exited: Promise<Done> }[] = [];
+  const nodes: { id: number; child: ChildProcess; log: () => string; exited: Promise<Pick<CommandResult, 'code' | 'signal' | 'output'>> }[] = [];
 
   before(async () => {
     requireFreshDist();
@@ -197,7 +163,7 @@ describe('dist/ with production dependencies only', { timeout: INSTALL_TIMEOUT_M
       };
       child.stdout!.on('data', keep);
       child.stderr!.on('data', keep);
-      const exited = new Promise<Done>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, output: log })));
+      const exited = new Promise<Pick<CommandResult, 'code' | 'signal' | 'output'>>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, output: log })));
       nodes.push({ id, child, log: () => log, exited });
     }
     const logs = (): string => nodes.map((n) => `--- node ${n.id} (exit ${n.child.exitCode ?? n.child.signalCode ?? 'running'}):\n${n.log()}`).join('\n');

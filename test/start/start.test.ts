@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import type { ClusterFile } from '../../src/cli/cluster-file.ts';
 import { runRaftauth } from '../../src/cli/main.ts';
 import { REPO_ROOT, loopbackSpec } from '../../scripts/lib/local-cluster.ts';
 import { requireFreshDist } from '../../scripts/lib/dist.ts';
+import { childrenOf } from '../../scripts/lib/proc.ts';
 
 const START_SCRIPT = join(REPO_ROOT, 'scripts', 'start-local.ts');
 /** Three nodes on a shared 2-core machine: generous, and only a bound. */
@@ -42,22 +43,6 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Children of `pid` (Linux /proc): a node primary's HTTP workers. */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      // Field 4 (ppid) follows the parenthesized command, which may contain spaces.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(e));
-    } catch {
-      // the process went away while we looked
-    }
-  }
-  return out;
-}
 
 interface Run {
   child: ChildProcess;
