@@ -3,7 +3,11 @@
 import assert from 'node:assert/strict';
 import { AssertionError } from 'node:assert';
 import { test } from 'node:test';
-import { WaitAborted, WaitTimeout, assertNever, waitFor } from './wait.ts';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FREE_PORT_RANGE, WaitAborted, WaitTimeout, assertNever, freePort, reservePort, waitFor } from './wait.ts';
 
 /** A node status as the "never gets a leader" checks sample it. */
 interface Status {
@@ -112,4 +116,69 @@ test('assertNever: a window that never closes fails with WaitTimeout; probe erro
   };
   const seen = await assertNever({ what: 'x', probe: flaky, violation: noLeader, until: () => true, minSamples: 3, timeoutMs: 60_000, pollMs: 1 });
   assert.deepEqual(seen, { samples: 3, missed: 2 });
+});
+
+test('freePort: never hands out the same port twice in one process (CI, 2026-12-08: EADDRINUSE on a port handed out twice)', async () => {
+  // 2,000 draws from 12,000 ports: drawn independently, a repeat is all but certain (~170 expected).
+  const ports = new Set<number>();
+  for (let i = 0; i < 2_000; i++) {
+    const p = await freePort();
+    assert.ok(p >= FREE_PORT_RANGE.min && p < FREE_PORT_RANGE.max, `port ${p} in range`);
+    assert.ok(!ports.has(p), `port ${p} handed out twice (after ${i} calls)`);
+    ports.add(p);
+  }
+});
+
+test('reservePort: a port another live process reserved is refused; a reservation of a process that is gone is taken over', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'raftauth-ports-test-'));
+  try {
+    // Held by a live process (the parent: alive while this test runs).
+    await writeFile(join(dir, '20001'), String(process.ppid));
+    assert.equal(reservePort(20_001, dir), false);
+    assert.equal(await readFile(join(dir, '20001'), 'utf8'), String(process.ppid), 'left alone');
+    // Held by a process that has exited.
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    await writeFile(join(dir, '20002'), gone.stdout);
+    assert.equal(reservePort(20_002, dir), true);
+    assert.equal(await readFile(join(dir, '20002'), 'utf8'), String(process.pid), 'taken over');
+    // Fresh, then held by this very process: a second reservation is refused.
+    assert.equal(reservePort(20_003, dir), true);
+    assert.equal(reservePort(20_003, dir), false);
+    // Garbage in a reservation file names no live process: stale.
+    await writeFile(join(dir, '20004'), 'not a pid');
+    assert.equal(reservePort(20_004, dir), true);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('freePort: two processes drawing at once never get the same port', async () => {
+  // Each child draws, reports, and holds its reservations (stays alive) until its stdin closes.
+  const script = `import { freePort } from ${JSON.stringify(new URL('./wait.ts', import.meta.url).href)};
+const ps = []; for (let i = 0; i < 1500; i++) ps.push(await freePort());
+process.stdout.write(JSON.stringify(ps) + '\\n');
+process.stdin.resume(); process.stdin.on('end', () => process.exit(0));`;
+  const children = [0, 1].map(() => spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  try {
+    const [a, b] = await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<number[]>((resolve, reject) => {
+            let out = '';
+            c.stdout!.on('data', (d: Buffer) => {
+              out += d.toString();
+              if (out.endsWith('\n')) resolve(JSON.parse(out) as number[]);
+            });
+            c.on('error', reject);
+            c.on('exit', (code) => reject(new Error(`child exited ${code} before reporting`)));
+          }),
+      ),
+    );
+    const inA = new Set(a);
+    assert.equal(inA.size, a!.length);
+    const shared = b!.filter((p) => inA.has(p));
+    assert.deepEqual(shared, [], 'ports handed out to both processes');
+  } finally {
+    for (const c of children) c.stdin!.end();
+  }
 });

@@ -1,7 +1,10 @@
 // Waiting helpers shared by the tests, the local-cluster launcher and the benchmarks: a free
 // loopback port, and a condition polled with a deadline (never a fixed sleep to synchronize).
 import { AssertionError } from 'node:assert';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Thrown by a waitFor condition to stop waiting at once (e.g. the process it waits on died). */
 export class WaitAborted extends Error {}
@@ -111,6 +114,68 @@ export async function assertNever<S>(check: NeverCheck<S>): Promise<NeverSeen> {
 export const FREE_PORT_RANGE = { min: 20_000, max: 32_000 } as const;
 const FREE_PORT_ATTEMPTS = 200;
 
+/**
+ * A port freePort hands out is free *now*, but its caller binds it later (a cluster takes all its
+ * ports before it starts its nodes). Until then nothing on the machine holds it, so the same number
+ * could be handed out twice: to a second call in this process, or to another test process running
+ * beside it (CI, 2026-12-08: an admin listener failed with EADDRINUSE on a port a node of the same
+ * cluster had bound since). So a port is handed out once per process, and reserved across
+ * processes by a file named after it in PORT_RESERVATION_DIR, created exclusively and holding the
+ * reserving pid. A reservation of a process that is gone is stale and taken over; a process's own
+ * reservations are removed when it exits.
+ */
+export const PORT_RESERVATION_DIR = join(tmpdir(), 'raftauth-port-reservations');
+const handedOut = new Set<number>();
+const reservedFiles: string[] = [];
+let exitHookInstalled = false;
+
+function processAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists, under another user.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Reserve `port` for this process across the machine's processes: true if this process now holds
+ * it (fresh, or taken over from a process that is gone), false if a live process (this one
+ * included) holds it. Exported for its tests.
+ */
+export function reservePort(port: number, dir = PORT_RESERVATION_DIR): boolean {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, String(port));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      reservedFiles.push(file);
+      if (!exitHookInstalled) {
+        exitHookInstalled = true;
+        process.on('exit', () => {
+          for (const f of reservedFiles) rmSync(f, { force: true });
+        });
+      }
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let holder: number;
+    try {
+      holder = Number(readFileSync(file, 'utf8'));
+    } catch {
+      // Removed meanwhile by its holder: try again.
+      continue;
+    }
+    if (processAlive(holder)) return false;
+    // Stale: the holder is gone. If another process takes it over first, the retry sees its pid.
+    rmSync(file, { force: true });
+  }
+  return false;
+}
+
 function tryListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createServer();
@@ -119,11 +184,18 @@ function tryListen(port: number): Promise<boolean> {
   });
 }
 
-/** A free TCP port on 127.0.0.1, outside the ephemeral range (see FREE_PORT_RANGE). Loopback only, by design. */
+/**
+ * A free TCP port on 127.0.0.1, outside the ephemeral range (see FREE_PORT_RANGE), never handed out
+ * before by this process nor reserved by another live one (see PORT_RESERVATION_DIR). Loopback
+ * only, by design.
+ */
 export async function freePort(): Promise<number> {
   const span = FREE_PORT_RANGE.max - FREE_PORT_RANGE.min;
   for (let i = 0; i < FREE_PORT_ATTEMPTS; i++) {
     const port = FREE_PORT_RANGE.min + Math.floor(Math.random() * span);
+    if (handedOut.has(port)) continue;
+    if (!reservePort(port)) continue;
+    handedOut.add(port);
     if (await tryListen(port)) return port;
   }
   throw new Error(`no free port on 127.0.0.1 in ${FREE_PORT_RANGE.min}-${FREE_PORT_RANGE.max} after ${FREE_PORT_ATTEMPTS} attempts`);
