@@ -32,7 +32,7 @@ import type { RawNode } from '../raft/raw-node.ts';
 import { persistedOf } from '../raft/raw-node.ts';
 import { decodeConfChange } from '../raft/confchange.ts';
 import { RaftError, RaftInvariantError } from '../raft/errors.ts';
-import type { ConfChange, ConfState, Entry, Message, MsgSnap, NodeId, Ready, SoftState, Status } from '../raft/types.ts';
+import type { ConfChange, ConfState, Entry, Message, MsgSnap, NodeId, Ready, SnapshotMetadata, SoftState, Status } from '../raft/types.ts';
 import { NONE } from '../raft/types.ts';
 import type { DurableStorage, StorageWrite } from '../storage/durable-storage.ts';
 import { StorageWriter } from '../storage/storage-writer.ts';
@@ -107,6 +107,8 @@ export interface DriverObserver {
   proposedEntry?(commands: number): void;
   /** A snapshot was created, installed or streamed to a follower; bytes when known. */
   snapshot(event: 'created' | 'installed' | 'sent' | 'send_failed', bytes: number | null): void;
+  /** The log was compacted (no state copied); how long recording it took. */
+  compacted?(seconds: number): void;
   /**
    * Applied state changed durably: the keyspaces written or deleted in, or null after a snapshot
    * was installed (anything may have changed). Read caches (src/server/oauth-node.ts) rebuild from it.
@@ -209,10 +211,8 @@ export class RaftDriver {
   private batchBytes = 0;
   /** Received snapshot files by snapshot index, until their MsgSnap's Ready installs them. */
   private readonly receivedSnapshots = new Map<number, string>();
-  /** Backups waiting for the storage writer to be idle (their snapshot must be the applied state). */
-  private backupsWaiting: ((o: SnapshotNowOutcome) => void)[] = [];
-  /** A periodic snapshot is due and waits for the storage writer to be idle. */
-  private snapshotWanted = false;
+  /** Asked for a state file (followers behind the log, backups): written once the storage writer is idle (it must be the applied state). */
+  private stateFileWaiters: { resolve: (m: SnapshotMetadata) => void; reject: (e: unknown) => void }[] = [];
   private confState: ConfState;
   /** Applied, and visible in the store: reads and answers wait for this, not for the in-memory apply. */
   private applied: number;
@@ -243,6 +243,7 @@ export class RaftDriver {
       return b ? (JSON.parse(new TextDecoder().decode(b)) as MemberAddress) : undefined;
     });
     this.snapshots = new SnapshotDuty({
+      id: opts.id,
       storage: opts.storage,
       log: opts.logger,
       ...(opts.observer ? { events: opts.observer } : {}),
@@ -251,6 +252,15 @@ export class RaftDriver {
         this.wake?.();
       },
       stopping: () => this.stopped,
+      requestStateFile: () =>
+        new Promise<SnapshotMetadata>((resolve, reject) => {
+          if (this.stopped || this.fatal !== null) {
+            reject(new Error('node stopping'));
+            return;
+          }
+          this.stateFileWaiters.push({ resolve, reject });
+          this.wake?.();
+        }),
     });
   }
 
@@ -272,7 +282,7 @@ export class RaftDriver {
     await this.loopDone;
     // Writes in flight finish (the store closes after this); nobody is answered from them.
     await this.writer.idle();
-    // A snapshot being written holds a LevelDB snapshot of the store the node is about to close.
+    // A state file being written holds a LevelDB snapshot of the store the node is about to close.
     await this.snapshots.idle();
     this.failAll('STOPPING', 'node stopping');
   }
@@ -333,9 +343,9 @@ export class RaftDriver {
     }
   }
 
-  /** Work that waits for the storage writer to be idle: a backup or a due snapshot. */
+  /** Work that waits for the storage writer to be idle: a state file someone asked for. */
   private idleWorkWaiting(): boolean {
-    return this.backupsWaiting.length > 0 || (this.snapshotWanted && !this.snapshots.busy);
+    return this.stateFileWaiters.length > 0;
   }
 
   /** A new Ready may be taken: room in the pipeline, no snapshot waiting, no idle work waiting. */
@@ -402,8 +412,9 @@ export class RaftDriver {
     this.batchCommands = [];
     this.batchReplies = [];
     this.batchBytes = 0;
-    for (const reply of this.backupsWaiting) reply({ kind: 'dropped', reason });
-    this.backupsWaiting = [];
+    const fileWaiters = this.stateFileWaiters;
+    this.stateFileWaiters = [];
+    for (const w of fileWaiters) w.reject(new Error(reason));
   }
 
   private waiterCount(): number {
@@ -526,8 +537,8 @@ export class RaftDriver {
         this.node.reportSnapshot(input.id, input.ok);
         return;
       case 'snapshotNow':
-        // Its snapshot must be the state at the applied index: it waits for the writer to be idle.
-        this.backupsWaiting.push(input.reply);
+        // Its file must be the state at the applied index: written once the writer is idle.
+        this.snapshots.backup(input.reply);
         return;
     }
   }
@@ -555,17 +566,21 @@ export class RaftDriver {
 
   /**
    * Work that needs the storage writer idle, so that the store's applied index is this.applied
-   * and no state write is in flight (createSnapshot's precondition): backups, then the periodic
-   * snapshot. Both only start here; their files are written without holding up the loop.
+   * and no state write is in flight (writeStateFile's precondition): one state file for everyone
+   * who asked. It only starts here; the file is written without holding up the loop.
    */
   private runIdleWork(): void {
-    const backups = this.backupsWaiting;
-    this.backupsWaiting = [];
-    for (const reply of backups) this.snapshots.backup(this.applied, this.confState, reply);
-    if (this.snapshotWanted && !this.snapshots.busy) {
-      this.snapshotWanted = false;
-      if (this.snapshots.due(this.applied)) this.snapshots.start(this.applied, this.confState);
-    }
+    const waiters = this.stateFileWaiters;
+    this.stateFileWaiters = [];
+    if (waiters.length === 0) return;
+    this.snapshots.writeStateFile(this.applied, this.confState).then(
+      (meta) => {
+        for (const w of waiters) w.resolve(meta);
+      },
+      (e: unknown) => {
+        for (const w of waiters) w.reject(e);
+      },
+    );
   }
 
   private async handleReady(rd: Ready): Promise<void> {
@@ -709,7 +724,7 @@ export class RaftDriver {
     }
     this.waiters.serveReads(this.applied);
 
-    if (job.appliedTo !== undefined && this.snapshots.due(this.applied)) this.snapshotWanted = true;
+    if (job.appliedTo !== undefined && this.snapshots.compactionDue()) this.snapshots.compact();
   }
 
   /** Addresses of members, from the replicated member table. */

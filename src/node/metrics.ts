@@ -37,6 +37,8 @@ export interface NodeGaugeSource {
   leader(): number;
   commit(): number;
   applied(): number;
+  /** What the log's entries after its head cost (the compaction policy's measure), if known. */
+  logBytes?(): number;
 }
 
 export type ProposalOutcome = 'ok' | 'rejected' | 'unavailable' | 'timeout' | 'invalid' | 'stopping' | 'error';
@@ -52,6 +54,7 @@ export class NodeMetrics {
   private readonly unsyncedBatchSeconds: Histogram;
   private readonly snapshots: Counter<'event'>;
   private readonly snapshotBytes: Histogram<'event'>;
+  private readonly compactionSeconds: Histogram;
   private readonly peerRttSeconds: Histogram<'peer'>;
   private readonly entryCommands: Histogram;
   private readonly peerSendFailures: Counter<'peer'>;
@@ -101,7 +104,7 @@ export class NodeMetrics {
       buckets: FSYNC_BUCKETS_SECONDS,
       registers,
     });
-    this.snapshots = new Counter({ name: 'raftauth_snapshots_total', help: 'Snapshots by event: created, installed, sent, received, send_failed.', labelNames: ['event'], registers });
+    this.snapshots = new Counter({ name: 'raftauth_snapshots_total', help: 'Whole-state snapshots by event: created (a state file written for a follower or a backup), installed, sent, received, send_failed.', labelNames: ['event'], registers });
     this.snapshotBytes = new Histogram({
       name: 'raftauth_snapshot_size_bytes',
       help: 'Size of snapshots created, installed, sent and received.',
@@ -109,6 +112,16 @@ export class NodeMetrics {
       buckets: SNAPSHOT_SIZE_BUCKETS_BYTES,
       registers,
     });
+    this.compactionSeconds = new Histogram({
+      name: 'raftauth_log_compaction_duration_seconds',
+      help: 'Time to record a log compaction (one small batch; no state is copied).',
+      buckets: FSYNC_BUCKETS_SECONDS,
+      registers,
+    });
+    const logBytes = source.logBytes;
+    if (logBytes !== undefined) {
+      new Gauge({ name: 'raftauth_log_bytes', help: 'What the raft log after its head costs: entry data plus 128 bytes each (compacted past storage compactLogBytes).', registers, collect() { this.set(logBytes()); } });
+    }
     this.peerRttSeconds = new Histogram({
       name: 'raftauth_peer_rtt_seconds',
       help: 'Round trip of a raft message batch to a peer (gRPC Send call to its acknowledgement).',
@@ -145,6 +158,10 @@ export class NodeMetrics {
   snapshot(event: SnapshotEvent, bytes: number | null): void {
     this.snapshots.inc({ event });
     if (bytes !== null) this.snapshotBytes.observe({ event }, bytes);
+  }
+
+  compacted(seconds: number): void {
+    this.compactionSeconds.observe(seconds);
   }
 
   peerRtt(peer: number, seconds: number): void {

@@ -120,6 +120,7 @@ export class RaftNode implements NodeApi {
       leader: () => driverRef?.status().softState.lead ?? NONE,
       commit: () => driverRef?.status().hardState.commit ?? storage.hardState.commit,
       applied: () => driverRef?.appliedIndex() ?? storage.applied,
+      logBytes: () => storage.stats().logBytes,
     });
     storage.onBatchWritten = (seconds, synced) => metrics.storageBatch(seconds, synced);
     try {
@@ -236,6 +237,7 @@ export class RaftNode implements NodeApi {
           leaderChanged: () => metrics.leaderChanged(),
           proposedEntry: (commands) => metrics.proposedEntry(commands),
           snapshot: (event, bytes) => metrics.snapshot(event, bytes),
+          compacted: (seconds) => metrics.compacted(seconds),
           stateChanged: (keyspaces) => {
             for (const l of self?.stateListeners ?? []) {
               try {

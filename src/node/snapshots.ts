@@ -1,15 +1,25 @@
-// Snapshots the driver starts and forgets: the periodic snapshot that lets the log be compacted,
-// a backup's snapshot (raftauth snapshot save), and streaming a snapshot file to a follower. None
-// of them holds up the driver's loop (issue 15: a snapshot of a large state written inside the
-// loop stopped ticks and heartbeats for seconds, and every such snapshot cost an election).
+// Log compaction and state files, which the driver starts and forgets (issue 15). None of them
+// holds up the driver's loop: a snapshot of a large state written inside the loop stopped ticks
+// and heartbeats for seconds, and every such snapshot cost an election.
 //
-// Precondition of create (the store's, DurableStorage.createSnapshot): no state write in flight,
-// and the index given is the store's applied index. The driver calls start() and backup() only
-// when its storage writer is idle; createSnapshot takes its LevelDB snapshot synchronously at the
-// call, and writes the file while commits go on (they are not in it).
-import type { ConfState, MsgSnap, NodeId } from '../raft/types.ts';
+// What a snapshot is now (etcd v3 works this way with its backend database): the state already
+// lives durably in LevelDB beside its applied index, so compacting the log copies nothing — it
+// records the applied index, its term and conf state, and moves the log head behind it
+// (DurableStorage.compactLog). Each node compacts when its log costs more than its own threshold,
+// spread around storage.compactLogBytes so members never compact at the same moment. The whole
+// state is written to a file only when someone needs it: a follower or learner behind the log's
+// head (the core sends MsgSnap), or a backup. Such a file is the state at the applied index at the
+// time it is written — at or past the snapshot the core named, and the log goes on from it, so the
+// follower installs it and the leader replicates from there (the core accepts an install past its
+// pending snapshot; etcd's createMergedSnapshotMessage does the same). A file already on disk at or
+// past the recorded snapshot is reused.
+//
+// Precondition of a state file (the store's, DurableStorage.writeStateFile): no state write in
+// flight, and the index given is the store's applied index. The driver writes one only when its
+// storage writer is idle (requestStateFile's callers wait for that); the store takes its LevelDB
+// snapshot synchronously at the call and writes the file while commits go on (they are not in it).
+import type { ConfState, MsgSnap, NodeId, SnapshotMetadata } from '../raft/types.ts';
 import type { DurableStorage, SnapshotChunkStream } from '../storage/durable-storage.ts';
-import { StorageError } from '../storage/errors.ts';
 
 /** A backup snapshot: the file of the state at the applied index, opened for reading. */
 export type SnapshotNowOutcome = { readonly kind: 'ok'; readonly stream: SnapshotChunkStream } | { readonly kind: 'dropped'; readonly reason: string };
@@ -21,6 +31,8 @@ export interface SnapshotLogger {
 
 export interface SnapshotEvents {
   snapshot(event: 'created' | 'installed' | 'sent' | 'send_failed', bytes: number | null): void;
+  /** The log was compacted (no state copied); how long recording it took. */
+  compacted?(seconds: number): void;
 }
 
 export interface SnapshotSender {
@@ -28,104 +40,147 @@ export interface SnapshotSender {
 }
 
 export interface SnapshotDutyOptions {
+  readonly id: NodeId;
   readonly storage: DurableStorage;
   readonly log: SnapshotLogger;
   readonly events?: SnapshotEvents;
-  /** A periodic snapshot failed: the store reports damage this way (fatal). */
+  /** A compaction or a state file failed: the store reports damage this way (fatal). */
   readonly fail: (e: unknown) => void;
   /** Whether the node is stopping (a failure then is not reported). */
   readonly stopping: () => boolean;
+  /**
+   * Ask the driver for a state file at its applied index, written once its storage writer is idle
+   * (the store's precondition); resolves with the file's metadata. Calls made while one is asked
+   * for share it.
+   */
+  readonly requestStateFile: () => Promise<SnapshotMetadata>;
+}
+
+/** How far above storage.compactLogBytes node `id` compacts: a fraction in [0, COMPACT_SPREAD), fixed per node. */
+export const COMPACT_SPREAD = 0.25;
+
+export function compactThresholdBytes(id: NodeId, compactLogBytes: number): number {
+  // Fibonacci hashing spreads consecutive ids over [0, 1): 1 → 0.62, 2 → 0.24, 3 → 0.85, 4 → 0.47, 5 → 0.09.
+  const frac = Math.imul(id, 0x9e3779b1) >>> 0;
+  return Math.floor(compactLogBytes * (1 + (COMPACT_SPREAD * frac) / 2 ** 32));
 }
 
 export class SnapshotDuty {
   private readonly o: SnapshotDutyOptions;
-  /** The periodic snapshot being written, if any (one at a time). */
-  private writing: Promise<void> | null = null;
+  private readonly thresholdBytes: number;
+  /** The compaction being recorded, if any (one at a time). */
+  private compacting: Promise<void> | null = null;
+  /** The state file being written, if any. */
+  private writing: Promise<SnapshotMetadata> | null = null;
+  /** State files being streamed to followers: the log is not compacted meanwhile (etcd does the same), or a follower could install a file the log no longer goes on from. */
+  private sending = 0;
 
   constructor(o: SnapshotDutyOptions) {
     this.o = o;
+    this.thresholdBytes = compactThresholdBytes(o.id, o.storage.config.compactLogBytes);
   }
 
-  get busy(): boolean {
-    return this.writing !== null;
+  /** This node's compaction threshold (bytes of log). */
+  get compactAtBytes(): number {
+    return this.thresholdBytes;
   }
 
-  /** Resolves when no periodic snapshot is being written (stop() waits: it holds a LevelDB snapshot). */
+  /** Resolves when no compaction and no state file is being written (stop() waits: a file holds a LevelDB snapshot). */
   async idle(): Promise<void> {
-    await this.writing;
+    await this.compacting;
+    await this.writing?.catch(() => undefined);
   }
 
-  /** Due at this applied index (the store's policy), and none being written. */
-  due(applied: number): boolean {
-    return this.writing === null && this.o.storage.shouldSnapshot(applied);
+  /** The log costs more than this node's threshold, nothing is being compacted or streamed. */
+  compactionDue(): boolean {
+    return this.compacting === null && this.sending === 0 && this.o.storage.shouldCompact(this.thresholdBytes);
   }
 
-  /** Write a snapshot of the state at `index` (the store's applied index) in the background. */
-  start(index: number, confState: ConfState): void {
+  /** Compact the log behind the durable applied index, in the background (one small batch). */
+  compact(): void {
     const { storage, log } = this.o;
-    const term = storage.term(index);
-    this.writing = storage
-      .createSnapshot({ index, term, confState })
+    const startMs = performance.now();
+    this.compacting = storage
+      .compactLog()
       .then(
-        (info) => {
-          log.info({ index, term, bytes: info.bytes, records: info.records, compactedThrough: info.compactedThrough }, 'created snapshot');
-          this.o.events?.snapshot('created', info.bytes);
+        (done) => {
+          if (done === null) return;
+          const seconds = (performance.now() - startMs) / 1000;
+          log.info({ index: done.metadata.index, term: done.metadata.term, compactedThrough: done.compactedThrough, ms: Math.round(seconds * 1000) }, 'compacted the log');
+          this.o.events?.compacted?.(seconds);
         },
         (e: unknown) => {
-          // A backup or an installed snapshot recorded one at or past this index meanwhile: nothing lost.
-          if (e instanceof StorageError && e.code === 'SNAPSHOT_OUT_OF_DATE') return;
-          if (this.o.stopping()) return;
-          this.o.fail(e);
+          if (!this.o.stopping()) this.o.fail(e);
         },
       )
       .finally(() => {
-        this.writing = null;
+        this.compacting = null;
       });
   }
 
   /**
-   * A snapshot file of the state at `index` (the store's applied index), for a backup. When the
-   * newest snapshot already is at that index (nothing applied since), that file is the state and
-   * is streamed as it is. The stream is opened before replying, so pruning the file later does not
-   * cut it short.
+   * Write a state file at `index` (the store's applied index, with the writer idle: the driver
+   * calls this only then). Resolves with its metadata.
    */
-  backup(index: number, confState: ConfState, reply: (o: SnapshotNowOutcome) => void): void {
+  writeStateFile(index: number, confState: ConfState): Promise<SnapshotMetadata> {
     const { storage, log } = this.o;
-    const made =
-      index === storage.snapshotMetadata.index
-        ? Promise.resolve()
-        : storage.createSnapshot({ index, term: storage.term(index), confState }).then(
-            (info) => {
-              log.info({ index, term: info.metadata.term, bytes: info.bytes, records: info.records, compactedThrough: info.compactedThrough }, 'created snapshot for a backup');
-              this.o.events?.snapshot('created', info.bytes);
-            },
-            (e: unknown) => {
-              // Another backup (or a received snapshot's install) recorded a snapshot at this index
-              // first: its file is the same state.
-              if (!(e instanceof StorageError && e.code === 'SNAPSHOT_OUT_OF_DATE' && storage.snapshotMetadata.index === index)) throw e;
-            },
-          );
-    made
-      .then(() => storage.openSnapshotChunks(index))
+    const meta: SnapshotMetadata = { index, term: storage.term(index), confState };
+    const startMs = performance.now();
+    const p = storage.writeStateFile(meta).then((info) => {
+      log.info({ index, term: meta.term, bytes: info.bytes, records: info.records, ms: Math.round(performance.now() - startMs) }, 'wrote a state file');
+      this.o.events?.snapshot('created', info.bytes);
+      return meta;
+    });
+    this.writing = p;
+    void p.then(
+      () => {
+        if (this.writing === p) this.writing = null;
+      },
+      () => {
+        if (this.writing === p) this.writing = null;
+      },
+    );
+    return p;
+  }
+
+  /**
+   * A state file of the state at or past the applied index of the call, for a backup: asked of
+   * the driver, then opened for reading before replying, so pruning the file later does not cut
+   * the stream short.
+   */
+  backup(reply: (o: SnapshotNowOutcome) => void): void {
+    this.o
+      .requestStateFile()
+      .then((meta) => this.o.storage.openSnapshotChunks(meta.index))
       .then(
         (stream) => reply({ kind: 'ok', stream }),
         (e: unknown) => reply({ kind: 'dropped', reason: e instanceof Error ? e.message : String(e) }),
       );
   }
 
-  /** Stream a snapshot file to a follower; `done` reports the outcome (to the core, through the inbox). */
+  /**
+   * Send a follower the whole state, for the core's MsgSnap: the newest state file at or past the
+   * recorded snapshot, or one written now. The header names the file's index and term (at or
+   * past the snapshot the core named). `done` reports the outcome (to the core, through the inbox).
+   */
   stream(m: MsgSnap, sender: SnapshotSender, done: (ok: boolean) => void): void {
-    const md = m.snapshot.metadata;
+    const { storage } = this.o;
+    this.sending++;
     void (async () => {
+      let stream: SnapshotChunkStream | null = null;
       try {
-        const stream = await this.o.storage.openSnapshotChunks(md.index);
-        await sender.sendSnapshot(m.to, { term: m.term, metadata: md }, stream.chunks);
+        const meta = (await storage.newestSendableStateFile()) ?? (await this.o.requestStateFile());
+        stream = await storage.openSnapshotChunks(meta.index);
+        await sender.sendSnapshot(m.to, { term: m.term, metadata: stream.metadata }, stream.chunks);
         this.o.events?.snapshot('sent', stream.totalBytes);
         done(true);
       } catch (e) {
+        await stream?.chunks.return(undefined).catch(() => undefined);
         this.o.events?.snapshot('send_failed', null);
-        this.o.log.warn({ to: m.to, index: md.index, err: e instanceof Error ? e.message : String(e) }, 'snapshot send failed');
+        this.o.log.warn({ to: m.to, index: m.snapshot.metadata.index, err: e instanceof Error ? e.message : String(e) }, 'snapshot send failed');
         done(false);
+      } finally {
+        this.sending--;
       }
     })();
   }

@@ -413,9 +413,8 @@ export async function forceNewCluster(opts: ForceNewClusterOptions): Promise<For
 
     // 3. The whole state at the commit index, read back through the verifying parser.
     const index = st.applied;
-    if (index !== st.snapshotMetadata.index) await st.createSnapshot({ index, term: st.term(index), confState: st.confState });
-    const file = await st.snapshotFilePath(index);
-    if (file === null) throw new BackupError('INVALID_REQUEST', `no snapshot file at index ${index} in ${st.snapDir}`);
+    // A state file at that index (an existing one is the same state and is kept).
+    const { path: file } = await st.writeStateFile({ index, term: st.term(index), confState: st.confState });
     snapRecords = [...(await verifyBackupFile(file, { storage, ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}) })).records];
   } finally {
     await st.close();

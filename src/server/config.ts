@@ -21,6 +21,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
+import { LOG_ENTRY_OVERHEAD_BYTES } from '../storage/config.ts';
 
 export class ConfigError extends Error {
   /** The config file the error is about. */
@@ -73,7 +74,7 @@ export interface NodeConfig {
     readonly preVote: boolean;
     readonly checkQuorum: boolean;
     readonly readOnly: 'safe' | 'leaseBased';
-    readonly snapshotEveryEntries: number;
+    readonly compactLogBytes: number;
     readonly snapshotCatchupEntries: number;
   };
   readonly tls: { readonly ca: string; readonly cert: string; readonly key: string };
@@ -439,9 +440,13 @@ const SPEC = {
      * (and requires checkQuorum). Default 'safe'.
      */
     readOnly: oneOf(['safe', 'leaseBased'] as const, 'safe'),
-    /** Take a snapshot after this many applied entries since the last one; bounds log size on disk. Default 10 000. */
-    snapshotEveryEntries: int(2, 100_000_000, 10_000),
-    /** Entries kept behind a snapshot so a slightly lagging follower catches up from the log, not by snapshot. Below snapshotEveryEntries. Default 5 000. */
+    /**
+     * Compact the log once its entries cost more than this many bytes (data plus 128 bytes each);
+     * bounds the log on disk and in memory. Compaction copies no state; each node compacts at its
+     * own point within +25% of this, so members never compact at the same moment. Default 32 MiB.
+     */
+    compactLogBytes: int(1024, 4 * 1024 * 1024 * 1024, 32 * 1024 * 1024),
+    /** Entries kept behind a compaction so a slightly lagging follower catches up from the log, not from a state file. At most compactLogBytes / 256. Default 5 000. */
     snapshotCatchupEntries: int(1, 100_000_000, 5_000),
   },
   tls: {
@@ -737,15 +742,15 @@ export function parseConfig(body: string, file: string, env: Env = process.env):
   }
 
   const c = out as unknown as { -readonly [S in keyof NodeConfig]: Record<string, unknown> };
-  const raft = c.raft as { electionTick: number; heartbeatTick: number; snapshotEveryEntries: number; snapshotCatchupEntries: number; readOnly: string; checkQuorum: boolean };
+  const raft = c.raft as { electionTick: number; heartbeatTick: number; compactLogBytes: number; snapshotCatchupEntries: number; readOnly: string; checkQuorum: boolean };
   if (raft.heartbeatTick >= raft.electionTick) {
     // A leader must heartbeat several times per election timeout, or followers start elections
     // against a healthy leader (Raft paper §5.2: broadcastTime ≪ electionTimeout).
     fail('raft.heartbeatTick', `must be an integer >= 1 and < raft.electionTick (got ${raft.heartbeatTick}, raft.electionTick is ${raft.electionTick})`);
   }
-  if (raft.snapshotCatchupEntries >= raft.snapshotEveryEntries) {
-    // Otherwise a snapshot would never let the log be compacted.
-    fail('raft.snapshotCatchupEntries', `must be below raft.snapshotEveryEntries (got ${raft.snapshotCatchupEntries}, raft.snapshotEveryEntries is ${raft.snapshotEveryEntries})`);
+  if (raft.snapshotCatchupEntries * LOG_ENTRY_OVERHEAD_BYTES * 2 > raft.compactLogBytes) {
+    // The kept entries must fit in half the budget, or a compaction could leave the log over it.
+    fail('raft.snapshotCatchupEntries', `must be at most raft.compactLogBytes / ${LOG_ENTRY_OVERHEAD_BYTES * 2} (got ${raft.snapshotCatchupEntries}, raft.compactLogBytes is ${raft.compactLogBytes})`);
   }
   if (raft.readOnly === 'leaseBased' && !raft.checkQuorum) {
     // A lease is only sound if a leader that lost its majority stops acting as leader (§6.4.1).

@@ -55,7 +55,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Raf
     maxSizePerMsg: config.raft.maxSizePerMsg,
     maxInflightMsgs: config.raft.maxInflightMsgs,
     maxWritesInFlight: config.raft.maxWritesInFlight,
-    storage: { snapshotEveryEntries: config.raft.snapshotEveryEntries, snapshotCatchupEntries: config.raft.snapshotCatchupEntries },
+    storage: { compactLogBytes: config.raft.compactLogBytes, snapshotCatchupEntries: config.raft.snapshotCatchupEntries },
     ...(wrapStorageWrites ? { wrapStorageWrites } : {}),
     logger,
     applier: stateApplier(oauthDomains()),

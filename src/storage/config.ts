@@ -5,13 +5,16 @@ import { StorageError } from './errors.ts';
 
 export interface StorageConfig {
   /**
-   * Take a snapshot once this many entries have been applied since the last one
-   * (see DurableStorage.shouldSnapshot). Bounds the log's disk and memory footprint.
+   * Compact the log once its entries cost more than this many bytes (each entry's data plus
+   * LOG_ENTRY_OVERHEAD_BYTES; see DurableStorage.shouldCompact). Compaction copies no state: the
+   * state already lives in LevelDB beside its applied index (issue 15). Bounds the log's disk and
+   * memory footprint (the log after the head is cached in memory for the core).
    */
-  readonly snapshotEveryEntries: number;
+  readonly compactLogBytes: number;
   /**
-   * Entries kept behind a new snapshot, so a follower that is only slightly behind can catch up
-   * from the log instead of receiving a whole snapshot (etcd's SnapshotCatchUpEntries).
+   * Entries kept behind the compaction point, so a follower that is only slightly behind can catch
+   * up from the log instead of receiving the whole state (etcd's SnapshotCatchUpEntries); fewer
+   * when they would cost more than half of compactLogBytes.
    */
   readonly snapshotCatchupEntries: number;
   /** Snapshot files kept on disk (the newest N); older ones are deleted after a new one is recorded. */
@@ -40,8 +43,14 @@ export interface StorageConfig {
 
 const MiB = 1024 * 1024;
 
+/**
+ * What an entry costs the log beyond its data, for compactLogBytes: its key and framing on disk,
+ * and its Entry object and Uint8Array in the in-memory cache.
+ */
+export const LOG_ENTRY_OVERHEAD_BYTES = 128;
+
 export const defaultStorageConfig: StorageConfig = {
-  snapshotEveryEntries: 10_000,
+  compactLogBytes: 32 * MiB,
   snapshotCatchupEntries: 5_000,
   keepSnapshotFiles: 2,
   maxChunkBytes: 1 * MiB,
@@ -74,9 +83,13 @@ export function validateStorageConfig(c: StorageConfig): void {
   for (const k of Object.keys(c)) {
     if (!(k in defaultStorageConfig)) throw new StorageError('INVALID_CONFIG', `unknown storage config key storage.${k}`);
   }
-  if (c.snapshotCatchupEntries >= c.snapshotEveryEntries) {
-    // Otherwise a snapshot would never compact anything: the log would only grow.
-    throw new StorageError('INVALID_CONFIG', `storage.snapshotCatchupEntries (${c.snapshotCatchupEntries}) must be below storage.snapshotEveryEntries (${c.snapshotEveryEntries})`);
+  if (c.snapshotCatchupEntries * LOG_ENTRY_OVERHEAD_BYTES * 2 > c.compactLogBytes) {
+    // The kept entries must fit in half the budget, or a compaction could leave the log over it
+    // and the next entry would compact again.
+    throw new StorageError(
+      'INVALID_CONFIG',
+      `storage.snapshotCatchupEntries (${c.snapshotCatchupEntries}) times ${LOG_ENTRY_OVERHEAD_BYTES * 2} bytes must not exceed storage.compactLogBytes (${c.compactLogBytes})`,
+    );
   }
   if (c.maxChunkBytes < 1024) throw new StorageError('INVALID_CONFIG', `storage.maxChunkBytes must be at least 1024, got ${c.maxChunkBytes}`);
   if (c.snapshotFrameBytes > c.maxRecordBytes) {

@@ -12,8 +12,8 @@
 //
 // Concurrency contract (asserted, since a violation is a driver bug):
 //  - commit() calls never overlap (the driver, or StorageWriter, serializes them);
-//  - createSnapshot() runs when the applied index equals the snapshot's index and no state write
-//    is in flight; installSnapshot() never overlaps a commit() (Ready order: install the snapshot,
+//  - writeStateFile() and createSnapshot() run when the applied index equals the file's index and
+//    no state write is in flight (compactLog() needs neither: it reads the durable applied index); installSnapshot() never overlaps a commit() (Ready order: install the snapshot,
 //    then persist entries; a driver using StorageWriter awaits writer.idle() first). Commits are
 //    refused for the duration of an install, as etcd's ApplySnapshot blocks its raft loop.
 import { mkdir } from 'node:fs/promises';
@@ -28,9 +28,9 @@ import type { SnapshotRecord } from './snapshot-format.ts';
 import type { ReceivedSnapshot, SnapshotReceiver } from './snapshot-receiver.ts';
 import { Snapshotter } from './snapshotter.ts';
 import { StateStore } from './state-store.ts';
-import type { CommitOptions, IterateOptions, SnapshotChunkStream, SnapshotInfo, StateKey, StateRecord, StorageStats, StorageWrite } from './types.ts';
+import type { CommitOptions, IterateOptions, SnapshotChunkStream, SnapshotInfo, StateFileInfo, StateKey, StateRecord, StorageStats, StorageWrite } from './types.ts';
 
-export type { CommitOptions, IterateOptions, SnapshotChunkStream, SnapshotInfo, StateChanges, StateKey, StateRecord, StorageStats, StorageWrite } from './types.ts';
+export type { CommitOptions, IterateOptions, SnapshotChunkStream, SnapshotInfo, StateChanges, StateFileInfo, StateKey, StateRecord, StorageStats, StorageWrite } from './types.ts';
 export type { BatchWrite, WrapWrites, WriteBatch, WritePurpose } from './level-store.ts';
 export { snapshotRef } from './snapshot-format.ts';
 
@@ -204,6 +204,7 @@ export class DurableStorage implements Storage {
       lastIndex: this.log.lastIndex(),
       applied: this.state.applied,
       snapshotIndex: this.snapshots.metadata.index,
+      logBytes: this.log.bytes,
     };
   }
 
@@ -286,25 +287,71 @@ export class DurableStorage implements Storage {
   // ---------------------------------------------------------------------------------------------
   // Snapshots
 
-  /** True once `applied` is snapshotEveryEntries past the latest snapshot. */
-  shouldSnapshot(applied: number = this.state.applied): boolean {
-    return this.snapshots.shouldSnapshot(applied);
+  /**
+   * True once the log's entries cost more than `thresholdBytes` (default storage.compactLogBytes;
+   * a node passes its own, spread around it, so members do not compact at the same moment) and
+   * the applied index moved past the recorded snapshot.
+   */
+  shouldCompact(thresholdBytes?: number): boolean {
+    return this.snapshots.shouldCompact(thresholdBytes);
   }
 
   /**
-   * Write a snapshot of the live state generation at `meta.index`, which must be the applied
-   * index, then record it as the newest snapshot and compact the log behind
-   * `meta.index - snapshotCatchupEntries`. The LevelDB snapshot is taken synchronously at the call,
-   * so commits may go on while the file is written; they are not in it.
+   * Compact the log behind the durable applied index (issue 15): record a snapshot there (its
+   * term, the conf state as of it) and move the log head behind it, keeping
+   * snapshotCatchupEntries entries. No state is copied: the state lives in LevelDB beside its
+   * applied index, and a follower that needs it is sent a state file written on demand
+   * (writeStateFile). One small batch; the compacted keys are deleted in the background in
+   * bounded batches. Returns null when there is nothing new to record.
+   */
+  async compactLog(): Promise<{ metadata: SnapshotMetadata; compactedThrough: number } | null> {
+    this.level.checkUsable();
+    // Read under the write lock: no commit moves the applied index or the conf state meanwhile.
+    const meta = await this.level.writeLock.run(async () => {
+      const index = this.state.applied;
+      return { index, term: this.log.term(index), confState: this.state.confState };
+    });
+    if (meta.index <= this.snapshots.metadata.index) return null;
+    return this.snapshots.compact(meta);
+  }
+
+  /**
+   * Write a state file of the live state at `meta.index`, which must be the applied index, with no
+   * state write in flight (the file must be the state at that index): for a follower that needs
+   * the whole state, or a backup. Records nothing; an existing file at that index is kept.
+   */
+  async writeStateFile(meta: SnapshotMetadata): Promise<StateFileInfo> {
+    this.level.checkUsable();
+    this.checkStateFilePosition(meta);
+    return this.snapshots.writeFile(meta);
+  }
+
+  /**
+   * The newest state file a follower can be sent: at or past the recorded snapshot (so the log
+   * goes on from it) and at or below the applied index. Null if there is none.
+   */
+  newestSendableStateFile(): Promise<SnapshotMetadata | null> {
+    this.level.checkUsable();
+    return this.snapshots.newestFile(this.snapshots.metadata.index);
+  }
+
+  /**
+   * Write a state file at `meta.index` (see writeStateFile), then record it as the newest snapshot
+   * and compact the log behind it (offline recovery does this). The LevelDB snapshot is taken
+   * synchronously at the call, so commits may go on while the file is written; they are not in it.
    */
   async createSnapshot(meta: SnapshotMetadata): Promise<SnapshotInfo> {
     this.level.checkUsable();
-    storageAssert(meta.index === this.state.applied, () => `createSnapshot at ${meta.index}, but the applied index is ${this.state.applied}: the state would not match the metadata`);
+    this.checkStateFilePosition(meta);
+    return this.snapshots.create(meta);
+  }
+
+  private checkStateFilePosition(meta: SnapshotMetadata): void {
+    storageAssert(meta.index === this.state.applied, () => `a state file at ${meta.index}, but the applied index is ${this.state.applied}: the state would not match the metadata`);
     // A commit carrying only log entries and hard state may be in flight (the core does not stop
     // for a snapshot), but not one that changes the state or the applied index: its batch could be
     // in LevelDB already, and so in the LevelDB snapshot, while `applied` still says otherwise.
-    storageAssert(!this.stateCommitInFlight, 'createSnapshot() while a commit with state changes is in flight: the snapshot would not be the state at the applied index');
-    return this.snapshots.create(meta);
+    storageAssert(!this.stateCommitInFlight, 'a state file while a commit with state changes is in flight: the file would not be the state at the applied index');
   }
 
   /** The path of the snapshot file at `index`, or null if there is none on disk. */

@@ -8,7 +8,7 @@
 // batch is durable, under the same write lock. So the core never sees anything that is not durable.
 import { MemoryStorage } from '../raft/memory-storage.ts';
 import type { Entry, HardState, Snapshot, SnapshotMetadata } from '../raft/types.ts';
-import type { StorageConfig } from './config.ts';
+import { LOG_ENTRY_OVERHEAD_BYTES, type StorageConfig } from './config.ts';
 import { StorageCorruptError, StorageError, storageAssert } from './errors.ts';
 import { LOG_PREFIX, META, logKey, parseLogKey, prefixEnd } from './keys.ts';
 import { verifyAndDecode, type BatchOp, type LevelStore } from './level-store.ts';
@@ -36,6 +36,8 @@ export class LogStore {
   private readonly config: StorageConfig;
   private readonly cache = new MemoryStorage();
   private head: LogHead;
+  /** What the entries after the head cost (entryCost each): the compaction policy's measure. */
+  private logBytes = 0;
 
   private constructor(level: LevelStore, config: StorageConfig, head: LogHead) {
     this.level = level;
@@ -105,6 +107,12 @@ export class LogStore {
       this.cache.createSnapshot(snap.index, snap.confState, snapshotRef(snap));
     }
     this.cache.setHardState(hardState);
+    this.logBytes = sumCost(entries);
+  }
+
+  /** What the entries after the log head cost (data plus LOG_ENTRY_OVERHEAD_BYTES each). */
+  get bytes(): number {
+    return this.logBytes;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -196,7 +204,16 @@ export class LogStore {
   /** After the batch holding `w` is durable. */
   afterWrite(w: StorageWrite): void {
     if (w.hardState !== undefined) this.cache.setHardState(w.hardState);
-    if (w.entries !== undefined && w.entries.length > 0) this.cache.append(w.entries);
+    if (w.entries !== undefined && w.entries.length > 0) {
+      const first = this.cache.firstIndex();
+      const last = this.cache.lastIndex();
+      const es = w.entries;
+      // A conflicting suffix is replaced (MemoryStorage.append truncates it): it no longer costs.
+      const from = Math.max(es[0]!.index, first);
+      if (from <= last) this.logBytes -= sumCost(this.cache.entries(from, last + 1, Number.MAX_SAFE_INTEGER));
+      this.cache.append(es);
+      for (const e of es) if (e.index >= first) this.logBytes += entryCost(e);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -209,26 +226,51 @@ export class LogStore {
   }
 
   /**
-   * Plan the compaction that follows a new snapshot at `meta.index`: keep snapshotCatchupEntries
-   * entries behind it, so a briefly lagging follower can still catch up from the log. Returns the
-   * new log head (the old one if nothing is compacted). Call under the write lock.
+   * Plan the compaction behind a snapshot record at `meta.index`: the new log head keeps
+   * snapshotCatchupEntries entries behind it, so a briefly lagging follower can still catch up
+   * from the log — fewer if the entries left would cost more than half of compactLogBytes. Only
+   * the log head is written here; the compacted entries' keys are deleted afterwards in bounded
+   * batches (deleteCompacted), so a compaction never writes one huge batch; a restart deletes
+   * what a crash left (load). Returns the new log head (the old one if nothing is compacted).
+   * Call under the write lock.
    */
   planCompaction(meta: SnapshotMetadata, ops: BatchOp[]): LogHead {
-    const target = Math.max(this.head.index, meta.index - this.config.snapshotCatchupEntries);
-    const compactTo = Math.min(target, this.cache.lastIndex());
-    if (compactTo <= this.head.index) return this.head;
-    const head = { index: compactTo, term: this.cache.term(compactTo) };
+    const upTo = Math.min(meta.index, this.cache.lastIndex());
+    let target = Math.min(Math.max(this.head.index, meta.index - this.config.snapshotCatchupEntries), upTo);
+    if (upTo > this.head.index) {
+      // Entries (head, upTo], to weigh what compacting through each of them leaves.
+      const es = this.cache.entries(this.head.index + 1, upTo + 1, Number.MAX_SAFE_INTEGER);
+      let left = this.logBytes;
+      for (const e of es) if (e.index <= target) left -= entryCost(e);
+      for (const e of es) {
+        if (e.index <= target) continue;
+        if (left <= this.config.compactLogBytes / 2) break;
+        target = e.index;
+        left -= entryCost(e);
+      }
+    }
+    if (target <= this.head.index) return this.head;
+    const head = { index: target, term: this.cache.term(target) };
     ops.push({ type: 'put', key: META.logHead, value: frameValue(META.logHead, encodeLogHead(head.index, head.term)) });
-    // Bounded by snapshotEveryEntries + snapshotCatchupEntries keys: one snapshot interval.
-    for (let i = this.head.index + 1; i <= compactTo; i++) ops.push({ type: 'del', key: logKey(i) });
     return head;
   }
 
   /** After the batch recording the snapshot `meta` and compacting to `head` is durable. */
   afterCompaction(meta: SnapshotMetadata, head: LogHead): void {
     this.cache.createSnapshot(meta.index, meta.confState, snapshotRef(meta));
-    if (head.index > this.head.index) this.cache.compact(head.index);
+    if (head.index > this.head.index) {
+      this.logBytes -= sumCost(this.cache.entries(this.cache.firstIndex(), head.index + 1, Number.MAX_SAFE_INTEGER));
+      this.cache.compact(head.index);
+    }
     this.head = head;
+  }
+
+  /**
+   * Delete the keys of entries at or below the log head (compacted), in batches of
+   * deleteBatchKeys, each under the write lock between commits. Returns how many were deleted.
+   */
+  deleteCompacted(): Promise<number> {
+    return this.level.deleteRange(LOG_PREFIX, logKey(this.head.index + 1), this.config.deleteBatchKeys);
   }
 
   /**
@@ -250,6 +292,7 @@ export class LogStore {
   /** After the batch planned by planReset (or planBootstrap) is durable. */
   afterReset(m: SnapshotMetadata, hardState: HardState): void {
     this.head = { index: m.index, term: m.term };
+    this.logBytes = 0;
     this.cache.applySnapshot({ metadata: m, data: snapshotRef(m) });
     this.cache.setHardState(hardState);
   }
@@ -259,4 +302,15 @@ export class LogStore {
     ops.push({ type: 'put', key: META.logHead, value: frameValue(META.logHead, encodeLogHead(m.index, m.term)) });
     ops.push({ type: 'put', key: META.hardState, value: frameValue(META.hardState, encodeHardState(hardState)) });
   }
+}
+
+/** What an entry costs the log (compactLogBytes' measure). */
+export function entryCost(e: Entry): number {
+  return e.data.length + LOG_ENTRY_OVERHEAD_BYTES;
+}
+
+function sumCost(es: readonly Entry[]): number {
+  let n = 0;
+  for (const e of es) n += entryCost(e);
+  return n;
 }

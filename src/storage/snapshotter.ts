@@ -22,7 +22,7 @@ import { SnapshotFileWriter, compareBytes, parseSnapshotFileName, readSnapshotFi
 import type { SnapshotRecord } from './snapshot-format.ts';
 import { SnapshotReceiver, type ReceivedSnapshot } from './snapshot-receiver.ts';
 import type { StateStore } from './state-store.ts';
-import type { SnapshotChunkStream, SnapshotInfo } from './types.ts';
+import type { SnapshotChunkStream, SnapshotInfo, StateFileInfo } from './types.ts';
 
 export interface SnapshotterParts {
   readonly level: LevelStore;
@@ -39,7 +39,10 @@ export class Snapshotter {
   private readonly log: LogStore;
   private readonly state: StateStore;
   private meta: SnapshotMetadata;
+  /** Records and installs (the snapshot record and the state generation). */
   private readonly lock = new Mutex();
+  /** State files being written (one at a time; never held while recording). */
+  private readonly fileLock = new Mutex();
   private installingNow = false;
   private background: Promise<void> = Promise.resolve();
   private backgroundError: unknown = null;
@@ -74,32 +77,48 @@ export class Snapshotter {
     return this.installingNow;
   }
 
-  /** True once `applied` is snapshotEveryEntries past the latest snapshot. */
-  shouldSnapshot(applied: number): boolean {
-    return applied - this.meta.index >= this.config.snapshotEveryEntries;
+  /** True once the log's entries cost more than `thresholdBytes` (default compactLogBytes) and the applied index moved past the recorded snapshot. */
+  shouldCompact(thresholdBytes: number = this.config.compactLogBytes): boolean {
+    return this.log.bytes > thresholdBytes && this.state.applied > this.meta.index;
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Creating
+  // Compacting (no copy of the state) and state files (for followers and backups)
 
   /**
-   * Write a snapshot of the live state at `meta.index` (the caller checks that it is the applied
-   * index and that no state write is in flight), record it and compact the log behind it. The
-   * state is read from a LevelDB snapshot taken synchronously at the call, so commits may go on
-   * while the file is written; they are not in it.
+   * Record `meta` (at or below the applied index) as the newest snapshot and compact the log
+   * behind it — without copying the state: the state already lives in LevelDB beside its applied
+   * index, and a follower that needs it gets a state file written on demand (writeFile). The
+   * compacted entries' keys are deleted in the background in bounded batches. Returns null when
+   * a snapshot at or past `meta.index` is recorded already.
    */
-  async create(meta: SnapshotMetadata): Promise<SnapshotInfo> {
-    if (meta.index <= this.meta.index) throw new StorageError('SNAPSHOT_OUT_OF_DATE', `a snapshot at ${this.meta.index} exists; cannot create one at ${meta.index}`);
+  async compact(meta: SnapshotMetadata): Promise<{ metadata: SnapshotMetadata; compactedThrough: number } | null> {
     this.log.checkSnapshotPosition(meta);
-    // Taken before any await: the LevelDB snapshot and the generation it reads belong together.
-    const read = this.state.openSnapshotRead();
     return this.lock.run(async () => {
-      if (meta.index <= this.meta.index) {
-        // An install (or another snapshot) got the lock first.
-        await read.close();
-        throw new StorageError('SNAPSHOT_OUT_OF_DATE', `a snapshot at ${this.meta.index} was recorded meanwhile; dropping the one at ${meta.index}`);
-      }
+      if (meta.index <= this.meta.index) return null;
+      storageAssert(meta.index <= this.state.applied, () => `compact at ${meta.index}, beyond the applied index ${this.state.applied}`);
+      const compactedThrough = await this.record(meta);
+      this.startBackground(() => this.log.deleteCompacted());
+      return { metadata: meta, compactedThrough };
+    });
+  }
+
+  /**
+   * Write a state file of the live state at `meta.index` (the caller checks that it is the applied
+   * index and that no state write is in flight), for a follower or a backup; records nothing.
+   * An existing file at that index is the same state and is kept. The LevelDB snapshot is taken
+   * synchronously at the call, so commits may go on while the file is written; they are not in it.
+   */
+  async writeFile(meta: SnapshotMetadata): Promise<StateFileInfo> {
+    this.log.checkSnapshotPosition(meta);
+    const read = this.state.openSnapshotRead();
+    return this.fileLock.run(async () => {
       const path = join(this.snapDir, snapshotFileName(meta.term, meta.index));
+      const existing = await stat(path).catch(() => null);
+      if (existing !== null) {
+        await read.close();
+        return { path, bytes: existing.size, records: null };
+      }
       const writer = new SnapshotFileWriter(path, this.snapDir, this.config);
       let written: { bytes: number; records: number };
       try {
@@ -112,13 +131,41 @@ export class Snapshotter {
       } finally {
         await read.close();
       }
-      const compactedThrough = await this.record(meta);
       await this.prune();
-      return { metadata: meta, path, bytes: written.bytes, records: written.records, compactedThrough };
+      return { path, bytes: written.bytes, records: written.records };
     });
   }
 
-  /** Durably record `meta` as the newest snapshot and compact the log behind it (one batch); then the caches. */
+  /**
+   * The newest state file at or past `minIndex` and at or below the applied index (one a follower
+   * can be sent: the log goes on from it), or null.
+   */
+  async newestFile(minIndex: number): Promise<SnapshotMetadata | null> {
+    let best: { term: number; index: number } | null = null;
+    for (const name of await readdir(this.snapDir)) {
+      const p = parseSnapshotFileName(name);
+      if (p !== null && p.index >= minIndex && p.index <= this.state.applied && (best === null || p.index > best.index)) best = p;
+    }
+    if (best === null) return null;
+    // Read through the verifying parser: a damaged file is not offered to a follower.
+    const path = join(this.snapDir, snapshotFileName(best.term, best.index));
+    for await (const meta of readSnapshotHeader(path, this.config)) return meta;
+    return null;
+  }
+
+  /**
+   * Write a state file at `meta.index` (see writeFile), then record it as the newest snapshot and
+   * compact the log behind it: what an offline recovery (src/ops/backup.ts) does.
+   */
+  async create(meta: SnapshotMetadata): Promise<SnapshotInfo> {
+    if (meta.index <= this.meta.index) throw new StorageError('SNAPSHOT_OUT_OF_DATE', `a snapshot at ${this.meta.index} exists; cannot create one at ${meta.index}`);
+    const written = await this.writeFile(meta);
+    const done = await this.compact(meta);
+    if (done === null) throw new StorageError('SNAPSHOT_OUT_OF_DATE', `a snapshot at ${this.meta.index} was recorded meanwhile; dropping the one at ${meta.index}`);
+    return { metadata: meta, path: written.path, bytes: written.bytes, records: written.records, compactedThrough: done.compactedThrough };
+  }
+
+  /** Durably record `meta` as the newest snapshot and move the log head behind it (one small batch); then the caches. */
   private async record(meta: SnapshotMetadata): Promise<number> {
     return this.level.writeLock.run(async () => {
       this.level.checkUsable();
@@ -131,22 +178,23 @@ export class Snapshotter {
     });
   }
 
-  /** Keep the newest keepSnapshotFiles snapshot files (by index); the recorded one is always kept. */
+  /**
+   * Keep the newest keepSnapshotFiles state files at or below the applied index; a file past it is
+   * a received snapshot waiting to be installed, and is kept.
+   */
   async prune(): Promise<void> {
     const files = (await readdir(this.snapDir))
       .map((name) => ({ name, parsed: parseSnapshotFileName(name) }))
       .filter((f): f is { name: string; parsed: { term: number; index: number } } => f.parsed !== null)
       .sort((a, b) => b.parsed.index - a.parsed.index);
-    const current = snapshotFileName(this.meta.term, this.meta.index);
     let kept = 0;
     let removed = false;
     for (const f of files) {
-      if (f.name === current || (kept < this.config.keepSnapshotFiles && f.parsed.index <= this.meta.index)) {
+      if (f.parsed.index > this.state.applied) continue;
+      if (kept < this.config.keepSnapshotFiles) {
         kept++;
         continue;
       }
-      // A newer file than the recorded one is a received snapshot about to be installed: keep it.
-      if (f.parsed.index > this.meta.index) continue;
       await unlink(join(this.snapDir, f.name)).catch(() => undefined);
       removed = true;
     }
@@ -200,9 +248,7 @@ export class Snapshotter {
         await fh.close();
       }
     }
-    const gen = chunks();
-    // If the consumer never starts the generator its finally never runs; return() closes the file.
-    return { metadata, totalBytes, chunks: gen };
+    return { metadata, totalBytes, chunks: closingUnstarted(chunks(), () => fh.close()) };
   }
 
   /** A receiver that writes an incoming snapshot into the snapshot directory. */
@@ -378,4 +424,34 @@ async function moveFile(from: string, to: string): Promise<void> {
     await unlink(from);
   }
   await stat(to);
+}
+
+/**
+ * `gen`, except that return() or throw() before the first next() also runs `close`: a generator
+ * that never started skips its finally block, so a stream opened and then abandoned (a send that
+ * failed before reading) would otherwise keep its file open.
+ */
+function closingUnstarted<T>(gen: AsyncGenerator<T>, close: () => Promise<void>): AsyncGenerator<T> {
+  let started = false;
+  const closeIfUnstarted = async (): Promise<void> => {
+    if (started) return;
+    started = true;
+    await close();
+  };
+  const wrapped: AsyncGenerator<T> = {
+    next: (...args) => {
+      started = true;
+      return gen.next(...args);
+    },
+    return: async (v) => {
+      await closeIfUnstarted();
+      return gen.return(v);
+    },
+    throw: async (e) => {
+      await closeIfUnstarted();
+      return gen.throw(e);
+    },
+    [Symbol.asyncIterator]: () => wrapped,
+  };
+  return wrapped;
 }

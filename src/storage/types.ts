@@ -50,9 +50,18 @@ export interface SnapshotInfo {
   readonly metadata: SnapshotMetadata;
   readonly path: string;
   readonly bytes: number;
-  readonly records: number;
+  /** Records written; null when a file at that index was already on disk and was kept. */
+  readonly records: number | null;
   /** The log was compacted through this index (its term is kept as the log head). */
   readonly compactedThrough: number;
+}
+
+/** A state file written for a follower or a backup (DurableStorage.writeStateFile). */
+export interface StateFileInfo {
+  readonly path: string;
+  readonly bytes: number;
+  /** Records written; null when a file at that index was already on disk and was kept. */
+  readonly records: number | null;
 }
 
 export interface SnapshotChunkStream {
@@ -74,4 +83,6 @@ export interface StorageStats {
   readonly lastIndex: number;
   readonly applied: number;
   readonly snapshotIndex: number;
+  /** What the log's entries after the head cost (compactLogBytes' measure). */
+  readonly logBytes: number;
 }

@@ -5,16 +5,17 @@
 //  c) killed, many writes, restarted with crash injection so it dies after loading the first batch
 //     of the received snapshot, before the atomic flip; restarted without it, it must catch up and
 //     serve (the half-loaded generation is garbage and is discarded at open, storage/keys.ts).
-// Small snapshotEveryEntries/snapshotCatchupEntries make "far behind the compacted log" cheap.
+// A small compactLogBytes/snapshotCatchupEntries make "far behind the compacted log" cheap.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ProcessCluster, waitFor } from './harness.ts';
 
 const IDS = [1, 2, 3];
-const SNAPSHOT_EVERY_ENTRIES = 40;
+/** The log budget: about 40 of this test's entries (each costs its data plus 128 bytes). */
+const COMPACT_LOG_BYTES = 10_000;
 const SNAPSHOT_CATCHUP_ENTRIES = 10;
-/** Writes while the follower is down for steps b and c: several snapshot intervals. */
-const FAR_BEHIND_WRITES = 4 * SNAPSHOT_EVERY_ENTRIES;
+/** Writes while the follower is down for steps b and c: several compactions' worth. */
+const FAR_BEHIND_WRITES = 160;
 /** Exit code of a node that dies of a fatal error at run time (dist/main.js). */
 const EXIT_FATAL = 70;
 
@@ -41,7 +42,7 @@ function linesWith(c: ProcessCluster, id: number, msg: string): Record<string, u
 }
 
 test('restart catch-up from the log, by snapshot, and after a crash during snapshot install', { timeout: 150_000 }, async () => {
-  const c = await ProcessCluster.create(IDS, { name: 'catchup', raft: { snapshotEveryEntries: SNAPSHOT_EVERY_ENTRIES, snapshotCatchupEntries: SNAPSHOT_CATCHUP_ENTRIES } });
+  const c = await ProcessCluster.create(IDS, { name: 'catchup', raft: { compactLogBytes: COMPACT_LOG_BYTES, snapshotCatchupEntries: SNAPSHOT_CATCHUP_ENTRIES } });
   try {
     await Promise.all(IDS.map((id) => c.startServing(id)));
     let leader = await c.waitLeader(IDS);
@@ -66,7 +67,7 @@ test('restart catch-up from the log, by snapshot, and after a crash during snaps
     // node's index, so the log alone cannot repair it.
     await waitFor(
       `nodes ${others.join(',')} to compact their logs past index ${lagApplied + 1}`,
-      () => others.every((id) => linesWith(c, id, 'created snapshot').some((l) => typeof l.compactedThrough === 'number' && l.compactedThrough > lagApplied + 1)),
+      () => others.every((id) => linesWith(c, id, 'compacted the log').some((l) => typeof l.compactedThrough === 'number' && l.compactedThrough > lagApplied + 1)),
       10_000,
     );
     await c.startServing(lag);
@@ -74,7 +75,7 @@ test('restart catch-up from the log, by snapshot, and after a crash during snaps
     await c.waitCaughtUp([lag], leader);
     await waitFor(`node ${lag} to install a snapshot`, () => linesWith(c, lag, 'installed snapshot').length >= 1, 10_000);
     await assertHolds(c, lag, all);
-    console.log(`# catchup: node ${lag} caught up by snapshot after missing ${FAR_BEHIND_WRITES} writes (snapshotEveryEntries ${SNAPSHOT_EVERY_ENTRIES})`);
+    console.log(`# catchup: node ${lag} caught up by snapshot after missing ${FAR_BEHIND_WRITES} writes (compactLogBytes ${COMPACT_LOG_BYTES})`);
 
     // c) Crash while installing a snapshot, then a clean restart.
     await c.kill(lag);

@@ -218,7 +218,15 @@ export class Cluster {
   }
 
   private sendPeer(msg: Message): void {
-    if (msg.type === 'snap') this.stats.snapshotsSent++;
+    if (msg.type === 'snap') {
+      this.stats.snapshotsSent++;
+      // Half the snapshots (chosen by content, so no draw of the schedule moves) go as the node
+      // sends them (src/node/snapshots.ts): the sender's state at its applied index, past the
+      // snapshot the core named; the others as the core named them (a state file already on disk
+      // at the compaction point).
+      const from = this.nodes.get(msg.from)!;
+      if ((msg.to + msg.snapshot.metadata.index) % 2 === 0 && from.appliedIndex >= msg.snapshot.metadata.index) msg = from.stateSnapshotFor(msg);
+    }
     if (msg.type === 'snap' && this.cfg.settings.simBugs.snapshotsLostReportedSent) {
       // The bug: nothing reaches the peer, and the sender is told the stream finished.
       this.queue.push(this.nowUs + this.tickUsOf.get(msg.from)!, { k: 'snapStatus', node: msg.from, to: msg.to, ok: true });

@@ -30,7 +30,7 @@ import { MemoryStorage } from '../../src/raft/memory-storage.ts';
 import { RawNode, decodeConfChange, persistedOf } from '../../src/raft/raw-node.ts';
 import { MAX_BATCH_ENTRY_BYTES, MAX_COMMANDS_PER_ENTRY } from '../../src/node/command.ts';
 import { NONE } from '../../src/raft/types.ts';
-import type { ConfChange, ConfState, Entry, Message, NodeId, Ready, Role, UnsafeBugs } from '../../src/raft/types.ts';
+import type { ConfChange, ConfState, Entry, Message, MsgSnap, NodeId, Ready, Role, UnsafeBugs } from '../../src/raft/types.ts';
 import type { KvOutput } from '../support/kv-model.ts';
 import { fnv1a, type LogTermFn, type SafetyChecker } from './checks.ts';
 import { KvStateMachine, decodeEntry, encodeCommand, encodeEntry, evaluate, type ApplyResult, type Command, type SessionLimits } from './kv-state-machine.ts';
@@ -287,6 +287,18 @@ export class SimNode {
 
   get appliedIndex(): number {
     return this.applied;
+  }
+
+  /**
+   * What src/node/snapshots.ts sends for the core's MsgSnap (issue 15): not the snapshot the core
+   * named but the state at this node's applied index (at or past it; the log goes on from there),
+   * as etcd's createMergedSnapshotMessage does. Its digest is recorded, so the checker compares
+   * it with every other node's state at that index.
+   */
+  stateSnapshotFor(msg: MsgSnap): MsgSnap {
+    const data = this.sm.serialize();
+    this.host.checker.onDigest(this.id, this.applied, fnv1a(data));
+    return { ...msg, snapshot: { metadata: { index: this.applied, term: this.storage.term(this.applied), confState: this.confState }, data } };
   }
 
   get conf(): ConfState {

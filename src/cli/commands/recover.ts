@@ -46,7 +46,7 @@ export async function loadNodeConfig(file: string, io: CliIo): Promise<NodeConfi
     id: c.node.id,
     dataDir: c.node.dataDir,
     members: memberAddressesOf(c.cluster.initialMembers),
-    storage: { snapshotEveryEntries: c.raft.snapshotEveryEntries, snapshotCatchupEntries: c.raft.snapshotCatchupEntries },
+    storage: { compactLogBytes: c.raft.compactLogBytes, snapshotCatchupEntries: c.raft.snapshotCatchupEntries },
   };
 }
 

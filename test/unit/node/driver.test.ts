@@ -3,11 +3,11 @@
 // not, and messages that waited in the inbox count before the ticks that piled up meanwhile.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RawNode } from '../../../src/raft/raw-node.ts';
-import type { Message, NodeId } from '../../../src/raft/types.ts';
+import type { Message, NodeId, SnapshotMetadata } from '../../../src/raft/types.ts';
 import { DurableStorage } from '../../../src/storage/durable-storage.ts';
 import type { StorageWrite } from '../../../src/storage/durable-storage.ts';
 import type { StorageConfig } from '../../../src/storage/config.ts';
@@ -33,8 +33,12 @@ class RecordingTransport implements DriverTransport {
   send(messages: readonly Message[]): void {
     this.sent.push(...messages);
   }
-  async sendSnapshot(): Promise<void> {
-    throw new Error('no snapshots here');
+  /** Snapshots streamed to followers: whom, the header, and the bytes read from the stream. */
+  readonly snapshots: { to: NodeId; header: { term: number; metadata: SnapshotMetadata }; bytes: number }[] = [];
+  async sendSnapshot(to: NodeId, header: { term: number; metadata: SnapshotMetadata }, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    let bytes = 0;
+    for await (const c of chunks) bytes += c.length;
+    this.snapshots.push({ to, header, bytes });
   }
   addPeer(): void {}
   updatePeer(): void {}
@@ -338,46 +342,56 @@ test('commands proposed in one pass share one entry, stamped with the leader clo
   }
 });
 
-test('a snapshot being written does not hold up the loop: proposals commit and apply meanwhile (issue 15)', async () => {
-  const d = await electedLeader({ snapshotEveryEntries: 4, snapshotCatchupEntries: 1 });
-  const { driver, storage } = d;
-  let releaseSnapshot!: () => void;
-  const held = new Promise<void>((r) => (releaseSnapshot = r));
-  let snapshotsStarted = 0;
-  let snapshotIndex = 0;
-  const create = storage.createSnapshot.bind(storage);
-  storage.createSnapshot = (meta) => {
-    snapshotsStarted++;
-    snapshotIndex = meta.index;
+test('compaction copies no state; a state file written for a follower behind the log does not hold up the loop (issue 15)', async () => {
+  const d = await electedLeader({ compactLogBytes: 2048, snapshotCatchupEntries: 1 });
+  const { driver, storage, transport } = d;
+  let releaseFile!: () => void;
+  const held = new Promise<void>((r) => (releaseFile = r));
+  const fileIndexes: number[] = [];
+  const write = storage.writeStateFile.bind(storage);
+  storage.writeStateFile = (meta) => {
+    fileIndexes.push(meta.index);
     // The LevelDB snapshot is taken at the call, as the real one does; the file waits for the test.
-    const p = create(meta);
+    const p = write(meta);
     return held.then(() => p);
   };
   const put = (i: number): Promise<unknown> =>
     new Promise((resolve) => driver.enqueue({ kind: 'propose', data: encodeCommandBytes({ sid: null, seq: 0, ack: 0 }, packValue(['kv', 'put', { key: `k${i}`, value: 'v' }])), reply: resolve }));
-  // A follower that acknowledges whatever it is sent, so entries commit.
+  // Node 2 acknowledges whatever it is sent, so entries commit; node 3 says nothing.
   const ack = setInterval(() => {
-    const last = storage.lastIndex();
-    driver.enqueue({ kind: 'messages', messages: [{ type: 'appResp', from: 2, to: 1, term: 2, index: last, reject: false, rejectHint: 0, logTerm: 0 }] });
+    driver.enqueue({ kind: 'messages', messages: [{ type: 'appResp', from: 2, to: 1, term: 2, index: storage.lastIndex(), reject: false, rejectHint: 0, logTerm: 0 }] });
   }, 5);
   try {
-    for (let i = 0; i < 4; i++) await put(i);
-    await waitFor('a snapshot started', () => snapshotsStarted === 1);
-    const appliedAtSnapshot = snapshotIndex;
-    // The snapshot is still being written: the loop goes on applying new writes.
-    for (let i = 4; i < 10; i++) {
+    for (let i = 0; i < 40; i++) await put(i);
+    await waitFor('a compaction', () => storage.snapshotMetadata.index > 2);
+    const compactedAt = storage.snapshotMetadata.index;
+    assert.ok(storage.firstIndex() > 3, `the log was compacted (first index ${storage.firstIndex()})`);
+    assert.deepEqual(fileIndexes, [], 'compacting wrote no state file');
+    assert.deepEqual((await readdir(storage.snapDir)).filter((f) => f.endsWith('.snap')), ['1-1.snap'], 'only the bootstrap file is on disk');
+    // Node 3 rejects the last append it was sent, from an empty log (its last index is 2): the
+    // leader probes from 3, which is compacted, so the core sends a snapshot.
+    const lastApp = transport.sent.filter((m): m is Extract<Message, { type: 'app' }> => m.type === 'app' && m.to === 3).at(-1)!;
+    driver.enqueue({ kind: 'messages', messages: [{ type: 'appResp', from: 3, to: 1, term: 2, index: lastApp.index, reject: true, rejectHint: 2, logTerm: 0 }] });
+    await waitFor('a state file started for node 3', () => fileIndexes.length === 1);
+    assert.ok(fileIndexes[0]! >= compactedAt, 'at or past the compaction point');
+    // The file is still being written: the loop goes on applying new writes.
+    for (let i = 40; i < 46; i++) {
       const o = await Promise.race([put(i), new Promise((r) => setTimeout(() => r({ kind: 'not answered within 5 s' }), 5_000))]);
-      assert.equal((o as { kind: string }).kind, 'applied', `write ${i} while the snapshot is held`);
+      assert.equal((o as { kind: string }).kind, 'applied', `write ${i} while the state file is held`);
     }
-    assert.ok(driver.appliedIndex() > appliedAtSnapshot, 'writes applied while the snapshot was held');
-    assert.equal(snapshotsStarted, 1, 'one snapshot at a time');
-    releaseSnapshot();
-    await waitFor('the snapshot recorded', () => storage.snapshotMetadata.index === appliedAtSnapshot);
-    await put(10);
-    await waitFor('the next snapshot, once the first finished', () => snapshotsStarted === 2);
+    assert.ok(driver.appliedIndex() > fileIndexes[0]!, 'writes applied while the file was held');
+    assert.equal(transport.snapshots.length, 0, 'nothing sent before the file is written');
+    releaseFile();
+    await waitFor('the state file sent to node 3', () => transport.snapshots.length === 1);
+    const sent = transport.snapshots[0]!;
+    assert.equal(sent.to, 3);
+    assert.equal(sent.header.metadata.index, fileIndexes[0], 'the header names the file, not the snapshot the core named');
+    assert.equal(sent.header.metadata.term, 2);
+    assert.ok(sent.bytes > 0);
+    assert.deepEqual(fileIndexes.length, 1, 'one file');
   } finally {
     clearInterval(ack);
-    releaseSnapshot();
+    releaseFile();
     await driver.stop();
     await storage.close();
   }

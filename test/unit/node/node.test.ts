@@ -71,7 +71,7 @@ interface CatchUp {
  * catches up from the log.
  */
 async function lagAndCatchUp(compaction: boolean): Promise<CatchUp> {
-  const c = new LocalCluster({ storage: compaction ? { snapshotEveryEntries: 40, snapshotCatchupEntries: 5 } : { snapshotEveryEntries: 100_000 } });
+  const c = new LocalCluster({ storage: compaction ? { compactLogBytes: 4096, snapshotCatchupEntries: 5 } : { compactLogBytes: 1 << 30 } });
   await c.init([1, 2, 3]);
   try {
     for (const id of [1, 2, 3]) await c.start(id);
@@ -109,7 +109,7 @@ test('negative control: with compaction off the same node catches up from the lo
 });
 
 test('membership: add a learner that catches up, promote it, remove a follower, remove the leader', async () => {
-  const c = new LocalCluster({ storage: { snapshotEveryEntries: 30, snapshotCatchupEntries: 5 } });
+  const c = new LocalCluster({ storage: { compactLogBytes: 4096, snapshotCatchupEntries: 5 } });
   await c.init([1, 2, 3]);
   try {
     for (const id of [1, 2, 3]) await c.start(id);

@@ -22,14 +22,16 @@ const REQUIRED_FAMILIES: Record<string, string> = {
   raftauth_storage_fsync_duration_seconds: 'histogram',
   raftauth_snapshots_total: 'counter',
   raftauth_snapshot_size_bytes: 'histogram',
+  raftauth_log_compaction_duration_seconds: 'histogram',
+  raftauth_log_bytes: 'gauge',
   raftauth_peer_rtt_seconds: 'histogram',
   raftauth_http_requests_total: 'counter',
   raftauth_http_request_duration_seconds: 'histogram',
 };
 
 test('metrics: every required family, with values that match the cluster after some writes', async (t) => {
-  // Small snapshot interval so the run creates snapshots.
-  const c = new LocalCluster({ storage: { snapshotEveryEntries: 20, snapshotCatchupEntries: 5 } });
+  // A small log budget so the run compacts the log.
+  const c = new LocalCluster({ storage: { compactLogBytes: 4096, snapshotCatchupEntries: 5 } });
   await c.init([1, 2, 3]);
   t.after(() => c.close());
   for (const id of [1, 2, 3]) await c.start(id);
@@ -90,11 +92,13 @@ test('metrics: every required family, with values that match the cluster after s
   assert.deepEqual(les, [...FSYNC_BUCKETS_SECONDS.map(String), '+Inf']);
   assertHistogramConsistent(s, 'raftauth_storage_fsync_duration_seconds', {});
 
-  // Snapshots: every 20 applied entries.
-  const created = sum(s, 'raftauth_snapshots_total', { event: 'created' });
-  assert.ok(created >= 2, `snapshots created ${created}`);
-  assert.equal(sum(s, 'raftauth_snapshot_size_bytes_count', { event: 'created' }), created);
-  assert.ok(sum(s, 'raftauth_snapshot_size_bytes_sum', { event: 'created' }) > created * 10, 'snapshots have plausible sizes');
+  // Compactions: the log passed its budget several times; compacting copies no state (no state file created).
+  const compactions = sum(s, 'raftauth_log_compaction_duration_seconds_count');
+  assert.ok(compactions >= 2, `compactions ${compactions}`);
+  assertHistogramConsistent(s, 'raftauth_log_compaction_duration_seconds', {});
+  assert.equal(sum(s, 'raftauth_snapshots_total', { event: 'created' }), 0, 'no state file written: nobody needed one');
+  const logBytes = one('raftauth_log_bytes');
+  assert.ok(logBytes > 0 && logBytes <= 4096 * 1.25 + 1024, `log bytes ${logBytes} within the (spread) budget plus an entry`);
 
   // Peer RTT: the leader sent appends and heartbeats to both followers.
   for (const n of c.nodes.values()) {
@@ -123,7 +127,7 @@ test('metrics: every required family, with values that match the cluster after s
 });
 
 test('metrics: leader changes and installed snapshots are counted on the node that sees them', async (t) => {
-  const c = new LocalCluster({ storage: { snapshotEveryEntries: 20, snapshotCatchupEntries: 5 } });
+  const c = new LocalCluster({ storage: { compactLogBytes: 4096, snapshotCatchupEntries: 5 } });
   await c.init([1, 2, 3]);
   t.after(() => c.close());
   for (const id of [1, 2, 3]) await c.start(id);
@@ -140,6 +144,11 @@ test('metrics: leader changes and installed snapshots are counted on the node th
   assert.ok(sum(s, 'raftauth_snapshot_size_bytes_sum', { event: 'received' }) > 0);
   const ls = parseMetrics(await metricsText([await leader.metricsJson()]));
   assert.ok(sum(ls, 'raftauth_snapshots_total', { event: 'sent' }) >= 1, 'the leader sent it');
+  // Written on demand for the lagger: a state file the leader created, with its size.
+  const created = sum(ls, 'raftauth_snapshots_total', { event: 'created' });
+  assert.ok(created >= 1, `state files created ${created}`);
+  assert.equal(sum(ls, 'raftauth_snapshot_size_bytes_count', { event: 'created' }), created);
+  assert.ok(sum(ls, 'raftauth_snapshot_size_bytes_sum', { event: 'created' }) > created * 10, 'state files have plausible sizes');
 
   const before = sum(s, 'raftauth_raft_leader_changes_total');
   await c.stop(leader.id);

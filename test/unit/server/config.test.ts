@@ -54,7 +54,7 @@ test('a good config loads, with defaults, derived listen addresses and paths res
     preVote: true,
     checkQuorum: true,
     readOnly: 'safe',
-    snapshotEveryEntries: 10_000,
+    compactLogBytes: 32 * 1024 * 1024,
     snapshotCatchupEntries: 5_000,
   });
   assert.deepEqual(c.tls, { ca: join(dir, 'ca.pem'), cert: join(dir, 'node.pem'), key: join(dir, 'node.key') });
@@ -89,7 +89,8 @@ test('each kind of bad key is refused with a message naming it', async (t) => {
   refuses(withSection('log:\n  level: loud\n'), file, 'log.level', ['log.level must be one of']);
   // relations between keys
   refuses(withSection('raft:\n  electionTick: 5\n  heartbeatTick: 5\n'), file, 'raft.heartbeatTick', ['raft.heartbeatTick must be an integer >= 1 and < raft.electionTick (got 5, raft.electionTick is 5)']);
-  refuses(withSection('raft:\n  snapshotEveryEntries: 100\n  snapshotCatchupEntries: 100\n'), file, 'raft.snapshotCatchupEntries', ['must be below raft.snapshotEveryEntries']);
+  refuses(withSection('raft:\n  compactLogBytes: 25600\n  snapshotCatchupEntries: 101\n'), file, 'raft.snapshotCatchupEntries', ['must be at most raft.compactLogBytes / 256 (got 101, raft.compactLogBytes is 25600)']);
+  assert.equal(parseConfig(withSection('raft:\n  compactLogBytes: 25600\n  snapshotCatchupEntries: 100\n'), file, {}).raft.snapshotCatchupEntries, 100, 'at the bound');
   refuses(withSection('raft:\n  readOnly: leaseBased\n  checkQuorum: false\n'), file, 'raft.readOnly', ['requires raft.checkQuorum: true']);
   // addresses
   refuses(withSection('http:\n  listen: "localhost"\n'), file, 'http.listen', ['http.listen must be "host:port"', '(got "localhost")']);

@@ -11,7 +11,7 @@ import { printableKey } from '../../../src/storage/keys.ts';
 import { FaultyWrites } from '../../support/faulty-storage.ts';
 import { bytes, conf, ent, ents, tempDir, text } from './helpers.ts';
 
-const small = { snapshotEveryEntries: 10, snapshotCatchupEntries: 3 };
+const small = { compactLogBytes: 1 << 20, snapshotCatchupEntries: 3 };
 
 test('hard state, entries and conf state survive close and reopen', async (t) => {
   const dir = await tempDir(t);
@@ -88,7 +88,7 @@ test('overlapping commits and impossible writes are invariant failures', async (
 
 test('config is validated at open', async (t) => {
   const dir = await tempDir(t);
-  await assert.rejects(DurableStorage.open(dir, { config: { snapshotCatchupEntries: 10, snapshotEveryEntries: 10 } }), (e: unknown) => e instanceof StorageError && e.code === 'INVALID_CONFIG');
+  await assert.rejects(DurableStorage.open(dir, { config: { snapshotCatchupEntries: 10, compactLogBytes: 2_000 } }), (e: unknown) => e instanceof StorageError && e.code === 'INVALID_CONFIG');
   await assert.rejects(DurableStorage.open(dir, { config: { maxChunkBytes: 1.5 } }), /maxChunkBytes must be a positive integer/);
 });
 

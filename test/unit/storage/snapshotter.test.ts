@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { DurableStorage } from '../../../src/storage/durable-storage.ts';
 import type { StorageWrite } from '../../../src/storage/durable-storage.ts';
 import { StorageError, StorageInvariantError } from '../../../src/storage/errors.ts';
+import { LOG_ENTRY_OVERHEAD_BYTES } from '../../../src/storage/config.ts';
 import { RaftError } from '../../../src/raft/errors.ts';
 import { SnapshotReceiver } from '../../../src/storage/snapshot-receiver.ts';
 import type { ConfState, SnapshotMetadata } from '../../../src/raft/types.ts';
@@ -16,7 +17,7 @@ import { FaultyWrites, crashAfterInstallBatches, crashAfterInstallFlip } from '.
 
 // Small frames and chunks so that a few hundred records span many of each.
 const config = {
-  snapshotEveryEntries: 10,
+  compactLogBytes: 1 << 20,
   snapshotCatchupEntries: 3,
   snapshotFrameBytes: 2048,
   maxChunkBytes: 1500,
@@ -24,7 +25,7 @@ const config = {
   keepSnapshotFiles: 2,
 };
 
-const small = { snapshotEveryEntries: 10, snapshotCatchupEntries: 3 };
+const small = { compactLogBytes: 1 << 20, snapshotCatchupEntries: 3 };
 
 const KEYSPACES = ['clients', 'tokens', 'users'];
 
@@ -333,13 +334,13 @@ test('a snapshot compacts the log behind snapshotCatchupEntries, and reopen agre
   const dir = await tempDir(t);
   const s = await DurableStorage.open(dir, { config: small });
   await s.commit({ entries: ents(1, 20, 1), hardState: { term: 1, vote: 1, commit: 20 } });
-  assert.equal(s.shouldSnapshot(), false);
+  assert.equal(s.shouldCompact(100), false, 'nothing applied yet');
   await s.commit({ applied: 20, confState: conf(1), state: { puts: [['ks', 'a', bytes('1')]] } });
-  assert.equal(s.shouldSnapshot(), true);
+  assert.equal(s.shouldCompact(100), true);
   const info = await s.createSnapshot({ index: 20, term: 1, confState: conf(1) });
   assert.equal(info.compactedThrough, 17);
   assert.equal(info.records, 1);
-  assert.equal(s.shouldSnapshot(), false);
+  assert.equal(s.shouldCompact(100), false, 'nothing applied since');
   assert.equal(s.firstIndex(), 18);
   assert.equal(s.term(17), 1);
   assert.throws(() => s.term(16), (e: unknown) => e instanceof RaftError && e.code === 'COMPACTED');
@@ -366,18 +367,76 @@ test('createSnapshot refuses an index that is not the applied index', async (t) 
 });
 
 
-test('shouldSnapshot: due once the applied index is snapshotEveryEntries past the recorded snapshot', async (t) => {
+test('shouldCompact: due once the log costs more than the threshold and the applied index moved past the recorded snapshot', async (t) => {
   const s = await seededStore(await tempDir(t), 10, 3, 'S');
   t.after(() => s.close());
-  assert.equal(s.shouldSnapshot(9), false);
-  assert.equal(s.shouldSnapshot(), true, 'applied 10, no snapshot yet');
-  await s.createSnapshot({ index: 10, term: 1, confState: conf(1, 2, 3) });
-  assert.equal(s.shouldSnapshot(), false);
-  assert.equal(s.shouldSnapshot(19), false);
-  assert.equal(s.shouldSnapshot(20), true);
+  const logBytes = s.stats().logBytes;
+  assert.equal(logBytes, ents(1, 10, 1).reduce((n, e) => n + e.data.length + LOG_ENTRY_OVERHEAD_BYTES, 0), 'data plus the overhead of each entry');
+  assert.equal(s.shouldCompact(logBytes), false, 'at the threshold');
+  assert.equal(s.shouldCompact(logBytes - 1), true);
+  assert.equal(s.shouldCompact(), false, 'far below compactLogBytes');
+  assert.equal((await s.compactLog())?.compactedThrough, 7);
+  assert.equal(s.stats().logBytes, ents(8, 10, 1).reduce((n, e) => n + e.data.length + LOG_ENTRY_OVERHEAD_BYTES, 0), 'what the kept entries cost');
+  assert.equal(s.shouldCompact(1), false, 'nothing applied since the compaction');
 });
 
-test('pruning keeps a received file newer than the recorded snapshot (it is about to be installed)', async (t) => {
+test('compactLog records the applied index without writing a state file; a follower is sent a state file written on demand (issue 15)', async (t) => {
+  const dir = await tempDir(t);
+  const s = await seededStore(dir, 20, 300, 'S');
+  assert.equal(await s.newestSendableStateFile(), null, 'no file yet');
+  const done = await s.compactLog();
+  assert.deepEqual(done, { metadata: { index: 20, term: 1, confState: conf(1, 2, 3) }, compactedThrough: 17 });
+  assert.equal(await s.compactLog(), null, 'nothing new to record');
+  assert.deepEqual(await readdir(s.snapDir), [], 'no state copied');
+  assert.deepEqual(s.snapshot().metadata, done!.metadata);
+  // More writes; then a file for a follower, at the applied index: past the recorded snapshot.
+  await s.commit({ entries: ents(21, 25, 1), hardState: { term: 1, vote: 1, commit: 25 } });
+  await s.commit({ applied: 25, state: { puts: [['users', 'late', bytes('x')]] } });
+  const written = await s.writeStateFile({ index: 25, term: 1, confState: conf(1, 2, 3) });
+  assert.equal(written.records, 301);
+  assert.deepEqual(s.snapshotMetadata, done!.metadata, 'a state file records nothing');
+  assert.deepEqual(await s.newestSendableStateFile(), { index: 25, term: 1, confState: conf(1, 2, 3) });
+  assert.deepEqual(await s.writeStateFile({ index: 25, term: 1, confState: conf(1, 2, 3) }), { path: written.path, bytes: written.bytes, records: null }, 'an existing file is kept');
+  // Installed elsewhere, it is the state at 25; the log goes on from there.
+  const b = await DurableStorage.open(await tempDir(t), { config });
+  t.after(() => b.close());
+  const meta = { index: 25, term: 1, confState: conf(1, 2, 3) };
+  await b.installSnapshot(await transfer(s, 25, b, meta));
+  assert.deepEqual(await dumpState(b), await dumpState(s));
+  await s.close();
+  assert.equal((await rawKeys(dir, 'l/')).length, 8, 'the compacted keys were deleted in the background (18..25 left)');
+  // Reopen: the recorded snapshot has no file, and needs none.
+  const r = await DurableStorage.open(dir, { config });
+  t.after(() => r.close());
+  assert.deepEqual(r.snapshotMetadata, done!.metadata);
+  assert.equal(r.applied, 25);
+  assert.equal(r.firstIndex(), 18);
+});
+
+test('compaction keeps fewer than snapshotCatchupEntries when they would cost more than half of compactLogBytes', async (t) => {
+  // Entries of ~1 KiB: 10 of them are over half of a 4 KiB budget.
+  const s = await DurableStorage.open(await tempDir(t), { config: { ...config, compactLogBytes: 4096, snapshotCatchupEntries: 8 } });
+  t.after(() => s.close());
+  const big = ents(1, 20, 1).map((e) => ({ ...e, data: new Uint8Array(1024 - LOG_ENTRY_OVERHEAD_BYTES) }));
+  await s.commit({ entries: big, hardState: { term: 1, vote: 1, commit: 20 } });
+  await s.commit({ applied: 20, state: { puts: [['ks', 'a', bytes('1')]] } });
+  assert.equal((await s.compactLog())?.compactedThrough, 18, 'two entries (2 KiB) kept, not eight');
+  assert.equal(s.stats().logBytes, 2048);
+});
+
+test('a chunk stream abandoned before its first read closes its file', async (t) => {
+  const s = await seededStore(await tempDir(t), 10, 3, 'S');
+  t.after(() => s.close());
+  await s.writeStateFile({ index: 10, term: 1, confState: conf(1, 2, 3) });
+  const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
+  const before = await openFds();
+  const streams = await Promise.all([1, 2, 3, 4, 5].map(() => s.openSnapshotChunks(10)));
+  assert.equal(await openFds(), before + 5);
+  for (const st of streams) await st.chunks.return(undefined);
+  assert.equal(await openFds(), before, 'return() before the first next() closed each file');
+});
+
+test('pruning keeps a received file newer than the applied index (it is about to be installed)', async (t) => {
   const dir = await tempDir(t);
   const s = await seededStore(dir, 10, 3, 'S');
   t.after(() => s.close());
