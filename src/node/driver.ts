@@ -252,6 +252,7 @@ export class RaftDriver {
         this.wake?.();
       },
       stopping: () => this.stopped,
+      progress: () => this.node.status().progress,
       requestStateFile: () =>
         new Promise<SnapshotMetadata>((resolve, reject) => {
           if (this.stopped || this.fatal !== null) {

@@ -18,7 +18,7 @@
 // flight, and the index given is the store's applied index. The driver writes one only when its
 // storage writer is idle (requestStateFile's callers wait for that); the store takes its LevelDB
 // snapshot synchronously at the call and writes the file while commits go on (they are not in it).
-import type { ConfState, MsgSnap, NodeId, SnapshotMetadata } from '../raft/types.ts';
+import type { ConfState, MsgSnap, NodeId, ProgressStatus, SnapshotMetadata } from '../raft/types.ts';
 import type { DurableStorage, SnapshotChunkStream } from '../storage/durable-storage.ts';
 
 /** A backup snapshot: the file of the state at the applied index, opened for reading. */
@@ -54,7 +54,23 @@ export interface SnapshotDutyOptions {
    * for share it.
    */
   readonly requestStateFile: () => Promise<SnapshotMetadata>;
+  /** The leader's view of its followers (null when this node does not lead): releases pins. */
+  readonly progress: () => ReadonlyMap<NodeId, ProgressStatus> | null;
+  /** Milliseconds on a monotonic clock. */
+  readonly nowMs?: () => number;
 }
+
+/**
+ * A follower sent a state file at index f still needs entries f+1.. once it has installed it;
+ * streaming and installing a large state take a while, and a leader under load would compact past
+ * f meanwhile and have to send the whole state again (a learner never caught up that way in
+ * testing: a dozen files in a row). So from the moment the file is chosen the log head stays at or
+ * below f until the follower's match reaches f — at most PIN_MAX_MS, and only while the log costs
+ * less than PIN_MAX_LOG_FACTOR × compactLogBytes (the memory bound wins over a follower that is
+ * gone or too slow; it is then sent the state again).
+ */
+export const PIN_MAX_MS = 5 * 60_000;
+export const PIN_MAX_LOG_FACTOR = 2;
 
 /** How far above storage.compactLogBytes node `id` compacts: a fraction in [0, COMPACT_SPREAD), fixed per node. */
 export const COMPACT_SPREAD = 0.25;
@@ -72,8 +88,10 @@ export class SnapshotDuty {
   private compacting: Promise<void> | null = null;
   /** The state file being written, if any. */
   private writing: Promise<SnapshotMetadata> | null = null;
-  /** State files being streamed to followers: the log is not compacted meanwhile (etcd does the same), or a follower could install a file the log no longer goes on from. */
+  /** Sends choosing (or waiting for) their state file: the log is not compacted meanwhile, or it could be compacted past the file before the file is pinned. */
   private sending = 0;
+  /** Followers sent a state file, by id: its index, and when (see PIN_MAX_MS). */
+  private readonly pins = new Map<NodeId, { readonly index: number; readonly atMs: number }>();
 
   constructor(o: SnapshotDutyOptions) {
     this.o = o;
@@ -91,9 +109,42 @@ export class SnapshotDuty {
     await this.writing?.catch(() => undefined);
   }
 
-  /** The log costs more than this node's threshold, nothing is being compacted or streamed. */
+  /**
+   * The log costs more than this node's threshold, nothing is being compacted or streamed, and the
+   * log head may move (no pin holds it where it is).
+   */
   compactionDue(): boolean {
-    return this.compacting === null && this.sending === 0 && this.o.storage.shouldCompact(this.thresholdBytes);
+    if (this.compacting !== null || this.sending > 0 || !this.o.storage.shouldCompact(this.thresholdBytes)) return false;
+    const floor = this.floor();
+    return floor === undefined || floor > this.o.storage.firstIndex() - 1;
+  }
+
+  /** Followers holding the log head back (their pins), for status and tests. */
+  get pinned(): ReadonlyMap<NodeId, number> {
+    return new Map([...this.pins].map(([id, p]) => [id, p.index]));
+  }
+
+  /** The lowest index a pin holds the log head at, after releasing the pins that are done. */
+  private floor(): number | undefined {
+    if (this.pins.size === 0) return undefined;
+    const now = (this.o.nowMs ?? performance.now.bind(performance))();
+    const progress = this.o.progress();
+    let floor: number | undefined;
+    for (const [id, pin] of this.pins) {
+      const match = progress?.get(id)?.match;
+      if (match === undefined || match >= pin.index || now - pin.atMs > PIN_MAX_MS) {
+        this.pins.delete(id);
+        continue;
+      }
+      floor = floor === undefined ? pin.index : Math.min(floor, pin.index);
+    }
+    const logBytes = this.o.storage.stats().logBytes;
+    if (floor !== undefined && logBytes > PIN_MAX_LOG_FACTOR * this.o.storage.config.compactLogBytes) {
+      this.o.log.warn({ pins: Object.fromEntries(this.pinned), logBytes }, 'the log outgrew its bound while followers install state files: compacting past them (they will be sent the state again)');
+      this.pins.clear();
+      return undefined;
+    }
+    return floor;
   }
 
   /** Compact the log behind the durable applied index, in the background (one small batch). */
@@ -101,7 +152,7 @@ export class SnapshotDuty {
     const { storage, log } = this.o;
     const startMs = performance.now();
     this.compacting = storage
-      .compactLog()
+      .compactLog(this.floor())
       .then(
         (done) => {
           if (done === null) return;
@@ -165,22 +216,28 @@ export class SnapshotDuty {
    */
   stream(m: MsgSnap, sender: SnapshotSender, done: (ok: boolean) => void): void {
     const { storage } = this.o;
+    // No compaction until the file is chosen and pinned: one written now is at the applied index
+    // of its start, and a compaction meanwhile could move the log head past it.
     this.sending++;
     void (async () => {
       let stream: SnapshotChunkStream | null = null;
+      let choosing = true;
       try {
         const meta = (await storage.newestSendableStateFile()) ?? (await this.o.requestStateFile());
+        this.pins.set(m.to, { index: meta.index, atMs: (this.o.nowMs ?? performance.now.bind(performance))() });
+        this.sending--;
+        choosing = false;
         stream = await storage.openSnapshotChunks(meta.index);
         await sender.sendSnapshot(m.to, { term: m.term, metadata: stream.metadata }, stream.chunks);
         this.o.events?.snapshot('sent', stream.totalBytes);
         done(true);
       } catch (e) {
+        if (choosing) this.sending--;
+        this.pins.delete(m.to);
         await stream?.chunks.return(undefined).catch(() => undefined);
         this.o.events?.snapshot('send_failed', null);
         this.o.log.warn({ to: m.to, index: m.snapshot.metadata.index, err: e instanceof Error ? e.message : String(e) }, 'snapshot send failed');
         done(false);
-      } finally {
-        this.sending--;
       }
     })();
   }

@@ -302,9 +302,10 @@ export class DurableStorage implements Storage {
    * snapshotCatchupEntries entries. No state is copied: the state lives in LevelDB beside its
    * applied index, and a follower that needs it is sent a state file written on demand
    * (writeStateFile). One small batch; the compacted keys are deleted in the background in
-   * bounded batches. Returns null when there is nothing new to record.
+   * bounded batches. The log head never moves past `floor`: entries a follower that was just sent
+   * a state file needs to go on from it. Returns null when there is nothing new to record.
    */
-  async compactLog(): Promise<{ metadata: SnapshotMetadata; compactedThrough: number } | null> {
+  async compactLog(floor?: number): Promise<{ metadata: SnapshotMetadata; compactedThrough: number } | null> {
     this.level.checkUsable();
     // Read under the write lock: no commit moves the applied index or the conf state meanwhile.
     const meta = await this.level.writeLock.run(async () => {
@@ -312,7 +313,7 @@ export class DurableStorage implements Storage {
       return { index, term: this.log.term(index), confState: this.state.confState };
     });
     if (meta.index <= this.snapshots.metadata.index) return null;
-    return this.snapshots.compact(meta);
+    return this.snapshots.compact(meta, floor);
   }
 
   /**

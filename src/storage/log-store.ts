@@ -231,11 +231,12 @@ export class LogStore {
    * from the log — fewer if the entries left would cost more than half of compactLogBytes. Only
    * the log head is written here; the compacted entries' keys are deleted afterwards in bounded
    * batches (deleteCompacted), so a compaction never writes one huge batch; a restart deletes
-   * what a crash left (load). Returns the new log head (the old one if nothing is compacted).
-   * Call under the write lock.
+   * what a crash left (load). The head never moves past `floor` (entries a follower that was just
+   * sent a state file still needs). Returns the new log head (the old one if nothing is
+   * compacted). Call under the write lock.
    */
-  planCompaction(meta: SnapshotMetadata, ops: BatchOp[]): LogHead {
-    const upTo = Math.min(meta.index, this.cache.lastIndex());
+  planCompaction(meta: SnapshotMetadata, ops: BatchOp[], floor = Number.MAX_SAFE_INTEGER): LogHead {
+    const upTo = Math.min(meta.index, this.cache.lastIndex(), floor);
     let target = Math.min(Math.max(this.head.index, meta.index - this.config.snapshotCatchupEntries), upTo);
     if (upTo > this.head.index) {
       // Entries (head, upTo], to weigh what compacting through each of them leaves.

@@ -89,15 +89,15 @@ export class Snapshotter {
    * Record `meta` (at or below the applied index) as the newest snapshot and compact the log
    * behind it — without copying the state: the state already lives in LevelDB beside its applied
    * index, and a follower that needs it gets a state file written on demand (writeFile). The
-   * compacted entries' keys are deleted in the background in bounded batches. Returns null when
-   * a snapshot at or past `meta.index` is recorded already.
+   * compacted entries' keys are deleted in the background in bounded batches; the log head never
+   * moves past `floor`. Returns null when a snapshot at or past `meta.index` is recorded already.
    */
-  async compact(meta: SnapshotMetadata): Promise<{ metadata: SnapshotMetadata; compactedThrough: number } | null> {
+  async compact(meta: SnapshotMetadata, floor?: number): Promise<{ metadata: SnapshotMetadata; compactedThrough: number } | null> {
     this.log.checkSnapshotPosition(meta);
     return this.lock.run(async () => {
       if (meta.index <= this.meta.index) return null;
       storageAssert(meta.index <= this.state.applied, () => `compact at ${meta.index}, beyond the applied index ${this.state.applied}`);
-      const compactedThrough = await this.record(meta);
+      const compactedThrough = await this.record(meta, floor);
       this.startBackground(() => this.log.deleteCompacted());
       return { metadata: meta, compactedThrough };
     });
@@ -166,11 +166,11 @@ export class Snapshotter {
   }
 
   /** Durably record `meta` as the newest snapshot and move the log head behind it (one small batch); then the caches. */
-  private async record(meta: SnapshotMetadata): Promise<number> {
+  private async record(meta: SnapshotMetadata, floor?: number): Promise<number> {
     return this.level.writeLock.run(async () => {
       this.level.checkUsable();
       const ops: BatchOp[] = [{ type: 'put', key: META.snapshot, value: frameValue(META.snapshot, encodeSnapshotMeta(meta)) }];
-      const head = this.log.planCompaction(meta, ops);
+      const head = this.log.planCompaction(meta, ops, floor);
       await this.level.write(ops, true, 'snapshot-record', 'record a snapshot');
       this.meta = meta;
       this.log.afterCompaction(meta, head);

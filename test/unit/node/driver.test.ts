@@ -389,6 +389,19 @@ test('compaction copies no state; a state file written for a follower behind the
     assert.equal(sent.header.metadata.term, 2);
     assert.ok(sent.bytes > 0);
     assert.deepEqual(fileIndexes.length, 1, 'one file');
+    // Node 3 installs it meanwhile: the log head stays at or below the file's index (node 3
+    // needs the entries after it), however many writes pass.
+    const f = sent.header.metadata.index;
+    // Over this node's budget (2048 spread up by at most 25%), under the pin's bound (twice 2048).
+    let n = 46;
+    while (storage.stats().logBytes <= 2048 * 1.25 && n < 80) await put(n++);
+    assert.ok(storage.stats().logBytes > 2048 * 1.25 && storage.stats().logBytes <= 4096, `the log (${storage.stats().logBytes} bytes) is over its budget, under the pin's bound`);
+    assert.ok(storage.firstIndex() - 1 <= f, `log head ${storage.firstIndex() - 1} held at or below ${f}`);
+    // Node 3 reports the install (match f): the pin goes, and the next write compacts.
+    driver.enqueue({ kind: 'messages', messages: [{ type: 'appResp', from: 3, to: 1, term: 2, index: f, reject: false, rejectHint: 0, logTerm: 0 }] });
+    await put(n);
+    await waitFor('a compaction past the file', () => storage.firstIndex() - 1 > f);
+    assert.equal(fileIndexes.length, 1, 'still one file');
   } finally {
     clearInterval(ack);
     releaseFile();
