@@ -35,7 +35,7 @@ import { AUDIT_EVENTS_PER_UNIT, FAMILIES_PER_UNIT, RECORDS_PER_UNIT, WRITES_PER_
 import type { FillContext } from './lib/fill-records.ts';
 import { FILL_WRITE_TIMEOUT_MS, ForwardingClient, clusterSealer, fillExpiring, fillPasswordPhc, fillUnits, fillerTls } from './lib/state-filler.ts';
 import type { FillStats } from './lib/state-filler.ts';
-import { waitFor } from './lib/wait.ts';
+import { WaitAborted, waitFor } from './lib/wait.ts';
 
 const say = (line: string): void => void process.stderr.write(`[bench:scale] ${line}\n`);
 const CLIENT_ID = 'bench-scale-client';
@@ -82,9 +82,20 @@ async function main(): Promise<number> {
   const cluster = await ScaleCluster.start(dir, a.workers, say);
   let client: ForwardingClient | null = null;
   try {
-    const lead = await cluster.leader();
-    const r = await cluster.admin(lead.adminUrl, 'POST', '/admin/v1/clients', { client_id: CLIENT_ID, client_name: 'bench:scale client', token_endpoint_auth_method: 'none', redirect_uris: ['https://app.example.com/cb'], grant_types: ['authorization_code', 'refresh_token'], scopes: ['openid', 'profile', 'offline_access'], first_party: true });
-    if (r.status !== 201 && r.status !== 200) throw new Error(`creating the OAuth client: HTTP ${r.status} ${JSON.stringify(r.json)}`);
+    // The client the families belong to, through the admin API (503 until the leader's OAuth state is bootstrapped).
+    const clientBody = { client_id: CLIENT_ID, client_name: 'bench:scale client', token_endpoint_auth_method: 'none', redirect_uris: ['https://app.example.com/cb'], grant_types: ['authorization_code', 'refresh_token'], scopes: ['openid', 'profile', 'offline_access'], first_party: true };
+    await waitFor(
+      'the admin API to create the OAuth client',
+      async () => {
+        const r = await cluster.admin((await cluster.leader()).adminUrl, 'POST', '/admin/v1/clients', clientBody);
+        // 409: an earlier attempt that answered 5xx had created it after all.
+        if (r.status === 201 || r.status === 409) return true;
+        if (r.status >= 500) return false;
+        throw new WaitAborted(`creating the OAuth client: HTTP ${r.status} ${JSON.stringify(r.json)}`);
+      },
+      60_000,
+      500,
+    );
     const sealer = await clusterSealer({ adminUrls: cluster.adminUrls, token: cluster.token, masterKeyText: await cluster.masterKeyText(), timeoutMs: 60_000 });
     const ctx: FillContext = { sealer, clientId: CLIENT_ID, passwordPhc: await fillPasswordPhc(), runId: randomBytes(4).toString('hex'), now: Date.now };
     client = new ForwardingClient({ members: cluster.members, tls: await fillerTls(await cluster.ca()) });
@@ -153,7 +164,7 @@ async function main(): Promise<number> {
             waitFor(
               `learner ${LEARNER_ID} to apply index ${target}`,
               async () => {
-                if (!cluster.learnerRunning()) throw new Error(`learner ${LEARNER_ID} exited:\n${cluster.learnerLogTail()}`);
+                if (!cluster.learnerRunning()) throw new WaitAborted(`learner ${LEARNER_ID} exited:\n${cluster.learnerLogTail()}`);
                 const st = await cluster.status(adminUrl);
                 return st !== null && st.applied >= target;
               },
@@ -187,7 +198,7 @@ async function main(): Promise<number> {
           waitFor(
             `follower ${follower} to apply index ${target}`,
             async () => {
-              if (!cluster.nodeRunning(follower)) throw new Error(`follower ${follower} exited:\n${cluster.nodeLogTail(follower)}`);
+              if (!cluster.nodeRunning(follower)) throw new WaitAborted(`follower ${follower} exited:\n${cluster.nodeLogTail(follower)}`);
               const st = await cluster.status(adminUrl);
               return st !== null && st.applied >= target;
             },

@@ -242,7 +242,7 @@ export interface FillOptions {
   readonly progress?: (done: number, total: number) => void;
   /** Give up (throw) when this much time has passed. */
   readonly deadlineMs: number;
-  /** Stop early (resolves with what was done) when this returns true. */
+  /** Stop early (resolves with what was done) when this returns true; checked before every write, so a unit may end unfinished. */
   readonly stop?: () => boolean;
 }
 
@@ -271,6 +271,8 @@ export async function runWrites(client: ForwardingClient, jobs: { first: number;
       }
       const i = next++;
       for (const w of jobs.writesOf(i)) {
+        // A measurement ends at once: a unit's remaining writes are not sent after stop().
+        if (o.stop?.() ?? false) break;
         const s = performance.now();
         const out = await client.send(w);
         hist.recordMs(performance.now() - s);
