@@ -133,7 +133,10 @@ async function main(): Promise<number> {
       const fill = need > 0 ? await phase(a, `filling to ${size} records`, () => fillUnits(client!, ctx, unitsDone, need, fillOpts(`fill ${size}`))) : null;
       if (fill) unitsDone += fill.units;
       report.fill = fill ? fillReport(fill) : null;
+      // The records written so far (every phase writes the same mix): a size smaller than what the
+      // earlier phases already wrote is measured at the larger state, and says so.
       report.records = unitsDone * RECORDS_PER_UNIT;
+      if ((report.records as number) > size + RECORDS_PER_UNIT) report.exceededTarget = `the earlier phases had already written ${report.records as number} records: this size is measured at that state (choose sizes further apart, or a shorter --measure-seconds and --behind)`;
       if (fill) say(`size ${size}: filled in ${fill.seconds} s (${fill.writesPerSec} writes/s, ${fill.failed} failed)`);
 
       // Sustained writes.
@@ -146,6 +149,7 @@ async function main(): Promise<number> {
       );
       const terms = await watcher.stop();
       unitsDone += m.units;
+      report.recordsAfterMeasurement = unitsDone * RECORDS_PER_UNIT;
       const timeouts = m.failures.TIMEOUT ?? 0;
       const sustained = { concurrency: a.concurrency, seconds: m.seconds, writes: m.writes, writesPerSec: m.writesPerSec, latency: m.latency, p50Ms: m.latency.p50Ms, p99Ms: m.latency.p99Ms, timeouts, errors: m.failed, failures: m.failures, ...terms };
       report.sustained = sustained;
@@ -184,12 +188,26 @@ async function main(): Promise<number> {
       if (!a.skip.includes('follower')) {
         const leaderId = (await cluster.leader()).id;
         const follower = cluster.spec.nodes.map((n) => n.id).find((id) => id !== leaderId)!;
-        say(`size ${size}: stopping follower ${follower}, writing ${a.behindEntries} entries`);
+        say(`size ${size}: stopping follower ${follower}, writing until the log has ${a.behindEntries} more entries`);
         const installsFrom = snapshots.length;
         await phase(a, `stopping follower ${follower}`, () => cluster.stopNode(follower));
-        const units = Math.ceil(a.behindEntries / WRITES_PER_UNIT);
-        const behind = await phase(a, `writing ${a.behindEntries} entries behind follower ${follower}`, () => fillUnits(client!, ctx, unitsDone, units, fillOpts('behind')));
-        unitsDone += behind.units;
+        // Entries, not writes: the leader batches many commands into one log entry, so the writes go
+        // on, --behind-concurrency chains at a time, until the leader's commit index has moved on by
+        // --behind entries.
+        const commitAtStop = (await cluster.leader()).status.commit;
+        const behindStats: FillStats[] = [];
+        await phase(a, `writing ${a.behindEntries} entries behind follower ${follower}`, async () => {
+          for (;;) {
+            const moved = (await cluster.leader()).status.commit - commitAtStop;
+            if (moved >= a.behindEntries) return;
+            const units = Math.max(1, Math.ceil((a.behindEntries - moved) / WRITES_PER_UNIT));
+            const st = await fillUnits(client!, ctx, unitsDone, units, { ...fillOpts('behind'), concurrency: a.behindConcurrency });
+            unitsDone += st.units;
+            behindStats.push(st);
+          }
+        });
+        const behindWrites = behindStats.reduce((n, x) => n + x.writes, 0);
+        const behindFailed = behindStats.reduce((n, x) => n + x.failed, 0);
         const target = (await cluster.leader()).status.commit;
         const t0 = performance.now();
         cluster.restartNode(follower);
@@ -208,7 +226,7 @@ async function main(): Promise<number> {
         );
         const s = round((performance.now() - t0) / 1000, 2);
         const installed = snapshots.slice(installsFrom).filter((e) => e.node === follower && /install/i.test(e.msg)).length;
-        report.restartedFollower = { node: follower, behindEntries: behind.writes, catchUpSeconds: s, leaderCommitAtRestart: target, snapshotsInstalled: installed, writesBehind: fillReport(behind), measuredFrom: 'the restart of the stopped follower (its boot included) until its admin status shows applied >= the leader commit index after the writes' };
+        report.restartedFollower = { node: follower, entriesBehind: target - commitAtStop, writesBehind: behindWrites, failedWritesBehind: behindFailed, writeConcurrency: a.behindConcurrency, catchUpSeconds: s, leaderCommitAtRestart: target, snapshotsInstalled: installed, measuredFrom: 'the restart of the stopped follower (its boot included) until its admin status shows applied >= the leader commit index after the writes' };
         say(`size ${size}: follower ${follower} caught up in ${s} s${installed > 0 ? ' (by snapshot)' : ''}`);
       } else report.restartedFollower = null;
 
@@ -242,8 +260,11 @@ async function main(): Promise<number> {
 
       // RSS, disk, snapshots, metrics.
       const r2 = rss.stop();
+      const maxOf = (xs: (number | null)[]): number | null => (xs.some((x) => x !== null) ? Math.max(...xs.filter((x): x is number => x !== null)) : null);
       report.rss = {
         maxMb: r2.maxMb,
+        maxMbVoters: maxOf(r2.processes.filter((p) => p.node !== LEARNER_ID).map((p) => p.maxMb)),
+        maxMbLearner: maxOf(r2.processes.filter((p) => p.node === LEARNER_ID).map((p) => p.maxMb)),
         processes: r2.processes.map((p) => ({ node: p.node, kind: p.kind, pid: p.pid, lastMb: p.lastMb, maxMb: p.maxMb })),
         note: 'sampled every second from /proc/<pid>/status VmRSS during all of this size\'s phases; the learner (node 4) is included while it ran',
       };
@@ -256,6 +277,7 @@ async function main(): Promise<number> {
         lastBytes: snaps.filter((e) => e.bytes !== null).map((e) => e.bytes).at(-1) ?? null,
         metrics: Object.fromEntries(await Promise.all(cluster.spec.nodes.map(async (n) => [`node${n.id}`, snapshotMetricLines(await cluster.metrics(n.id))] as const))),
       };
+      report.recordsAtEnd = unitsDone * RECORDS_PER_UNIT;
       sizes.push(report);
       facts.push({ records: report.records as number, sustained: { writesPerSec: m.writesPerSec, p99Ms: m.latency.p99Ms, termChanges: terms.termChanges ?? 0, leaderChanges: terms.leaderChanges, timeouts }, learnerCatchUpSeconds: learnerS, maxProcessRssMb: r2.maxMb });
     }

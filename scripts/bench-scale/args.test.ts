@@ -14,6 +14,7 @@ test('defaults are the issue\'s sizes and 30 s at 64 in flight', () => {
   assert.equal(a.measureSeconds, 30);
   assert.equal(a.concurrency, 64);
   assert.equal(a.behindEntries, 50_000);
+  assert.equal(a.behindConcurrency, 8);
   assert.equal(a.sweepRecords, 100_000);
   assert.deepEqual(a.skip, []);
   assert.equal(a.out, null);
@@ -48,6 +49,7 @@ test('other bad values are refused with the option and its range', () => {
   refuses(['--measure-seconds', '2.5'], /--measure-seconds must be a whole number/);
   refuses(['--concurrency', '100000'], /--concurrency must be from 1 to 1024/);
   refuses(['--behind', '10'], /--behind must be from 100/);
+  refuses(['--behind-concurrency', '0'], /--behind-concurrency must be from 1 to 4096, got 0/);
   refuses(['--skip', 'snapshots'], /unknown phase "snapshots"; the phases are learner, follower, sweep/);
   refuses(['--phase-timeout-seconds', '5'], /from 10 to 86400/);
   refuses(['--out'], /--out needs a file name/);

@@ -21,8 +21,10 @@ export interface ScaleArgs {
   readonly concurrency: number;
   /** Units (chains of writes) in flight while filling. */
   readonly fillConcurrency: number;
-  /** Entries (writes) a stopped follower falls behind before its restart. */
+  /** Log entries a stopped follower falls behind before its restart (the leader's commit index moves on by as many). */
   readonly behindEntries: number;
+  /** Chains of writes in flight while the follower is down (fewer: fewer commands per entry, more entries per write). */
+  readonly behindConcurrency: number;
   /** Expiring records written for the sweep measurement. */
   readonly sweepRecords: number;
   /** Phases left out. */
@@ -43,6 +45,7 @@ export const DEFAULTS: ScaleArgs = {
   concurrency: 64,
   fillConcurrency: 128,
   behindEntries: 50_000,
+  behindConcurrency: 8,
   sweepRecords: 100_000,
   skip: [],
   phaseTimeoutSeconds: 3_600,
@@ -59,6 +62,7 @@ export const LIMITS = {
   concurrency: [1, 1_024],
   fillConcurrency: [1, 4_096],
   behindEntries: [100, 5_000_000],
+  behindConcurrency: [1, 4_096],
   sweepRecords: [100, 5_000_000],
   phaseTimeoutSeconds: [10, 86_400],
   workers: [0, 16],
@@ -69,7 +73,8 @@ export const USAGE = `usage: npm run bench:scale -- [options]
   --measure-seconds N       sustained writes measured at each size (default 30; ${LIMITS.measureSeconds[0]}..${LIMITS.measureSeconds[1]})
   --concurrency N           writes in flight while measuring (default 64; ${LIMITS.concurrency[0]}..${LIMITS.concurrency[1]})
   --fill-concurrency N      record chains in flight while filling (default 128; ${LIMITS.fillConcurrency[0]}..${LIMITS.fillConcurrency[1]})
-  --behind N                entries a stopped follower falls behind before its restart (default 50000; ${LIMITS.behindEntries[0]}..${LIMITS.behindEntries[1]})
+  --behind N                log entries a stopped follower falls behind before its restart (default 50000; ${LIMITS.behindEntries[0]}..${LIMITS.behindEntries[1]})
+  --behind-concurrency N    write chains in flight meanwhile (default 8; ${LIMITS.behindConcurrency[0]}..${LIMITS.behindConcurrency[1]}): the leader batches concurrent writes into one entry
   --sweep-records N         expired records the leader's sweep must delete (default 100000; ${LIMITS.sweepRecords[0]}..${LIMITS.sweepRecords[1]})
   --skip LIST               leave phases out: ${PHASES.join(', ')} (comma-separated)
   --phase-timeout-seconds N deadline of each phase; a phase over it fails the run (default 3600; ${LIMITS.phaseTimeoutSeconds[0]}..${LIMITS.phaseTimeoutSeconds[1]})
@@ -133,6 +138,9 @@ export function parseScaleArgs(argv: readonly string[]): ScaleArgs {
         break;
       case '--behind':
         a.behindEntries = int(flag, value(), LIMITS.behindEntries);
+        break;
+      case '--behind-concurrency':
+        a.behindConcurrency = int(flag, value(), LIMITS.behindConcurrency);
         break;
       case '--sweep-records':
         a.sweepRecords = int(flag, value(), LIMITS.sweepRecords);
