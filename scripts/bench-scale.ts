@@ -104,6 +104,8 @@ async function main(): Promise<number> {
     // Log lines of every node: snapshot/compaction events, the sweep's deletions.
     const snapshots: SnapshotEvent[] = [];
     const swept: { atMs: number; deleted: number }[] = [];
+    /** The snapshots node `node` logged as installed since event `from`: index 1 is the bootstrap snapshot a joiner gets before the log. */
+    const installedBy = (from: number, node: number): { index: number | null; bytes: number | null }[] => snapshots.slice(from).filter((e) => e.node === node && /install/i.test(e.msg)).map((e) => ({ index: e.index, bytes: e.bytes }));
     cluster.onLogLine((node, rec) => {
       const s = snapshotEventOf(node, rec);
       if (s) snapshots.push(s);
@@ -160,6 +162,7 @@ async function main(): Promise<number> {
       if (!a.skip.includes('learner')) {
         say(`size ${size}: adding node ${LEARNER_ID} as a learner from an empty data dir`);
         const t0 = performance.now();
+        const learnerFrom = snapshots.length;
         try {
           const { adminUrl } = await phase(a, `adding learner ${LEARNER_ID}`, () => cluster.addLearner());
           const added = performance.now();
@@ -177,7 +180,7 @@ async function main(): Promise<number> {
             ),
           );
           learnerS = round((performance.now() - t0) / 1000, 2);
-          report.learner = { catchUpSeconds: learnerS, fromAddSeconds: round((performance.now() - added) / 1000, 2), leaderCommitAtAdd: target, dataDirBytes: dirBytes(cluster.dataDir(LEARNER_ID)), measuredFrom: 'the start of the empty node 4 process (its boot included) until its admin status shows applied >= the leader commit index read right after the add' };
+          report.learner = { catchUpSeconds: learnerS, fromAddSeconds: round((performance.now() - added) / 1000, 2), leaderCommitAtAdd: target, dataDirBytes: dirBytes(cluster.dataDir(LEARNER_ID)), snapshotsInstalled: installedBy(learnerFrom, LEARNER_ID), measuredFrom: 'the start of the empty node 4 process (its boot included) until its admin status shows applied >= the leader commit index read right after the add' };
           say(`size ${size}: learner caught up in ${learnerS} s`);
         } finally {
           await cluster.removeLearner();
@@ -225,9 +228,9 @@ async function main(): Promise<number> {
           ),
         );
         const s = round((performance.now() - t0) / 1000, 2);
-        const installed = snapshots.slice(installsFrom).filter((e) => e.node === follower && /install/i.test(e.msg)).length;
+        const installed = installedBy(installsFrom, follower);
         report.restartedFollower = { node: follower, entriesBehind: target - commitAtStop, writesBehind: behindWrites, failedWritesBehind: behindFailed, writeConcurrency: a.behindConcurrency, catchUpSeconds: s, leaderCommitAtRestart: target, snapshotsInstalled: installed, measuredFrom: 'the restart of the stopped follower (its boot included) until its admin status shows applied >= the leader commit index after the writes' };
-        say(`size ${size}: follower ${follower} caught up in ${s} s${installed > 0 ? ' (by snapshot)' : ''}`);
+        say(`size ${size}: follower ${follower} caught up in ${s} s${installed.length > 0 ? ` (snapshot at index ${installed.map((x) => x.index).join(', ')})` : ''}`);
       } else report.restartedFollower = null;
 
       // Expiry sweep.
