@@ -21,7 +21,7 @@
 // at the end, on failure, on Ctrl-C and when the run outlives its overall deadline.
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { loadavg, cpus } from 'node:os';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseScaleArgs, USAGE, UsageError } from './bench-scale/args.ts';
 import type { ScaleArgs } from './bench-scale/args.ts';
@@ -31,6 +31,7 @@ import type { SnapshotEvent } from './bench-scale/observe.ts';
 import { computeTargets } from './bench-scale/targets.ts';
 import type { SizeFacts } from './bench-scale/targets.ts';
 import { cleanupAllSync, makeTempDir, runBenchmark, setKeepTemp, withTimeout } from './bench/procs.ts';
+import { machineInfo } from './bench/report.ts';
 import { AUDIT_EVENTS_PER_UNIT, FAMILIES_PER_UNIT, RECORDS_PER_UNIT, WRITES_PER_UNIT, unitsFor } from './lib/fill-records.ts';
 import type { FillContext } from './lib/fill-records.ts';
 import { FILL_WRITE_TIMEOUT_MS, ForwardingClient, clusterSealer, fillExpiring, fillPasswordPhc, fillUnits, fillerTls } from './lib/state-filler.ts';
@@ -75,7 +76,8 @@ async function main(): Promise<number> {
   watchdog.unref();
 
   const startedAt = new Date().toISOString();
-  const loadAtStart = loadavg().map((x) => round(x, 2));
+  // The machine, with the filesystem of the data dirs (fsync on tmpfs costs nothing) and the load at the start.
+  const { etcd: _etcd, ...machine } = machineInfo(a.dir, null);
   const notes: string[] = [];
   const dir = await makeTempDir('raftauth-bench-scale-', a.dir);
   say(`starting a 3-node cluster in ${dir}`);
@@ -292,12 +294,15 @@ async function main(): Promise<number> {
     notes.push(`writes: contract writes (src/state/contract.ts stubs) from a client with its own session, forwarded to the leader on the peer transport as a follower forwards its workers' writes (scripts/lib/state-filler.ts); the HTTP request and the worker's IPC hop of an OAuth request are not in the path. A write's deadline is ${FILL_WRITE_TIMEOUT_MS} ms; a TIMEOUT is a write not applied within it`);
     notes.push(`records: ${RECORDS_PER_UNIT} per user (1 user, 1 confirmed TOTP factor, ${FAMILIES_PER_UNIT} refresh-token families, ${AUDIT_EVENTS_PER_UNIT} appended audit events) in ${WRITES_PER_UNIT} writes; the records those writes add beside them (username index, redeemed codes, refresh tokens, expiry-index entries, the ops' own audit events) are not counted. The measurement and the follower phase write the same mix, so each size starts from the records written so far`);
     if (a.sizes.length === 1) notes.push('one size only: the ratio targets are not computed');
+    if (machine.dataDirFilesystem === 'tmpfs' || machine.dataDirFilesystem === 'ramfs') notes.push(`the data dirs are on ${machine.dataDirFilesystem}: fsync costs nothing there (use --dir on a disk)`);
+    if (machine.loadAverageAtStart[0]! > machine.cpus * 0.75) notes.push(`the machine was busy at the start (1-min load ${machine.loadAverageAtStart[0]} on ${machine.cpus} cpus): absolute numbers are low and the size-to-size ratios are noisy`);
+    notes.push('the filler (this process: sealing, encoding, the peer transport client) runs on the same cores as the nodes');
     const doc = {
       benchmark: 'scale',
       startedAt,
       finishedAt: new Date().toISOString(),
       args: a,
-      machine: { cpus: cpus().length, loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadavg().map((x) => round(x, 2)), node: process.version },
+      machine: { ...machine, loadAverageAtEnd: loadavg().map((x) => round(x, 2)) },
       cluster: { nodes: 3, raft: { tickMs: 50, electionTick: 10, heartbeatTick: 1 }, httpWorkersPerNode: a.workers, fsync: 'on', logLevel: 'info', dataDir: dir },
       recordMix: { recordsPerUser: RECORDS_PER_UNIT, writesPerUser: WRITES_PER_UNIT, familiesPerUser: FAMILIES_PER_UNIT, auditEventsPerUser: AUDIT_EVENTS_PER_UNIT },
       sizes,
