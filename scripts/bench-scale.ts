@@ -32,9 +32,9 @@ import { computeTargets } from './bench-scale/targets.ts';
 import type { SizeFacts } from './bench-scale/targets.ts';
 import { cleanupAllSync, makeTempDir, runBenchmark, setKeepTemp, withTimeout } from './bench/procs.ts';
 import { machineInfo } from './bench/report.ts';
-import { AUDIT_EVENTS_PER_UNIT, FAMILIES_PER_UNIT, RECORDS_PER_UNIT, WRITES_PER_UNIT, unitsFor } from './lib/fill-records.ts';
+import { AUDIT_EVENTS_PER_UNIT, BEHIND_KEYS, BEHIND_VALUE_BYTES, FAMILIES_PER_UNIT, RECORDS_PER_UNIT, WRITES_PER_UNIT, unitsFor } from './lib/fill-records.ts';
 import type { FillContext } from './lib/fill-records.ts';
-import { FILL_WRITE_TIMEOUT_MS, ForwardingClient, clusterSealer, fillExpiring, fillPasswordPhc, fillUnits, fillerTls } from './lib/state-filler.ts';
+import { FILL_WRITE_TIMEOUT_MS, ForwardingClient, clusterSealer, fillBehind, fillExpiring, fillPasswordPhc, fillUnits, fillerTls } from './lib/state-filler.ts';
 import type { FillStats } from './lib/state-filler.ts';
 import { WaitAborted, waitFor } from './lib/wait.ts';
 
@@ -117,6 +117,7 @@ async function main(): Promise<number> {
 
     let unitsDone = 0;
     let expiringDone = 0;
+    let behindDone = 0;
     const sizes: Record<string, unknown>[] = [];
     const facts: SizeFacts[] = [];
     const fillOpts = (what: string): { concurrency: number; deadlineMs: number; progress: (d: number, t: number) => void } => ({
@@ -197,17 +198,18 @@ async function main(): Promise<number> {
         const installsFrom = snapshots.length;
         await phase(a, `stopping follower ${follower}`, () => cluster.stopNode(follower));
         // Entries, not writes: the leader batches many commands into one log entry, so the writes go
-        // on, --behind-concurrency chains at a time, until the leader's commit index has moved on by
-        // --behind entries.
+        // on, --behind-concurrency at a time, until the leader's commit index has moved on by
+        // --behind entries. KV puts over a fixed set of keys (fill-records.ts behindWrite): the log
+        // grows, the state's record count does not, so the sizes stay what they say.
         const commitAtStop = (await cluster.leader()).status.commit;
         const behindStats: FillStats[] = [];
         await phase(a, `writing ${a.behindEntries} entries behind follower ${follower}`, async () => {
           for (;;) {
             const moved = (await cluster.leader()).status.commit - commitAtStop;
             if (moved >= a.behindEntries) return;
-            const units = Math.max(1, Math.ceil((a.behindEntries - moved) / WRITES_PER_UNIT));
-            const st = await fillUnits(client!, ctx, unitsDone, units, { ...fillOpts('behind'), concurrency: a.behindConcurrency });
-            unitsDone += st.units;
+            const count = Math.max(1, a.behindEntries - moved);
+            const st = await fillBehind(client!, ctx, behindDone, count, { ...fillOpts('behind'), concurrency: a.behindConcurrency });
+            behindDone += st.units;
             behindStats.push(st);
           }
         });
@@ -292,7 +294,7 @@ async function main(): Promise<number> {
       notes.push('compaction/snapshot time: no node log line carried a duration and /metrics has no snapshot-duration metric in this build; the report lists the snapshot events the nodes logged (count, bytes) and every snapshot/compaction metric /metrics has');
     }
     notes.push(`writes: contract writes (src/state/contract.ts stubs) from a client with its own session, forwarded to the leader on the peer transport as a follower forwards its workers' writes (scripts/lib/state-filler.ts); the HTTP request and the worker's IPC hop of an OAuth request are not in the path. A write's deadline is ${FILL_WRITE_TIMEOUT_MS} ms; a TIMEOUT is a write not applied within it`);
-    notes.push(`records: ${RECORDS_PER_UNIT} per user (1 user, 1 confirmed TOTP factor, ${FAMILIES_PER_UNIT} refresh-token families, ${AUDIT_EVENTS_PER_UNIT} appended audit events) in ${WRITES_PER_UNIT} writes; the records those writes add beside them (username index, redeemed codes, refresh tokens, expiry-index entries, the ops' own audit events) are not counted. The measurement and the follower phase write the same mix, so each size starts from the records written so far`);
+    notes.push(`records: ${RECORDS_PER_UNIT} per user (1 user, 1 confirmed TOTP factor, ${FAMILIES_PER_UNIT} refresh-token families, ${AUDIT_EVENTS_PER_UNIT} appended audit events) in ${WRITES_PER_UNIT} writes; the records those writes add beside them (username index, redeemed codes, refresh tokens, expiry-index entries, the ops' own audit events) are not counted. The measurement writes the same mix, so each size starts from the records written so far; the follower phase writes KV puts over ${BEHIND_KEYS} keys (${BEHIND_VALUE_BYTES}-byte values), which add log entries and no records`);
     if (a.sizes.length === 1) notes.push('one size only: the ratio targets are not computed');
     if (machine.dataDirFilesystem === 'tmpfs' || machine.dataDirFilesystem === 'ramfs') notes.push(`the data dirs are on ${machine.dataDirFilesystem}: fsync costs nothing there (use --dir on a disk)`);
     if (machine.loadAverageAtStart[0]! > machine.cpus * 0.75) notes.push(`the machine was busy at the start (1-min load ${machine.loadAverageAtStart[0]} on ${machine.cpus} cpus): absolute numbers are low and the size-to-size ratios are noisy`);

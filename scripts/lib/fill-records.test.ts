@@ -9,9 +9,10 @@ import { USERS_WRITES } from '../../src/state/users.ts';
 import { MFA_WRITES } from '../../src/state/mfa.ts';
 import { TOKENS_WRITES } from '../../src/state/tokens.ts';
 import { AUDIT_WRITES } from '../../src/state/audit.ts';
+import { KV_WRITES } from '../../src/state/kv.ts';
 import type { WriteTable } from '../../src/state/contract.ts';
 import { DomainError } from '../../src/state/machine.ts';
-import { AUDIT_EVENTS_PER_UNIT, FAMILIES_PER_UNIT, RECORDS_PER_UNIT, WRITES_PER_UNIT, base32Of, expiringWrite, unitSub, unitWrites, unitsFor } from './fill-records.ts';
+import { AUDIT_EVENTS_PER_UNIT, BEHIND_KEYS, BEHIND_VALUE_BYTES, FAMILIES_PER_UNIT, RECORDS_PER_UNIT, WRITES_PER_UNIT, base32Of, behindWrite, expiringWrite, unitSub, unitWrites, unitsFor } from './fill-records.ts';
 import type { FillContext } from './fill-records.ts';
 import { FILL_PASSWORD, fillPasswordPhc } from './state-filler.ts';
 
@@ -83,6 +84,19 @@ test('expiring writes pass tokens.code.create; unitsFor rounds up', async () => 
   assert.doesNotThrow(() => TOKENS_WRITES['code.create'].args.parse(w.args, ''));
   assert.equal(unitsFor(RECORDS_PER_UNIT * 3), 3);
   assert.equal(unitsFor(RECORDS_PER_UNIT * 3 + 1), 4);
+});
+
+test('log-only writes are KV puts over a fixed key set (the record count does not grow)', async () => {
+  const c = await ctx();
+  const keys = new Set<string>();
+  for (let i = 0; i < 3 * BEHIND_KEYS; i++) {
+    const w = behindWrite(c, i);
+    assert.equal(`${w.domain}.${w.op}`, 'kv.put');
+    assert.doesNotThrow(() => KV_WRITES.put.args.parse(w.args, ''));
+    assert.equal((w.args.value as string).length, BEHIND_VALUE_BYTES);
+    keys.add(w.args.key as string);
+  }
+  assert.equal(keys.size, BEHIND_KEYS);
 });
 
 test('base32Of is RFC 4648 base32 (its test vectors, unpadded)', () => {

@@ -29,7 +29,7 @@ export interface FillContext {
 
 /** A contract write: [domain, op, args], exactly what a stub encodes (writeStubs in src/state/contract.ts). */
 export interface FillWrite {
-  readonly domain: 'users' | 'mfa' | 'tokens' | 'audit';
+  readonly domain: 'users' | 'mfa' | 'tokens' | 'audit' | 'kv';
   readonly op: string;
   readonly args: Record<string, unknown>;
 }
@@ -140,6 +140,20 @@ export function expiringWrite(ctx: FillContext, i: number, expMs: number): FillW
   const hash = hashId(ctx, 'expiring', i);
   const sealed = ctx.sealer.sealValue({ clientId: ctx.clientId, redirectUri: 'https://app.example.com/cb', codeChallenge: null, codeChallengeMethod: null, scope: ['openid'], nonce: null, auth: { sub: unitSub(ctx, i), authTime: Math.floor(expMs / 1000), acr: 'urn:raftauth:acr:pwd', amr: ['pwd'] }, sessionHash: null, audience: 'https://api.example.com' }, `code:${hash}`);
   return { domain: 'tokens', op: 'code.create', args: { hash, exp: expMs, sealed } };
+}
+
+/** Keys the log-only writes cycle over (behindWrite). */
+export const BEHIND_KEYS = 1_000;
+/** Bytes of a log-only write's value (the issue measured writes of ~300 bytes). */
+export const BEHIND_VALUE_BYTES = 300;
+
+/**
+ * Write `i` of a stretch of log that must not change the state's size (a follower falling behind
+ * by N entries): a KV put over BEHIND_KEYS keys, so the records stay as many as before.
+ */
+export function behindWrite(ctx: Pick<FillContext, 'runId'>, i: number): FillWrite {
+  const value = `${i}:`.padEnd(BEHIND_VALUE_BYTES, 'x');
+  return { domain: 'kv', op: 'put', args: { key: `bench-scale/${ctx.runId}/${i % BEHIND_KEYS}`, value } };
 }
 
 /** Units needed for `records` records (rounded up). */

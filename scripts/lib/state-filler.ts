@@ -42,9 +42,10 @@ import { users } from '../../src/state/users.ts';
 import { mfa } from '../../src/state/mfa.ts';
 import { tokens } from '../../src/state/tokens.ts';
 import { audit } from '../../src/state/audit.ts';
+import { kv } from '../../src/state/kv.ts';
 import { LatencyHistogram } from '../bench/histogram.ts';
 import type { LatencySummary } from '../bench/histogram.ts';
-import { expiringWrite, unitWrites } from './fill-records.ts';
+import { behindWrite, expiringWrite, unitWrites } from './fill-records.ts';
 import type { FillContext, FillWrite } from './fill-records.ts';
 
 /** The node id the filler's certificate names; far above any member id a test or bench uses. */
@@ -164,7 +165,7 @@ export class ForwardingClient implements StateClient {
   }
 }
 
-const STUBS = { users, mfa, tokens, audit } as const;
+const STUBS = { users, mfa, tokens, audit, kv } as const;
 
 /** Whether an outcome is what the fill meant: applied, and for the ops answering { ok }, ok. */
 export function fillSucceeded(w: FillWrite, o: Outcome<unknown, string>): boolean {
@@ -305,6 +306,11 @@ export function fillUnits(client: ForwardingClient, ctx: FillContext, first: num
 /** Write `count` authorization codes that expire at expMs (the sweep's work). */
 export function fillExpiring(client: ForwardingClient, ctx: FillContext, first: number, count: number, expMs: number, o: FillOptions): Promise<FillStats> {
   return runWrites(client, { first, count, writesOf: (i) => [expiringWrite(ctx, i, expMs)] }, o);
+}
+
+/** Write `count` log-only KV puts (numbered from `first`): log entries without new records. */
+export function fillBehind(client: ForwardingClient, ctx: FillContext, first: number, count: number, o: FillOptions): Promise<FillStats> {
+  return runWrites(client, { first, count, writesOf: (i) => [behindWrite(ctx, i)] }, o);
 }
 
 function round(x: number, digits: number): number {
