@@ -8,14 +8,17 @@
 //   --nodes N         3..9 (default 5)
 //   --unsafe SWITCH   ackBeforeCommit | readWithoutReadIndex: a negative control, must end invalid
 //   --keep-data       keep the nodes' data directories in the run directory
+//   --prefill N       write N records (users, TOTP factors, refresh-token families, audit events)
+//                     through the replicated write path before the run (default 0; test/jepsen/prefill.ts)
 //
 // Exit code: 0 valid, 1 a checker found a violation, 2 undecided (a checker ran out of budget) or
 // the run failed.
 import { runJepsen } from '../test/jepsen/jepsen.ts';
 import { buildIfStale } from './lib/dist.ts';
+import { MAX_PREFILL_RECORDS } from '../test/jepsen/prefill.ts';
 
 function usage(msg: string): never {
-  process.stderr.write(`${msg}\nusage: npm run jepsen -- [--time S] [--nemesis all|partitions|kills|pauses|transfers|<kinds>] [--workload all|kv,refresh,code,totp,audit] [--seed N] [--nodes N] [--unsafe ackBeforeCommit|readWithoutReadIndex] [--keep-data]\n`);
+  process.stderr.write(`${msg}\nusage: npm run jepsen -- [--time S] [--nemesis all|partitions|kills|pauses|transfers|<kinds>] [--workload all|kv,refresh,code,totp,audit] [--seed N] [--nodes N] [--unsafe ackBeforeCommit|readWithoutReadIndex] [--keep-data] [--prefill N]\n`);
   process.exit(2);
 }
 
@@ -32,6 +35,7 @@ let seed: number | undefined;
 let nodes = 5;
 let unsafe: 'ackBeforeCommit' | 'readWithoutReadIndex' | undefined;
 let keepData = false;
+let prefill = 0;
 for (let i = 0; i < args.length; i++) {
   const a = args[i]!;
   const v = (): string | undefined => args[++i];
@@ -60,6 +64,9 @@ for (let i = 0; i < args.length; i++) {
     case '--keep-data':
       keepData = true;
       break;
+    case '--prefill':
+      prefill = int(v(), '--prefill', 0, MAX_PREFILL_RECORDS);
+      break;
     case '--help':
     case '-h':
       usage('');
@@ -71,8 +78,9 @@ for (let i = 0; i < args.length; i++) {
 
 try {
   buildIfStale((l) => process.stdout.write(`jepsen: ${l}\n`));
-  const s = await runJepsen({ timeS, nemesis, workload, nodes, keepData, ...(seed !== undefined ? { seed } : {}), ...(unsafe ? { unsafe } : {}) });
+  const s = await runJepsen({ timeS, nemesis, workload, nodes, keepData, ...(prefill > 0 ? { prefill } : {}), ...(seed !== undefined ? { seed } : {}), ...(unsafe ? { unsafe } : {}) });
   const lines = [`result: ${s.result} (seed ${s.seed})`, `report: ${s.dir}/report.html`];
+  if (s.prefill) lines.push(`  prefill: ${s.prefill.records} records in ${s.prefill.seconds} s before the run`);
   for (const [name, v] of Object.entries(s.verdicts)) lines.push(`  ${name}: ${String(v.valid)}`);
   lines.push(`  availability on the majority side: ${s.availability.overall === null ? 'n/a' : (s.availability.overall * 100).toFixed(1) + '%'}; slowest recovery ${s.availability.maxRecoveryMs ?? 'n/a'} ms (first success), ${s.availability.maxAllNodesRecoveryMs ?? 'n/a'} ms (every node serving again)`);
   process.stdout.write(lines.join('\n') + '\n');

@@ -12,6 +12,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { createClusterCa, issueNodeCert, writePem } from '../../src/crypto/certs.ts';
+import type { ClusterCa } from '../../src/crypto/certs.ts';
 import { MasterKeyRing } from '../../src/crypto/seal.ts';
 import type { NodeStatus } from '../../src/node/api.ts';
 import { REPO_ROOT, httpJson } from '../cluster/harness.ts';
@@ -52,6 +53,8 @@ export class NodeCluster {
   readonly dir: string;
   readonly opts: ClusterOptions;
   readonly adminToken = randomBytes(32).toString('base64url');
+  /** The cluster CA (made by init()): the prefill's client certificate is issued by it (test/jepsen/prefill.ts). */
+  private clusterCa: ClusterCa | null = null;
   private readonly procs = new Map<number, ChildProcess>();
   private readonly exits = new Map<number, Promise<void>>();
   private readonly logs = new Map<number, WriteStream>();
@@ -101,6 +104,7 @@ export class NodeCluster {
     requireFreshDist();
     await mkdir(this.dir, { recursive: true });
     const ca = await createClusterCa();
+    this.clusterCa = ca;
     await writePem(this.dir, 'ca', ca);
     await writeFile(join(this.dir, 'admin.token'), this.adminToken, { mode: 0o600 });
     if (this.opts.oauth) await writeFile(join(this.dir, 'master.key'), MasterKeyRing.generateText(), { mode: 0o600 });
@@ -108,6 +112,11 @@ export class NodeCluster {
       await writePem(this.dir, `node${id}`, await issueNodeCert(ca, id, [nodeIp(id)]));
       await writeFile(join(this.dir, `node${id}.yaml`), stringify(this.config(id, false)));
     }
+  }
+
+  get ca(): ClusterCa {
+    if (this.clusterCa === null) throw new Error('the cluster has no CA before init()');
+    return this.clusterCa;
   }
 
   isRunning(id: number): boolean {

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from '../cluster/harness.ts';
 import { canCreateHosts, cleanupStale, createHosts, destroyHosts, newPrefix } from './hosts.ts';
 import { parseNemesis } from './nemesis.ts';
+import { MAX_PREFILL_RECORDS } from './prefill.ts';
 import type { RunOptions, RunSummary, WorkloadName } from './runner.ts';
 import { WORKLOADS } from './runner.ts';
 import { requireFreshDist } from '../../scripts/lib/dist.ts';
@@ -36,6 +37,8 @@ export interface JepsenOptions {
   readonly artifacts?: string;
   readonly keepData?: boolean;
   readonly checkMs?: number;
+  /** Records written before the run (test/jepsen/prefill.ts; --prefill). */
+  readonly prefill?: number;
   /** Where the runner's output goes (default: this process's stdout). */
   readonly out?: (chunk: string) => void;
 }
@@ -60,6 +63,7 @@ export async function runJepsen(j: JepsenOptions): Promise<RunSummary> {
   const n = j.nodes ?? 5;
   if (!Number.isInteger(n) || n < 3 || n > 9) throw new Error(`--nodes must be 3..9, got ${n}`);
   if (!(j.timeS > 0 && j.timeS <= 24 * 3600)) throw new Error(`--time must be 1..86400 seconds, got ${j.timeS}`);
+  if (j.prefill !== undefined && (!Number.isSafeInteger(j.prefill) || j.prefill < 0 || j.prefill > MAX_PREFILL_RECORDS)) throw new Error(`--prefill must be 0..${MAX_PREFILL_RECORDS} records, got ${j.prefill}`);
   // The nodes run the built program: refuse here, before any namespace exists, if it is missing or stale.
   requireFreshDist();
   const kinds = parseNemesis(j.nemesis);
@@ -99,6 +103,7 @@ export async function runJepsen(j: JepsenOptions): Promise<RunSummary> {
       ...(j.unsafe ? { unsafe: j.unsafe } : {}),
       keepData: j.keepData ?? false,
       checkMs: j.checkMs ?? 120_000,
+      ...(j.prefill !== undefined && j.prefill > 0 ? { prefill: j.prefill } : {}),
     };
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('NODE_TEST')) env[k] = v;

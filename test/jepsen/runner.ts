@@ -20,6 +20,8 @@ import { Nemesis, makeSchedule } from './nemesis.ts';
 import type { FaultKind } from './nemesis.ts';
 import { clientKnown, setupOAuth } from './oauth-client.ts';
 import { writeReport } from './report.ts';
+import { prefill } from './prefill.ts';
+import type { PrefillSummary } from './prefill.ts';
 import { waitFor } from '../../scripts/lib/wait.ts';
 
 export type WorkloadName = 'kv' | 'refresh' | 'code' | 'totp' | 'audit';
@@ -44,6 +46,8 @@ export interface RunOptions {
   readonly keepData: boolean;
   /** Budget of the linearizability search. */
   readonly checkMs: number;
+  /** Records written before the run (prefill.ts); 0 or absent: none. */
+  readonly prefill?: number;
 }
 
 export interface RunSummary {
@@ -59,6 +63,8 @@ export interface RunSummary {
   readonly verdicts: Record<string, { valid: boolean | 'unknown' } & Record<string, unknown>>;
   readonly availability: ReturnType<typeof checkAvailability>;
   readonly plotErrors: readonly string[];
+  /** What --prefill wrote before the run (null: nothing). */
+  readonly prefill: PrefillSummary | null;
 }
 
 /** The distinct fatal-error lines of a node's log (what a crash said), at most a few. */
@@ -88,7 +94,9 @@ export async function runInside(o: RunOptions): Promise<RunSummary> {
   const scheduleRng = rng.fork();
   const nemesisRng = rng.fork();
   const workerRng = rng.fork();
-  const oauth = o.workloads.includes('refresh') || o.workloads.includes('code') || o.workloads.includes('totp') || o.workloads.includes('audit');
+  const prefillRecords = o.prefill ?? 0;
+  // The prefill seals with the cluster's data key: it needs the OAuth set-up (master key, client) even for a kv-only run.
+  const oauth = prefillRecords > 0 || o.workloads.includes('refresh') || o.workloads.includes('code') || o.workloads.includes('totp') || o.workloads.includes('audit');
   const cluster = new NodeCluster(o.hosts, join(o.dir, 'nodes'), { oauth, tickMs: 50, ...(o.unsafe ? { unsafe: { [o.unsafe]: true } } : {}) });
   const history = new History(join(o.dir, 'history.jsonl'));
   const kv = new KvWorkload(history, () => ids);
@@ -108,6 +116,7 @@ export async function runInside(o: RunOptions): Promise<RunSummary> {
       await setupOAuth(cluster, leader);
       for (const id of ids) await waitFor(`the OAuth client on node ${id}`, () => clientKnown(id), 30_000, 100);
     }
+    const prefilled = prefillRecords > 0 ? await prefill(cluster, prefillRecords, log) : null;
 
     history.begin();
     const all = (): readonly number[] => ids;
@@ -179,6 +188,7 @@ export async function runInside(o: RunOptions): Promise<RunSummary> {
       faults: nemesis.windows.map((w) => ({ fault: w.fault, start: w.start, end: w.end, detail: w.detail })),
       verdicts,
       availability,
+      prefill: prefilled,
     } as const;
     const plotErrors = await writeReport({ dir: o.dir, title: `raftauth Jepsen run, seed ${o.seed}${o.unsafe ? ` (negative control: unsafe.${o.unsafe})` : ''}`, ops: history.ops, windows: nemesis.windows, endMs, summary: base });
     const summary: RunSummary = { ...base, plotErrors };
