@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import type { NodeApi, NodeStatus } from '../node/api.ts';
 import type { HostPort, NodeConfig } from './config.ts';
 import { WORKER_CONFIG_ENV } from './ipc.ts';
+import { killWorkersAtExit } from './channel-guard.ts';
 import { Preforked } from './prefork.ts';
 import { createLogger } from './log.ts';
 import type { Logger } from './log.ts';
@@ -148,7 +149,12 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   // HTTP app) overlaps the node's; the worker pool adopts them (src/server/prefork.ts).
   const entry = options.workerEntry ?? defaultWorkerEntry();
   let preforked: Preforked | null = null;
+  // Until a graceful stop has stopped them: this process exiting (a fatal error of the node, exit
+  // 70; a failed start) kills its workers, which would otherwise write into a closed channel
+  // (src/server/channel-guard.ts).
+  let unhookWorkerKill = (): void => {};
   if (config.http.workers > 0) {
+    unhookWorkerKill = killWorkersAtExit(cluster);
     cluster.setupPrimary({ exec: entry, execArgv: workerExecArgv(entry), serialization: 'advanced' });
     preforked = new Preforked(config.http.workers, { [WORKER_CONFIG_ENV]: JSON.stringify(config) });
     bootMark('workers forked');
@@ -157,6 +163,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
     .then(() => nodeFactory(config, log))
     .catch(async (e: unknown) => {
       await preforked?.discard();
+      unhookWorkerKill();
       throw e;
     });
   bootMark('node started');
@@ -232,6 +239,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
       try {
         await node.stop();
       } finally {
+        unhookWorkerKill();
         removeSignalHandlers();
         log.info('stopped');
       }
