@@ -9,7 +9,7 @@
 //    age, leaving a signed checkpoint (src/audit/retention.ts).
 import type { ApplyResult } from '../node/api.ts';
 import { unpackValue } from '../state/command.ts';
-import { tokens } from '../state/tokens.ts';
+import { EXPIRY_KEYSPACE, MAX_SWEEP_KEYS, tokens } from '../state/tokens.ts';
 import { must } from '../state/contract.ts';
 import type { HousekeepingNode, Outcome } from '../state/contract.ts';
 import { keys } from '../state/keys.ts';
@@ -146,14 +146,19 @@ export interface OAuthPrimaryOptions {
   readonly now?: () => number;
   /** How often the leader checks bootstrap, rotation and the sweep. Default 1000 ms. */
   readonly tickMs?: number;
-  /** Sweep period. Default 30 s. */
+  /** Sweep period. Default 30 s; a round that stopped at its bound is followed by another at the next tick. */
   readonly sweepEveryMs?: number;
+  /** Bounds of the sweep (default SWEEP_BATCH keys per command, SWEEP_MAX_BATCHES_PER_ROUND commands per round). */
+  readonly sweep?: { readonly batch: number; readonly maxBatchesPerRound: number };
   /** Audit retention (config `audit`); absent: records are kept forever. */
   readonly audit?: { readonly retentionDays: number; readonly exportDir: string; readonly everyMs?: number };
 }
 
-/** Keys per sweep command, and sweep commands per round (a bound on the leader's work per round). */
-export const SWEEP_BATCH = 1_000;
+/**
+ * Keys per sweep command (at most the tokens domain's MAX_SWEEP_KEYS, which apply enforces), and
+ * sweep commands per round: a bound on the leader's work per round and on each entry's size.
+ */
+export const SWEEP_BATCH = MAX_SWEEP_KEYS;
 export const SWEEP_MAX_BATCHES_PER_ROUND = 20;
 /** Page size when a cache table is rebuilt from state (the read cache holds at most 10 000 entries per table). */
 const TABLE_PAGE = 10_000;
@@ -237,12 +242,21 @@ export class OAuthPrimary {
   private busy = false;
   private bootstrapped = false;
   private lastSweep = 0;
+  /** The last sweep stopped at its bound with expired keys left: the next round sweeps again at once. */
+  private sweepBehind = false;
+  private readonly sweepBatch: number;
+  private readonly sweepMaxBatches: number;
   private lastAuditRetention = 0;
   private readonly now: () => number;
 
   constructor(o: OAuthPrimaryOptions) {
     this.o = o;
     this.now = o.now ?? Date.now;
+    this.sweepBatch = o.sweep?.batch ?? SWEEP_BATCH;
+    this.sweepMaxBatches = o.sweep?.maxBatchesPerRound ?? SWEEP_MAX_BATCHES_PER_ROUND;
+    // Apply refuses a sweep of more than MAX_SWEEP_KEYS keys (INVALID_ARGUMENT): never propose one.
+    if (!Number.isSafeInteger(this.sweepBatch) || this.sweepBatch < 1 || this.sweepBatch > MAX_SWEEP_KEYS) throw new Error(`sweep.batch must be 1..${MAX_SWEEP_KEYS}`);
+    if (!Number.isSafeInteger(this.sweepMaxBatches) || this.sweepMaxBatches < 1) throw new Error('sweep.maxBatchesPerRound must be a positive integer');
   }
 
   async start(): Promise<void> {
@@ -301,7 +315,7 @@ export class OAuthPrimary {
       if (active?.activatedAt != null && this.now() - active.activatedAt >= this.o.config.keyRotationPeriodS * 1000) {
         await this.rotate(sealer, ring, 'scheduled');
       }
-      if (this.now() - this.lastSweep >= (this.o.sweepEveryMs ?? 30_000)) {
+      if (this.sweepBehind || this.now() - this.lastSweep >= (this.o.sweepEveryMs ?? 30_000)) {
         this.lastSweep = this.now();
         await this.sweep();
       }
@@ -327,21 +341,35 @@ export class OAuthPrimary {
     return rotateRing(this.o.node, sealer, ring, this.o.config, this.o.log, why, this.now());
   }
 
-  /** Delete expired records: scan the expiry index up to now, propose the keys in batches. */
+  /**
+   * Delete expired records: read the expiry index (tokens.ts: `<exp>|<keyspace>|<key>`, in exp
+   * order) from its start up to now, and propose its keys in batches. The cost is what it touches:
+   * the index entries that are due and, in apply, their records — never the live records, whose
+   * entries sort after `now` and are not read. At most sweep.batch keys per command and
+   * sweep.maxBatchesPerRound commands per round; a round that reached the bound leaves
+   * `sweepBehind` set, so the next round (one tick later, not sweepEveryMs) goes on, and a backlog
+   * of any size is worked off at up to batch × maxBatchesPerRound records a tick.
+   */
   async sweep(): Promise<number> {
     const upTo = String(this.now()).padStart(15, '0');
     let deleted = 0;
     let gte: string | undefined;
-    for (let i = 0; i < SWEEP_MAX_BATCHES_PER_ROUND; i++) {
-      const recs = await this.o.node.scanState('tok.exp', { ...(gte !== undefined ? { gte } : {}), lt: `${upTo}|`, limit: SWEEP_BATCH });
+    let behind = false;
+    for (let i = 0; ; i++) {
+      if (i === this.sweepMaxBatches) {
+        behind = true;
+        break;
+      }
+      const recs = await this.o.node.scanState(EXPIRY_KEYSPACE, { ...(gte !== undefined ? { gte } : {}), lt: `${upTo}|`, limit: this.sweepBatch });
       if (recs.length === 0) break;
       const keys = recs.map((r) => dec.decode(r.key));
       const v = must(await tokens.leader.sweep(this.o.node, { keys }, HOUSEKEEPING_TIMEOUT_MS), 'sweeping');
       deleted += v.deleted;
-      if (recs.length < SWEEP_BATCH) break;
+      if (recs.length < this.sweepBatch) break;
       gte = `${keys[keys.length - 1]!}\u0000`;
     }
-    if (deleted > 0) this.o.log.info({ deleted }, 'swept expired OAuth records');
+    this.sweepBehind = behind;
+    if (deleted > 0) this.o.log.info({ deleted, behind }, 'swept expired OAuth records');
     return deleted;
   }
 }
