@@ -25,6 +25,7 @@ import type { OAuthConfig } from '../oauth/config.ts';
 import type { NodeConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { AdminRefusal, statusOfCode } from '../ops/admin-oauth.ts';
+import { DEFAULT_READ_CACHE_LIMITS } from './read-cache.ts';
 import type { RotateSigningKeys } from '../ops/admin-oauth.ts';
 
 /** The environment variable holding the master key text (wins over crypto.masterKeyFile). */
@@ -150,6 +151,8 @@ export interface OAuthPrimaryOptions {
   readonly sweepEveryMs?: number;
   /** Bounds of the sweep (default SWEEP_BATCH keys per command, SWEEP_MAX_BATCHES_PER_ROUND commands per round). */
   readonly sweep?: { readonly batch: number; readonly maxBatchesPerRound: number };
+  /** Most entries of a cache table (default CACHE_TABLE_LIMIT; tests lower it). */
+  readonly cacheTableLimit?: number;
   /** Audit retention (config `audit`); absent: records are kept forever. */
   readonly audit?: { readonly retentionDays: number; readonly exportDir: string; readonly everyMs?: number };
 }
@@ -160,8 +163,13 @@ export interface OAuthPrimaryOptions {
  */
 export const SWEEP_BATCH = MAX_SWEEP_KEYS;
 export const SWEEP_MAX_BATCHES_PER_ROUND = 20;
-/** Page size when a cache table is rebuilt from state (the read cache holds at most 10 000 entries per table). */
-const TABLE_PAGE = 10_000;
+/**
+ * Most entries of a cache table (the read cache's own bound, which publish enforces). Of the tables
+ * only `clients` can come near it (the key rings are one record each); nothing of the users,
+ * tokens, sessions or audit records is cached. A rebuild reads at most this many records plus one
+ * (to tell an overflow), so its cost does not grow with the keyspace.
+ */
+export const CACHE_TABLE_LIMIT = DEFAULT_READ_CACHE_LIMITS.maxEntriesPerTable;
 /** Clock skew allowed to resource servers when judging a retired key's last tokens. */
 const RETIRE_SKEW_MS = 60_000;
 const HOUSEKEEPING_TIMEOUT_MS = 10_000;
@@ -284,7 +292,13 @@ export class OAuthPrimary {
           this.dirty.delete(ks);
           const table = CACHE_KEYSPACES[ks]!;
           try {
-            const recs = await this.o.node.scanState(ks, { limit: TABLE_PAGE });
+            const limit = this.o.cacheTableLimit ?? CACHE_TABLE_LIMIT;
+            const recs = await this.o.node.scanState(ks, { limit });
+            if (recs.length === limit && (await this.o.node.scanState(ks, { gte: `${dec.decode(recs[limit - 1]!.key)}\u0000`, limit: 1 })).length > 0) {
+              // Past the bound the table holds the first `limit` records in key order; the others are
+              // found by lookupClient's read through the node (src/oauth/clients.ts), one ReadIndex each.
+              this.o.log.error({ table, limit, lastCached: dec.decode(recs[limit - 1]!.key) }, 'read-cache table over its bound: the records after the first ones are not cached');
+            }
             this.o.publish(table, cacheTable(table, recs.map((r) => [dec.decode(r.key), r.value] as const)));
           } catch (e) {
             this.o.log.error({ err: e, table }, 'cannot rebuild a read-cache table');
