@@ -163,6 +163,8 @@ export interface OAuthPrimaryOptions {
  */
 export const SWEEP_BATCH = MAX_SWEEP_KEYS;
 export const SWEEP_MAX_BATCHES_PER_ROUND = 20;
+/** How often the sweep reads the expiry index from its beginning rather than from where it left off. */
+export const SWEEP_FULL_RESCAN_MS = 10 * 60_000;
 /**
  * Most entries of a cache table (the read cache's own bound, which publish enforces). Of the tables
  * only `clients` can come near it (the key rings are one record each); nothing of the users,
@@ -252,6 +254,14 @@ export class OAuthPrimary {
   private lastSweep = 0;
   /** The last sweep stopped at its bound with expired keys left: the next round sweeps again at once. */
   private sweepBehind = false;
+  /**
+   * The last index key this leader proposed to sweep (null: none yet this term): every key up to
+   * it has been handed to apply, which deleted it or found it not deletable. The next round starts
+   * after it instead of at the index's beginning, where the deleted entries lie as LevelDB
+   * tombstones until a compaction and would be stepped over again by every round.
+   */
+  private sweepFloor: string | null = null;
+  private lastFullSweep = 0;
   private readonly sweepBatch: number;
   private readonly sweepMaxBatches: number;
   private lastAuditRetention = 0;
@@ -313,7 +323,14 @@ export class OAuthPrimary {
 
   /** One round of the leader's duties (the timer runs it every tickMs; tests call it directly). A follower does nothing. */
   async leaderRound(): Promise<void> {
-    if (this.busy || !this.o.node.isLeader()) return;
+    if (!this.o.node.isLeader()) {
+      // What this node knew of the index as leader is not to be trusted in a later term: the next
+      // time it leads, the sweep starts from the index's beginning.
+      this.sweepFloor = null;
+      this.sweepBehind = false;
+      return;
+    }
+    if (this.busy) return;
     this.busy = true;
     try {
       const write = (domain: string, op: string, args: unknown) => this.o.node.housekeeping(domain, op, args, HOUSEKEEPING_TIMEOUT_MS);
@@ -357,9 +374,10 @@ export class OAuthPrimary {
 
   /**
    * Delete expired records: read the expiry index (tokens.ts: `<exp>|<keyspace>|<key>`, in exp
-   * order) from its start up to now, and propose its keys in batches. The cost is what it touches:
+   * order) from where the last round stopped (sweepFloor; from its start in a new term and every
+   * SWEEP_FULL_RESCAN_MS) up to now, and propose its keys in batches. The cost is what it touches:
    * the index entries that are due and, in apply, their records — never the live records, whose
-   * entries sort after `now` and are not read. At most sweep.batch keys per command and
+   * entries sort after `now` and are not read, nor again the entries deleted before. At most sweep.batch keys per command and
    * sweep.maxBatchesPerRound commands per round; a round that reached the bound leaves
    * `sweepBehind` set, so the next round (one tick later, not sweepEveryMs) goes on, and a backlog
    * of any size is worked off at up to batch × maxBatchesPerRound records a tick.
@@ -367,7 +385,13 @@ export class OAuthPrimary {
   async sweep(): Promise<number> {
     const upTo = String(this.now()).padStart(15, '0');
     let deleted = 0;
-    let gte: string | undefined;
+    // From the floor, or from the beginning: the first round of a term, and every
+    // SWEEP_FULL_RESCAN_MS, so an entry that was stored below the floor after it passed (a record
+    // whose expiry a worker with a slow clock made already past, a clock stepped back) is not kept
+    // for longer than that.
+    const full = this.sweepFloor === null || this.now() - this.lastFullSweep >= SWEEP_FULL_RESCAN_MS;
+    if (full) this.lastFullSweep = this.now();
+    let gte: string | undefined = full ? undefined : `${this.sweepFloor!}\u0000`;
     let behind = false;
     for (let i = 0; ; i++) {
       if (i === this.sweepMaxBatches) {
@@ -379,8 +403,9 @@ export class OAuthPrimary {
       const keys = recs.map((r) => dec.decode(r.key));
       const v = must(await tokens.leader.sweep(this.o.node, { keys }, HOUSEKEEPING_TIMEOUT_MS), 'sweeping');
       deleted += v.deleted;
+      this.sweepFloor = keys[keys.length - 1]!;
       if (recs.length < this.sweepBatch) break;
-      gte = `${keys[keys.length - 1]!}\u0000`;
+      gte = `${this.sweepFloor}\u0000`;
     }
     this.sweepBehind = behind;
     if (deleted > 0) this.o.log.info({ deleted, behind }, 'swept expired OAuth records');

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { OAuthPrimary } from '../../../src/server/oauth-node.ts';
+import { OAuthPrimary, SWEEP_FULL_RESCAN_MS } from '../../../src/server/oauth-node.ts';
 import type { OAuthNodeHooks } from '../../../src/server/oauth-node.ts';
 import { MasterKeyRing } from '../../../src/crypto/seal.ts';
 import { oauthDomains } from '../../../src/state/oauth-domains.ts';
@@ -30,6 +30,13 @@ class CountingReplica {
   readonly gets = new Map<string, number>();
   /** Rows the scanner returned, by keyspace. */
   readonly scanned = new Map<string, number>();
+  /**
+   * Deleted keys, by keyspace: what LevelDB keeps as tombstones until a compaction (never, here),
+   * and a range read steps over before the first live row it returns.
+   */
+  readonly tombstones = new Map<string, Set<string>>();
+  /** Tombstones the scanner stepped over, by keyspace. */
+  readonly steppedOver = new Map<string, number>();
   private index = 1;
 
   constructor() {
@@ -53,8 +60,15 @@ class CountingReplica {
       let m = this.state.get(ks);
       if (!m) this.state.set(ks, (m = new Map()));
       m.set(k, v);
+      this.tombstones.get(ks)?.delete(k);
     }
-    for (const [ks, k] of batch.changes.dels) this.state.get(ks)?.delete(k);
+    for (const [ks, k] of batch.changes.dels) {
+      if (this.state.get(ks)?.delete(k)) {
+        let t = this.tombstones.get(ks);
+        if (!t) this.tombstones.set(ks, (t = new Set()));
+        t.add(k);
+      }
+    }
     return batch.results.get(index)![0]!;
   }
 
@@ -64,6 +78,11 @@ class CountingReplica {
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .slice(0, o.limit);
     this.scanned.set(keyspace, (this.scanned.get(keyspace) ?? 0) + rows.length);
+    // Tombstones in [gte, the last row returned] (or up to lt when the page is not full).
+    const end = rows.length === o.limit ? rows[rows.length - 1]![0] : o.lt;
+    let stepped = 0;
+    for (const k of this.tombstones.get(keyspace) ?? []) if ((o.gte === undefined || k >= o.gte) && (end === undefined || k < end || (rows.length === o.limit && k === end))) stepped++;
+    this.steppedOver.set(keyspace, (this.steppedOver.get(keyspace) ?? 0) + stepped);
     return rows.map(([k, v]) => ({ key: enc.encode(k), value: v }));
   }
 
@@ -74,6 +93,7 @@ class CountingReplica {
   resetCounts(): void {
     this.gets.clear();
     this.scanned.clear();
+    this.steppedOver.clear();
   }
 
   /** The whole state, keyspace by keyspace, in key order (for comparing replicas). */
@@ -86,6 +106,8 @@ class CountingReplica {
 
 interface Cluster {
   readonly clock: { now: number };
+  /** Whether replica a's node is the leader. */
+  readonly leader: { is: boolean };
   readonly a: CountingReplica;
   readonly b: CountingReplica;
   readonly primary: OAuthPrimary;
@@ -99,13 +121,14 @@ interface Cluster {
  */
 function cluster(sweep: { batch: number; maxBatchesPerRound: number }, sweepEveryMs = 3_600_000): Cluster {
   const clock = { now: T0 };
+  const leader = { is: true };
   const a = new CountingReplica();
   const b = new CountingReplica();
   const batches: number[] = [];
   const hooks: OAuthNodeHooks = {
     onStateChange: () => () => {},
     scanState: async (ks, o) => a.scan(ks, o),
-    isLeader: () => true,
+    isLeader: () => leader.is,
     housekeeping: async (domain, op, args) => {
       if (domain === 'tokens' && op === 'sweep') batches.push((args as { keys: unknown[] }).keys.length);
       const ra = a.apply(domain, op, args, clock.now);
@@ -126,7 +149,7 @@ function cluster(sweep: { batch: number; maxBatchesPerRound: number }, sweepEver
     sweepEveryMs,
     sweep,
   });
-  return { clock, a, b, primary, batches };
+  return { clock, leader, a, b, primary, batches };
 }
 
 const sealed = new Uint8Array([1, 2, 3]);
@@ -219,6 +242,47 @@ describe('expiry sweep cost', () => {
     await c.primary.leaderRound();
     assert.deepEqual(c.batches, [50, 50, 50, 50, 50, 50]);
     assert.equal(c.a.size(EXPIRY_KEYSPACE), 20);
+  });
+
+  it('a round starts where the last one stopped, not at the tombstones of the entries it deleted; from the beginning every SWEEP_FULL_RESCAN_MS and in a new term', async () => {
+    const c = cluster({ batch: 100, maxBatchesPerRound: 20 }, 0);
+    await c.primary.leaderRound();
+    fill(c, 500, 50);
+    c.clock.now = T0 + 1_000 + 500 + 1;
+    c.a.resetCounts();
+    await c.primary.leaderRound(); // the first round of the term reads from the beginning
+    assert.equal(c.a.size(LOGIN_SESSIONS_KEYSPACE), 50);
+    const tombs = c.a.tombstones.get(EXPIRY_KEYSPACE)!.size;
+    assert.equal(tombs, 1_000);
+    // More records fall due, a few at a time, as time passes: each round reads only those, and steps
+    // over no tombstone of the 1,000 entries deleted before.
+    for (let i = 0; i < 5; i++) {
+      c.clock.now += 1_000;
+      for (const r of [c.a, c.b]) assert.ok(r.apply('tokens', 'session.create', { hash: `later-${i}`, exp: c.clock.now - 1, sealed }, c.clock.now - 2).ok);
+      c.a.resetCounts();
+      await c.primary.leaderRound();
+      assert.equal(c.a.scanned.get(EXPIRY_KEYSPACE), 1, `round ${i}: the one due entry`);
+      assert.equal(c.a.steppedOver.get(EXPIRY_KEYSPACE) ?? 0, 0, `round ${i}: no tombstone stepped over`);
+    }
+    assert.equal(c.a.size(LOGIN_SESSIONS_KEYSPACE), 50);
+    // An entry stored below the floor after the floor passed it (a worker's slow clock): kept until
+    // the next full read of the index, at most SWEEP_FULL_RESCAN_MS later.
+    for (const r of [c.a, c.b]) assert.ok(r.apply('tokens', 'session.create', { hash: 'skewed', exp: T0 + 10, sealed }, c.clock.now).ok);
+    await c.primary.leaderRound();
+    assert.ok(c.a.state.get(LOGIN_SESSIONS_KEYSPACE)!.has('skewed'));
+    c.clock.now += SWEEP_FULL_RESCAN_MS;
+    c.a.resetCounts();
+    await c.primary.leaderRound();
+    assert.equal(c.a.state.get(LOGIN_SESSIONS_KEYSPACE)!.has('skewed'), false);
+    assert.ok((c.a.steppedOver.get(EXPIRY_KEYSPACE) ?? 0) >= tombs, 'the full read steps over the tombstones (until LevelDB compacts them)');
+    // A new term: from the beginning again.
+    c.leader.is = false;
+    await c.primary.leaderRound();
+    c.leader.is = true;
+    for (const r of [c.a, c.b]) assert.ok(r.apply('tokens', 'session.create', { hash: 'skewed2', exp: T0 + 20, sealed }, c.clock.now).ok);
+    await c.primary.leaderRound();
+    assert.equal(c.a.state.get(LOGIN_SESSIONS_KEYSPACE)!.has('skewed2'), false);
+    assert.deepEqual(c.b.dump(), c.a.dump());
   });
 
   it('the batch bound is the one apply enforces', () => {
