@@ -26,6 +26,7 @@ import type { NodeConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { AdminRefusal, statusOfCode } from '../ops/admin-oauth.ts';
 import { DEFAULT_READ_CACHE_LIMITS } from './read-cache.ts';
+import { MAX_IPC_MESSAGE_BYTES } from './ipc.ts';
 import type { RotateSigningKeys } from '../ops/admin-oauth.ts';
 
 /** The environment variable holding the master key text (wins over crypto.masterKeyFile). */
@@ -153,6 +154,8 @@ export interface OAuthPrimaryOptions {
   readonly sweep?: { readonly batch: number; readonly maxBatchesPerRound: number };
   /** Most entries of a cache table (default CACHE_TABLE_LIMIT; tests lower it). */
   readonly cacheTableLimit?: number;
+  /** Most bytes of a cache table (default CACHE_TABLE_MAX_BYTES; tests lower it). */
+  readonly cacheTableMaxBytes?: number;
   /** Audit retention (config `audit`); absent: records are kept forever. */
   readonly audit?: { readonly retentionDays: number; readonly exportDir: string; readonly everyMs?: number };
 }
@@ -172,6 +175,16 @@ export const SWEEP_FULL_RESCAN_MS = 10 * 60_000;
  * (to tell an overflow), so its cost does not grow with the keyspace.
  */
 export const CACHE_TABLE_LIMIT = DEFAULT_READ_CACHE_LIMITS.maxEntriesPerTable;
+/**
+ * Most bytes of a cache table's entries (keys and msgpack values as stored; the IPC message that
+ * carries the table re-encodes the same values the same way). A whole table travels to each worker
+ * in one IPC message of at most MAX_IPC_MESSAGE_BYTES: a bigger one could not be sent at all, and
+ * the workers would go on answering from the table before it — a deleted client still
+ * authenticating there. A quarter of the message is left for the envelope and per-entry framing.
+ */
+export const CACHE_TABLE_MAX_BYTES = (MAX_IPC_MESSAGE_BYTES / 4) * 3;
+/** Framing per entry counted against CACHE_TABLE_MAX_BYTES besides its key and value (a 2-array and a string header). */
+const CACHE_ENTRY_OVERHEAD_BYTES = 8;
 /** Clock skew allowed to resource servers when judging a retired key's last tokens. */
 const RETIRE_SKEW_MS = 60_000;
 const HOUSEKEEPING_TIMEOUT_MS = 10_000;
@@ -303,13 +316,23 @@ export class OAuthPrimary {
           const table = CACHE_KEYSPACES[ks]!;
           try {
             const limit = this.o.cacheTableLimit ?? CACHE_TABLE_LIMIT;
+            const maxBytes = this.o.cacheTableMaxBytes ?? CACHE_TABLE_MAX_BYTES;
             const recs = await this.o.node.scanState(ks, { limit });
-            if (recs.length === limit && (await this.o.node.scanState(ks, { gte: `${dec.decode(recs[limit - 1]!.key)}\u0000`, limit: 1 })).length > 0) {
-              // Past the bound the table holds the first `limit` records in key order; the others are
-              // found by lookupClient's read through the node (src/oauth/clients.ts), one ReadIndex each.
-              this.o.log.error({ table, limit, lastCached: dec.decode(recs[limit - 1]!.key) }, 'read-cache table over its bound: the records after the first ones are not cached');
+            // The records that fit the byte bound, in key order.
+            let kept = 0;
+            let bytes = 0;
+            for (const r of recs) {
+              bytes += r.key.length + r.value.length + CACHE_ENTRY_OVERHEAD_BYTES;
+              if (bytes > maxBytes) break;
+              kept++;
             }
-            this.o.publish(table, cacheTable(table, recs.map((r) => [dec.decode(r.key), r.value] as const)));
+            const over = kept < recs.length || (recs.length === limit && (await this.o.node.scanState(ks, { gte: `${dec.decode(recs[limit - 1]!.key)}\u0000`, limit: 1 })).length > 0);
+            if (over) {
+              // Past a bound the table holds the first records in key order; the others are found by
+              // lookupClient's read through the node (src/oauth/clients.ts), one ReadIndex each.
+              this.o.log.error({ table, entries: kept, limit, maxBytes, lastCached: kept > 0 ? dec.decode(recs[kept - 1]!.key) : null }, 'read-cache table over its bound: the records after the first ones are not cached');
+            }
+            this.o.publish(table, cacheTable(table, recs.slice(0, kept).map((r) => [dec.decode(r.key), r.value] as const)));
           } catch (e) {
             this.o.log.error({ err: e, table }, 'cannot rebuild a read-cache table');
           }

@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { CACHE_TABLE_LIMIT, OAuthPrimary } from '../../../src/server/oauth-node.ts';
+import { CACHE_TABLE_LIMIT, CACHE_TABLE_MAX_BYTES, OAuthPrimary } from '../../../src/server/oauth-node.ts';
+import { MAX_IPC_MESSAGE_BYTES, encodeIpc } from '../../../src/server/ipc.ts';
+import { packValue } from '../../../src/state/command.ts';
 import { DEFAULT_READ_CACHE_LIMITS } from '../../../src/server/read-cache.ts';
 import { defaultStorageConfig } from '../../../src/storage/config.ts';
 import type { OAuthNodeHooks } from '../../../src/server/oauth-node.ts';
@@ -17,7 +19,7 @@ import { MemoryNode } from '../../support/memory-node.ts';
 const enc = new TextEncoder();
 const PERIOD_S = 3_600;
 
-function setup(opts: { leader?: boolean; cacheTableLimit?: number; log?: pino.Logger } = {}) {
+function setup(opts: { leader?: boolean; cacheTableLimit?: number; cacheTableMaxBytes?: number; log?: pino.Logger } = {}) {
   const clock = { now: Date.parse('2026-11-23T12:00:00Z') };
   const node = new MemoryNode(oauthDomains(), () => clock.now);
   const listeners = new Set<(ks: ReadonlySet<string> | null) => void>();
@@ -50,6 +52,7 @@ function setup(opts: { leader?: boolean; cacheTableLimit?: number; log?: pino.Lo
     config: { signingAlg: 'ES256', keyRotationPeriodS: PERIOD_S, accessTokenTtlS: 600, idTokenTtlS: 3600 },
     log: opts.log ?? pino({ level: 'silent' }),
     ...(opts.cacheTableLimit !== undefined ? { cacheTableLimit: opts.cacheTableLimit } : {}),
+    ...(opts.cacheTableMaxBytes !== undefined ? { cacheTableMaxBytes: opts.cacheTableMaxBytes } : {}),
     now: () => clock.now,
     // Rounds are run by the tests (leaderRound), never by the timer.
     tickMs: 3_600_000,
@@ -182,9 +185,38 @@ describe('OAuthPrimary', () => {
     }
   });
 
-  it('the cache bound is the read cache\'s, and a rebuild of it is one storage page', () => {
+  it('a cache table holds no more bytes than its byte bound: the clients that fit, in key order', async () => {
+    const lines: { msg: string; entries?: number; lastCached?: string }[] = [];
+    const log = pino({ level: 'error' }, { write: (l: string) => void lines.push(JSON.parse(l) as (typeof lines)[number]) });
+    const one = packValue(testClient('c1', 0)).length + 2 + 8;
+    const t = setup({ cacheTableMaxBytes: Math.floor(2.5 * one), log });
+    await t.primary.start();
+    try {
+      for (const id of ['c1', 'c2', 'c3']) assert.ok((await t.node.write({ domain: 'clients', op: 'create', args: { client: testClient(id, 0) }, timeoutMs: 1000 })).ok);
+      await waitFor('the overflow reported', () => lines.some((l) => l.msg.includes('over its bound') && l.entries === 2), 5_000);
+      assert.deepEqual(t.tables.get('clients')!.map(([k]) => k), ['c1', 'c2']);
+      assert.equal(lines.at(-1)!.lastCached, 'c2');
+    } finally {
+      t.primary.stop();
+    }
+  });
+
+  it('the cache bounds: the read cache\'s entries, one storage page, and a table at its byte bound fits one IPC message', () => {
     assert.equal(CACHE_TABLE_LIMIT, DEFAULT_READ_CACHE_LIMITS.maxEntriesPerTable);
     assert.ok(CACHE_TABLE_LIMIT <= defaultStorageConfig.maxIterateLimit);
+    // As many realistic clients as the byte bound admits (counted as the rebuild counts them), sent
+    // the way the primary sends a table to a worker.
+    const entries: [string, unknown][] = [];
+    let bytes = 0;
+    for (let i = 0; ; i++) {
+      const c = { ...testClient(`client-${String(i).padStart(6, '0')}`, Date.now()), redirect_uris: [`https://app-${i}.example.com/callback`], client_name: `Application number ${i}` };
+      const size = c.client_id.length + packValue(c).length + 8;
+      if (bytes + size > CACHE_TABLE_MAX_BYTES) break;
+      bytes += size;
+      entries.push([c.client_id, c]);
+    }
+    const msg = encodeIpc({ t: 'cache.update', table: 'clients', entries, version: 1 });
+    assert.ok(msg.length <= MAX_IPC_MESSAGE_BYTES, `${entries.length} clients: ${msg.length} bytes`);
   });
 
   it('sweep deletes expired records and their index entries, and keeps the others', async () => {
