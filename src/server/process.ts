@@ -130,7 +130,19 @@ export function defaultWorkerEntry(): string {
  * and no loader is added.
  */
 export function workerExecArgv(entry: string): string[] {
-  const argv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
+  const argv: string[] = [];
+  const own = process.execArgv;
+  for (let i = 0; i < own.length; i++) {
+    const a = own[i]!;
+    if (!a.startsWith('--test') && !a.startsWith('--inspect')) {
+      argv.push(a);
+      continue;
+    }
+    // Dropped with its value when that is the next item (`--test-name-pattern x`): in execArgv an
+    // item that is not a flag is the value of the one before, and left alone it would be taken for
+    // the worker's entry module.
+    if (!a.includes('=') && i + 1 < own.length && !own[i + 1]!.startsWith('-')) i++;
+  }
   if (entry.endsWith('.ts') && !argv.some((a) => a.includes('tsx'))) argv.push('--import', 'tsx');
   return argv;
 }
