@@ -17,6 +17,7 @@
 // binary's bundle is CommonJS.
 import cluster from 'node:cluster';
 import { bootMark } from './ops/boot-marks.ts';
+import { guardWorkerChannel } from './server/channel-guard.ts';
 
 bootMark('entry');
 
@@ -27,11 +28,14 @@ function die(what: string, e: unknown): never {
 }
 
 if (cluster.isWorker) {
+  // First of all: a write into the channel of a primary that is gone must not crash this worker
+  // with a stack trace of EPIPE while it loads its modules (src/server/channel-guard.ts).
+  const guard = guardWorkerChannel(cluster.worker!);
   // Forked by startServer with the node's config in its environment; runWorker refuses to run without it.
   import('./server/worker.ts')
     .then(({ runWorker }) => {
       bootMark('worker modules loaded');
-      return runWorker();
+      return runWorker(guard);
     })
     .catch((e: unknown) => die('the HTTP worker failed to start', e));
 } else {

@@ -9,8 +9,8 @@ import { InvalidScope, UnauthorizedClient } from './errors.ts';
 
 export const CLIENTS_TABLE = 'clients';
 
-/** The client as this node's cache has it (flows already under way: the client was found when they began). */
-export function getClient(ctx: OAuthContext, clientId: string): ClientRecord | null {
+/** The client as this node's cache has it, or null (not there yet, deleted, or past the cache's bound). */
+function getClient(ctx: OAuthContext, clientId: string): ClientRecord | null {
   const c = ctx.cache.get(CLIENTS_TABLE, clientId) as ClientRecord | undefined;
   return c ?? null;
 }

@@ -16,7 +16,7 @@ import { randomToken, safeEqual, tokenHash } from '../crypto/tokens.ts';
 import { SealError } from '../crypto/seal.ts';
 import { CryptoNotReady } from '../crypto/runtime.ts';
 import type { ClientRecord } from '../state/oauth-ops.ts';
-import { getClient } from './clients.ts';
+import { lookupClient } from './clients.ts';
 import { stateFailure } from './context.ts';
 import { tokens } from '../state/tokens.ts';
 import { must } from '../state/contract.ts';
@@ -161,9 +161,13 @@ export function neededPrompt(s: PolicyState): { prompt: InteractionPrompt; check
   return null;
 }
 
-/** The interaction's client, which may have been deleted while the user was on a page. */
-export function interactionClient(ctx: OAuthContext, i: AuthorizeInteraction): ClientRecord {
-  const client = getClient(ctx, i.authz.clientId);
+/**
+ * The interaction's client, which may have been deleted while the user was on a page. From the read
+ * cache, and on a miss through the node (lookupClient): a client the cache does not hold (past its
+ * bound of CACHE_TABLE_LIMIT clients, docs/operations.md "State size") is still found.
+ */
+export async function interactionClient(ctx: OAuthContext, i: AuthorizeInteraction): Promise<ClientRecord> {
+  const client = await lookupClient(ctx, i.authz.clientId);
   if (client === null) throw new PageError(400, 'Application not found', 'The application that sent you here is no longer registered.');
   return client;
 }
@@ -186,7 +190,7 @@ export async function resume(
     readonly mfa?: MfaStatus;
   } = {},
 ): Promise<FastifyReply> {
-  const client = interactionClient(ctx, i);
+  const client = await interactionClient(ctx, i);
   const mfa = active === null ? null : (opts.mfa ?? (await loadMfaStatus(ctx, active.user.sub)));
   const s: PolicyState = { ctx, client, interaction: i, active, nowS: Math.floor(ctx.now() / 1000), mfa };
   const needed = neededPrompt(s);

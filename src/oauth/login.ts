@@ -87,8 +87,8 @@ export async function authenticate(ctx: OAuthContext, username: string, password
 }
 
 /** The sign-in page again with an error (a failed password or passkey attempt): a new passkey challenge too. */
-export function loginAgain(ctx: OAuthContext, reply: FastifyReply, i: Interaction, sealed: string, username: string, error: string, status: number): Promise<FastifyReply> {
-  const client = i.kind === 'authorize' ? interactionClient(ctx, i) : null;
+export async function loginAgain(ctx: OAuthContext, reply: FastifyReply, i: Interaction, sealed: string, username: string, error: string, status: number): Promise<FastifyReply> {
+  const client = i.kind === 'authorize' ? await interactionClient(ctx, i) : null;
   const formAction = i.kind === 'authorize' ? cspSource(i.authz.redirectUri) : null;
   return signInPage(ctx, reply, {
     action: endpointPath(ctx, '/login'),

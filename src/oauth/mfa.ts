@@ -102,7 +102,7 @@ async function openMfaRequest(ctx: OAuthContext, req: FastifyRequest, reply: Fas
   const factors = await mfaFactors(ctx, active.user.sub);
   const status = statusOf(factors);
   // A device sign-in has no client yet (the code is entered after it): level 1 whenever MFA is asked (device-verify.ts checks the client's policy).
-  const req0 = i.kind === 'authorize' ? requiredLevel(ctx, interactionClient(ctx, i), i.authz.scope, i.authz.acrValues, status) : requiredLevel(ctx, null, [], [], status);
+  const req0 = i.kind === 'authorize' ? requiredLevel(ctx, await interactionClient(ctx, i), i.authz.scope, i.authz.acrValues, status) : requiredLevel(ctx, null, [], [], status);
   const formAction = i.kind === 'authorize' ? cspSource(i.authz.redirectUri) : null;
   return {
     ok: true,

@@ -9,7 +9,7 @@
 //    age, leaving a signed checkpoint (src/audit/retention.ts).
 import type { ApplyResult } from '../node/api.ts';
 import { unpackValue } from '../state/command.ts';
-import { tokens } from '../state/tokens.ts';
+import { EXPIRY_KEYSPACE, MAX_SWEEP_KEYS, tokens } from '../state/tokens.ts';
 import { must } from '../state/contract.ts';
 import type { HousekeepingNode, Outcome } from '../state/contract.ts';
 import { keys } from '../state/keys.ts';
@@ -25,6 +25,8 @@ import type { OAuthConfig } from '../oauth/config.ts';
 import type { NodeConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { AdminRefusal, statusOfCode } from '../ops/admin-oauth.ts';
+import { DEFAULT_READ_CACHE_LIMITS } from './read-cache.ts';
+import { MAX_IPC_MESSAGE_BYTES } from './ipc.ts';
 import type { RotateSigningKeys } from '../ops/admin-oauth.ts';
 
 /** The environment variable holding the master key text (wins over crypto.masterKeyFile). */
@@ -146,17 +148,43 @@ export interface OAuthPrimaryOptions {
   readonly now?: () => number;
   /** How often the leader checks bootstrap, rotation and the sweep. Default 1000 ms. */
   readonly tickMs?: number;
-  /** Sweep period. Default 30 s. */
+  /** Sweep period. Default 30 s; a round that stopped at its bound is followed by another at the next tick. */
   readonly sweepEveryMs?: number;
+  /** Bounds of the sweep (default SWEEP_BATCH keys per command, SWEEP_MAX_BATCHES_PER_ROUND commands per round). */
+  readonly sweep?: { readonly batch: number; readonly maxBatchesPerRound: number };
+  /** Most entries of a cache table (default CACHE_TABLE_LIMIT; tests lower it). */
+  readonly cacheTableLimit?: number;
+  /** Most bytes of a cache table (default CACHE_TABLE_MAX_BYTES; tests lower it). */
+  readonly cacheTableMaxBytes?: number;
   /** Audit retention (config `audit`); absent: records are kept forever. */
   readonly audit?: { readonly retentionDays: number; readonly exportDir: string; readonly everyMs?: number };
 }
 
-/** Keys per sweep command, and sweep commands per round (a bound on the leader's work per round). */
-export const SWEEP_BATCH = 1_000;
+/**
+ * Keys per sweep command (at most the tokens domain's MAX_SWEEP_KEYS, which apply enforces), and
+ * sweep commands per round: a bound on the leader's work per round and on each entry's size.
+ */
+export const SWEEP_BATCH = MAX_SWEEP_KEYS;
 export const SWEEP_MAX_BATCHES_PER_ROUND = 20;
-/** Page size when a cache table is rebuilt from state (the read cache holds at most 10 000 entries per table). */
-const TABLE_PAGE = 10_000;
+/** How often the sweep reads the expiry index from its beginning rather than from where it left off. */
+export const SWEEP_FULL_RESCAN_MS = 10 * 60_000;
+/**
+ * Most entries of a cache table (the read cache's own bound, which publish enforces). Of the tables
+ * only `clients` can come near it (the key rings are one record each); nothing of the users,
+ * tokens, sessions or audit records is cached. A rebuild reads at most this many records plus one
+ * (to tell an overflow), so its cost does not grow with the keyspace.
+ */
+export const CACHE_TABLE_LIMIT = DEFAULT_READ_CACHE_LIMITS.maxEntriesPerTable;
+/**
+ * Most bytes of a cache table's entries (keys and msgpack values as stored; the IPC message that
+ * carries the table re-encodes the same values the same way). A whole table travels to each worker
+ * in one IPC message of at most MAX_IPC_MESSAGE_BYTES: a bigger one could not be sent at all, and
+ * the workers would go on answering from the table before it — a deleted client still
+ * authenticating there. A quarter of the message is left for the envelope and per-entry framing.
+ */
+export const CACHE_TABLE_MAX_BYTES = (MAX_IPC_MESSAGE_BYTES / 4) * 3;
+/** Framing per entry counted against CACHE_TABLE_MAX_BYTES besides its key and value (a 2-array and a string header). */
+const CACHE_ENTRY_OVERHEAD_BYTES = 8;
 /** Clock skew allowed to resource servers when judging a retired key's last tokens. */
 const RETIRE_SKEW_MS = 60_000;
 const HOUSEKEEPING_TIMEOUT_MS = 10_000;
@@ -237,12 +265,29 @@ export class OAuthPrimary {
   private busy = false;
   private bootstrapped = false;
   private lastSweep = 0;
+  /** The last sweep stopped at its bound with expired keys left: the next round sweeps again at once. */
+  private sweepBehind = false;
+  /**
+   * The last index key this leader proposed to sweep (null: none yet this term): every key up to
+   * it has been handed to apply, which deleted it or found it not deletable. The next round starts
+   * after it instead of at the index's beginning, where the deleted entries lie as LevelDB
+   * tombstones until a compaction and would be stepped over again by every round.
+   */
+  private sweepFloor: string | null = null;
+  private lastFullSweep = 0;
+  private readonly sweepBatch: number;
+  private readonly sweepMaxBatches: number;
   private lastAuditRetention = 0;
   private readonly now: () => number;
 
   constructor(o: OAuthPrimaryOptions) {
     this.o = o;
     this.now = o.now ?? Date.now;
+    this.sweepBatch = o.sweep?.batch ?? SWEEP_BATCH;
+    this.sweepMaxBatches = o.sweep?.maxBatchesPerRound ?? SWEEP_MAX_BATCHES_PER_ROUND;
+    // Apply refuses a sweep of more than MAX_SWEEP_KEYS keys (INVALID_ARGUMENT): never propose one.
+    if (!Number.isSafeInteger(this.sweepBatch) || this.sweepBatch < 1 || this.sweepBatch > MAX_SWEEP_KEYS) throw new Error(`sweep.batch must be 1..${MAX_SWEEP_KEYS}`);
+    if (!Number.isSafeInteger(this.sweepMaxBatches) || this.sweepMaxBatches < 1) throw new Error('sweep.maxBatchesPerRound must be a positive integer');
   }
 
   async start(): Promise<void> {
@@ -270,8 +315,24 @@ export class OAuthPrimary {
           this.dirty.delete(ks);
           const table = CACHE_KEYSPACES[ks]!;
           try {
-            const recs = await this.o.node.scanState(ks, { limit: TABLE_PAGE });
-            this.o.publish(table, cacheTable(table, recs.map((r) => [dec.decode(r.key), r.value] as const)));
+            const limit = this.o.cacheTableLimit ?? CACHE_TABLE_LIMIT;
+            const maxBytes = this.o.cacheTableMaxBytes ?? CACHE_TABLE_MAX_BYTES;
+            const recs = await this.o.node.scanState(ks, { limit });
+            // The records that fit the byte bound, in key order.
+            let kept = 0;
+            let bytes = 0;
+            for (const r of recs) {
+              bytes += r.key.length + r.value.length + CACHE_ENTRY_OVERHEAD_BYTES;
+              if (bytes > maxBytes) break;
+              kept++;
+            }
+            const over = kept < recs.length || (recs.length === limit && (await this.o.node.scanState(ks, { gte: `${dec.decode(recs[limit - 1]!.key)}\u0000`, limit: 1 })).length > 0);
+            if (over) {
+              // Past a bound the table holds the first records in key order; the others are found by
+              // lookupClient's read through the node (src/oauth/clients.ts), one ReadIndex each.
+              this.o.log.error({ table, entries: kept, limit, maxBytes, lastCached: kept > 0 ? dec.decode(recs[kept - 1]!.key) : null }, 'read-cache table over its bound: the records after the first ones are not cached');
+            }
+            this.o.publish(table, cacheTable(table, recs.slice(0, kept).map((r) => [dec.decode(r.key), r.value] as const)));
           } catch (e) {
             this.o.log.error({ err: e, table }, 'cannot rebuild a read-cache table');
           }
@@ -285,7 +346,14 @@ export class OAuthPrimary {
 
   /** One round of the leader's duties (the timer runs it every tickMs; tests call it directly). A follower does nothing. */
   async leaderRound(): Promise<void> {
-    if (this.busy || !this.o.node.isLeader()) return;
+    if (!this.o.node.isLeader()) {
+      // What this node knew of the index as leader is not to be trusted in a later term: the next
+      // time it leads, the sweep starts from the index's beginning.
+      this.sweepFloor = null;
+      this.sweepBehind = false;
+      return;
+    }
+    if (this.busy) return;
     this.busy = true;
     try {
       const write = (domain: string, op: string, args: unknown) => this.o.node.housekeeping(domain, op, args, HOUSEKEEPING_TIMEOUT_MS);
@@ -301,7 +369,7 @@ export class OAuthPrimary {
       if (active?.activatedAt != null && this.now() - active.activatedAt >= this.o.config.keyRotationPeriodS * 1000) {
         await this.rotate(sealer, ring, 'scheduled');
       }
-      if (this.now() - this.lastSweep >= (this.o.sweepEveryMs ?? 30_000)) {
+      if (this.sweepBehind || this.now() - this.lastSweep >= (this.o.sweepEveryMs ?? 30_000)) {
         this.lastSweep = this.now();
         await this.sweep();
       }
@@ -327,21 +395,43 @@ export class OAuthPrimary {
     return rotateRing(this.o.node, sealer, ring, this.o.config, this.o.log, why, this.now());
   }
 
-  /** Delete expired records: scan the expiry index up to now, propose the keys in batches. */
+  /**
+   * Delete expired records: read the expiry index (tokens.ts: `<exp>|<keyspace>|<key>`, in exp
+   * order) from where the last round stopped (sweepFloor; from its start in a new term and every
+   * SWEEP_FULL_RESCAN_MS) up to now, and propose its keys in batches. The cost is what it touches:
+   * the index entries that are due and, in apply, their records — never the live records, whose
+   * entries sort after `now` and are not read, nor again the entries deleted before. At most sweep.batch keys per command and
+   * sweep.maxBatchesPerRound commands per round; a round that reached the bound leaves
+   * `sweepBehind` set, so the next round (one tick later, not sweepEveryMs) goes on, and a backlog
+   * of any size is worked off at up to batch × maxBatchesPerRound records a tick.
+   */
   async sweep(): Promise<number> {
     const upTo = String(this.now()).padStart(15, '0');
     let deleted = 0;
-    let gte: string | undefined;
-    for (let i = 0; i < SWEEP_MAX_BATCHES_PER_ROUND; i++) {
-      const recs = await this.o.node.scanState('tok.exp', { ...(gte !== undefined ? { gte } : {}), lt: `${upTo}|`, limit: SWEEP_BATCH });
+    // From the floor, or from the beginning: the first round of a term, and every
+    // SWEEP_FULL_RESCAN_MS, so an entry that was stored below the floor after it passed (a record
+    // whose expiry a worker with a slow clock made already past, a clock stepped back) is not kept
+    // for longer than that.
+    const full = this.sweepFloor === null || this.now() - this.lastFullSweep >= SWEEP_FULL_RESCAN_MS;
+    if (full) this.lastFullSweep = this.now();
+    let gte: string | undefined = full ? undefined : `${this.sweepFloor!}\u0000`;
+    let behind = false;
+    for (let i = 0; ; i++) {
+      if (i === this.sweepMaxBatches) {
+        behind = true;
+        break;
+      }
+      const recs = await this.o.node.scanState(EXPIRY_KEYSPACE, { ...(gte !== undefined ? { gte } : {}), lt: `${upTo}|`, limit: this.sweepBatch });
       if (recs.length === 0) break;
       const keys = recs.map((r) => dec.decode(r.key));
       const v = must(await tokens.leader.sweep(this.o.node, { keys }, HOUSEKEEPING_TIMEOUT_MS), 'sweeping');
       deleted += v.deleted;
-      if (recs.length < SWEEP_BATCH) break;
-      gte = `${keys[keys.length - 1]!}\u0000`;
+      this.sweepFloor = keys[keys.length - 1]!;
+      if (recs.length < this.sweepBatch) break;
+      gte = `${this.sweepFloor}\u0000`;
     }
-    if (deleted > 0) this.o.log.info({ deleted }, 'swept expired OAuth records');
+    this.sweepBehind = behind;
+    if (deleted > 0) this.o.log.info({ deleted, behind }, 'swept expired OAuth records');
     return deleted;
   }
 }

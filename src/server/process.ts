@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import type { NodeApi, NodeStatus } from '../node/api.ts';
 import type { HostPort, NodeConfig } from './config.ts';
 import { WORKER_CONFIG_ENV } from './ipc.ts';
+import { killWorkersAtExit } from './channel-guard.ts';
 import { Preforked } from './prefork.ts';
 import { createLogger } from './log.ts';
 import type { Logger } from './log.ts';
@@ -129,7 +130,19 @@ export function defaultWorkerEntry(): string {
  * and no loader is added.
  */
 export function workerExecArgv(entry: string): string[] {
-  const argv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
+  const argv: string[] = [];
+  const own = process.execArgv;
+  for (let i = 0; i < own.length; i++) {
+    const a = own[i]!;
+    if (!a.startsWith('--test') && !a.startsWith('--inspect')) {
+      argv.push(a);
+      continue;
+    }
+    // Dropped with its value when that is the next item (`--test-name-pattern x`): in execArgv an
+    // item that is not a flag is the value of the one before, and left alone it would be taken for
+    // the worker's entry module.
+    if (!a.includes('=') && i + 1 < own.length && !own[i + 1]!.startsWith('-')) i++;
+  }
   if (entry.endsWith('.ts') && !argv.some((a) => a.includes('tsx'))) argv.push('--import', 'tsx');
   return argv;
 }
@@ -148,7 +161,12 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
   // HTTP app) overlaps the node's; the worker pool adopts them (src/server/prefork.ts).
   const entry = options.workerEntry ?? defaultWorkerEntry();
   let preforked: Preforked | null = null;
+  // Until a graceful stop has stopped them: this process exiting (a fatal error of the node, exit
+  // 70; a failed start) kills its workers, which would otherwise write into a closed channel
+  // (src/server/channel-guard.ts).
+  let unhookWorkerKill = (): void => {};
   if (config.http.workers > 0) {
+    unhookWorkerKill = killWorkersAtExit(cluster);
     cluster.setupPrimary({ exec: entry, execArgv: workerExecArgv(entry), serialization: 'advanced' });
     preforked = new Preforked(config.http.workers, { [WORKER_CONFIG_ENV]: JSON.stringify(config) });
     bootMark('workers forked');
@@ -157,6 +175,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
     .then(() => nodeFactory(config, log))
     .catch(async (e: unknown) => {
       await preforked?.discard();
+      unhookWorkerKill();
       throw e;
     });
   bootMark('node started');
@@ -232,6 +251,7 @@ export async function startServer(config: NodeConfig, nodeFactory: NodeFactory, 
       try {
         await node.stop();
       } finally {
+        unhookWorkerKill();
         removeSignalHandlers();
         log.info('stopped');
       }

@@ -21,6 +21,7 @@ import type { Logger } from './log.ts';
 import type { MetricsAggregator, MetricsWorker } from './metrics-aggregator.ts';
 import type { StatusPublisher } from './status-publisher.ts';
 import type { Preforked } from './prefork.ts';
+import { peerGone } from './channel-guard.ts';
 
 /** After drainMs a worker still alive gets this long to exit before SIGKILL. */
 export const WORKER_EXIT_GRACE_MS = 2_000;
@@ -198,7 +199,12 @@ export class WorkerPool {
       log.info({ worker: worker.id, pid: worker.process.pid, port: a.port }, 'worker listening');
       this.onWorkerListening();
     });
-    worker.on('error', (e) => log.warn({ err: e, worker: worker.id }, 'worker channel error'));
+    // A send to a worker that is exiting fails with EPIPE: its 'exit' follows and is what counts
+    // (src/server/channel-guard.ts); anything else is worth a warning with its stack.
+    worker.on('error', (e) => {
+      if (peerGone(e)) log.info({ worker: worker.id, code: (e as { code?: unknown }).code }, 'worker channel closed');
+      else log.warn({ err: e, worker: worker.id }, 'worker channel error');
+    });
     worker.on('exit', (code: number | null, signal: string | null) => {
       slot.exited = true;
       // A scrape waiting for this worker's metrics goes on without them at once.

@@ -20,13 +20,17 @@ import { closeHttp } from './shutdown.ts';
 import { loadMasterKey, oauthConfigOf } from './oauth-node.ts';
 import { bootMark, bootMarks } from '../ops/boot-marks.ts';
 import { preloadWebAuthn } from '../mfa/webauthn.ts';
+import { guardWorkerChannel, peerGone } from './channel-guard.ts';
+import type { WorkerChannelGuard } from './channel-guard.ts';
 
 export { WORKER_CONFIG_ENV } from './ipc.ts';
 
-export async function runWorker(): Promise<void> {
+/** `guard`: the channel guard src/main.ts installed first thing (one is installed here if none). */
+export async function runWorker(guard?: WorkerChannelGuard): Promise<void> {
   const w = cluster.worker;
   const text = process.env[WORKER_CONFIG_ENV];
   if (!w || text === undefined || !process.send) throw new Error(`runWorker must run in a cluster worker with ${WORKER_CONFIG_ENV} set`);
+  const channel = guard ?? guardWorkerChannel(w);
   const config = JSON.parse(text) as NodeConfig;
   const cache = new ReadCache();
   // The term on each line is the one the primary last pushed with the status table (a change of
@@ -36,12 +40,25 @@ export async function runWorker(): Promise<void> {
     return typeof s?.term === 'number' ? s.term : null;
   });
 
+  // The primary gone (a write failed with EPIPE before 'disconnect' was noticed): the same exit as
+  // on 'disconnect' below, without the error's stack (src/server/channel-guard.ts).
+  const primaryGone = (e: unknown): void => {
+    log.warn({ code: (e as { code?: unknown }).code }, 'IPC channel to the primary closed; worker exiting');
+    api.close('the primary is gone');
+    process.exit(1);
+  };
+  channel.onPrimaryGone(primaryGone);
   const batcher = new IpcBatcher(
     (m) => {
-      if (process.connected) process.send!(m);
+      // With a callback, a failed write is answered here rather than emitted as an 'error' event.
+      if (process.connected) process.send!(m, undefined, undefined, (e: Error | null) => e && onSendError(e));
     },
-    (e) => log.warn({ err: e }, 'cannot send to the primary'),
+    (e) => onSendError(e),
   );
+  const onSendError = (e: unknown): void => {
+    if (peerGone(e)) primaryGone(e);
+    else log.warn({ err: e }, 'cannot send to the primary');
+  };
   const send = (bytes: Uint8Array): void => {
     if (!process.connected) throw new Error('IPC channel closed');
     batcher.send(bytes);

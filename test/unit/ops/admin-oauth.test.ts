@@ -142,7 +142,13 @@ describe('admin API: OAuth clients, users and keys (one-node RaftNode)', () => {
       if (cursor === null) break;
     }
     assert.deepEqual(seen, all);
-    assert.equal((await call('GET', `/admin/v1/clients?limit=${MAX_PAGE_SIZE + 1}`)).status, 400);
+    const tooMany = await call('GET', `/admin/v1/clients?limit=${MAX_PAGE_SIZE + 1}`);
+    assert.equal(tooMany.status, 400);
+    assert.equal(tooMany.body!.error, 'INVALID_REQUEST');
+    assert.match(String(tooMany.body!.message), new RegExp(`limit must be an integer from 1 to ${MAX_PAGE_SIZE}`));
+    const usersTooMany = await call('GET', `/admin/v1/users?limit=${MAX_PAGE_SIZE + 1}`);
+    assert.equal(usersTooMany.status, 400);
+    assert.equal(usersTooMany.body!.error, 'INVALID_REQUEST');
     assert.equal((await call('GET', '/admin/v1/clients?limit=0')).status, 400);
     assert.equal((await call('GET', '/admin/v1/clients?limit=2&limit=3')).status, 400);
     assert.equal((await call('GET', '/admin/v1/clients?page=2')).status, 400);

@@ -3,6 +3,7 @@
 // and each HTTP worker), labelled by process so the primary/worker merge of /metrics keeps them
 // apart instead of summing or dropping them (src/ops/metrics.ts ProcessMetrics).
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { startServer } from '../../../src/server/process.ts';
 import { createLogger } from '../../../src/server/log.ts';
@@ -68,4 +69,32 @@ test('the admin API status carries the version', async () => {
   } finally {
     await app.close();
   }
+});
+
+/** A process's resident set size as the kernel reports it (Linux /proc/<pid>/status VmRSS). */
+function kernelRssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+test('issue 15: /metrics reports each process\'s own RSS (process_resident_memory_bytes per primary and per worker, not one summed)', { skip: process.platform !== 'linux' ? 'reads /proc' : false }, async (t) => {
+  const config = await testConfig(t, { workers: 2 });
+  const server = await startServer(config, () => new FakeNode(), { handleSignals: false, logger: createLogger('silent', { node: 1 }), drainMs: 500 });
+  t.after(() => server.stop());
+  // Ballast in this (the primary's) process, touched so it is resident: its RSS is then far from
+  // any worker's, and a worker series repeating the primary's value could not pass.
+  const ballast = Buffer.alloc(128 * 1024 * 1024, 1);
+  const pids = new Map<string, number>([['primary', process.pid], ...server.workers().map((w) => [`worker-${w.id}`, w.pid] as [string, number])]);
+  const s = parseMetrics(String((await call(server.address.port, 'GET', '/metrics')).body));
+  const kernel = new Map([...pids].map(([label, pid]) => [label, kernelRssBytes(pid)]));
+  const rss = new Map(s.filter((x) => x.name === 'process_resident_memory_bytes').map((x) => [x.labels.process!, x.value]));
+  assert.deepEqual([...rss.keys()].sort(), [...pids.keys()].sort());
+  for (const [label, bytes] of rss) {
+    const k = kernel.get(label)!;
+    // Read a moment apart, so not equal: within a sixth of each other, where a sum of the three
+    // processes, or the primary's value (with its ballast) repeated for a worker, is not.
+    assert.ok(Math.abs(bytes - k) <= k / 6, `${label}: /metrics ${bytes} B, kernel ${k} B`);
+  }
+  assert.ok(rss.get('primary')! > Math.max(...[...rss].filter(([l]) => l !== 'primary').map(([, v]) => v)) + ballast.length / 2, 'the ballast shows in the primary only');
 });

@@ -4,7 +4,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { OAuthPrimary } from '../../../src/server/oauth-node.ts';
+import { CACHE_TABLE_LIMIT, CACHE_TABLE_MAX_BYTES, OAuthPrimary } from '../../../src/server/oauth-node.ts';
+import { MAX_IPC_MESSAGE_BYTES, encodeIpc } from '../../../src/server/ipc.ts';
+import { packValue } from '../../../src/state/command.ts';
+import { DEFAULT_READ_CACHE_LIMITS } from '../../../src/server/read-cache.ts';
+import { defaultStorageConfig } from '../../../src/storage/config.ts';
 import type { OAuthNodeHooks } from '../../../src/server/oauth-node.ts';
 import { MasterKeyRing } from '../../../src/crypto/seal.ts';
 import { oauthDomains } from '../../../src/state/oauth-domains.ts';
@@ -15,7 +19,7 @@ import { MemoryNode } from '../../support/memory-node.ts';
 const enc = new TextEncoder();
 const PERIOD_S = 3_600;
 
-function setup(opts: { leader?: boolean } = {}) {
+function setup(opts: { leader?: boolean; cacheTableLimit?: number; cacheTableMaxBytes?: number; log?: pino.Logger } = {}) {
   const clock = { now: Date.parse('2026-11-23T12:00:00Z') };
   const node = new MemoryNode(oauthDomains(), () => clock.now);
   const listeners = new Set<(ks: ReadonlySet<string> | null) => void>();
@@ -46,7 +50,9 @@ function setup(opts: { leader?: boolean } = {}) {
     publish: (t, e) => void tables.set(t, e),
     master,
     config: { signingAlg: 'ES256', keyRotationPeriodS: PERIOD_S, accessTokenTtlS: 600, idTokenTtlS: 3600 },
-    log: pino({ level: 'silent' }),
+    log: opts.log ?? pino({ level: 'silent' }),
+    ...(opts.cacheTableLimit !== undefined ? { cacheTableLimit: opts.cacheTableLimit } : {}),
+    ...(opts.cacheTableMaxBytes !== undefined ? { cacheTableMaxBytes: opts.cacheTableMaxBytes } : {}),
     now: () => clock.now,
     // Rounds are run by the tests (leaderRound), never by the timer.
     tickMs: 3_600_000,
@@ -54,6 +60,23 @@ function setup(opts: { leader?: boolean } = {}) {
   });
   const ring = (): SigningKeyRing | undefined => tables.get('signing_keys')?.find(([k]) => k === 'ring')?.[1] as SigningKeyRing | undefined;
   return { clock, node, state, tables, primary, ring };
+}
+
+function testClient(client_id: string, now: number) {
+  return {
+    client_id,
+    client_name: client_id,
+    client_secret_hash: 'a'.repeat(43),
+    token_endpoint_auth_method: 'client_secret_basic',
+    redirect_uris: [],
+    grant_types: ['client_credentials'],
+    scopes: ['api'],
+    jwks: null,
+    first_party: true,
+    audience: null,
+    created_at: now,
+    updated_at: now,
+  };
 }
 
 describe('OAuthPrimary', () => {
@@ -142,6 +165,58 @@ describe('OAuthPrimary', () => {
     } finally {
       t.primary.stop();
     }
+  });
+
+  it('a cache table holds at most its bound (the first records in key order) and says so when the keyspace holds more', async () => {
+    const lines: { msg: string; table?: string; limit?: number; lastCached?: string }[] = [];
+    const log = pino({ level: 'error' }, { write: (l: string) => void lines.push(JSON.parse(l) as (typeof lines)[number]) });
+    const t = setup({ cacheTableLimit: 3, log });
+    await t.primary.start();
+    try {
+      for (const id of ['c1', 'c2', 'c3']) assert.ok((await t.node.write({ domain: 'clients', op: 'create', args: { client: testClient(id, t.clock.now) }, timeoutMs: 1000 })).ok);
+      await waitFor('three clients in the table', () => t.tables.get('clients')?.length === 3, 5_000);
+      assert.equal(lines.length, 0, 'at the bound: no overflow');
+      assert.ok((await t.node.write({ domain: 'clients', op: 'create', args: { client: testClient('c4', t.clock.now) }, timeoutMs: 1000 })).ok);
+      await waitFor('the overflow reported', () => lines.some((l) => l.msg.includes('over its bound')), 5_000);
+      assert.deepEqual(t.tables.get('clients')!.map(([k]) => k), ['c1', 'c2', 'c3']);
+      assert.deepEqual(lines.map((l) => [l.table, l.limit, l.lastCached]), [['clients', 3, 'c3']]);
+    } finally {
+      t.primary.stop();
+    }
+  });
+
+  it('a cache table holds no more bytes than its byte bound: the clients that fit, in key order', async () => {
+    const lines: { msg: string; entries?: number; lastCached?: string }[] = [];
+    const log = pino({ level: 'error' }, { write: (l: string) => void lines.push(JSON.parse(l) as (typeof lines)[number]) });
+    const one = packValue(testClient('c1', 0)).length + 2 + 8;
+    const t = setup({ cacheTableMaxBytes: Math.floor(2.5 * one), log });
+    await t.primary.start();
+    try {
+      for (const id of ['c1', 'c2', 'c3']) assert.ok((await t.node.write({ domain: 'clients', op: 'create', args: { client: testClient(id, 0) }, timeoutMs: 1000 })).ok);
+      await waitFor('the overflow reported', () => lines.some((l) => l.msg.includes('over its bound') && l.entries === 2), 5_000);
+      assert.deepEqual(t.tables.get('clients')!.map(([k]) => k), ['c1', 'c2']);
+      assert.equal(lines.at(-1)!.lastCached, 'c2');
+    } finally {
+      t.primary.stop();
+    }
+  });
+
+  it('the cache bounds: the read cache\'s entries, one storage page, and a table at its byte bound fits one IPC message', () => {
+    assert.equal(CACHE_TABLE_LIMIT, DEFAULT_READ_CACHE_LIMITS.maxEntriesPerTable);
+    assert.ok(CACHE_TABLE_LIMIT <= defaultStorageConfig.maxIterateLimit);
+    // As many realistic clients as the byte bound admits (counted as the rebuild counts them), sent
+    // the way the primary sends a table to a worker.
+    const entries: [string, unknown][] = [];
+    let bytes = 0;
+    for (let i = 0; ; i++) {
+      const c = { ...testClient(`client-${String(i).padStart(6, '0')}`, Date.now()), redirect_uris: [`https://app-${i}.example.com/callback`], client_name: `Application number ${i}` };
+      const size = c.client_id.length + packValue(c).length + 8;
+      if (bytes + size > CACHE_TABLE_MAX_BYTES) break;
+      bytes += size;
+      entries.push([c.client_id, c]);
+    }
+    const msg = encodeIpc({ t: 'cache.update', table: 'clients', entries, version: 1 });
+    assert.ok(msg.length <= MAX_IPC_MESSAGE_BYTES, `${entries.length} clients: ${msg.length} bytes`);
   });
 
   it('sweep deletes expired records and their index entries, and keeps the others', async () => {

@@ -18,6 +18,9 @@ test('workers get node\'s flags, not the test runner\'s or a debugger\'s; a load
   process.execArgv.splice(0, process.execArgv.length, '--enable-source-maps', '--test-reporter=spec', '--inspect=0');
   assert.deepEqual(workerExecArgv('/opt/raftauth/dist/main.js'), ['--enable-source-maps']);
   assert.deepEqual(workerExecArgv('/repo/src/main.ts'), ['--enable-source-maps', '--import', 'tsx']);
+  // A test flag's value given as the next item goes with it (it was taken for the worker's entry module).
+  process.execArgv.splice(0, process.execArgv.length, '--test-name-pattern', 'issue 15', '--enable-source-maps', '--test-reporter', 'spec', '--test-only', '--import', 'tsx', '--inspect-port', '9230');
+  assert.deepEqual(workerExecArgv('/opt/raftauth/dist/main.js'), ['--enable-source-maps', '--import', 'tsx']);
   process.execArgv.splice(0, process.execArgv.length, '--import', 'tsx');
   assert.deepEqual(workerExecArgv('/repo/src/main.ts'), ['--import', 'tsx'], 'no second loader');
 });

@@ -310,3 +310,30 @@ test('malformed login forms end on an HTML page, not JSON', async () => {
     await bt.t.close();
   }
 });
+
+test('a client the read cache does not hold (past its bound) is found through the node during the sign-in; a deleted one is not', async () => {
+  const bt = await browserTest();
+  try {
+    const jar = new CookieJar();
+    const page = await bt.t.app.inject({ method: 'GET', url: authorizeUrl(spaParams(pkce())), headers: jar.header() });
+    jar.take(page);
+    const interaction = hiddenField(page.body, 'interaction');
+    // The cache as the primary publishes it when the clients keyspace holds more than the table's
+    // bound: `spa` is in the state but not in the table.
+    bt.t.cache.publish('clients', [...bt.t.cache.local.entries('clients')].filter(([id]) => id !== 'spa'));
+    assert.equal(bt.t.cache.local.get('clients', 'spa'), undefined);
+    const res = await login(bt, jar, interaction, 'alice', PASSWORD);
+    assert.ok(redirectParams(res, SPA_REDIRECT).get('code'), res.body);
+
+    // Deleted while the user was on the page: the interaction ends with the page that says so.
+    const jar2 = new CookieJar();
+    const page2 = await bt.t.app.inject({ method: 'GET', url: authorizeUrl(spaParams(pkce())), headers: jar2.header() });
+    jar2.take(page2);
+    assert.ok((await bt.t.node.write({ domain: 'clients', op: 'delete', args: { client_id: 'spa' }, timeoutMs: 1000 })).ok);
+    const gone = await login(bt, jar2, hiddenField(page2.body, 'interaction'), 'alice', PASSWORD);
+    assert.equal(gone.statusCode, 400, gone.body);
+    assert.match(gone.body, /no longer registered/);
+  } finally {
+    await bt.t.close();
+  }
+});
