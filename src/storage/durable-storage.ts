@@ -93,7 +93,7 @@ export class DurableStorage implements Storage {
     const dir = resolve(dataDir);
     const snapDir = join(dir, 'snap');
     await mkdir(snapDir, { recursive: true, mode: 0o700 });
-    const level = await LevelStore.open(dir, options.wrapWrites);
+    const level = await LevelStore.open(dir, options.wrapWrites, config.levelMaxOpenFiles);
     try {
       const snapMeta = await Snapshotter.readMeta(level);
       const state = await StateStore.load(level, config);

@@ -10,6 +10,7 @@
 // Fault injection wraps the write path (OpenOptions.wrapWrites: a test wrapper decides when a
 // write fails or "crashes"); nothing here branches on a fault.
 import { join } from 'node:path';
+import { defaultStorageConfig } from './config.ts';
 import { ClassicLevel } from 'classic-level';
 import { StorageCorruptError, StorageError, type DamagedStore } from './errors.ts';
 import { printableKey } from './keys.ts';
@@ -86,8 +87,10 @@ export class LevelStore {
   }
 
   /** Open the LevelDB in `<dataDir>/db`; a held lock gets an error that says what to do. */
-  static async open(dataDir: string, wrapWrites?: WrapWrites): Promise<LevelStore> {
-    const db: DB = new ClassicLevel<Bytes, Bytes>(join(dataDir, 'db'), { keyEncoding: 'view', valueEncoding: 'view' });
+  static async open(dataDir: string, wrapWrites?: WrapWrites, maxOpenFiles: number = defaultStorageConfig.levelMaxOpenFiles): Promise<LevelStore> {
+    // maxOpenFiles bounds the table files LevelDB keeps open, and so memory-maps: at the default of
+    // 1000 a large state's tables were all mapped, and their pages counted in the node's RSS (issue 15).
+    const db: DB = new ClassicLevel<Bytes, Bytes>(join(dataDir, 'db'), { keyEncoding: 'view', valueEncoding: 'view', maxOpenFiles });
     try {
       await db.open();
     } catch (e) {

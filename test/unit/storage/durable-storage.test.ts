@@ -90,6 +90,8 @@ test('config is validated at open', async (t) => {
   const dir = await tempDir(t);
   await assert.rejects(DurableStorage.open(dir, { config: { snapshotCatchupEntries: 10, compactLogBytes: 2_000 } }), (e: unknown) => e instanceof StorageError && e.code === 'INVALID_CONFIG');
   await assert.rejects(DurableStorage.open(dir, { config: { maxChunkBytes: 1.5 } }), /maxChunkBytes must be a positive integer/);
+  await assert.rejects(DurableStorage.open(dir, { config: { levelMaxOpenFiles: 73 } }), /levelMaxOpenFiles must be between 74 and 50000/);
+  await assert.rejects(DurableStorage.open(dir, { config: { levelMaxOpenFiles: 50_001 } }), /levelMaxOpenFiles must be between 74 and 50000/);
 });
 
 test('createSnapshot may overlap a log-only commit but not one that changes state', async (t) => {
