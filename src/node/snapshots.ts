@@ -54,23 +54,20 @@ export interface SnapshotDutyOptions {
    * for share it.
    */
   readonly requestStateFile: () => Promise<SnapshotMetadata>;
-  /** The leader's view of its followers (null when this node does not lead): releases pins. */
+  /** The leader's view of its followers (null when this node does not lead): what they still need of the log. */
   readonly progress: () => ReadonlyMap<NodeId, ProgressStatus> | null;
-  /** Milliseconds on a monotonic clock. */
-  readonly nowMs?: () => number;
 }
 
 /**
- * A follower sent a state file at index f still needs entries f+1.. once it has installed it;
- * streaming and installing a large state take a while, and a leader under load would compact past
- * f meanwhile and have to send the whole state again (a learner never caught up that way in
- * testing: a dozen files in a row). So from the moment the file is chosen the log head stays at or
- * below f until the follower's match reaches f — at most PIN_MAX_MS, and only while the log costs
- * less than PIN_MAX_LOG_FACTOR × compactLogBytes (the memory bound wins over a follower that is
- * gone or too slow; it is then sent the state again).
+ * The leader keeps the log its followers still need, within a bound: the log head stays at or
+ * below every other member's match, so a follower that was down, or that is installing a state
+ * file at f (its match stays below f until it has), goes on from the log — until the log costs
+ * more than LOG_HOLD_FACTOR × compactLogBytes; then the memory bound wins, the log is compacted as
+ * if nobody lagged, and a follower past it is sent the state. Without this a learner joining a
+ * large state under load was sent a dozen files in a row, and a follower 50k entries behind a
+ * 1M-record state was sent the whole state (800 MB, 93 s) though its entries cost a few MB.
  */
-export const PIN_MAX_MS = 5 * 60_000;
-export const PIN_MAX_LOG_FACTOR = 2;
+export const LOG_HOLD_FACTOR = 2;
 
 /** How far above storage.compactLogBytes node `id` compacts: a fraction in [0, COMPACT_SPREAD), fixed per node. */
 export const COMPACT_SPREAD = 0.25;
@@ -86,12 +83,12 @@ export class SnapshotDuty {
   private readonly thresholdBytes: number;
   /** The compaction being recorded, if any (one at a time). */
   private compacting: Promise<void> | null = null;
+  /** The log was over its bound at the last look (the warning is logged once per episode). */
+  private overBound = false;
   /** The state file being written, if any. */
   private writing: Promise<SnapshotMetadata> | null = null;
-  /** Sends choosing (or waiting for) their state file: the log is not compacted meanwhile, or it could be compacted past the file before the file is pinned. */
+  /** Sends choosing (or waiting for) their state file: the log is not compacted meanwhile, or it could be compacted past the file before its follower's match holds it. */
   private sending = 0;
-  /** Followers sent a state file, by id: its index, and when (see PIN_MAX_MS). */
-  private readonly pins = new Map<NodeId, { readonly index: number; readonly atMs: number }>();
 
   constructor(o: SnapshotDutyOptions) {
     this.o = o;
@@ -110,8 +107,8 @@ export class SnapshotDuty {
   }
 
   /**
-   * The log costs more than this node's threshold, nothing is being compacted or streamed, and the
-   * log head may move (no pin holds it where it is).
+   * The log costs more than this node's threshold, nothing is being compacted and no state file is
+   * being chosen, and the log head may move (no lagging member holds it where it is).
    */
   compactionDue(): boolean {
     if (this.compacting !== null || this.sending > 0 || !this.o.storage.shouldCompact(this.thresholdBytes)) return false;
@@ -119,31 +116,23 @@ export class SnapshotDuty {
     return floor === undefined || floor > this.o.storage.firstIndex() - 1;
   }
 
-  /** Followers holding the log head back (their pins), for status and tests. */
-  get pinned(): ReadonlyMap<NodeId, number> {
-    return new Map([...this.pins].map(([id, p]) => [id, p.index]));
-  }
-
-  /** The lowest index a pin holds the log head at, after releasing the pins that are done. */
+  /**
+   * The index the log head must not pass: the lowest match of the other members (the leader's
+   * view), or undefined — not leading, or the log over its bound (LOG_HOLD_FACTOR).
+   */
   private floor(): number | undefined {
-    if (this.pins.size === 0) return undefined;
-    const now = (this.o.nowMs ?? performance.now.bind(performance))();
     const progress = this.o.progress();
+    if (progress === null) return undefined;
     let floor: number | undefined;
-    for (const [id, pin] of this.pins) {
-      const match = progress?.get(id)?.match;
-      if (match === undefined || match >= pin.index || now - pin.atMs > PIN_MAX_MS) {
-        this.pins.delete(id);
-        continue;
-      }
-      floor = floor === undefined ? pin.index : Math.min(floor, pin.index);
-    }
+    for (const [id, p] of progress) if (id !== this.o.id) floor = floor === undefined ? p.match : Math.min(floor, p.match);
+    if (floor === undefined) return undefined;
     const logBytes = this.o.storage.stats().logBytes;
-    if (floor !== undefined && logBytes > PIN_MAX_LOG_FACTOR * this.o.storage.config.compactLogBytes) {
-      this.o.log.warn({ pins: Object.fromEntries(this.pinned), logBytes }, 'the log outgrew its bound while followers install state files: compacting past them (they will be sent the state again)');
-      this.pins.clear();
+    if (logBytes > LOG_HOLD_FACTOR * this.o.storage.config.compactLogBytes) {
+      if (!this.overBound) this.o.log.warn({ lowestMatch: floor, logBytes }, 'the log outgrew its bound while a member lags: compacting past it (it will be sent the state)');
+      this.overBound = true;
       return undefined;
     }
+    this.overBound = false;
     return floor;
   }
 
@@ -216,7 +205,7 @@ export class SnapshotDuty {
    */
   stream(m: MsgSnap, sender: SnapshotSender, done: (ok: boolean) => void): void {
     const { storage } = this.o;
-    // No compaction until the file is chosen and pinned: one written now is at the applied index
+    // No compaction until the file is chosen: one written now is at the applied index
     // of its start, and a compaction meanwhile could move the log head past it.
     this.sending++;
     void (async () => {
@@ -224,7 +213,6 @@ export class SnapshotDuty {
       let choosing = true;
       try {
         const meta = (await storage.newestSendableStateFile()) ?? (await this.o.requestStateFile());
-        this.pins.set(m.to, { index: meta.index, atMs: (this.o.nowMs ?? performance.now.bind(performance))() });
         this.sending--;
         choosing = false;
         stream = await storage.openSnapshotChunks(meta.index);
@@ -233,7 +221,6 @@ export class SnapshotDuty {
         done(true);
       } catch (e) {
         if (choosing) this.sending--;
-        this.pins.delete(m.to);
         await stream?.chunks.return(undefined).catch(() => undefined);
         this.o.events?.snapshot('send_failed', null);
         this.o.log.warn({ to: m.to, index: m.snapshot.metadata.index, err: e instanceof Error ? e.message : String(e) }, 'snapshot send failed');

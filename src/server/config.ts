@@ -443,9 +443,10 @@ const SPEC = {
     /**
      * Compact the log once its entries cost more than this many bytes (data plus 128 bytes each);
      * bounds the log on disk and in memory. Compaction copies no state; each node compacts at its
-     * own point within +25% of this, so members never compact at the same moment. Default 32 MiB.
+     * own point within +25% of this, so members never compact at the same moment. The leader keeps the
+     * log a lagging member still needs up to twice this. Default 16 MiB.
      */
-    compactLogBytes: int(1024, 4 * 1024 * 1024 * 1024, 32 * 1024 * 1024),
+    compactLogBytes: int(1024, 4 * 1024 * 1024 * 1024, 16 * 1024 * 1024),
     /** Entries kept behind a compaction so a slightly lagging follower catches up from the log, not from a state file. At most compactLogBytes / 256. Default 5 000. */
     snapshotCatchupEntries: int(1, 100_000_000, 5_000),
   },

@@ -59,7 +59,7 @@ const MiB = 1024 * 1024;
 export const LOG_ENTRY_OVERHEAD_BYTES = 128;
 
 export const defaultStorageConfig: StorageConfig = {
-  compactLogBytes: 32 * MiB,
+  compactLogBytes: 16 * MiB,
   snapshotCatchupEntries: 5_000,
   keepSnapshotFiles: 2,
   maxChunkBytes: 1 * MiB,

@@ -1,9 +1,9 @@
-// The node's compaction policy and the pins that keep a follower's log (src/node/snapshots.ts),
+// The node's compaction policy and the log it keeps for lagging members (src/node/snapshots.ts),
 // against a store stand-in: what the duty decides, not how the store records it (that is
 // test/unit/storage/snapshotter.test.ts, and the whole path test/unit/node/driver.test.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { COMPACT_SPREAD, PIN_MAX_LOG_FACTOR, PIN_MAX_MS, SnapshotDuty, compactThresholdBytes } from '../../../src/node/snapshots.ts';
+import { COMPACT_SPREAD, LOG_HOLD_FACTOR, SnapshotDuty, compactThresholdBytes } from '../../../src/node/snapshots.ts';
 import type { SnapshotSender } from '../../../src/node/snapshots.ts';
 import type { DurableStorage } from '../../../src/storage/durable-storage.ts';
 import type { MsgSnap, NodeId, ProgressStatus, SnapshotMetadata } from '../../../src/raft/types.ts';
@@ -43,7 +43,7 @@ class FakeStore {
   }
 }
 
-function duty(store: FakeStore, progress: Map<NodeId, ProgressStatus>, clock: { ms: number }): { d: SnapshotDuty; warnings: string[] } {
+function duty(store: FakeStore, progress: Map<NodeId, ProgressStatus> | null): { d: SnapshotDuty; warnings: string[] } {
   const warnings: string[] = [];
   const d = new SnapshotDuty({
     id: 1,
@@ -53,7 +53,6 @@ function duty(store: FakeStore, progress: Map<NodeId, ProgressStatus>, clock: { 
     stopping: () => false,
     requestStateFile: () => Promise.reject(new Error('not in this test')),
     progress: () => progress,
-    nowMs: () => clock.ms,
   });
   return { d, warnings };
 }
@@ -77,56 +76,66 @@ test('compactThresholdBytes spreads members over [budget, budget × (1 + COMPACT
   assert.ok(Math.min(...points.map((p, i) => Math.min(...points.filter((_, j) => j !== i).map((q) => Math.abs(p - q))))) > 1_000, 'at least 0.1% apart');
 });
 
-test('a follower sent a state file pins the log head at its index until its match reaches it', async () => {
+test('the log head stays at or below the lowest match of the other members', async () => {
   const store = new FakeStore();
-  const progress = new Map([[2, pr(100)], [3, pr(10)]]);
-  const clock = { ms: 0 };
-  const { d } = duty(store, progress, clock);
-  assert.equal(await sendTo(d, 3), true);
-  assert.deepEqual([...d.pinned], [[3, 60]]);
+  // Node 1 (this one) leads; node 3 lags at 10.
+  const progress = new Map([[1, pr(100)], [2, pr(100)], [3, pr(10)]]);
+  const { d } = duty(store, progress);
   store.logBytes = BUDGET * 1.5;
-  assert.equal(d.compactionDue(), true, 'the head (0) may still move up to the pin');
+  assert.equal(d.compactionDue(), true, 'the head (0) may still move up to 10');
   d.compact();
   await waitFor('the compaction', () => store.compactions.length === 1);
-  assert.deepEqual(store.compactions, [60], 'the floor is the file index');
+  assert.deepEqual(store.compactions, [10], 'the floor is node 3\'s match');
   await waitFor('compaction finished', () => d.compactionDue() === false);
-  assert.equal(store.head, 60);
-  // Node 3 installed it: its match reaches 60, the pin goes, compaction is due again.
+  assert.equal(store.head, 10, 'held at node 3\'s match');
+  // Node 3 catches up (it installed a state file at 60, say): the head may move again.
   progress.set(3, pr(60));
   assert.equal(d.compactionDue(), true);
-  assert.deepEqual([...d.pinned], []);
+  d.compact();
+  await waitFor('the second compaction', () => store.compactions.length === 2);
+  assert.deepEqual(store.compactions, [10, 60]);
 });
 
-test('a pin gives way after PIN_MAX_MS, or once the log costs more than PIN_MAX_LOG_FACTOR × compactLogBytes (logged)', async () => {
+test('past LOG_HOLD_FACTOR × compactLogBytes the memory bound wins: compaction ignores the lagging member (logged once)', async () => {
   const store = new FakeStore();
-  const progress = new Map([[2, pr(100)], [3, pr(10)]]);
-  const clock = { ms: 0 };
-  const { d, warnings } = duty(store, progress, clock);
-  await sendTo(d, 3);
-  store.head = 60;
+  const progress = new Map([[1, pr(100)], [2, pr(100)], [3, pr(10)]]);
+  const { d, warnings } = duty(store, progress);
+  store.head = 10;
   store.logBytes = BUDGET * 1.5;
-  assert.equal(d.compactionDue(), false, 'held at the pin');
-  clock.ms = PIN_MAX_MS + 1;
-  assert.equal(d.compactionDue(), true, 'the pin expired');
-  assert.deepEqual([...d.pinned], []);
-
-  await sendTo(d, 3);
-  clock.ms += 1;
-  assert.equal(d.compactionDue(), false);
-  store.logBytes = BUDGET * PIN_MAX_LOG_FACTOR + 1;
+  assert.equal(d.compactionDue(), false, 'held at node 3\'s match');
+  store.logBytes = BUDGET * LOG_HOLD_FACTOR + 1;
   assert.equal(d.compactionDue(), true, 'the memory bound wins');
-  assert.equal(warnings.length, 1);
+  assert.equal(d.compactionDue(), true);
+  assert.equal(warnings.length, 1, 'one warning per episode');
   assert.match(warnings[0]!, /outgrew its bound/);
+  d.compact();
+  await waitFor('the compaction', () => store.compactions.length === 1);
+  assert.deepEqual(store.compactions, [undefined], 'no floor');
 });
 
-test('a pin goes when the follower is no longer in the leader\'s progress (removed, or this node stopped leading)', async () => {
+test('a node that does not lead compacts without a floor; a state file being chosen holds compaction off', async () => {
   const store = new FakeStore();
-  const progress = new Map([[2, pr(100)], [3, pr(10)]]);
-  const { d } = duty(store, progress, { ms: 0 });
-  await sendTo(d, 3);
-  store.head = 60;
+  const { d } = duty(store, null);
+  store.head = 10;
   store.logBytes = BUDGET * 1.5;
-  assert.equal(d.compactionDue(), false);
-  progress.delete(3);
   assert.equal(d.compactionDue(), true);
+  // While a send chooses its file (here: waits on a file that never comes), nothing is compacted.
+  const progress = new Map([[1, pr(100)], [2, pr(100)], [3, pr(100)]]);
+  let release!: (m: SnapshotMetadata) => void;
+  const waiting = new SnapshotDuty({
+    id: 1,
+    storage: Object.assign(new FakeStore(), { logBytes: BUDGET * 1.5, newestSendableStateFile: async () => null }) as unknown as DurableStorage,
+    log: { info(): void {}, warn(): void {} },
+    fail: (e) => assert.fail(String(e)),
+    stopping: () => false,
+    requestStateFile: () => new Promise((r) => (release = r)),
+    progress: () => progress,
+  });
+  assert.equal(waiting.compactionDue(), true);
+  const sent = sendTo(waiting, 3);
+  assert.equal(waiting.compactionDue(), false, 'held while the file is chosen');
+  await waitFor('the file request', () => release !== undefined);
+  release({ index: 90, term: 1, confState: { voters: [1, 2, 3], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } });
+  assert.equal(await sent, true);
+  assert.equal(waiting.compactionDue(), true);
 });

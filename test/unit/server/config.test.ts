@@ -54,7 +54,7 @@ test('a good config loads, with defaults, derived listen addresses and paths res
     preVote: true,
     checkQuorum: true,
     readOnly: 'safe',
-    compactLogBytes: 32 * 1024 * 1024,
+    compactLogBytes: 16 * 1024 * 1024,
     snapshotCatchupEntries: 5_000,
   });
   assert.deepEqual(c.tls, { ca: join(dir, 'ca.pem'), cert: join(dir, 'node.pem'), key: join(dir, 'node.key') });
