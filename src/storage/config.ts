@@ -17,7 +17,7 @@ export interface StorageConfig {
    * when they would cost more than half of compactLogBytes.
    */
   readonly snapshotCatchupEntries: number;
-  /** Snapshot files kept on disk (the newest N); older ones are deleted after a new one is recorded. */
+  /** State files kept on disk (the newest N at or below the applied index; a received one waiting to be installed is kept too): a cache for followers and backups, each as large as the state. */
   readonly keepSnapshotFiles: number;
   /** Largest piece of a snapshot file handed to the transport in one message. */
   readonly maxChunkBytes: number;
@@ -61,7 +61,7 @@ export const LOG_ENTRY_OVERHEAD_BYTES = 128;
 export const defaultStorageConfig: StorageConfig = {
   compactLogBytes: 16 * MiB,
   snapshotCatchupEntries: 5_000,
-  keepSnapshotFiles: 2,
+  keepSnapshotFiles: 1,
   maxChunkBytes: 1 * MiB,
   maxSnapshotBytes: 4096 * MiB,
   snapshotFrameBytes: 256 * 1024,
