@@ -9,13 +9,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readFileSync, existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { guardWorkerChannel, killWorkersAtExit, peerGone } from '../../../src/server/channel-guard.ts';
-import { alive, tempDir, tlsFiles, waitFor } from './helpers.ts';
+import { alive, primaryConfigFile, tempDir, waitFor } from './helpers.ts';
 
 const FATAL_PRIMARY = fileURLToPath(new URL('./fixtures/fatal-primary.ts', import.meta.url));
 const GONE_PRIMARY = fileURLToPath(new URL('./fixtures/gone-primary.ts', import.meta.url));
@@ -50,21 +49,6 @@ function run(t: TestContext, args: readonly string[]): Promise<Run> {
   });
 }
 
-async function nodeConfig(t: TestContext): Promise<string> {
-  const dir = await tempDir(t);
-  const file = join(dir, 'node1.yaml');
-  await writeFile(
-    file,
-    `node: { id: 1, dataDir: data }
-cluster:
-  initialMembers:
-    - { id: 1, raftAddress: "127.0.0.1:17001", httpAddress: "127.0.0.1:18001" }
-http: { listen: "127.0.0.1:0", workers: 2, requestTimeoutMs: 1000 }
-log: { level: silent }
-${await tlsFiles(dir)}`,
-  );
-  return file;
-}
 
 function assertCleanFatalStop(r: Run): void {
   assert.equal(r.code, 70, `exit code 70 (docs/operations.md: a fatal error at run time); stderr:\n${r.stderr}`);
@@ -73,12 +57,12 @@ function assertCleanFatalStop(r: Run): void {
 }
 
 test('a primary stopping on a fatal error while its preforked workers start: exit 70, its message, no EPIPE from a worker', async (t) => {
-  const r = await run(t, [FATAL_PRIMARY, await nodeConfig(t), 'at-start']);
+  const r = await run(t, [FATAL_PRIMARY, await primaryConfigFile(t), 'at-start']);
   assertCleanFatalStop(r);
 });
 
 test('a primary stopping on a fatal error while its workers serve: exit 70, its message, the workers killed with it', async (t) => {
-  const r = await run(t, [FATAL_PRIMARY, await nodeConfig(t), 'serving']);
+  const r = await run(t, [FATAL_PRIMARY, await primaryConfigFile(t), 'serving']);
   assertCleanFatalStop(r);
   const { workers } = JSON.parse(r.stdout.split('\n')[0]!) as { workers: number[] };
   assert.equal(workers.length, 2);

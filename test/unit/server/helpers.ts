@@ -114,6 +114,26 @@ export async function tlsFiles(dir: string): Promise<string> {
   return 'tls:\n  ca: ca.pem\n  cert: node.pem\n  key: node.key\n';
 }
 
+/**
+ * A config file for a primary run as its own process with a stand-in node (test/unit/server/fixtures):
+ * two HTTP workers on port 0; the raft address is never bound (the node is a FakeNode).
+ */
+export async function primaryConfigFile(t: TestContext): Promise<string> {
+  const dir = await tempDir(t);
+  const file = join(dir, 'node1.yaml');
+  await writeFile(
+    file,
+    `node: { id: 1, dataDir: data }
+cluster:
+  initialMembers:
+    - { id: 1, raftAddress: "127.0.0.1:17001", httpAddress: "127.0.0.1:18001" }
+http: { listen: "127.0.0.1:0", workers: 2, requestTimeoutMs: 1000 }
+log: { level: silent }
+${await tlsFiles(dir)}`,
+  );
+  return file;
+}
+
 /** A minimal valid config on 127.0.0.1 with HTTP on port 0. */
 export async function testConfig(t: TestContext, http: { workers: number; port?: number; bodyLimitBytes?: number; requestTimeoutMs?: number }, extra = ''): Promise<NodeConfig> {
   const dir = await tempDir(t);

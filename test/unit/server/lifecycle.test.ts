@@ -5,26 +5,13 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { alive, call, tempDir, tlsFiles, waitFor } from './helpers.ts';
+import { alive, call, primaryConfigFile, waitFor } from './helpers.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/primary.ts', import.meta.url));
 
 async function startPrimary(t: TestContext): Promise<{ child: ChildProcess; port: number; workers: number[]; exited: Promise<{ code: number | null; signal: string | null }> }> {
-  const dir = await tempDir(t);
-  const file = join(dir, 'node1.yaml');
-  await writeFile(
-    file,
-    `node: { id: 1, dataDir: data }
-cluster:
-  initialMembers:
-    - { id: 1, raftAddress: "127.0.0.1:17001", httpAddress: "127.0.0.1:18001" }
-http: { listen: "127.0.0.1:0", workers: 2, requestTimeoutMs: 1000 }
-log: { level: silent }
-${await tlsFiles(dir)}`,
-  );
+  const file = await primaryConfigFile(t);
   const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, file], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   t.after(() => {
