@@ -397,6 +397,12 @@ export class RaftDriver {
     }
   }
 
+  /** The store reported damage outside the loop (the state scrub): stop as a failed write does. */
+  failFromStore(e: unknown): void {
+    this.fail(e);
+    this.wake?.();
+  }
+
   /** A fatal error: stop the loop, refuse every waiter, and tell the node (once). */
   private fail(e: unknown): void {
     if (this.fatal !== null) return;

@@ -122,10 +122,12 @@ export class DurableStorage implements Storage {
 
   /**
    * Read every record of the live state generation and verify its checksum and key (a scrub).
-   * Throws StorageCorruptError for the first damaged record and stops the store. Returns the count.
+   * Throws StorageCorruptError for the first damaged record and stops the store. Returns the count
+   * (of those read: it stops early when `signal` aborts, or when an installed snapshot replaced the
+   * generation it was reading).
    */
-  scrubState(): Promise<number> {
-    return this.state.scrub();
+  scrubState(signal?: AbortSignal): Promise<number> {
+    return this.state.scrub(signal);
   }
 
   /**

@@ -155,13 +155,14 @@ export class StateStore {
    * Read every record of the live state generation and verify its checksum and key (a scrub).
    * Throws StorageCorruptError for the first damaged record and stops the store. Returns the count.
    */
-  async scrub(): Promise<number> {
+  async scrub(signal?: AbortSignal): Promise<number> {
     this.level.checkUsable();
     const gen = this.gen;
     const it = this.level.db.iterator({ gte: stateGenPrefix(gen), lt: stateGenEnd(gen) });
     let n = 0;
     try {
       for (;;) {
+        if (signal?.aborted === true || this.gen !== gen) return n;
         let rows: [Bytes, Bytes][];
         try {
           rows = await it.nextv(1000);

@@ -3,6 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RaftNode } from '../../../src/node/node.ts';
 import { LocalCluster, get, put, waitFor } from './helpers.ts';
+import { flipRawByte } from '../storage/helpers.ts';
+import { stateKey } from '../../../src/storage/keys.ts';
+import { StorageCorruptError } from '../../../src/storage/errors.ts';
 
 test('writes through any node are applied once and read linearizably on every node', async () => {
   const c = new LocalCluster();
@@ -166,6 +169,28 @@ test('regression: a membership change proposed while another is pending waits fo
     assert.deepEqual([...st.learners].sort(), [4, 5]);
     // An invalid change is still refused at once as invalid.
     await assert.rejects(leader.promote(-1), (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'INVALID_REQUEST');
+  } finally {
+    await c.close();
+  }
+});
+
+test('a damaged state record nobody reads: the node starts at once, and the scrub that follows stops it (fatal, naming the record)', async () => {
+  const fatal: unknown[] = [];
+  const c = new LocalCluster({ onFatal: (e) => void fatal.push(e) });
+  await c.init([1]);
+  try {
+    const n = await c.start(1);
+    await waitFor('a leader', async () => (await n.status()).role === 'leader');
+    for (let i = 0; i < 20; i++) await put(n, `k${i}`, `v${i}`);
+    await c.stop(1);
+    await flipRawByte(c.dataDir(1), stateKey(0, 'kv', 'k7'), 3);
+    // open() does not read the state (it did: O(state) at every restart); the node starts...
+    const r = await c.start(1);
+    // ...and the background scrub finds the damage and stops it as a damaged read would.
+    await waitFor('the scrub to report the damage', () => fatal.length === 1);
+    assert.ok(fatal[0] instanceof StorageCorruptError, String(fatal[0]));
+    assert.equal(fatal[0].key, 's/0/kv/k7');
+    await assert.rejects(get(r, 'k1', 'local'));
   } finally {
     await c.close();
   }
