@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { RECORDS_PER_UNIT, unitsFor } from '../../scripts/lib/fill-records.ts';
 import { ForwardingClient, clusterSealer, fillPasswordPhc, fillUnits, fillerTls } from '../../scripts/lib/state-filler.ts';
+import type { FillStats } from '../../scripts/lib/state-filler.ts';
 import { ADMIN_PORT, RAFT_PORT, httpAddress } from './cluster.ts';
 import type { NodeCluster } from './cluster.ts';
 import { nodeIp } from './hosts.ts';
@@ -23,15 +24,8 @@ export function prefillDeadlineMs(records: number): number {
   return 120_000 + records * 10;
 }
 
-export interface PrefillSummary {
-  readonly records: number;
-  readonly units: number;
-  readonly writes: number;
-  readonly failed: number;
-  readonly failures: Record<string, number>;
-  readonly seconds: number;
-  readonly writesPerSec: number;
-}
+/** What the prefill wrote: the filler's counts without the latency summary, and the records. */
+export type PrefillSummary = Omit<FillStats, 'latency'> & { readonly records: number };
 
 /** Fill `records` records (rounded up to whole users) into the running cluster. Throws if a write fails or the deadline passes. */
 export async function prefill(cluster: NodeCluster, records: number, log: (line: string) => void): Promise<PrefillSummary> {

@@ -143,20 +143,7 @@ describe('OAuthPrimary', () => {
     const t = setup();
     await t.primary.start();
     try {
-      const client = {
-        client_id: 'c1',
-        client_name: 'C1',
-        client_secret_hash: 'a'.repeat(43),
-        token_endpoint_auth_method: 'client_secret_basic',
-        redirect_uris: [],
-        grant_types: ['client_credentials'],
-        scopes: ['api'],
-        jwks: null,
-        first_party: true,
-        audience: null,
-        created_at: t.clock.now,
-        updated_at: t.clock.now,
-      };
+      const client = testClient('c1', t.clock.now);
       const r = await t.node.write({ domain: 'clients', op: 'create', args: { client }, timeoutMs: 1000 });
       assert.ok(r.ok, JSON.stringify(r));
       await waitFor('the client in the table', () => t.tables.get('clients')?.some(([k]) => k === 'c1'), 5_000);
