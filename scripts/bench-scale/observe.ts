@@ -4,6 +4,7 @@
 import { readdirSync, readFileSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { childrenOf } from '../lib/proc.ts';
+import type { NodeStatus } from '../../src/node/api.ts';
 
 /** Resident set of a process in MB (VmRSS of /proc/<pid>/status); null if it is gone or there is no /proc. */
 export function rssMb(pid: number): number | null {
@@ -151,14 +152,8 @@ export function snapshotMetricLines(text: string): Record<string, number> {
   return out;
 }
 
-export interface AdminStatus {
-  readonly id: number;
-  readonly role: string;
-  readonly leader: number;
-  readonly term: number;
-  readonly commit: number;
-  readonly applied: number;
-}
+/** The fields of a node's /admin/v1/status the bench reads. */
+export type AdminStatus = Pick<NodeStatus, 'id' | 'role' | 'leader' | 'term' | 'commit' | 'applied'>;
 
 /**
  * Polls every node's /admin/v1/status: the highest term seen, and each change of the leader the

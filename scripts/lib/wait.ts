@@ -119,13 +119,12 @@ const FREE_PORT_ATTEMPTS = 200;
  * ports before it starts its nodes). Until then nothing on the machine holds it, so the same number
  * could be handed out twice: to a second call in this process, or to another test process running
  * beside it (CI, 2026-12-08: an admin listener failed with EADDRINUSE on a port a node of the same
- * cluster had bound since). So a port is handed out once per process, and reserved across
- * processes by a file named after it in PORT_RESERVATION_DIR, created exclusively and holding the
- * reserving pid. A reservation of a process that is gone is stale and taken over; a process's own
- * reservations are removed when it exits.
+ * cluster had bound since). So every port handed out is reserved by a file named after it in
+ * PORT_RESERVATION_DIR, created exclusively and holding the reserving pid: a port reserved by a live
+ * process, this one included, is not handed out again. A reservation of a process that is gone is
+ * stale and taken over; a process's own reservations are removed when it exits.
  */
 export const PORT_RESERVATION_DIR = join(tmpdir(), 'raftauth-port-reservations');
-const handedOut = new Set<number>();
 const reservedFiles: string[] = [];
 let exitHookInstalled = false;
 
@@ -193,9 +192,8 @@ export async function freePort(): Promise<number> {
   const span = FREE_PORT_RANGE.max - FREE_PORT_RANGE.min;
   for (let i = 0; i < FREE_PORT_ATTEMPTS; i++) {
     const port = FREE_PORT_RANGE.min + Math.floor(Math.random() * span);
-    if (handedOut.has(port)) continue;
+    // Refused too when this very process holds it: a port is handed out once.
     if (!reservePort(port)) continue;
-    handedOut.add(port);
     if (await tryListen(port)) return port;
   }
   throw new Error(`no free port on 127.0.0.1 in ${FREE_PORT_RANGE.min}-${FREE_PORT_RANGE.max} after ${FREE_PORT_ATTEMPTS} attempts`);

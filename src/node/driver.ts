@@ -247,10 +247,7 @@ export class RaftDriver {
       storage: opts.storage,
       log: opts.logger,
       ...(opts.observer ? { events: opts.observer } : {}),
-      fail: (e) => {
-        this.fail(e);
-        this.wake?.();
-      },
+      fail: (e) => this.failFromStore(e),
       stopping: () => this.stopped,
       progress: () => this.node.status().progress,
       requestStateFile: () =>
@@ -397,7 +394,7 @@ export class RaftDriver {
     }
   }
 
-  /** The store reported damage outside the loop (the state scrub): stop as a failed write does. */
+  /** The store reported damage outside the loop (the state scrub, a compaction, a state file): stop as a failed write does. */
   failFromStore(e: unknown): void {
     this.fail(e);
     this.wake?.();

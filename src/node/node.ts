@@ -125,7 +125,7 @@ export class RaftNode implements NodeApi {
       leader: () => driverRef?.status().softState.lead ?? NONE,
       commit: () => driverRef?.status().hardState.commit ?? storage.hardState.commit,
       applied: () => driverRef?.appliedIndex() ?? storage.applied,
-      logBytes: () => storage.stats().logBytes,
+      logBytes: () => storage.logBytes,
     });
     storage.onBatchWritten = (seconds, synced) => metrics.storageBatch(seconds, synced);
     try {

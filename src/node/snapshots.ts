@@ -95,11 +95,6 @@ export class SnapshotDuty {
     this.thresholdBytes = compactThresholdBytes(o.id, o.storage.config.compactLogBytes);
   }
 
-  /** This node's compaction threshold (bytes of log). */
-  get compactAtBytes(): number {
-    return this.thresholdBytes;
-  }
-
   /** Resolves when no compaction and no state file is being written (stop() waits: a file holds a LevelDB snapshot). */
   async idle(): Promise<void> {
     await this.compacting;
@@ -126,7 +121,7 @@ export class SnapshotDuty {
     let floor: number | undefined;
     for (const [id, p] of progress) if (id !== this.o.id) floor = floor === undefined ? p.match : Math.min(floor, p.match);
     if (floor === undefined) return undefined;
-    const logBytes = this.o.storage.stats().logBytes;
+    const logBytes = this.o.storage.logBytes;
     if (logBytes > LOG_HOLD_FACTOR * this.o.storage.config.compactLogBytes) {
       if (!this.overBound) this.o.log.warn({ lowestMatch: floor, logBytes }, 'the log outgrew its bound while a member lags: compacting past it (it will be sent the state)');
       this.overBound = true;
@@ -172,14 +167,10 @@ export class SnapshotDuty {
       return meta;
     });
     this.writing = p;
-    void p.then(
-      () => {
-        if (this.writing === p) this.writing = null;
-      },
-      () => {
-        if (this.writing === p) this.writing = null;
-      },
-    );
+    const done = (): void => {
+      if (this.writing === p) this.writing = null;
+    };
+    p.then(done, done);
     return p;
   }
 

@@ -192,6 +192,11 @@ export class DurableStorage implements Storage {
     return this.state.generation;
   }
 
+  /** What the log's entries after the head cost (compactLogBytes' measure). */
+  get logBytes(): number {
+    return this.log.bytes;
+  }
+
   get snapshotMetadata(): SnapshotMetadata {
     return this.snapshots.metadata;
   }
@@ -206,7 +211,7 @@ export class DurableStorage implements Storage {
       lastIndex: this.log.lastIndex(),
       applied: this.state.applied,
       snapshotIndex: this.snapshots.metadata.index,
-      logBytes: this.log.bytes,
+      logBytes: this.logBytes,
     };
   }
 
@@ -309,11 +314,10 @@ export class DurableStorage implements Storage {
    */
   async compactLog(floor?: number): Promise<{ metadata: SnapshotMetadata; compactedThrough: number } | null> {
     this.level.checkUsable();
-    // Read under the write lock: no commit moves the applied index or the conf state meanwhile.
-    const meta = await this.level.writeLock.run(async () => {
-      const index = this.state.applied;
-      return { index, term: this.log.term(index), confState: this.state.confState };
-    });
+    // One consistent reading: a commit updates the applied index and the conf state together, in
+    // one synchronous step after its batch is durable.
+    const index = this.state.applied;
+    const meta = { index, term: this.log.term(index), confState: this.state.confState };
     if (meta.index <= this.snapshots.metadata.index) return null;
     return this.snapshots.compact(meta, floor);
   }
@@ -357,13 +361,8 @@ export class DurableStorage implements Storage {
     storageAssert(!this.stateCommitInFlight, 'a state file while a commit with state changes is in flight: the file would not be the state at the applied index');
   }
 
-  /** The path of the snapshot file at `index`, or null if there is none on disk. */
-  snapshotFilePath(index: number): Promise<string | null> {
-    return this.snapshots.filePath(index);
-  }
-
   /**
-   * Stream the snapshot file at `index` (normally snapshot().metadata.index) for the transport, in
+   * Stream the state file at `index` (newestSendableStateFile's or writeStateFile's) for the transport, in
    * chunks of at most maxChunkBytes. The file is opened now, so pruning it later does not cut the
    * stream short.
    */

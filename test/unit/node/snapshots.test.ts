@@ -24,9 +24,6 @@ class FakeStore {
   firstIndex(): number {
     return this.head + 1;
   }
-  stats(): { logBytes: number } {
-    return { logBytes: this.logBytes };
-  }
   async compactLog(floor?: number): Promise<{ metadata: SnapshotMetadata; compactedThrough: number } | null> {
     this.compactions.push(floor);
     this.head = Math.min(this.applied, floor ?? Number.MAX_SAFE_INTEGER);

@@ -2,6 +2,7 @@
 // compact, stream, receive, install, prune, and the snapshot policy. Most tests go through the
 // DurableStorage facade, whose snapshot calls are the snapshotter's.
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -43,6 +44,14 @@ async function seededStore(dir: string, index: number, records: number, tag: str
   await s.commit(w);
   await s.commit({ applied: index, confState: cs, state: { puts: statePuts(records, tag) } });
   return s;
+}
+
+/** A state file at index 30 of store A (200 records), as the chunks a follower would be sent. */
+async function sourceChunks(t: TestContext): Promise<Uint8Array[]> {
+  const a = await seededStore(await tempDir(t), 30, 200, 'A');
+  t.after(() => a.close());
+  await a.createSnapshot({ index: 30, term: 1, confState: conf(1, 2, 3) });
+  return allChunks(a, 30);
 }
 
 async function dumpState(s: DurableStorage): Promise<string[]> {
@@ -133,10 +142,7 @@ test('a snapshot holds the state at the call, not writes committed while it is w
 });
 
 test('the receiver refuses a truncated stream and leaves no file behind', async (t) => {
-  const a = await seededStore(await tempDir(t), 30, 200, 'A');
-  t.after(() => a.close());
-  await a.createSnapshot({ index: 30, term: 1, confState: conf(1, 2, 3) });
-  const chunks = await allChunks(a, 30);
+  const chunks = await sourceChunks(t);
   const b = await DurableStorage.open(await tempDir(t), { config });
   t.after(() => b.close());
 
@@ -161,10 +167,7 @@ test('the receiver refuses every bit flip (seeded; replay with STORAGE_TEST_SEED
     x = (x * 1103515245 + 12345) % 2147483648; // LCG: deterministic from the seed
     return x % n;
   };
-  const a = await seededStore(await tempDir(t), 30, 200, 'A');
-  t.after(() => a.close());
-  await a.createSnapshot({ index: 30, term: 1, confState: conf(1, 2, 3) });
-  const whole = Buffer.concat(await allChunks(a, 30));
+  const whole = Buffer.concat(await sourceChunks(t));
   const b = await DurableStorage.open(await tempDir(t), { config });
   t.after(() => b.close());
 
@@ -187,10 +190,7 @@ test('the receiver refuses every bit flip (seeded; replay with STORAGE_TEST_SEED
 });
 
 test('the receiver enforces chunk size, order, total size and the announced index', async (t) => {
-  const a = await seededStore(await tempDir(t), 30, 200, 'A');
-  t.after(() => a.close());
-  await a.createSnapshot({ index: 30, term: 1, confState: conf(1, 2, 3) });
-  const chunks = await allChunks(a, 30);
+  const chunks = await sourceChunks(t);
   const whole = Buffer.concat(chunks);
   const dir = await tempDir(t);
   const limits = { maxChunkBytes: 1500, maxSnapshotBytes: 1 << 20, snapshotFrameBytes: 2048, maxRecordBytes: 4096 };
@@ -314,10 +314,7 @@ test('only the newest keepSnapshotFiles snapshot files are kept', async (t) => {
 });
 
 test('receiveSnapshot removes the partial file when the stream breaks', async (t) => {
-  const a = await seededStore(await tempDir(t), 30, 200, 'A');
-  t.after(() => a.close());
-  await a.createSnapshot({ index: 30, term: 1, confState: conf(1, 2, 3) });
-  const chunks = await allChunks(a, 30);
+  const chunks = await sourceChunks(t);
   const b = await DurableStorage.open(await tempDir(t), { config });
   t.after(() => b.close());
   async function* broken(): AsyncGenerator<Uint8Array> {
